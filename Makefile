@@ -1,0 +1,70 @@
+# NeuroHSI: two commands do all set-up on a fresh machine.
+#   make run   - install into .venv and launch the app on the demo capture
+#   make test  - install what the tests need (Python packages, Azurite) and run them
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP_BASE := $(VENV)/.stamp-base
+STAMP_TEST := $(VENV)/.stamp-test
+AZURITE := .tools/azurite/node_modules/.bin/azurite
+# Azurite 3.x from the npm registry; pinned so the API versions it accepts stay put.
+AZURITE_VERSION := 3.37.0
+DEMO_DIR := .cache/demo
+DEMO_RAW := $(DEMO_DIR)/ID0001C01.tif
+
+.PHONY: run test install test-deps demo-capture demo-model bench constraints screenshot clean
+
+run: install demo-capture
+	$(VENV)/bin/neurohsi gui $(DEMO_RAW)
+
+install: $(STAMP_BASE)
+
+# torch first, on its own: torch==2.13.0 resolves to a CPU build on these machines
+# and must not be re-resolved by the rest of the set.
+$(STAMP_BASE): requirements/base.txt requirements/constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c requirements/constraints.txt torch==2.13.0
+	$(PIP) install -c requirements/constraints.txt -r requirements/base.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	touch $@
+
+$(STAMP_TEST): $(STAMP_BASE) requirements/test.txt
+	$(PIP) install -c requirements/constraints.txt -r requirements/test.txt
+	touch $@
+
+test-deps: $(STAMP_TEST) $(AZURITE)
+
+$(AZURITE):
+	mkdir -p .tools/azurite
+	cd .tools/azurite && npm install --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+
+test: test-deps
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The demo capture is generated (seeded, deterministic), never committed.
+demo-capture: $(DEMO_RAW)
+$(DEMO_RAW): | $(STAMP_BASE)
+	$(VENV)/bin/neurohsi demo-capture $(DEMO_DIR) --seed 1
+
+# Reproducible demo model (resources/models/demo.safetensors, < 200 KB).
+demo-model: install
+	$(VENV)/bin/neurohsi demo-data .cache/demo-dataset --seed 0
+	$(VENV)/bin/neurohsi train .cache/demo-dataset -o resources/models/demo.safetensors --no-cv --epochs 30 --seed 0
+
+bench: test-deps
+	for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Regenerate the constraints file from the current venv (after changing requirements).
+constraints:
+	$(PY) -m pip freeze --exclude-editable | grep -vi '^neurohsi' > requirements/constraints.txt
+
+# README screenshot under Xvfb (needs: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1
+# libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 libxcb-render-util0 libxcb-shape0
+# libxcb-xinerama0 libxcb-randr0).
+screenshot: install demo-capture
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(VENV)/bin/neurohsi gui $(DEMO_RAW) --classify --screenshot docs/screenshot.png
+
+clean:
+	rm -rf $(VENV) .tools .cache .pytest_cache

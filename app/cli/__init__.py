@@ -1,0 +1,1 @@
+"""The ``neurohsi`` command line. Qt is imported only by ``neurohsi gui``."""

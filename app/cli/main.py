@@ -1,0 +1,68 @@
+"""``neurohsi`` entry point: builds the parser from the command modules and
+turns expected errors into one line on stderr and a non-zero exit, never a traceback.
+
+Each command module exposes ``register(subparsers)``; its handlers import heavy
+modules (torch, Qt, azure) lazily so ``neurohsi --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Command modules, in the order their commands appear in --help.
+COMMAND_MODULES = (
+    "app.cli.data_commands",
+    "app.cli.model_commands",
+    "app.cli.serve_commands",
+    "app.cli.cloud_commands",
+    "app.cli.gui_commands",
+)
+
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurohsi",
+        description="NeuroHSI: hyperspectral brain-tissue maps for research use (not for diagnostic use).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command group not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from core.errors import NeuroHSIError
+
+    try:
+        result = args.handler(args)
+    except KeyboardInterrupt:
+        print("neurohsi: interrupted", file=sys.stderr)
+        return 130
+    except (NeuroHSIError, OSError, ValueError) as exc:
+        print(f"neurohsi: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    return int(result or 0)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception as one line: file names stay, newlines and tracebacks go."""
+    if isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or exc.__class__.__name__
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

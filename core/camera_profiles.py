@@ -1,0 +1,158 @@
+"""Camera profiles: mosaic geometry, band wavelengths and spectral correction.
+
+A profile tells ``core.preprocessing.form_cube`` where the filter area sits on
+the sensor and how the pattern positions map to bands, and gives the spectral
+correction matrix (SCM, ``B x B``, applied per pixel as ``SCM @ spectrum``).
+Built-in profiles live in ``resources/cameras/*.json``; a profile can also be
+derived from a TIFF's own Ximea metadata (SCM = identity unless given).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from core.errors import ProfileError
+from core.metadata import CaptureMetadata
+from resources import CAMERAS_DIR
+
+THESIS_PROFILE_ID = "thesis-sm5x5-nir"
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """Geometry and spectral calibration of a mosaic snapshot camera."""
+
+    id: str
+    sensor_shape: tuple[int, int]  # (rows, cols) of the full sensor, px
+    offset_xy: tuple[int, int]  # filter-area offset (x, y), px
+    area_wh: tuple[int, int]  # filter-area (width, height), px
+    pattern_wh: tuple[int, int]  # mosaic (width, height), e.g. (5, 5)
+    wavelengths_nm: tuple[float, ...] | None  # per band, nm
+    scm: np.ndarray = field(repr=False, compare=False)  # (B, B) float32
+    camera_model: str | None = None
+
+    @property
+    def n_bands(self) -> int:
+        return self.pattern_wh[0] * self.pattern_wh[1]
+
+    @property
+    def cube_shape(self) -> tuple[int, int, int]:
+        """(H, W, B) of the cube this profile forms."""
+        pw, ph = self.pattern_wh
+        return self.area_wh[1] // ph, self.area_wh[0] // pw, self.n_bands
+
+    @property
+    def min_frame_shape(self) -> tuple[int, int]:
+        """Smallest (rows, cols) a frame must have to hold the filter area."""
+        return self.offset_xy[1] + self.area_wh[1], self.offset_xy[0] + self.area_wh[0]
+
+    def with_offset(self, offset_xy: tuple[int, int]) -> "CameraProfile":
+        """The same profile with the filter area at another offset (e.g. a cropped frame)."""
+        return CameraProfile(
+            id=self.id,
+            sensor_shape=self.sensor_shape,
+            offset_xy=offset_xy,
+            area_wh=self.area_wh,
+            pattern_wh=self.pattern_wh,
+            wavelengths_nm=self.wavelengths_nm,
+            scm=self.scm,
+            camera_model=self.camera_model,
+        )
+
+
+def _validate(profile: CameraProfile) -> CameraProfile:
+    b = profile.n_bands
+    if profile.scm.shape != (b, b):
+        raise ProfileError(f"profile {profile.id!r}: SCM shape {profile.scm.shape} does not match {b} bands")
+    if profile.wavelengths_nm is not None and len(profile.wavelengths_nm) != b:
+        raise ProfileError(f"profile {profile.id!r}: {len(profile.wavelengths_nm)} wavelengths for {b} bands")
+    if min(profile.area_wh) < 1 or min(profile.pattern_wh) < 1 or min(profile.offset_xy) < 0:
+        raise ProfileError(f"profile {profile.id!r}: invalid filter geometry")
+    return profile
+
+
+def list_profiles() -> list[str]:
+    """Ids of the built-in profiles."""
+    return sorted(p.stem for p in CAMERAS_DIR.glob("*.json"))
+
+
+@lru_cache(maxsize=16)
+def load_profile(name: str) -> CameraProfile:
+    """Load a built-in profile by id. ``ProfileError`` names the known ids when unknown."""
+    path = CAMERAS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ProfileError(f"unknown camera profile {name!r} (known: {', '.join(list_profiles())})")
+    spec = json.loads(path.read_text())
+    n = spec["pattern_wh"][0] * spec["pattern_wh"][1]
+    if "scm_file" in spec:
+        scm = np.loadtxt(CAMERAS_DIR / spec["scm_file"], delimiter=",", dtype=np.float64)
+    else:
+        scm = np.eye(n)
+    scm = scm.astype(np.float32)
+    scm.setflags(write=False)
+    wl = spec.get("wavelengths_nm")
+    return _validate(
+        CameraProfile(
+            id=spec["id"],
+            sensor_shape=tuple(spec["sensor_shape"]),
+            offset_xy=tuple(spec["offset_xy"]),
+            area_wh=tuple(spec["area_wh"]),
+            pattern_wh=tuple(spec["pattern_wh"]),
+            wavelengths_nm=None if wl is None else tuple(float(w) for w in wl),
+            scm=scm,
+            camera_model=spec.get("camera_model"),
+        )
+    )
+
+
+def profile_from_metadata(
+    meta: CaptureMetadata, *, scm: np.ndarray | None = None, sensor_shape: tuple[int, int] | None = None
+) -> CameraProfile:
+    """Derive a profile from a frame's Ximea metadata (SCM = identity unless given)."""
+    if not meta.has_calibration:
+        raise ProfileError("capture metadata carries no filter-area calibration")
+    n = meta.pattern_wh[0] * meta.pattern_wh[1]
+    matrix = np.eye(n, dtype=np.float32) if scm is None else np.asarray(scm, dtype=np.float32)
+    ox, oy = meta.filter_offset_xy
+    w, h = meta.filter_size_wh
+    return _validate(
+        CameraProfile(
+            id=f"metadata:{meta.camera_model or 'camera'}",
+            sensor_shape=sensor_shape or (oy + h, ox + w),
+            offset_xy=(ox, oy),
+            area_wh=(w, h),
+            pattern_wh=meta.pattern_wh,
+            wavelengths_nm=meta.wavelengths_nm,
+            scm=matrix,
+            camera_model=meta.camera_model,
+        )
+    )
+
+
+def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -> CameraProfile:
+    """The profile for a capture.
+
+    An explicit ``name`` wins. Otherwise the frame's own calibration metadata is
+    authoritative; when it describes the same camera and geometry as a built-in
+    profile, that profile is used so its SCM applies (with the metadata's
+    wavelengths). Without metadata, the thesis profile.
+    """
+    if name is not None:
+        return load_profile(name)
+    if metadata is None or not metadata.has_calibration:
+        return load_profile(THESIS_PROFILE_ID)
+    for profile_id in list_profiles():
+        builtin = load_profile(profile_id)
+        if (
+            builtin.camera_model == metadata.camera_model
+            and builtin.area_wh == metadata.filter_size_wh
+            and builtin.pattern_wh == metadata.pattern_wh
+        ):
+            profile = builtin.with_offset(metadata.filter_offset_xy)
+            if metadata.wavelengths_nm and len(metadata.wavelengths_nm) == builtin.n_bands:
+                profile = CameraProfile(**{**profile.__dict__, "wavelengths_nm": metadata.wavelengths_nm})
+            return profile
+    return profile_from_metadata(metadata)

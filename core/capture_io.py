@@ -1,0 +1,166 @@
+"""Reading and writing Ximea raw frames (single-page 2-D TIFF, uint8 or uint16).
+
+A capture is a triplet of frames of one shape: the raw image and its dark and
+white references. The NEMESIS archive names them ``IDxxxxCyy.tif`` (raw),
+``IDxxxxCDyy.tif`` (dark) and ``IDxxxxCWyy.tif`` (white); dataset folders name
+them ``raw.tif``, ``dark.tif`` and ``white.tif``. This module never imports torch.
+"""
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from core.errors import CaptureError
+from core.metadata import CaptureMetadata, build_ximea_xml, parse_ximea_xml
+
+_NEMESIS_RAW = re.compile(r"^(?P<id>ID\d+)C(?P<n>\d+)(?P<ext>\.tiff?)$", re.IGNORECASE)
+_SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A raw frame with its dark and white references (2-D, same shape)."""
+
+    raw: np.ndarray
+    dark: np.ndarray
+    white: np.ndarray
+    metadata: CaptureMetadata | None
+    raw_path: Path | None = None
+    dark_path: Path | None = None
+    white_path: Path | None = None
+    capture_id: str = "capture"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.raw.shape
+
+
+def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[np.ndarray, CaptureMetadata | None]:
+    """Read one 2-D uint8/uint16 frame and its Ximea metadata (``None`` if absent).
+
+    ``source`` is a path or the TIFF bytes; ``name`` labels bytes in error messages.
+    Raises ``CaptureError`` naming the file for every unreadable or unsupported input.
+    """
+    label = name if name is not None else str(source) if not isinstance(source, bytes) else "<bytes>"
+    if not isinstance(source, bytes):
+        path = Path(source)
+        if not path.exists():
+            raise CaptureError(label, "file not found")
+        if path.is_dir():
+            raise CaptureError(label, "is a folder, not a TIFF file")
+    try:
+        with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
+            if len(tif.pages) == 0:
+                raise CaptureError(label, "TIFF holds no image")
+            page = tif.pages[0]
+            description = page.description or ""
+            frame = page.asarray()
+    except CaptureError:
+        raise
+    except tifffile.TiffFileError as exc:
+        problem = "not a TIFF file" if "not a TIFF" in str(exc) or "invalid TIFF" in str(exc) else f"corrupt TIFF ({exc})"
+        raise CaptureError(label, problem) from None
+    except (ValueError, OSError, EOFError, IndexError, KeyError, RuntimeError) as exc:
+        raise CaptureError(label, f"truncated or corrupt TIFF ({exc.__class__.__name__}: {exc})") from None
+
+    frame = np.squeeze(frame) if frame.ndim > 2 and 1 in frame.shape[:-2] else frame
+    if frame.ndim != 2:
+        raise CaptureError(label, f"expected a 2-D frame, got shape {frame.shape}")
+    if frame.dtype not in _SUPPORTED_DTYPES:
+        raise CaptureError(label, f"unsupported pixel type {frame.dtype} (expected uint8 or uint16)")
+    metadata = None
+    if description.lstrip().startswith("<"):
+        try:
+            metadata = parse_ximea_xml(description)
+        except ValueError as exc:
+            raise CaptureError(label, f"bad Ximea metadata: {exc}") from None
+    return frame, metadata
+
+
+def write_frame(path: str | Path, frame: np.ndarray, metadata: CaptureMetadata | None = None) -> Path:
+    """Write a 2-D uint8/uint16 frame as a single-page TIFF, metadata as Ximea XML."""
+    frame = np.asarray(frame)
+    if frame.ndim != 2 or frame.dtype not in _SUPPORTED_DTYPES:
+        raise ValueError(f"frame must be 2-D uint8 or uint16, got {frame.dtype} {frame.shape}")
+    path = Path(path)
+    description = build_ximea_xml(metadata) if metadata is not None else None
+    tifffile.imwrite(path, frame, description=description, metadata=None)
+    return path
+
+
+def frame_to_bytes(frame: np.ndarray, metadata: CaptureMetadata | None = None) -> bytes:
+    """The TIFF bytes ``write_frame`` would write."""
+    buffer = io.BytesIO()
+    description = build_ximea_xml(metadata) if metadata is not None else None
+    tifffile.imwrite(buffer, np.asarray(frame), description=description, metadata=None)
+    return buffer.getvalue()
+
+
+def find_references(raw_path: str | Path) -> tuple[Path, Path]:
+    """Dark and white reference paths for a raw frame, by naming convention.
+
+    ``IDxxxxCyy.tif`` -> ``IDxxxxCDyy.tif``, ``IDxxxxCWyy.tif``; ``raw.tif`` (a
+    dataset folder) -> ``dark.tif``, ``white.tif``. Raises ``CaptureError`` when
+    the name follows no convention or a reference is missing.
+    """
+    raw_path = Path(raw_path)
+    match = _NEMESIS_RAW.match(raw_path.name)
+    if match:
+        base, n, ext = match["id"], match["n"], match["ext"]
+        dark, white = raw_path.with_name(f"{base}CD{n}{ext}"), raw_path.with_name(f"{base}CW{n}{ext}")
+    elif raw_path.stem.lower() == "raw":
+        dark, white = raw_path.with_name(f"dark{raw_path.suffix}"), raw_path.with_name(f"white{raw_path.suffix}")
+    else:
+        raise CaptureError(
+            raw_path,
+            "cannot find references by name (expected IDxxxxCyy.tif or raw.tif); give --dark and --white",
+        )
+    for kind, ref in (("dark", dark), ("white", white)):
+        if not ref.is_file():
+            raise CaptureError(raw_path, f"{kind} reference {ref.name} not found beside it")
+    return dark, white
+
+
+def capture_id_for(raw_path: str | Path) -> str:
+    """``ID0018C01`` for NEMESIS names, the folder name for ``raw.tif``, else the stem."""
+    raw_path = Path(raw_path)
+    if raw_path.stem.lower() == "raw" and raw_path.parent.name:
+        return raw_path.parent.name
+    return raw_path.stem
+
+
+def _check_same_shape(raw: np.ndarray, others: dict[str, tuple[np.ndarray, str]]) -> None:
+    for kind, (frame, label) in others.items():
+        if frame.shape != raw.shape:
+            raise CaptureError(label, f"{kind} reference shape {frame.shape} differs from raw frame {raw.shape}")
+
+
+def load_capture(
+    raw_path: str | Path, dark_path: str | Path | None = None, white_path: str | Path | None = None
+) -> Capture:
+    """Read a capture triplet; references found by name when not given."""
+    raw_path = Path(raw_path)
+    raw, metadata = read_frame(raw_path)
+    if dark_path is None or white_path is None:
+        found_dark, found_white = find_references(raw_path)
+        dark_path = dark_path or found_dark
+        white_path = white_path or found_white
+    dark_path, white_path = Path(dark_path), Path(white_path)
+    dark, _ = read_frame(dark_path)
+    white, _ = read_frame(white_path)
+    _check_same_shape(raw, {"dark": (dark, str(dark_path)), "white": (white, str(white_path))})
+    return Capture(raw, dark, white, metadata, raw_path, dark_path, white_path, capture_id_for(raw_path))
+
+
+def capture_from_bytes(raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture") -> Capture:
+    """A capture from the TIFF bytes of its three frames (as the scoring service receives them)."""
+    raw_frame, metadata = read_frame(raw, name="raw")
+    dark_frame, _ = read_frame(dark, name="dark")
+    white_frame, _ = read_frame(white, name="white")
+    _check_same_shape(raw_frame, {"dark": (dark_frame, "dark"), "white": (white_frame, "white")})
+    return Capture(raw_frame, dark_frame, white_frame, metadata, capture_id=capture_id)

@@ -1,0 +1,41 @@
+"""Domain errors. Each subclasses a builtin so callers may catch ``ValueError``.
+
+Messages are one line and name the file (when there is one) and the problem, so
+the CLI can print them as they are and the GUI can show them in a message box.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NeuroHSIError(Exception):
+    """Base of every error NeuroHSI raises on purpose (bad input, not bugs)."""
+
+
+class _PathError(NeuroHSIError, ValueError):
+    """An error about one file: ``str(err) == "<path>: <problem>"``."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(problem if self.path is None else f"{self.path}: {problem}")
+
+
+class CaptureError(_PathError):
+    """A raw, dark or white frame cannot be read or does not fit the profile."""
+
+
+class ProfileError(NeuroHSIError, ValueError):
+    """Unknown or inconsistent camera profile."""
+
+
+class ModelFileError(_PathError):
+    """A model file is missing, corrupt, not a NeuroHSI model or incompatible."""
+
+
+class DatasetError(_PathError):
+    """A dataset folder or archive is missing pieces or is inconsistent."""
+
+
+class TrainingCancelled(NeuroHSIError):
+    """Raised inside training when the progress callback asks to stop."""

@@ -1,0 +1,134 @@
+"""The thesis preprocessing chain (section 3.1.2), vectorised.
+
+1. calibrate: ``(raw - dark) / (white - dark)`` in float32;
+2. form the cube: ``cube[R, C, b] = cal[oy + ph*R + b // pw, ox + pw*C + b % pw]``;
+3. spectral correction: ``cube @ SCM.T``;
+4. RMS normalisation: each spectrum divided by ``sqrt(mean(spectrum ** 2))``.
+
+Pixels whose ``white - dark <= 0`` in any band, or whose RMS is 0, are invalid:
+they are 0 in the cube and ``False`` in the validity mask, never inf or NaN.
+Only the filter area is calibrated, so a full-sensor frame costs no more than a
+cropped one. This module never imports torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.camera_profiles import CameraProfile
+from core.errors import CaptureError
+
+
+@dataclass(frozen=True)
+class Cube:
+    """A preprocessed hyperspectral cube."""
+
+    data: np.ndarray  # float32 (H, W, B), RMS-normalised; invalid pixels are 0
+    valid: np.ndarray  # bool (H, W)
+    wavelengths_nm: np.ndarray | None  # float32 (B,)
+    profile_id: str
+    brightness: np.ndarray | None = None  # float32 (H, W): RMS before normalisation (for display)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.data.shape
+
+
+def crop_filter_area(frame: np.ndarray, profile: CameraProfile, *, name: str = "frame") -> np.ndarray:
+    """The part of a 2-D frame covered by whole mosaic patterns, ``(ph*H, pw*W)``."""
+    if frame.ndim != 2:
+        raise CaptureError(name, f"expected a 2-D frame, got shape {frame.shape}")
+    rows, cols = profile.min_frame_shape
+    if frame.shape[0] < rows or frame.shape[1] < cols:
+        raise CaptureError(
+            name,
+            f"frame {frame.shape[0]}x{frame.shape[1]} is too small for profile {profile.id!r} "
+            f"(filter area needs {rows}x{cols})",
+        )
+    h, w, _ = profile.cube_shape
+    pw, ph = profile.pattern_wh
+    ox, oy = profile.offset_xy
+    return frame[oy : oy + ph * h, ox : ox + pw * w]
+
+
+def calibrate(raw: np.ndarray, dark: np.ndarray, white: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reflectance ``(raw - dark) / (white - dark)`` as float32, and where it is defined.
+
+    Returns ``(reflectance, defined)``; where ``white - dark <= 0`` the
+    reflectance is 0 and ``defined`` is False.
+    """
+    if not (raw.shape == dark.shape == white.shape):
+        raise ValueError(f"raw {raw.shape}, dark {dark.shape} and white {white.shape} must have one shape")
+    denominator = np.subtract(white, dark, dtype=np.float32)
+    defined = denominator > 0
+    numerator = np.subtract(raw, dark, dtype=np.float32)
+    reflectance = np.zeros(raw.shape, dtype=np.float32)
+    np.divide(numerator, denominator, out=reflectance, where=defined)
+    return reflectance, defined
+
+
+def form_cube(frame: np.ndarray, profile: CameraProfile) -> np.ndarray:
+    """Mosaic frame to cube ``(H, W, B)``; band ``b`` is pattern row ``b // pw``, column ``b % pw``."""
+    return form_cube_area(crop_filter_area(frame, profile), profile)
+
+
+def spectral_correction(cube: np.ndarray, scm: np.ndarray) -> np.ndarray:
+    """``out[..., i] = sum_j SCM[i, j] * cube[..., j]`` (per-pixel ``SCM @ spectrum``)."""
+    h, w, b = cube.shape
+    if scm.shape != (b, b):
+        raise ValueError(f"SCM shape {scm.shape} does not match {b} bands")
+    return (cube.reshape(-1, b) @ np.asarray(scm, dtype=np.float32).T).reshape(h, w, b)
+
+
+def rms_normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Divide each spectrum by its RMS. Returns ``(normalised, rms (H, W), rms > 0)``, in place on ``cube``."""
+    rms = np.sqrt(np.einsum("hwb,hwb->hw", cube, cube) / cube.shape[-1], dtype=np.float32)
+    ok = rms > 0
+    scale = np.zeros_like(rms)
+    np.divide(1.0, rms, out=scale, where=ok)
+    cube *= scale[..., None]
+    return cube, rms, ok
+
+
+def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: CameraProfile) -> Cube:
+    """Raw, dark and white 2-D frames to a normalised cube and validity mask."""
+    for name, frame in (("raw", raw), ("dark", dark), ("white", white)):
+        crop_filter_area(frame, profile, name=name)  # validates shape before any work
+    if not (raw.shape == dark.shape == white.shape):
+        raise CaptureError("dark/white", f"reference shapes {dark.shape}, {white.shape} differ from raw {raw.shape}")
+    reflectance, defined = calibrate(
+        crop_filter_area(raw, profile), crop_filter_area(dark, profile), crop_filter_area(white, profile)
+    )
+    cube = spectral_correction(form_cube_area(reflectance, profile), profile.scm)
+    pattern_ok = form_cube_area(defined, profile).all(axis=-1)
+    cube, rms, rms_ok = rms_normalise(cube)
+    valid = pattern_ok & rms_ok & np.isfinite(rms)
+    cube[~valid] = 0.0
+    rms[~valid] = 0.0
+    wavelengths = None if profile.wavelengths_nm is None else np.asarray(profile.wavelengths_nm, dtype=np.float32)
+    return Cube(cube, valid, wavelengths, profile.id, rms)
+
+
+def form_cube_area(area: np.ndarray, profile: CameraProfile) -> np.ndarray:
+    """Like :func:`form_cube` for a frame already cropped to the filter area."""
+    h, w, b = profile.cube_shape
+    pw, ph = profile.pattern_wh
+    # (ph*H, pw*W) -> (H, ph, W, pw) -> (H, W, ph, pw) -> (H, W, B): a strided view, then one copy.
+    return np.ascontiguousarray(area.reshape(h, ph, w, pw).transpose(0, 2, 1, 3)).reshape(h, w, b)
+
+
+def preprocess_capture(capture, profile: CameraProfile | None = None, *, profile_name: str | None = None) -> Cube:
+    """Preprocess a :class:`core.capture_io.Capture`, resolving its profile when not given."""
+    from core.camera_profiles import resolve_profile
+
+    if profile is None:
+        profile = resolve_profile(capture.metadata, profile_name)
+    try:
+        return preprocess(capture.raw, capture.dark, capture.white, profile)
+    except CaptureError as exc:
+        paths = {"raw": capture.raw_path, "dark": capture.dark_path, "white": capture.white_path}
+        path = paths.get(exc.path or "")
+        if path is None:
+            raise
+        raise CaptureError(path, exc.problem) from None

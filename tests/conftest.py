@@ -1,0 +1,77 @@
+"""Shared test settings: offscreen Qt, an in-memory keyring, small seeded captures."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+
+from core.capture_io import write_frame
+from core.metadata import CaptureMetadata
+
+
+def random_triplet(rng: np.random.Generator, shape: tuple[int, int], *, bits: int = 10):
+    """Random uint16 raw/dark/white frames with ``dark < raw < white`` almost everywhere."""
+    top = 2**bits - 1
+    dark = rng.integers(0, 60, size=shape, dtype=np.uint16)
+    white = rng.integers(top // 2, top, size=shape, dtype=np.uint16)
+    raw = (dark + (white - dark) * rng.uniform(0.05, 0.95, size=shape)).astype(np.uint16)
+    return raw, dark, white
+
+
+@pytest.fixture
+def capture_files(tmp_path):
+    """Factory: write a NEMESIS-named triplet ``IDxxxxC01.tif`` (+CD/CW) and return the raw path."""
+
+    def make(
+        shape=(1088, 2048),
+        *,
+        seed: int = 0,
+        metadata: CaptureMetadata | None = None,
+        name: str = "ID0001C01",
+        folder=None,
+    ):
+        rng = np.random.default_rng(seed)
+        raw, dark, white = random_triplet(rng, shape)
+        folder = tmp_path if folder is None else folder
+        base, n = name.split("C")[0], name.split("C")[1]
+        raw_path = write_frame(folder / f"{name}.tif", raw, metadata)
+        write_frame(folder / f"{base}CD{n}.tif", dark, metadata)
+        write_frame(folder / f"{base}CW{n}.tif", white, metadata)
+        return raw_path
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring():
+    """Every test gets an empty in-memory keyring (no OS keyring, no prompts)."""
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 1
+
+        def __init__(self):
+            super().__init__()
+            self.store: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service, username):
+            return self.store.get((service, username))
+
+        def set_password(self, service, username, password):
+            self.store[(service, username)] = password
+
+        def delete_password(self, service, username):
+            from keyring.errors import PasswordDeleteError
+
+            if self.store.pop((service, username), None) is None:
+                raise PasswordDeleteError(username)
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
