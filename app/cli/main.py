@@ -12,11 +12,13 @@ import sys
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
-    "app.cli.data_commands",
-    "app.cli.model_commands",
-    "app.cli.serve_commands",
-    "app.cli.cloud_commands",
-    "app.cli.gui_commands",
+    "app.cli.data_commands",  # info, preprocess
+    "app.cli.dataset_commands",  # demo-data, demo-capture, import-nemesis
+    "app.cli.classify_commands",  # classify
+    "app.cli.training_commands",  # train, evaluate
+    "app.cli.serve_commands",  # serve
+    "app.cli.cloud_commands",  # cloud ...
+    "app.cli.gui_commands",  # gui
 )
 
 EXIT_ERROR = 2

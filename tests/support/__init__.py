@@ -1,0 +1,1 @@
+"""Test helpers shared across tiers: real servers on loopback (Azurite, scoring service)."""
