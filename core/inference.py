@@ -1,0 +1,129 @@
+"""Whole-cube inference and the one-call pipeline (raw triplet -> label map).
+
+``predict_dense`` runs :class:`core.model.DenseConv2DNet` on the whole cube in one
+pass (no patches are built): per-class probabilities ``float32 (H, W, C)`` and
+class-id labels ``uint8 (H, W)``, 0 where the pixel is invalid.
+``classify`` / ``classify_files`` add preprocessing, the compatibility check,
+the synthetic RGB and per-stage timings (seconds).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.capture_io import Capture, load_capture
+from core.errors import ModelFileError
+from core.model import Conv2DNet, DenseConv2DNet
+from core.model_file import LoadedModel, ModelInfo, check_compatible, load_model
+from core.preprocessing import Cube, preprocess_capture
+from core.rgb import synthetic_rgb
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """What one classification produced, local or remote."""
+
+    labels: np.ndarray  # uint8 (H, W) class ids, 0 where the pixel is invalid
+    probabilities: np.ndarray  # float32 (H, W, C), in model.class_ids order; 0 where invalid
+    rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
+    model: ModelInfo
+    timings_s: dict[str, float] = field(default_factory=dict)  # "read", "preprocess", "infer", "total", ...
+    cube: Cube | None = None  # None for remote results
+    source: str = "local"  # "local" or the endpoint URL
+
+
+def _use_all_cores() -> None:
+    # torch defaults to the physical cores it sees, which under a CPU quota or
+    # affinity mask can be more than the process may use; match the affinity.
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+
+
+def predict_dense(
+    net: Conv2DNet | DenseConv2DNet,
+    cube: Cube | np.ndarray,
+    *,
+    padding: str = "reflect",
+    class_ids=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``float32 (H, W, C)`` and labels ``uint8 (H, W)`` for every pixel of ``cube``.
+
+    ``cube`` is a :class:`Cube` (its ``valid`` mask applies: label 0 and all-zero
+    probabilities where invalid) or a float ``(H, W, B)`` array (all pixels valid).
+    Labels are ``class_ids[argmax]``; ``class_ids`` defaults to ``1..C``.
+    Border pixels are classified through ``padding`` (mode name as in the model file).
+    ``net`` is the patch network (converted here) or its dense twin, whose own padding wins.
+    """
+    data, valid = (cube.data, cube.valid) if isinstance(cube, Cube) else (np.asarray(cube), None)
+    if data.ndim != 3:
+        raise ValueError(f"cube must be (H, W, B), got shape {data.shape}")
+    dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
+    if data.shape[-1] != dense.n_bands:
+        raise ValueError(f"the model expects {dense.n_bands} bands, the cube has {data.shape[-1]}")
+    ids = np.arange(1, dense.n_classes + 1) if class_ids is None else np.asarray(class_ids)
+    if ids.shape != (dense.n_classes,) or ids.min() < 0 or ids.max() > 255:
+        raise ValueError(f"class_ids must be {dense.n_classes} ids in 0..255, got {class_ids!r}")
+    _use_all_cores()
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+        logits = dense.eval()(x)[0]  # (C, H, W)
+        probs = torch.softmax(logits, dim=0).permute(1, 2, 0).contiguous().numpy()  # (H, W, C)
+    labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
+    if valid is not None and not valid.all():
+        labels[~valid] = 0
+        probs[~valid] = 0.0
+    return probs, labels
+
+
+def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:
+    """Preprocess ``capture``, check the model fits it, classify every pixel.
+
+    Timings (s): "preprocess" (calibration to normalised cube), "infer" (dense
+    network and softmax), "rgb" (display image) and "total".
+    """
+    start = time.perf_counter()
+    cube = preprocess_capture(capture, profile_name=profile_name)
+    t_pre = time.perf_counter()
+    check_compatible(model.info, cube, path=model.path)
+    probs, labels = predict_dense(model.net, cube, padding=model.info.padding, class_ids=model.info.class_ids)
+    t_inf = time.perf_counter()
+    rgb = synthetic_rgb(cube)
+    end = time.perf_counter()
+    timings = {"preprocess": t_pre - start, "infer": t_inf - t_pre, "rgb": end - t_inf, "total": end - start}
+    return ClassificationResult(labels, probs, rgb, model.info, timings, cube, "local")
+
+
+def classify_files(
+    raw_path: str | Path,
+    model: LoadedModel,
+    *,
+    dark: str | Path | None = None,
+    white: str | Path | None = None,
+    profile_name: str | None = None,
+) -> ClassificationResult:
+    """Read a raw TIFF triplet (references found by name unless given) and :func:`classify` it; adds "read"."""
+    start = time.perf_counter()
+    capture = load_capture(raw_path, dark, white)
+    t_read = time.perf_counter()
+    result = classify(capture, model, profile_name=profile_name)
+    timings = {"read": t_read - start, **result.timings_s}
+    timings["total"] = time.perf_counter() - start
+    return ClassificationResult(result.labels, result.probabilities, result.rgb, result.model, timings, result.cube)
+
+
+def load_default_model() -> LoadedModel:
+    """The demo model shipped in ``resources/models/demo.safetensors``."""
+    from resources import DEMO_MODEL_PATH
+
+    if not DEMO_MODEL_PATH.is_file():
+        raise ModelFileError(DEMO_MODEL_PATH, "demo model not found; build it with `make demo-model` or pass --model")
+    return load_model(DEMO_MODEL_PATH)
