@@ -69,8 +69,12 @@ def _validate(profile: CameraProfile) -> CameraProfile:
         raise ProfileError(f"profile {profile.id!r}: SCM shape {profile.scm.shape} does not match {b} bands")
     if profile.wavelengths_nm is not None and len(profile.wavelengths_nm) != b:
         raise ProfileError(f"profile {profile.id!r}: {len(profile.wavelengths_nm)} wavelengths for {b} bands")
-    if min(profile.area_wh) < 1 or min(profile.pattern_wh) < 1 or min(profile.offset_xy) < 0:
+    if min(profile.pattern_wh) < 1 or min(profile.offset_xy) < 0:
         raise ProfileError(f"profile {profile.id!r}: invalid filter geometry")
+    if profile.area_wh[0] < profile.pattern_wh[0] or profile.area_wh[1] < profile.pattern_wh[1]:
+        raise ProfileError(
+            f"profile {profile.id!r}: filter area {profile.area_wh} is smaller than one {profile.pattern_wh} pattern"
+        )
     return profile
 
 
@@ -82,8 +86,9 @@ def list_profiles() -> list[str]:
 @lru_cache(maxsize=16)
 def load_profile(name: str) -> CameraProfile:
     """Load a built-in profile by id. ``ProfileError`` names the known ids when unknown."""
+    # Only ids of shipped files: a name like "../x" must not reach outside resources/cameras.
     path = CAMERAS_DIR / f"{name}.json"
-    if not path.is_file():
+    if not isinstance(name, str) or name not in list_profiles():
         raise ProfileError(f"unknown camera profile {name!r} (known: {', '.join(list_profiles())})")
     spec = json.loads(path.read_text())
     n = spec["pattern_wh"][0] * spec["pattern_wh"][1]

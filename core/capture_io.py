@@ -8,7 +8,9 @@ them ``raw.tif``, ``dark.tif`` and ``white.tif``. This module never imports torc
 from __future__ import annotations
 
 import io
+import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from core.metadata import CaptureMetadata, build_ximea_xml, parse_ximea_xml
 
 _NEMESIS_RAW = re.compile(r"^(?P<id>ID\d+)C(?P<n>\d+)(?P<ext>\.tiff?)$", re.IGNORECASE)
 _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+# 64 Mpx: 30x the 2.2 Mpx Ximea sensor; a larger claim comes from a damaged header.
+_MAX_PIXELS = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,36 @@ class Capture:
         return self.raw.shape
 
 
+@contextmanager
+def _tifffile_messages():
+    """Collect what tifffile logs while reading one file.
+
+    tifffile reports some damage (e.g. a bad first-page offset) only through
+    logging; with no handler configured Python would print it to stderr as a
+    second line beside our one-line error. The messages go into the error instead.
+    """
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(" ".join(record.getMessage().split()))
+
+    logger = logging.getLogger("tifffile")
+    handler = _Collect(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
 def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[np.ndarray, CaptureMetadata | None]:
-    """Read one 2-D uint8/uint16 frame and its Ximea metadata (``None`` if absent).
+    """Read one 2-D uint8/uint16 frame ``(rows, cols)`` and its Ximea metadata (``None`` if absent).
 
     ``source`` is a path or the TIFF bytes; ``name`` labels bytes in error messages.
-    Raises ``CaptureError`` naming the file for every unreadable or unsupported input.
+    Raises ``CaptureError`` naming the file for every unreadable or unsupported input:
+    missing file, not a TIFF, truncated or corrupt TIFF, not 2-D, not uint8/uint16,
+    malformed Ximea metadata.
     """
     label = name if name is not None else str(source) if not isinstance(source, bytes) else "<bytes>"
     if not isinstance(source, bytes):
@@ -53,26 +82,40 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
             raise CaptureError(label, "file not found")
         if path.is_dir():
             raise CaptureError(label, "is a folder, not a TIFF file")
-    try:
-        with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
-            if len(tif.pages) == 0:
-                raise CaptureError(label, "TIFF holds no image")
-            page = tif.pages[0]
-            description = page.description or ""
-            frame = page.asarray()
-    except CaptureError:
-        raise
-    except tifffile.TiffFileError as exc:
-        problem = "not a TIFF file" if "not a TIFF" in str(exc) or "invalid TIFF" in str(exc) else f"corrupt TIFF ({exc})"
-        raise CaptureError(label, problem) from None
-    except (ValueError, OSError, EOFError, IndexError, KeyError, RuntimeError) as exc:
-        raise CaptureError(label, f"truncated or corrupt TIFF ({exc.__class__.__name__}: {exc})") from None
+        if path.stat().st_size == 0:
+            raise CaptureError(label, "empty file, not a TIFF")
+    elif len(source) == 0:
+        raise CaptureError(label, "empty file, not a TIFF")
+    with _tifffile_messages() as messages:
+        try:
+            with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
+                if len(tif.pages) == 0:
+                    raise CaptureError(label, _with_detail("TIFF holds no image (truncated or corrupt)", messages))
+                page = tif.pages[0]
+                description = page.description or ""
+                # Check what the header claims before allocating: a damaged header
+                # can claim terabytes, and a wrong kind of image needs no reading.
+                _check_layout(label, tuple(page.shape), page.dtype)
+                frame = page.asarray()
+        except CaptureError:
+            raise
+        except PermissionError:
+            raise CaptureError(label, "permission denied") from None
+        except tifffile.TiffFileError as exc:
+            text = str(exc)
+            problem = "not a TIFF file" if "not a TIFF" in text or "invalid TIFF" in text else f"corrupt TIFF ({text})"
+            raise CaptureError(label, _with_detail(problem, messages)) from None
+        except MemoryError:
+            raise CaptureError(label, "TIFF claims more pixel data than fits in memory (corrupt header?)") from None
+        # tifffile and its codecs signal damage with many exception types
+        # (struct.error for a header cut short, ValueError for missing strip bytes,
+        # zlib.error for a broken compressed strip, ZeroDivisionError for a zero
+        # tile size...): inside this block all mean "the file is broken".
+        except Exception as exc:  # noqa: BLE001 - see above
+            problem = f"truncated or corrupt TIFF ({exc})"
+            raise CaptureError(label, _with_detail(problem, messages)) from None
 
-    frame = np.squeeze(frame) if frame.ndim > 2 and 1 in frame.shape[:-2] else frame
-    if frame.ndim != 2:
-        raise CaptureError(label, f"expected a 2-D frame, got shape {frame.shape}")
-    if frame.dtype not in _SUPPORTED_DTYPES:
-        raise CaptureError(label, f"unsupported pixel type {frame.dtype} (expected uint8 or uint16)")
+    frame = frame.reshape(_check_layout(label, frame.shape, frame.dtype))  # (1, rows, cols) -> (rows, cols)
     metadata = None
     if description.lstrip().startswith("<"):
         try:
@@ -80,6 +123,23 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
         except ValueError as exc:
             raise CaptureError(label, f"bad Ximea metadata: {exc}") from None
     return frame, metadata
+
+
+def _check_layout(label: str, shape: tuple[int, ...], dtype) -> tuple[int, int]:
+    """The 2-D ``(rows, cols)`` of a page, or ``CaptureError`` for a shape or pixel type we do not read."""
+    if len(shape) > 2 and int(np.prod(shape[:-2])) == 1:
+        shape = shape[-2:]
+    if len(shape) != 2:
+        raise CaptureError(label, f"expected a 2-D frame, got shape {shape}")
+    if dtype is None or np.dtype(dtype) not in _SUPPORTED_DTYPES:
+        raise CaptureError(label, f"unsupported pixel type {dtype} (expected uint8 or uint16)")
+    if shape[0] * shape[1] > _MAX_PIXELS:
+        raise CaptureError(label, f"frame {shape[0]}x{shape[1]} is implausibly large (corrupt header?)")
+    return shape
+
+
+def _with_detail(problem: str, messages: list[str]) -> str:
+    return problem if not messages else f"{problem}: {messages[0]}"
 
 
 def write_frame(path: str | Path, frame: np.ndarray, metadata: CaptureMetadata | None = None) -> Path:

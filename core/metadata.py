@@ -61,9 +61,15 @@ def _number(root: ET.Element, tags: tuple[str, ...], kind: type = float):
     if text is None:
         return None
     try:
-        return kind(float(text)) if kind is int else kind(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"metadata element <{tags[0]}> is not a number: {text!r}") from None
+    if kind is int:
+        # Pixel offsets and sizes: "4.0" is fine, "4.5" or "inf" is a broken file, not 4.
+        if not value.is_integer():
+            raise ValueError(f"metadata element <{tags[0]}> is not an integer: {text!r}")
+        return int(value)
+    return value
 
 
 def parse_ximea_xml(text: str | bytes) -> CaptureMetadata:
@@ -133,7 +139,8 @@ def build_ximea_xml(meta: CaptureMetadata) -> str:
     ):
         if value is not None:
             add(root, tag, value)
-    if meta.has_calibration:
+    calibration = (meta.filter_offset_xy, meta.filter_size_wh, meta.pattern_wh, meta.wavelengths_nm)
+    if any(part is not None for part in calibration):
         zone = ET.SubElement(
             ET.SubElement(
                 ET.SubElement(ET.SubElement(ET.SubElement(root, "hsiParams"), "sensor_calibration"), "filter_info"),
@@ -141,16 +148,21 @@ def build_ximea_xml(meta: CaptureMetadata) -> str:
             ),
             "filter_zone",
         )
-        area = ET.SubElement(zone, "filter_area")
-        add(area, "offset_x", meta.filter_offset_xy[0])
-        add(area, "offset_y", meta.filter_offset_xy[1])
-        add(area, "width", meta.filter_size_wh[0])
-        add(area, "height", meta.filter_size_wh[1])
-        add(zone, "pattern_width", meta.pattern_wh[0])
-        add(zone, "pattern_height", meta.pattern_wh[1])
-        bands = ET.SubElement(zone, "bands")
-        for index, wavelength in enumerate(meta.wavelengths_nm or ()):
-            band = ET.SubElement(bands, "band")
-            add(band, "pattern_position_index", index)
-            add(band, "wavelength_nm", f"{wavelength:.2f}")
+        if meta.filter_offset_xy is not None or meta.filter_size_wh is not None:
+            area = ET.SubElement(zone, "filter_area")
+            if meta.filter_offset_xy is not None:
+                add(area, "offset_x", meta.filter_offset_xy[0])
+                add(area, "offset_y", meta.filter_offset_xy[1])
+            if meta.filter_size_wh is not None:
+                add(area, "width", meta.filter_size_wh[0])
+                add(area, "height", meta.filter_size_wh[1])
+        if meta.pattern_wh is not None:
+            add(zone, "pattern_width", meta.pattern_wh[0])
+            add(zone, "pattern_height", meta.pattern_wh[1])
+        if meta.wavelengths_nm is not None:
+            bands = ET.SubElement(zone, "bands")
+            for index, wavelength in enumerate(meta.wavelengths_nm):
+                band = ET.SubElement(bands, "band")
+                add(band, "pattern_position_index", index)
+                add(band, "wavelength_nm", repr(float(wavelength)))  # shortest text that reads back exactly
     return ET.tostring(root, encoding="unicode", xml_declaration=True)

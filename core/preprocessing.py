@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.camera_profiles import CameraProfile
-from core.errors import CaptureError
+from core.errors import CaptureError, ProfileError
 
 
 @dataclass(frozen=True)
@@ -92,20 +92,31 @@ def rms_normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: CameraProfile) -> Cube:
-    """Raw, dark and white 2-D frames to a normalised cube and validity mask."""
-    for name, frame in (("raw", raw), ("dark", dark), ("white", white)):
-        crop_filter_area(frame, profile, name=name)  # validates shape before any work
-    if not (raw.shape == dark.shape == white.shape):
-        raise CaptureError("dark/white", f"reference shapes {dark.shape}, {white.shape} differ from raw {raw.shape}")
-    reflectance, defined = calibrate(
-        crop_filter_area(raw, profile), crop_filter_area(dark, profile), crop_filter_area(white, profile)
-    )
+    """Raw, dark and white 2-D frames ``(rows, cols)`` to a normalised cube and validity mask.
+
+    Frames are uint8/uint16 counts (any integer or float dtype works), at least
+    ``profile.min_frame_shape``; extra rows and columns beyond the filter area are
+    ignored. Raises ``CaptureError`` named ``"raw"``, ``"dark"`` or ``"white"``.
+    """
+    frames = {"raw": np.asarray(raw), "dark": np.asarray(dark), "white": np.asarray(white)}
+    areas = {name: crop_filter_area(frame, profile, name=name) for name, frame in frames.items()}  # validates first
+    for name in ("dark", "white"):
+        if frames[name].shape != frames["raw"].shape:
+            raise CaptureError(name, f"reference shape {frames[name].shape} differs from raw frame {frames['raw'].shape}")
+    h, w, _ = profile.cube_shape
+    reflectance, defined = calibrate(areas["raw"], areas["dark"], areas["white"])
+    # A pixel needs every band of its pattern defined. Good references define
+    # every pixel: check that first and skip forming a boolean cube (3 ms).
+    if defined.all():
+        pattern_ok = np.ones((h, w), dtype=bool)
+    else:
+        pattern_ok = form_cube_area(defined, profile).all(axis=-1)
     cube = spectral_correction(form_cube_area(reflectance, profile), profile.scm)
-    pattern_ok = form_cube_area(defined, profile).all(axis=-1)
     cube, rms, rms_ok = rms_normalise(cube)
     valid = pattern_ok & rms_ok & np.isfinite(rms)
-    cube[~valid] = 0.0
-    rms[~valid] = 0.0
+    if not valid.all():
+        cube[~valid] = 0.0
+        rms[~valid] = 0.0
     wavelengths = None if profile.wavelengths_nm is None else np.asarray(profile.wavelengths_nm, dtype=np.float32)
     return Cube(cube, valid, wavelengths, profile.id, rms)
 
@@ -119,11 +130,20 @@ def form_cube_area(area: np.ndarray, profile: CameraProfile) -> np.ndarray:
 
 
 def preprocess_capture(capture, profile: CameraProfile | None = None, *, profile_name: str | None = None) -> Cube:
-    """Preprocess a :class:`core.capture_io.Capture`, resolving its profile when not given."""
+    """Preprocess a :class:`core.capture_io.Capture`, resolving its profile when not given.
+
+    Errors name the capture's files: a frame that does not fit the profile names
+    that frame's path, a profile that cannot be resolved names the raw file.
+    """
     from core.camera_profiles import resolve_profile
 
     if profile is None:
-        profile = resolve_profile(capture.metadata, profile_name)
+        try:
+            profile = resolve_profile(capture.metadata, profile_name)
+        except ProfileError as exc:
+            if capture.raw_path is None:
+                raise
+            raise ProfileError(f"{capture.raw_path}: {exc}") from None
     try:
         return preprocess(capture.raw, capture.dark, capture.white, profile)
     except CaptureError as exc:
