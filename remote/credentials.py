@@ -1,0 +1,163 @@
+"""Secrets in the OS keyring (service name ``neurohsi``), and keeping them out of logs and errors.
+
+Endpoint keys, storage connection strings and service-principal secrets are only ever
+stored through :mod:`keyring`; settings files hold names, never values. Every secret
+this module hands out is remembered so :func:`redact` (and :class:`RedactingFilter` on
+log records) can blank it from any text that might reach a log, a dialog or stderr.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+
+from core.errors import NeuroHSIError
+
+SERVICE = "neurohsi"
+
+# Well-known secret names (the keyring "username" under the neurohsi service).
+SCORING_ENDPOINT_KEY = "scoring-endpoint-key"
+STORAGE_CONNECTION_STRING = "storage-connection-string"
+STORAGE_ACCOUNT_KEY = "storage-account-key"
+STORAGE_SAS_TOKEN = "storage-sas-token"
+AZUREML_CLIENT_SECRET = "azureml-client-secret"
+KNOWN_SECRETS = (
+    SCORING_ENDPOINT_KEY,
+    STORAGE_CONNECTION_STRING,
+    STORAGE_ACCOUNT_KEY,
+    STORAGE_SAS_TOKEN,
+    AZUREML_CLIENT_SECRET,
+)
+
+STORAGE_ENV_VAR = "NEUROHSI_STORAGE_CONNECTION_STRING"
+
+REDACTED = "***"
+
+# Values to blank from text; secrets shorter than this would blank ordinary words.
+_MIN_SECRET_LEN = 6
+_known_values: set[str] = set()
+_lock = threading.Lock()
+
+# Secret-bearing parts of connection strings and SAS query strings, redacted even
+# when the value was never registered (e.g. typed on the command line).
+_PATTERNS = (
+    re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE),
+    re.compile(r"(SharedAccessSignature=)[^;\s'\"]+", re.IGNORECASE),
+    re.compile(r"([?&]sig=)[^&\s'\"]+", re.IGNORECASE),
+    re.compile(r"(client_secret=)[^&\s'\"]+", re.IGNORECASE),
+)
+
+
+class CredentialError(NeuroHSIError, ValueError):
+    """A secret is missing or the keyring cannot be used."""
+
+
+def remember_secret(value: str | None) -> None:
+    """Register a secret value (and the secret parts of a connection string) for redaction."""
+    if not value:
+        return
+    parts = {value}
+    for piece in value.split(";"):
+        key, sep, val = piece.partition("=")
+        if sep and key.strip().lower() in {"accountkey", "sharedaccesssignature"}:
+            parts.add(val)
+    with _lock:
+        _known_values.update(p for p in parts if len(p) >= _MIN_SECRET_LEN)
+
+
+def redact(text: str) -> str:
+    """``text`` with every remembered secret and every key/signature field replaced by ``***``."""
+    with _lock:
+        values = sorted(_known_values, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that rewrites each record's message with :func:`redact`.
+
+    Install on handlers (``install_log_redaction()`` does it for the root logger's
+    handlers) so third-party loggers such as azure.core's HTTP policy cannot leak keys.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the logger's problem, not ours
+            return True
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
+    """Attach a :class:`RedactingFilter` to ``logger`` (root by default) and its handlers."""
+    logger = logger or logging.getLogger()
+    flt = RedactingFilter()
+    logger.addFilter(flt)
+    for handler in logger.handlers:
+        handler.addFilter(flt)
+    return flt
+
+
+def _keyring():
+    import keyring
+
+    return keyring
+
+
+def get_secret(name: str) -> str | None:
+    """The secret stored under ``name``, or None when there is none."""
+    _check_name(name)
+    try:
+        value = _keyring().get_password(SERVICE, name)
+    except Exception as exc:  # keyring backends raise assorted errors; none should carry the secret
+        raise CredentialError(f"cannot read {name!r} from the keyring: {exc.__class__.__name__}") from None
+    remember_secret(value)
+    return value
+
+
+def set_secret(name: str, value: str) -> None:
+    """Store ``value`` under ``name`` in the keyring."""
+    _check_name(name)
+    if not isinstance(value, str) or not value:
+        raise CredentialError(f"secret {name!r} must be a non-empty string")
+    remember_secret(value)
+    try:
+        _keyring().set_password(SERVICE, name, value)
+    except Exception as exc:
+        raise CredentialError(f"cannot store {name!r} in the keyring: {exc.__class__.__name__}") from None
+
+
+def delete_secret(name: str) -> bool:
+    """Remove ``name`` from the keyring; False when it was not there."""
+    _check_name(name)
+    from keyring.errors import PasswordDeleteError
+
+    try:
+        _keyring().delete_password(SERVICE, name)
+    except PasswordDeleteError:
+        return False
+    except Exception as exc:
+        raise CredentialError(f"cannot delete {name!r} from the keyring: {exc.__class__.__name__}") from None
+    return True
+
+
+def resolve_storage_connection_string(explicit: str | None = None) -> str | None:
+    """Connection string by precedence: explicit argument > env NEUROHSI_STORAGE_CONNECTION_STRING > keyring."""
+    for value in (explicit, os.environ.get(STORAGE_ENV_VAR)):
+        if value:
+            remember_secret(value)
+            return value
+    return get_secret(STORAGE_CONNECTION_STRING)
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise CredentialError(f"secret name must be a non-empty string, got {name!r}")

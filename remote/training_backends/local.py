@@ -1,0 +1,222 @@
+"""Local training backend: the job script in a detached subprocess, state on disk.
+
+``work_dir/<job_id>/`` holds ``spec.json``, ``state.json`` (status, pid, history),
+``job.log`` (the job's stdout/stderr) and the job's outputs (``progress.jsonl``,
+``model.safetensors``, ``metrics.json``). A new ``LocalBackend`` on the same
+``work_dir`` (an app restart) sees every job, and finds out when a job's process
+vanished without saying goodbye (marked Failed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+
+from remote.blob_storage import BlobStorage
+from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
+from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
+
+LOG_FILE = "job.log"
+SPEC_FILE = "spec.json"
+OUTPUT_DIR = "output"
+
+
+class LocalBackend:
+    """Runs training jobs on this machine; model and metrics go to ``storage``."""
+
+    name = "local"
+
+    def __init__(self, storage: BlobStorage, work_dir: str | Path, *, cancel_grace_s: float = 3.0) -> None:
+        self.storage = storage
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.cancel_grace_s = cancel_grace_s
+        self._children: dict[str, subprocess.Popen] = {}  # jobs started by this instance (reaped here)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> Path:
+        if not isinstance(job_id, str) or not job_id or "/" in job_id or job_id.startswith("."):
+            raise JobError(f"invalid job id {job_id!r}")
+        path = self.work_dir / job_id
+        if not (path / STATE_FILE).is_file():
+            raise JobError(f"no local job {job_id!r} in {self.work_dir}")
+        return path
+
+    def list_jobs(self) -> list[JobInfo]:
+        """Every job in the work dir, newest first."""
+        ids = sorted((p.name for p in self.work_dir.iterdir() if (p / STATE_FILE).is_file()), reverse=True)
+        return [self.info(job_id) for job_id in ids]
+
+    # -- interface -----------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> str:
+        """Check the dataset is uploaded, then start ``remote.training_job`` detached; return the job id."""
+        manifest = self.storage.dataset_manifest(spec.dataset)
+        have = set(manifest.get("capture_ids", []))
+        unknown = sorted((set(spec.train_capture_ids) | set(spec.test_capture_ids)) - have)
+        if unknown:
+            raise JobError(f"dataset {spec.dataset!r} has no capture(s) {', '.join(unknown)}")
+        job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        jdir = self.work_dir / job_id
+        jdir.mkdir(parents=True)
+        (jdir / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
+        state_path = jdir / STATE_FILE
+        init_state(state_path, job_id=job_id, backend=self.name, container=self.storage.container_name)
+        cmd = [
+            sys.executable, "-m", "remote.training_job",
+            "--dataset", spec.dataset,
+            "--container", self.storage.container_name,
+            "--output-dir", str(jdir / OUTPUT_DIR),
+            "--state-file", str(state_path),
+            "--upload-model",
+            "--model-version", job_id,
+            *spec.train_cli_args(),
+        ]
+        env = dict(os.environ)
+        # The child has no access to this process's keyring session: hand it the
+        # connection string through its environment (never on the command line).
+        env["NEUROHSI_STORAGE_CONNECTION_STRING"] = self.storage.connection_string_for_child()
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(jdir / LOG_FILE, "ab") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(jdir),
+                start_new_session=True,  # own process group: cancel kills the job and its children
+            )
+        self._children[job_id] = proc
+        update_state(state_path, None, pid=proc.pid, pgid=proc.pid, command=cmd[1:3])
+        return job_id
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.info(job_id).status
+
+    def info(self, job_id: str) -> JobInfo:
+        jdir = self.job_dir(job_id)
+        state = self._refresh(jdir)
+        try:
+            spec = JobSpec.from_dict(json.loads((jdir / SPEC_FILE).read_text()))
+        except (OSError, ValueError):
+            spec = None
+        return JobInfo(
+            job_id=job_id,
+            backend=self.name,
+            status=JobStatus(state["status"]),
+            spec=spec,
+            created=state.get("created"),
+            updated=state.get("updated"),
+            message=state.get("message"),
+            model=state.get("model"),
+        )
+
+    def logs(self, job_id: str, *, tail: int = 200) -> str:
+        path = self.job_dir(job_id) / LOG_FILE
+        try:
+            with open(path, errors="replace") as fh:
+                return "".join(deque(fh, maxlen=max(1, tail)))
+        except FileNotFoundError:
+            return ""
+
+    def metrics(self, job_id: str) -> list[dict]:
+        from remote.training_job import PROGRESS_FILE, read_progress
+
+        return read_progress(self.job_dir(job_id) / OUTPUT_DIR / PROGRESS_FILE)
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """SIGTERM the job's process group, SIGKILL after the grace period; Canceled once it is gone."""
+        jdir = self.job_dir(job_id)
+        state = self._refresh(jdir)
+        if JobStatus(state["status"]).terminal:
+            return JobStatus(state["status"])
+        update_state(jdir / STATE_FILE, JobStatus.CANCEL_REQUESTED)
+        pgid = state.get("pgid")
+        if pgid:
+            _signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + self.cancel_grace_s
+            while time.monotonic() < deadline and self._group_alive(job_id, pgid):
+                time.sleep(0.05)
+            if self._group_alive(job_id, pgid):
+                _signal_group(pgid, signal.SIGKILL)
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline and self._group_alive(job_id, pgid):
+                    time.sleep(0.05)
+        update_state(jdir / STATE_FILE, JobStatus.CANCELED, force=_is_active(read_state(jdir / STATE_FILE)),
+                     message="cancelled by user")
+        return JobStatus(read_state(jdir / STATE_FILE)["status"])
+
+    def fetch_model(self, job_id: str, dest: str | Path) -> Path:
+        info = self.info(job_id)
+        if info.status is not JobStatus.COMPLETED or not info.model:
+            raise JobError(f"job {job_id} has no model yet (status {info.status.value})")
+        return self.storage.download_model(info.model["name"], info.model["version"], Path(dest))
+
+    # -- process bookkeeping -------------------------------------------------------------
+
+    def _refresh(self, jdir: Path) -> dict:
+        """State from disk; a live-status job whose process is gone becomes Failed."""
+        state = read_state(jdir / STATE_FILE)
+        job_id = jdir.name
+        proc = self._children.get(job_id)
+        if proc is not None and proc.poll() is not None:
+            self._children.pop(job_id, None)  # reaped: no zombie left behind
+        if _is_active(state) and state.get("pid") and not self._group_alive(job_id, state["pid"]):
+            # The job writes its own final status before exiting; re-read to avoid a race.
+            state = read_state(jdir / STATE_FILE)
+            if _is_active(state):
+                state = update_state(
+                    jdir / STATE_FILE, JobStatus.FAILED, message="the job process ended without a final status"
+                )
+        return state
+
+    def _group_alive(self, job_id: str, pgid: int) -> bool:
+        proc = self._children.get(job_id)
+        if proc is not None and proc.pid == pgid:
+            proc.poll()  # reap the leader if it exited
+        return _group_exists(pgid)
+
+
+def _is_active(state: dict) -> bool:
+    return not JobStatus(state["status"]).terminal
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_exists(pgid: int) -> bool:
+    """True while any non-zombie process of group ``pgid`` exists."""
+    proc_root = Path("/proc")
+    if proc_root.is_dir():
+        for entry in proc_root.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # Fields after the ")" that closes the command name: state, ppid, pgrp, ...
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

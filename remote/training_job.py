@@ -1,0 +1,241 @@
+"""The training job script: what the local backend runs in a subprocess and what an Azure ML
+command job runs on the compute cluster.
+
+    python -m remote.training_job (--dataset NAME | --dataset-dir DIR) --output-dir DIR [options]
+
+* ``--dataset NAME`` downloads ``datasets/NAME/`` from Blob storage (connection string from
+  env ``NEUROHSI_STORAGE_CONNECTION_STRING`` or the keyring); ``--dataset-dir`` reads a local
+  folder instead (Azure ML mounts the ``uri_folder`` input there).
+* Training is the ``neurohsi train`` CLI itself (same code path as the app), run with
+  ``--progress-jsonl`` so metrics appear while it trains.
+* ``--state-file`` records Preparing -> Running -> Finalizing -> Completed/Failed/Canceled.
+* ``--upload-model`` stores the model and its metrics at ``models/<model-name>/<model-version>/``.
+
+Outputs in ``--output-dir``: ``model.safetensors``, ``metrics.json``, ``progress.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from remote.training_backends.base import JobSpec, JobStatus
+from remote.training_backends.job_state import read_state, update_state
+
+log = logging.getLogger("neurohsi.training_job")
+
+PROGRESS_FILE = "progress.jsonl"
+MODEL_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (cancel from the backend, or the machine shutting down)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m remote.training_job", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", help="dataset name in Blob storage (datasets/<name>/)")
+    src.add_argument("--dataset-dir", type=Path, help="local dataset folder (e.g. the Azure ML uri_folder mount)")
+    p.add_argument("--container", default="neurohsi", help="Blob container (with --dataset / --upload-model)")
+    p.add_argument("--output-dir", type=Path, required=True, help="where the model, metrics and progress go")
+    p.add_argument("--state-file", type=Path, help="job state file to record status transitions in")
+    p.add_argument("--upload-model", action="store_true", help="upload the model to models/<name>/<version>/")
+    p.add_argument("--model-version", default=None, help="version to upload the model as (default: a timestamp)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--patch-size", type=int, default=7)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--cross-validation", choices=("none", "double"), default="double")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-name", default="conv2dnet")
+    p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
+    p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
+    return p
+
+
+def spec_from_args(args: argparse.Namespace, dataset_name: str) -> JobSpec:
+    return JobSpec(
+        dataset=dataset_name,
+        train_capture_ids=tuple(args.train_capture),
+        test_capture_ids=tuple(args.test_capture),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        folds=args.folds,
+        lr=args.lr,
+        cross_validation=args.cross_validation,
+        seed=args.seed,
+        model_name=args.model_name,
+    )
+
+
+def select_captures(dataset_dir: Path, spec: JobSpec, work_dir: Path) -> Path:
+    """A dataset folder holding only the training captures (symlinks), or ``dataset_dir`` itself.
+
+    Raises DatasetError when a named capture is not in the dataset.
+    """
+    from core.errors import DatasetError
+
+    available = sorted(p.name for p in dataset_dir.iterdir() if p.is_dir())
+    wanted = set(spec.train_capture_ids) | set(spec.test_capture_ids)
+    missing = sorted(wanted - set(available))
+    if missing:
+        raise DatasetError(dataset_dir, f"no capture(s) {', '.join(missing)} (has {', '.join(available)})")
+    train = list(spec.train_capture_ids) or [c for c in available if c not in spec.test_capture_ids]
+    if not train:
+        raise DatasetError(dataset_dir, "no captures left to train on")
+    if sorted(train) == available:
+        return dataset_dir
+    subset = work_dir / "train-captures"
+    subset.mkdir(parents=True, exist_ok=True)
+    for cid in train:
+        link = subset / cid
+        if not link.exists():
+            link.symlink_to((dataset_dir / cid).resolve(), target_is_directory=True)
+    return subset
+
+
+def train_command(dataset_dir: Path, model_path: Path, progress_path: Path, spec: JobSpec) -> list[str]:
+    """The ``neurohsi train`` command line for ``spec`` (run with this interpreter)."""
+    cmd = [
+        sys.executable, "-m", "app.cli.main", "train", str(dataset_dir),
+        "-o", str(model_path),
+        "--progress-jsonl", str(progress_path),
+        "--epochs", str(spec.epochs),
+        "--batch-size", str(spec.batch_size),
+        "--patch-size", str(spec.patch_size),
+        "--folds", str(spec.folds),
+        "--lr", repr(float(spec.lr)),
+        "--seed", str(spec.seed),
+        "--name", spec.model_name,
+    ]
+    if spec.cross_validation == "none":
+        cmd.append("--no-cv")
+    return cmd
+
+
+def read_progress(path: Path) -> list[dict]:
+    """Events of a progress JSONL file; a half-written last line is skipped."""
+    events = []
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return events
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def run_training(cmd: list[str]) -> None:
+    """Run the training CLI; its output goes to ours (the job log). RuntimeError on failure."""
+    log.info("training: %s", " ".join(cmd[2:]))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    try:
+        rc = proc.wait()
+    except _Terminated:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    if rc != 0:
+        raise RuntimeError(f"training failed (neurohsi train exit {rc}); see the job log")
+
+
+def run(args: argparse.Namespace) -> int:
+    state = args.state_file
+
+    def set_status(status: JobStatus, **fields) -> None:
+        log.info("status: %s", status.value)
+        if state is not None:
+            update_state(state, status, **fields)
+
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    storage = None
+    try:
+        set_status(JobStatus.PREPARING, pid=os.getpid())
+        if args.dataset is not None or args.upload_model:
+            from remote.blob_storage import BlobStorage
+
+            storage = BlobStorage(container=args.container)
+        if args.dataset is not None:
+            dataset_dir = out / "dataset"
+            log.info("downloading dataset %s", args.dataset)
+            t0 = time.perf_counter()
+            storage.download_dataset(args.dataset, dataset_dir)
+            log.info("dataset downloaded in %.1f s", time.perf_counter() - t0)
+            name = args.dataset
+        else:
+            dataset_dir = args.dataset_dir
+            name = dataset_dir.name
+        spec = spec_from_args(args, name)
+        train_dir = select_captures(dataset_dir, spec, out)
+        model_path = out / MODEL_FILE
+        progress_path = out / PROGRESS_FILE
+
+        set_status(JobStatus.RUNNING)
+        run_training(train_command(train_dir, model_path, progress_path, spec))
+
+        set_status(JobStatus.FINALIZING)
+        done = [e for e in read_progress(progress_path) if e.get("event") == "done"]
+        metrics = {
+            "metrics": done[-1].get("metrics", {}) if done else {},
+            "history": [e for e in read_progress(progress_path) if e.get("event") == "epoch"],
+            "spec": spec.to_dict(),
+        }
+        (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        model = None
+        if args.upload_model:
+            version = args.model_version or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            blob = storage.upload_model(model_path, spec.model_name, version, metrics=metrics)
+            model = {"name": spec.model_name, "version": version, "blob": blob}
+            log.info("model uploaded to %s", blob)
+        set_status(JobStatus.COMPLETED, model=model, metrics=metrics["metrics"])
+        return 0
+    except _Terminated:
+        cancel_requested = state is not None and read_state(state)["status"] == JobStatus.CANCEL_REQUESTED.value
+        set_status(JobStatus.CANCELED if cancel_requested else JobStatus.FAILED, message="terminated by signal")
+        return 143
+    except Exception as exc:  # the job's last word: one line in the state, details in the log
+        from remote.credentials import redact
+
+        message = redact(" ".join(str(exc).split()) or exc.__class__.__name__)
+        log.error("job failed: %s", message)
+        set_status(JobStatus.FAILED, message=message)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    from remote.credentials import install_log_redaction
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    install_log_redaction()
+    # azure.core logs every request and response header at INFO: noise in a job log.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Fixtures for the remote tier: one Azurite per test session, plus a restartable one on demand."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.support.azurite import AzuriteMissing, AzuriteServer
+
+
+def _server(location, *, in_memory: bool) -> AzuriteServer:
+    try:
+        return AzuriteServer(location, in_memory=in_memory)
+    except AzuriteMissing as exc:
+        # A missing emulator is a broken set-up, not an optional feature: fail loudly.
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory) -> AzuriteServer:
+    """The session's Azurite (in-memory) on a free 127.0.0.1 port; stopped at the end."""
+    server = _server(tmp_path_factory.mktemp("azurite"), in_memory=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage_connection_string(azurite) -> str:
+    """Connection string of the session's Azurite."""
+    return azurite.connection_string
+
+
+@pytest.fixture
+def container_name() -> str:
+    """A fresh container name per test, so tests sharing one Azurite never see each other's blobs."""
+    return f"t{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture
+def restartable_azurite(tmp_path):
+    """An Azurite of this test's own, persisted on disk, that the test may stop and restart."""
+    server = _server(tmp_path / "azurite-disk", in_memory=False)
+    server.start()
+    yield server
+    server.stop()
