@@ -1,0 +1,102 @@
+"""Every action of the main window, built in one place (orange-canvas-core style).
+
+Each :class:`ActionSpec` names the QAction (object name ``action_<name>``), its
+text, shortcuts, tooltip and the main-window slot it calls; menus and toolbars
+are assembled from the names in :data:`MENUS` and :data:`TOOLBAR`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QStyle, QWidget
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    text: str
+    shortcuts: tuple[str, ...]
+    tooltip: str
+    slot: str  # main-window method; checkable actions get the new state
+    checkable: bool = False
+    icon: str | None = None  # QStyle.StandardPixmap member name
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open", "&Open capture…", ("Ctrl+O",), "Open a raw capture (references found by name)", "open_dialog",
+               icon="SP_DialogOpenButton"),
+    ActionSpec("open_with_references", "Open with &references…", ("Ctrl+Shift+O",),
+               "Open a raw capture and choose its dark and white references", "open_with_references_dialog"),
+    ActionSpec("classify", "&Classify", ("Ctrl+R", "F5"), "Classify the open capture (Ctrl+R / F5)", "classify",
+               icon="SP_MediaPlay"),
+    ActionSpec("cancel", "Cancel", ("Esc",), "Cancel the running job", "cancel_job", icon="SP_BrowserStop"),
+    ActionSpec("contour", "C&ontours", ("Ctrl+T",), "Draw class boundaries instead of filled regions", "set_contour",
+               checkable=True),
+    ActionSpec("roi", "Rectangular &ROI", ("Ctrl+I",), "Show a rectangle whose mean spectrum is plotted",
+               "set_roi_visible", checkable=True),
+    ActionSpec("clear_pins", "Clear &pinned spectra", ("Ctrl+Backspace",), "Remove pinned spectra", "clear_pins"),
+    ActionSpec("export_overlay", "Export &overlay PNG…", ("Ctrl+E",), "Overlay with legend and model identity",
+               "export_overlay_dialog", icon="SP_DialogSaveButton"),
+    ActionSpec("export_labels", "Export &label PNG…", (), "Class map as a palette PNG", "export_labels_dialog"),
+    ActionSpec("export_npz", "Export labels and probabilities (&NPZ)…", (), "labels uint8 (H, W), probabilities "
+               "float32 (H, W, C)", "export_npz_dialog"),
+    ActionSpec("settings", "&Settings…", ("Ctrl+,",), "Scoring endpoint, model, palette, theatre mode",
+               "open_settings"),
+    ActionSpec("theatre", "&Theatre mode", ("F11",), "Larger fonts and controls, readable from two metres",
+               "set_theatre_mode", checkable=True),
+    ActionSpec("quit", "&Quit", ("Ctrl+Q",), "Quit NeuroHSI", "close"),
+)
+
+MENUS: dict[str, tuple[str | None, ...]] = {
+    "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", None, "quit"),
+    "&Classify": ("classify", "cancel"),
+    "&View": ("contour", "roi", "clear_pins", None, "theatre"),
+    "&Tools": ("settings",),
+}
+TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "contour", "roi", None, "export_overlay")
+
+
+def build_actions(window: QWidget) -> dict[str, QAction]:
+    """QActions for :data:`ACTIONS`, parented to and connected to ``window``'s slots."""
+    actions: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        action = QAction(spec.text, window)
+        action.setObjectName(f"action_{spec.name}")
+        action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+        shortcut_hint = f" ({', '.join(spec.shortcuts)})" if spec.shortcuts and "(" not in spec.tooltip else ""
+        action.setToolTip(spec.tooltip + shortcut_hint)
+        action.setStatusTip(spec.tooltip)
+        if spec.icon:
+            action.setIcon(window.style().standardIcon(getattr(QStyle.StandardPixmap, spec.icon)))
+        slot = getattr(window, spec.slot)
+        if spec.checkable:
+            action.setCheckable(True)
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda _checked=False, s=slot: s())
+        actions[spec.name] = action
+    return actions
+
+
+def populate_menus(window, actions: dict[str, QAction]) -> dict[str, object]:
+    """Menus from :data:`MENUS` on ``window.menuBar()``; returns them by title."""
+    menus = {}
+    for title, names in MENUS.items():
+        menu = window.menuBar().addMenu(title)
+        menu.setObjectName("menu_" + title.replace("&", "").lower())
+        for name in names:
+            if name is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(actions[name])
+        menus[title] = menu
+    return menus
+
+
+def populate_toolbar(toolbar, actions: dict[str, QAction]) -> None:
+    for name in TOOLBAR:
+        if name is None:
+            toolbar.addSeparator()
+        else:
+            toolbar.addAction(actions[name])

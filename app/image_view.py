@@ -1,0 +1,215 @@
+"""The image view: synthetic RGB with the classification overlay above it (pyqtgraph).
+
+Row-major images (``pg.setConfigOptions(imageAxisOrder='row-major')`` is set once
+by :mod:`app.application`); item coordinates are ``x = column``, ``y = row``, one
+unit per cube pixel, row 0 at the top. The overlay is one RGBA ``ImageItem`` whose
+content depends on the view mode: class map (filled or contour, hidden classes
+transparent), confidence (maximum probability as a heat map) or one class's
+probability. Opacity is the item's opacity, so changing it re-colours nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+
+from app.overlay import class_rgba, heat_rgba
+
+MODES = ("classes", "confidence", "probability")
+PIN_COLOURS = ("#ffffff", "#00e5ff", "#ffb000", "#ff4fd8", "#7cff4f", "#ff6b6b", "#a98bff", "#c0c0c0")
+
+
+def pin_colour(index: int) -> str:
+    return PIN_COLOURS[index % len(PIN_COLOURS)]
+
+
+class ImageView(pg.GraphicsLayoutWidget):
+    """RGB + overlay + pinned-spectrum markers + rectangular ROI."""
+
+    hovered = Signal(int, int)  # row, col under the mouse (cube pixels)
+    left = Signal()  # the mouse left the image
+    clicked = Signal(int, int)  # row, col of a left click
+    roi_changed = Signal(object)  # (row0, row1, col0, col1) half-open, or None when hidden
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setBackground("#101214")
+        self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.rgb_item = pg.ImageItem()
+        self.overlay_item = pg.ImageItem()
+        self.overlay_item.setZValue(10)
+        self.pin_item = pg.ScatterPlotItem(pxMode=True)
+        self.pin_item.setZValue(20)
+        for item in (self.rgb_item, self.overlay_item, self.pin_item):
+            self.view.addItem(item)
+        self.roi = pg.RectROI([0, 0], [10, 10], pen=pg.mkPen("#00e5ff", width=2), rotatable=False)
+        self.roi.setZValue(30)
+        self.roi.hide()
+        self.view.addItem(self.roi)
+        self.roi.sigRegionChanged.connect(self._emit_roi)
+
+        self.labels: np.ndarray | None = None  # uint8 (H, W)
+        self.probabilities: np.ndarray | None = None  # float32 (H, W, C)
+        self.class_ids: tuple[int, ...] = ()
+        self.valid: np.ndarray | None = None  # bool (H, W)
+        self.palette = "thesis"
+        self.hidden: set[int] = set()
+        self.contour = False
+        self.mode = "classes"
+        self.probability_class: int | None = None
+        self.pins: list[tuple[int, int, str]] = []  # (row, col, colour)
+
+        # Hover is throttled: at most 60 updates a second whatever the mouse does.
+        self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self.on_mouse_moved)
+        self.scene().sigMouseClicked.connect(self.on_mouse_clicked)
+
+    # -- content -----------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        image = self.rgb_item.image
+        return None if image is None else tuple(image.shape[:2])
+
+    def set_rgb(self, rgb: np.ndarray) -> None:
+        """Show a new capture: ``uint8 (H, W, 3)``. Clears the overlay, pins and ROI."""
+        reframe = self.image_shape != tuple(rgb.shape[:2])
+        self.rgb_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.clear_result()
+        self.clear_pins()
+        self.set_roi_visible(False)
+        if reframe:
+            self.view.autoRange(padding=0.01)
+
+    def clear_result(self) -> None:
+        self.labels = self.probabilities = self.valid = None
+        self.class_ids = ()
+        self.overlay_item.clear()
+
+    def set_result(self, labels: np.ndarray, probabilities: np.ndarray, class_ids, valid=None) -> None:
+        """Show a classification: labels ``uint8 (H, W)``, probabilities ``float32 (H, W, C)``."""
+        shape = self.image_shape
+        if shape is not None and labels.shape != shape:
+            raise ValueError(f"class map {labels.shape} does not match the image {shape}")
+        self.labels, self.probabilities = labels, probabilities
+        self.class_ids = tuple(int(c) for c in class_ids)
+        self.valid = labels != 0 if valid is None else valid
+        self.render_overlay()
+
+    # -- display options ---------------------------------------------------
+    def set_opacity(self, opacity: float) -> None:
+        """Overlay opacity in [0, 1]."""
+        self.overlay_item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
+
+    def set_palette(self, palette: str) -> None:
+        self.palette = palette
+        self.render_overlay()
+
+    def set_hidden(self, hidden) -> None:
+        self.hidden = {int(c) for c in hidden}
+        self.render_overlay()
+
+    def set_contour(self, contour: bool) -> None:
+        self.contour = bool(contour)
+        self.render_overlay()
+
+    def set_mode(self, mode: str, probability_class: int | None = None) -> None:
+        """``"classes"``, ``"confidence"`` or ``"probability"`` (of ``probability_class``)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown view mode {mode!r} (known: {', '.join(MODES)})")
+        self.mode = mode
+        self.probability_class = probability_class
+        self.render_overlay()
+
+    def overlay_rgba(self) -> np.ndarray | None:
+        """The overlay as ``uint8 (H, W, 4)`` for the current mode, or None before classification."""
+        if self.labels is None:
+            return None
+        if self.mode == "classes":
+            return class_rgba(self.labels, palette=self.palette, hidden=self.hidden, contour=self.contour)
+        if self.mode == "confidence":
+            return heat_rgba(self.probabilities.max(axis=-1), valid=self.valid)
+        class_id = self.probability_class if self.probability_class in self.class_ids else self.class_ids[0]
+        return heat_rgba(self.probabilities[..., self.class_ids.index(class_id)], valid=self.valid)
+
+    def render_overlay(self) -> None:
+        rgba = self.overlay_rgba()
+        if rgba is None:
+            self.overlay_item.clear()
+        else:
+            self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    # -- pins and ROI ------------------------------------------------------
+    def add_pin(self, row: int, col: int, colour: str) -> None:
+        self.pins.append((row, col, colour))
+        self._draw_pins()
+
+    def clear_pins(self) -> None:
+        self.pins.clear()
+        self._draw_pins()
+
+    def _draw_pins(self) -> None:
+        spots = [
+            {"pos": (c + 0.5, r + 0.5), "symbol": "o", "size": 14, "pen": pg.mkPen(colour, width=3), "brush": None}
+            for r, c, colour in self.pins
+        ]
+        self.pin_item.setData(spots=spots)
+
+    def set_roi_visible(self, visible: bool) -> None:
+        shape = self.image_shape
+        if visible and shape is not None:
+            h, w = shape
+            self.roi.maxBounds = QRectF(0, 0, w, h)
+            if not self.roi.isVisible():
+                self.roi.setPos((w // 4, h // 4), finish=False)
+                self.roi.setSize((max(w // 4, 2), max(h // 4, 2)), finish=False)
+            self.roi.show()
+            self._emit_roi()
+        else:
+            self.roi.hide()
+            self.roi_changed.emit(None)
+
+    def roi_bounds(self) -> tuple[int, int, int, int] | None:
+        """The ROI as half-open ``(row0, row1, col0, col1)`` clipped to the image, or None."""
+        shape = self.image_shape
+        if shape is None or not self.roi.isVisible():
+            return None
+        x, y = self.roi.pos()
+        w, h = self.roi.size()
+        col0, row0 = max(int(round(x)), 0), max(int(round(y)), 0)
+        col1, row1 = min(int(round(x + w)), shape[1]), min(int(round(y + h)), shape[0])
+        if row1 <= row0 or col1 <= col0:
+            return None
+        return row0, row1, col0, col1
+
+    def _emit_roi(self, *_args) -> None:
+        self.roi_changed.emit(self.roi_bounds())
+
+    # -- mouse -------------------------------------------------------------
+    def pixel_at(self, scene_pos) -> tuple[int, int] | None:
+        """``(row, col)`` of the cube pixel under a scene position, or None outside the image."""
+        shape = self.image_shape
+        if shape is None:
+            return None
+        p = self.rgb_item.mapFromScene(scene_pos)
+        row, col = int(np.floor(p.y())), int(np.floor(p.x()))
+        if 0 <= row < shape[0] and 0 <= col < shape[1]:
+            return row, col
+        return None
+
+    def scene_pos_of(self, row: int, col: int):
+        """Scene position of the centre of pixel ``(row, col)`` (for tests and benchmarks)."""
+        return self.rgb_item.mapToScene(pg.Point(col + 0.5, row + 0.5))
+
+    def on_mouse_moved(self, event) -> None:
+        """Slot of the throttled ``sigMouseMoved`` proxy; ``event`` is ``(scene_pos,)``."""
+        pixel = self.pixel_at(event[0])
+        if pixel is None:
+            self.left.emit()
+        else:
+            self.hovered.emit(*pixel)
+
+    def on_mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        pixel = self.pixel_at(event.scenePos())
+        if pixel is not None:
+            self.clicked.emit(*pixel)

@@ -1,0 +1,512 @@
+"""The main window: open a capture, classify it, inspect and export the map.
+
+Layout: research-use banner and the image view in the centre; legend, spectrum
+and capture metadata in docks on the right; model identity, source, timings,
+progress and cancel in the status bar. All slow work runs in :mod:`app.workers`;
+every error goes to the one :class:`app.notifications.ErrorSink`.
+
+Extension point (labelling mode, retraining dialog): call
+``window.add_dock(title, widget)`` to add a dock (returns the ``QDockWidget``;
+its toggle action is listed under View), ``window.add_menu(title)`` for a menu of
+your own actions, and listen to ``capture_opened`` / ``classified`` for the
+current :class:`app.workers.OpenedCapture` and classification result
+(``window.opened`` / ``window.result`` hold the latest ones).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QSlider,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import workers
+from app.actions import build_actions, populate_menus, populate_toolbar
+from app.export import overlay_image, write_labels_png, write_npz, write_overlay_png
+from app.image_view import ImageView, pin_colour
+from app.legend_panel import LegendPanel
+from app.metadata_panel import MetadataPanel
+from app.notifications import ErrorSink
+from app.settings import WINDOW_STATE_VERSION, AppSettings
+from app.spectrum_panel import SpectrumPanel
+from app.status_panel import ResearchBanner, StatusPanel
+from core.classes import PALETTES, class_table
+
+PALETTE_TITLES = {"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+class MainWindow(QMainWindow):
+    """Theatre view of one capture and its classification map."""
+
+    capture_opened = Signal(object)  # app.workers.OpenedCapture
+    classified = Signal(object)  # core.inference.ClassificationResult
+    job_failed = Signal(object)  # the exception of a failed open/classify job
+    busy_changed = Signal(bool)
+
+    def __init__(
+        self,
+        settings: AppSettings | None = None,
+        *,
+        sink: ErrorSink | None = None,
+        model_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("NeuroHSI")
+        self.setObjectName("main_window")
+        self.settings = settings if settings is not None else AppSettings()
+        self.sink = sink if sink is not None else ErrorSink(self)
+        self.sink.status_bar = self.statusBar()
+        self.model_override = None if model_path is None else Path(model_path)
+        self.opened: workers.OpenedCapture | None = None
+        self.result = None
+        self._worker = None
+        self._job_kind: str | None = None
+
+        self.banner = ResearchBanner()
+        self.image_view = ImageView()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.image_view, 1)
+        self.setCentralWidget(central)
+
+        self.legend = LegendPanel()
+        self.spectrum = SpectrumPanel()
+        self.metadata = MetadataPanel()
+        self.docks: dict[str, QDockWidget] = {}
+        self.actions = build_actions(self)
+        self.menus = populate_menus(self, self.actions)
+        self.recent_menu = QMenu("Open &recent", self)
+        self.recent_menu.setObjectName("menu_recent")
+        self.menus["&File"].insertMenu(self.actions["open_with_references"], self.recent_menu)
+        self.add_dock("Legend", self.legend)
+        self.add_dock("Spectrum", self.spectrum)
+        self.add_dock("Capture", self.metadata)
+
+        self.toolbar = QToolBar("Main")
+        self.toolbar.setObjectName("toolbar_main")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(self.toolbar)
+        populate_toolbar(self.toolbar, self.actions)
+        self._build_display_controls()
+
+        self.status = StatusPanel()
+        self.statusBar().addPermanentWidget(self.status)
+        self.status.cancel_button.clicked.connect(self.cancel_job)
+
+        self.image_view.hovered.connect(self.spectrum.show_pixel)
+        self.image_view.left.connect(self.spectrum.clear_hover)
+        self.image_view.clicked.connect(self.pin_spectrum)
+        self.image_view.roi_changed.connect(self.spectrum.show_roi)
+        self.spectrum.clear_button.clicked.connect(self.clear_pins)
+        self.legend.visibility_changed.connect(self.image_view.set_hidden)
+
+        self.setAcceptDrops(True)
+        self._update_actions()
+        self._rebuild_recent_menu()
+        self._apply_preferences()
+        self.resize(1400, 860)
+        self._restore_window()
+
+    # -- extension points --------------------------------------------------
+    def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Add ``widget`` as a dock (object name ``dock_<title>``); its toggle goes in the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName("dock_" + title.lower().replace(" ", "_"))
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.menus["&View"].addAction(dock.toggleViewAction())
+        self.docks[title] = dock
+        return dock
+
+    def add_menu(self, title: str) -> QMenu:
+        """A new top-level menu before Tools, for a mode's own actions."""
+        menu = QMenu(title, self)
+        menu.setObjectName("menu_" + title.replace("&", "").lower().replace(" ", "_"))
+        self.menuBar().insertMenu(self.menus["&Tools"].menuAction(), menu)
+        self.menus[title] = menu
+        return menu
+
+    # -- controls ----------------------------------------------------------
+    def _build_display_controls(self) -> None:
+        self.toolbar.addSeparator()
+        self.toolbar.addWidget(QLabel(" Opacity "))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setObjectName("opacity_slider")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setFixedWidth(160)
+        self.opacity_slider.setToolTip("Overlay opacity")
+        self.opacity_slider.valueChanged.connect(self.set_opacity)
+        self.toolbar.addWidget(self.opacity_slider)
+        self.palette_combo = QComboBox()
+        self.palette_combo.setObjectName("palette_combo")
+        self.palette_combo.setToolTip("Class colours")
+        for name in PALETTES:
+            self.palette_combo.addItem(PALETTE_TITLES.get(name, name), name)
+        self.palette_combo.currentIndexChanged.connect(lambda i: self.set_palette(self.palette_combo.itemData(i)))
+        self.toolbar.addWidget(self.palette_combo)
+        self.mode_combo = QComboBox()
+        self.mode_combo.setObjectName("view_mode_combo")
+        self.mode_combo.setToolTip("Class map, confidence (max probability) or one class's probability")
+        self.mode_combo.addItem("Class map", ("classes", None))
+        self.mode_combo.addItem("Confidence", ("confidence", None))
+        for tissue in class_table().classes:
+            self.mode_combo.addItem(f"P({tissue.name})", ("probability", tissue.id))
+        self.mode_combo.currentIndexChanged.connect(lambda i: self.set_view_mode(*self.mode_combo.itemData(i)))
+        self.toolbar.addWidget(self.mode_combo)
+
+    def _apply_preferences(self) -> None:
+        self.opacity_slider.setValue(int(self.settings.get("opacity")))
+        self.set_opacity(self.opacity_slider.value())
+        palette = self.settings.get("palette")
+        self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(palette), 0))
+        self.set_palette(self.palette_combo.currentData())
+        self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
+
+    def set_opacity(self, percent: int) -> None:
+        self.image_view.set_opacity(percent / 100.0)
+        if self.opacity_slider.value() != percent:
+            self.opacity_slider.setValue(percent)
+
+    def set_palette(self, palette: str) -> None:
+        if palette not in PALETTES:
+            raise ValueError(f"unknown palette {palette!r}")
+        self.image_view.set_palette(palette)
+        self.legend.set_palette(palette)
+        self.settings.set("palette", palette)
+        index = self.palette_combo.findData(palette)
+        if self.palette_combo.currentIndex() != index:
+            self.palette_combo.setCurrentIndex(index)
+
+    def set_view_mode(self, mode: str, class_id: int | None = None) -> None:
+        self.image_view.set_mode(mode, class_id)
+
+    def set_contour(self, on: bool) -> None:
+        self.image_view.set_contour(on)
+
+    def set_roi_visible(self, on: bool) -> None:
+        self.image_view.set_roi_visible(on)
+        if self.actions["roi"].isChecked() != bool(on):
+            self.actions["roi"].setChecked(bool(on))
+
+    def set_theatre_mode(self, on: bool) -> None:
+        from app.application import apply_theatre_mode
+
+        self.settings.set("theatre_mode", bool(on))
+        app = QApplication.instance()
+        if app is not None:
+            apply_theatre_mode(app, bool(on))
+        size = 40 if on else 24
+        self.toolbar.setIconSize(QSize(size, size))
+        self.opacity_slider.setFixedWidth(260 if on else 160)
+        self.banner.setStyleSheet(self.banner.styleSheet())  # re-polish with the new font
+
+    def pin_spectrum(self, row: int, col: int) -> None:
+        """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
+        if self.opened is None:
+            return
+        colour = pin_colour(len(self.spectrum.pinned_curves))
+        self.spectrum.pin(row, col, colour)
+        self.image_view.add_pin(row, col, colour)
+
+    def clear_pins(self) -> None:
+        self.spectrum.clear_pins()
+        self.image_view.clear_pins()
+
+    # -- open --------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self._last_folder(), "TIFF (*.tif *.tiff)")
+        if path:
+            self.open_capture(path)
+
+    def open_with_references_dialog(self) -> None:
+        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self._last_folder(), "TIFF (*.tif *.tiff)")
+        if not raw:
+            return
+        folder = str(Path(raw).parent)
+        dark, _ = QFileDialog.getOpenFileName(self, "Dark reference", folder, "TIFF (*.tif *.tiff)")
+        white, _ = QFileDialog.getOpenFileName(self, "White reference", folder, "TIFF (*.tif *.tiff)") if dark else ("", "")
+        if dark and white:
+            self.open_capture(raw, dark, white)
+
+    def _last_folder(self) -> str:
+        recent = self.settings.get("recent_files")
+        return str(Path(recent[0]).parent) if recent else ""
+
+    def open_capture(self, raw_path, dark_path=None, white_path=None) -> None:
+        """Open a capture in a worker; the current one stays until the new one is ready."""
+        self._start("open", workers.open_capture_job, raw_path, dark_path, white_path)
+
+    def _opened(self, opened: workers.OpenedCapture) -> None:
+        self.opened, self.result = opened, None
+        self.image_view.set_rgb(opened.rgb)
+        self.spectrum.set_cube(opened.cube)
+        self.metadata.show_capture(opened)
+        self.legend.set_labels(None)
+        self.actions["roi"].setChecked(False)
+        self.status.show_timings(opened.timings_s)
+        self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
+        if opened.capture.raw_path is not None:
+            self.settings.add_recent_file(opened.capture.raw_path)
+            self._rebuild_recent_menu()
+        self.sink.note(f"Opened {opened.capture.capture_id}")
+        self.capture_opened.emit(opened)
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.settings.get("recent_files")
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_capture(p))
+        self.recent_menu.setEnabled(bool(files))
+
+    # -- classify ----------------------------------------------------------
+    def model_path(self) -> Path | None:
+        """``--model``, else the settings' default model, else the bundled demo model if present."""
+        from resources import DEMO_MODEL_PATH
+
+        if self.model_override is not None:
+            return self.model_override
+        configured = self.settings.get("default_model").strip()
+        if configured:
+            return Path(configured)
+        return DEMO_MODEL_PATH if DEMO_MODEL_PATH.is_file() else None
+
+    def remote_target(self) -> workers.RemoteTarget | None:
+        if not self.settings.remote_enabled():
+            return None
+        return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key())
+
+    def classify(self) -> None:
+        """Classify the open capture: remotely when an endpoint is configured, else locally."""
+        if self.opened is None:
+            self.sink.note("Open a capture before classifying", level="warning")
+            return
+        try:
+            remote = self.remote_target()
+        except ValueError as exc:  # the keyring could not be read: say so, classify locally
+            self.sink.report(exc, level="warning")
+            remote = None
+        self._start(
+            "classify",
+            workers.classify_job,
+            self.opened,
+            model_path=self.model_path(),
+            remote=remote,
+            fallback_local=bool(self.settings.get("fallback_local")),
+        )
+
+    def _classified(self, classified: workers.Classified, opened) -> None:
+        if opened is not self.opened:
+            return  # a new capture was opened meanwhile; this map belongs to the old one
+        result = classified.result
+        self.result = result
+        valid = result.cube.valid if result.cube is not None else opened.cube.valid
+        self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
+        self.legend.set_labels(result.labels)
+        self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
+        self.status.show_model(result.model, result.source)
+        self.status.show_timings(result.timings_s)
+        if classified.fallback is None:
+            self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}")
+        self.classified.emit(result)
+
+    # -- jobs --------------------------------------------------------------
+    def is_busy(self) -> bool:
+        return self._worker is not None
+
+    def _start(self, kind: str, job, *args, **kwargs) -> None:
+        self.cancel_job(quiet=True)
+        opened = self.opened
+        holder: list = []
+
+        def mine() -> bool:
+            return bool(holder) and holder[0] is self._worker
+
+        def on_yield(value) -> None:
+            if not mine():
+                return
+            if isinstance(value, workers.Progress):
+                self.status.set_busy(value.text, value.fraction)
+            elif isinstance(value, workers.FallbackNotice):
+                self.sink.note(
+                    f"Endpoint {value.endpoint} failed ({value.problem}); classifying locally instead",
+                    level="warning",
+                )
+
+        def on_return(value) -> None:
+            if not mine():
+                return
+            self._finish()
+            if kind == "open":
+                self._opened(value)
+            else:
+                self._classified(value, opened)
+
+        def on_error(exc: BaseException) -> None:
+            if not mine():
+                return
+            self._finish()
+            self.sink.report(exc)
+            self.job_failed.emit(exc)
+
+        self._job_kind = kind
+        worker = workers.start_job(job, *args, on_yield=on_yield, on_return=on_return, on_error=on_error, **kwargs)
+        holder.append(worker)
+        self._worker = worker
+        worker.aborted.connect(lambda: self._finish() if mine() else None)
+        self.status.set_busy("Working", 0.0)
+        self._update_actions()
+        self.busy_changed.emit(True)
+
+    def _finish(self) -> None:
+        self._worker, self._job_kind = None, None
+        self.status.set_busy(None)
+        self._update_actions()
+        self.busy_changed.emit(False)
+
+    def cancel_job(self, quiet: bool = False) -> None:
+        """Ask the running job to stop at its next step; its result, if any, is dropped."""
+        worker = self._worker
+        if worker is None:
+            return
+        worker.quit()
+        kind = self._job_kind
+        self._finish()
+        if not quiet:
+            self.sink.note(f"Cancelled {'classification' if kind == 'classify' else 'opening'}")
+
+    def _update_actions(self) -> None:
+        has_capture, busy = self.opened is not None, self._worker is not None
+        self.actions["classify"].setEnabled(has_capture)
+        self.actions["cancel"].setEnabled(busy)
+        for name in ("export_overlay", "export_labels", "export_npz"):
+            self.actions[name].setEnabled(self.result is not None)
+
+    # -- export ------------------------------------------------------------
+    def _require_result(self):
+        if self.result is None or self.opened is None:
+            raise ValueError("nothing to export: classify a capture first")
+        return self.result
+
+    def overlay_export_image(self):
+        """The overlay PNG content as a PIL image (what ``export_overlay`` writes)."""
+        result = self._require_result()
+        return overlay_image(
+            self.opened.rgb,
+            self.image_view.overlay_rgba(),
+            opacity=self.image_view.overlay_item.opacity(),
+            labels=result.labels,
+            palette=self.image_view.palette,
+            model_label=result.model.label,
+            source=result.source,
+            capture_id=self.opened.capture.capture_id,
+            hidden=self.image_view.hidden,
+        )
+
+    def export_overlay(self, path) -> Path:
+        return write_overlay_png(path, self.overlay_export_image())
+
+    def export_labels(self, path) -> Path:
+        return write_labels_png(path, self._require_result().labels)
+
+    def export_npz(self, path) -> Path:
+        return write_npz(path, self._require_result())
+
+    def _export_dialog(self, title: str, suffix: str, filter_text: str, write) -> None:
+        if self.result is None:
+            self.sink.note("Classify a capture before exporting", level="warning")
+            return
+        default = str(Path(self._last_folder() or ".") / f"{self.opened.capture.capture_id}{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self, title, default, filter_text)
+        if not path:
+            return
+        try:
+            write(path)
+        except (OSError, ValueError) as exc:
+            self.sink.report(exc, context="export")
+            return
+        self.sink.note(f"Wrote {path}")
+
+    def export_overlay_dialog(self) -> None:
+        self._export_dialog("Export overlay", "_overlay.png", "PNG (*.png)", self.export_overlay)
+
+    def export_labels_dialog(self) -> None:
+        self._export_dialog("Export label map", "_labels.png", "PNG (*.png)", self.export_labels)
+
+    def export_npz_dialog(self) -> None:
+        self._export_dialog("Export labels and probabilities", "_classification.npz", "NumPy (*.npz)", self.export_npz)
+
+    # -- settings ----------------------------------------------------------
+    def open_settings(self):
+        """Show the settings dialog (non-blocking); returns it."""
+        from app.settings_dialog import SettingsDialog, SettingsState
+
+        dialog = SettingsDialog(SettingsState.from_settings(self.settings), self)
+        dialog.accepted.connect(lambda: self.apply_settings_state(dialog.state))
+        dialog.open()
+        return dialog
+
+    def apply_settings_state(self, state) -> None:
+        """Store a :class:`app.settings_dialog.SettingsState` and apply its display options."""
+        try:
+            state.save(self.settings)
+        except ValueError as exc:
+            self.sink.report(exc, context="settings")
+        self.set_palette(state.palette)
+        self.actions["theatre"].setChecked(state.theatre_mode)
+
+    # -- drag and drop -----------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if _dropped_tiff(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        path = _dropped_tiff(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            self.open_capture(path)
+
+    # -- window state ------------------------------------------------------
+    def _restore_window(self) -> None:
+        geometry = self.settings.get("window_geometry")
+        if geometry:
+            self.restoreGeometry(geometry)
+        state = self.settings.get("window_state")
+        if state and self.settings.get("window_state_version") == WINDOW_STATE_VERSION:
+            self.restoreState(state, WINDOW_STATE_VERSION)
+
+    def save_window(self) -> None:
+        self.settings.set("window_geometry", bytes(self.saveGeometry().data()))
+        self.settings.set("window_state", bytes(self.saveState(WINDOW_STATE_VERSION).data()))
+        self.settings.set("window_state_version", WINDOW_STATE_VERSION)
+        self.settings.sync()
+
+    def closeEvent(self, event) -> None:
+        self.cancel_job(quiet=True)
+        self.save_window()
+        super().closeEvent(event)
+
+
+def _dropped_tiff(mime) -> str | None:
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile() and url.toLocalFile().lower().endswith(TIFF_SUFFIXES):
+            return url.toLocalFile()
+    return None

@@ -1,0 +1,126 @@
+"""One typed registry over QSettings: every persistent preference in one table.
+
+Each entry is ``(name, key, type, default, doc)``. Values are stored as text
+(JSON for lists, base64 for window geometry) so INI and native backends read
+back the same types. The scoring endpoint KEY is a secret: it goes to the OS
+keyring through :mod:`remote.credentials`, never into QSettings.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+ORGANISATION = "NeuroHSI"
+APPLICATION = "NeuroHSI"
+WINDOW_STATE_VERSION = 1  # bump when docks/toolbars change so stale layouts are ignored
+MAX_RECENT_FILES = 8
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute-style name used in code
+    key: str  # QSettings key
+    type: type  # str, bool, int, list or bytes
+    default: object
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("endpoint_url", "scoring/endpoint_url", str, "", "Scoring endpoint URL; empty means classify locally."),
+    Setting("use_remote", "scoring/use_remote", bool, True, "Classify on the endpoint when one is configured."),
+    Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
+    Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
+    Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
+    Setting("theatre_mode", "display/theatre_mode", bool, False, "Larger fonts and controls, readable from 2 m."),
+    Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
+    Setting("recent_files", "files/recent_files", list, [], "Recently opened raw captures, newest first."),
+    Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
+    Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
+    Setting("window_state_version", "window/state_version", int, 0, "WINDOW_STATE_VERSION the state was saved with."),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class AppSettings:
+    """Typed access to the registry: ``settings.get("palette")``, ``settings.set("palette", "colourblind")``."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.qsettings = qsettings if qsettings is not None else QSettings(ORGANISATION, APPLICATION)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "AppSettings":
+        """Settings kept in an INI file (tests and portable installs)."""
+        return cls(QSettings(str(path), QSettings.Format.IniFormat))
+
+    @staticmethod
+    def setting(name: str) -> Setting:
+        try:
+            return _BY_NAME[name]
+        except KeyError:
+            raise KeyError(f"unknown setting {name!r} (known: {', '.join(_BY_NAME)})") from None
+
+    def get(self, name: str):
+        s = self.setting(name)
+        raw = self.qsettings.value(s.key, None)
+        if raw is None:
+            return list(s.default) if s.type is list else s.default
+        text = str(raw)
+        try:
+            if s.type is bool:
+                return text.strip().lower() in ("1", "true", "yes", "on")
+            if s.type is int:
+                return int(float(text))
+            if s.type is list:
+                value = json.loads(text)
+                return [str(v) for v in value] if isinstance(value, list) else list(s.default)
+            if s.type is bytes:
+                return base64.b64decode(text.encode("ascii"))
+        except (ValueError, TypeError):
+            return s.default  # a hand-edited or stale value: fall back rather than refuse to start
+        return text
+
+    def set(self, name: str, value) -> None:
+        s = self.setting(name)
+        if s.type is bool:
+            text = "true" if value else "false"
+        elif s.type is int:
+            text = str(int(value))
+        elif s.type is list:
+            text = json.dumps([str(v) for v in value])
+        elif s.type is bytes:
+            text = base64.b64encode(bytes(value)).decode("ascii")
+        else:
+            text = str(value)
+        self.qsettings.setValue(s.key, text)
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+    # -- derived helpers ---------------------------------------------------
+    def add_recent_file(self, path: str | Path) -> list[str]:
+        path = str(Path(path).resolve())
+        files = [path] + [f for f in self.get("recent_files") if f != path]
+        files = files[:MAX_RECENT_FILES]
+        self.set("recent_files", files)
+        return files
+
+    def remote_enabled(self) -> bool:
+        return bool(self.get("use_remote") and self.get("endpoint_url").strip())
+
+    # The key is a secret: keyring only (remote.credentials), never QSettings.
+    def endpoint_key(self) -> str | None:
+        from remote.credentials import SCORING_ENDPOINT_KEY, get_secret
+
+        return get_secret(SCORING_ENDPOINT_KEY)
+
+    def set_endpoint_key(self, key: str | None) -> None:
+        from remote.credentials import SCORING_ENDPOINT_KEY, delete_secret, set_secret
+
+        if key:
+            set_secret(SCORING_ENDPOINT_KEY, key)
+        else:
+            delete_secret(SCORING_ENDPOINT_KEY)

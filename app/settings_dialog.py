@@ -1,0 +1,196 @@
+"""Settings dialog: scoring endpoint and key, model file, fallback, palette, theatre mode.
+
+The dialog owns a :class:`SettingsState` and binds its widgets to it (glue-qt
+style): tests set the state without showing the dialog. The endpoint key is
+kept in the OS keyring (:mod:`remote.credentials`), never in QSettings.
+"Test connection" pings the endpoint in a worker and reports the latency.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.settings import AppSettings
+from core.classes import PALETTES
+
+
+@dataclass
+class SettingsState:
+    endpoint_url: str = ""
+    endpoint_key: str = ""
+    use_remote: bool = True
+    fallback_local: bool = True
+    default_model: str = ""
+    palette: str = "thesis"
+    theatre_mode: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: AppSettings) -> "SettingsState":
+        try:
+            key = settings.endpoint_key() or ""
+        except ValueError:  # keyring unusable: the dialog still opens, the key field starts empty
+            key = ""
+        values = {f.name: settings.get(f.name) for f in fields(cls) if f.name != "endpoint_key"}
+        return cls(endpoint_key=key, **values)
+
+    def validate(self) -> None:
+        url = self.endpoint_url.strip()
+        if url and not url.lower().startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError(f"endpoint URL {url!r} must use https:// (plain http only for this machine)")
+        if self.palette not in PALETTES:
+            raise ValueError(f"unknown palette {self.palette!r}")
+
+    def save(self, settings: AppSettings) -> None:
+        """Write to QSettings; the key goes to the keyring only."""
+        self.validate()
+        for f in fields(self):
+            if f.name != "endpoint_key":
+                settings.set(f.name, getattr(self, f.name))
+        settings.set_endpoint_key(self.endpoint_key.strip() or None)
+        settings.sync()
+
+
+def ping_job(url: str, key: str | None):
+    """Worker job: seconds a ``ScoringClient.ping()`` round trip took."""
+    from remote.scoring_client import ScoringClient
+
+    yield None  # a cancel point before the network call
+    start = time.perf_counter()
+    ScoringClient(url, key=key).ping()
+    return time.perf_counter() - start
+
+
+class SettingsDialog(QDialog):
+    """Thin view over a :class:`SettingsState`."""
+
+    connection_tested = Signal(str)  # the result line shown next to the button
+
+    def __init__(self, state: SettingsState | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("NeuroHSI settings")
+        self.setObjectName("settings_dialog")
+        self.state = state if state is not None else SettingsState()
+        self._worker = None
+
+        self.url_edit = QLineEdit()
+        self.url_edit.setPlaceholderText("https://<endpoint>.<region>.inference.ml.azure.com/score")
+        self.key_edit = QLineEdit()
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText("stored in the system keyring")
+        self.use_remote_check = QCheckBox("Classify on the endpoint when one is set")
+        self.fallback_check = QCheckBox("Classify locally when the endpoint fails")
+        self.test_button = QPushButton("Test connection")
+        self.test_result = QLabel("")
+        self.test_result.setObjectName("test_connection_result")
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("bundled demo model")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_model)
+        self.palette_combo = QComboBox()
+        for name in PALETTES:
+            self.palette_combo.addItem({"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}.get(name, name),
+                                       name)
+        self.theatre_check = QCheckBox("Theatre mode (larger fonts and controls)")
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #ff7070;")
+
+        form = QFormLayout()
+        form.addRow("Endpoint URL", self.url_edit)
+        form.addRow("Endpoint key", self.key_edit)
+        form.addRow("", self.use_remote_check)
+        form.addRow("", self.fallback_check)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_result, 1)
+        form.addRow("", test_row)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_edit, 1)
+        model_row.addWidget(browse)
+        form.addRow("Default model", model_row)
+        form.addRow("Palette", self.palette_combo)
+        form.addRow("", self.theatre_check)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+
+        self.set_state(self.state)
+        self.url_edit.textChanged.connect(lambda t: setattr(self.state, "endpoint_url", t))
+        self.key_edit.textChanged.connect(lambda t: setattr(self.state, "endpoint_key", t))
+        self.use_remote_check.toggled.connect(lambda v: setattr(self.state, "use_remote", v))
+        self.fallback_check.toggled.connect(lambda v: setattr(self.state, "fallback_local", v))
+        self.model_edit.textChanged.connect(lambda t: setattr(self.state, "default_model", t))
+        self.palette_combo.currentIndexChanged.connect(
+            lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
+        )
+        self.theatre_check.toggled.connect(lambda v: setattr(self.state, "theatre_mode", v))
+        self.test_button.clicked.connect(self.test_connection)
+
+    def set_state(self, state: SettingsState) -> None:
+        """Show ``state`` in the widgets (the widgets then edit it)."""
+        self.state = state
+        self.url_edit.setText(state.endpoint_url)
+        self.key_edit.setText(state.endpoint_key)
+        self.use_remote_check.setChecked(state.use_remote)
+        self.fallback_check.setChecked(state.fallback_local)
+        self.model_edit.setText(state.default_model)
+        self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(state.palette), 0))
+        self.theatre_check.setChecked(state.theatre_mode)
+
+    def accept(self) -> None:
+        try:
+            self.state.validate()
+        except ValueError as exc:
+            self.error_label.setText(str(exc))
+            return
+        super().accept()
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", self.state.default_model, "Models (*.safetensors)")
+        if path:
+            self.model_edit.setText(path)
+
+    def test_connection(self) -> None:
+        """Ping the endpoint in a worker; the latency (or the problem) appears next to the button."""
+        from app.notifications import one_line
+        from app.workers import start_job
+
+        url = self.state.endpoint_url.strip()
+        if not url:
+            self._report_test("No endpoint URL set")
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText("Testing…")
+        self._worker = start_job(
+            ping_job,
+            url,
+            self.state.endpoint_key.strip() or None,
+            on_yield=lambda _v: None,
+            on_return=lambda seconds: self._report_test(f"OK — {1000 * seconds:.0f} ms"),
+            on_error=lambda exc: self._report_test(f"Failed: {one_line(exc)}"),
+        )
+
+    def _report_test(self, text: str) -> None:
+        self._worker = None
+        self.test_button.setEnabled(True)
+        self.test_result.setText(text)
+        self.connection_tested.emit(text)

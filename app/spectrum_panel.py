@@ -1,0 +1,127 @@
+"""Inspect panel: the hovered pixel's spectrum against wavelength, pinned spectra, ROI mean.
+
+The readout line gives pixel coordinates, class and class probabilities. Hover
+updates arrive already throttled (``pg.SignalProxy`` in :mod:`app.image_view`);
+each one only re-sets a 25-point curve and a label.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from core.classes import UNLABELLED, class_table
+from core.preprocessing import Cube
+
+
+class SpectrumPanel(QWidget):
+    """Spectrum plot with a hover curve, pinned curves (own colours) and the ROI mean."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cube: Cube | None = None
+        self.labels: np.ndarray | None = None
+        self.probabilities: np.ndarray | None = None
+        self.class_ids: tuple[int, ...] = ()
+        self.x = np.zeros(0)
+
+        self.readout = QLabel("Open a capture, then hover over the image")
+        self.readout.setObjectName("spectrum_readout")
+        self.readout.setWordWrap(True)
+        self.readout.setTextFormat(Qt.TextFormat.PlainText)
+        self.plot = pg.PlotWidget(background="#101214")
+        self.plot.setLabel("bottom", "Wavelength", units="nm")
+        self.plot.setLabel("left", "Normalised reflectance")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.setMinimumHeight(180)
+        self.hover_curve = self.plot.plot(pen=pg.mkPen("#ffffff", width=2), name="hover")
+        self.roi_curve = self.plot.plot(pen=pg.mkPen("#00e5ff", width=2, style=Qt.PenStyle.DashLine), name="roi")
+        self.pinned_curves: list[pg.PlotDataItem] = []
+        self.roi_readout = QLabel("")
+        self.roi_readout.setObjectName("roi_readout")
+        self.clear_button = QPushButton("Clear pins")
+        self.clear_button.setToolTip("Remove the pinned spectra and their markers")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.readout)
+        layout.addWidget(self.plot, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.roi_readout, 1)
+        row.addWidget(self.clear_button)
+        layout.addLayout(row)
+
+    def set_cube(self, cube: Cube | None) -> None:
+        """A new capture: axis from its wavelengths (band index when unknown); curves cleared."""
+        self.cube = cube
+        self.set_result(None, None, ())
+        if cube is not None and cube.wavelengths_nm is not None:
+            self.x = np.asarray(cube.wavelengths_nm, dtype=np.float64)
+            self.plot.setLabel("bottom", "Wavelength", units="nm")
+        else:
+            self.x = np.arange(0 if cube is None else cube.data.shape[-1], dtype=np.float64)
+            self.plot.setLabel("bottom", "Band")
+        self.hover_curve.setData([], [])
+        self.roi_curve.setData([], [])
+        self.roi_readout.setText("")
+        self.clear_pins()
+
+    def set_result(self, labels, probabilities, class_ids) -> None:
+        self.labels, self.probabilities, self.class_ids = labels, probabilities, tuple(class_ids)
+
+    def describe(self, row: int, col: int) -> str:
+        """One-line readout for a pixel: coordinates, class, probabilities."""
+        text = f"Row {row}, col {col}"
+        if self.cube is not None and not self.cube.valid[row, col]:
+            return text + " — invalid pixel (no reflectance)"
+        if self.labels is None:
+            return text
+        table = class_table()
+        class_id = int(self.labels[row, col])
+        name = "unclassified" if class_id == UNLABELLED else table.by_id(class_id).name
+        probs = self.probabilities[row, col]
+        parts = [f"{_short_name(c)} {100.0 * p:.0f}%" for c, p in zip(self.class_ids, probs)]
+        return f"{text} — {name} ({100.0 * float(probs.max()):.0f}%) · " + ", ".join(parts)
+
+    def show_pixel(self, row: int, col: int) -> None:
+        if self.cube is None:
+            return
+        self.hover_curve.setData(self.x, self.cube.data[row, col])
+        self.readout.setText(self.describe(row, col))
+
+    def clear_hover(self) -> None:
+        self.hover_curve.setData([], [])
+
+    def pin(self, row: int, col: int, colour: str) -> None:
+        """Add a pinned spectrum for pixel ``(row, col)`` drawn in ``colour``."""
+        if self.cube is None:
+            return
+        curve = self.plot.plot(self.x, self.cube.data[row, col], pen=pg.mkPen(colour, width=2), name=f"pin {row},{col}")
+        self.pinned_curves.append(curve)
+
+    def clear_pins(self) -> None:
+        for curve in self.pinned_curves:
+            self.plot.removeItem(curve)
+        self.pinned_curves.clear()
+
+    def show_roi(self, bounds: tuple[int, int, int, int] | None) -> None:
+        """Mean spectrum of the valid pixels in ``(row0, row1, col0, col1)`` and their count."""
+        if self.cube is None or bounds is None:
+            self.roi_curve.setData([], [])
+            self.roi_readout.setText("")
+            return
+        r0, r1, c0, c1 = bounds
+        block = self.cube.data[r0:r1, c0:c1]
+        valid = self.cube.valid[r0:r1, c0:c1]
+        n = int(valid.sum())
+        if n == 0:
+            self.roi_curve.setData([], [])
+            self.roi_readout.setText(f"ROI {r1 - r0}x{c1 - c0}: no valid pixels")
+            return
+        self.roi_curve.setData(self.x, block[valid].mean(axis=0))
+        self.roi_readout.setText(f"ROI rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}: {n} pixels (mean dashed)")
+
+
+def _short_name(class_id: int) -> str:
+    return class_table().by_id(class_id).key.replace("_blood", "").replace("_mater", "")

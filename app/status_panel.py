@@ -1,0 +1,64 @@
+"""Status widgets: the research-use banner and the model / source / timings readout."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+BANNER_TEXT = "Research use only — not for diagnostic use"
+
+
+class ResearchBanner(QLabel):
+    """Persistent banner: the map supports, never replaces, the surgeon's judgement."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(BANNER_TEXT, parent)
+        self.setObjectName("research_banner")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setStyleSheet(
+            "QLabel#research_banner { background: #5c3b00; color: #ffd27a; font-weight: bold; padding: 4px; }"
+        )
+
+
+class StatusPanel(QWidget):
+    """Model identity, where the map came from, per-stage timings, progress and cancel."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model_label = QLabel("Model: —")
+        self.model_label.setObjectName("status_model")
+        self.source_label = QLabel("")
+        self.source_label.setObjectName("status_source")
+        self.timings_label = QLabel("")
+        self.timings_label.setObjectName("status_timings")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("status_cancel")
+        self.cancel_button.setToolTip("Cancel the running job")
+        self.cancel_button.hide()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.model_label, self.source_label, self.timings_label, self.progress, self.cancel_button):
+            layout.addWidget(widget)
+
+    def show_model(self, info, source: str) -> None:
+        """``info``: :class:`core.model_file.ModelInfo`; ``source``: "local" or the endpoint URL."""
+        self.model_label.setText(f"Model: {info.name} v{info.version} · sha256 {info.sha256[:12]}")
+        self.source_label.setText("Local" if source == "local" else f"Remote: {source}")
+
+    def show_timings(self, timings_s: dict[str, float]) -> None:
+        order = ("read", "upload", "preprocess", "server", "infer", "rgb", "total")
+        keys = [k for k in order if k in timings_s] + [k for k in timings_s if k not in order]
+        self.timings_label.setText(" · ".join(f"{k} {1000 * timings_s[k]:.0f} ms" for k in keys))
+
+    def set_busy(self, text: str | None, fraction: float = 0.0) -> None:
+        """Show progress (``text`` not None) with the cancel button, or hide both."""
+        busy = text is not None
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setValue(int(100 * fraction))
+            self.progress.setFormat(f"{text} %p%")
