@@ -1,0 +1,354 @@
+"""Dataset folders (what training reads and what is uploaded), and NEMESIS import.
+
+Layout::
+
+    DATASET/<capture_id>/raw.tif     raw frame, Ximea metadata in ImageDescription
+                         dark.tif    dark reference
+                         white.tif   white reference
+                         labels.png  uint8 class ids (palette PNG) of the cube's size
+                         meta.json   capture_id, patient, source, profile, label_counts, created, ...
+
+A NEMESIS import may add ``spectra.npz`` (the archive's labelled spectra).
+Every non-hidden sub-folder of a dataset is a capture; files beside them are ignored.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from core.camera_profiles import CameraProfile
+from core.errors import CaptureError, DatasetError
+from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png, write_label_png
+from core.metadata import CaptureMetadata
+
+CAPTURE_FILES = ("raw.tif", "dark.tif", "white.tif", "labels.png", "meta.json")
+_CAPTURE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NEMESIS_RAW = re.compile(r"^(?P<id>ID\d+)C(?P<n>\d+)\.tiff?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DatasetCapture:
+    """One capture folder of a dataset."""
+
+    capture_id: str
+    folder: Path
+    raw_path: Path
+    dark_path: Path
+    white_path: Path
+    labels_path: Path
+    meta: dict
+
+    @property
+    def patient(self) -> str:
+        """Patient id from meta.json, else the ``IDxxxx`` part of the capture id (for leave-one-patient-out)."""
+        patient = self.meta.get("patient")
+        if patient:
+            return str(patient)
+        match = re.match(r"^(ID\d+)C\d+$", self.capture_id, re.IGNORECASE)
+        return match[1] if match else self.capture_id
+
+    def load_capture(self):
+        """The raw/dark/white triplet as a :class:`core.capture_io.Capture` (id = folder name)."""
+        from core.capture_io import load_capture
+
+        return load_capture(self.raw_path, self.dark_path, self.white_path)
+
+    def load_labels(self) -> np.ndarray:
+        """The label map, uint8 (H, W) class ids."""
+        return read_label_png(self.labels_path)
+
+    def metadata(self) -> CaptureMetadata | None:
+        """The raw frame's Ximea metadata, read from the TIFF header only."""
+        return _read_tiff_header(self.raw_path)[1]
+
+    def profile(self) -> CameraProfile:
+        """The camera profile this capture is preprocessed with (from its metadata; see ``core.synthetic``)."""
+        from core.synthetic import profile_for_metadata
+
+        return profile_for_metadata(self.metadata())
+
+
+def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | None]:
+    """(shape, metadata) of a TIFF's first page without reading its pixels."""
+    import tifffile
+
+    from core.metadata import parse_ximea_xml
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.pages:
+                raise DatasetError(path, "TIFF holds no image")
+            page = tif.pages[0]
+            shape, description = tuple(page.shape), page.description or ""
+    except DatasetError:
+        raise
+    except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
+        raise DatasetError(path, f"not a readable TIFF ({exc.__class__.__name__})") from None
+    metadata = None
+    if description.lstrip().startswith("<"):
+        try:
+            metadata = parse_ximea_xml(description)
+        except ValueError as exc:
+            raise DatasetError(path, f"bad Ximea metadata: {exc}") from None
+    return shape, metadata
+
+
+def _cube_hw(raw_path: Path) -> tuple[int, int]:
+    from core.synthetic import profile_for_metadata
+
+    shape, metadata = _read_tiff_header(raw_path)
+    profile = profile_for_metadata(metadata)
+    rows, cols = profile.min_frame_shape
+    if len(shape) != 2 or shape[0] < rows or shape[1] < cols:
+        raise DatasetError(raw_path, f"frame {shape} is too small for profile {profile.id!r} (needs {rows}x{cols})")
+    return profile.cube_shape[:2]
+
+
+def _check_capture_id(capture_id: str) -> str:
+    if not isinstance(capture_id, str) or not _CAPTURE_ID.match(capture_id):
+        raise ValueError(f"capture id {capture_id!r} must be letters, digits, '_', '-' or '.' (a folder name)")
+    return capture_id
+
+
+def write_capture_folder(
+    root: str | Path,
+    capture_id: str,
+    raw: np.ndarray,
+    dark: np.ndarray,
+    white: np.ndarray,
+    labels: np.ndarray,
+    *,
+    metadata: CaptureMetadata | None = None,
+    meta: dict | None = None,
+) -> DatasetCapture:
+    """Write ``root/<capture_id>/{raw,dark,white}.tif, labels.png, meta.json`` and return it.
+
+    ``labels`` is uint8 (H, W) of the cube size of the capture's profile
+    (resolved from ``metadata``). ``meta`` adds or overrides meta.json fields
+    (e.g. ``patient``, ``source``). Existing files of the same capture are replaced.
+    Raises ``DatasetError`` when the labels do not fit the frames.
+    """
+    from core.capture_io import write_frame
+    from core.labels import validate_labels
+    from core.synthetic import profile_for_metadata
+
+    _check_capture_id(capture_id)
+    frames = {"raw": np.asarray(raw), "dark": np.asarray(dark), "white": np.asarray(white)}
+    for name, frame in frames.items():
+        if frame.ndim != 2 or frame.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"{name} frame must be 2-D uint8 or uint16, got {frame.dtype} {frame.shape}")
+        if frame.shape != frames["raw"].shape:
+            raise ValueError(f"{name} frame shape {frame.shape} differs from raw {frames['raw'].shape}")
+    labels = validate_labels(labels)
+    profile = profile_for_metadata(metadata)
+    rows, cols = profile.min_frame_shape
+    folder = Path(root) / capture_id
+    if frames["raw"].shape[0] < rows or frames["raw"].shape[1] < cols:
+        raise DatasetError(folder, f"frames {frames['raw'].shape} are too small for profile {profile.id!r}")
+    if labels.shape != profile.cube_shape[:2]:
+        raise DatasetError(
+            folder, f"label map shape {labels.shape} does not match the cube {profile.cube_shape[:2]} of {profile.id!r}"
+        )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        write_frame(folder / f"{name}.tif", frame, metadata)
+    write_label_png(folder / "labels.png", labels)
+    info = {
+        "capture_id": capture_id,
+        "patient": None,
+        "source": "unknown",
+        "profile": profile.id,
+        "frame_shape": list(frames["raw"].shape),
+        "cube_shape": list(profile.cube_shape),
+        "label_counts": {str(k): v for k, v in label_counts(labels).items()},
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "metadata": None if metadata is None else metadata.to_dict(),
+    }
+    info.update(meta or {})
+    (folder / "meta.json").write_text(json.dumps(info, indent=1) + "\n")
+    return _capture_from_folder(folder, info)
+
+
+def _capture_from_folder(folder: Path, meta: dict) -> DatasetCapture:
+    return DatasetCapture(
+        capture_id=folder.name,
+        folder=folder,
+        raw_path=folder / "raw.tif",
+        dark_path=folder / "dark.tif",
+        white_path=folder / "white.tif",
+        labels_path=folder / "labels.png",
+        meta=meta,
+    )
+
+
+def read_capture_folder(folder: str | Path) -> DatasetCapture:
+    """One capture folder, checked: all five files present, meta.json valid, labels of the cube's size."""
+    folder = Path(folder)
+    missing = [name for name in CAPTURE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise DatasetError(folder, f"capture folder lacks {', '.join(missing)}")
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(folder / "meta.json", f"not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(folder / "meta.json", "must hold a JSON object")
+    capture = _capture_from_folder(folder, meta)
+    expected = _cube_hw(capture.raw_path)
+    found = label_png_shape(capture.labels_path)
+    if found != expected:
+        raise DatasetError(capture.labels_path, f"label map is {found[0]}x{found[1]}, the cube is {expected[0]}x{expected[1]}")
+    return capture
+
+
+def read_dataset(root: str | Path) -> list[DatasetCapture]:
+    """All captures of a dataset folder, sorted by capture id.
+
+    Raises ``DatasetError`` naming the path when the folder is missing, holds no
+    capture, or a capture lacks a file or has labels of the wrong size.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(root, "dataset folder not found")
+    if not root.is_dir():
+        raise DatasetError(root, "is not a folder (expected DATASET/<capture_id>/raw.tif, ...)")
+    if (root / "raw.tif").is_file() and (root / "meta.json").is_file():
+        raise DatasetError(root, "is a capture folder, not a dataset; give the folder above it")
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    if not folders:
+        raise DatasetError(root, "dataset is empty (no capture folders)")
+    return [read_capture_folder(folder) for folder in folders]
+
+
+# --------------------------------------------------------------------------- NEMESIS archive
+
+
+@dataclass(frozen=True)
+class NemesisSpectra:
+    """The labelled spectra of one NEMESIS capture (``<ID>_dataset.mat``)."""
+
+    data: np.ndarray  # float64 (N, B) preprocessed spectra
+    label: np.ndarray  # uint16 (N,) raw NEMESIS codes
+    label4classes: np.ndarray  # uint8 (N,) class ids 1..5
+
+
+def _loadmat(path: Path) -> dict:
+    import scipy.io
+
+    try:
+        return scipy.io.loadmat(path)
+    except FileNotFoundError:
+        raise DatasetError(path, "file not found") from None
+    except (ValueError, TypeError, OSError, NotImplementedError, KeyError) as exc:
+        # NotImplementedError: MATLAB v7.3 (HDF5) files, which scipy cannot read.
+        raise DatasetError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})") from None
+
+
+def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
+    """Read ``<ID>_dataset.mat`` (keys ``data`` N x B, ``label``, ``label4Classes``)."""
+    path = Path(path)
+    content = _loadmat(path)
+    for key in ("data", "label", "label4Classes"):
+        if key not in content:
+            raise DatasetError(path, f"no {key!r} variable (found: {', '.join(k for k in content if not k.startswith('__'))})")
+    data = np.asarray(content["data"], dtype=np.float64)
+    label = np.asarray(content["label"]).ravel()
+    label4 = np.asarray(content["label4Classes"]).ravel()
+    if data.ndim != 2:
+        raise DatasetError(path, f"'data' must be N x bands, got shape {data.shape}")
+    if len(label) != len(data) or len(label4) != len(data):
+        raise DatasetError(path, f"{len(data)} spectra but {len(label)} labels and {len(label4)} label4Classes")
+    if label4.size and (label4.min() < 0 or label4.max() > 5):
+        raise DatasetError(path, "'label4Classes' holds values outside 0..5")
+    return NemesisSpectra(data, label.astype(np.uint16), label4.astype(np.uint8))
+
+
+def read_nemesis_ground_truth(path: str | Path) -> np.ndarray:
+    """Read ``SNAPgt<ID>_cropped_Pre-processed.mat`` (``groundTruthMap``) as uint8 class ids (H, W)."""
+    path = Path(path)
+    content = _loadmat(path)
+    if "groundTruthMap" not in content:
+        raise DatasetError(path, "no 'groundTruthMap' variable")
+    codes = np.asarray(content["groundTruthMap"])
+    if codes.ndim != 2:
+        raise DatasetError(path, f"'groundTruthMap' must be 2-D, got shape {codes.shape}")
+    try:
+        return map_nemesis_codes(codes)
+    except ValueError as exc:
+        raise DatasetError(path, str(exc)) from None
+
+
+def _find_one(folder: Path, names: list[str]) -> Path | None:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=None) -> dict:
+    """Import a NEMESIS archive folder into a dataset folder.
+
+    For each ``IDxxxxCyy.tif`` with its ``CDyy``/``CWyy`` references and a
+    ``SNAPgt<capture>_cropped_Pre-processed.mat`` ground truth (``<capture>`` is
+    ``IDxxxxCyy`` or ``IDxxxx``), writes ``dst/<IDxxxxCyy>/``; an
+    ``<capture>_dataset.mat`` spectra file is kept as ``spectra.npz``. Captures
+    without ground truth are skipped and listed. ``progress(message)`` is called
+    per capture. Returns a summary dict. ``DatasetError`` when nothing can be imported.
+    """
+    from core.capture_io import load_capture
+
+    src, dst = Path(src_folder), Path(dst_dataset)
+    if not src.is_dir():
+        raise DatasetError(src, "NEMESIS folder not found" if not src.exists() else "is not a folder")
+    raws = sorted(p for p in src.iterdir() if p.is_file() and _NEMESIS_RAW.match(p.name))
+    if not raws:
+        raise DatasetError(src, "no NEMESIS captures (IDxxxxCyy.tif with IDxxxxCDyy.tif and IDxxxxCWyy.tif)")
+    imported, skipped = [], []
+    for raw_path in raws:
+        match = _NEMESIS_RAW.match(raw_path.name)
+        capture_id, patient = raw_path.stem, match["id"]
+        gt_path = _find_one(src, [f"SNAPgt{capture_id}_cropped_Pre-processed.mat", f"SNAPgt{patient}_cropped_Pre-processed.mat"])
+        if gt_path is None:
+            skipped.append({"capture_id": capture_id, "reason": f"no SNAPgt{capture_id}_cropped_Pre-processed.mat"})
+            continue
+        if progress is not None:
+            progress(f"importing {capture_id}")
+        try:
+            capture = load_capture(raw_path)
+        except CaptureError as exc:
+            raise DatasetError(exc.path, exc.problem) from None
+        labels = read_nemesis_ground_truth(gt_path)
+        spectra_path = _find_one(src, [f"{capture_id}_dataset.mat", f"{patient}_dataset.mat"])
+        meta = {"patient": patient, "source": "nemesis", "nemesis_files": {"raw": raw_path.name, "ground_truth": gt_path.name}}
+        spectra = None
+        if spectra_path is not None:
+            spectra = read_nemesis_spectra(spectra_path)
+            meta["nemesis_files"]["spectra"] = spectra_path.name
+            meta["nemesis_spectra"] = {
+                "n": int(len(spectra.data)),
+                "bands": int(spectra.data.shape[1]),
+                "label4classes_counts": {str(c): int((spectra.label4classes == c).sum()) for c in range(1, 6)},
+            }
+        try:
+            written = write_capture_folder(
+                dst, capture_id, capture.raw, capture.dark, capture.white, labels, metadata=capture.metadata, meta=meta
+            )
+        except DatasetError as exc:
+            raise DatasetError(gt_path, f"ground truth does not fit {raw_path.name}: {exc.problem}") from None
+        if spectra is not None:
+            np.savez_compressed(
+                written.folder / "spectra.npz", data=spectra.data, label=spectra.label, label4Classes=spectra.label4classes
+            )
+        elif (written.folder / "spectra.npz").exists():
+            (written.folder / "spectra.npz").unlink()
+        imported.append({"capture_id": capture_id, "labelled_pixels": int((labels > 0).sum())})
+    if not imported:
+        raise DatasetError(src, f"no capture has a ground-truth map ({len(skipped)} skipped)")
+    return {"dataset": str(dst), "imported": imported, "skipped": skipped}
+
