@@ -91,6 +91,8 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
             with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
                 if len(tif.pages) == 0:
                     raise CaptureError(label, _with_detail("TIFF holds no image (truncated or corrupt)", messages))
+                if len(tif.pages) > 1:  # a stack is not a raw frame, even if its first page would pass
+                    raise CaptureError(label, f"holds {len(tif.pages)} pages; expected one 2-D frame")
                 page = tif.pages[0]
                 description = page.description or ""
                 # Check what the header claims before allocating: a damaged header
