@@ -1,0 +1,155 @@
+"""Never lose work: autosave, crash recovery offer, atomic save through the labelling widget."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from app.application import create_application
+from app.labelling import LabellingWidget
+from core import label_editing as le
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+NOMOD = QtCore.Qt.KeyboardModifier.NoModifier
+H, W = 30, 40
+
+
+def make_widget(qtbot, answers, errors, *, autosave_ms=10_000):
+    create_application([])
+
+    def prompt(parent, folder):
+        answers.append(folder)
+        return answers.restore
+
+    w = LabellingWidget(restore_prompt=prompt, error_sink=errors.append, autosave_ms=autosave_ms)
+    qtbot.addWidget(w)
+    w.resize(800, 500)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+class Answers(list):
+    restore = True
+
+
+def paint(qtbot, w, row, col):
+    vp = w.canvas.viewport()
+    pos = w.canvas.image_to_widget(row + 0.5, col + 0.5)
+    qtbot.mousePress(vp, LEFT, NOMOD, pos)
+    qtbot.mouseRelease(vp, LEFT, NOMOD, pos)
+
+
+def test_autosave_timer_writes_the_recovery_file(qtbot, tmp_path):
+    answers, errors = Answers(), []
+    w = make_widget(qtbot, answers, errors, autosave_ms=50)
+    w.open(tmp_path, None, shape=(H, W))
+    assert w.autosave_timer.isActive() and w.autosave_timer.interval() == 50
+    w.brush_spin.setValue(5)
+    paint(qtbot, w, 10, 10)
+    path = le.recovery_path(tmp_path)
+    qtbot.waitUntil(path.exists, timeout=3000)
+    w._wait_autosave()
+    back, info = le.read_recovery(tmp_path)
+    assert np.array_equal(back, w.session.editor.labels) and info["author"]
+    assert not answers and not errors
+    w.shutdown()
+
+
+def test_default_interval_is_ten_seconds(qtbot, tmp_path):
+    w = make_widget(qtbot, Answers(), [])
+    w.open(tmp_path, None, shape=(H, W))
+    assert w.autosave_timer.interval() == 10_000
+    w.shutdown()
+
+
+def test_crash_then_restart_offers_and_restores_the_recovered_labels(qtbot, tmp_path):
+    answers, errors = Answers(), []
+    first = make_widget(qtbot, answers, errors)
+    first.open(tmp_path, None, shape=(H, W))
+    first.brush_spin.setValue(7)
+    paint(qtbot, first, 15, 20)
+    painted = first.session.editor.labels.copy()
+    first.autosave_async()  # the 10 s timer's work
+    first._wait_autosave()
+    # crash: the first window never closes or saves; a new app opens the same capture
+    assert not (tmp_path / "labels.png").exists()
+    second = make_widget(qtbot, answers, errors)
+    second.open(tmp_path, None, shape=(H, W))
+    assert answers == [tmp_path]  # offered exactly once
+    assert np.array_equal(second.session.editor.labels, painted)
+    assert second.session.editor.can_undo  # restoring is itself undoable
+    second.save()
+    assert not le.recovery_path(tmp_path).exists()
+    # reopening after a save offers nothing
+    third = make_widget(qtbot, answers, errors)
+    third.open(tmp_path, None, shape=(H, W))
+    assert answers == [tmp_path] and np.array_equal(third.session.editor.labels, painted)
+    for w in (first, second, third):
+        w.autosave_timer.stop()
+    third.shutdown()
+    assert not errors
+
+
+def test_declining_the_recovery_discards_it_and_close_autosaves(qtbot, tmp_path):
+    answers, errors = Answers(), []
+    answers.restore = False
+    w = make_widget(qtbot, answers, errors)
+    w.open(tmp_path, None, shape=(H, W))
+    paint(qtbot, w, 5, 5)
+    w.close()  # closing autosaves
+    assert le.recovery_pending(tmp_path)
+    again = make_widget(qtbot, answers, errors)
+    again.open(tmp_path, None, shape=(H, W))
+    assert answers == [tmp_path]
+    assert not again.session.editor.labels.any() and not le.recovery_path(tmp_path).exists()
+    again.shutdown()
+    w.shutdown()
+
+
+def test_older_recovery_than_saved_labels_is_not_offered(qtbot, tmp_path):
+    le.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    saved = np.full((H, W), 2, np.uint8)
+    le.save_labels(tmp_path, saved, author="a")
+    le.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    stamp = (tmp_path / "labels.png").stat().st_mtime_ns
+    os.utime(le.recovery_path(tmp_path), ns=(stamp - 10**9, stamp - 10**9))  # autosave older than the save
+    answers = Answers()
+    w = make_widget(qtbot, answers, [])
+    w.open(tmp_path, None, shape=(H, W))
+    assert answers == [] and np.array_equal(w.session.editor.labels, saved)
+    w.shutdown()
+
+
+def test_interrupted_save_keeps_previous_labels_png(qtbot, tmp_path, monkeypatch):
+    answers, errors = Answers(), []
+    w = make_widget(qtbot, answers, errors)
+    w.open(tmp_path, None, shape=(H, W))
+    paint(qtbot, w, 10, 10)
+    assert w.save() is not None
+    before = (tmp_path / "labels.png").read_bytes()
+    paint(qtbot, w, 20, 30)
+
+    def replace_fails(src, dst):
+        assert os.path.getsize(src) > 0  # the temporary file was written in full first
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(le.os, "replace", replace_fails)
+    assert w.save() is None
+    assert "No space left" in str(errors[-1])
+    assert (tmp_path / "labels.png").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert w.session.dirty  # the edit is still waiting to be saved
+    monkeypatch.undo()
+    assert w.save() is not None and not w.session.dirty
+    w.shutdown()
+
+
+def test_labels_png_of_wrong_size_is_a_clear_error(qtbot, tmp_path):
+    le.save_labels(tmp_path, np.zeros((5, 5), np.uint8), author="a")
+    w = make_widget(qtbot, Answers(), [])
+    with pytest.raises(ValueError, match=r"labels.png: label map is 5x5, the capture's cube is 30x40"):
+        w.open(tmp_path, None, shape=(H, W))
+    w.shutdown()
