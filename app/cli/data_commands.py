@@ -1,4 +1,4 @@
-"""Commands on captures and datasets: ``info``, ``preprocess``, ``demo-data``, ``demo-capture``."""
+"""Commands on single captures: ``info`` (metadata as JSON) and ``preprocess`` (raw triplet to a cube)."""
 from __future__ import annotations
 
 import argparse
@@ -55,13 +55,15 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         raise ValueError("give both --dark and --white, or neither")
     capture = load_capture(args.raw, args.dark, args.white)
     cube = preprocess_capture(capture, profile_name=args.profile)
-    np.save(args.output, cube.data)
+    # Through a file object: np.save(path) would append ".npy" to any other name.
+    with open(args.output, "wb") as handle:
+        np.save(handle, cube.data)
     if args.rgb is not None:
         from PIL import Image
 
         from core.rgb import synthetic_rgb
 
-        Image.fromarray(synthetic_rgb(cube)).save(args.rgb)
+        Image.fromarray(synthetic_rgb(cube)).save(args.rgb, format="PNG")
     print(
         json.dumps(
             {
