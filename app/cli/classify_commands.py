@@ -1,0 +1,152 @@
+"""``neurohsi classify``: raw triplet -> label map, probabilities, overlay; locally or on a scoring endpoint."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "classify",
+        help="classify every pixel of a capture (label map, probabilities, overlay)",
+        description="Classify a raw capture with a Conv2DNet model, locally or on a scoring endpoint. "
+        "Research use only - not for diagnostic use.",
+    )
+    p.add_argument("raw", type=Path, help="raw frame (TIFF); references found by name unless given")
+    p.add_argument("--dark", type=Path, help="dark reference (TIFF)")
+    p.add_argument("--white", type=Path, help="white reference (TIFF)")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata, else thesis-sm5x5-nir)")
+    p.add_argument("-o", "--output", type=Path, metavar="MAP.png", help="colour label map (palette PNG of class ids)")
+    p.add_argument("--overlay", type=Path, metavar="OVERLAY.png", help="map over the synthetic RGB, with legend")
+    p.add_argument("--npz", type=Path, metavar="OUT.npz", help="labels (uint8 HxW), probabilities (float32 HxWxC), class_ids")
+    p.add_argument("--palette", choices=("thesis", "colourblind"), default="thesis", help="class colours (default: thesis)")
+    p.add_argument("--json", action="store_true", help="print timings and model identity as JSON")
+    remote = p.add_argument_group("remote scoring")
+    remote.add_argument("--endpoint", metavar="URL", help="score on this endpoint instead of locally")
+    remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
+    remote.add_argument("--fallback-local", action="store_true", help="classify locally when the endpoint fails")
+    p.set_defaults(handler=cmd_classify)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if (args.dark is None) != (args.white is None):
+        raise ValueError("give both --dark and --white, or neither")
+    if args.endpoint is None and (args.key_env or args.fallback_local):
+        raise ValueError("--key-env and --fallback-local need --endpoint")
+    if args.key_env and not os.environ.get(args.key_env):
+        raise ValueError(f"environment variable {args.key_env} (--key-env) is not set")
+    for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
+        if path is not None and not path.parent.is_dir():
+            raise ValueError(f"{path}: folder for {option} does not exist")
+
+
+def _classify_remote(args: argparse.Namespace):
+    from remote.scoring_client import ScoringClient
+
+    key = os.environ[args.key_env] if args.key_env else None
+    return ScoringClient(args.endpoint, key=key).classify_files(args.raw, args.dark, args.white)
+
+
+def _classify_local(args: argparse.Namespace):
+    from core.inference import classify_files, load_default_model
+    from core.model_file import load_model
+
+    model = load_model(args.model) if args.model is not None else load_default_model()
+    return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    _check_args(args)
+    if args.endpoint is not None:
+        try:
+            from remote.scoring_client import RemoteError
+        except ImportError as exc:  # a slimmed install without the remote package
+            raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
+
+        try:
+            result = _classify_remote(args)
+        except (RemoteError, OSError) as exc:
+            if not args.fallback_local:
+                raise _remote_failure(args.endpoint, exc) from None
+            from app.cli.main import one_line
+
+            print(f"neurohsi: remote scoring failed ({one_line(exc)}); classified locally", file=sys.stderr)
+            result = _classify_local(args)
+    else:
+        result = _classify_local(args)
+    written = write_outputs(result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette)
+    summary = summarise(result, written)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        shares = ", ".join(f"{name} {pct:.1f}%" for name, pct in summary["classes_percent"].items())
+        print(
+            f"{args.raw}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
+            f"({result.source}) in {summary['timings_ms']['total']:.0f} ms: {shares}"
+            if "total" in summary["timings_ms"]
+            else f"{args.raw}: classified by {result.model.label}: {shares}"
+        )
+    return 0
+
+
+def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:
+    from app.cli.main import one_line
+
+    return ValueError(f"remote scoring at {endpoint} failed: {one_line(exc)} (use --fallback-local to classify locally)")
+
+
+def write_outputs(result, *, output=None, overlay=None, npz=None, palette: str = "thesis") -> dict[str, str]:
+    """Write the requested files for a :class:`core.inference.ClassificationResult`; returns kind -> path."""
+    import numpy as np
+
+    from core.render import label_map_image, model_identity_lines, overlay_image
+
+    written = {}
+    if output is not None:
+        label_map_image(result.labels, palette=palette).save(output, format="PNG")
+        written["map"] = str(output)
+    if overlay is not None:
+        image = overlay_image(
+            result.rgb,
+            result.labels,
+            class_ids=result.model.class_ids,
+            class_names=result.model.class_names,
+            model_lines=model_identity_lines(result.model, source=result.source),
+            palette=palette,
+        )
+        image.save(overlay, format="PNG")
+        written["overlay"] = str(overlay)
+    if npz is not None:
+        np.savez_compressed(
+            npz,
+            labels=result.labels.astype(np.uint8),
+            probabilities=result.probabilities.astype(np.float32),
+            class_ids=np.asarray(result.model.class_ids, dtype=np.uint8),
+        )
+        written["npz"] = str(npz)
+    return written
+
+
+def summarise(result, written: dict[str, str]) -> dict:
+    """JSON-ready summary: model identity, where it ran, shape, class shares (%), timings (ms), files."""
+    import numpy as np
+
+    counts = np.bincount(result.labels.ravel(), minlength=256)
+    total = max(result.labels.size, 1)
+    info = result.model
+    return {
+        "model": {"name": info.name, "version": info.version, "sha256": info.sha256, "profile_id": info.profile_id},
+        "source": result.source,
+        "shape": list(result.labels.shape),
+        "classes_percent": {
+            name: round(100.0 * counts[cid] / total, 2) for cid, name in zip(info.class_ids, info.class_names)
+        }
+        | ({"not classified": round(100.0 * counts[0] / total, 2)} if counts[0] else {}),
+        "timings_ms": {k: round(1000 * v, 2) for k, v in result.timings_s.items()},
+        "outputs": written,
+        "notice": "Research use only - not for diagnostic use",
+    }
