@@ -91,7 +91,8 @@ class TransferStats:
     """Counters of what actually went over the wire (tests check resumption with them)."""
 
     blocks_staged: int = 0
-    blocks_reused: int = 0
+    blocks_reused: int = 0  # staged before (an interrupted upload), not sent again
+    blocks_skipped: int = 0  # in files already committed with the same sha256
     bytes_sent: int = 0
     files_skipped: int = 0
     files_committed: int = 0
@@ -180,12 +181,12 @@ class BlobStorage:
             raise StorageError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
         if not isinstance(container, str) or not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}", container):
             raise StorageError(f"invalid container name {container!r}: 3-63 lower-case letters, digits and '-'")
-        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+        from azure.storage.blob import BlobServiceClient, LinearRetry
 
         # The SDK's default storage retry waits 15 s, 45 s, ... : far too long for an
-        # interactive app; our own resume handles longer outages.
+        # interactive app; resuming the upload handles longer outages.
         options = dict(
-            retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries),
+            retry_policy=LinearRetry(backoff=1.0, random_jitter_range=0.5, retry_total=retries),
             connection_timeout=timeout_s,
             read_timeout=max(timeout_s, 60.0),
             max_block_size=block_size,
@@ -410,7 +411,7 @@ class BlobStorage:
             try:
                 props = blob.get_blob_properties()
                 if props.size == size and (props.metadata or {}).get(SHA256_KEY) == sha:
-                    self.stats.add(files_skipped=1)
+                    self.stats.add(files_skipped=1, blocks_skipped=n_blocks)
                     return _FilePlan(path, blob_name, size, sha, md5, ids, [], True)
             except ResourceNotFoundError:
                 pass

@@ -44,3 +44,23 @@ def restartable_azurite(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Factory: a real dataset folder of tiny synthetic captures (core.synthetic + core.dataset)."""
+    from core.dataset import write_capture_folder
+    from core.synthetic import generate_capture, small_profile
+
+    def make(name="ds", patients=("ID18", "ID20"), *, height=20, width=30):
+        root = tmp_path / name
+        profile = small_profile(height, width)
+        for k, patient in enumerate(patients):
+            cap = generate_capture(seed=k, patient=patient, profile=profile)
+            write_capture_folder(
+                root, cap.capture_id, cap.raw, cap.dark, cap.white, cap.labels,
+                metadata=cap.metadata, meta={"patient": patient, "source": "synthetic"},
+            )
+        return root
+
+    return make
