@@ -409,13 +409,11 @@ class MainWindow(QMainWindow):
         result = self._require_result()
         return overlay_image(
             self.opened.rgb,
-            self.image_view.overlay_rgba(),
-            opacity=self.image_view.overlay_item.opacity(),
-            labels=result.labels,
-            palette=self.image_view.palette,
-            model_label=result.model.label,
+            result.labels,
+            model=result.model,
             source=result.source,
-            capture_id=self.opened.capture.capture_id,
+            palette=self.image_view.palette,
+            opacity=self.image_view.overlay_item.opacity(),
             hidden=self.image_view.hidden,
         )
 

@@ -1,0 +1,95 @@
+"""Open, classify, overlay: opacity, palette, class toggles, contour and confidence views."""
+from __future__ import annotations
+
+import numpy as np
+from test_gui_helpers import (  # noqa: F401  (fixtures)
+    classify_and_wait,
+    grab_array,
+    make_window,
+    open_and_wait,
+    small_files,
+)
+
+from app.overlay import boundaries, heat_rgba
+from core.capture_io import load_capture
+from core.classes import class_table
+from core.inference import classify
+from core.model_file import load_model
+
+
+def test_open_shows_rgb_then_classify_shows_overlay(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    opened = open_and_wait(qtbot, window, raw)
+    assert np.array_equal(window.image_view.rgb_item.image, opened.rgb)
+    assert window.image_view.overlay_item.image is None
+    assert window.metadata.values["capture"] == opened.capture.capture_id
+    assert "Research use only" in window.banner.text()
+
+    result = classify_and_wait(qtbot, window)
+    expected = classify(load_capture(raw), load_model(model))
+    assert np.array_equal(result.labels, expected.labels)
+    shown = window.image_view.overlay_item.image
+    assert shown.shape == expected.labels.shape + (4,)
+    lut = class_table().lut("thesis")
+    assert np.array_equal(shown[..., :3], lut[expected.labels, :3])
+    assert result.model.sha256[:12] in window.status.model_label.text()
+    assert "Local" in window.status.source_label.text()
+    assert "infer" in window.status.timings_label.text()
+    percent = window.legend.percent_labels[1].text()
+    assert percent == f"{100 * (expected.labels == 1).mean():.1f} %"
+
+
+def test_opacity_and_palette_change_rendered_pixels(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    classify_and_wait(qtbot, window)
+    view = window.image_view
+    window.set_opacity(20)
+    faint = grab_array(view)
+    window.set_opacity(90)
+    strong = grab_array(view)
+    assert np.abs(faint.astype(int) - strong.astype(int)).sum() > 0
+
+    window.set_palette("colourblind")
+    colourblind = grab_array(view)
+    assert np.abs(colourblind.astype(int) - strong.astype(int)).sum() > 0
+    lut = class_table().lut("colourblind")
+    assert np.array_equal(view.overlay_item.image[..., :3], lut[window.result.labels, :3])
+    assert window.settings.get("palette") == "colourblind"
+
+
+def test_class_toggle_hides_class(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    labels = classify_and_wait(qtbot, window).labels
+    present = [c for c in np.unique(labels) if c != 0]
+    hide = int(max(present, key=lambda c: (labels == c).sum()))
+    before = grab_array(window.image_view)
+    window.legend.set_class_visible(hide, False)
+    alpha = window.image_view.overlay_item.image[..., 3]
+    assert (alpha[labels == hide] == 0).all()
+    assert (alpha[(labels != hide) & (labels != 0)] == 255).all()
+    assert np.abs(grab_array(window.image_view).astype(int) - before.astype(int)).sum() > 0
+    window.legend.set_class_visible(hide, True)
+    assert (window.image_view.overlay_item.image[..., 3][labels == hide] == 255).all()
+
+
+def test_contour_confidence_and_probability_views(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    result = classify_and_wait(qtbot, window)
+    window.actions["contour"].setChecked(True)
+    alpha = window.image_view.overlay_item.image[..., 3]
+    assert np.array_equal(alpha > 0, boundaries(result.labels))
+    window.actions["contour"].setChecked(False)
+
+    window.mode_combo.setCurrentIndex(window.mode_combo.findText("Confidence"))
+    assert np.array_equal(window.image_view.overlay_item.image,
+                          heat_rgba(result.probabilities.max(axis=-1), valid=result.labels != 0))
+    window.mode_combo.setCurrentIndex(window.mode_combo.findText("P(Tumour)"))
+    assert np.array_equal(window.image_view.overlay_item.image,
+                          heat_rgba(result.probabilities[..., 1], valid=result.labels != 0))
