@@ -264,6 +264,7 @@ class MainWindow(QMainWindow):
             self.settings.add_recent_file(opened.capture.raw_path)
             self._rebuild_recent_menu()
         self.sink.note(f"Opened {opened.capture.capture_id}")
+        self._update_actions()
         self.capture_opened.emit(opened)
 
     def _rebuild_recent_menu(self) -> None:
@@ -324,6 +325,7 @@ class MainWindow(QMainWindow):
         self.status.show_timings(result.timings_s)
         if classified.fallback is None:
             self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}")
+        self._update_actions()
         self.classified.emit(result)
 
     # -- jobs --------------------------------------------------------------

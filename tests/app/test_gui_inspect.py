@@ -1,0 +1,85 @@
+"""Inspect and export: hover spectrum and readout, pinning, ROI mean, exports that reload identically."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QPoint, Qt
+from test_gui_helpers import (  # noqa: F401  (fixtures)
+    classify_and_wait,
+    make_window,
+    open_and_wait,
+    small_files,
+)
+
+from core.labels import read_label_png
+
+
+def test_hover_updates_spectrum_and_readout(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    opened = open_and_wait(qtbot, window, raw)
+    result = classify_and_wait(qtbot, window)
+    row, col = 17, 42
+    window.image_view.on_mouse_moved((window.image_view.scene_pos_of(row, col),))
+    x, y = window.spectrum.hover_curve.getData()
+    assert np.allclose(y, opened.cube.data[row, col])
+    assert np.allclose(x, opened.cube.wavelengths_nm)
+    text = window.spectrum.readout.text()
+    assert text.startswith(f"Row {row}, col {col}")
+    class_id = int(result.labels[row, col])
+    name = window.legend.table.by_id(class_id).name
+    assert name in text and f"{100 * result.probabilities[row, col].max():.0f}%" in text
+
+    window.image_view.on_mouse_moved((window.image_view.scene_pos_of(3, 5),))
+    assert np.allclose(window.spectrum.hover_curve.getData()[1], opened.cube.data[3, 5])
+
+
+def test_clicks_pin_spectra_in_own_colours(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    opened = open_and_wait(qtbot, window, raw)
+    view = window.image_view
+    for n, (row, col) in enumerate(((5, 7), (30, 50)), start=1):
+        point = view.mapFromScene(view.scene_pos_of(row, col))
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(point.x(), point.y()))
+        qtbot.waitUntil(lambda n=n: len(window.spectrum.pinned_curves) == n, timeout=3000)
+    curves = window.spectrum.pinned_curves
+    assert np.allclose(curves[1].getData()[1], opened.cube.data[30, 50])
+    assert curves[0].opts["pen"].color().name() != curves[1].opts["pen"].color().name()
+    assert [(r, c) for r, c, _ in view.pins] == [(5, 7), (30, 50)]
+    window.clear_pins()
+    assert window.spectrum.pinned_curves == [] and view.pins == []
+
+
+def test_roi_shows_mean_spectrum_and_pixel_count(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    opened = open_and_wait(qtbot, window, raw)
+    window.actions["roi"].setChecked(True)
+    roi = window.image_view.roi
+    roi.setPos((10, 5))
+    roi.setSize((20, 8))
+    assert window.image_view.roi_bounds() == (5, 13, 10, 30)
+    block, valid = opened.cube.data[5:13, 10:30], opened.cube.valid[5:13, 10:30]
+    assert np.allclose(window.spectrum.roi_curve.getData()[1], block[valid].mean(axis=0), atol=1e-6)
+    assert f"{int(valid.sum())} pixels" in window.spectrum.roi_readout.text()
+    window.actions["roi"].setChecked(False)
+    assert window.spectrum.roi_curve.getData()[1] is None or len(window.spectrum.roi_curve.getData()[1]) == 0
+
+
+def test_exports_reload_identically(qtbot, make_window, small_files, tmp_path):
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    result = classify_and_wait(qtbot, window)
+    assert window.actions["export_npz"].isEnabled()
+    labels_png = window.export_labels(tmp_path / "labels.png")
+    assert np.array_equal(read_label_png(labels_png), result.labels)
+    npz = np.load(window.export_npz(tmp_path / "result.npz"))
+    assert np.array_equal(npz["labels"], result.labels)
+    assert np.array_equal(npz["probabilities"], result.probabilities)
+    assert tuple(npz["class_ids"]) == result.model.class_ids and str(npz["model_sha256"]) == result.model.sha256
+    overlay = Image.open(window.export_overlay(tmp_path / "overlay.png"))
+    assert overlay.width > result.labels.shape[1] * 2  # enlarged map plus the legend panel
+    again = window.overlay_export_image()
+    assert np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(again.convert("RGB")))
