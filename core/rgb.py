@@ -17,6 +17,8 @@ def choose_rgb_bands(wavelengths_nm: np.ndarray | None, n_bands: int, *, target_
     if wavelengths_nm is None:
         return tuple(min(i, n_bands - 1) for i in DEFAULT_RGB_INDEX)
     wl = np.asarray(wavelengths_nm, dtype=np.float64)
+    if wl.shape != (n_bands,):
+        raise ValueError(f"{wl.size} wavelengths given for a cube of {n_bands} bands")
     return tuple(int(np.argmin(np.abs(wl - t))) for t in target_nm)
 
 
@@ -28,11 +30,12 @@ def synthetic_rgb(
     percentiles: tuple[float, float] = (1.0, 99.0),
     gamma: float = 0.8,
 ) -> np.ndarray:
-    """``uint8 (H, W, 3)`` display image of a cube.
+    """``uint8 (H, W, 3)`` display image of a cube (a :class:`Cube` or float ``(H, W, B)``).
 
     With a :class:`Cube` the RMS brightness is multiplied back in, so shading and
     dark vessels show as the surgeon sees them. Each channel is stretched between
     its ``percentiles`` over valid pixels, clipped, then raised to ``gamma``.
+    Invalid pixels (``valid`` False) are black.
     """
     if isinstance(cube, Cube):
         data, valid = cube.data, cube.valid if valid is None else valid
@@ -46,14 +49,16 @@ def synthetic_rgb(
     rgb = data[..., bands].astype(np.float32)
     if brightness is not None:
         rgb *= brightness[..., None]
-    mask = np.ones(data.shape[:2], bool) if valid is None else valid
+    mask = np.ones(data.shape[:2], bool) if valid is None else np.asarray(valid, dtype=bool)
+    if mask.shape != data.shape[:2]:
+        raise ValueError(f"valid mask shape {mask.shape} does not match cube {data.shape[:2]}")
+    mask = mask & np.isfinite(rgb).all(axis=-1)  # a NaN would poison the percentiles
     out = np.zeros(rgb.shape, dtype=np.float32)
     if mask.any():
         sample = rgb[mask]
         if sample.shape[0] > 50_000:  # percentiles of a strided sample: same stretch, 10x cheaper
             sample = sample[:: sample.shape[0] // 50_000]
-        lo, hi = np.percentile(sample, percentiles, axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        out = np.clip((rgb - lo) / span, 0.0, 1.0) ** gamma
-        out[~mask] = 0.0
+        lo, hi = np.percentile(sample, percentiles, axis=0).astype(np.float32)
+        span = np.where(hi > lo, hi - lo, np.float32(1.0))
+        out = np.clip(np.where(mask[..., None], (rgb - lo) / span, 0.0), 0.0, 1.0) ** gamma
     return (out * 255.0 + 0.5).astype(np.uint8)
