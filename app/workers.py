@@ -22,6 +22,10 @@ from core.preprocessing import Cube, preprocess_capture
 from core.rgb import synthetic_rgb
 
 
+REMOTE_RETRIES = 1
+REMOTE_TIMEOUT_S = (3.0, 60.0)  # (connect, read)
+
+
 @dataclass(frozen=True)
 class Progress:
     fraction: float  # 0..1
@@ -131,7 +135,9 @@ def classify_job(
 
         yield Progress(0.1, f"Sending to {remote.url}")
         try:
-            result = ScoringClient(remote.url, key=remote.key).classify_capture(opened.capture)
+            # One retry only: in theatre a quick local fallback beats a long wait on a dead endpoint.
+            with ScoringClient(remote.url, key=remote.key, retries=REMOTE_RETRIES, timeout=REMOTE_TIMEOUT_S) as client:
+                result = client.classify_capture(opened.capture)
             return Classified(result)
         except (RemoteError, OSError) as exc:
             if not fallback_local:
