@@ -1,0 +1,224 @@
+"""``neurohsi train`` and ``neurohsi evaluate``: Conv2DNet training and leave-one-patient-out evaluation.
+
+``train --progress-jsonl FILE`` appends one JSON object a line and flushes each:
+``{"event": "epoch", "stage", "fold", "epoch", "epochs", "loss", "val_oacc", "fraction"}``
+for every epoch of every model, then ``{"event": "done", "metrics": {...}, "model": path}``.
+The local training backend, the GUI and the Azure ML job read progress from there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _add_hyper_parameters(p: argparse.ArgumentParser, *, folds: bool = True) -> None:
+    p.add_argument("--epochs", type=int, default=100, metavar="N", help="epochs (default 100)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="batch size (default 16)")
+    p.add_argument("--patch-size", type=int, default=7, metavar="N", help="patch size, odd (default 7)")
+    p.add_argument("--lr", type=float, default=1e-3, metavar="X", help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    if folds:
+        p.add_argument("--folds", type=int, default=5, metavar="K", help="folds of double cross-validation (default 5)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a Conv2DNet model on a dataset folder",
+        description="Train Conv2DNet as the thesis (Adam, cross-entropy, stratified batches; double "
+        "cross-validation unless --no-cv). Progress bar on stderr, JSON summary on stdout.",
+    )
+    p.add_argument("dataset", type=Path, help="dataset folder (DATASET/<capture_id>/{raw,dark,white}.tif, labels.png)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.safetensors", help="model file to write")
+    p.add_argument("--test-capture", action="append", default=[], metavar="ID",
+                   help="hold this capture out of training and evaluate on it (repeatable)")
+    _add_hyper_parameters(p)
+    p.add_argument("--no-cv", action="store_true", help="one model on all training pixels (no cross-validation)")
+    p.add_argument("--progress-jsonl", type=Path, metavar="FILE", help="append per-epoch progress as JSON lines")
+    p.add_argument("--name", help="model name stored in the file (default: the output file's stem)")
+    p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="leave-one-patient-out evaluation on a dataset folder",
+        description="For each patient: train on all other patients, classify the held-out patient's labelled "
+        "pixels. Reports OACC, per-class sensitivity/specificity and the confusion matrix.",
+    )
+    p.add_argument("dataset", type=Path, help="dataset folder")
+    _add_hyper_parameters(p)
+    p.add_argument("--no-cv", action="store_true", help="no-cv training in each round (the default)")
+    p.add_argument("--double-cv", action="store_true", help="double cross-validation in each round (25 models)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.set_defaults(handler=cmd_evaluate)
+
+
+def _config(args: argparse.Namespace, cross_validation: str):
+    from core.training import TrainingConfig
+
+    return TrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        lr=args.lr,
+        folds=getattr(args, "folds", 5),
+        cross_validation=cross_validation,
+        seed=args.seed,
+    )
+
+
+def _read_dataset(path: Path):
+    from core.dataset import read_dataset
+    from core.errors import DatasetError
+
+    if not path.is_dir():
+        raise DatasetError(path, "dataset folder not found")
+    captures = read_dataset(path)
+    if not captures:
+        raise DatasetError(path, "dataset has no captures")
+    return captures
+
+
+class _ProgressSink:
+    """Fans one TrainingProgress out to a tqdm bar on stderr and the JSON-lines file."""
+
+    def __init__(self, total: int, jsonl: Path | None, *, label: str = "training") -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=label, unit="epoch", file=sys.stderr, mininterval=1.0)
+        self.file = None if jsonl is None else open(jsonl, "a", encoding="utf-8")
+
+    def write(self, event: dict) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(event) + "\n")
+            self.file.flush()
+
+    def __call__(self, p) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{p.loss:.4f}", **({} if p.val_oacc is None else {"val": f"{p.val_oacc:.3f}"}))
+        self.write({"event": "epoch", "stage": p.stage, "fold": p.fold, "epoch": p.epoch, "epochs": p.epochs,
+                    "loss": p.loss, "val_oacc": p.val_oacc, "fraction": p.fraction})
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.file is not None:
+            self.file.close()
+
+
+def _summary_metrics(result, test: dict | None) -> dict:
+    """Compact metrics for the model file and the ``done`` event."""
+    metrics = dict(result.metrics)
+    if test is not None:
+        metrics["held_out"] = test
+    return metrics
+
+
+def _evaluate_held_out(result, test_captures) -> dict | None:
+    from core.metrics import classification_metrics, metrics_from_confusion
+    from core.training import patch_set_from_captures, predict_patches
+
+    if not test_captures:
+        return None
+    import numpy as np
+
+    data, _ = patch_set_from_captures(test_captures, result.config.patch_size)
+    pred = predict_patches(result.net, data.patches)
+    per_capture = {}
+    for index, capture_id in enumerate(data.capture_ids):
+        rows = data.capture_index == index
+        per_capture[capture_id] = classification_metrics(data.targets[rows], pred[rows], data.class_ids,
+                                                         result.class_names)
+    total = np.sum([np.asarray(m["confusion"]) for m in per_capture.values()], axis=0)
+    return {"capture_ids": list(data.capture_ids), "overall": metrics_from_confusion(total, data.class_ids,
+                                                                                       result.class_names),
+            "per_capture": per_capture}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.errors import DatasetError
+
+    config = _config(args, "none" if args.no_cv else "double")
+    output = args.output
+    if output.suffix != ".safetensors":
+        raise ValueError(f"{output}: model file must end in .safetensors")
+    if not output.parent.is_dir():
+        raise ValueError(f"{output}: folder for -o does not exist")
+    if args.progress_jsonl is not None and not args.progress_jsonl.parent.is_dir():
+        raise ValueError(f"{args.progress_jsonl}: folder for --progress-jsonl does not exist")
+    captures = _read_dataset(args.dataset)
+    known = {c.capture_id for c in captures}
+    unknown = [i for i in args.test_capture if i not in known]
+    if unknown:
+        raise DatasetError(args.dataset, f"unknown test capture id {', '.join(unknown)} "
+                           f"(captures: {', '.join(sorted(known))})")
+    test_ids = set(args.test_capture)
+    train_captures = [c for c in captures if c.capture_id not in test_ids]
+    test_captures = [c for c in captures if c.capture_id in test_ids]
+    if not train_captures:
+        raise DatasetError(args.dataset, "every capture is held out with --test-capture; none left to train on")
+
+    from core.model_file import save_model
+    from core.training import train
+
+    start = time.perf_counter()
+    n_models = 1 if config.cross_validation == "none" else config.folds**2
+    sink = _ProgressSink(config.epochs * n_models, args.progress_jsonl)
+    try:
+        result = train(train_captures, config, progress=sink)
+        held_out = _evaluate_held_out(result, test_captures)
+        metrics = _summary_metrics(result, held_out)
+        info = save_model(
+            output,
+            result.net,
+            name=args.name or output.stem,
+            class_ids=result.class_ids,
+            class_names=result.class_names,
+            profile_id=result.profile_id,
+            training={
+                "data_ids": list(result.training_ids),
+                "test_ids": [c.capture_id for c in test_captures],
+                "n_samples": result.n_samples,
+                "hyper_parameters": config.to_dict(),
+                "optimizer": "Adam",
+                "loss": "cross-entropy",
+                "batches": "stratified",
+                "dataset": str(args.dataset),
+            },
+            metrics=metrics,
+        )
+        sink.write({"event": "done", "metrics": metrics, "model": str(output)})
+    finally:
+        sink.close()
+    summary = {
+        "model": str(output),
+        "sha256": info.sha256,
+        "mode": metrics["mode"],
+        "training_ids": list(result.training_ids),
+        "test_ids": [c.capture_id for c in test_captures],
+        "n_samples": result.n_samples,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "timings_s": {**result.timings_s, "wall": time.perf_counter() - start},
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluation import format_evaluation_table, leave_one_patient_out, patient_groups
+
+    if args.no_cv and args.double_cv:
+        raise ValueError("give --no-cv or --double-cv, not both")
+    config = _config(args, "double" if args.double_cv else "none")
+    captures = _read_dataset(args.dataset)
+    n_models = 1 if config.cross_validation == "none" else config.folds**2
+    sink = _ProgressSink(config.epochs * n_models * len(patient_groups(captures)), None, label="evaluating")
+    try:
+        report = leave_one_patient_out(captures, config, progress=lambda patient, p: sink(p))
+    finally:
+        sink.close()
+    report["dataset"] = str(args.dataset)
+    print(json.dumps(report) if args.json else format_evaluation_table(report))
+    return 0

@@ -1,0 +1,405 @@
+"""Training Conv2DNet as the thesis: Adam, cross-entropy, stratified batches, no-cv or double-cv.
+
+One code path for the CLI, the GUI and the cloud job: :func:`train` reports
+:class:`TrainingProgress` to ``progress`` after every epoch (of every fold model)
+and polls ``should_stop()`` before every batch, raising
+:class:`core.errors.TrainingCancelled` as soon as it returns True.
+
+Samples are the labelled, valid pixels of the training captures (see
+:mod:`core.patches`). Cross-validation modes:
+
+* ``"none"`` (no-cv): one model trained on every sample.
+* ``"double"`` (double-cv, the thesis's nested 5 x 5): the samples (labelled
+  pixels, pooled over all training captures) are split into K outer folds,
+  stratified by class (:func:`stratified_folds`). For outer fold k the other K-1
+  folds are split again into K inner folds, stratified by class; inner model
+  (k, j) trains on the outer-training samples minus inner fold j and is validated
+  on inner fold j. The inner winner of outer fold k is its model with the best
+  validation OACC; it is tested on outer fold k. The returned model is the
+  winner with the best test OACC. K*K models in all, trained together in
+  lockstep (:mod:`core.stacked_net`) — each exactly as if trained alone.
+  Note: folds split pixels, not patients, as the thesis did; pixels of one
+  capture are correlated, so these OACCs are optimistic. Use
+  :mod:`core.evaluation` (leave-one-patient-out) for an honest estimate.
+
+Determinism: fold splits, batch plans and initial weights all derive from
+``config.seed``; every operation used is deterministic on the CPU, so two runs
+with one seed give bit-identical weights.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from core.classes import CLASS_IDS, class_table
+from core.errors import DatasetError, TrainingCancelled
+from core.metrics import classification_metrics
+from core.model import Conv2DNet
+from core.patches import PatchSet, build_patch_set
+from core.stacked_net import StackedConv2DNet, predict_rows
+
+CV_MODES = ("none", "double")
+PROGRESS_VAL_SAMPLES = 2048  # per model: the per-epoch val_oacc shown in progress is an estimate
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters (the thesis's defaults)."""
+
+    epochs: int = 100
+    batch_size: int = 16
+    patch_size: int = 7
+    lr: float = 1e-3
+    folds: int = 5
+    cross_validation: str = "none"  # "none" (one model) or "double" (folds x folds models)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.patch_size, int) or self.patch_size < 3 or self.patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be an odd integer >= 3, got {self.patch_size!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.folds, int) or self.folds < 2:
+            raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
+        if self.cross_validation not in CV_MODES:
+            raise ValueError(f"cross_validation must be one of {CV_MODES}, got {self.cross_validation!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """One epoch of one model. ``fold`` is None for no-cv, else ``outer * folds + inner``."""
+
+    stage: str  # "no-cv" or "double-cv"
+    fold: int | None
+    epoch: int  # 1-based
+    epochs: int
+    loss: float  # mean training cross-entropy of the epoch
+    val_oacc: float | None  # validation OACC estimate (double-cv), None for no-cv
+    fraction: float  # of the whole training, 0..1
+
+
+@dataclass
+class TrainingResult:
+    """A trained model with its metrics, per-epoch history and timings."""
+
+    net: Conv2DNet
+    metrics: dict
+    history: list[dict]
+    timings_s: dict[str, float]
+    config: TrainingConfig = field(default_factory=TrainingConfig)
+    class_ids: tuple[int, ...] = CLASS_IDS
+    class_names: tuple[str, ...] = ()
+    training_ids: tuple[str, ...] = ()
+    profile_id: str | None = None
+    n_bands: int = 25
+    n_samples: int = 0
+
+
+ProgressFn = Callable[[TrainingProgress], None]
+StopFn = Callable[[], bool]
+
+
+# -- sample plans ----------------------------------------------------------------------------------
+def stratified_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's batches: indices into ``targets`` ``int64 (ceil(N / b), b)``.
+
+    Every sample appears exactly once, except the top-up of the one short batch,
+    filled with random samples of the largest class (as the thesis). Each batch
+    keeps the class proportions: class c's samples, in random order, get evenly
+    spaced keys ``(i + u_c) / n_c`` (u_c random in [0, 1)); all samples sorted by
+    key and cut into runs of b give every batch ``b * n_c / N`` samples of c, give or
+    take one or two. Batch order is then shuffled.
+    """
+    targets = np.asarray(targets)
+    n = targets.shape[0]
+    if n == 0:
+        raise ValueError("no samples to plan batches for")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    keys = np.empty(n, dtype=np.float64)
+    classes, counts = np.unique(targets, return_counts=True)
+    for c, count in zip(classes, counts):
+        members = rng.permutation(np.flatnonzero(targets == c))
+        keys[members] = (np.arange(count) + rng.random()) / count
+    order = np.lexsort((rng.random(n), keys))
+    n_batches = -(-n // batch_size)
+    short = n_batches * batch_size - n
+    if short:
+        largest = np.flatnonzero(targets == classes[np.argmax(counts)])
+        order = np.concatenate([order, rng.choice(largest, size=short, replace=short > largest.size)])
+    plan = order.reshape(n_batches, batch_size)
+    return plan[rng.permutation(n_batches)]
+
+
+def stratified_folds(targets: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Split sample indices into ``k`` disjoint folds (sorted ``int64`` arrays), stratified by class.
+
+    Each class's samples are shuffled and dealt into k near-equal parts; the parts
+    are rotated from class to class so fold sizes differ by at most one.
+    """
+    targets = np.asarray(targets)
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    folds: list[list[np.ndarray]] = [[] for _ in range(k)]
+    offset = 0
+    for c in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == c))
+        for i, part in enumerate(np.array_split(members, k)):
+            folds[(i + offset) % k].append(part)
+        offset += members.size % k
+    return [np.sort(np.concatenate(parts)).astype(np.int64) for parts in folds]
+
+
+# -- the lockstep trainer --------------------------------------------------------------------------
+def _check_stop(should_stop: StopFn | None) -> None:
+    if should_stop is not None and should_stop():
+        raise TrainingCancelled("training cancelled")
+
+
+def _train_models(
+    patches: torch.Tensor,
+    onehot: torch.Tensor,
+    targets: np.ndarray,
+    train_rows: list[np.ndarray],
+    val_rows: list[np.ndarray] | None,
+    config: TrainingConfig,
+    rng: np.random.Generator,
+    *,
+    n_classes: int,
+    stage: str,
+    progress: ProgressFn | None,
+    should_stop: StopFn | None,
+    history: list[dict],
+) -> StackedConv2DNet:
+    """Train ``len(train_rows)`` models together, model m on samples ``train_rows[m]``."""
+    m_models, b = len(train_rows), config.batch_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(m_models)]
+    net = StackedConv2DNet(nets, lr=config.lr)
+    probe = None
+    if val_rows is not None:  # a fixed subsample of each validation fold for the per-epoch estimate
+        probe = [np.sort(rng.permutation(v)[:PROGRESS_VAL_SAMPLES]) for v in val_rows]
+    for epoch in range(config.epochs):
+        plans = [rows[stratified_batch_plan(targets[rows], b, rng)] for rows in train_rows]
+        steps = max(p.shape[0] for p in plans)
+        table = np.empty((steps, m_models, b), dtype=np.int64)
+        active = np.ones((steps, m_models), dtype=bool)
+        for m, plan in enumerate(plans):
+            table[: plan.shape[0], m] = plan
+            table[plan.shape[0] :, m] = plan[0]  # placeholder batch, masked out of the step
+            active[plan.shape[0] :, m] = False
+        table_t = torch.from_numpy(table.reshape(steps, m_models * b))
+        loss_sum = torch.zeros(m_models, dtype=torch.float64)
+        for j in range(steps):
+            _check_stop(should_stop)
+            rows = table_t[j]
+            mask = None if active[j].all() else active[j]
+            loss = net.step(patches.index_select(0, rows), onehot.index_select(0, rows).view(m_models, b, -1),
+                            active=mask)
+            loss_sum += loss if mask is None else loss * torch.from_numpy(mask)
+        mean_loss = (loss_sum / torch.tensor([p.size for p in plans], dtype=torch.float64)).tolist()
+        val = None
+        if probe is not None:
+            pred = predict_rows(net, patches, probe)
+            val = [float((p == targets[r]).mean()) if r.size else None for p, r in zip(pred, probe)]
+        for m in range(m_models):
+            record = TrainingProgress(
+                stage=stage,
+                fold=None if m_models == 1 and val_rows is None else m,
+                epoch=epoch + 1,
+                epochs=config.epochs,
+                loss=float(mean_loss[m]),
+                val_oacc=None if val is None else val[m],
+                fraction=(epoch + 1) / config.epochs,
+            )
+            history.append({"fold": record.fold, "epoch": record.epoch, "loss": record.loss,
+                            "val_oacc": record.val_oacc})
+            if progress is not None:
+                progress(record)
+    return net
+
+
+def _deterministic():
+    """Context: deterministic algorithms on, restored afterwards."""
+    class _Ctx:
+        def __enter__(self):
+            self.previous = torch.are_deterministic_algorithms_enabled()
+            torch.use_deterministic_algorithms(True)
+
+        def __exit__(self, *exc):
+            torch.use_deterministic_algorithms(self.previous)
+            return False
+
+    return _Ctx()
+
+
+def train_patch_set(
+    data: PatchSet,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> TrainingResult:
+    """Train on extracted patches (see module docstring for the cross-validation modes)."""
+    start = time.perf_counter()
+    n, n_classes = len(data), len(data.class_ids)
+    if data.patches.shape[-1] != config.patch_size:
+        raise ValueError(f"patches are {data.patches.shape[-1]}x{data.patches.shape[-1]}, "
+                         f"config.patch_size is {config.patch_size}")
+    if n == 0:
+        raise ValueError("no labelled pixels to train on")
+    if class_names is None:
+        class_names = _class_names(data.class_ids)
+    rng = np.random.default_rng(config.seed)
+    patches = torch.from_numpy(np.ascontiguousarray(data.patches, dtype=np.float32))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), n_classes).float()
+    targets = data.targets
+    history: list[dict] = []
+    with _deterministic():
+        if config.cross_validation == "none":
+            net = _train_models(patches, onehot, targets, [np.arange(n)], None, config, rng, n_classes=n_classes,
+                                stage="no-cv", progress=progress, should_stop=should_stop, history=history)
+            trained = time.perf_counter()
+            pred = predict_rows(net, patches, [np.arange(n)])[0]
+            metrics = {"mode": "no-cv",
+                       "train": classification_metrics(targets, pred, data.class_ids, class_names)}
+            final = net.to_net(0)
+        else:
+            final, metrics = _double_cv(patches, onehot, targets, config, rng, n_classes, data.class_ids,
+                                        class_names, progress, should_stop, history)
+            trained = time.perf_counter()
+    end = time.perf_counter()
+    epochs_run = config.epochs
+    timings = {"train": trained - start, "select": end - trained, "total": end - start,
+               "per_epoch": (trained - start) / epochs_run}
+    return TrainingResult(final, metrics, history, timings, config, tuple(data.class_ids), tuple(class_names),
+                          tuple(data.capture_ids), None, int(data.patches.shape[1]), n)
+
+
+def _double_cv(patches, onehot, targets, config, rng, n_classes, class_ids, class_names, progress, should_stop,
+               history):
+    k = config.folds
+    if targets.shape[0] < k * k:
+        raise ValueError(f"double cross-validation with {k} folds needs at least {k * k} labelled pixels, "
+                         f"got {targets.shape[0]}")
+    outer = stratified_folds(targets, k, rng)
+    train_rows, val_rows = [], []
+    for o in range(k):
+        outer_train = np.concatenate([outer[i] for i in range(k) if i != o])
+        inner = stratified_folds(targets[outer_train], k, rng)
+        for j in range(k):
+            train_rows.append(np.sort(np.concatenate([outer_train[inner[i]] for i in range(k) if i != j])))
+            val_rows.append(outer_train[inner[j]])
+    net = _train_models(patches, onehot, targets, train_rows, val_rows, config, rng, n_classes=n_classes,
+                        stage="double-cv", progress=progress, should_stop=should_stop, history=history)
+    val_pred = predict_rows(net, patches, val_rows)
+    val_oacc = [float((p == targets[r]).mean()) for p, r in zip(val_pred, val_rows)]
+    test_pred = predict_rows(net, patches, [outer[m // k] for m in range(k * k)])
+    folds = []
+    for o in range(k):
+        scores = val_oacc[o * k : (o + 1) * k]
+        winner = o * k + int(np.argmax(scores))
+        test = classification_metrics(targets[outer[o]], test_pred[winner], class_ids, class_names)
+        folds.append({"outer": o, "inner_val_oacc": scores, "winner_inner": winner - o * k,
+                      "test_oacc": test["oacc"], "test": test})
+    best = int(np.argmax([f["test_oacc"] for f in folds]))
+    chosen = best * k + folds[best]["winner_inner"]
+    test_oaccs = [f["test_oacc"] for f in folds]
+    metrics = {
+        "mode": "double-cv",
+        "folds": k,
+        "outer": folds,
+        "test_oacc_mean": float(np.mean(test_oaccs)),
+        "test_oacc_std": float(np.std(test_oaccs)),
+        "chosen": {"outer": best, "inner": folds[best]["winner_inner"]},
+        "test": folds[best]["test"],
+    }
+    return net.to_net(chosen), metrics
+
+
+def _class_names(class_ids: tuple[int, ...]) -> tuple[str, ...]:
+    table = class_table()
+    return tuple(table.by_id(i).name if i in table.ids else str(i) for i in class_ids)
+
+
+# -- from dataset captures -------------------------------------------------------------------------
+def load_labelled_cube(capture) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(capture_id, cube (H, W, B), labels (H, W), valid (H, W), profile_id)`` of a dataset capture.
+
+    ``capture`` is a :class:`core.dataset.DatasetCapture` (anything with
+    ``capture_id``, ``labels_path``, ``load_capture()`` and ``load_labels()``).
+    """
+    from core.preprocessing import preprocess_capture
+
+    # DatasetCapture knows its profile (the synthetic small profile is not a built-in one)
+    profile = capture.profile() if callable(getattr(capture, "profile", None)) else None
+    cube = preprocess_capture(capture.load_capture(), profile)
+    labels = capture.load_labels()
+    if labels.shape != cube.valid.shape:
+        raise DatasetError(getattr(capture, "labels_path", capture.capture_id),
+                           f"labels are {labels.shape[0]}x{labels.shape[1]}, the cube is "
+                           f"{cube.valid.shape[0]}x{cube.valid.shape[1]}")
+    return capture.capture_id, cube.data, labels, cube.valid, cube.profile_id
+
+
+def patch_set_from_captures(captures, patch_size: int = 7, *, class_ids: tuple[int, ...] = CLASS_IDS):
+    """``(PatchSet, profile_id)`` of dataset captures; DatasetError when there is nothing labelled."""
+    if not captures:
+        raise DatasetError(None, "no captures to train on")
+    items, profiles = [], set()
+    for capture in captures:
+        capture_id, data, labels, valid, profile_id = load_labelled_cube(capture)
+        items.append((capture_id, data, labels, valid))
+        profiles.add(profile_id)
+    if len(profiles) > 1:
+        raise DatasetError(None, f"captures use different camera profiles: {sorted(profiles)}")
+    data = build_patch_set(items, patch_size, class_ids=class_ids)
+    if len(data) == 0:
+        folder = getattr(captures[0], "folder", None)
+        root = None if folder is None else folder.parent
+        raise DatasetError(root, "no labelled pixels in the training captures")
+    return data, profiles.pop()
+
+
+def train(
+    captures,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> TrainingResult:
+    """Train on dataset captures (:class:`core.dataset.DatasetCapture`), all labelled pixels of each."""
+    start = time.perf_counter()
+    data, profile_id = patch_set_from_captures(captures, config.patch_size)
+    prepared = time.perf_counter()
+    _check_stop(should_stop)
+    result = train_patch_set(data, config, progress=progress, should_stop=should_stop)
+    result.profile_id = profile_id
+    result.timings_s = {"prepare": prepared - start, **result.timings_s, "total": time.perf_counter() - start}
+    return result
+
+
+def predict_patches(net: Conv2DNet, patches: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Class index ``int64 (N,)`` of patches ``float32 (N, B, p, p)`` (argmax of the logits)."""
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, patches.shape[0], chunk):
+            out.append(net(torch.from_numpy(np.ascontiguousarray(patches[start : start + chunk]))).argmax(1))
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
