@@ -240,12 +240,14 @@ class NemesisSpectra:
 
 def _loadmat(path: Path) -> dict:
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
         return scipy.io.loadmat(path)
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
-    except (ValueError, TypeError, OSError, NotImplementedError, KeyError) as exc:
+    except (ValueError, TypeError, OSError, EOFError, NotImplementedError, KeyError, IndexError, MatReadError) as exc:
+        # scipy reports damaged files with many exception types; all mean "cannot read this file".
         # NotImplementedError: MATLAB v7.3 (HDF5) files, which scipy cannot read.
         raise DatasetError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})") from None
 

@@ -396,17 +396,19 @@ def _annotate(rng: np.random.Generator, truth: np.ndarray, counts: dict[int, int
             rows, cols = np.nonzero(available)
             pick = int(rng.integers(len(rows)))
             r0, c0 = rows[pick], cols[pick]
-            radius = np.sqrt(blob_area / np.pi) * rng.uniform(0.8, 1.4) + 1.0
-            reach = int(np.ceil(radius * 1.6)) + 1
+            want = min(int(np.ceil(blob_area * rng.uniform(0.7, 1.3))), target - done)
+            radius = np.sqrt(want / np.pi) + 1.0
+            # Look far enough that a thin vessel still yields a stroke of `want` pixels along it.
+            reach = int(np.ceil(3.0 * radius)) + 2
             r_lo, r_hi, c_lo, c_hi = max(0, r0 - reach), min(h, r0 + reach + 1), max(0, c0 - reach), min(w, c0 + reach + 1)
             yy, xx = np.mgrid[r_lo:r_hi, c_lo:c_hi]
-            dist = np.hypot(yy - r0, xx - c0)
-            outline = radius * _irregular_radius(rng, np.arctan2(yy - r0, xx - c0), roughness=0.3, orders=range(2, 5))
-            blob = (dist <= np.maximum(outline, 0.5)) & available[r_lo:r_hi, c_lo:c_hi]
-            blob_rows, blob_cols = np.nonzero(blob)
+            wobble = _irregular_radius(rng, np.arctan2(yy - r0, xx - c0), roughness=0.3, orders=range(2, 5))
+            closeness = np.hypot(yy - r0, xx - c0) / np.maximum(wobble, 0.3)
+            blob_rows, blob_cols = np.nonzero(available[r_lo:r_hi, c_lo:c_hi])
             if len(blob_rows) == 0:
                 continue
-            order = np.argsort(dist[blob_rows, blob_cols], kind="stable")[: target - done]
+            # The `want` nearest free pixels (in the wobbly metric): a blob, or a segment of a vessel.
+            order = np.argsort(closeness[blob_rows, blob_cols], kind="stable")[:want]
             labels[blob_rows[order] + r_lo, blob_cols[order] + c_lo] = class_id
             available[blob_rows[order] + r_lo, blob_cols[order] + c_lo] = False
             done += len(order)
