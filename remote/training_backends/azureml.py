@@ -1,0 +1,233 @@
+"""Azure ML training backend: a command job on a compute cluster running the same job script.
+
+The job entity is built by a pure function (:func:`build_command_job`) so it can be
+validated offline with the SDK's own schema; :class:`AzureMLBackend` is a thin layer
+of ``MLClient`` calls (submit, status, logs, cancel, download) that needs a real
+workspace (see docs/cloud.md).
+
+On the cluster the command is ``python -m remote.training_job --dataset-dir <mount>``:
+the uploaded dataset (``datasets/<name>/`` in the workspace's blob datastore) is a
+``uri_folder`` input mounted read-only, the model folder is a ``custom_model`` output.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections import deque
+from pathlib import Path
+
+from remote.credentials import AZUREML_CLIENT_SECRET, get_secret, redact
+from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
+
+DEFAULT_DATASTORE = "neurohsi"
+DEFAULT_EXPERIMENT = "neurohsi-training"
+
+# Hyper-parameters become typed job inputs (visible and editable in Azure ML studio,
+# like the thesis's script arguments); capture lists are plain flags in the command.
+_HYPER_INPUTS = (
+    ("epochs", "--epochs"),
+    ("batch_size", "--batch-size"),
+    ("patch_size", "--patch-size"),
+    ("folds", "--folds"),
+    ("lr", "--lr"),
+    ("cross_validation", "--cross-validation"),
+    ("seed", "--seed"),
+    ("model_name", "--model-name"),
+)
+
+
+def dataset_uri(dataset: str, datastore: str = DEFAULT_DATASTORE) -> str:
+    """``azureml://`` URI of an uploaded dataset folder in the workspace datastore."""
+    return f"azureml://datastores/{datastore}/paths/datasets/{dataset}/"
+
+
+def job_command(spec: JobSpec) -> str:
+    """The command line the cluster runs, with ``${{inputs.*}}`` / ``${{outputs.*}}`` bindings."""
+    parts = [
+        "python -m remote.training_job",
+        "--dataset-dir ${{inputs.dataset}}",
+        "--output-dir ${{outputs.model}}",
+    ]
+    parts += [f"{flag} ${{{{inputs.{name}}}}}" for name, flag in _HYPER_INPUTS]
+    parts += [f"--train-capture {cid}" for cid in spec.train_capture_ids]
+    parts += [f"--test-capture {cid}" for cid in spec.test_capture_ids]
+    return " ".join(parts)
+
+
+def build_command_job(
+    spec: JobSpec,
+    *,
+    compute: str,
+    environment: str,
+    datastore: str = DEFAULT_DATASTORE,
+    dataset_path: str | None = None,
+    code: str | Path | None = None,
+    experiment_name: str = DEFAULT_EXPERIMENT,
+):
+    """The azure-ai-ml ``CommandJob`` for ``spec``.
+
+    ``environment`` is ``azureml:<name>:<version>`` (registered) or a Docker image
+    reference (wrapped in an anonymous ``Environment``). ``dataset_path`` overrides
+    the datastore URI (e.g. a local folder for tests, or a registered data asset
+    ``azureml:<name>:<version>``). ``code`` uploads a source snapshot; leave it None
+    when the environment image has NeuroHSI installed.
+    """
+    from azure.ai.ml import Input, Output
+    from azure.ai.ml.entities import CommandJob, Environment
+
+    if not compute or not isinstance(compute, str):
+        raise JobError("Azure ML compute cluster name is required")
+    if not environment or not isinstance(environment, str):
+        raise JobError("Azure ML environment is required (azureml:<name>:<version> or an image)")
+    env = environment if environment.startswith("azureml:") else Environment(image=environment)
+    inputs = {
+        "dataset": Input(
+            type="uri_folder", path=dataset_path or dataset_uri(spec.dataset, datastore), mode="ro_mount"
+        ),
+    }
+    for name, _ in _HYPER_INPUTS:
+        inputs[name] = getattr(spec, name)
+    # CommandJob (not the command() builder, which makes a pipeline node) is what
+    # load_job() returns for a command YAML, so the offline round trip is like for like.
+    return CommandJob(
+        command=job_command(spec),
+        inputs=inputs,
+        outputs={"model": Output(type="custom_model")},
+        environment=env,
+        compute=compute,
+        code=None if code is None else str(code),
+        experiment_name=experiment_name,
+        display_name=f"{spec.model_name} on {spec.dataset}",
+        description="NeuroHSI Conv2DNet training (remote.training_job)",
+        tags={"neurohsi.dataset": spec.dataset, "neurohsi.model": spec.model_name},
+        environment_variables={"PYTHONUNBUFFERED": "1"},
+    )
+
+
+class AzureMLBackend:
+    """Training on an Azure ML workspace (needs network access to Azure; not exercised by tests).
+
+    Authentication: a service principal when ``tenant_id`` and ``client_id`` are given
+    (secret from the keyring entry ``azureml-client-secret``), else azure-identity's
+    DefaultAzureCredential (managed identity, Azure CLI login, ...).
+    """
+
+    name = "azureml"
+
+    def __init__(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        workspace: str,
+        compute: str,
+        environment: str,
+        *,
+        datastore: str = DEFAULT_DATASTORE,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        credential=None,
+    ) -> None:
+        for what, value in (
+            ("subscription id", subscription_id),
+            ("resource group", resource_group),
+            ("workspace", workspace),
+            ("compute", compute),
+            ("environment", environment),
+        ):
+            if not value:
+                raise JobError(f"Azure ML {what} is required")
+        self.subscription_id, self.resource_group, self.workspace = subscription_id, resource_group, workspace
+        self.compute, self.environment, self.datastore = compute, environment, datastore
+        self._tenant_id, self._client_id, self._credential = tenant_id, client_id, credential
+        self._client = None
+
+    def _ml_client(self):
+        if self._client is None:
+            from azure.ai.ml import MLClient
+
+            credential = self._credential
+            if credential is None:
+                if self._tenant_id and self._client_id:
+                    from azure.identity import ClientSecretCredential
+
+                    secret = get_secret(AZUREML_CLIENT_SECRET)
+                    if not secret:
+                        raise JobError("no service-principal secret: store 'azureml-client-secret' in the keyring")
+                    credential = ClientSecretCredential(self._tenant_id, self._client_id, secret)
+                else:
+                    from azure.identity import DefaultAzureCredential
+
+                    credential = DefaultAzureCredential()
+            self._client = MLClient(credential, self.subscription_id, self.resource_group, self.workspace)
+        return self._client
+
+    def _call(self, doing: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except JobError:
+            raise
+        except Exception as exc:  # SDK errors are many and long: one redacted line
+            text = " ".join(str(exc).split())[:300] or exc.__class__.__name__
+            raise JobError(f"Azure ML {doing} failed: {redact(text)}") from None
+
+    def submit(self, spec: JobSpec) -> str:
+        job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
+        created = self._call("submit", self._ml_client().jobs.create_or_update, job)
+        return created.name
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus.parse(self._call("status", self._ml_client().jobs.get, job_id).status)
+
+    def info(self, job_id: str) -> JobInfo:
+        job = self._call("status", self._ml_client().jobs.get, job_id)
+        created = getattr(getattr(job, "creation_context", None), "created_at", None)
+        return JobInfo(
+            job_id=job_id,
+            backend=self.name,
+            status=JobStatus.parse(job.status),
+            spec=None,
+            created=None if created is None else str(created),
+            message=None,
+            model={"output": "model"} if JobStatus.parse(job.status) is JobStatus.COMPLETED else None,
+        )
+
+    def logs(self, job_id: str, *, tail: int = 200) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            self._call("logs download", self._ml_client().jobs.download, job_id, download_path=tmp, all=False)
+            logs = sorted(Path(tmp).rglob("std_log*.txt"))
+            if not logs:
+                return ""
+            with open(logs[-1], errors="replace") as fh:
+                return "".join(deque(fh, maxlen=max(1, tail)))
+
+    def metrics(self, job_id: str) -> list[dict]:
+        from remote.training_job import PROGRESS_FILE, read_progress
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self._call(
+                "output download", self._ml_client().jobs.download, job_id, download_path=tmp, output_name="model"
+            )
+            found = sorted(Path(tmp).rglob(PROGRESS_FILE))
+            return read_progress(found[0]) if found else []
+
+    def cancel(self, job_id: str) -> JobStatus:
+        self._call("cancel", self._ml_client().jobs.begin_cancel, job_id)
+        return JobStatus.CANCEL_REQUESTED
+
+    def fetch_model(self, job_id: str, dest: str | Path) -> Path:
+        import shutil
+
+        from remote.training_job import MODEL_FILE
+
+        dest = Path(dest)
+        with tempfile.TemporaryDirectory() as tmp:
+            self._call(
+                "model download", self._ml_client().jobs.download, job_id, download_path=tmp, output_name="model"
+            )
+            found = sorted(Path(tmp).rglob(MODEL_FILE))
+            if not found:
+                raise JobError(f"Azure ML job {job_id} has no {MODEL_FILE} in its 'model' output")
+            if dest.is_dir():
+                dest = dest / f"{job_id}.safetensors"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(found[0], dest)
+        return dest

@@ -1,0 +1,108 @@
+"""The Azure ML command job built from a JobSpec validates offline with the SDK's own schema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from remote.training_backends.azureml import AzureMLBackend, build_command_job, dataset_uri, job_command
+from remote.training_backends.base import JobError, JobSpec
+from remote.training_job import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def load_job():
+    from azure.ai.ml import load_job
+
+    return load_job
+
+
+def plain(entity) -> dict:
+    """The entity's dict (OrderedDicts inside) as plain JSON types, ready for YAML."""
+    return json.loads(json.dumps(entity._to_dict()))
+
+
+def spec(**kw):
+    base = dict(dataset="ward7", test_capture_ids=("ID0018C01",), epochs=40, lr=5e-4, model_name="conv2dnet-w7")
+    base.update(kw)
+    return JobSpec(**base)
+
+
+def test_job_entity_round_trips_through_the_sdk_schema(tmp_path, load_job):
+    job = build_command_job(spec(), compute="gpu-cluster", environment="azureml:neurohsi-train:1")
+    path = tmp_path / "job.yml"
+    path.write_text(yaml.safe_dump(plain(job)))
+    loaded = load_job(path)  # raises marshmallow.ValidationError on any schema problem
+    assert loaded.type == "command"
+    assert loaded.compute.removeprefix("azureml:") == "gpu-cluster"
+    assert loaded.environment == "azureml:neurohsi-train:1"
+    assert loaded.inputs["dataset"].type == "uri_folder"
+    assert loaded.inputs["dataset"].path == "azureml://datastores/neurohsi/paths/datasets/ward7/"
+    assert loaded.outputs["model"].type == "custom_model"
+    assert int(loaded.inputs["epochs"]) == 40 and float(loaded.inputs["lr"]) == 5e-4
+    assert "--test-capture ID0018C01" in loaded.command
+
+
+def test_image_environment_is_wrapped(tmp_path, load_job):
+    job = build_command_job(spec(), compute="cpu", environment="myregistry.azurecr.io/neurohsi-train:0.1")
+    path = tmp_path / "job.yml"
+    path.write_text(yaml.safe_dump(plain(job)))
+    assert load_job(path).environment.image == "myregistry.azurecr.io/neurohsi-train:0.1"
+
+
+def test_bad_yaml_is_rejected_by_the_same_loader(tmp_path, load_job):
+    from marshmallow import ValidationError
+
+    job = build_command_job(spec(), compute="gpu-cluster", environment="azureml:neurohsi-train:1")
+    data = plain(job)
+    data["environment"] = "python:3.11"  # a bare image string is not a valid job environment
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValidationError):
+        load_job(path)
+
+
+def test_command_is_what_the_job_script_parses():
+    """Substituting the inputs gives a command line remote.training_job accepts with the spec's values."""
+    s = spec(train_capture_ids=("ID0020C01", "ID0025C01"), cross_validation="none", seed=3)
+    line = job_command(s).replace("${{inputs.dataset}}", "/mnt/ds").replace("${{outputs.model}}", "/mnt/out")
+    for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name"):
+        line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s, name)))
+    argv = line.split()
+    assert argv[:3] == ["python", "-m", "remote.training_job"]
+    args = build_parser().parse_args(argv[3:])
+    assert args.dataset_dir == Path("/mnt/ds") and args.output_dir == Path("/mnt/out")
+    assert (args.epochs, args.lr, args.cross_validation, args.seed) == (40, 5e-4, "none", 3)
+    assert args.train_capture == ["ID0020C01", "ID0025C01"] and args.test_capture == ["ID0018C01"]
+
+
+def test_packaged_job_yaml_validates(load_job):
+    job = load_job(ROOT / "packaging" / "azureml" / "train-job.yml")
+    assert job.inputs["dataset"].type == "uri_folder"
+    assert job.outputs["model"].type == "custom_model"
+    assert job.command.startswith("python -m remote.training_job --dataset-dir ${{inputs.dataset}}")
+    # The packaged YAML and the builder agree on the hyper-parameter inputs.
+    built = build_command_job(spec(), compute="c", environment="azureml:e:1")
+    assert set(job.inputs) == set(built.inputs)
+
+
+def test_packaged_environment_yaml_validates():
+    from azure.ai.ml import load_environment
+
+    env = load_environment(ROOT / "packaging" / "azureml" / "train-environment.yml")
+    assert env.name == "neurohsi-train"
+    assert (ROOT / "packaging" / "azureml" / "Dockerfile.train").is_file()
+
+
+def test_dataset_uri_and_required_settings():
+    assert dataset_uri("ds", "store") == "azureml://datastores/store/paths/datasets/ds/"
+    with pytest.raises(JobError, match="compute"):
+        build_command_job(spec(), compute="", environment="azureml:e:1")
+    with pytest.raises(JobError, match="workspace"):
+        AzureMLBackend("sub", "rg", "", "gpu", "azureml:e:1")
