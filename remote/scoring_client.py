@@ -1,0 +1,376 @@
+"""Client of the NeuroHSI scoring service (Azure ML online endpoint, AKS, or ``neurohsi serve``).
+
+:class:`ScoringClient` sends a capture's TIFF bytes with the binary protocol
+(:mod:`remote.scoring_protocol`) and returns a :class:`core.inference.ClassificationResult`
+whose ``source`` is the endpoint URL. Dark and white references are sent once:
+afterwards only their sha256 goes with the raw frame; when the service answers
+409 with ``"missing"`` (it restarted, or another worker took the request), the
+client sends them again.
+
+Network behaviour: one ``requests.Session``; connect and read timeouts; TLS
+verification always on (a custom CA bundle may be given, never ``verify=False``);
+retries with exponential backoff only on connection errors and HTTP 502/503/504.
+Scoring is idempotent (the same bytes give the same map, and the service keeps
+no per-request state beyond its reference cache), so re-sending a request that
+may have reached the service is safe. Client errors (4xx) and 500 are never retried.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from collections import OrderedDict
+from dataclasses import fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import requests
+
+from core.capture_io import Capture, find_references, frame_to_bytes
+from core.errors import NeuroHSIError
+from core.inference import ClassificationResult
+from core.model_file import ModelInfo
+from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+_FRIENDLY = {
+    401: "endpoint key rejected",
+    403: "access to the endpoint denied",
+    404: "no scoring service at this address",
+    405: "the address does not accept scoring requests",
+    413: "request too large",
+    429: "the service is busy (too many requests)",
+}
+_HELD_LIMIT = 64
+
+
+class RemoteError(NeuroHSIError):
+    """A remote call failed: ``status`` (HTTP code, ``None`` without an answer), a message, the response body."""
+
+    def __init__(self, status: int | None, message: str, body: bytes | str | None = None, *, url: str | None = None):
+        self.status = status
+        self.message = message
+        self.body = body
+        self.url = url
+        super().__init__(message)
+
+
+class ScoringClient:
+    """Talks to one scoring endpoint. Safe to reuse; not meant to be shared between threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str | None = None,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        retries: int = 3,
+        session: requests.Session | None = None,
+        ca_bundle: str | Path | None = None,
+        backoff_s: float = 0.5,
+        return_probabilities: bool = True,
+    ) -> None:
+        self.url = normalise_url(url)
+        if key is not None and not key:
+            raise ValueError("endpoint key is empty")
+        if key is not None and _is_plain_http_to_remote_host(self.url):
+            raise ValueError(f"refusing to send the endpoint key over plain http to {urlsplit(self.url).hostname}; use https")
+        if len(timeout) != 2 or min(timeout) <= 0:
+            raise ValueError(f"timeout must be (connect_s, read_s), both positive, got {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if ca_bundle is not None and not Path(ca_bundle).is_file():
+            raise ValueError(f"{ca_bundle}: CA bundle not found")
+        self._key = key
+        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self.retries = int(retries)
+        self.backoff_s = float(backoff_s)
+        self.return_probabilities = return_probabilities
+        # True or a CA bundle path: TLS certificates are always verified.
+        self._verify: bool | str = str(ca_bundle) if ca_bundle is not None else True
+        self._own_session = session is None
+        self.session = session or requests.Session()
+        self._held: OrderedDict[str, None] = OrderedDict()  # reference sha256 the service is believed to hold
+        self._digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
+        self.service_info: dict | None = None
+        self.last_exchange: dict = {}  # request/response bytes and HTTP request count of the last call
+
+    def __repr__(self) -> str:
+        return f"ScoringClient({self.url!r}, key={'set' if self._key else 'none'})"
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> "ScoringClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- public calls
+
+    def ping(self) -> float:
+        """Round-trip time (s) of a service-info request; checks address, key and service. ``RemoteError`` otherwise."""
+        start = time.perf_counter()
+        response = self._send("GET", None, {})
+        latency = time.perf_counter() - start
+        if response.status_code != 200:
+            raise self._error_for(response)
+        try:
+            info = response.json()
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or info.get("service") != "neurohsi-scoring":
+            raise RemoteError(200, f"{self.url}: answers, but is not a NeuroHSI scoring service", response.content, url=self.url)
+        self.service_info = info
+        return latency
+
+    def classify_files(
+        self, raw_path: str | Path, dark_path: str | Path | None = None, white_path: str | Path | None = None
+    ) -> ClassificationResult:
+        """Classify a raw TIFF and its references (found by name when not given) on the service."""
+        start = time.perf_counter()
+        raw_path = Path(raw_path)
+        if dark_path is None or white_path is None:
+            found_dark, found_white = find_references(raw_path)
+            dark_path, white_path = dark_path or found_dark, white_path or found_white
+        raw = _read(raw_path)
+        references = {kind: self._file_reference(Path(p)) for kind, p in (("dark", dark_path), ("white", white_path))}
+        read_s = time.perf_counter() - start
+        result = self._score(raw, references, start)
+        result.timings_s["read"] = read_s
+        return result
+
+    def classify_capture(self, capture: Capture) -> ClassificationResult:
+        """Classify an in-memory capture (frames re-encoded as TIFF, metadata kept on the raw frame)."""
+        start = time.perf_counter()
+        raw = frame_to_bytes(capture.raw, capture.metadata)
+        references = {}
+        for kind, frame in (("dark", capture.dark), ("white", capture.white)):
+            data = frame_to_bytes(frame, capture.metadata)
+            references[kind] = (hashlib.sha256(data).hexdigest(), lambda data=data: data)
+        result = self._score(raw, references, start)
+        result.timings_s["read"] = 0.0
+        return result
+
+    def forget_references(self) -> None:
+        """Send the references with the next request even if the service should hold them."""
+        self._held.clear()
+
+    # ------------------------------------------------------------------- internals
+
+    def _file_reference(self, path: Path):
+        """(sha256, loader) of a reference file; the digest is remembered while the file is unchanged."""
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise RemoteError(None, f"{path}: cannot read reference ({exc.strerror or exc})") from None
+        memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = self._digests.get(memo_key)
+        if digest is None:
+            digest = hashlib.sha256(_read(path)).hexdigest()
+            self._digests[memo_key] = digest
+        return digest, lambda: _read(path)
+
+    def _score(self, raw: bytes, references: dict, start: float) -> ClassificationResult:
+        digests = {kind: sha for kind, (sha, _) in references.items()}
+        params = ScoringParams(digests["dark"], digests["white"], return_probabilities=self.return_probabilities)
+        send = [kind for kind, sha in digests.items() if sha not in self._held]
+        request_bytes, http_requests = 0, 0
+        request_s = 0.0
+        for _ in range(2):  # a 409 "missing" is answered once by sending what the service lacks
+            parts = {kind: (references[kind][1]() if kind in send else None) for kind in ("dark", "white")}
+            body, content_type = encode_request(raw, parts["dark"], parts["white"], params)
+            t0 = time.perf_counter()
+            response = self._send("POST", body, {"Content-Type": content_type})
+            request_s += time.perf_counter() - t0
+            request_bytes += len(body)
+            http_requests += 1
+            if response.status_code == 409 and not all(kind in send for kind in digests):
+                missing = _missing_from(response)
+                for kind in missing:
+                    self._held.pop(digests[kind], None)
+                send = sorted(set(send) | set(missing or digests))
+                continue
+            break
+        self.last_exchange = {
+            "request_bytes": request_bytes,
+            "response_bytes": len(response.content),
+            "http_requests": http_requests,
+            "references_sent": send,
+        }
+        if response.status_code != 200:
+            raise self._error_for(response)
+        for sha in digests.values():
+            self._held[sha] = None
+            self._held.move_to_end(sha)
+        while len(self._held) > _HELD_LIMIT:
+            self._held.popitem(last=False)
+        return self._result_from(response, start, request_s)
+
+    def _result_from(self, response: requests.Response, start: float, request_s: float) -> ClassificationResult:
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type != RESULT_CONTENT_TYPE:
+            raise RemoteError(
+                200, f"{self.url}: unexpected answer of type {content_type or 'unknown'}", response.content, url=self.url
+            )
+        try:
+            decoded = decode_result(response.content)
+            info = _model_info(decoded.header["model"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(200, f"{self.url}: unreadable answer ({exc})", None, url=self.url) from None
+        server = {k: float(v) for k, v in decoded.header.get("timings_s", {}).items() if isinstance(v, (int, float))}
+        # Time the service spent on the request once it had the bytes (receiving them is transfer).
+        server_s = max(0.0, server.get("total", 0.0) - server.get("receive", 0.0))
+        timings = {
+            "preprocess": server.get("preprocess", 0.0),
+            "infer": server.get("infer", 0.0),
+            "server": server_s,
+            "upload": max(0.0, request_s - server_s),
+            "total": time.perf_counter() - start,
+        }
+        probabilities = decoded.probabilities
+        if probabilities is None:
+            probabilities = np.zeros((*decoded.labels.shape, 0), np.float32)
+        rgb = decoded.rgb if decoded.rgb is not None else np.zeros((*decoded.labels.shape, 3), np.uint8)
+        return ClassificationResult(decoded.labels, probabilities, rgb, info, timings, None, self.url)
+
+    def _send(self, method: str, body: bytes | None, headers: dict) -> requests.Response:
+        """One logical request with retries on connection errors and 502/503/504 only."""
+        headers = dict(headers)
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key}"
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(
+                    method, self.url, data=body, headers=headers, timeout=self.timeout, verify=self._verify
+                )
+            except requests.exceptions.SSLError as exc:
+                # A certificate problem does not heal by retrying.
+                raise RemoteError(None, f"{self.url}: TLS verification failed ({_reason(exc)})", url=self.url) from None
+            except requests.exceptions.ReadTimeout:
+                raise RemoteError(
+                    None, f"no answer from {self.url} within {self.timeout[1]:g} s", url=self.url
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                if attempt < self.retries:
+                    self._pause(attempt)
+                    attempt += 1
+                    continue
+                if isinstance(exc, requests.exceptions.ConnectTimeout):
+                    message = f"cannot reach {self.url} (no connection within {self.timeout[0]:g} s)"
+                else:
+                    message = f"cannot reach {self.url} ({_reason(exc)})"
+                raise RemoteError(None, message, url=self.url) from None
+            except requests.exceptions.RequestException as exc:
+                raise RemoteError(None, f"{self.url}: request failed ({_reason(exc)})", url=self.url) from None
+            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                self._pause(attempt)
+                attempt += 1
+                continue
+            return response
+
+    def _pause(self, attempt: int) -> None:
+        time.sleep(min(self.backoff_s * 2**attempt, 10.0))
+
+    def _error_for(self, response: requests.Response) -> RemoteError:
+        status = response.status_code
+        detail = _service_message(response)
+        friendly = _FRIENDLY.get(status)
+        if status == 401 and self._key is None:
+            friendly = "the endpoint needs a key and none was given"
+        if friendly is None:
+            if status in RETRY_STATUSES:
+                friendly = "service unavailable"
+            elif status >= 500:
+                friendly = "service error"
+            else:
+                friendly = "request rejected"
+        message = f"{self.url}: {friendly} (HTTP {status})"
+        if detail and status not in (401, 403):
+            message += f": {detail}"
+        return RemoteError(status, message, response.content, url=self.url)
+
+
+def normalise_url(url: str) -> str:
+    """``url`` with ``/score`` appended when it names only a host (Azure ML scoring URIs end in /score)."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("endpoint URL is empty")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint URL must be http(s)://host[:port]/path, got {url!r}")
+    path = parts.path if parts.path not in ("", "/") else "/score"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _is_plain_http_to_remote_host(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RemoteError(None, f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests error, briefly (``Connection refused`` rather than a pool repr)."""
+    inner = exc
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    text = f"{exc} {inner}"
+    for marker in ("Connection refused", "Connection reset", "Name or service not known", "timed out"):
+        if marker in text:
+            return marker.lower()
+    return " ".join((str(inner) or inner.__class__.__name__).split())[:200]
+
+
+def _service_message(response: requests.Response) -> str:
+    """The service's error message: ``{"error": ...}`` (NeuroHSI) or ``{"message": ...}`` (Azure ML front ends)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip() if response.content else ""
+        return " ".join(text.split())[:200]
+    if isinstance(body, dict):
+        for key in ("error", "message"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return ""
+
+
+def _missing_from(response: requests.Response) -> list[str]:
+    try:
+        missing = response.json().get("missing", [])
+    except (ValueError, AttributeError):
+        return []
+    return [kind for kind in missing if kind in ("dark", "white")]
+
+
+def _model_info(data: dict) -> ModelInfo:
+    known = {f.name for f in fields(ModelInfo)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["class_ids"] = tuple(values.get("class_ids", ()))
+    values["class_names"] = tuple(values.get("class_names", ()))
+    return ModelInfo(**values)
+
+
+def result_summary(result: ClassificationResult) -> str:
+    """One line for logs: source, model and timings."""
+    timings = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings_s.items())
+    return f"{result.source}: {result.model.label}; {timings}"
+
+
