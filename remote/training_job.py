@@ -79,25 +79,23 @@ def spec_from_args(args: argparse.Namespace, dataset_name: str) -> JobSpec:
 
 
 def select_captures(dataset_dir: Path, spec: JobSpec, work_dir: Path) -> Path:
-    """A dataset folder holding only the training captures (symlinks), or ``dataset_dir`` itself.
+    """The dataset folder to hand ``neurohsi train``: ``dataset_dir`` itself, or (when the spec
+    names training captures) a folder of symlinks to those plus the held-out captures.
 
     Raises DatasetError when a named capture is not in the dataset.
     """
     from core.errors import DatasetError
 
-    available = sorted(p.name for p in dataset_dir.iterdir() if p.is_dir())
+    available = sorted(p.name for p in dataset_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     wanted = set(spec.train_capture_ids) | set(spec.test_capture_ids)
     missing = sorted(wanted - set(available))
     if missing:
         raise DatasetError(dataset_dir, f"no capture(s) {', '.join(missing)} (has {', '.join(available)})")
-    train = list(spec.train_capture_ids) or [c for c in available if c not in spec.test_capture_ids]
-    if not train:
-        raise DatasetError(dataset_dir, "no captures left to train on")
-    if sorted(train) == available:
-        return dataset_dir
-    subset = work_dir / "train-captures"
+    if not spec.train_capture_ids:
+        return dataset_dir  # train on everything not held out; neurohsi train does the hold-out
+    subset = work_dir / "selected-captures"
     subset.mkdir(parents=True, exist_ok=True)
-    for cid in train:
+    for cid in sorted(wanted):
         link = subset / cid
         if not link.exists():
             link.symlink_to((dataset_dir / cid).resolve(), target_is_directory=True)
@@ -118,6 +116,8 @@ def train_command(dataset_dir: Path, model_path: Path, progress_path: Path, spec
         "--seed", str(spec.seed),
         "--name", spec.model_name,
     ]
+    for cid in spec.test_capture_ids:
+        cmd += ["--test-capture", cid]
     if spec.cross_validation == "none":
         cmd.append("--no-cv")
     return cmd

@@ -41,7 +41,7 @@ def test_job_entity_round_trips_through_the_sdk_schema(tmp_path, load_job):
     loaded = load_job(path)  # raises marshmallow.ValidationError on any schema problem
     assert loaded.type == "command"
     assert loaded.compute.removeprefix("azureml:") == "gpu-cluster"
-    assert loaded.environment == "azureml:neurohsi-train:1"
+    assert loaded.environment.removeprefix("azureml:") == "neurohsi-train:1"
     assert loaded.inputs["dataset"].type == "uri_folder"
     assert loaded.inputs["dataset"].path == "azureml://datastores/neurohsi/paths/datasets/ward7/"
     assert loaded.outputs["model"].type == "custom_model"
