@@ -103,15 +103,8 @@ def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: Ca
     for name in ("dark", "white"):
         if frames[name].shape != frames["raw"].shape:
             raise CaptureError(name, f"reference shape {frames[name].shape} differs from raw frame {frames['raw'].shape}")
-    h, w, _ = profile.cube_shape
-    reflectance, defined = calibrate(areas["raw"], areas["dark"], areas["white"])
-    # A pixel needs every band of its pattern defined. Good references define
-    # every pixel: check that first and skip forming a boolean cube (3 ms).
-    if defined.all():
-        pattern_ok = np.ones((h, w), dtype=bool)
-    else:
-        pattern_ok = form_cube_area(defined, profile).all(axis=-1)
-    cube = spectral_correction(form_cube_area(reflectance, profile), profile.scm)
+    reflectance, pattern_ok = calibrated_cube(areas["raw"], areas["dark"], areas["white"], profile)
+    cube = spectral_correction(reflectance, profile.scm)
     cube, rms, rms_ok = rms_normalise(cube)
     valid = pattern_ok & rms_ok & np.isfinite(rms)
     if not valid.all():
@@ -119,6 +112,37 @@ def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: Ca
         rms[~valid] = 0.0
     wavelengths = None if profile.wavelengths_nm is None else np.asarray(profile.wavelengths_nm, dtype=np.float32)
     return Cube(cube, valid, wavelengths, profile.id, rms)
+
+
+def calibrated_cube(
+    raw_area: np.ndarray, dark_area: np.ndarray, white_area: np.ndarray, profile: CameraProfile
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1 and 2 in one pass: ``form_cube(calibrate(...))`` without the 2-D float frame.
+
+    Takes frames cropped to the filter area; returns the reflectance cube float32
+    ``(H, W, B)`` (0 where ``white <= dark``) and ``bool (H, W)``, True where every
+    band of the pixel's pattern has ``white > dark``. Same numbers as calibrating
+    first: each value is one float32 subtraction pair and one division either way.
+    """
+    h, w, b = profile.cube_shape
+    pw, ph = profile.pattern_wh
+
+    def mosaic(area: np.ndarray) -> np.ndarray:  # (ph*H, pw*W) -> strided view (H, W, ph, pw), no copy
+        return area.reshape(h, ph, w, pw).transpose(0, 2, 1, 3)
+
+    # The subtractions read the frames in mosaic order and write contiguous cubes,
+    # so forming the cube costs no pass of its own.
+    numerator = np.empty((h, w, ph, pw), dtype=np.float32)
+    denominator = np.empty((h, w, ph, pw), dtype=np.float32)
+    np.subtract(mosaic(raw_area), mosaic(dark_area), out=numerator, dtype=np.float32)
+    np.subtract(mosaic(white_area), mosaic(dark_area), out=denominator, dtype=np.float32)
+    defined = denominator > 0
+    if defined.all():  # good references: no masking work at all
+        np.divide(numerator, denominator, out=numerator)
+        return numerator.reshape(h, w, b), np.ones((h, w), dtype=bool)
+    np.divide(numerator, denominator, out=numerator, where=defined)
+    numerator[~defined] = 0.0
+    return numerator.reshape(h, w, b), defined.reshape(h, w, b).all(axis=-1)
 
 
 def form_cube_area(area: np.ndarray, profile: CameraProfile) -> np.ndarray:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from core.camera_profiles import CameraProfile, load_profile, profile_from_metadata, THESIS_PROFILE_ID
 from core.errors import CaptureError
 from core.metadata import CaptureMetadata
-from core.preprocessing import Cube, calibrate, form_cube, preprocess, rms_normalise, spectral_correction
+from core.preprocessing import Cube, calibrate, calibrated_cube, form_cube, preprocess, rms_normalise, spectral_correction
 
 TOLERANCE = 1e-5
 
@@ -274,6 +274,13 @@ def test_chain_steps_match_their_formulas():
     cube = form_cube(reflectance, profile)
     assert cube.shape == (2, 3, 25)
     assert cube[1, 2, 7] == reflectance[5 + 7 // 5, 10 + 7 % 5]
+    # The fused calibrate+form step gives bit-identical numbers and the per-pattern mask.
+    fused, pattern_ok = calibrated_cube(raw, dark, white, profile)
+    np.testing.assert_array_equal(fused, cube)
+    assert pattern_ok.tolist() == [[False, True, True], [True, True, True]]  # (3, 4) lies in pattern (0, 0)
+    white[3, 4] = dark[3, 4] + 1
+    np.testing.assert_array_equal(calibrated_cube(raw, dark, white, profile)[1], np.ones((2, 3), bool))
+    white[3, 4] = dark[3, 4]
 
     scm = random_scm(rng, 25)
     corrected = spectral_correction(cube, scm)
