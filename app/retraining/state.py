@@ -1,0 +1,236 @@
+"""The retraining dialog's state (no Qt): dataset table, hyper-parameters, pre-flight checks, model install.
+
+The dialog binds its widgets to a :class:`RetrainingState` (STYLE.md 2); tests set
+the state directly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from core.classes import CLASS_IDS, class_table
+
+BACKENDS = ("local", "azureml")
+MIN_CLASS_PIXELS = 100  # below this a class is flagged: too few patches to learn it
+MODEL_SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One capture folder of the dataset: its label counts per class id (1..5)."""
+
+    capture_id: str
+    folder: Path
+    patient: str | None
+    counts: dict[int, int] | None  # None: no labels.png
+    problem: str | None = None  # why it cannot be used (missing frames, unreadable labels)
+
+    @property
+    def labelled(self) -> bool:
+        return self.counts is not None and sum(self.counts.values()) > 0 and self.problem is None
+
+
+def scan_dataset(root: str | Path) -> list[CaptureRow]:
+    """Capture rows of ``root/<capture_id>/`` folders, sorted by id (folders without raw.tif are skipped)."""
+    from core.errors import DatasetError
+    from core.labels import read_label_png
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "dataset folder does not exist")
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / "raw.tif").is_file():
+            continue
+        problem = None
+        missing = [n for n in ("dark.tif", "white.tif") if not (folder / n).is_file()]
+        if missing:
+            problem = f"missing {', '.join(missing)}"
+        patient = None
+        try:
+            patient = json.loads((folder / "meta.json").read_text()).get("patient")
+        except (OSError, ValueError):
+            pass
+        counts = None
+        if (folder / "labels.png").is_file():
+            try:
+                labels = read_label_png(folder / "labels.png")
+                n = np.bincount(labels.reshape(-1), minlength=max(CLASS_IDS) + 1)
+                counts = {c: int(n[c]) for c in CLASS_IDS}
+            except DatasetError as exc:
+                problem = problem or exc.problem
+        rows.append(CaptureRow(folder.name, folder, patient, counts, problem))
+    return rows
+
+
+@dataclass
+class HyperParameters:
+    """Thesis defaults (Table 4.1)."""
+
+    epochs: int = 100
+    batch_size: int = 16
+    patch_size: int = 7
+    folds: int = 5
+    lr: float = 1e-3
+    double_cv: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One pre-flight check: ``ok`` or the reason it fails (one line)."""
+
+    name: str
+    ok: bool
+    message: str = ""
+
+
+@dataclass
+class RetrainingState:
+    dataset: Path | None = None
+    rows: list[CaptureRow] = field(default_factory=list)
+    train_ids: set[str] = field(default_factory=set)
+    test_ids: set[str] = field(default_factory=set)
+    params: HyperParameters = field(default_factory=HyperParameters)
+    backend: str = "local"
+    model_name: str = "conv2dnet"
+    checks: list[Check] = field(default_factory=list)
+    running: bool = False
+
+    def load_dataset(self, root: str | Path) -> None:
+        """Scan ``root``; every labelled capture is selected for training, none held out."""
+        self.dataset = Path(root)
+        self.rows = scan_dataset(root)
+        self.train_ids = {r.capture_id for r in self.rows if r.labelled}
+        self.test_ids = set()
+
+    def set_role(self, capture_id: str, role: str) -> None:
+        """``role``: "train", "test" (held out) or "skip"."""
+        if capture_id not in {r.capture_id for r in self.rows}:
+            raise ValueError(f"no capture {capture_id!r} in the dataset")
+        if role not in ("train", "test", "skip"):
+            raise ValueError(f"role must be train, test or skip, got {role!r}")
+        self.train_ids.discard(capture_id)
+        self.test_ids.discard(capture_id)
+        if role == "train":
+            self.train_ids.add(capture_id)
+        elif role == "test":
+            self.test_ids.add(capture_id)
+
+    def role(self, capture_id: str) -> str:
+        return "train" if capture_id in self.train_ids else "test" if capture_id in self.test_ids else "skip"
+
+    def train_counts(self) -> dict[int, int]:
+        """Labelled pixels per class over the training captures."""
+        total = {c: 0 for c in CLASS_IDS}
+        for row in self.rows:
+            if row.capture_id in self.train_ids and row.counts:
+                for c, n in row.counts.items():
+                    total[c] += n
+        return total
+
+    def class_warnings(self, minimum: int = MIN_CLASS_PIXELS) -> list[str]:
+        """One line per class with fewer than ``minimum`` labelled training pixels."""
+        names = class_table()
+        return [
+            f"{names.by_id(c).name}: only {n} labelled pixels (< {minimum})"
+            for c, n in self.train_counts().items()
+            if n < minimum
+        ]
+
+    def labels_check(self) -> Check:
+        if self.dataset is None:
+            return Check("labels", False, "choose a dataset folder")
+        if not self.train_ids:
+            return Check("labels", False, "no labelled capture selected for training")
+        for row in self.rows:
+            if row.capture_id in self.train_ids | self.test_ids:
+                if row.problem:
+                    return Check("labels", False, f"{row.capture_id}: {row.problem}")
+                if not row.labelled:
+                    return Check("labels", False, f"{row.capture_id}: no labels")
+        return Check("labels", True)
+
+    def job_spec(self, dataset_name: str):
+        """The :class:`remote.training_backends.JobSpec` of this state (raises JobError on bad values)."""
+        from remote.training_backends import JobSpec
+
+        p = self.params
+        return JobSpec(
+            dataset=dataset_name,
+            train_capture_ids=tuple(sorted(self.train_ids)),
+            test_capture_ids=tuple(sorted(self.test_ids)),
+            epochs=int(p.epochs), batch_size=int(p.batch_size), patch_size=int(p.patch_size),
+            folds=int(p.folds), lr=float(p.lr), cross_validation="double" if p.double_cv else "none",
+            seed=int(p.seed), model_name=self.model_name,
+        )
+
+    @property
+    def start_blocker(self) -> str | None:
+        """Why Start is disabled now (None when it may start)."""
+        if self.running:
+            return "a training job is running"
+        labels = self.labels_check()
+        if not labels.ok:
+            return f"labels: {labels.message}"
+        if not self.checks:
+            return "pre-flight checks have not run yet"
+        for check in self.checks:
+            if not check.ok:
+                return f"{check.name}: {check.message}"
+        return None
+
+
+# ---------------------------------------------------------------------------------- paths
+
+
+def neurohsi_home() -> Path:
+    """Per-user data folder (env ``NEUROHSI_HOME`` overrides, as in the CLI and tests)."""
+    env = os.environ.get("NEUROHSI_HOME")
+    return Path(env) if env else Path.home() / ".local" / "share" / "neurohsi"
+
+
+def default_jobs_dir() -> Path:
+    return neurohsi_home() / "jobs"
+
+
+def default_models_dir() -> Path:
+    return neurohsi_home() / "models"
+
+
+def install_model(src: str | Path, models_dir: str | Path, *, name: str) -> Path:
+    """Copy a fetched model into the user's model folder without replacing any existing file.
+
+    ``name`` becomes the file stem (``<name>.safetensors``; ``-2``, ``-3``... when taken),
+    so the previous models stay where they are. The copy is verified by loading it.
+    Returns the installed path.
+    """
+    from core.model_file import load_model
+
+    src = Path(src)
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name) or "model"
+    dest = models_dir / f"{stem}{MODEL_SUFFIX}"
+    n = 2
+    while dest.exists():
+        dest = models_dir / f"{stem}-{n}{MODEL_SUFFIX}"
+        n += 1
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    try:
+        load_model(tmp)  # a corrupt download never becomes the default
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,189 @@
+"""Retraining dialog end to end: a real local job through Azurite, cancel, failing pre-flight checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.application import create_application
+from app.retraining.runner import Environment
+from app.retraining_dialog import RetrainingDialog
+from tests.support.azurite import AzuriteMissing, AzuriteServer, connection_string
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    try:
+        server = AzuriteServer(tmp_path_factory.mktemp("azurite-retrain"), in_memory=True)
+    except AzuriteMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Three tiny synthetic captures; the third has no labels."""
+    from core.dataset import write_capture_folder
+    from core.synthetic import generate_capture, small_profile
+
+    root = tmp_path_factory.mktemp("data") / "retrain-ds"
+    profile = small_profile(16, 24)
+    for k, patient in enumerate(("ID18", "ID20", "ID25")):
+        cap = generate_capture(seed=k, patient=patient, profile=profile)
+        labels = cap.labels if k < 2 else np.zeros_like(cap.labels)
+        write_capture_folder(root, cap.capture_id, cap.raw, cap.dark, cap.white, labels,
+                             metadata=cap.metadata, meta={"patient": patient, "source": "synthetic"})
+    return root
+
+
+def make_env(conn: str, container: str, jobs_dir) -> Environment:
+    from remote.blob_storage import BlobStorage
+    from remote.training_backends import LocalBackend
+
+    return Environment(
+        storage=lambda: BlobStorage(conn, container=container, retries=0, timeout_s=5.0),
+        backend=lambda name, storage: LocalBackend(storage, jobs_dir, cancel_grace_s=2.0),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from app.settings import AppSettings
+
+    return AppSettings.from_file(tmp_path / "settings.ini")
+
+
+def open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=None):
+    create_application([])
+    dialog = RetrainingDialog(env=env, settings=settings, models_dir=tmp_path / "models", dataset=dataset,
+                              current_model=current_model, poll_ms=50)
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def wait_checks(qtbot, dialog):
+    qtbot.waitUntil(lambda: not dialog.checks_running and bool(dialog.state.checks), timeout=30_000)
+
+
+def test_defaults_table_and_class_warnings(qtbot, dataset, azurite, tmp_path, settings):
+    env = make_env(azurite.connection_string, "tdefaults", tmp_path / "jobs")
+    dialog = open_dialog(qtbot, env, dataset, settings, tmp_path)
+    p = dialog.state.params
+    assert (p.epochs, p.batch_size, p.patch_size, p.folds, p.lr, p.double_cv, p.seed) == (100, 16, 7, 5, 1e-3, True, 0)
+    assert (dialog.epochs_spin.value(), dialog.batch_spin.value(), dialog.patch_spin.value()) == (100, 16, 7)
+    assert dialog.folds_spin.value() == 5 and dialog.lr_spin.value() == pytest.approx(1e-3)
+    assert dialog.table.rowCount() == 3
+    assert dialog.table.item(2, 3 + 5).text() == "no labels"
+    assert not dialog.table.cellWidget(2, 2).isEnabled()
+    row0 = dialog.state.rows[0]
+    assert dialog.table.item(0, 3).text() == f"{row0.counts[1]:,}"
+    # a tiny capture holds fewer than 100 labelled pixels of some classes: warned about, per class
+    dialog.set_role(dialog.state.rows[0].capture_id, "test")
+    assert dialog.state.test_ids == {row0.capture_id}
+    train = dialog.state.rows[1].counts
+    few = [c for c in range(1, 6) if train[c] < 100]
+    assert few and len(dialog.warnings_label.text().splitlines()) == len(few)
+    assert f"only {train[few[0]]} labelled pixels" in dialog.warnings_label.text()
+    wait_checks(qtbot, dialog)
+    assert dialog.start_button.isEnabled(), dialog.reason_label.text()
+
+
+def test_failing_preflight_checks_disable_start_with_the_reason(qtbot, dataset, azurite, tmp_path, settings,
+                                                                 monkeypatch):
+    monkeypatch.delenv("NEUROHSI_STORAGE_CONNECTION_STRING", raising=False)
+    # no credentials at all (empty keyring, no env): the default storage cannot be built
+    from app.retraining.runner import default_environment
+
+    dialog = open_dialog(qtbot, default_environment(), dataset, settings, tmp_path)
+    assert not dialog.start_button.isEnabled()
+    wait_checks(qtbot, dialog)
+    assert not dialog.start_button.isEnabled()
+    assert dialog.reason_label.text().startswith("credentials: no blob storage configured")
+    assert "✗ credentials" in dialog.checks_label.text()
+    # wrong account key: storage answers but refuses the credentials
+    bad = connection_string(azurite.port, key="d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=")
+    dialog.env = make_env(bad, "twrongkey", tmp_path / "jobs")
+    dialog.run_checks()
+    wait_checks(qtbot, dialog)
+    assert not dialog.start_button.isEnabled()
+    assert "refused the credentials" in dialog.reason_label.text()
+    assert "d3Jvbmcta2V5" not in dialog.reason_label.text()
+    # labels missing: deselect every labelled capture
+    dialog.env = make_env(azurite.connection_string, "tlabels", tmp_path / "jobs")
+    dialog.run_checks()
+    wait_checks(qtbot, dialog)
+    assert dialog.start_button.isEnabled()
+    for row in dialog.state.rows:
+        dialog.set_role(row.capture_id, "skip")
+    assert not dialog.start_button.isEnabled()
+    assert dialog.reason_label.text() == "labels: no labelled capture selected for training"
+    # a capture without labels cannot be used either
+    dialog.set_role(dialog.state.rows[0].capture_id, "train")
+    dialog.set_role(dialog.state.rows[2].capture_id, "test")
+    assert dialog.reason_label.text() == f"labels: {dialog.state.rows[2].capture_id}: no labels"
+    assert not dialog.start_button.isEnabled()
+
+
+@pytest.mark.slow
+def test_local_job_completes_installs_model_then_second_run_cancels(qtbot, dataset, azurite, tmp_path, settings):
+    env = make_env(azurite.connection_string, "tretrain", tmp_path / "jobs")
+    current = tmp_path / "current.safetensors"
+    _write_current_model(current)
+    dialog = open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=current)
+    dialog.epochs_spin.setValue(2)
+    dialog.cv_check.setChecked(False)
+    dialog.set_role(dialog.state.rows[1].capture_id, "test")
+    wait_checks(qtbot, dialog)
+    assert dialog.start_button.isEnabled(), dialog.reason_label.text()
+    dialog.start_button.click()
+    assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.state.running, timeout=120_000)
+    snap = dialog.last
+    assert snap.error is None, snap.error
+    statuses = [s for s, _ in snap.timeline]
+    assert statuses[-1] == "Completed", (statuses, snap.log)
+    assert "Running" in statuses or "Finalizing" in statuses
+    assert snap.upload[0] == snap.upload[1] > 0 and dialog.upload_bar.value() == 100
+    assert "Completed" in dialog.timeline_label.text()
+    assert len(snap.epochs) == 2 and dialog.loss_curve.getData()[0] is not None
+    assert len(dialog.loss_curve.getData()[0]) == 2
+    assert dialog.log_view.toPlainText()
+    # metrics of the new model beside the current one
+    names = [dialog.metrics_table.item(i, 0).text() for i in range(dialog.metrics_table.rowCount())]
+    assert names and any("oacc" in n.lower() for n in names)
+    assert any(dialog.metrics_table.item(i, 2).text() for i in range(len(names)))
+    assert any(dialog.metrics_table.item(i, 1).text() for i in range(len(names)))
+    # install: copied beside the previous models, made the default
+    assert dialog.use_button.isEnabled() and dialog.start_button.isEnabled()
+    previous = settings.get("default_model")
+    dialog.use_button.click()
+    installed = dialog.installed
+    assert installed is not None and installed.parent == tmp_path / "models" and installed.is_file()
+    assert settings.get("default_model") == str(installed) and dialog.previous_model == previous
+    from core.model_file import load_model
+
+    assert load_model(installed).info.patch_size == 7
+    # second run: cancel it -> Canceled, Start disabled until then
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.last is not None and dialog.last.job_id is not None, timeout=60_000)
+    assert not dialog.start_button.isEnabled()
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.state.running, timeout=30_000)
+    statuses = [s for s, _ in dialog.last.timeline]
+    assert statuses[-1] == "Canceled" and "CancelRequested" in statuses
+    assert dialog.start_button.isEnabled() and not dialog.use_button.isEnabled()
+    # installing a second time keeps the first file
+    assert installed.is_file()
+
+
+def _write_current_model(path):
+    import torch
+
+    from core.model import Conv2DNet
+    from core.model_file import save_model
+
+    torch.manual_seed(0)
+    save_model(path, Conv2DNet(25, 5), name="current", class_ids=(1, 2, 3, 4, 5),
+               class_names=("Healthy", "Tumour", "Venous", "Arterial", "Dura"), profile_id="synthetic-small",
+               metrics={"oacc": 0.5})
