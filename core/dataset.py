@@ -293,6 +293,57 @@ def _find_one(folder: Path, names: list[str]) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class _NemesisItem:
+    capture_id: str
+    patient: str
+    raw_path: Path
+    dark_path: Path
+    white_path: Path
+    gt_path: Path
+    labels: np.ndarray  # uint8 (H, W) class ids
+    spectra_path: Path | None
+    spectra: NemesisSpectra | None
+
+
+def _plan_nemesis(src: Path) -> tuple[list[_NemesisItem], list[dict]]:
+    """Find and check every capture (references, ground truth, spectra, sizes) before anything is written."""
+    from core.capture_io import find_references
+
+    raws = sorted(p for p in src.iterdir() if p.is_file() and _NEMESIS_RAW.match(p.name))
+    if not raws:
+        raise DatasetError(src, "no NEMESIS captures (IDxxxxCyy.tif with IDxxxxCDyy.tif and IDxxxxCWyy.tif)")
+    items, skipped = [], []
+    for raw_path in raws:
+        capture_id, patient = raw_path.stem, _NEMESIS_RAW.match(raw_path.name)["id"]
+        gt_path = _find_one(
+            src, [f"SNAPgt{capture_id}_cropped_Pre-processed.mat", f"SNAPgt{patient}_cropped_Pre-processed.mat"]
+        )
+        if gt_path is None:
+            skipped.append({"capture_id": capture_id, "reason": f"no SNAPgt{capture_id}_cropped_Pre-processed.mat"})
+            continue
+        try:
+            dark_path, white_path = find_references(raw_path)
+        except CaptureError as exc:
+            raise DatasetError(exc.path, exc.problem) from None
+        labels = read_nemesis_ground_truth(gt_path)
+        cube_hw = _cube_hw(raw_path)
+        if labels.shape != cube_hw:
+            raise DatasetError(
+                gt_path,
+                f"ground truth does not fit {raw_path.name}: map is {labels.shape[0]}x{labels.shape[1]}, "
+                f"the cube is {cube_hw[0]}x{cube_hw[1]}",
+            )
+        spectra_path = _find_one(src, [f"{capture_id}_dataset.mat", f"{patient}_dataset.mat"])
+        spectra = None if spectra_path is None else read_nemesis_spectra(spectra_path)
+        items.append(
+            _NemesisItem(capture_id, patient, raw_path, dark_path, white_path, gt_path, labels, spectra_path, spectra)
+        )
+    if not items:
+        raise DatasetError(src, f"no capture has a ground-truth map ({len(skipped)} skipped)")
+    return items, skipped
+
+
 def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=None) -> dict:
     """Import a NEMESIS archive folder into a dataset folder.
 
@@ -300,57 +351,43 @@ def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=
     ``SNAPgt<capture>_cropped_Pre-processed.mat`` ground truth (``<capture>`` is
     ``IDxxxxCyy`` or ``IDxxxx``), writes ``dst/<IDxxxxCyy>/``; an
     ``<capture>_dataset.mat`` spectra file is kept as ``spectra.npz``. Captures
-    without ground truth are skipped and listed. ``progress(message)`` is called
-    per capture. Returns a summary dict. ``DatasetError`` when nothing can be imported.
+    without ground truth are skipped and listed. Everything but the frames' pixels
+    is checked before the first folder is written. ``progress(message)`` is called
+    per capture. Returns a summary dict; ``DatasetError`` naming the file on bad input.
     """
     from core.capture_io import load_capture
 
     src, dst = Path(src_folder), Path(dst_dataset)
     if not src.is_dir():
         raise DatasetError(src, "NEMESIS folder not found" if not src.exists() else "is not a folder")
-    raws = sorted(p for p in src.iterdir() if p.is_file() and _NEMESIS_RAW.match(p.name))
-    if not raws:
-        raise DatasetError(src, "no NEMESIS captures (IDxxxxCyy.tif with IDxxxxCDyy.tif and IDxxxxCWyy.tif)")
-    imported, skipped = [], []
-    for raw_path in raws:
-        match = _NEMESIS_RAW.match(raw_path.name)
-        capture_id, patient = raw_path.stem, match["id"]
-        gt_path = _find_one(src, [f"SNAPgt{capture_id}_cropped_Pre-processed.mat", f"SNAPgt{patient}_cropped_Pre-processed.mat"])
-        if gt_path is None:
-            skipped.append({"capture_id": capture_id, "reason": f"no SNAPgt{capture_id}_cropped_Pre-processed.mat"})
-            continue
+    items, skipped = _plan_nemesis(src)
+    imported = []
+    for index, item in enumerate(items, start=1):
         if progress is not None:
-            progress(f"importing {capture_id}")
+            progress(f"[{index}/{len(items)}] importing {item.capture_id}")
         try:
-            capture = load_capture(raw_path)
+            capture = load_capture(item.raw_path, item.dark_path, item.white_path)
         except CaptureError as exc:
             raise DatasetError(exc.path, exc.problem) from None
-        labels = read_nemesis_ground_truth(gt_path)
-        spectra_path = _find_one(src, [f"{capture_id}_dataset.mat", f"{patient}_dataset.mat"])
-        meta = {"patient": patient, "source": "nemesis", "nemesis_files": {"raw": raw_path.name, "ground_truth": gt_path.name}}
-        spectra = None
-        if spectra_path is not None:
-            spectra = read_nemesis_spectra(spectra_path)
-            meta["nemesis_files"]["spectra"] = spectra_path.name
+        files = {"raw": item.raw_path.name, "ground_truth": item.gt_path.name}
+        meta = {"patient": item.patient, "source": "nemesis", "nemesis_files": files}
+        if item.spectra is not None:
+            files["spectra"] = item.spectra_path.name
             meta["nemesis_spectra"] = {
-                "n": int(len(spectra.data)),
-                "bands": int(spectra.data.shape[1]),
-                "label4classes_counts": {str(c): int((spectra.label4classes == c).sum()) for c in range(1, 6)},
+                "n": int(len(item.spectra.data)),
+                "bands": int(item.spectra.data.shape[1]),
+                "label4classes_counts": {str(c): int((item.spectra.label4classes == c).sum()) for c in range(1, 6)},
             }
-        try:
-            written = write_capture_folder(
-                dst, capture_id, capture.raw, capture.dark, capture.white, labels, metadata=capture.metadata, meta=meta
-            )
-        except DatasetError as exc:
-            raise DatasetError(gt_path, f"ground truth does not fit {raw_path.name}: {exc.problem}") from None
-        if spectra is not None:
+        written = write_capture_folder(
+            dst, item.capture_id, capture.raw, capture.dark, capture.white, item.labels,
+            metadata=capture.metadata, meta=meta,
+        )
+        spectra_file = written.folder / "spectra.npz"
+        if item.spectra is not None:
             np.savez_compressed(
-                written.folder / "spectra.npz", data=spectra.data, label=spectra.label, label4Classes=spectra.label4classes
+                spectra_file, data=item.spectra.data, label=item.spectra.label, label4Classes=item.spectra.label4classes
             )
-        elif (written.folder / "spectra.npz").exists():
-            (written.folder / "spectra.npz").unlink()
-        imported.append({"capture_id": capture_id, "labelled_pixels": int((labels > 0).sum())})
-    if not imported:
-        raise DatasetError(src, f"no capture has a ground-truth map ({len(skipped)} skipped)")
+        elif spectra_file.exists():  # left over from an earlier import of this capture
+            spectra_file.unlink()
+        imported.append({"capture_id": item.capture_id, "labelled_pixels": int((item.labels > 0).sum())})
     return {"dataset": str(dst), "imported": imported, "skipped": skipped}
-
