@@ -45,7 +45,8 @@ def test_job_entity_round_trips_through_the_sdk_schema(tmp_path, load_job):
     assert loaded.inputs["dataset"].type == "uri_folder"
     assert loaded.inputs["dataset"].path == "azureml://datastores/neurohsi/paths/datasets/ward7/"
     assert loaded.outputs["model"].type == "custom_model"
-    assert int(loaded.inputs["epochs"]) == 40 and float(loaded.inputs["lr"]) == 5e-4
+    inputs = plain(loaded)["inputs"]
+    assert inputs["epochs"] == 40 and inputs["lr"] == 5e-4 and inputs["cross_validation"] == "double"
     assert "--test-capture ID0018C01" in loaded.command
 
 
