@@ -35,6 +35,33 @@ def _net(seed=0, **kw) -> Conv2DNet:
     return net
 
 
+def _data_scaled(cube: Cube, seed: int = 0) -> Conv2DNet:
+    """A random net whose conv and fc1 pre-activations are standardised on ``cube``.
+
+    Real spectra are all alike after RMS normalisation, so a plain random net
+    gives one class everywhere; standardising each layer (bias and scale from
+    the data) makes its map vary across the scene without any training.
+    """
+    net = _net(seed)
+    half = net.patch_size // 2
+    padded = np.pad(cube.data, ((half, half), (half, half), (0, 0)), mode="reflect")
+    x = torch.from_numpy(
+        np.stack([padded[i : i + 7, j : j + 7] for i in range(0, cube.data.shape[0], 2) for j in range(0, cube.data.shape[1], 2)])
+        .transpose(0, 3, 1, 2)
+        .copy()
+    )
+    with torch.no_grad():
+        c = net.conv(x)
+        mean, std = c.mean(dim=(0, 2, 3)), c.std(dim=(0, 2, 3)) + 1e-6
+        net.conv.weight.div_(std[:, None, None, None])
+        net.conv.bias.sub_(mean).div_(std)
+        h = net.fc1(torch.relu(net.pool(net.conv(x))).flatten(1))
+        mean, std = h.mean(0), h.std(0) + 1e-6
+        net.fc1.weight.div_(std[:, None])
+        net.fc1.bias.sub_(mean).div_(std)
+    return net.eval()
+
+
 def _cube(seed=0, h=23, w=31, b=25, invalid=()) -> Cube:
     rng = np.random.default_rng(seed)
     data = rng.standard_normal((h, w, b)).astype(np.float32)
@@ -93,57 +120,78 @@ def test_dense_refuses_even_patch_and_bad_input():
         predict_dense(_net(), _cube(), padding="wrap")
 
 
-def _triplet(folder, shape=(60, 90), seed=0):
-    rng = np.random.default_rng(seed)
-    dark = rng.integers(0, 60, size=shape, dtype=np.uint16)
-    white = rng.integers(600, 1000, size=shape, dtype=np.uint16)
-    raw = (dark + (white - dark) * rng.uniform(0.05, 0.95, size=shape)).astype(np.uint16)
-    raw_path = write_frame(folder / "ID0001C01.tif", raw)
-    write_frame(folder / "ID0001CD01.tif", dark)
-    write_frame(folder / "ID0001CW01.tif", white)
-    return raw_path
+@pytest.fixture(scope="module")
+def synthetic():
+    from core.synthetic import generate_capture, small_profile
+
+    return generate_capture(seed=5, profile=small_profile())
 
 
-def _profile_for(shape):
-    """A built-in-like profile with the thesis id and geometry scaled to ``shape``."""
-    from core.camera_profiles import THESIS_PROFILE_ID, load_profile
+def _write(folder, synthetic):
+    path = write_frame(folder / "ID0018C01.tif", synthetic.raw, synthetic.metadata)
+    write_frame(folder / "ID0018CD01.tif", synthetic.dark, synthetic.metadata)
+    write_frame(folder / "ID0018CW01.tif", synthetic.white, synthetic.metadata)
+    return path
 
-    thesis = load_profile(THESIS_PROFILE_ID)
-    return type(thesis)(**{**thesis.__dict__, "area_wh": (shape[1] // 5 * 5, shape[0] // 5 * 5), "sensor_shape": shape})
+
+def _loaded(tmp_path, net, profile_id):
+    path = tmp_path / "m.safetensors"
+    save_model(path, net, name="unit", class_ids=(1, 2, 3, 4, 5), class_names="abcde", profile_id=profile_id)
+    return load_model(path)
 
 
-def test_classify_files_small_capture(tmp_path, monkeypatch):
-    raw_path = _triplet(tmp_path)
-    model_path = tmp_path / "m.safetensors"
-    save_model(model_path, _net(), name="unit", class_ids=(1, 2, 3, 4, 5), class_names="abcde", profile_id="thesis-sm5x5-nir")
-    model = load_model(model_path)
-    # a small frame with the thesis profile's id: resolve_profile gives the thesis profile
-    import core.preprocessing as preprocessing
+def test_dense_equals_per_patch_on_a_generated_capture(synthetic):
+    """The acceptance test: a whole preprocessed synthetic capture, border and invalid pixels included."""
+    from core.preprocessing import preprocess_capture
 
-    monkeypatch.setattr("core.camera_profiles.resolve_profile", lambda metadata, name=None: _profile_for((60, 90)))
+    cube = preprocess_capture(synthetic.to_capture())
+    net = _data_scaled(cube)
+    probs, labels = predict_dense(net, cube, class_ids=(1, 2, 3, 4, 5))
+    reference = per_patch(net, cube.data, "reflect")
+    ref_labels = (reference.argmax(-1) + 1).astype(np.uint8)
+    ref_labels[~cube.valid] = 0
+    reference[~cube.valid] = 0.0
+    assert probs.shape == cube.data.shape[:2] + (5,)
+    assert np.abs(probs - reference).max() < 1e-5
+    np.testing.assert_array_equal(labels, ref_labels)
+    assert len(np.unique(labels)) >= 3
+
+
+def test_classify_files_on_a_generated_capture(tmp_path, synthetic):
+    from core.preprocessing import preprocess_capture
+
+    raw_path = _write(tmp_path, synthetic)
+    model = _loaded(tmp_path, _net(), synthetic.profile.id)
     result = classify_files(raw_path, model)
     assert isinstance(result, ClassificationResult)
-    h, w = 12, 18
+    h, w = synthetic.truth.shape
     assert result.labels.shape == (h, w) and result.probabilities.shape == (h, w, 5) and result.rgb.shape == (h, w, 3)
+    assert result.rgb.dtype == np.uint8 and result.rgb.any()
     assert set(result.timings_s) >= {"read", "preprocess", "infer", "total"}
-    assert result.timings_s["total"] >= result.timings_s["infer"] > 0
-    assert result.model.sha256 == model.info.sha256 and result.source == "local"
-    # same as preprocessing + dense prediction by hand
-    cube = preprocessing.preprocess_capture(load_capture(raw_path), _profile_for((60, 90)))
-    probs, labels = predict_dense(model.net, cube)
+    assert result.timings_s["total"] >= result.timings_s["read"] + result.timings_s["infer"]
+    assert result.model == model.info and result.source == "local" and result.cube is not None
+    # the same as preprocessing and dense prediction by hand
+    probs, labels = predict_dense(model.net, preprocess_capture(load_capture(raw_path)))
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_allclose(result.probabilities, probs, atol=1e-6)
+    # classify() on the in-memory capture agrees and has no "read" stage
+    in_memory = classify(synthetic.to_capture(), model)
+    np.testing.assert_array_equal(in_memory.labels, result.labels)
+    assert "read" not in in_memory.timings_s
 
 
-def test_model_for_other_bands_is_refused(tmp_path, monkeypatch):
-    raw_path = _triplet(tmp_path)
-    model_path = tmp_path / "m16.safetensors"
-    save_model(model_path, _net(n_bands=16), name="b16", class_ids=(1, 2, 3, 4, 5), class_names="abcde", profile_id="thesis-sm5x5-nir")
-    monkeypatch.setattr("core.camera_profiles.resolve_profile", lambda metadata, name=None: _profile_for((60, 90)))
+def test_model_for_other_bands_is_refused(tmp_path, synthetic):
+    model = _loaded(tmp_path, _net(n_bands=16), synthetic.profile.id)
     with pytest.raises(ModelFileError) as err:
-        classify(load_capture(raw_path), load_model(model_path))
-    assert str(err.value).startswith(str(model_path))
+        classify(synthetic.to_capture(), model)
+    assert str(err.value).startswith(str(model.path))
     assert "16 bands, but the capture has 25" in str(err.value)
+
+
+def test_model_for_another_profile_is_refused(tmp_path, synthetic):
+    model = _loaded(tmp_path, _net(), "thesis-sm5x5-nir")
+    with pytest.raises(ModelFileError, match="camera profile 'thesis-sm5x5-nir', but the capture uses 'synthetic-small'"):
+        classify(synthetic.to_capture(), model)
 
 
 def test_load_default_model_names_the_missing_file(monkeypatch, tmp_path):
