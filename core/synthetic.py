@@ -285,20 +285,24 @@ def _draw_vessels(
     radius_px: tuple[float, float],
     target_area: int,
     max_vessels: int,
+    min_vessels: int = 2,
 ) -> np.ndarray:
     """Curvy lines of varying width inside ``inside``, added until they cover ``target_area`` px."""
     h, w = shape
     radii = np.zeros(shape, dtype=np.float32)
     mask = np.zeros(shape, dtype=bool)
     step = 0.5
+    drawn = 0
     for _ in range(max_vessels):
         # Start near the craniotomy edge and head roughly across it, turning smoothly.
         start_angle = rng.uniform(0, 2 * np.pi)
         y = centre[0] + 0.9 * extent * np.sin(start_angle) * h / max(h, w)
         x = centre[1] + 0.9 * extent * np.cos(start_angle) * w / max(h, w)
         heading = start_angle + np.pi + rng.normal(0.0, 0.5)
-        n = int(rng.uniform(1.0, 2.0) * extent / step)
-        turning = ndimage.gaussian_filter1d(rng.normal(0.0, 0.25, n), 8) * 3.0
+        n = int(rng.uniform(1.2, 2.0) * extent / step)
+        # Gentle meanders: the heading drifts by about a radian over a few tens of pixels.
+        turning = ndimage.gaussian_filter1d(rng.normal(0.0, 1.0, n), 40)
+        turning *= 0.012 / max(float(turning.std()), 1e-9)
         headings = heading + np.cumsum(turning)
         ys = y + np.cumsum(step * np.sin(headings))
         xs = x + np.cumsum(step * np.cos(headings))
@@ -309,11 +313,12 @@ def _draw_vessels(
         keep = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
         if not keep.any():
             continue
+        drawn += 1
         np.maximum.at(radii, (rows[keep], cols[keep]), widths[keep].astype(np.float32))
         # Each pixel takes the width of its nearest centre-line point: one distance transform.
         distance, (near_r, near_c) = ndimage.distance_transform_edt(radii == 0, return_indices=True)
         mask = (distance <= np.maximum(radii[near_r, near_c], 0.5)) & inside
-        if mask.sum() >= target_area:
+        if mask.sum() >= target_area and drawn >= min_vessels:
             break
     return mask
 
