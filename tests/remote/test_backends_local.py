@@ -1,0 +1,160 @@
+"""Local training backend: real subprocess jobs against Azurite, state on disk, cancel without orphans."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from remote.blob_storage import BlobStorage
+from remote.training_backends import TERMINAL, JobError, JobSpec, JobStatus, LocalBackend
+from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def uploaded(storage_connection_string, container_name, make_dataset):
+    storage = BlobStorage(storage_connection_string, container=container_name)
+    storage.upload_dataset(make_dataset("ward", patients=("ID18", "ID25", "ID29")))
+    return storage
+
+
+def test_job_runs_to_completion_and_survives_a_backend_restart(uploaded, tmp_path):
+    from core.model_file import load_model
+
+    backend = LocalBackend(uploaded, tmp_path / "jobs")
+    spec = JobSpec("ward", test_capture_ids=("ID0029C01",), epochs=2, cross_validation="none", model_name="w")
+    job_id = backend.submit(spec)
+    assert backend.status(job_id) in {JobStatus.QUEUED, JobStatus.PREPARING, JobStatus.RUNNING}
+    wait_for(lambda: backend.status(job_id) in TERMINAL, 120, "the job to finish")
+
+    # An app restart: a new backend on the same folder knows the job and its outcome.
+    again = LocalBackend(uploaded, tmp_path / "jobs")
+    info = again.info(job_id)
+    assert info.status is JobStatus.COMPLETED, again.logs(job_id)
+    assert info.spec == spec
+    history = [s for s, _ in read_state(tmp_path / "jobs" / job_id / STATE_FILE)["history"]]
+    assert history == ["Queued", "Preparing", "Running", "Finalizing", "Completed"]
+    assert [j.job_id for j in again.list_jobs()] == [job_id]
+
+    events = again.metrics(job_id)
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["loss"] > 0 for e in epochs)
+    assert events[-1]["event"] == "done" and events[-1]["metrics"]["held_out"]["capture_ids"] == ["ID0029C01"]
+    assert "status: Completed" in again.logs(job_id, tail=5)
+
+    # The model went to storage with its metrics, and comes back as a loadable model file.
+    [model] = [m for m in uploaded.list_models() if m.version == job_id]
+    assert model.name == "w" and model.has_metrics
+    assert uploaded.model_metrics("w", job_id)["spec"]["test_capture_ids"] == ["ID0029C01"]
+    path = again.fetch_model(job_id, tmp_path / "fetched.safetensors")
+    loaded = load_model(path)
+    assert loaded.info.training["test_ids"] == ["ID0029C01"]
+
+
+def test_cancel_stops_the_job_and_leaves_no_process(uploaded, tmp_path):
+    backend = LocalBackend(uploaded, tmp_path / "jobs")
+    job_id = backend.submit(JobSpec("ward", epochs=5000, cross_validation="none"))
+    # Wait until training itself runs (the neurohsi train child exists and reports epochs).
+    wait_for(lambda: any(e["event"] == "epoch" for e in backend.metrics(job_id)), 120, "the first epoch")
+    state = read_state(tmp_path / "jobs" / job_id / STATE_FILE)
+    pids = group_pids(state["pgid"])
+    assert len(pids) >= 2  # the job script and the training CLI under it
+
+    t0 = time.monotonic()
+    status = backend.cancel(job_id)
+    elapsed = time.monotonic() - t0
+    assert status is JobStatus.CANCELED and elapsed < 5
+    assert group_pids(state["pgid"]) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert LocalBackend(uploaded, tmp_path / "jobs").status(job_id) is JobStatus.CANCELED
+    assert backend.cancel(job_id) is JobStatus.CANCELED  # idempotent
+    with pytest.raises(JobError, match="no model"):
+        backend.fetch_model(job_id, tmp_path / "m.safetensors")
+
+
+def test_a_job_whose_process_vanished_is_marked_failed(uploaded, tmp_path):
+    backend = LocalBackend(uploaded, tmp_path / "jobs")
+    jdir = tmp_path / "jobs" / "20200101-000000-dead00"
+    jdir.mkdir(parents=True)
+    (jdir / "spec.json").write_text(json.dumps(JobSpec("ward").to_dict()))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    gone.wait()
+    init_state(jdir / STATE_FILE, job_id=jdir.name)
+    update_state(jdir / STATE_FILE, JobStatus.RUNNING, pid=gone.pid, pgid=gone.pid)
+    info = backend.info(jdir.name)
+    assert info.status is JobStatus.FAILED and "ended without a final status" in info.message
+
+
+def test_terminal_status_is_final(tmp_path):
+    path = tmp_path / STATE_FILE
+    init_state(path)
+    update_state(path, JobStatus.CANCELED)
+    update_state(path, JobStatus.FAILED, message="late")
+    assert read_state(path)["status"] == "Canceled" and "message" not in read_state(path)
+
+
+def test_submit_checks_dataset_and_captures(uploaded, tmp_path):
+    backend = LocalBackend(uploaded, tmp_path / "jobs")
+    with pytest.raises(JobError, match="no capture"):
+        backend.submit(JobSpec("ward", test_capture_ids=("ID0099C01",)))
+    with pytest.raises(ValueError, match="not found"):
+        backend.submit(JobSpec("missing"))
+    with pytest.raises(JobError, match="no local job"):
+        backend.status("nope")
+    assert backend.list_jobs() == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"patch_size": 6}, "odd"),
+        ({"lr": 2.0}, "lr"),
+        ({"cross_validation": "triple"}, "cross_validation"),
+        ({"dataset": "../x"}, "dataset"),
+        ({"train_capture_ids": ("A",), "test_capture_ids": ("A",)}, "both"),
+    ],
+)
+def test_job_spec_validation(kwargs, match):
+    base = {"dataset": "ward", **kwargs}
+    with pytest.raises(JobError, match=match):
+        JobSpec(**base)
+
+
+def test_job_spec_round_trip_and_status_vocabulary():
+    spec = JobSpec("ward", train_capture_ids=["ID0018C01"], epochs=3)
+    assert JobSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert spec.epochs == 3 and JobSpec("x").epochs == 100 and JobSpec("x").batch_size == 16
+    assert JobStatus.parse("completed") is JobStatus.COMPLETED and JobStatus.COMPLETED == "Completed"
+    assert JobStatus.parse("Provisioning") is JobStatus.STARTING
+    assert {s.value for s in TERMINAL} == {"Completed", "Failed", "Canceled"}
