@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from core.model_file import load_model
-    from remote.scoring_server import ENTRY_SCRIPT, free_port, scoring_url, serve
+    from remote.scoring_server import ENTRY_SCRIPT, free_port, scoring_url
 
     if args.model is None:
         from resources import DEMO_MODEL_PATH
@@ -40,13 +41,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     key_note = f"key required (from ${args.key_env})" if args.key_env else "no key"
     print(f"NeuroHSI scoring service: {scoring_url(args.port)}", flush=True)
     print(f"model {info.label}; {key_note}; Ctrl+C to stop", flush=True)
-    launcher_args = argparse.Namespace(
-        entry=str(ENTRY_SCRIPT),
-        port=args.port,
-        model=str(args.model),
-        key_env=args.key_env,
-        workers=args.workers,
-        max_request_mb=args.max_request_mb,
-    )
-    serve(launcher_args)  # runs until stopped
-    return 0
+    command = [sys.executable, "-m", "remote.scoring_server", "--entry", str(ENTRY_SCRIPT), "--port", str(args.port)]
+    command += ["--model", str(Path(args.model).resolve()), "--workers", str(args.workers)]
+    if args.key_env:
+        command += ["--key-env", args.key_env]  # the key itself stays in the environment
+    if args.max_request_mb is not None:
+        command += ["--max-request-mb", str(args.max_request_mb)]
+    # Replace this process with a fresh interpreter: torch, loaded above to check the
+    # model, must not be inherited by the server's forked workers (OpenMP is not fork-safe).
+    os.execv(sys.executable, command)
+    return 0  # not reached

@@ -1,0 +1,292 @@
+"""ScoringClient against small local servers: timeouts, safe retries, TLS, a service stopped mid-run."""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from remote.scoring_client import RemoteError, ScoringClient, normalise_url
+from remote.scoring_server import local_scoring_server
+from tests.support.scoring import profile_id_of, save_random_model, small_capture
+
+INFO = {"service": "neurohsi-scoring", "model": {"name": "m"}}
+
+
+class ScriptedServer:
+    """HTTP server on 127.0.0.1 answering with a scripted list of (status, JSON body); counts requests."""
+
+    def __init__(self, script, *, tls_context: ssl.SSLContext | None = None):
+        self.script = list(script)
+        self.requests: list[tuple[str, dict]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                owner.requests.append((self.command, dict(self.headers)))
+                status, body = owner.script[min(len(owner.requests), len(owner.script)) - 1]
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if tls_context is not None:
+            self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}/score"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (or drops them at once); counts accepts."""
+
+    def __init__(self, *, drop: bool = False):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.drop = drop
+        self.accepted = 0
+        self.held: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/score"
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.accepted += 1
+            if self.drop:
+                conn.recv(1024)
+                conn.close()
+            else:
+                self.held.append(conn)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+# ------------------------------------------------------------------ timeouts and connection errors
+
+
+def test_read_timeout_is_honoured_and_not_retried():
+    with SilentServer() as server:
+        client = ScoringClient(server.url, timeout=(2.0, 0.5), retries=3, backoff_s=0.01)
+        start = time.monotonic()
+        with pytest.raises(RemoteError, match=r"no answer from http://127\.0\.0\.1:\d+/score within 0\.5 s") as info:
+            client.ping()
+        elapsed = time.monotonic() - start
+    assert 0.4 < elapsed < 2.0
+    assert info.value.status is None
+    # The request may have reached the service: a read timeout is not retried.
+    assert server.accepted == 1
+
+
+def test_dropped_connections_are_retried_then_reported():
+    with SilentServer(drop=True) as server:
+        client = ScoringClient(server.url, retries=2, backoff_s=0.01)
+        with pytest.raises(RemoteError, match="cannot reach") as info:
+            client.ping()
+    assert server.accepted == 3
+    assert info.value.status is None
+
+
+def test_connection_refused_says_cannot_reach():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = ScoringClient(f"http://127.0.0.1:{port}", retries=1, backoff_s=0.01)
+    with pytest.raises(RemoteError, match=rf"cannot reach http://127\.0\.0\.1:{port}/score \(connection refused\)"):
+        client.ping()
+
+
+# ------------------------------------------------------------------ which answers are retried
+
+
+@pytest.mark.parametrize(
+    ("script", "attempts", "outcome"),
+    [
+        ([(503, {"error": "busy"}), (503, {}), (200, INFO)], 3, None),
+        ([(504, {}), (200, INFO)], 2, None),
+        ([(502, {})] * 5, 3, "service unavailable (HTTP 502)"),
+        ([(400, {"error": "raw: not a TIFF file"})], 1, "request rejected (HTTP 400): raw: not a TIFF file"),
+        ([(401, {"error": "endpoint key rejected"})], 1, "endpoint key rejected (HTTP 401)"),
+        ([(413, {"message": "body too big"})], 1, "request too large (HTTP 413): body too big"),
+        ([(429, {})], 1, "busy"),
+        ([(500, {"error": "internal error while scoring; see the service log"})], 1, "service error (HTTP 500)"),
+    ],
+)
+def test_retries_only_on_502_503_504(script, attempts, outcome):
+    with ScriptedServer(script) as server:
+        client = ScoringClient(server.url, key="k", retries=2, backoff_s=0.01)
+        if outcome is None:
+            assert client.ping() >= 0
+            assert client.service_info == INFO
+        else:
+            with pytest.raises(RemoteError, match=outcome.replace("(", r"\(").replace(")", r"\)")) as info:
+                client.ping()
+            assert info.value.status == script[0][0]
+            assert isinstance(info.value.body, bytes)
+        assert len(server.requests) == attempts
+        assert all(headers.get("Authorization") == "Bearer k" for _, headers in server.requests)
+
+
+def test_scoring_post_is_retried_on_503_but_not_on_400():
+    capture = small_capture(0)
+    with ScriptedServer([(503, {}), (400, {"error": "bad frame"})]) as server:
+        client = ScoringClient(server.url, retries=3, backoff_s=0.01)
+        with pytest.raises(RemoteError, match="bad frame"):
+            client.classify_capture(capture)
+        assert [method for method, _ in server.requests] == ["POST", "POST"]
+
+
+def test_ping_refuses_something_that_is_not_the_service():
+    with ScriptedServer([(200, {"hello": "world"})]) as server:
+        with pytest.raises(RemoteError, match="not a NeuroHSI scoring service"):
+            ScoringClient(server.url).ping()
+
+
+# ------------------------------------------------------------------ TLS
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 and a server TLS context using it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return cert_path, context
+
+
+def test_tls_is_verified_even_with_a_lax_session(self_signed):
+    cert_path, context = self_signed
+    with ScriptedServer([(200, INFO)], tls_context=context) as server:
+        lax = requests.Session()
+        lax.verify = False  # a caller's session cannot switch verification off
+        with pytest.raises(RemoteError, match="TLS verification failed"):
+            ScoringClient(server.url, key="k", session=lax, retries=3, backoff_s=0.01).ping()
+        assert server.requests == []  # nothing (and no key) was sent
+        assert ScoringClient(server.url, key="k", ca_bundle=cert_path).ping() >= 0
+        assert len(server.requests) == 1
+
+
+# ------------------------------------------------------------------ a real service stopped mid-run
+
+
+def test_service_stopped_mid_run_gives_a_clear_error(tmp_path):
+    capture = small_capture(1)
+    model = tmp_path / "m.safetensors"
+    save_random_model(model, profile_id=profile_id_of(capture))
+    outcomes: list = []
+    started = threading.Event()
+
+    with local_scoring_server(model) as url:
+        client = ScoringClient(url, retries=2, backoff_s=0.05, timeout=(2, 10))
+
+        def loop():
+            while True:
+                try:
+                    outcomes.append(client.classify_capture(capture))
+                    started.set()
+                except Exception as exc:  # the last outcome is examined below
+                    outcomes.append(exc)
+                    started.set()
+                    return
+
+        thread = threading.Thread(target=loop)
+        thread.start()
+        assert started.wait(30)
+        time.sleep(0.2)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    error = outcomes[-1]
+    assert isinstance(error, RemoteError), repr(error)
+    assert error.status is None and "cannot reach" in str(error)
+    assert any(not isinstance(o, Exception) for o in outcomes[:-1])
+    with pytest.raises(RemoteError, match="cannot reach"):
+        ScoringClient(url, retries=0).ping()
+
+
+# ------------------------------------------------------------------ construction
+
+
+def test_url_normalisation_and_validation():
+    assert normalise_url("http://127.0.0.1:5001") == "http://127.0.0.1:5001/score"
+    assert normalise_url("https://x.inference.ml.azure.com/score") == "https://x.inference.ml.azure.com/score"
+    for bad in ("", "ftp://host/score", "127.0.0.1:5001", "http:///score"):
+        with pytest.raises(ValueError):
+            normalise_url(bad)
+
+
+def test_client_refuses_unsafe_or_invalid_settings(tmp_path):
+    with pytest.raises(ValueError, match="plain http"):
+        ScoringClient("http://scoring.hospital.example/score", key="secret")
+    ScoringClient("http://localhost:5001", key="secret")  # loopback is fine
+    with pytest.raises(ValueError, match="timeout"):
+        ScoringClient("https://h/score", timeout=(0, 5))
+    with pytest.raises(ValueError, match="CA bundle not found"):
+        ScoringClient("https://h/score", ca_bundle=tmp_path / "missing.pem")
+    assert "secret" not in repr(ScoringClient("https://h/score", key="secret"))
