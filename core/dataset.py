@@ -200,6 +200,11 @@ def read_capture_folder(folder: str | Path) -> DatasetCapture:
     if not isinstance(meta, dict):
         raise DatasetError(folder / "meta.json", "must hold a JSON object")
     capture = _capture_from_folder(folder, meta)
+    raw_shape = _read_tiff_header(capture.raw_path)[0]
+    for reference in (capture.dark_path, capture.white_path):
+        shape = _read_tiff_header(reference)[0]
+        if shape != raw_shape:
+            raise DatasetError(reference, f"reference shape {shape} differs from raw.tif {raw_shape}")
     expected = _cube_hw(capture.raw_path)
     found = label_png_shape(capture.labels_path)
     if found != expected:
@@ -246,9 +251,10 @@ def _loadmat(path: Path) -> dict:
         return scipy.io.loadmat(path)
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
-    except (ValueError, TypeError, OSError, EOFError, NotImplementedError, KeyError, IndexError, MatReadError) as exc:
+    except NotImplementedError:
+        raise DatasetError(path, "MATLAB v7.3 (HDF5) .mat files are not supported; re-save it with save(..., '-v7')") from None
+    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError) as exc:
         # scipy reports damaged files with many exception types; all mean "cannot read this file".
-        # NotImplementedError: MATLAB v7.3 (HDF5) files, which scipy cannot read.
         raise DatasetError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})") from None
 
 

@@ -134,7 +134,7 @@ def metadata_for(profile: CameraProfile, *, seed: int = 0) -> CaptureMetadata:
     rng = np.random.default_rng([seed, 7])
     when = datetime(2019, 3, 4, 9, 0, tzinfo=timezone.utc) + timedelta(minutes=int(rng.integers(0, 60 * 24 * 900)))
     return CaptureMetadata(
-        camera_model=profile.camera_model or SYNTHETIC_CAMERA_MODEL,
+        camera_model=profile.camera_model,
         serial=f"SYN{zlib.crc32(profile.id.encode()) % 10**7:07d}",
         exposure_us=float(rng.integers(20, 80) * 1000),
         gain_db=0.0,

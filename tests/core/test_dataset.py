@@ -111,6 +111,12 @@ def test_labels_of_the_wrong_size(dataset):
         read_dataset(dataset)
 
 
+def test_reference_of_another_shape(dataset, captures):
+    write_frame(dataset / "ID0025C01" / "white.tif", captures[0].white[:-5])
+    with pytest.raises(DatasetError, match=r"white.tif: reference shape \(198, 303\) differs from raw.tif \(203, 303\)"):
+        read_dataset(dataset)
+
+
 def test_bad_meta_json_and_bad_raw(dataset):
     (dataset / "ID0025C01" / "meta.json").write_text("{not json")
     with pytest.raises(DatasetError, match=r"meta.json: not valid JSON"):
@@ -219,6 +225,9 @@ def test_nemesis_errors(tmp_path, captures):
         import_nemesis(src, tmp_path / "out")
     scipy.io.savemat(gt, {"somethingElse": np.zeros((40, 60), np.uint16)})
     with pytest.raises(DatasetError, match="no 'groundTruthMap' variable"):
+        import_nemesis(src, tmp_path / "out")
+    gt.write_bytes(b"MATLAB 7.3 MAT-file".ljust(128, b" ")[:124] + b"\x00\x02IM" + b"\x00" * 64)
+    with pytest.raises(DatasetError, match="v7.3"):
         import_nemesis(src, tmp_path / "out")
     gt.write_bytes(b"MATLAB 5.0 MAT-file, but truncated")
     with pytest.raises(DatasetError, match="not a readable MATLAB .mat file"):
