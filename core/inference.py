@@ -18,7 +18,7 @@ import torch
 
 from core.capture_io import Capture, load_capture
 from core.errors import ModelFileError
-from core.model import Conv2DNet, DenseConv2DNet
+from core.model import NUMPY_PADDING_MODES, Conv2DNet, DenseConv2DNet
 from core.model_file import LoadedModel, ModelInfo, check_compatible, load_model
 from core.preprocessing import Cube, preprocess_capture
 from core.rgb import synthetic_rgb
@@ -73,9 +73,19 @@ def predict_dense(
     if ids.shape != (dense.n_classes,) or ids.min() < 0 or ids.max() > 255:
         raise ValueError(f"class_ids must be {dense.n_classes} ids in 0..255, got {class_ids!r}")
     _use_all_cores()
+    half = dense.patch_size // 2
+    if dense.padding == "reflect" and min(data.shape[:2]) <= half:
+        raise ValueError(
+            f"cube {data.shape[0]}x{data.shape[1]} is too small for reflect padding of {half} (patch size {dense.patch_size})"
+        )
+    # Pad the (H, W, B) array in numpy: the padded copy is born channels_last, and
+    # numpy's reflect is several times faster than torch's on NCHW.
+    padded = np.pad(
+        np.asarray(data, dtype=np.float32), ((half, half), (half, half), (0, 0)), mode=NUMPY_PADDING_MODES[dense.padding]
+    )
     with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-        logits = dense.eval()(x)[0]  # (C, H, W)
+        x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0)  # (1, B, H+p-1, W+p-1), channels_last view
+        logits = dense.eval().forward_padded(x)[0]  # (C, H, W)
         probs = torch.softmax(logits, dim=0).permute(1, 2, 0).contiguous().numpy()  # (H, W, C)
     labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
     if valid is not None and not valid.all():

@@ -111,6 +111,14 @@ class DenseConv2DNet(nn.Module):
                 f"(patch size {self.patch_size})"
             )
         x = F.pad(cube, (half, half, half, half), mode=PADDING_MODES[self.padding])
-        x = torch.relu(self.pool(self.conv(x)))
-        x = torch.relu(self.fc1(x))
+        return self.forward_padded(x)
+
+    def forward_padded(self, padded: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, C, H, W)`` for cubes already padded by ``p // 2`` on each side ``(N, B, H+p-1, W+p-1)``."""
+        # channels_last at every stage: oneDNN convolutions run 2-4x faster on it
+        # than on NCHW, and a (H, W, B) numpy cube is channels_last without a copy.
+        cl = torch.channels_last
+        x = self.conv(padded.contiguous(memory_format=cl)).contiguous(memory_format=cl)
+        x = torch.relu(self.pool(x)).contiguous(memory_format=cl)
+        x = torch.relu(self.fc1(x)).contiguous(memory_format=cl)
         return self.fc2(x)
