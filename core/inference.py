@@ -12,16 +12,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from core.capture_io import Capture, load_capture
 from core.errors import ModelFileError
-from core.model import NUMPY_PADDING_MODES, Conv2DNet, DenseConv2DNet
 from core.model_file import LoadedModel, ModelInfo, check_compatible, load_model
 from core.preprocessing import Cube, preprocess_capture
 from core.rgb import synthetic_rgb
+
+if TYPE_CHECKING:  # torch is imported on first use, so ClassificationResult stays light (remote client, GUI)
+    from core.model import Conv2DNet, DenseConv2DNet
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class ClassificationResult:
 
 
 def _use_all_cores() -> None:
+    import torch
+
     # torch defaults to the physical cores it sees, which under a CPU quota or
     # affinity mask can be more than the process may use; match the affinity.
     try:
@@ -49,7 +53,7 @@ def _use_all_cores() -> None:
 
 
 def predict_dense(
-    net: Conv2DNet | DenseConv2DNet,
+    net: "Conv2DNet | DenseConv2DNet",
     cube: Cube | np.ndarray,
     *,
     padding: str = "reflect",
@@ -63,6 +67,10 @@ def predict_dense(
     Border pixels are classified through ``padding`` (mode name as in the model file).
     ``net`` is the patch network (converted here) or its dense twin, whose own padding wins.
     """
+    import torch
+
+    from core.model import NUMPY_PADDING_MODES, DenseConv2DNet
+
     data, valid = (cube.data, cube.valid) if isinstance(cube, Cube) else (np.asarray(cube), None)
     if data.ndim != 3:
         raise ValueError(f"cube must be (H, W, B), got shape {data.shape}")

@@ -18,10 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from core.errors import ModelFileError
-from core.model import HIDDEN, N_FILTERS, PADDING_MODES, Conv2DNet, pooled_size
+
+if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
+    from core.model import Conv2DNet
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -71,7 +75,7 @@ class ModelInfo:
 class LoadedModel:
     """A model ready for inference: the patch network (eval mode) and its info."""
 
-    net: Conv2DNet
+    net: "Conv2DNet"
     info: ModelInfo
     path: Path | None = None
 
@@ -82,7 +86,7 @@ def _utc_now() -> str:
 
 def save_model(
     path: str | Path,
-    net: Conv2DNet,
+    net: "Conv2DNet",
     *,
     name: str,
     class_ids,
@@ -100,6 +104,8 @@ def save_model(
     now (UTC); pass it to make the file bytes (and sha256) reproducible.
     """
     from safetensors.numpy import save
+
+    from core.model import PADDING_MODES
 
     class_ids = tuple(int(c) for c in class_ids)
     class_names = tuple(str(n) for n in class_names)
@@ -151,6 +157,8 @@ def load_model(path: str | Path) -> LoadedModel:
 def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedModel:
     """Like :func:`load_model` for the file's bytes (e.g. a downloaded model); ``source`` names it in errors."""
     from safetensors.numpy import load
+
+    from core.model import HIDDEN, N_FILTERS, Conv2DNet, pooled_size
 
     header = _read_header(data, source)
     raw_meta = header.get("__metadata__") or {}
@@ -244,6 +252,8 @@ def _read_header(data: bytes, source) -> dict:
 
 
 def _check_meta(meta: dict, source) -> None:
+    from core.model import PADDING_MODES
+
     version = meta.get("format_version")
     if not isinstance(version, int) or version not in SUPPORTED_FORMAT_VERSIONS:
         raise ModelFileError(

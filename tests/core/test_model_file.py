@@ -230,3 +230,13 @@ def test_model_info_label_and_dict(tmp_path):
     assert d["class_ids"] == [1, 2, 3, 4, 5] and json.dumps(d)
     assert ModelInfo(**{**d, "class_ids": tuple(d["class_ids"]), "class_names": tuple(d["class_names"])}) == info
     assert len(TENSOR_NAMES) == 6
+
+
+def test_model_info_and_results_import_without_torch():
+    """The scoring client and the GUI import ModelInfo / ClassificationResult; torch loads only for a model."""
+    import subprocess
+    import sys
+
+    code = "import sys, core.model_file, core.inference, core.render; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
