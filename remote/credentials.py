@@ -115,8 +115,12 @@ def _keyring():
 def get_secret(name: str) -> str | None:
     """The secret stored under ``name``, or None when there is none."""
     _check_name(name)
+    from keyring.errors import NoKeyringError
+
     try:
         value = _keyring().get_password(SERVICE, name)
+    except NoKeyringError:
+        return None  # no OS keyring on this machine (headless): nothing stored there
     except Exception as exc:  # keyring backends raise assorted errors; none should carry the secret
         raise CredentialError(f"cannot read {name!r} from the keyring: {exc.__class__.__name__}") from None
     remember_secret(value)
@@ -129,8 +133,15 @@ def set_secret(name: str, value: str) -> None:
     if not isinstance(value, str) or not value:
         raise CredentialError(f"secret {name!r} must be a non-empty string")
     remember_secret(value)
+    from keyring.errors import NoKeyringError
+
     try:
         _keyring().set_password(SERVICE, name, value)
+    except NoKeyringError:
+        raise CredentialError(
+            f"cannot store {name!r}: no OS keyring is available on this machine "
+            "(unlock or install one; automation can use environment variables instead)"
+        ) from None
     except Exception as exc:
         raise CredentialError(f"cannot store {name!r} in the keyring: {exc.__class__.__name__}") from None
 

@@ -76,3 +76,13 @@ def test_log_filter_keeps_secrets_out_of_logs(caplog):
 def test_connection_string_parts_are_remembered():
     credentials.remember_secret("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=S3cretKeyValue==;")
     assert "S3cretKeyValue==" not in redact("key was S3cretKeyValue== here")
+
+
+def test_no_os_keyring_reads_as_empty_and_refuses_to_store():
+    import keyring
+    from keyring.backends import fail
+
+    keyring.set_keyring(fail.Keyring())  # the memory_keyring fixture restores the previous one
+    assert get_secret(STORAGE_CONNECTION_STRING) is None
+    with pytest.raises(CredentialError, match="no OS keyring"):
+        set_secret(STORAGE_CONNECTION_STRING, "value-123456")
