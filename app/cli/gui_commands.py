@@ -109,11 +109,27 @@ def _screenshot(app, window, args) -> int:
         print(f"neurohsi: warning: {one_line(exc)}", file=sys.stderr)
     if window.opened is not None:
         window.image_view.view.autoRange(padding=0.01)
+        h, w = window.opened.cube.data.shape[:2]
+        window.spectrum.show_pixel(h // 2, w // 2)  # a spectrum and readout, as if hovering the centre
     for _ in range(5):  # let layouts and the scene settle before the grab
         app.processEvents()
-    image = window.grab()
+    image = window.grab().toImage()
     window.close()
-    if not image.save(str(args.screenshot), "PNG"):
-        raise OSError(f"{args.screenshot}: could not write the screenshot")
+    _save_png(image, args.screenshot)
     print(str(args.screenshot))
     return 0
+
+
+def _save_png(image, path: Path) -> None:
+    """Save a QImage as a 256-colour PNG: a UI grab stays sharp and the file stays small for the README."""
+    from PIL import Image
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        raise OSError(f"{path}: could not encode the screenshot")
+    import io
+
+    picture = Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+    picture.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
