@@ -191,6 +191,22 @@ def _train_models(
         torch.manual_seed(config.seed)
         nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(m_models)]
     net = StackedConv2DNet(nets, lr=config.lr)
+    previous_threads = torch.get_num_threads()
+    if m_models == 1:
+        # one model's ops are too small to split across threads; a second thread only adds
+        # synchronisation (and spins badly when the CPU is shared)
+        torch.set_num_threads(1)
+    try:
+        _epochs(net, patches, onehot, targets, train_rows, val_rows, config, rng, stage=stage, progress=progress,
+                should_stop=should_stop, history=history)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return net
+
+
+def _epochs(net, patches, onehot, targets, train_rows, val_rows, config, rng, *, stage, progress, should_stop,
+            history) -> None:
+    m_models, b = len(train_rows), config.batch_size
     probe = None
     if val_rows is not None:  # a fixed subsample of each validation fold for the per-epoch estimate
         probe = [np.sort(rng.permutation(v)[:PROGRESS_VAL_SAMPLES]) for v in val_rows]
@@ -231,7 +247,6 @@ def _train_models(
                             "val_oacc": record.val_oacc})
             if progress is not None:
                 progress(record)
-    return net
 
 
 def _deterministic():
