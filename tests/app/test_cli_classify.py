@@ -172,3 +172,27 @@ def test_key_env_must_be_set(tmp_path, raw_path, capsys, monkeypatch):
     _expect_one_line_error(
         capsys, "NEUROHSI_TEST_KEY", "classify", raw_path, "--endpoint", "http://127.0.0.1:9/score", "--key-env", "NEUROHSI_TEST_KEY"
     )
+
+
+@pytest.mark.slow
+def test_classify_on_a_real_local_endpoint_with_key(tmp_path, raw_path, capsys, monkeypatch):
+    """The remote branch against the real scoring service on 127.0.0.1: same map as local, endpoint named."""
+    from remote.scoring_server import local_scoring_server
+
+    model = _model(tmp_path / "m.safetensors")
+    monkeypatch.setenv("NEUROHSI_TEST_KEY", "s3cret-key")
+    with local_scoring_server(model, key="s3cret-key") as url:
+        code, out, err = _run(capsys, "classify", raw_path, "--endpoint", url, "--key-env", "NEUROHSI_TEST_KEY",
+                              "--npz", tmp_path / "remote.npz", "--overlay", tmp_path / "overlay.png", "--json")
+        assert code == 0, err
+        remote = json.loads(out)
+        monkeypatch.setenv("NEUROHSI_TEST_KEY", "wrong-key")
+        line = _expect_one_line_error(capsys, "remote scoring at", "classify", raw_path, "--endpoint", url,
+                                      "--key-env", "NEUROHSI_TEST_KEY")
+        assert "s3cret" not in line and "wrong-key" not in line
+    assert remote["source"] == url and remote["model"]["name"] == "cli-test"
+    code, out, err = _run(capsys, "classify", raw_path, "--model", model, "--npz", tmp_path / "local.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "remote.npz") as r, np.load(tmp_path / "local.npz") as loc:
+        np.testing.assert_array_equal(r["labels"], loc["labels"])
+    assert (tmp_path / "overlay.png").stat().st_size > 0
