@@ -578,7 +578,9 @@ def _png_bytes(labels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
 
     from core.classes import class_table
 
-    image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="L").convert("P")
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    # built from raw bytes so pixel values stay the class ids (no quantisation)
+    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
     image.putpalette(class_table().lut("thesis")[:, :3].reshape(-1).tolist())
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():

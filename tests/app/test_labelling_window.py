@@ -1,0 +1,46 @@
+"""The labelling mode inside the main window: Labels menu, labels beside the capture, start from prediction."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from test_gui_helpers import (  # noqa: F401  (fixtures)
+    classify_and_wait,
+    make_window,
+    open_and_wait,
+    small_files,
+)
+
+from app.labelling.integration import install_labelling, labels_folder
+from core.labels import read_label_png
+
+
+def test_label_the_open_capture_from_its_prediction_and_save(qtbot, make_window, small_files, tmp_path):
+    raw, model = small_files
+    window = make_window(model)
+    controller = install_labelling(window)
+    assert "&Labels" in window.menus
+    assert controller.open_labelling() is None  # nothing open yet: a note, no window
+    assert "Open a capture first" in window.sink.last.text
+    opened = open_and_wait(qtbot, window, raw)
+    result = classify_and_wait(qtbot, window)
+    controller.label_action.trigger()
+    widget = controller.widget
+    assert widget is not None and controller.labelling_window.isVisible()
+    folder = labels_folder(raw, opened.capture.capture_id)
+    assert widget.session.folder == folder and folder == raw.parent / opened.capture.capture_id
+    assert widget.session.editor.shape == result.labels.shape
+    assert np.array_equal(widget.canvas.rgb_item.image, opened.rgb)
+    widget.threshold_spin.setValue(0.0)
+    widget.start_from_prediction()
+    assert np.array_equal(widget.session.editor.labels, result.labels)
+    assert widget.save() == folder / "labels.png"
+    assert np.array_equal(read_label_png(folder / "labels.png"), result.labels)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["labels"]["prelabel_model"].startswith("gui-test 3 (")
+    widget.shutdown()
+
+
+def test_labels_folder_rule(tmp_path):
+    assert labels_folder(tmp_path / "ID0001C01" / "raw.tif", "ID0001C01") == tmp_path / "ID0001C01"
+    assert labels_folder(tmp_path / "ID0001C01.tif", "ID0001C01") == tmp_path / "ID0001C01"

@@ -1,0 +1,89 @@
+"""Retraining state without a dialog: dataset scan, roles, job spec, model install, time estimate."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.retraining.runner import RunSnapshot
+from app.retraining.state import RetrainingState, install_model, scan_dataset
+from app.retraining_dialog import flat_metrics
+from core.errors import DatasetError, ModelFileError
+from core.label_editing import save_labels
+
+
+def fake_capture(root, cid, labels=None, *, frames=("raw", "dark", "white")):
+    folder = root / cid
+    folder.mkdir(parents=True)
+    for f in frames:
+        (folder / f"{f}.tif").write_bytes(b"x")
+    if labels is not None:
+        save_labels(folder, labels, author="t")
+    return folder
+
+
+def test_scan_roles_and_labels_check(tmp_path):
+    a = np.zeros((4, 5), np.uint8)
+    a[0, :3] = 2
+    a[1, :] = 5
+    fake_capture(tmp_path, "ID0001C01", a)
+    fake_capture(tmp_path, "ID0002C01", np.zeros((4, 5), np.uint8))
+    fake_capture(tmp_path, "ID0003C01", a, frames=("raw",))
+    (tmp_path / "notes").mkdir()
+    rows = scan_dataset(tmp_path)
+    assert [r.capture_id for r in rows] == ["ID0001C01", "ID0002C01", "ID0003C01"]
+    assert rows[0].counts == {1: 0, 2: 3, 3: 0, 4: 0, 5: 5} and rows[0].labelled
+    assert not rows[1].labelled and rows[2].problem == "missing dark.tif, white.tif"
+    state = RetrainingState()
+    state.load_dataset(tmp_path)
+    assert state.train_ids == {"ID0001C01"}
+    assert state.labels_check().ok
+    assert state.train_counts()[5] == 5
+    assert len(state.class_warnings(minimum=4)) == 4  # classes 1, 3, 4 (none) and 2 (3 px)
+    assert state.class_warnings(minimum=3) == ["Healthy tissue: only 0 labelled pixels (< 3)",
+                                               "Venous blood: only 0 labelled pixels (< 3)",
+                                               "Arterial blood: only 0 labelled pixels (< 3)"]
+    state.set_role("ID0003C01", "test")
+    assert state.labels_check().message == "ID0003C01: missing dark.tif, white.tif"
+    state.set_role("ID0003C01", "skip")
+    spec = state.job_spec("ds")
+    assert spec.train_capture_ids == ("ID0001C01",) and spec.epochs == 100 and spec.cross_validation == "double"
+    state.params.double_cv = False
+    assert state.job_spec("ds").cross_validation == "none"
+    with pytest.raises(ValueError, match="role"):
+        state.set_role("ID0001C01", "maybe")
+    assert state.start_blocker == "pre-flight checks have not run yet"
+    with pytest.raises(DatasetError, match="does not exist"):
+        scan_dataset(tmp_path / "missing")
+
+
+def test_install_model_keeps_previous_and_rejects_corrupt(tmp_path):
+    import torch
+
+    from core.model import Conv2DNet
+    from core.model_file import save_model
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.safetensors", Conv2DNet(25, 5), name="m", class_ids=(1, 2, 3, 4, 5),
+                     class_names=tuple("abcde"), profile_id="p")
+    src = tmp_path / "m.safetensors"
+    models = tmp_path / "models"
+    first = install_model(src, models, name="conv2dnet-job1")
+    second = install_model(src, models, name="conv2dnet-job1")
+    assert first.name == "conv2dnet-job1.safetensors" and second.name == "conv2dnet-job1-2.safetensors"
+    assert first.read_bytes() == src.read_bytes() == second.read_bytes()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError):
+        install_model(bad, models, name="bad")
+    assert sorted(p.name for p in models.iterdir()) == ["conv2dnet-job1-2.safetensors", "conv2dnet-job1.safetensors"]
+
+
+def test_flat_metrics_and_time_estimate():
+    assert flat_metrics({"oacc": 0.9, "sensitivity": {"1": 0.8, "2": [1]}, "confusion": [[1]], "ok": True}) == {
+        "oacc": 0.9, "sensitivity.1": 0.8}
+    snap = RunSnapshot(phase="submitted", started=100.0, running_since=110.0,
+                       epochs=[{"event": "epoch", "epoch": 1, "epochs": 4, "loss": 1.0}])
+    assert snap.fraction == 0.25
+    assert snap.remaining_s(now=130.0) == pytest.approx(60.0)  # 20 s for a quarter -> 60 s to go
+    assert snap.elapsed_s(now=130.0) == pytest.approx(30.0)
+    assert RunSnapshot(phase="done", running_since=1.0, epochs=snap.epochs).remaining_s(now=5.0) is None
