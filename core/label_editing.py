@@ -678,17 +678,12 @@ def save_labels(
         "counts": {str(c): int(counts[c]) for c in CLASS_IDS},
     }
     labels_path = folder / LABELS_NAME
-    data = _labels_png_bytes(labels)
+    data = _png_bytes(labels)  # the palette PNG of core.labels.write_label_png, encoded in memory
     _atomic_write(labels_path, lambda fh: fh.write(data))
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     _atomic_write(meta_path, lambda fh: fh.write(text.encode()))
     discard_recovery(folder)
     return labels_path
-
-
-def _labels_png_bytes(labels: np.ndarray) -> bytes:
-    """labels.png bytes: core.labels' writer when it offers an in-memory form, else the same palette PNG."""
-    return _png_bytes(labels)
 
 
 def _now() -> str:

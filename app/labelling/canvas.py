@@ -205,7 +205,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
             return
         self._last_pos = pos
         if modifiers & QtCore.Qt.KeyboardModifier.AltModifier and self.tool in (BRUSH, ERASER):
-            self._resize_from = (screen_pos.x(), self._diameter())
+            self._resize_from = (screen_pos.x(), self.diameter())
             return
         row, col = self.pixel_at(pos)
         if self.tool in (BRUSH, ERASER):
@@ -249,6 +249,10 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self._last_pos = pos
         self._update_cursor()
 
+    def refresh_cursor(self) -> None:
+        """Redraw the brush cursor after a size, tool or class change."""
+        self._update_cursor()
+
     # ---- polygon
     @property
     def polygon_vertices(self) -> list[tuple[float, float]]:
@@ -283,7 +287,8 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.polygonChanged.emit(len(self._polygon))
 
     # ---- brush size and cursor
-    def _diameter(self) -> int:
+    def diameter(self) -> int:
+        """Size (px) of the current tool: the eraser's when erasing, else the brush's."""
         if self.editor is None:
             return 1
         return self.editor.eraser_diameter if self.tool == ERASER else self.editor.brush_diameter
@@ -306,7 +311,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         if not show:
             return
         # the footprint is centred on the pixel under the mouse (see core.label_editing.disc_footprint)
-        d = self._diameter()
+        d = self.diameter()
         row, col = self.pixel_at(self._last_pos)
         cy, cx = row + 0.5 - (0.5 if d % 2 == 0 else 0.0), col + 0.5 - (0.5 if d % 2 == 0 else 0.0)
         self.cursor_item.setRect(QtCore.QRectF(cx - d / 2, cy - d / 2, d, d))

@@ -264,7 +264,7 @@ class LabellingWidget(QtWidgets.QWidget):
         self.session.editor.active_class = class_id
         if not self.class_buttons[class_id].isChecked():
             self.class_buttons[class_id].setChecked(True)
-        self.canvas.hover(self.canvas._last_pos)  # recolour the cursor
+        self.canvas.refresh_cursor()  # recolour the cursor
 
     def select_class_1(self) -> None:
         self.select_class(1)
@@ -291,10 +291,10 @@ class LabellingWidget(QtWidgets.QWidget):
             self.session.editor.redo()
 
     def smaller(self) -> None:
-        self.canvas.set_diameter(self.canvas._diameter() - SIZE_STEP)
+        self.canvas.set_diameter(self.canvas.diameter() - SIZE_STEP)
 
     def larger(self) -> None:
-        self.canvas.set_diameter(self.canvas._diameter() + SIZE_STEP)
+        self.canvas.set_diameter(self.canvas.diameter() + SIZE_STEP)
 
     def close_polygon(self) -> None:
         self.canvas.close_polygon()
@@ -390,12 +390,12 @@ class LabellingWidget(QtWidgets.QWidget):
     def _brush_spun(self, value: int) -> None:
         if self.session is not None:
             self.session.editor.brush_diameter = value
-            self.canvas.hover(self.canvas._last_pos)
+            self.canvas.refresh_cursor()
 
     def _eraser_spun(self, value: int) -> None:
         if self.session is not None:
             self.session.editor.eraser_diameter = value
-            self.canvas.hover(self.canvas._last_pos)
+            self.canvas.refresh_cursor()
 
     def _preserve_toggled(self, on: bool) -> None:
         if self.session is not None:

@@ -153,3 +153,24 @@ def test_labels_png_of_wrong_size_is_a_clear_error(qtbot, tmp_path):
     with pytest.raises(ValueError, match=r"labels.png: label map is 5x5, the capture's cube is 30x40"):
         w.open(tmp_path, None, shape=(H, W))
     w.shutdown()
+
+
+def test_failed_background_autosave_reaches_the_error_sink(qtbot, tmp_path, monkeypatch):
+    errors = []
+    w = make_widget(qtbot, Answers(), errors)
+    w.open(tmp_path, None, shape=(H, W))
+    paint(qtbot, w, 3, 3)
+
+    def disk_full(path, write):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(le, "_atomic_write", disk_full)
+    w.autosave_async()
+    qtbot.waitUntil(lambda: bool(errors), timeout=3000)
+    assert "No space left" in str(errors[0])
+    assert w.session.needs_autosave  # it will be tried again on the next tick
+    monkeypatch.undo()
+    w.autosave_async()
+    w._wait_autosave()
+    assert le.recovery_pending(tmp_path)
+    w.shutdown()
