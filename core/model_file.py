@@ -53,8 +53,9 @@ class ModelInfo:
     class_names: tuple[str, ...]
     profile_id: str
     created: str  # ISO 8601 UTC
-    training: dict = field(default_factory=dict)  # data ids, hyper-parameters
-    metrics: dict = field(default_factory=dict)  # OACC etc.
+    # dicts are left out of the hash (sha256 already identifies the file) so ModelInfo can key caches
+    training: dict = field(default_factory=dict, hash=False)  # data ids, hyper-parameters
+    metrics: dict = field(default_factory=dict, hash=False)  # OACC etc.
 
     @property
     def n_classes(self) -> int:

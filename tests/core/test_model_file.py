@@ -230,6 +230,7 @@ def test_model_info_label_and_dict(tmp_path):
     assert d["class_ids"] == [1, 2, 3, 4, 5] and json.dumps(d)
     assert ModelInfo(**{**d, "class_ids": tuple(d["class_ids"]), "class_names": tuple(d["class_names"])}) == info
     assert len(TENSOR_NAMES) == 6
+    assert {info: 1}[info] == 1  # hashable: can key a cache
 
 
 def test_model_info_and_results_import_without_torch():
