@@ -90,7 +90,7 @@ class LabellingWidget(QtWidgets.QWidget):
     # ---- panel
     def _build_panel(self) -> None:
         self.panel = QtWidgets.QWidget(self)
-        self.panel.setMinimumWidth(230)
+        self.panel.setMinimumWidth(270)
         form = QtWidgets.QVBoxLayout(self.panel)
         box = QtWidgets.QGroupBox("Class (keys 1-5)", self.panel)
         classes = QtWidgets.QVBoxLayout(box)

@@ -207,7 +207,7 @@ def test_outline_display_and_opacity(qtbot, widget):
     full = labels(widget)
     from app.labelling.canvas import _boundary
 
-    assert np.array_equal(shown := widget.canvas.displayed_labels(), np.where(_boundary(full), full, 0))
+    assert np.array_equal(widget.canvas.displayed_labels(), np.where(_boundary(full), full, 0))
     widget.opacity_slider.setValue(25)
     assert widget.canvas.label_item.opacity() == pytest.approx(0.25)
 
