@@ -1,0 +1,106 @@
+"""``neurohsi train`` / ``neurohsi evaluate``: progress JSON lines, summary, model file, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from core.dataset import write_capture_folder
+    from core.synthetic import generate_capture, small_profile
+
+    root = tmp_path_factory.mktemp("ds")
+    profile = small_profile()
+    for i, patient in enumerate(["ID30", "ID30", "ID34"]):
+        c = generate_capture(seed=i, patient=patient, profile=profile)
+        write_capture_folder(root, f"ID00{patient[2:]}C{i + 1:02d}", c.raw, c.dark, c.white, c.labels,
+                             metadata=c.metadata, meta={"patient": patient})
+    return root
+
+
+def _run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_writes_model_summary_and_progress_lines(dataset, tmp_path, capsys):
+    from core.model_file import load_model
+
+    model, progress = tmp_path / "m.safetensors", tmp_path / "p.jsonl"
+    code, out, err = _run(["train", dataset, "-o", model, "--no-cv", "--epochs", "3", "--seed", "1",
+                           "--test-capture", "ID0034C03", "--progress-jsonl", progress], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["model"] == str(model) and summary["mode"] == "no-cv"
+    assert summary["training_ids"] == ["ID0030C01", "ID0030C02"] and summary["test_ids"] == ["ID0034C03"]
+    assert summary["metrics"]["held_out"]["overall"]["n"] > 0
+    assert "timings_s" in summary and summary["timings_s"]["train"] > 0
+    events = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["epoch"] * 3 + ["done"]
+    assert [e["epoch"] for e in events[:3]] == [1, 2, 3] and all(e["epochs"] == 3 for e in events[:3])
+    assert all(set(e) >= {"fold", "loss", "val_oacc"} for e in events[:3])
+    assert events[-1]["model"] == str(model) and events[-1]["metrics"]["mode"] == "no-cv"
+    assert "training" in err  # tqdm bar on stderr
+    loaded = load_model(model)
+    assert loaded.info.training["data_ids"] == ["ID0030C01", "ID0030C02"]
+    assert loaded.info.training["hyper_parameters"]["epochs"] == 3
+    assert loaded.info.metrics["held_out"]["capture_ids"] == ["ID0034C03"]
+    assert loaded.info.profile_id == "synthetic-small" and loaded.info.sha256 == summary["sha256"]
+
+
+def test_train_double_cv_reports_every_fold(dataset, tmp_path, capsys):
+    progress = tmp_path / "p.jsonl"
+    code, out, err = _run(["train", dataset, "-o", tmp_path / "m.safetensors", "--epochs", "1", "--folds", "2",
+                           "--progress-jsonl", progress], capsys)
+    assert code == 0, err
+    events = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert sorted(e["fold"] for e in events[:-1]) == [0, 1, 2, 3]
+    assert json.loads(out)["metrics"]["mode"] == "double-cv"
+
+
+def test_evaluate_leave_one_patient_out(dataset, capsys):
+    code, out, err = _run(["evaluate", dataset, "--epochs", "2", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["patient"] for r in report["rounds"]] == ["ID30", "ID34"]
+    assert report["rounds"][0]["capture_ids"] == ["ID0030C01", "ID0030C02"]
+    n_held_out = sum(r["metrics"]["n"] for r in report["rounds"])
+    assert report["overall"]["n"] == n_held_out
+    assert np.array(report["overall"]["confusion"]).sum() == n_held_out
+    code, out, _ = _run(["evaluate", dataset, "--epochs", "1"], capsys)
+    assert code == 0 and "OACC over held-out patients" in out and "ID34" in out
+
+
+def _one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("neurohsi: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[-1]
+
+
+def test_bad_input_is_one_line(dataset, tmp_path, capsys):
+    model = tmp_path / "m.safetensors"
+    _one_line_error(*_run(["train", tmp_path / "nope", "-o", model], capsys)[::2], "nope")
+    _one_line_error(*_run(["train", dataset, "-o", model, "--test-capture", "ID9999C01"], capsys)[::2],
+                    "unknown test capture id ID9999C01")
+    _one_line_error(*_run(["train", dataset, "-o", model, "--epochs", "0"], capsys)[::2], "epochs")
+    _one_line_error(*_run(["train", dataset, "-o", tmp_path / "no" / "m.safetensors"], capsys)[::2], "folder")
+
+
+def test_dataset_without_labels_is_refused(tmp_path, capsys):
+    from core.dataset import write_capture_folder
+    from core.synthetic import generate_capture, small_profile
+
+    c = generate_capture(seed=0, profile=small_profile())
+    write_capture_folder(tmp_path / "ds", "ID0001C01", c.raw, c.dark, c.white, np.zeros_like(c.labels),
+                         metadata=c.metadata)
+    code, _, err = _run(["train", tmp_path / "ds", "-o", tmp_path / "m.safetensors", "--no-cv"], capsys)
+    _one_line_error(code, err, "no labelled pixels")
