@@ -33,6 +33,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.screenshot}: folder {args.screenshot.parent} does not exist")
 
     from app.application import create_application
+    from app.labelling.integration import install_labelling
     from app.main_window import MainWindow
     from app.settings import AppSettings
 
@@ -45,6 +46,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         else:
             settings = AppSettings()
         window = MainWindow(settings, model_path=args.model)
+        install_labelling(window)
         if args.screenshot is not None:
             window.sink.show_dialogs = False
             window.resize(*SCREENSHOT_SIZE)
