@@ -46,7 +46,7 @@ from core.capture_io import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
 from core.inference import classify
 from core.model_file import LoadedModel, load_model
-from remote.scoring_protocol import RESULT_CONTENT_TYPE, decode_request, encode_result
+from remote.scoring_protocol import RESULT_CONTENT_TYPE, decode_request, encode_result, inflate_body
 
 logger = logging.getLogger("neurohsi.scoring")
 
@@ -231,7 +231,14 @@ def _read_body(request, limit: int) -> bytes:
         chunks.append(chunk)
     if not total:
         raise RequestError(400, "empty request body")
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    encoding = request.headers.get("Content-Encoding", "")
+    try:
+        return inflate_body(body, encoding, limit=limit)
+    except OverflowError:
+        raise RequestError(413, f"request too large: inflated body over {limit} bytes, the limit is {limit} bytes") from None
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
 
 
 def _drain(request) -> None:

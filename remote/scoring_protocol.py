@@ -16,8 +16,13 @@ Response (``application/x-neurohsi-result``)::
 all little-endian. The header JSON holds ``shape`` [H, W], ``n_classes``, the
 model identity, the service's timings (seconds) and which arrays the payload
 carries. The payload (zlib-compressed when flag bit 0 is set) is the label map
-(uint8, H*W bytes, exact), then the synthetic RGB (uint8, H*W*3) when present,
-then per-class probabilities (float16 little-endian, H*W*C) when present.
+(uint8, H*W bytes, exact), then the synthetic RGB when present (uint8, planar:
+3 planes of H*W), then per-class probabilities when present (float16, planar
+(C, H, W) and byte-shuffled: all low bytes, then all high bytes). Planes and the
+shuffle put similar bytes together, so the compressed answer is ~25% smaller.
+
+A request body may be sent with ``Content-Encoding: gzip`` (:func:`gzip_body`);
+the service inflates it (within its size limit) before parsing.
 
 Every decoder raises ``ValueError`` with a one-line message on truncated,
 garbage or inconsistent input.
@@ -138,6 +143,35 @@ def encode_request(
     return b"".join(chunks), f"{MULTIPART_CONTENT_TYPE}; boundary={boundary}"
 
 
+def gzip_body(body: bytes, *, level: int = 1) -> bytes:
+    """``body`` gzip-compressed for ``Content-Encoding: gzip`` (level 1: ~60 ms per 4.5 MB frame, ~35% smaller)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: gzip container
+    return compressor.compress(body) + compressor.flush()
+
+
+def inflate_body(body: bytes, encoding: str, *, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` ``gzip`` or ``deflate`` (zlib), refusing more than ``limit`` bytes of output.
+
+    ``ValueError`` for an unknown encoding or corrupt data; :class:`OverflowError`
+    when the inflated body would exceed ``limit`` (a compression bomb or an oversize request).
+    """
+    encoding = (encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r} (use gzip)")
+    inflater = zlib.decompressobj(47)  # wbits 47: gzip or zlib header, detected
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"request body is not valid {encoding} data ({exc})") from None
+    if len(data) > limit:
+        raise OverflowError(f"inflated request body exceeds {limit} bytes")
+    if not inflater.eof:
+        raise ValueError(f"request body is truncated {encoding} data")
+    return data
+
+
 def boundary_from_content_type(content_type: str) -> str:
     """The boundary parameter of a ``multipart/form-data`` content type."""
     main, _, rest = (content_type or "").partition(";")
@@ -233,14 +267,15 @@ def encode_result(
         rgb = np.asarray(rgb)
         if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be uint8 {(height, width, 3)}, got {rgb.dtype} {rgb.shape}")
-        sections.append(np.ascontiguousarray(rgb).tobytes())
+        sections.append(np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes())
     n_classes = None
     if probabilities is not None:
         probabilities = np.asarray(probabilities)
         if probabilities.ndim != 3 or probabilities.shape[:2] != (height, width):
             raise ValueError(f"probabilities must be (H, W, C) with (H, W) = {(height, width)}, got {probabilities.shape}")
         n_classes = probabilities.shape[2]
-        sections.append(np.ascontiguousarray(probabilities, dtype="<f2").tobytes())
+        planar = np.ascontiguousarray(probabilities.transpose(2, 0, 1), dtype="<f2")
+        sections.append(np.ascontiguousarray(planar.view(np.uint8).reshape(-1, 2).T).tobytes())
     full_header = {
         **header,
         "shape": [height, width],
@@ -302,11 +337,12 @@ def decode_result(body: bytes) -> DecodedResult:
     offset = pixels
     rgb = None
     if has_rgb:
-        rgb = np.frombuffer(payload, np.uint8, 3 * pixels, offset).reshape(height, width, 3).copy()
+        planes = np.frombuffer(payload, np.uint8, 3 * pixels, offset).reshape(3, height, width)
+        rgb = np.ascontiguousarray(planes.transpose(1, 2, 0))
         offset += 3 * pixels
     probabilities = None
     if prob_dtype is not None:
-        probabilities = (
-            np.frombuffer(payload, "<f2", pixels * n_classes, offset).reshape(height, width, n_classes).astype(np.float32)
-        )
+        shuffled = np.frombuffer(payload, np.uint8, 2 * pixels * n_classes, offset).reshape(2, -1)
+        planar = np.ascontiguousarray(shuffled.T).view("<f2").reshape(n_classes, height, width)
+        probabilities = np.ascontiguousarray(planar.transpose(1, 2, 0), dtype=np.float32)
     return DecodedResult(header, labels, rgb, probabilities)

@@ -234,11 +234,12 @@ def _tail(log_path: Path, limit: int = 4000) -> str:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Stop the server's whole process group: SIGINT, then SIGKILL after 10 s."""
+    """Stop the server's whole process group: SIGTERM (graceful), then SIGKILL after 10 s."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            # SIGINT is gunicorn's quick shutdown (SIGTERM waits for the graceful timeout).
-            os.killpg(process.pid, signal.SIGINT)
+            # SIGTERM is gunicorn's graceful stop: listeners close at once, requests in
+            # flight finish (SIGINT would abort them with a 500).
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

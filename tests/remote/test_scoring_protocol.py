@@ -14,6 +14,8 @@ from remote.scoring_protocol import (
     decode_result,
     encode_request,
     encode_result,
+    gzip_body,
+    inflate_body,
     parse_multipart,
 )
 
@@ -152,3 +154,19 @@ def test_encode_result_validates_inputs():
         encode_result({}, np.zeros((4, 6), np.int32))
     with pytest.raises(ValueError, match="probabilities must be"):
         encode_result({}, np.zeros((4, 6), np.uint8), probabilities=np.zeros((4, 5, 2)))
+
+
+def test_gzip_body_round_trip_and_limits():
+    body = b"multipart body " * 1000
+    packed = gzip_body(body)
+    assert len(packed) < len(body) // 10
+    assert inflate_body(packed, "gzip", limit=len(body)) == body
+    assert inflate_body(body, "", limit=10) == body  # identity: the caller enforces the raw limit
+    with pytest.raises(OverflowError):
+        inflate_body(packed, "gzip", limit=len(body) - 1)
+    with pytest.raises(ValueError, match="truncated"):
+        inflate_body(packed[:-20], "gzip", limit=len(body))
+    with pytest.raises(ValueError, match="not valid gzip"):
+        inflate_body(b"plain text", "gzip", limit=100)
+    with pytest.raises(ValueError, match="unsupported Content-Encoding 'br'"):
+        inflate_body(packed, "br", limit=100)

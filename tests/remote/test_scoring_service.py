@@ -19,7 +19,7 @@ from core.capture_io import Capture, frame_to_bytes
 from core.inference import classify
 from core.model_file import load_model
 from remote.scoring_client import RemoteError, ScoringClient
-from remote.scoring_protocol import ScoringParams, decode_result, encode_request
+from remote.scoring_protocol import ScoringParams, decode_result, encode_request, gzip_body
 from remote.scoring_server import local_scoring_server
 from tests.support.scoring import (
     capture_tiffs,
@@ -83,14 +83,16 @@ def test_binary_and_thesis_json_match_local_classification(tmp_path):
     local = classify(capture, load_model(model_path))
     raw_path = write_capture(tmp_path / "capture", capture)
     with local_scoring_server(model_path) as url:
-        client = ScoringClient(url)
+        client = ScoringClient(url, compress_upload=False)  # exact byte counts below
         remote = client.classify_files(raw_path)
         first_bytes = client.last_exchange["request_bytes"]
         again = client.classify_files(raw_path)
         cached_bytes = client.last_exchange["request_bytes"]
+        gzipped = ScoringClient(url).classify_files(raw_path)
         thesis = requests.post(url, json=thesis_json_request(capture), timeout=120)
     np.testing.assert_array_equal(remote.labels, local.labels)
     np.testing.assert_array_equal(again.labels, local.labels)
+    np.testing.assert_array_equal(gzipped.labels, local.labels)
     np.testing.assert_array_equal(remote.rgb, local.rgb)
     np.testing.assert_allclose(remote.probabilities, local.probabilities, atol=2e-3)
     assert remote.source == url and remote.cube is None
@@ -181,6 +183,11 @@ def test_oversize_request_is_413(small_service):
         headers={**AUTH, "Content-Type": ctype}, timeout=30,
     )
     assert chunked.status_code == 413
+    # A small gzip body that inflates past the limit (a compression bomb) is refused too.
+    bomb = requests.post(
+        small_service, data=gzip_body(body), headers={**AUTH, "Content-Type": ctype, "Content-Encoding": "gzip"}, timeout=30
+    )
+    assert bomb.status_code == 413 and "inflated" in bomb.json()["error"]
 
 
 def test_client_reports_413_as_request_too_large(small_service):
@@ -226,6 +233,14 @@ def _bad_requests(captures):
         ("bad params JSON", post(body.replace(b'"return_rgb": true', b'"return_rgb": "yes"'), ctype), 400, "return_rgb"),
         ("unknown profile", lambda url: _post_binary(url, raw, dark, white, params=ScoringParams(profile="nope")), 422, "nope"),
         ("wrong content type", post(b"hello", "text/plain"), 415, "unsupported content type"),
+        (
+            "corrupt gzip body",
+            lambda url: requests.post(
+                url, data=b"not gzip", headers={**AUTH, "Content-Type": ctype, "Content-Encoding": "gzip"}, timeout=30
+            ),
+            400,
+            "not valid gzip",
+        ),
         ("empty body", post(b"", "application/json"), 400, "empty"),
         ("bad JSON", post(b'{"raw_image": [[1, 2]', "application/json"), 400, "not valid JSON"),
         ("JSON not an object", thesis([1, 2, 3]), 400, "JSON object"),
