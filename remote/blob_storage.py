@@ -7,7 +7,9 @@ Layout in the container::
     models/<name>/<version>/model.safetensors
     models/<name>/<version>/metrics.json       optional
 
-Every uploaded blob carries its sha256 in metadata (``sha256``) and its Content-MD5.
+Every uploaded blob carries its sha256 in metadata (``sha256``); each staged block
+carries its MD5, checked by the service on arrival, and single-block files also get
+the blob's Content-MD5.
 Uploads stage fixed-size blocks (ids derived from the file's sha256, the block size
 and the block index) on several threads and commit the block list; an interrupted
 upload resumes from the blocks the service already holds (``get_block_list``), and a
@@ -110,7 +112,7 @@ class _FilePlan:
     blob_name: str
     size: int
     sha256: str
-    md5: bytes
+    md5: bytes | None
     block_ids: list[str]
     missing: list[int]  # block indices still to stage
     skip: bool  # already committed with the same sha256
@@ -131,14 +133,16 @@ class _ProgressCounter:
             self.callback(done, self.total)
 
 
-def file_digests(path: Path) -> tuple[str, bytes]:
-    """(sha256 hex, md5 bytes) of a file, read in 8 MiB chunks."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+def file_digests(path: Path, *, md5: bool = True) -> tuple[str, bytes | None]:
+    """(sha256 hex, md5 bytes or None) of a file, read in 8 MiB chunks."""
+    sha = hashlib.sha256()
+    md = hashlib.md5(usedforsecurity=False) if md5 else None
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             sha.update(chunk)
-            md5.update(chunk)
-    return sha.hexdigest(), md5.digest()
+            if md is not None:
+                md.update(chunk)
+    return sha.hexdigest(), None if md is None else md.digest()
 
 
 def block_id(sha256_hex: str, block_size: int, index: int) -> str:
@@ -403,7 +407,10 @@ class BlobStorage:
         from azure.core.exceptions import ResourceNotFoundError
 
         size = path.stat().st_size
-        sha, md5 = file_digests(path)
+        # Whole-file Content-MD5 only where it is one block: for bigger files each block's
+        # MD5 is checked by the service on arrival and sha256 identifies the whole, so a
+        # second MD5 pass over every byte would only cost client CPU.
+        sha, md5 = file_digests(path, md5=size <= self.block_size)
         n_blocks = max(1, -(-size // self.block_size))
         ids = [block_id(sha, self.block_size, i) for i in range(n_blocks)]
         blob = self._container.get_blob_client(blob_name)
@@ -453,7 +460,8 @@ class BlobStorage:
                 [BlobBlock(block_id=b) for b in plan.block_ids],
                 metadata=meta,
                 content_settings=ContentSettings(
-                    content_type="application/octet-stream", content_md5=bytearray(plan.md5)
+                    content_type="application/octet-stream",
+                    content_md5=None if plan.md5 is None else bytearray(plan.md5),
                 ),
             )
             # Verify: the committed blob has our size, our block list and our checksum.
@@ -543,8 +551,16 @@ class BlobStorage:
 
     # -- download -----------------------------------------------------------------------
 
-    def download_file(self, blob_name: str, dest: str | Path, *, progress: Progress | None = None) -> Path:
-        """Download one blob to ``dest`` and check its sha256; IntegrityError on mismatch (file removed)."""
+    def download_file(
+        self,
+        blob_name: str,
+        dest: str | Path,
+        *,
+        progress: Progress | None = None,
+        expected_sha256: str | None = None,
+    ) -> Path:
+        """Download one blob to ``dest`` and check its sha256 against the blob's metadata (and
+        ``expected_sha256`` when given); IntegrityError on mismatch, and no file is left."""
         from azure.core.exceptions import ResourceNotFoundError
 
         dest = Path(dest)
@@ -562,7 +578,7 @@ class BlobStorage:
                 kwargs["progress_hook"] = lambda done, total: progress(done, total or props.size)
             with open(tmp, "wb") as fh:
                 blob.download_blob(**kwargs).readinto(fh)
-        actual, _ = file_digests(tmp)
+        actual, _ = file_digests(tmp, md5=False)
         if expected is None:
             tmp.unlink(missing_ok=True)
             raise IntegrityError(f"blob {blob_name!r} has no recorded sha256: cannot verify it")
@@ -571,6 +587,9 @@ class BlobStorage:
             raise IntegrityError(
                 f"blob {blob_name!r} is corrupted: sha256 {actual[:12]}... does not match recorded {expected[:12]}..."
             )
+        if expected_sha256 is not None and actual != expected_sha256:
+            tmp.unlink(missing_ok=True)
+            raise IntegrityError(f"blob {blob_name!r} does not match the expected sha256 {expected_sha256[:12]}...")
         os.replace(tmp, dest)
         return dest
 
@@ -586,11 +605,7 @@ class BlobStorage:
             rel = entry["path"]
             if rel.startswith("/") or ".." in rel.split("/"):
                 raise StorageError(f"dataset {name!r}: unsafe path {rel!r} in manifest")
-            target = dest / rel
-            self.download_file(f"{DATASETS}/{name}/{rel}", target)
-            sha, _ = file_digests(target)
-            if sha != entry["sha256"]:
-                raise IntegrityError(f"dataset {name!r}: {rel} does not match the manifest's sha256")
+            self.download_file(f"{DATASETS}/{name}/{rel}", dest / rel, expected_sha256=entry["sha256"])
             counter.add(int(entry["size"]))
 
         # Per-file parallelism; each file is small (a few MiB) so one request each is fine.
