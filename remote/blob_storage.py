@@ -315,7 +315,6 @@ class BlobStorage:
         name = check_name(name or folder.name, "dataset")
         files = dataset_files(folder)
         pairs = [(path, f"{DATASETS}/{name}/{rel}") for rel, path in files]
-        self.check()
         plans = self._upload_many(pairs, progress=progress, metadata={"dataset": name})
         manifest = {
             "name": name,
@@ -341,7 +340,6 @@ class BlobStorage:
         check_name(name, "model")
         check_name(str(version), "model version")
         blob = f"{MODELS}/{name}/{version}/{MODEL_FILE}"
-        self.check()
         self._upload_many([(Path(path), blob)], progress=progress, metadata={"model": name, "version": str(version)})
         if metrics is not None:
             self._put_json(f"{MODELS}/{name}/{version}/{METRICS_FILE}", metrics)

@@ -211,7 +211,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except _Terminated:
         cancel_requested = state is not None and read_state(state)["status"] == JobStatus.CANCEL_REQUESTED.value
-        set_status(JobStatus.CANCELED if cancel_requested else JobStatus.FAILED, message="terminated by signal")
+        if cancel_requested:
+            set_status(JobStatus.CANCELED, message="cancelled by user")
+        else:
+            set_status(JobStatus.FAILED, message="terminated by signal")
         return 143
     except Exception as exc:  # the job's last word: one line in the state, details in the log
         from remote.credentials import redact

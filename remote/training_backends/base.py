@@ -6,7 +6,7 @@ backend, the CLI and the GUI speak one vocabulary.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -78,7 +78,6 @@ class JobSpec:
     cross_validation: str = "double"
     seed: int = 0
     model_name: str = "conv2dnet"
-    extra: dict = field(default_factory=dict)  # backend-specific hints, never secrets
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_capture_ids", tuple(self.train_capture_ids))

@@ -96,7 +96,7 @@ class LocalBackend:
                 start_new_session=True,  # own process group: cancel kills the job and its children
             )
         self._children[job_id] = proc
-        update_state(state_path, None, pid=proc.pid, pgid=proc.pid, command=cmd[1:3])
+        update_state(state_path, None, pid=proc.pid, pgid=proc.pid)
         return job_id
 
     def status(self, job_id: str) -> JobStatus:
@@ -151,8 +151,8 @@ class LocalBackend:
                 deadline = time.monotonic() + 5.0
                 while time.monotonic() < deadline and self._group_alive(job_id, pgid):
                     time.sleep(0.05)
-        update_state(jdir / STATE_FILE, JobStatus.CANCELED, force=_is_active(read_state(jdir / STATE_FILE)),
-                     message="cancelled by user")
+        # No-op when the job itself already recorded its end (Canceled, or Completed just before).
+        update_state(jdir / STATE_FILE, JobStatus.CANCELED, message="cancelled by user")
         return JobStatus(read_state(jdir / STATE_FILE)["status"])
 
     def fetch_model(self, job_id: str, dest: str | Path) -> Path:
