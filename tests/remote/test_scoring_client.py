@@ -290,3 +290,7 @@ def test_client_refuses_unsafe_or_invalid_settings(tmp_path):
     with pytest.raises(ValueError, match="CA bundle not found"):
         ScoringClient("https://h/score", ca_bundle=tmp_path / "missing.pem")
     assert "secret" not in repr(ScoringClient("https://h/score", key="secret"))
+    # Uploads are gzipped for endpoints elsewhere, sent as they are on this machine, unless told otherwise.
+    assert ScoringClient("https://h/score").compress_upload is True
+    assert ScoringClient("http://127.0.0.1:5001").compress_upload is False
+    assert ScoringClient("http://127.0.0.1:5001", compress_upload=True).compress_upload is True

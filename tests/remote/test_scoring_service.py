@@ -88,11 +88,14 @@ def test_binary_and_thesis_json_match_local_classification(tmp_path):
         first_bytes = client.last_exchange["request_bytes"]
         again = client.classify_files(raw_path)
         cached_bytes = client.last_exchange["request_bytes"]
-        gzipped = ScoringClient(url).classify_files(raw_path)
+        gz_client = ScoringClient(url, compress_upload=True)
+        gzipped = gz_client.classify_files(raw_path)
+        gz_bytes = gz_client.last_exchange["request_bytes"]
         thesis = requests.post(url, json=thesis_json_request(capture), timeout=120)
     np.testing.assert_array_equal(remote.labels, local.labels)
     np.testing.assert_array_equal(again.labels, local.labels)
     np.testing.assert_array_equal(gzipped.labels, local.labels)
+    assert gz_bytes < first_bytes * 0.9  # the same three frames, gzipped
     np.testing.assert_array_equal(remote.rgb, local.rgb)
     np.testing.assert_allclose(remote.probabilities, local.probabilities, atol=2e-3)
     assert remote.source == url and remote.cube is None
