@@ -55,17 +55,28 @@ def crop_filter_area(frame: np.ndarray, profile: CameraProfile, *, name: str = "
 def calibrate(raw: np.ndarray, dark: np.ndarray, white: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reflectance ``(raw - dark) / (white - dark)`` as float32, and where it is defined.
 
-    Returns ``(reflectance, defined)``; where ``white - dark <= 0`` the
-    reflectance is 0 and ``defined`` is False.
+    Returns ``(reflectance, defined)``, both the frames' shape; where ``white - dark <= 0``
+    the reflectance is 0 and ``defined`` is False.
     """
+    reflectance, defined, _ = _calibrate(raw, dark, white)
+    return reflectance, defined
+
+
+def _calibrate(raw: np.ndarray, dark: np.ndarray, white: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     if not (raw.shape == dark.shape == white.shape):
         raise ValueError(f"raw {raw.shape}, dark {dark.shape} and white {white.shape} must have one shape")
+    # Contiguous arithmetic in frame order, in place where possible: the cheapest order
+    # (the cube's strided mosaic order costs more than one transposed copy afterwards).
+    reflectance = np.subtract(raw, dark, dtype=np.float32)
     denominator = np.subtract(white, dark, dtype=np.float32)
     defined = denominator > 0
-    numerator = np.subtract(raw, dark, dtype=np.float32)
-    reflectance = np.zeros(raw.shape, dtype=np.float32)
-    np.divide(numerator, denominator, out=reflectance, where=defined)
-    return reflectance, defined
+    all_defined = bool(defined.all())
+    if all_defined:  # good references: no masking work at all
+        np.divide(reflectance, denominator, out=reflectance)
+    else:
+        np.divide(reflectance, denominator, out=reflectance, where=defined)
+        reflectance[~defined] = 0.0
+    return reflectance, defined, all_defined
 
 
 def form_cube(frame: np.ndarray, profile: CameraProfile) -> np.ndarray:
@@ -120,32 +131,16 @@ def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: Ca
 def calibrated_cube(
     raw_area: np.ndarray, dark_area: np.ndarray, white_area: np.ndarray, profile: CameraProfile
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Steps 1 and 2 in one pass: ``form_cube(calibrate(...))`` without the 2-D float frame.
+    """Steps 1 and 2: ``form_cube(calibrate(...))`` for frames cropped to the filter area.
 
-    Takes frames cropped to the filter area; returns the reflectance cube float32
-    ``(H, W, B)`` (0 where ``white <= dark``) and ``bool (H, W)``, True where every
-    band of the pixel's pattern has ``white > dark``. Same numbers as calibrating
-    first: each value is one float32 subtraction pair and one division either way.
+    Returns the reflectance cube float32 ``(H, W, B)`` (0 where ``white <= dark``) and
+    ``bool (H, W)``, True where every band of the pixel's pattern has ``white > dark``.
     """
-    h, w, b = profile.cube_shape
-    pw, ph = profile.pattern_wh
-
-    def mosaic(area: np.ndarray) -> np.ndarray:  # (ph*H, pw*W) -> strided view (H, W, ph, pw), no copy
-        return area.reshape(h, ph, w, pw).transpose(0, 2, 1, 3)
-
-    # The subtractions read the frames in mosaic order and write contiguous cubes,
-    # so forming the cube costs no pass of its own.
-    numerator = np.empty((h, w, ph, pw), dtype=np.float32)
-    denominator = np.empty((h, w, ph, pw), dtype=np.float32)
-    np.subtract(mosaic(raw_area), mosaic(dark_area), out=numerator, dtype=np.float32)
-    np.subtract(mosaic(white_area), mosaic(dark_area), out=denominator, dtype=np.float32)
-    defined = denominator > 0
-    if defined.all():  # good references: no masking work at all
-        np.divide(numerator, denominator, out=numerator)
-        return numerator.reshape(h, w, b), np.ones((h, w), dtype=bool)
-    np.divide(numerator, denominator, out=numerator, where=defined)
-    numerator[~defined] = 0.0
-    return numerator.reshape(h, w, b), defined.reshape(h, w, b).all(axis=-1)
+    reflectance, defined, all_defined = _calibrate(raw_area, dark_area, white_area)
+    cube = form_cube_area(reflectance, profile)
+    if all_defined:  # skip forming a boolean cube (3 ms)
+        return cube, np.ones(cube.shape[:2], dtype=bool)
+    return cube, form_cube_area(defined, profile).all(axis=-1)
 
 
 def form_cube_area(area: np.ndarray, profile: CameraProfile) -> np.ndarray:
