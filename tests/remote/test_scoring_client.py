@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from remote.scoring_client import RemoteError, ScoringClient, normalise_url
-from remote.scoring_server import local_scoring_server
-from tests.support.scoring import profile_id_of, save_random_model, small_capture
+from remote.scoring_server import ScoringServerError, local_scoring_server
+from tests.support.scoring import listening_addresses, profile_id_of, save_random_model, small_capture
 
 INFO = {"service": "neurohsi-scoring", "model": {"name": "m"}}
 
@@ -268,6 +268,34 @@ def test_service_stopped_mid_run_gives_a_clear_error(tmp_path):
     assert any(not isinstance(o, Exception) for o in outcomes[:-1])
     with pytest.raises(RemoteError, match="cannot reach"):
         ScoringClient(url, retries=0).ping()
+    port = int(url.split(":")[2].split("/")[0])
+    assert listening_addresses(port) == []  # the server and its workers are gone
+
+
+def test_server_that_cannot_start_raises_with_its_log(tmp_path):
+    bad_model = tmp_path / "bad.safetensors"
+    bad_model.write_bytes(b"this is not a model")
+    with pytest.raises(ScoringServerError, match="exited with code") as info:
+        with local_scoring_server(bad_model, startup_timeout_s=60):
+            pass
+    assert "not a safetensors file" in str(info.value)
+    with pytest.raises(FileNotFoundError):
+        with local_scoring_server(tmp_path / "missing.safetensors"):
+            pass
+
+
+def test_entry_script_finds_the_model_by_configuration(tmp_path):
+    from remote.scoring_entry import resolve_model_path
+    from resources import DEMO_MODEL_PATH
+
+    nested = tmp_path / "model-dir" / "neurohsi-conv2dnet" / "1"
+    nested.mkdir(parents=True)
+    (nested / "model.safetensors").write_bytes(b"")
+    assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "model-dir")}) == nested / "model.safetensors"
+    explicit = tmp_path / "explicit.safetensors"
+    assert resolve_model_path({"NEUROHSI_MODEL_PATH": str(explicit), "AZUREML_MODEL_DIR": str(tmp_path)}) == explicit
+    assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "empty")}) == DEMO_MODEL_PATH
+    assert resolve_model_path({}) == DEMO_MODEL_PATH
 
 
 # ------------------------------------------------------------------ construction
