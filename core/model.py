@@ -11,6 +11,11 @@ the pooled cell ``(a, b)`` of the patch centred on pixel ``(i, j)`` sits at
 ``q x q`` convolution with dilation 2 (``q = (p - 1) // 2``) and ``fc2`` a 1x1
 convolution. The cube is padded by ``p // 2`` on each side so border pixels get
 the same patches the per-patch path builds with the same padding mode.
+
+Border padding defaults to "reflect" (mirror without repeating the edge pixel)
+and is recorded in every model file as ``padding``: zero padding would feed
+all-zero spectra, which RMS normalisation never produces, into border patches;
+reflect keeps them made of real neighbouring spectra and texture.
 """
 from __future__ import annotations
 

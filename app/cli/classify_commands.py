@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dark", type=Path, help="dark reference (TIFF)")
     p.add_argument("--white", type=Path, help="white reference (TIFF)")
     p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
-    p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata, else thesis-sm5x5-nir)")
+    p.add_argument(
+        "--profile", help="camera profile id for local classification (default: from the TIFF metadata, else thesis-sm5x5-nir)"
+    )
     p.add_argument("-o", "--output", type=Path, metavar="MAP.png", help="colour label map (palette PNG of class ids)")
     p.add_argument("--overlay", type=Path, metavar="OVERLAY.png", help="map over the synthetic RGB, with legend")
     p.add_argument("--npz", type=Path, metavar="OUT.npz", help="labels (uint8 HxW), probabilities (float32 HxWxC), class_ids")
