@@ -120,10 +120,15 @@ class StackedConv2DNet:
         cols = x.reshape(n, -1).index_select(1, self._col_index)  # (M*b, K*4B); faster than x[:, idx]
         return cols.view(self.m, -1, 4 * self.n_bands)
 
+    def im2col(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patches ``(N, B, p, p)`` -> columns ``(N, K*4B)``, accepted by :meth:`step` and :meth:`logits`
+        in place of patches (precomputing them once saves a gather per step, at ~3x the memory)."""
+        return patches.reshape(patches.shape[0], -1).index_select(1, self._col_index)
+
     def _forward(self, x: torch.Tensor):
         m, f, s = self.m, N_FILTERS, self.pooled
         batch = x.shape[0] // m
-        cols = self._columns(x)
+        cols = x.view(m, -1, 4 * self.n_bands) if x.dim() == 2 else self._columns(x)
         wc = self._view(0).view(m, f, -1)  # (M, F, 4B)
         c = torch.baddbmm(self._view(1).unsqueeze(1), cols, wc.transpose(1, 2))  # (M, b*K, F)
         # max over each window's 4 positions; pooling a channels-last view is ~10x faster than Tensor.max(dim)
@@ -145,7 +150,7 @@ class StackedConv2DNet:
     def step(self, x: torch.Tensor, onehot: torch.Tensor, *, active: np.ndarray | None = None) -> torch.Tensor:
         """One Adam step of every model on its own batch; returns the summed CE loss per model ``(M,)``.
 
-        ``x``: patches ``(M*b, B, p, p)``, model-major; ``onehot``: float targets ``(M, b, C)``.
+        ``x``: patches ``(M*b, B, p, p)`` or their :meth:`im2col` columns, model-major; ``onehot``: float targets ``(M, b, C)``.
         ``active``: bool ``(M,)``; inactive models (no batch left this epoch) keep
         their weights, moments and step count, exactly as if they had not stepped.
         """

@@ -29,7 +29,11 @@ with one seed give bit-identical weights.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -170,6 +174,62 @@ def _check_stop(should_stop: StopFn | None) -> None:
         raise TrainingCancelled("training cancelled")
 
 
+class ModelGroups:
+    """M models split into stacks trained side by side, one stack per worker thread.
+
+    Each stack runs single-threaded torch ops in its own Python thread (torch
+    releases the GIL inside ops), which uses both cores without the spinning of
+    torch's intra-op thread pool — that pool slows tiny ops tens of times when the
+    CPU is shared. Every model has its own random stream for batch plans, so the
+    result does not depend on how models are grouped (nor on the worker count).
+    """
+
+    def __init__(self, nets: list[Conv2DNet], lr: float, workers: int) -> None:
+        n_groups = max(1, min(workers, len(nets)))
+        self.groups = [g for g in np.array_split(np.arange(len(nets)), n_groups) if g.size]
+        self.stacks = [StackedConv2DNet([nets[i] for i in g], lr=lr) for g in self.groups]
+        self.m = len(nets)
+        self._pool = ThreadPoolExecutor(len(self.stacks)) if len(self.stacks) > 1 else None
+
+    def map(self, fn) -> list:
+        """``fn(group_index, stack, model_indices)`` for every group, in parallel; results in group order."""
+        if self._pool is None:
+            return [fn(0, self.stacks[0], self.groups[0])]
+        futures = [self._pool.submit(fn, k, st, g) for k, (st, g) in enumerate(zip(self.stacks, self.groups))]
+        return [f.result() for f in futures]
+
+    def predict_rows(self, patches: torch.Tensor, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """Model m's class indices for samples ``rows[m]``."""
+        parts = self.map(lambda k, st, g: predict_rows(st, patches, [rows[i] for i in g]))
+        out: list[np.ndarray] = [np.zeros(0, np.int64)] * self.m
+        for g, pred in zip(self.groups, parts):
+            for i, p in zip(g, pred):
+                out[i] = p
+        return out
+
+    def to_net(self, index: int) -> Conv2DNet:
+        for g, st in zip(self.groups, self.stacks):
+            where = np.flatnonzero(g == index)
+            if where.size:
+                return st.to_net(int(where[0]))
+        raise IndexError(index)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+IM2COL_MAX_BYTES = 3 * 2**30
+
+
+def _training_inputs(stack: StackedConv2DNet, patches: torch.Tensor) -> torch.Tensor:
+    """The per-sample rows the steps gather: im2col columns when they fit in memory, else the patches."""
+    n_bytes = patches.shape[0] * stack._col_index.numel() * 4
+    if n_bytes > IM2COL_MAX_BYTES:
+        return patches
+    return stack.im2col(patches)
+
+
 def _train_models(
     patches: torch.Tensor,
     onehot: torch.Tensor,
@@ -177,76 +237,96 @@ def _train_models(
     train_rows: list[np.ndarray],
     val_rows: list[np.ndarray] | None,
     config: TrainingConfig,
-    rng: np.random.Generator,
     *,
     n_classes: int,
     stage: str,
     progress: ProgressFn | None,
     should_stop: StopFn | None,
     history: list[dict],
-) -> StackedConv2DNet:
-    """Train ``len(train_rows)`` models together, model m on samples ``train_rows[m]``."""
+    workers: int,
+) -> ModelGroups:
+    """Train ``len(train_rows)`` models, model m on samples ``train_rows[m]``, validated on ``val_rows[m]``."""
     m_models, b = len(train_rows), config.batch_size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(m_models)]
-    net = StackedConv2DNet(nets, lr=config.lr)
-    previous_threads = torch.get_num_threads()
-    if m_models == 1:
-        # one model's ops are too small to split across threads; a second thread only adds
-        # synchronisation (and spins badly when the CPU is shared)
-        torch.set_num_threads(1)
-    try:
-        _epochs(net, patches, onehot, targets, train_rows, val_rows, config, rng, stage=stage, progress=progress,
-                should_stop=should_stop, history=history)
-    finally:
-        torch.set_num_threads(previous_threads)
-    return net
-
-
-def _epochs(net, patches, onehot, targets, train_rows, val_rows, config, rng, *, stage, progress, should_stop,
-            history) -> None:
-    m_models, b = len(train_rows), config.batch_size
+    models = ModelGroups(nets, config.lr, workers)
+    rngs = [np.random.default_rng([config.seed, 1, m]) for m in range(m_models)]
     probe = None
     if val_rows is not None:  # a fixed subsample of each validation fold for the per-epoch estimate
-        probe = [np.sort(rng.permutation(v)[:PROGRESS_VAL_SAMPLES]) for v in val_rows]
-    for epoch in range(config.epochs):
-        plans = [rows[stratified_batch_plan(targets[rows], b, rng)] for rows in train_rows]
-        steps = max(p.shape[0] for p in plans)
-        table = np.empty((steps, m_models, b), dtype=np.int64)
-        active = np.ones((steps, m_models), dtype=bool)
-        for m, plan in enumerate(plans):
-            table[: plan.shape[0], m] = plan
-            table[plan.shape[0] :, m] = plan[0]  # placeholder batch, masked out of the step
-            active[plan.shape[0] :, m] = False
-        table_t = torch.from_numpy(table.reshape(steps, m_models * b))
-        loss_sum = torch.zeros(m_models, dtype=torch.float64)
+        probe = [np.sort(rngs[m].permutation(v)[:PROGRESS_VAL_SAMPLES]) for m, v in enumerate(val_rows)]
+    stop = threading.Event()
+    inputs = _training_inputs(models.stacks[0], patches)
+
+    def run_epoch(k: int, stack: StackedConv2DNet, group: np.ndarray) -> list[float]:
+        plans = [train_rows[m][stratified_batch_plan(targets[train_rows[m]], b, rngs[m])] for m in group]
+        steps, g = max(p.shape[0] for p in plans), len(group)
+        table = np.empty((steps, g, b), dtype=np.int64)
+        active = np.ones((steps, g), dtype=bool)
+        for i, plan in enumerate(plans):
+            table[: plan.shape[0], i] = plan
+            table[plan.shape[0] :, i] = plan[0]  # placeholder batch, masked out of the step
+            active[plan.shape[0] :, i] = False
+        table_t = torch.from_numpy(table.reshape(steps, g * b))
+        loss_sum = torch.zeros(g, dtype=torch.float64)
         for j in range(steps):
-            _check_stop(should_stop)
+            if stop.is_set() or (should_stop is not None and should_stop()):
+                stop.set()
+                raise TrainingCancelled("training cancelled")
             rows = table_t[j]
             mask = None if active[j].all() else active[j]
-            loss = net.step(patches.index_select(0, rows), onehot.index_select(0, rows).view(m_models, b, -1),
-                            active=mask)
+            loss = stack.step(inputs.index_select(0, rows), onehot.index_select(0, rows).view(g, b, -1),
+                              active=mask)
             loss_sum += loss if mask is None else loss * torch.from_numpy(mask)
-        mean_loss = (loss_sum / torch.tensor([p.size for p in plans], dtype=torch.float64)).tolist()
-        val = None
-        if probe is not None:
-            pred = predict_rows(net, patches, probe)
-            val = [float((p == targets[r]).mean()) if r.size else None for p, r in zip(pred, probe)]
-        for m in range(m_models):
-            record = TrainingProgress(
-                stage=stage,
-                fold=None if m_models == 1 and val_rows is None else m,
-                epoch=epoch + 1,
-                epochs=config.epochs,
-                loss=float(mean_loss[m]),
-                val_oacc=None if val is None else val[m],
-                fraction=(epoch + 1) / config.epochs,
-            )
-            history.append({"fold": record.fold, "epoch": record.epoch, "loss": record.loss,
-                            "val_oacc": record.val_oacc})
-            if progress is not None:
-                progress(record)
+        return (loss_sum / torch.tensor([p.size for p in plans], dtype=torch.float64)).tolist()
+
+    try:
+        for epoch in range(config.epochs):
+            losses = np.concatenate(models.map(run_epoch))
+            mean_loss = np.empty(m_models)
+            mean_loss[np.concatenate(models.groups)] = losses
+            val = None
+            if probe is not None:
+                pred = models.predict_rows(patches, probe)
+                val = [float((p == targets[r]).mean()) if r.size else None for p, r in zip(pred, probe)]
+            for m in range(m_models):
+                record = TrainingProgress(
+                    stage=stage,
+                    fold=None if val_rows is None else m,
+                    epoch=epoch + 1,
+                    epochs=config.epochs,
+                    loss=float(mean_loss[m]),
+                    val_oacc=None if val is None else val[m],
+                    fraction=(epoch + 1) / config.epochs,
+                )
+                history.append({"fold": record.fold, "epoch": record.epoch, "loss": record.loss,
+                                "val_oacc": record.val_oacc})
+                if progress is not None:
+                    progress(record)
+    except BaseException:
+        models.close()
+        raise
+    return models
+
+
+def default_workers() -> int:
+    """Worker threads for double-cv: the CPU cores this process may use, at most 2 (measured best here)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op threads set to ``n`` for the block (batch-16 ops are too small to split)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _deterministic():
@@ -270,8 +350,13 @@ def train_patch_set(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     class_names: tuple[str, ...] | None = None,
+    workers: int | None = None,
 ) -> TrainingResult:
-    """Train on extracted patches (see module docstring for the cross-validation modes)."""
+    """Train on extracted patches (see module docstring for the cross-validation modes).
+
+    ``workers``: threads training fold models side by side (double-cv; default: CPU
+    cores, at most 2). ``should_stop`` may then be called from a worker thread.
+    """
     start = time.perf_counter()
     n, n_classes = len(data), len(data.class_ids)
     if data.patches.shape[-1] != config.patch_size:
@@ -286,19 +371,21 @@ def train_patch_set(
     onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), n_classes).float()
     targets = data.targets
     history: list[dict] = []
-    with _deterministic():
+    workers = default_workers() if workers is None else workers
+    with _deterministic(), _torch_threads(1):
         if config.cross_validation == "none":
-            net = _train_models(patches, onehot, targets, [np.arange(n)], None, config, rng, n_classes=n_classes,
-                                stage="no-cv", progress=progress, should_stop=should_stop, history=history)
+            models = _train_models(patches, onehot, targets, [np.arange(n)], None, config, n_classes=n_classes,
+                                   stage="no-cv", progress=progress, should_stop=should_stop, history=history,
+                                   workers=1)
             trained = time.perf_counter()
-            pred = predict_rows(net, patches, [np.arange(n)])[0]
+            pred = models.predict_rows(patches, [np.arange(n)])[0]
+            models.close()
             metrics = {"mode": "no-cv",
                        "train": classification_metrics(targets, pred, data.class_ids, class_names)}
-            final = net.to_net(0)
+            final = models.to_net(0)
         else:
-            final, metrics = _double_cv(patches, onehot, targets, config, rng, n_classes, data.class_ids,
-                                        class_names, progress, should_stop, history)
-            trained = time.perf_counter()
+            final, metrics, trained = _double_cv(patches, onehot, targets, config, rng, n_classes, data.class_ids,
+                                                 class_names, progress, should_stop, history, workers)
     end = time.perf_counter()
     epochs_run = config.epochs
     timings = {"train": trained - start, "select": end - trained, "total": end - start,
@@ -308,7 +395,7 @@ def train_patch_set(
 
 
 def _double_cv(patches, onehot, targets, config, rng, n_classes, class_ids, class_names, progress, should_stop,
-               history):
+               history, workers):
     k = config.folds
     if targets.shape[0] < k * k:
         raise ValueError(f"double cross-validation with {k} folds needs at least {k * k} labelled pixels, "
@@ -321,11 +408,14 @@ def _double_cv(patches, onehot, targets, config, rng, n_classes, class_ids, clas
         for j in range(k):
             train_rows.append(np.sort(np.concatenate([outer_train[inner[i]] for i in range(k) if i != j])))
             val_rows.append(outer_train[inner[j]])
-    net = _train_models(patches, onehot, targets, train_rows, val_rows, config, rng, n_classes=n_classes,
-                        stage="double-cv", progress=progress, should_stop=should_stop, history=history)
-    val_pred = predict_rows(net, patches, val_rows)
+    models = _train_models(patches, onehot, targets, train_rows, val_rows, config, n_classes=n_classes,
+                           stage="double-cv", progress=progress, should_stop=should_stop, history=history,
+                           workers=workers)
+    trained = time.perf_counter()
+    val_pred = models.predict_rows(patches, val_rows)
     val_oacc = [float((p == targets[r]).mean()) for p, r in zip(val_pred, val_rows)]
-    test_pred = predict_rows(net, patches, [outer[m // k] for m in range(k * k)])
+    test_pred = models.predict_rows(patches, [outer[m // k] for m in range(k * k)])
+    models.close()
     folds = []
     for o in range(k):
         scores = val_oacc[o * k : (o + 1) * k]
@@ -345,7 +435,7 @@ def _double_cv(patches, onehot, targets, config, rng, n_classes, class_ids, clas
         "chosen": {"outer": best, "inner": folds[best]["winner_inner"]},
         "test": folds[best]["test"],
     }
-    return net.to_net(chosen), metrics
+    return models.to_net(chosen), metrics, trained
 
 
 def _class_names(class_ids: tuple[int, ...]) -> tuple[str, ...]:

@@ -103,7 +103,10 @@ def test_stacked_models_train_exactly_like_separate_torch_adam():
                 opt.zero_grad()
                 F.cross_entropy(net(x[idx[m]]), y[idx[m]]).backward()
                 opt.step()
+    probe = x[:8].repeat(3, 1, 1, 1)
+    torch.testing.assert_close(stacked.logits(stacked.im2col(probe)), stacked.logits(probe))
     for m, (net, _) in enumerate(refs):
+        torch.testing.assert_close(stacked.logits(probe)[m], net(x[:8]), rtol=1e-4, atol=1e-5)
         got = stacked.to_net(m).state_dict()
         for name, value in net.state_dict().items():
             torch.testing.assert_close(got[name], value, rtol=1e-5, atol=1e-6)
@@ -182,3 +185,13 @@ def test_a_few_epochs_beat_chance_clearly_on_a_held_out_capture(small_dataset):
     assert accuracy > max(0.6, majority + 0.2), (accuracy, majority)
     assert result.training_ids == tuple(c.capture_id for c in small_dataset[1:])
     assert result.profile_id == "synthetic-small" and result.n_samples > 0
+
+
+def test_double_cv_result_does_not_depend_on_worker_threads():
+    data = _toy_patches(90)
+    config = TrainingConfig(epochs=2, batch_size=8, cross_validation="double", folds=2, seed=3)
+    one = train_patch_set(data, config, workers=1)
+    two = train_patch_set(data, config, workers=2)
+    for name, value in one.net.state_dict().items():
+        torch.testing.assert_close(two.net.state_dict()[name], value, rtol=1e-6, atol=1e-7)
+    assert one.metrics["chosen"] == two.metrics["chosen"]
