@@ -259,6 +259,13 @@ def _train_models(
     inputs = _training_inputs(models.stacks[0], patches)
 
     def run_epoch(k: int, stack: StackedConv2DNet, group: np.ndarray) -> list[float]:
+        try:
+            return _run_epoch(stack, group)
+        except BaseException:
+            stop.set()  # the other workers stop at their next batch
+            raise
+
+    def _run_epoch(stack: StackedConv2DNet, group: np.ndarray) -> list[float]:
         plans = [train_rows[m][stratified_batch_plan(targets[train_rows[m]], b, rngs[m])] for m in group]
         steps, g = max(p.shape[0] for p in plans), len(group)
         table = np.empty((steps, g, b), dtype=np.int64)

@@ -138,6 +138,20 @@ def test_cancel_stops_within_one_batch():
     assert epochs == []  # 240 samples / 16 = 15 batches per epoch: stopped inside the first epoch
 
 
+def test_cancel_stops_double_cv_workers():
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) >= 5
+
+    epochs = []
+    with pytest.raises(TrainingCancelled):
+        train_patch_set(_toy_patches(200), TrainingConfig(epochs=3, folds=2, cross_validation="double"),
+                        progress=epochs.append, should_stop=should_stop, workers=2)
+    assert epochs == [] and 5 <= len(calls) <= 6  # each of the 2 workers polls before its next batch
+
+
 def test_progress_every_epoch_and_double_cv_selection():
     seen = []
     result = train_patch_set(_toy_patches(150), TrainingConfig(epochs=2, folds=3, cross_validation="double"),
