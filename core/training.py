@@ -336,18 +336,15 @@ def _torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
+@contextmanager
 def _deterministic():
-    """Context: deterministic algorithms on, restored afterwards."""
-    class _Ctx:
-        def __enter__(self):
-            self.previous = torch.are_deterministic_algorithms_enabled()
-            torch.use_deterministic_algorithms(True)
-
-        def __exit__(self, *exc):
-            torch.use_deterministic_algorithms(self.previous)
-            return False
-
-    return _Ctx()
+    """Deterministic algorithms on for the block (every op used has one on the CPU), restored afterwards."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
 
 
 def train_patch_set(
@@ -394,9 +391,8 @@ def train_patch_set(
             final, metrics, trained = _double_cv(patches, onehot, targets, config, rng, n_classes, data.class_ids,
                                                  class_names, progress, should_stop, history, workers)
     end = time.perf_counter()
-    epochs_run = config.epochs
     timings = {"train": trained - start, "select": end - trained, "total": end - start,
-               "per_epoch": (trained - start) / epochs_run}
+               "per_epoch": (trained - start) / config.epochs}
     return TrainingResult(final, metrics, history, timings, config, tuple(data.class_ids), tuple(class_names),
                           tuple(data.capture_ids), None, int(data.patches.shape[1]), n)
 
