@@ -84,7 +84,10 @@ def main() -> None:
     print(f"labelled pixels: {n} ({batches} batches of 16 per epoch); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     cpu = time.process_time()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as NeuroHSI's trainer: torch's 2-thread pool only adds spinning at batch 16
     thesis_batch = thesis_style_seconds_per_batch(data, args.thesis_batches)
+    torch.set_num_threads(threads)
     thesis_cpu = (time.process_time() - cpu) / args.thesis_batches * batches
     thesis_epoch = thesis_batch * batches
     nocv_epoch, nocv_select, nocv_cpu = neurohsi_seconds_per_epoch(data, "none", args.epochs)
