@@ -75,6 +75,8 @@ def extract_patches(
         raise ValueError(f"{name}: labels {labels.shape} do not match the cube's {h}x{w} pixels")
     if valid is not None and valid.shape != (h, w):
         raise ValueError(f"{name}: validity mask {valid.shape} does not match the cube's {h}x{w} pixels")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
     r = p // 2
     if h <= r or w <= r:
         raise ValueError(f"{name}: cube {h}x{w} is too small for reflect padding of {p}x{p} patches")
