@@ -9,7 +9,7 @@ derived from a TIFF's own Ximea metadata (SCM = identity unless given).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -51,16 +51,7 @@ class CameraProfile:
 
     def with_offset(self, offset_xy: tuple[int, int]) -> "CameraProfile":
         """The same profile with the filter area at another offset (e.g. a cropped frame)."""
-        return CameraProfile(
-            id=self.id,
-            sensor_shape=self.sensor_shape,
-            offset_xy=offset_xy,
-            area_wh=self.area_wh,
-            pattern_wh=self.pattern_wh,
-            wavelengths_nm=self.wavelengths_nm,
-            scm=self.scm,
-            camera_model=self.camera_model,
-        )
+        return replace(self, offset_xy=offset_xy)
 
 
 def _validate(profile: CameraProfile) -> CameraProfile:
@@ -141,9 +132,12 @@ def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -
     """The profile for a capture.
 
     An explicit ``name`` wins. Otherwise the frame's own calibration metadata is
-    authoritative; when it describes the same camera and geometry as a built-in
-    profile, that profile is used so its SCM applies (with the metadata's
-    wavelengths). Without metadata, the thesis profile.
+    authoritative for the geometry (offset and size of the filter area, which
+    change with the sensor region read out). When the metadata names the camera
+    model and mosaic pattern of a built-in profile, that profile's id and SCM
+    apply — the spectral correction belongs to the camera's filters, not to the
+    region read out — with the metadata's wavelengths. Other cameras get an
+    identity SCM. Without metadata, the thesis profile.
     """
     if name is not None:
         return load_profile(name)
@@ -151,13 +145,16 @@ def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -
         return load_profile(THESIS_PROFILE_ID)
     for profile_id in list_profiles():
         builtin = load_profile(profile_id)
-        if (
-            builtin.camera_model == metadata.camera_model
-            and builtin.area_wh == metadata.filter_size_wh
-            and builtin.pattern_wh == metadata.pattern_wh
-        ):
-            profile = builtin.with_offset(metadata.filter_offset_xy)
+        if builtin.camera_model == metadata.camera_model and builtin.pattern_wh == metadata.pattern_wh:
+            wavelengths = builtin.wavelengths_nm
             if metadata.wavelengths_nm and len(metadata.wavelengths_nm) == builtin.n_bands:
-                profile = CameraProfile(**{**profile.__dict__, "wavelengths_nm": metadata.wavelengths_nm})
-            return profile
+                wavelengths = metadata.wavelengths_nm
+            return _validate(
+                replace(
+                    builtin,
+                    offset_xy=metadata.filter_offset_xy,
+                    area_wh=metadata.filter_size_wh,
+                    wavelengths_nm=wavelengths,
+                )
+            )
     return profile_from_metadata(metadata)

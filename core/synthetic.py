@@ -23,10 +23,9 @@ pixel counts following the thesis's Table 3.1 for the patient).
 Small profile and camera model: :func:`small_profile` describes a tiny camera
 ``NeuroHSI-SYNTH-SM5X5`` (not the thesis camera, whose geometry it does not
 share). ``resources/cameras/synthetic-small.json`` is the same profile for the
-default 40 x 60 size, so ``resolve_profile(metadata)`` of a default small
-capture returns exactly ``small_profile()`` (thesis SCM included). For other
-sizes ``resolve_profile`` derives a metadata profile with an identity SCM; use
-:func:`profile_for_metadata` (or pass ``small_profile(h, w)``) there.
+default 40 x 60 size; ``resolve_profile(metadata)`` of a small capture of any
+size returns ``small_profile(h, w)`` (thesis SCM included), because the camera
+model selects the profile and the metadata gives the geometry.
 
 Everything is seeded: the same arguments give identical arrays. No torch.
 """
@@ -112,21 +111,14 @@ def small_profile(height: int = 40, width: int = 60) -> CameraProfile:
 
 
 def profile_for_metadata(metadata: CaptureMetadata | None) -> CameraProfile:
-    """Like ``resolve_profile(metadata)``, but a synthetic small capture of any size gets the thesis SCM."""
+    """The profile a reader of a synthetic capture's files uses (``resolve_profile``).
+
+    The synthetic camera has a built-in profile (``resources/cameras/synthetic-small.json``),
+    so any size of small capture gets the thesis SCM back from its own metadata.
+    """
     from core.camera_profiles import resolve_profile
 
-    profile = resolve_profile(metadata)
-    if (
-        metadata is not None
-        and metadata.camera_model == SYNTHETIC_CAMERA_MODEL
-        and metadata.has_calibration
-        and profile.id != SMALL_PROFILE_ID
-        and metadata.pattern_wh == (5, 5)
-    ):
-        width, height = metadata.filter_size_wh
-        small = small_profile(height // 5, width // 5)
-        return small.with_offset(metadata.filter_offset_xy)
-    return profile
+    return resolve_profile(metadata)
 
 
 def metadata_for(profile: CameraProfile, *, seed: int = 0) -> CaptureMetadata:

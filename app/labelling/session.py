@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core import label_editing as le
+from core.dataset import read_nemesis_ground_truth
 from core.errors import DatasetError
 from core.label_editing import LabelEditor
 
@@ -131,30 +132,6 @@ class LabellingSession:
 
     def _info(self) -> dict:
         return {"author": self.author, "prelabel_model": self.prelabel_model}
-
-
-def read_nemesis_ground_truth(path: str | Path) -> np.ndarray:
-    """uint8 (H, W) class ids from a NEMESIS ``SNAPgt<ID>_cropped_Pre-processed.mat`` (key ``groundTruthMap``)."""
-    from scipy.io import loadmat
-
-    from core.labels import map_nemesis_codes
-
-    path = Path(path)
-    try:
-        data = loadmat(path, variable_names=["groundTruthMap"])
-    except FileNotFoundError:
-        raise DatasetError(path, "file not found") from None
-    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
-        raise DatasetError(path, f"not a readable MATLAB file ({exc.__class__.__name__})") from None
-    if "groundTruthMap" not in data:
-        raise DatasetError(path, "no 'groundTruthMap' variable (not a NEMESIS SNAPgt file)")
-    codes = np.asarray(data["groundTruthMap"])
-    if codes.ndim != 2:
-        raise DatasetError(path, f"groundTruthMap must be 2-D, got shape {codes.shape}")
-    try:
-        return map_nemesis_codes(codes)
-    except ValueError as exc:
-        raise DatasetError(path, str(exc)) from None
 
 
 def _user() -> str:

@@ -137,10 +137,12 @@ def test_unknown_camera_resolves_to_metadata_profile_with_identity_scm():
     assert profile.wavelengths_nm == WAVELENGTHS
 
 
-def test_thesis_camera_with_other_geometry_is_not_given_the_thesis_scm():
-    profile = resolve_profile(calibrated(THESIS_CAMERA, size=(1000, 500)))
-    assert profile.id != THESIS_PROFILE_ID
-    np.testing.assert_array_equal(profile.scm, np.eye(25, dtype=np.float32))
+def test_thesis_camera_with_another_readout_region_keeps_the_thesis_scm():
+    # The SCM belongs to the camera's filters; the metadata's geometry belongs to the frame.
+    profile = resolve_profile(calibrated(THESIS_CAMERA, offset=(5, 10), size=(1000, 500)))
+    assert profile.id == THESIS_PROFILE_ID
+    assert profile.offset_xy == (5, 10) and profile.area_wh == (1000, 500) and profile.cube_shape == (100, 200, 25)
+    np.testing.assert_array_equal(profile.scm, load_profile(THESIS_PROFILE_ID).scm)
 
 
 def test_no_metadata_means_thesis_profile_and_explicit_name_wins():

@@ -64,9 +64,13 @@ def test_metadata_resolves_to_the_generating_profile(full):
     resolved = resolve_profile(small.metadata)
     assert resolved == small_profile() and resolved.id == SMALL_PROFILE_ID
     np.testing.assert_array_equal(resolved.scm, load_profile(THESIS_PROFILE_ID).scm)
-    # Non-default sizes: resolve_profile falls back to identity; profile_for_metadata restores the SCM.
+    # Other sizes: the camera model selects the profile (and SCM), the metadata the geometry.
     other = generate_capture(seed=1, profile=small_profile(24, 36))
-    assert profile_for_metadata(other.metadata) == small_profile(24, 36)
+    for resolved in (resolve_profile(other.metadata), profile_for_metadata(other.metadata)):
+        expected = small_profile(24, 36)
+        assert resolved.id == SMALL_PROFILE_ID and resolved.cube_shape == expected.cube_shape == (24, 36, 25)
+        assert resolved.offset_xy == expected.offset_xy
+        np.testing.assert_array_equal(resolved.scm, expected.scm)
 
 
 def test_preprocessing_gives_the_generated_spectra_back(full, full_cube):
