@@ -239,21 +239,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from remote.training_backends.base import JobSpec
+    from remote.training_job import spec_from_args
 
-    spec = JobSpec(
-        dataset=args.dataset,
-        train_capture_ids=tuple(args.train_capture),
-        test_capture_ids=tuple(args.test_capture),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        folds=args.folds,
-        lr=args.lr,
-        cross_validation="none" if args.no_cv else "double",
-        seed=args.seed,
-        model_name=args.model_name,
-    )
+    args.cross_validation = "none" if args.no_cv else "double"
+    spec = spec_from_args(args, args.dataset)
     backend = _backend(args)
     job_id = backend.submit(spec)
     print(f"submitted {args.backend} job {job_id}", file=sys.stderr)
