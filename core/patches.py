@@ -63,11 +63,15 @@ def extract_patches(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Patches ``float32 (N, B, p, p)`` and class indices ``int64 (N,)`` of labelled valid pixels.
 
-    ``cube_data``: float32 ``(H, W, B)``; ``labels``: integer ``(H, W)``, 0 = unlabelled;
+    ``cube_data``: float32 ``(H, W, B)`` or a :class:`core.preprocessing.Cube` (its mask is
+    used unless ``valid`` is given); ``labels``: integer ``(H, W)``, 0 = unlabelled;
     ``valid``: bool ``(H, W)`` or None (all valid). Samples are in row-major pixel order.
     Raises ValueError when shapes disagree or a label is not 0 or one of ``class_ids``.
     """
     p = _check_patch_size(patch_size)
+    if hasattr(cube_data, "valid") and hasattr(cube_data, "data"):  # a core.preprocessing.Cube
+        valid = cube_data.valid if valid is None else valid
+        cube_data = cube_data.data
     if cube_data.ndim != 3:
         raise ValueError(f"{name}: cube must be (H, W, B), got shape {cube_data.shape}")
     h, w, b = cube_data.shape

@@ -78,3 +78,13 @@ def test_patch_set_concatenates_captures_with_capture_index(scene):
     assert data.class_counts.sum() == 11
     sub = data.subset(np.array([0, 6]))
     assert sub.capture_index.tolist() == [0, 1] and sub.patches.flags["C_CONTIGUOUS"]
+
+
+def test_accepts_a_cube_and_uses_its_validity_mask(scene):
+    from core.preprocessing import Cube
+
+    cube, labels, valid = scene
+    patches, targets = extract_patches(Cube(cube, valid, None, "test"), labels, 7)
+    expected, expected_targets = extract_patches(cube, labels, 7, valid=valid)
+    np.testing.assert_array_equal(patches, expected)
+    np.testing.assert_array_equal(targets, expected_targets)
