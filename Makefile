@@ -9,8 +9,9 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP_BASE := $(VENV)/.stamp-base
 STAMP_TEST := $(VENV)/.stamp-test
 AZURITE := .tools/azurite/node_modules/.bin/azurite
-# Azurite 3.x from the npm registry; pinned so the API versions it accepts stay put.
-AZURITE_VERSION := 3.37.0
+# Azurite from the npm registry, pinned with a committed lock file
+# (tests/support/azurite-npm) so every clone installs the same tree.
+AZURITE_LOCK := tests/support/azurite-npm/package-lock.json
 DEMO_DIR := .cache/demo
 DEMO_RAW := $(DEMO_DIR)/ID0001C01.tif
 
@@ -36,9 +37,11 @@ $(STAMP_TEST): $(STAMP_BASE) requirements/test.txt
 
 test-deps: $(STAMP_TEST) $(AZURITE)
 
-$(AZURITE):
+$(AZURITE): $(AZURITE_LOCK) tests/support/azurite-npm/package.json
 	mkdir -p .tools/azurite
-	cd .tools/azurite && npm install --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	cp tests/support/azurite-npm/package.json $(AZURITE_LOCK) .tools/azurite/
+	cd .tools/azurite && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 test: test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
