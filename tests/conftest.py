@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the neurohsi entry point sets it (app/cli/main.py)
 
 import numpy as np
 import pytest
