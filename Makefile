@@ -15,10 +15,32 @@ AZURITE_LOCK := tests/support/azurite-npm/package-lock.json
 DEMO_DIR := .cache/demo
 DEMO_RAW := $(DEMO_DIR)/ID0001C01.tif
 
-.PHONY: run test install test-deps demo-capture demo-model bench constraints screenshot clean
+.PHONY: run test install test-deps demo-capture demo-model bench constraints screenshot qt-system-libs clean
 
+# Without a display (a server, CI, ssh) the app renders offscreen, saves a grab of
+# its window and says where, instead of failing to connect to a display.
 run: install demo-capture
-	$(VENV)/bin/neurohsi gui $(DEMO_RAW)
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(MAKE) --no-print-directory qt-system-libs && \
+		$(VENV)/bin/neurohsi gui $(DEMO_RAW) --classify; \
+	else \
+		echo "No display found: rendering the app offscreen to $(DEMO_DIR)/neurohsi-window.png"; \
+		QT_QPA_PLATFORM=offscreen $(VENV)/bin/neurohsi gui $(DEMO_RAW) --classify \
+			--screenshot $(DEMO_DIR)/neurohsi-window.png && echo "Saved $(DEMO_DIR)/neurohsi-window.png"; \
+	fi
+
+# Qt's xcb platform plugin needs these system libraries for a real window (DESIGN.md);
+# installed with apt-get when missing and we may, else the command is printed.
+QT_XCB_PACKAGES := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
+qt-system-libs:
+	@if ! ldconfig -p | grep -q libxcb-cursor.so.0 || ! ldconfig -p | grep -q libxkbcommon-x11.so.0; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(QT_XCB_PACKAGES); \
+		else \
+			echo "Qt needs: sudo apt-get install $(QT_XCB_PACKAGES)"; exit 1; \
+		fi; \
+	fi
 
 install: $(STAMP_BASE)
 
@@ -66,7 +88,8 @@ constraints:
 # README screenshot under Xvfb (needs: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1
 # libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 libxcb-render-util0 libxcb-shape0
 # libxcb-xinerama0 libxcb-randr0).
-screenshot: install demo-capture
+screenshot: install demo-capture qt-system-libs
+	command -v xvfb-run >/dev/null || apt-get install -y -qq xvfb
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(VENV)/bin/neurohsi gui $(DEMO_RAW) --classify --screenshot docs/screenshot.png
 
 clean:
