@@ -75,6 +75,24 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
     missing file, not a TIFF, truncated or corrupt TIFF, not 2-D, not uint8/uint16,
     malformed Ximea metadata.
     """
+    frame, _, metadata = _read_first_page(source, name, pixels=True)
+    return frame, metadata
+
+
+def read_frame_header(
+    source: str | Path | bytes, *, name: str | None = None
+) -> tuple[tuple[int, int], np.dtype, CaptureMetadata | None]:
+    """``((rows, cols), dtype, metadata)`` of a frame without reading its pixels.
+
+    The same checks and errors as :func:`read_frame`, except damage inside the
+    pixel data, which only reading finds.
+    """
+    _, (shape, dtype), metadata = _read_first_page(source, name, pixels=False)
+    return shape, dtype, metadata
+
+
+def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bool):
+    """``(frame or None, (shape, dtype), metadata)`` of the only page of a TIFF; ``CaptureError`` otherwise."""
     label = name if name is not None else str(source) if not isinstance(source, bytes) else "<bytes>"
     if not isinstance(source, bytes):
         path = Path(source)
@@ -86,6 +104,7 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
             raise CaptureError(label, "empty file, not a TIFF")
     elif len(source) == 0:
         raise CaptureError(label, "empty file, not a TIFF")
+    frame = None
     with _tifffile_messages() as messages:
         try:
             with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
@@ -97,8 +116,10 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
                 description = page.description or ""
                 # Check what the header claims before allocating: a damaged header
                 # can claim terabytes, and a wrong kind of image needs no reading.
-                _check_layout(label, tuple(page.shape), page.dtype)
-                frame = page.asarray()
+                shape = _check_layout(label, tuple(page.shape), page.dtype)
+                dtype = np.dtype(page.dtype)
+                if pixels:
+                    frame = page.asarray()
         except CaptureError:
             raise
         except PermissionError:
@@ -117,14 +138,15 @@ def read_frame(source: str | Path | bytes, *, name: str | None = None) -> tuple[
             problem = f"truncated or corrupt TIFF ({exc})"
             raise CaptureError(label, _with_detail(problem, messages)) from None
 
-    frame = frame.reshape(_check_layout(label, frame.shape, frame.dtype))  # (1, rows, cols) -> (rows, cols)
+    if frame is not None:
+        frame = frame.reshape(_check_layout(label, frame.shape, frame.dtype))  # (1, rows, cols) -> (rows, cols)
     metadata = None
     if description.lstrip().startswith("<"):
         try:
             metadata = parse_ximea_xml(description)
         except ValueError as exc:
             raise CaptureError(label, f"bad Ximea metadata: {exc}") from None
-    return frame, metadata
+    return frame, (shape, dtype), metadata
 
 
 def _check_layout(label: str, shape: tuple[int, ...], dtype) -> tuple[int, int]:

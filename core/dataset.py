@@ -74,27 +74,14 @@ class DatasetCapture:
 
 
 def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | None]:
-    """(shape, metadata) of a TIFF's first page without reading its pixels."""
-    import tifffile
-
-    from core.metadata import parse_ximea_xml
+    """(shape, metadata) of a frame without reading its pixels; ``DatasetError`` when unreadable."""
+    from core.capture_io import read_frame_header
+    from core.errors import CaptureError
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.pages:
-                raise DatasetError(path, "TIFF holds no image")
-            page = tif.pages[0]
-            shape, description = tuple(page.shape), page.description or ""
-    except DatasetError:
-        raise
-    except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError, KeyError) as exc:
-        raise DatasetError(path, f"not a readable TIFF ({exc.__class__.__name__})") from None
-    metadata = None
-    if description.lstrip().startswith("<"):
-        try:
-            metadata = parse_ximea_xml(description)
-        except ValueError as exc:
-            raise DatasetError(path, f"bad Ximea metadata: {exc}") from None
+        shape, _, metadata = read_frame_header(path)
+    except CaptureError as exc:
+        raise DatasetError(path, exc.problem) from None
     return shape, metadata
 
 

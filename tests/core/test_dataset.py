@@ -123,7 +123,7 @@ def test_bad_meta_json_and_bad_raw(dataset):
         read_dataset(dataset)
     shutil.rmtree(dataset / "ID0025C01")
     (dataset / "ID0018C01" / "raw.tif").write_bytes(b"not a tiff at all")
-    with pytest.raises(DatasetError, match=r"raw.tif: not a readable TIFF"):
+    with pytest.raises(DatasetError, match=r"raw.tif: not a TIFF file"):
         read_dataset(dataset)
 
 
