@@ -21,6 +21,27 @@ class ActionSpec:
     slot: str  # main-window method; checkable actions get the new state
     checkable: bool = False
     icon: str | None = None  # QStyle.StandardPixmap member name
+    tool: bool = False  # one of a mutually exclusive group of tools: checkable, slot called on trigger
+
+
+def make_action(spec: ActionSpec, parent: QWidget, *, object_name: str) -> QAction:
+    """One QAction from ``spec``, parented to ``parent`` and connected to ``parent``'s slot."""
+    action = QAction(spec.text, parent)
+    action.setObjectName(object_name)
+    action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+    shortcut_hint = f" ({', '.join(spec.shortcuts)})" if spec.shortcuts and "(" not in spec.tooltip else ""
+    action.setToolTip(spec.tooltip + shortcut_hint)
+    action.setStatusTip(spec.tooltip)
+    if spec.icon:
+        action.setIcon(parent.style().standardIcon(getattr(QStyle.StandardPixmap, spec.icon)))
+    slot = getattr(parent, spec.slot)
+    if spec.checkable and not spec.tool:
+        action.setCheckable(True)
+        action.toggled.connect(slot)
+    else:
+        action.setCheckable(spec.tool)
+        action.triggered.connect(lambda _checked=False, s=slot: s())
+    return action
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -59,24 +80,7 @@ TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "contour"
 
 def build_actions(window: QWidget) -> dict[str, QAction]:
     """QActions for :data:`ACTIONS`, parented to and connected to ``window``'s slots."""
-    actions: dict[str, QAction] = {}
-    for spec in ACTIONS:
-        action = QAction(spec.text, window)
-        action.setObjectName(f"action_{spec.name}")
-        action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
-        shortcut_hint = f" ({', '.join(spec.shortcuts)})" if spec.shortcuts and "(" not in spec.tooltip else ""
-        action.setToolTip(spec.tooltip + shortcut_hint)
-        action.setStatusTip(spec.tooltip)
-        if spec.icon:
-            action.setIcon(window.style().standardIcon(getattr(QStyle.StandardPixmap, spec.icon)))
-        slot = getattr(window, spec.slot)
-        if spec.checkable:
-            action.setCheckable(True)
-            action.toggled.connect(slot)
-        else:
-            action.triggered.connect(lambda _checked=False, s=slot: s())
-        actions[spec.name] = action
-    return actions
+    return {spec.name: make_action(spec, window, object_name=f"action_{spec.name}") for spec in ACTIONS}
 
 
 def populate_menus(window, actions: dict[str, QAction]) -> dict[str, object]:
