@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from PIL import Image
 
 from core.capture_io import frame_to_bytes, write_frame
 from core.metadata import CaptureMetadata
+from tests.support.cli import assert_one_line_error, neurohsi
 
 THESIS_META = CaptureMetadata(
     camera_model="MQ022HG-IM-SM5X5-NIR",
@@ -22,24 +21,6 @@ THESIS_META = CaptureMetadata(
     pattern_wh=(5, 5),
     wavelengths_nm=tuple(665.0 + 12.29 * i for i in range(25)),
 )
-
-
-def neurohsi(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli.main", *map(str, args)], capture_output=True, text=True, timeout=120
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Non-zero exit, exactly one stderr line naming the fragments, no traceback."""
-    assert result.returncode != 0, result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("neurohsi: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def triplet(folder, shape=(1088, 2048), *, prefix="ID0001", metadata=THESIS_META, seed=0):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,21 +11,7 @@ from core.capture_io import load_capture, write_frame
 from core.dataset import read_dataset
 from core.labels import read_label_png
 from core.synthetic import generate_capture, small_profile
-
-
-def neurohsi(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli.main", *map(str, args)], capture_output=True, text=True, timeout=120
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode != 0, result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith("neurohsi: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from tests.support.cli import assert_one_line_error, neurohsi
 
 
 def test_demo_data_small_writes_a_readable_dataset(tmp_path):
