@@ -4,16 +4,9 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-from test_gui_helpers import (  # noqa: F401  (fixtures)
-    classify_and_wait,
-    fail_and_wait,
-    make_window,
-    open_and_wait,
-    second_small_raw,
-    small_files,
-)
 
 from core.capture_io import write_frame
+from tests.support.gui import classify_and_wait, fail_and_wait, open_and_wait
 
 
 def _assert_box_names(window, *needles):

@@ -4,14 +4,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
-from test_gui_helpers import (  # noqa: F401  (fixtures)
-    classify_and_wait,
-    make_window,
-    open_and_wait,
-    small_files,
-)
 
 from core.labels import read_label_png
+from tests.support.gui import classify_and_wait, open_and_wait
 
 
 def test_hover_updates_spectrum_and_readout(qtbot, make_window, small_files):

@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from test_gui_helpers import (  # noqa: F401  (fixtures)
-    classify_and_wait,
-    grab_array,
-    make_window,
-    open_and_wait,
-    small_files,
-)
 
 from app.overlay import boundaries, heat_rgba
 from core.capture_io import load_capture
 from core.classes import class_table
 from core.inference import classify
 from core.model_file import load_model
+from tests.support.gui import classify_and_wait, grab_array, open_and_wait
 
 
 def test_open_shows_rgb_then_classify_shows_overlay(qtbot, make_window, small_files):

@@ -3,16 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_gui_helpers import (  # noqa: F401  (fixtures)
-    classify_and_wait,
-    fail_and_wait,
-    make_window,
-    open_and_wait,
-    small_files,
-)
 
 from app.settings_dialog import SettingsDialog, SettingsState
 from remote.scoring_server import local_scoring_server
+from tests.support.gui import classify_and_wait, fail_and_wait, open_and_wait
 
 KEY = "gui-test-endpoint-key-123"
 

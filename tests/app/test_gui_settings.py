@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from test_gui_helpers import make_window, open_and_wait, small_files  # noqa: F401  (fixtures)
 
 from app.settings import SETTINGS, AppSettings
 from app.settings_dialog import SettingsDialog, SettingsState
+from tests.support.gui import open_and_wait
 
 KEY = "very-secret-endpoint-key-42"
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from test_gui_helpers import (  # noqa: F401  (fixtures)
-    classify_and_wait,
-    make_window,
-    open_and_wait,
-    small_files,
-)
 
 from app.labelling.integration import install_labelling, labels_folder
 from core.labels import read_label_png
+from tests.support.gui import classify_and_wait, open_and_wait
 
 
 def test_label_the_open_capture_from_its_prediction_and_save(qtbot, make_window, small_files, tmp_path):

@@ -86,7 +86,7 @@ def test_missing_parts_are_named():
     body = body.replace(b'name="raw"', b'name="dark"')
     with pytest.raises(ValueError, match="no 'raw' part"):
         decode_request(body, ctype)
-    no_params = f'--b\r\nContent-Disposition: form-data; name="raw"\r\n\r\nabc\r\n--b--\r\n'.encode()
+    no_params = '--b\r\nContent-Disposition: form-data; name="raw"\r\n\r\nabc\r\n--b--\r\n'.encode()
     with pytest.raises(ValueError, match="no 'params' part"):
         decode_request(no_params, "multipart/form-data; boundary=b")
 

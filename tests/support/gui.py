@@ -1,21 +1,20 @@
-"""Shared fixtures for the GUI tests (imported by the test_gui_* modules; holds no tests).
+"""Helpers for the GUI tests: synthetic captures on disk, small models, waiting on the window, grabbing pixels.
 
 Captures come from ``core.synthetic`` written as NEMESIS-named TIFF triplets;
 models are small random-weight Conv2DNets saved with ``core.model_file``.
+The fixtures built on these live in ``tests/app/conftest.py``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from core.capture_io import load_capture, write_frame
 from core.model import Conv2DNet
 from core.model_file import save_model
 from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
 
 CLASS_IDS = (1, 2, 3, 4, 5)
 CLASS_NAMES = ("Healthy tissue", "Tumour", "Venous blood", "Arterial blood", "Dura mater")
@@ -38,48 +37,6 @@ def write_model(path: Path, raw_path: Path, *, seed: int = 0) -> Path:
     save_model(path, Conv2DNet(25, 5), name="gui-test", class_ids=CLASS_IDS, class_names=CLASS_NAMES,
                profile_id=profile_id, version="3", created="2024-01-01T00:00:00Z")
     return path
-
-
-@pytest.fixture(scope="session")
-def small_files(tmp_path_factory):
-    """(raw path, model path) of a 40 x 60 synthetic capture and a model for it."""
-    folder = tmp_path_factory.mktemp("small")
-    raw = write_capture(folder, generate_capture(seed=3, profile=small_profile(40, 60)))
-    return raw, write_model(folder / "model.safetensors", raw)
-
-
-@pytest.fixture(scope="session")
-def second_small_raw(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("small2")
-    return write_capture(folder, generate_capture(seed=4, profile=small_profile(40, 60)), name="ID0007C02")
-
-
-@pytest.fixture(scope="session")
-def full_files(tmp_path_factory):
-    """(raw path, model path) of a full-resolution (1088 x 2048) synthetic capture."""
-    folder = tmp_path_factory.mktemp("full")
-    raw = write_capture(folder, generate_capture(seed=1))
-    return raw, write_model(folder / "model.safetensors", raw)
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path):
-    """Factory: a shown MainWindow with settings in ``tmp_path`` (never the user's)."""
-    from app.application import create_application
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
-
-    create_application()
-
-    def make(model_path=None, *, settings_file: Path | None = None, show_dialogs: bool = False):
-        settings = AppSettings.from_file(settings_file or tmp_path / "settings.ini")
-        window = MainWindow(settings, model_path=model_path)
-        window.sink.show_dialogs = show_dialogs
-        qtbot.addWidget(window)
-        window.show()
-        return window
-
-    return make
 
 
 def open_and_wait(qtbot, window, raw, *refs, timeout=20_000):
