@@ -8,7 +8,6 @@ the synthetic RGB and per-stage timings (seconds).
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.capture_io import Capture, load_capture
+from core.cpu import usable_cores
 from core.errors import ModelFileError
 from core.model_file import LoadedModel, ModelInfo, check_compatible, load_model
 from core.preprocessing import Cube, preprocess_capture
@@ -44,10 +44,7 @@ def _use_all_cores() -> None:
 
     # torch defaults to the physical cores it sees, which under a CPU quota or
     # affinity mask can be more than the process may use; match the affinity.
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
 

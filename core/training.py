@@ -29,7 +29,6 @@ with one seed give bit-identical weights.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from core.classes import CLASS_IDS, class_table
+from core.cpu import usable_cores
 from core.errors import DatasetError, TrainingCancelled
 from core.metrics import classification_metrics
 from core.model import Conv2DNet
@@ -318,11 +318,7 @@ def _train_models(
 
 def default_workers() -> int:
     """Worker threads for double-cv: the CPU cores this process may use, at most 2 (measured best here)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
+    return max(1, min(2, usable_cores()))
 
 
 @contextmanager
