@@ -2,7 +2,7 @@
 
 The overlay PNG is drawn by :mod:`core.render` (the same picture as
 ``neurohsi classify`` and the service), so the legend, the model identity
-(name, version, sha256 prefix, where it was scored) and the research-use
+(name, version, sha256 prefix, where and when it was scored) and the research-use
 notice are burned into the pixels. No Qt here.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ def overlay_image(
     palette: str,
     opacity: float,
     hidden=(),
+    classified_at: str | None = None,
 ) -> Image.Image:
     """The overlay as the surgeon sees it: hidden classes left out (and named), the view's opacity.
 
@@ -33,7 +34,7 @@ def overlay_image(
 
     hidden = sorted(int(c) for c in hidden)
     shown = labels
-    lines = model_identity_lines(model, source=source)
+    lines = model_identity_lines(model, source=source, classified_at=classified_at)
     if hidden:
         shown = labels.copy()
         shown[np.isin(labels, hidden)] = UNLABELLED

@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
         self.spectrum.set_cube(opened.cube)
         self.metadata.show_capture(opened)
         self.legend.set_labels(None)
+        self.status.show_no_map()
         self.actions["roi"].setChecked(False)
         self.status.show_timings(opened.timings_s)
         self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
@@ -321,7 +322,7 @@ class MainWindow(QMainWindow):
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
         self.legend.set_labels(result.labels)
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
-        self.status.show_model(result.model, result.source)
+        self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.status.show_timings(result.timings_s)
         if classified.fallback is None:
             self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}")
@@ -417,6 +418,7 @@ class MainWindow(QMainWindow):
             palette=self.image_view.palette,
             opacity=self.image_view.overlay_item.opacity(),
             hidden=self.image_view.hidden,
+            classified_at=result.classified_at,
         )
 
     def export_overlay(self, path) -> Path:

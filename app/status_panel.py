@@ -1,10 +1,20 @@
 """Status widgets: the research-use banner and the model / source / timings readout."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 BANNER_TEXT = "Research use only — not for diagnostic use"
+
+
+def _local_time(iso: str) -> str:
+    """``HH:MM:SS`` local time of an ISO 8601 timestamp (the text itself if it does not parse)."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return iso
 
 
 class ResearchBanner(QLabel):
@@ -44,10 +54,18 @@ class StatusPanel(QWidget):
         for widget in (self.model_label, self.source_label, self.timings_label, self.progress, self.cancel_button):
             layout.addWidget(widget)
 
-    def show_model(self, info, source: str) -> None:
-        """``info``: :class:`core.model_file.ModelInfo`; ``source``: "local" or the endpoint URL."""
-        self.model_label.setText(f"Model: {info.name} v{info.version} · sha256 {info.sha256[:12]}")
-        self.source_label.setText("Local" if source == "local" else f"Remote: {source}")
+    def show_model(self, info, source: str, *, classified_at: str | None = None) -> None:
+        """The map on screen came from ``info`` (a :class:`core.model_file.ModelInfo`), run at ``source``
+        ("local" or the endpoint URL) at ``classified_at`` (ISO 8601 UTC), shown in local time."""
+        trained = f" · trained {info.created[:10]}" if getattr(info, "created", "") else ""
+        self.model_label.setText(f"Model: {info.name} v{info.version} · sha256 {info.sha256[:12]}{trained}")
+        where = "Local" if source == "local" else f"Remote: {source}"
+        self.source_label.setText(f"{where} · map of {_local_time(classified_at)}" if classified_at else where)
+
+    def show_no_map(self) -> None:
+        """A new capture is on screen and not classified yet: no model is credited with a map."""
+        self.model_label.setText("Not classified yet")
+        self.source_label.setText("")
 
     def show_timings(self, timings_s: dict[str, float]) -> None:
         order = ("read", "upload", "preprocess", "server", "infer", "rgb", "total")

@@ -9,7 +9,8 @@ the synthetic RGB and per-stage timings (seconds).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,11 @@ class ClassificationResult:
     timings_s: dict[str, float] = field(default_factory=dict)  # "read", "preprocess", "infer", "total", ...
     cube: Cube | None = None  # None for remote results
     source: str = "local"  # "local" or the endpoint URL
+    classified_at: str = field(default_factory=lambda: _utc_now_iso())  # when the map was made, ISO 8601 UTC
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _use_all_cores() -> None:
@@ -132,7 +138,7 @@ def classify_files(
     result = classify(capture, model, profile_name=profile_name)
     timings = {"read": t_read - start, **result.timings_s}
     timings["total"] = time.perf_counter() - start
-    return ClassificationResult(result.labels, result.probabilities, result.rgb, result.model, timings, result.cube)
+    return replace(result, timings_s=timings)
 
 
 def load_default_model() -> LoadedModel:

@@ -151,7 +151,8 @@ def overlay_image(
     return canvas
 
 
-def model_identity_lines(info, *, source: str = "local") -> tuple[str, ...]:
-    """Lines naming the model for an overlay: name and version, sha256 prefix, where it ran."""
+def model_identity_lines(info, *, source: str = "local", classified_at: str | None = None) -> tuple[str, ...]:
+    """Lines naming the model for an overlay: name and version, sha256 prefix, where and when it ran."""
     lines = (f"Model: {info.name} v{info.version}", f"sha256 {info.sha256[:16]}")
-    return lines + ((f"Scored by: {source}",) if source != "local" else ("Scored locally",))
+    lines += (f"Scored by: {source}",) if source != "local" else ("Scored locally",)
+    return lines + ((f"Classified {classified_at}",) if classified_at else ())

@@ -117,7 +117,7 @@ def write_outputs(result, *, output=None, overlay=None, npz=None, palette: str =
             result.labels,
             class_ids=result.model.class_ids,
             class_names=result.model.class_names,
-            model_lines=model_identity_lines(result.model, source=result.source),
+            model_lines=model_identity_lines(result.model, source=result.source, classified_at=result.classified_at),
             palette=palette,
         )
         image.save(overlay, format="PNG")

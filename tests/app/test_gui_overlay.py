@@ -29,6 +29,7 @@ def test_open_shows_rgb_then_classify_shows_overlay(qtbot, make_window, small_fi
     assert np.array_equal(shown[..., :3], lut[expected.labels, :3])
     assert result.model.sha256[:12] in window.status.model_label.text()
     assert "Local" in window.status.source_label.text()
+    assert "map of " in window.status.source_label.text()  # when the map on screen was made
     assert "infer" in window.status.timings_label.text()
     percent = window.legend.percent_labels[1].text()
     assert percent == f"{100 * (expected.labels == 1).mean():.1f} %"
@@ -87,3 +88,16 @@ def test_contour_confidence_and_probability_views(qtbot, make_window, small_file
     window.mode_combo.setCurrentIndex(window.mode_combo.findText("P(Tumour)"))
     assert np.array_equal(window.image_view.overlay_item.image,
                           heat_rgba(result.probabilities[..., 1], valid=result.labels != 0))
+
+
+def test_new_capture_clears_the_map_and_its_model_credit(qtbot, make_window, small_files, second_small_raw):
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    result = classify_and_wait(qtbot, window)
+    assert result.model.name in window.status.model_label.text()
+    open_and_wait(qtbot, window, second_small_raw)
+    # No stale map over the new image, and no model credited with a map that is not there.
+    assert window.result is None and window.image_view.labels is None
+    assert window.status.model_label.text() == "Not classified yet"
+    assert window.status.source_label.text() == ""

@@ -34,7 +34,7 @@ def test_remote_matches_local_then_stopped_server_falls_back(qtbot, make_window,
         assert remote.source == url
         assert np.array_equal(remote.labels, local.labels)
         assert np.array_equal(window.image_view.overlay_item.image, window.image_view.overlay_rgba())
-        assert f"Remote: {url}" == window.status.source_label.text()
+        assert window.status.source_label.text().startswith(f"Remote: {url} · map of ")
         assert remote.model.sha256 == local.model.sha256
 
     # The server is gone: a notice, then the local map.
@@ -43,7 +43,7 @@ def test_remote_matches_local_then_stopped_server_falls_back(qtbot, make_window,
     assert np.array_equal(fallback.labels, local.labels)
     warnings = [n for n in window.sink.history if n.level == "warning"]
     assert warnings and url in warnings[-1].text and "classifying locally" in warnings[-1].text
-    assert "Local" == window.status.source_label.text()
+    assert window.status.source_label.text().startswith("Local · map of ")
 
     # Without fallback the failure is an error naming the endpoint, and the last map stays.
     window.settings.set("fallback_local", False)

@@ -97,6 +97,8 @@ def test_model_identity_lines():
 
     assert model_identity_lines(Info()) == ("Model: demo v3", "sha256 abababababababab", "Scored locally")
     assert model_identity_lines(Info(), source="https://x/score")[-1] == "Scored by: https://x/score"
+    stamped = model_identity_lines(Info(), classified_at="2026-11-27T10:00:00+00:00")
+    assert stamped[-1] == "Classified 2026-11-27T10:00:00+00:00"
 
 
 def test_bad_labels_are_refused():
