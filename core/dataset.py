@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.camera_profiles import CameraProfile
+from core.camera_profiles import CameraProfile, resolve_profile
 from core.errors import CaptureError, DatasetError
 from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png, write_label_png
 from core.metadata import CaptureMetadata
@@ -68,15 +68,13 @@ class DatasetCapture:
 
     def profile(self) -> CameraProfile:
         """The camera profile this capture is preprocessed with (from its metadata; see ``core.synthetic``)."""
-        from core.synthetic import profile_for_metadata
 
-        return profile_for_metadata(self.metadata())
+        return resolve_profile(self.metadata())
 
 
 def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | None]:
     """(shape, metadata) of a frame without reading its pixels; ``DatasetError`` when unreadable."""
     from core.capture_io import read_frame_header
-    from core.errors import CaptureError
 
     try:
         shape, _, metadata = read_frame_header(path)
@@ -86,10 +84,9 @@ def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | No
 
 
 def _cube_hw(raw_path: Path) -> tuple[int, int]:
-    from core.synthetic import profile_for_metadata
 
     shape, metadata = _read_tiff_header(raw_path)
-    profile = profile_for_metadata(metadata)
+    profile = resolve_profile(metadata)
     rows, cols = profile.min_frame_shape
     if len(shape) != 2 or shape[0] < rows or shape[1] < cols:
         raise DatasetError(raw_path, f"frame {shape} is too small for profile {profile.id!r} (needs {rows}x{cols})")
@@ -122,7 +119,6 @@ def write_capture_folder(
     """
     from core.capture_io import write_frame
     from core.labels import validate_labels
-    from core.synthetic import profile_for_metadata
 
     _check_capture_id(capture_id)
     frames = {"raw": np.asarray(raw), "dark": np.asarray(dark), "white": np.asarray(white)}
@@ -132,7 +128,7 @@ def write_capture_folder(
         if frame.shape != frames["raw"].shape:
             raise ValueError(f"{name} frame shape {frame.shape} differs from raw {frames['raw'].shape}")
     labels = validate_labels(labels)
-    profile = profile_for_metadata(metadata)
+    profile = resolve_profile(metadata)
     rows, cols = profile.min_frame_shape
     folder = Path(root) / capture_id
     if frames["raw"].shape[0] < rows or frames["raw"].shape[1] < cols:

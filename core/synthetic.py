@@ -110,17 +110,6 @@ def small_profile(height: int = 40, width: int = 60) -> CameraProfile:
     )
 
 
-def profile_for_metadata(metadata: CaptureMetadata | None) -> CameraProfile:
-    """The profile a reader of a synthetic capture's files uses (``resolve_profile``).
-
-    The synthetic camera has a built-in profile (``resources/cameras/synthetic-small.json``),
-    so any size of small capture gets the thesis SCM back from its own metadata.
-    """
-    from core.camera_profiles import resolve_profile
-
-    return resolve_profile(metadata)
-
-
 def metadata_for(profile: CameraProfile, *, seed: int = 0) -> CaptureMetadata:
     """Ximea-style metadata describing ``profile`` (so ``resolve_profile`` finds it back)."""
     rng = np.random.default_rng([seed, 7])

@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
+from PySide6.QtCore import QTimer
+
 import app.workers
 import core.inference
-
-from PySide6.QtCore import QTimer
 
 MAX_GAP_S = 0.100
 

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from remote.blob_storage import MiB, BlobStorage  # noqa: E402
+from remote.blob_storage import BlobStorage, MiB  # noqa: E402
 from tests.support.azurite import AzuriteServer  # noqa: E402
 
 

@@ -14,10 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import CameraProfile, load_profile, profile_from_metadata, THESIS_PROFILE_ID
+from core.camera_profiles import THESIS_PROFILE_ID, CameraProfile, load_profile, profile_from_metadata
 from core.errors import CaptureError
 from core.metadata import CaptureMetadata
-from core.preprocessing import Cube, calibrate, calibrated_cube, form_cube, preprocess, rms_normalise, spectral_correction
+from core.preprocessing import (
+    Cube,
+    calibrate,
+    calibrated_cube,
+    form_cube,
+    preprocess,
+    rms_normalise,
+    spectral_correction,
+)
 
 TOLERANCE = 1e-5
 
@@ -312,10 +320,11 @@ def test_reference_of_another_shape_names_the_reference():
 @pytest.mark.parametrize("offset_xy", [(0, 0), (3, 2)])
 def test_generated_capture_matches_per_pixel_loop(offset_xy):
     """Synthetic captures (vignetting, noise, thesis SCM) through the chain and through the loop agree."""
-    from core.synthetic import generate_capture, profile_for_metadata, small_profile
+    from core.camera_profiles import resolve_profile
+    from core.synthetic import generate_capture, small_profile
 
     capture = generate_capture(seed=5, profile=small_profile(12, 16).with_offset(offset_xy))
-    profile = profile_for_metadata(capture.metadata)  # what a reader of the files would use
+    profile = resolve_profile(capture.metadata)  # what a reader of the files would use
     assert profile.offset_xy == offset_xy
     np.testing.assert_array_equal(profile.scm, load_profile(THESIS_PROFILE_ID).scm)
     cube = check_against_reference(capture.raw, capture.dark, capture.white, profile)

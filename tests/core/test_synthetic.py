@@ -15,7 +15,6 @@ from core.synthetic import (
     SMALL_PROFILE_ID,
     generate_capture,
     patient_class_means,
-    profile_for_metadata,
     small_profile,
     source_patient,
     thesis_label_counts,
@@ -66,7 +65,7 @@ def test_metadata_resolves_to_the_generating_profile(full):
     np.testing.assert_array_equal(resolved.scm, load_profile(THESIS_PROFILE_ID).scm)
     # Other sizes: the camera model selects the profile (and SCM), the metadata the geometry.
     other = generate_capture(seed=1, profile=small_profile(24, 36))
-    for resolved in (resolve_profile(other.metadata), profile_for_metadata(other.metadata)):
+    for resolved in (resolve_profile(other.metadata),):
         expected = small_profile(24, 36)
         assert resolved.id == SMALL_PROFILE_ID and resolved.cube_shape == expected.cube_shape == (24, 36, 25)
         assert resolved.offset_xy == expected.offset_xy
