@@ -143,6 +143,7 @@ def summarise(result, written: dict[str, str]) -> dict:
     return {
         "model": {"name": info.name, "version": info.version, "sha256": info.sha256, "profile_id": info.profile_id},
         "source": result.source,
+        "classified_at": result.classified_at,
         "shape": list(result.labels.shape),
         "classes_percent": {
             name: round(100.0 * counts[cid] / total, 2) for cid, name in zip(info.class_ids, info.class_names)
