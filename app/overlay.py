@@ -84,17 +84,6 @@ def heat_rgba(values: np.ndarray, *, valid: np.ndarray | None = None) -> np.ndar
     return rgba
 
 
-def composite(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
-    """Blend an RGBA overlay over an RGB image: ``uint8 (H, W, 3)``. ``opacity`` in [0, 1]."""
-    if rgb.shape[:2] != rgba.shape[:2]:
-        raise ValueError(f"RGB {rgb.shape[:2]} and overlay {rgba.shape[:2]} differ in size")
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    alpha = rgba[..., 3:4].astype(np.float32) * (opacity / 255.0)
-    out = rgb.astype(np.float32) * (1.0 - alpha) + rgba[..., :3].astype(np.float32) * alpha
-    return (out + 0.5).astype(np.uint8)
-
-
 def class_fractions(labels: np.ndarray, class_ids: Iterable[int]) -> dict[int, float]:
     """Fraction of the whole frame (all pixels, valid or not) per class id."""
     labels = np.asarray(labels)

@@ -65,16 +65,6 @@ class Rect:
     def shape(self) -> tuple[int, int]:
         return max(0, self.bottom - self.top), max(0, self.right - self.left)
 
-    def union(self, other: "Rect") -> "Rect":
-        if self.empty:
-            return other
-        if other.empty:
-            return self
-        return Rect(
-            min(self.top, other.top), min(self.left, other.left),
-            max(self.bottom, other.bottom), max(self.right, other.right),
-        )
-
 
 EMPTY_RECT = Rect(0, 0, 0, 0)
 

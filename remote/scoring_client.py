@@ -384,11 +384,3 @@ def _model_info(data: dict) -> ModelInfo:
     values["class_ids"] = tuple(values.get("class_ids", ()))
     values["class_names"] = tuple(values.get("class_names", ()))
     return ModelInfo(**values)
-
-
-def result_summary(result: ClassificationResult) -> str:
-    """One line for logs: source, model and timings."""
-    timings = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings_s.items())
-    return f"{result.source}: {result.model.label}; {timings}"
-
-

@@ -110,7 +110,6 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.display = FILLED
         self._display: np.ndarray | None = None  # uint8 (H, W) the QImage wraps
         self._palette = "thesis"
-        self._hidden: set[int] = set()
         self._polygon: list[tuple[float, float]] = []  # (y, x) image coordinates
         self._resize_from: tuple[float, int] | None = None  # (screen x, diameter) during Alt+drag
         self._last_pos: QtCore.QPointF | None = None
@@ -135,10 +134,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.view.autoRange(padding=0.02)
 
     def _lut(self) -> np.ndarray:
-        lut = class_table().lut(self._palette)
-        for c in self._hidden:
-            lut[c, 3] = 0
-        return lut
+        return class_table().lut(self._palette)
 
     def set_palette(self, palette: str) -> None:
         self._palette = palette
@@ -317,10 +313,6 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.cursor_item.setRect(QtCore.QRectF(cx - d / 2, cy - d / 2, d, d))
         colour = (255, 255, 255) if self.tool == ERASER else class_table().colour(self.editor.active_class, self._palette)
         self.cursor_item.setPen(pg.mkPen(colour, width=1.5, cosmetic=True))
-
-    def set_hidden_classes(self, hidden: set[int]) -> None:
-        self._hidden = set(hidden)
-        self.label_item.setLookupTable(self._lut())
 
     def image_to_widget(self, y: float, x: float) -> QtCore.QPoint:
         """Widget (viewport) coordinates of image point (y=row, x=col); used by tests and benchmarks."""
