@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from remote.blob_storage import BlobStorage, MiB  # noqa: E402
 from tests.support.azurite import AzuriteServer  # noqa: E402
+from tests.support.procs import group_stats  # noqa: E402
 
 
 def dataset(path: Path) -> Path:
@@ -43,17 +44,7 @@ def client_cpu() -> float:
 
 def group_cpu(pgid: int) -> float:
     """CPU seconds used so far by the processes of group ``pgid`` (Azurite's node process)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid:
-                total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return sum(cpu for _pid, _state, cpu in group_stats(pgid))
 
 
 def size_of(folder: Path) -> int:

@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from remote.blob_storage import BlobStorage
 from remote.training_backends import TERMINAL, JobError, JobSpec, JobStatus, LocalBackend
 from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
+from tests.support.procs import group_stats
 
 
 def wait_for(predicate, timeout, what):
@@ -26,17 +26,8 @@ def wait_for(predicate, timeout, what):
 
 
 def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, from /proc."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
+    """Live (non-zombie) processes of a process group."""
+    return [pid for pid, state, _cpu in group_stats(pgid) if state != "Z"]
 
 
 @pytest.fixture
