@@ -83,9 +83,9 @@ def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | No
     return shape, metadata
 
 
-def _cube_hw(raw_path: Path) -> tuple[int, int]:
-
-    shape, metadata = _read_tiff_header(raw_path)
+def _cube_hw(raw_path: Path, header=None) -> tuple[int, int]:
+    """(H, W) of the cube of the raw frame at ``raw_path``; ``header`` is its ``_read_tiff_header`` if read already."""
+    shape, metadata = header if header is not None else _read_tiff_header(raw_path)
     profile = resolve_profile(metadata)
     rows, cols = profile.min_frame_shape
     if len(shape) != 2 or shape[0] < rows or shape[1] < cols:
@@ -183,12 +183,13 @@ def read_capture_folder(folder: str | Path) -> DatasetCapture:
     if not isinstance(meta, dict):
         raise DatasetError(folder / "meta.json", "must hold a JSON object")
     capture = _capture_from_folder(folder, meta)
-    raw_shape = _read_tiff_header(capture.raw_path)[0]
+    raw_header = _read_tiff_header(capture.raw_path)
+    raw_shape = raw_header[0]
     for reference in (capture.dark_path, capture.white_path):
         shape = _read_tiff_header(reference)[0]
         if shape != raw_shape:
             raise DatasetError(reference, f"reference shape {shape} differs from raw.tif {raw_shape}")
-    expected = _cube_hw(capture.raw_path)
+    expected = _cube_hw(capture.raw_path, raw_header)
     found = label_png_shape(capture.labels_path)
     if found != expected:
         raise DatasetError(capture.labels_path, f"label map is {found[0]}x{found[1]}, the cube is {expected[0]}x{expected[1]}")
