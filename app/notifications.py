@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QStatusBar, QWidget
 
-# Exceptions that describe bad input (shown as they are); anything else is a bug
-# and is shown with its type so it can be reported.
-_EXPECTED = (ValueError, OSError)
+from core.errors import one_line
+
 STATUS_TIMEOUT_MS = 8000
 
 
@@ -26,30 +25,6 @@ class Notice:
     level: str  # "info", "warning" or "error"
     text: str  # one line: "<file>: <problem>" for file errors
     details: str = ""  # traceback or longer explanation, shown on request
-
-
-def one_line(exc: BaseException) -> str:
-    """The exception as one line (file name kept, newlines dropped), secrets redacted."""
-    if isinstance(exc, OSError) and exc.filename:
-        text = f"{exc.filename}: {exc.strerror or exc}"
-    elif isinstance(exc, _EXPECTED) or _is_domain_error(exc):
-        text = str(exc) or exc.__class__.__name__
-    else:
-        text = f"unexpected {exc.__class__.__name__}: {exc}"
-    text = " ".join(text.split())
-    try:
-        from remote.credentials import redact
-
-        text = redact(text)
-    except ImportError:  # remote is optional for the viewer; nothing to redact then
-        pass
-    return text
-
-
-def _is_domain_error(exc: BaseException) -> bool:
-    from core.errors import NeuroHSIError
-
-    return isinstance(exc, NeuroHSIError)
 
 
 class ErrorSink(QObject):

@@ -169,7 +169,7 @@ class SettingsDialog(QDialog):
 
     def test_connection(self) -> None:
         """Ping the endpoint in a worker; the latency (or the problem) appears next to the button."""
-        from app.notifications import one_line
+        from core.errors import one_line
         from app.workers import start_job
 
         url = self.state.endpoint_url.strip()

@@ -142,7 +142,7 @@ def classify_job(
         except (RemoteError, OSError) as exc:
             if not fallback_local:
                 raise
-            from app.notifications import one_line
+            from core.errors import one_line
 
             fallback = FallbackNotice(remote.url, one_line(exc))
             yield fallback

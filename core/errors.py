@@ -39,3 +39,26 @@ class DatasetError(_PathError):
 
 class TrainingCancelled(NeuroHSIError):
     """Raised inside training when the progress callback asks to stop."""
+
+
+# Exceptions that describe bad input (shown as they are); anything else is a bug
+# and is shown with its type so it can be reported.
+_EXPECTED = (ValueError, OSError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception as one line for a user: file name kept, newlines dropped, secrets redacted.
+
+    The CLI prints it after ``neurohsi: error:``; the GUI's error sink shows it; the
+    scoring service and the training job log it. Unexpected exceptions (bugs) keep
+    their type name so they can be reported.
+    """
+    from core.redaction import redact
+
+    if isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    elif isinstance(exc, (*_EXPECTED, NeuroHSIError)):
+        text = str(exc) or exc.__class__.__name__
+    else:
+        text = f"unexpected {exc.__class__.__name__}: {exc}"
+    return redact(" ".join(text.split()))

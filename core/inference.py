@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.capture_io import Capture, load_capture
+from core.clock import utc_now_iso
 from core.cpu import usable_cores
 from core.errors import ModelFileError
 from core.model_file import LoadedModel, ModelInfo, check_compatible, load_model
@@ -38,11 +38,7 @@ class ClassificationResult:
     timings_s: dict[str, float] = field(default_factory=dict)  # "read", "preprocess", "infer", "total", ...
     cube: Cube | None = None  # None for remote results
     source: str = "local"  # "local" or the endpoint URL
-    classified_at: str = field(default_factory=lambda: _utc_now_iso())  # when the map was made, ISO 8601 UTC
-
-
-def _utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    classified_at: str = field(default_factory=utc_now_iso)  # when the map was made, ISO 8601 UTC
 
 
 def _use_all_cores() -> None:

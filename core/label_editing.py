@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from core.classes import CLASS_IDS, UNLABELLED
+from core.clock import utc_now_iso
 from core.errors import DatasetError
+from core.fileio import atomic_write
 
 BRUSH = "brush"
 ERASER = "eraser"
@@ -528,40 +527,6 @@ def recovery_path(folder: str | Path) -> Path:
     return Path(folder) / RECOVERY_NAME
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` via a temporary file in the same folder, fsync, then ``os.replace``.
-
-    Either the old file or the complete new one exists at every moment; on any
-    error the temporary file is removed and the old file is left untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not possible on every platform (Windows)
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _png_bytes(labels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     """Palette PNG of a label map (values = class ids, thesis colours)."""
     from PIL import Image, PngImagePlugin
@@ -603,9 +568,9 @@ def write_recovery(folder: str | Path, labels: np.ndarray, *, info: dict | None 
     ``info`` (JSON-able, e.g. author, prelabel model) is stored in the PNG with the save time.
     """
     path = recovery_path(folder)
-    meta = {"saved": _now(), **(info or {})}
+    meta = {"saved": utc_now_iso(), **(info or {})}
     data = _png_bytes(labels, {"neurohsi-recovery": json.dumps(meta)})
-    _atomic_write(path, lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data))
     return path
 
 
@@ -663,18 +628,16 @@ def save_labels(
     counts = np.bincount(labels.reshape(-1), minlength=max(CLASS_IDS) + 1)
     meta["labels"] = {
         "author": str(author),
-        "saved": _now(),
+        "saved": utc_now_iso(),
         "prelabel_model": model,
         "counts": {str(c): int(counts[c]) for c in CLASS_IDS},
     }
     labels_path = folder / LABELS_NAME
     data = _png_bytes(labels)  # the palette PNG of core.labels.write_label_png, encoded in memory
-    _atomic_write(labels_path, lambda fh: fh.write(data))
+    atomic_write(labels_path, lambda fh: fh.write(data))
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    _atomic_write(meta_path, lambda fh: fh.write(text.encode()))
+    atomic_write(meta_path, text.encode())
     discard_recovery(folder)
     return labels_path
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -15,12 +15,12 @@ import hashlib
 import json
 import struct
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.clock import utc_now_iso
 from core.errors import ModelFileError
 
 if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
@@ -80,10 +80,6 @@ class LoadedModel:
     path: Path | None = None
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def save_model(
     path: str | Path,
     net: "Conv2DNet",
@@ -126,7 +122,7 @@ def save_model(
         "class_ids": list(class_ids),
         "class_names": list(class_names),
         "profile_id": str(profile_id),
-        "created": created or _utc_now(),
+        "created": created or utc_now_iso(),
         "training": training or {},
         "metrics": metrics or {},
     }

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from core import defaults
 from core.classes import CLASS_IDS, class_table
 from core.cpu import usable_cores
 from core.errors import DatasetError, TrainingCancelled
@@ -55,13 +56,13 @@ PROGRESS_VAL_SAMPLES = 2048  # per model: the per-epoch val_oacc shown in progre
 class TrainingConfig:
     """Hyper-parameters (the thesis's defaults)."""
 
-    epochs: int = 100
-    batch_size: int = 16
-    patch_size: int = 7
-    lr: float = 1e-3
-    folds: int = 5
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    patch_size: int = defaults.PATCH_SIZE
+    lr: float = defaults.LEARNING_RATE
+    folds: int = defaults.FOLDS
     cross_validation: str = "none"  # "none" (one model) or "double" (folds x folds models)
-    seed: int = 0
+    seed: int = defaults.SEED
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):

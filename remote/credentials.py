@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import threading
 
 from core.errors import NeuroHSIError
+from core.redaction import REDACTED, redact, remember_secret  # noqa: F401  (re-exported)
 
 SERVICE = "neurohsi"
 
@@ -32,50 +31,9 @@ KNOWN_SECRETS = (
 
 STORAGE_ENV_VAR = "NEUROHSI_STORAGE_CONNECTION_STRING"
 
-REDACTED = "***"
-
-# Values to blank from text; secrets shorter than this would blank ordinary words.
-_MIN_SECRET_LEN = 6
-_known_values: set[str] = set()
-_lock = threading.Lock()
-
-# Secret-bearing parts of connection strings and SAS query strings, redacted even
-# when the value was never registered (e.g. typed on the command line).
-_PATTERNS = (
-    re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE),
-    re.compile(r"(SharedAccessSignature=)[^;\s'\"]+", re.IGNORECASE),
-    re.compile(r"([?&]sig=)[^&\s'\"]+", re.IGNORECASE),
-    re.compile(r"(client_secret=)[^&\s'\"]+", re.IGNORECASE),
-)
-
 
 class CredentialError(NeuroHSIError, ValueError):
     """A secret is missing or the keyring cannot be used."""
-
-
-def remember_secret(value: str | None) -> None:
-    """Register a secret value (and the secret parts of a connection string) for redaction."""
-    if not value:
-        return
-    parts = {value}
-    for piece in value.split(";"):
-        key, sep, val = piece.partition("=")
-        if sep and key.strip().lower() in {"accountkey", "sharedaccesssignature"}:
-            parts.add(val)
-    with _lock:
-        _known_values.update(p for p in parts if len(p) >= _MIN_SECRET_LEN)
-
-
-def redact(text: str) -> str:
-    """``text`` with every remembered secret and every key/signature field replaced by ``***``."""
-    with _lock:
-        values = sorted(_known_values, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-    return text
 
 
 class RedactingFilter(logging.Filter):

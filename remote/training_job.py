@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from core import defaults
 from remote.training_backends.base import JobSpec, JobStatus
 from remote.training_backends.job_state import read_state, update_state
 
@@ -49,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-file", type=Path, help="job state file to record status transitions in")
     p.add_argument("--upload-model", action="store_true", help="upload the model to models/<name>/<version>/")
     p.add_argument("--model-version", default=None, help="version to upload the model as (default: a timestamp)")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--patch-size", type=int, default=7)
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=defaults.EPOCHS)
+    p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
+    p.add_argument("--patch-size", type=int, default=defaults.PATCH_SIZE)
+    p.add_argument("--folds", type=int, default=defaults.FOLDS)
+    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE)
     p.add_argument("--cross-validation", choices=("none", "double"), default="double")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--model-name", default="conv2dnet")
     p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")

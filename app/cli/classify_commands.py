@@ -74,7 +74,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         except (RemoteError, OSError) as exc:
             if not args.fallback_local:
                 raise _remote_failure(args.endpoint, exc) from None
-            from app.cli.main import one_line
+            from core.errors import one_line
 
             print(f"neurohsi: remote scoring failed ({one_line(exc)}); classified locally", file=sys.stderr)
             result = _classify_local(args)
@@ -96,7 +96,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:
-    from app.cli.main import one_line
+    from core.errors import one_line
 
     return ValueError(f"remote scoring at {endpoint} failed: {one_line(exc)} (use --fallback-local to classify locally)")
 

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from core import defaults
+
 AZUREML_ENV = {
     "subscription_id": "NEUROHSI_AZUREML_SUBSCRIPTION_ID",
     "resource_group": "NEUROHSI_AZUREML_RESOURCE_GROUP",
@@ -56,12 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="uploaded dataset name")
     p.add_argument("--train-capture", action="append", default=[], metavar="ID", help="train only on these")
     p.add_argument("--test-capture", action="append", default=[], metavar="ID", help="hold out and evaluate")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--patch-size", type=int, default=7)
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=defaults.EPOCHS)
+    p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
+    p.add_argument("--patch-size", type=int, default=defaults.PATCH_SIZE)
+    p.add_argument("--folds", type=int, default=defaults.FOLDS)
+    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--no-cv", action="store_true", help="one model, no double cross-validation")
     p.add_argument("--model-name", default="conv2dnet")
     p.add_argument("--wait", action="store_true", help="wait until the job ends (progress on stderr)")

@@ -106,7 +106,7 @@ def _screenshot(app, window, args) -> int:
         window.close()
         raise exc
     for exc in failures:
-        from app.notifications import one_line
+        from core.errors import one_line
 
         print(f"neurohsi: warning: {one_line(exc)}", file=sys.stderr)
     if window.opened is not None:

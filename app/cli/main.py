@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from core.errors import NeuroHSIError
+    from core.errors import NeuroHSIError, one_line
 
     try:
         result = args.handler(args)
@@ -56,15 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neurohsi: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     return int(result or 0)
-
-
-def one_line(exc: BaseException) -> str:
-    """The exception as one line: file names stay, newlines and tracebacks go."""
-    if isinstance(exc, OSError) and exc.filename:
-        text = f"{exc.filename}: {exc.strerror or exc}"
-    else:
-        text = str(exc) or exc.__class__.__name__
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":

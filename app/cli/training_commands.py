@@ -13,15 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+from core import defaults
+
 
 def _add_hyper_parameters(p: argparse.ArgumentParser, *, folds: bool = True) -> None:
-    p.add_argument("--epochs", type=int, default=100, metavar="N", help="epochs (default 100)")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="batch size (default 16)")
-    p.add_argument("--patch-size", type=int, default=7, metavar="N", help="patch size, odd (default 7)")
-    p.add_argument("--lr", type=float, default=1e-3, metavar="X", help="Adam learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--epochs", type=int, default=defaults.EPOCHS, metavar="N", help=f"epochs (default {defaults.EPOCHS})")
+    p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, metavar="N", help=f"batch size (default {defaults.BATCH_SIZE})")
+    p.add_argument("--patch-size", type=int, default=defaults.PATCH_SIZE, metavar="N", help=f"patch size, odd (default {defaults.PATCH_SIZE})")
+    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, metavar="X", help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=defaults.SEED, metavar="S", help=f"random seed (default {defaults.SEED})")
     if folds:
-        p.add_argument("--folds", type=int, default=5, metavar="K", help="folds of double cross-validation (default 5)")
+        p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K", help=f"folds of double cross-validation (default {defaults.FOLDS})")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

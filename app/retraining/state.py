@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import defaults
 from core.classes import CLASS_IDS, class_table
 
 BACKENDS = ("local", "azureml")
@@ -73,13 +74,13 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
 class HyperParameters:
     """Thesis defaults (Table 4.1)."""
 
-    epochs: int = 100
-    batch_size: int = 16
-    patch_size: int = 7
-    folds: int = 5
-    lr: float = 1e-3
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    patch_size: int = defaults.PATCH_SIZE
+    folds: int = defaults.FOLDS
+    lr: float = defaults.LEARNING_RATE
     double_cv: bool = True
-    seed: int = 0
+    seed: int = defaults.SEED
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from core import defaults
 from core.errors import NeuroHSIError
 
 
@@ -70,13 +71,13 @@ class JobSpec:
     dataset: str
     train_capture_ids: tuple[str, ...] = ()
     test_capture_ids: tuple[str, ...] = ()
-    epochs: int = 100
-    batch_size: int = 16
-    patch_size: int = 7
-    folds: int = 5
-    lr: float = 1e-3
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    patch_size: int = defaults.PATCH_SIZE
+    folds: int = defaults.FOLDS
+    lr: float = defaults.LEARNING_RATE
     cross_validation: str = "double"
-    seed: int = 0
+    seed: int = defaults.SEED
     model_name: str = "conv2dnet"
 
     def __post_init__(self) -> None:

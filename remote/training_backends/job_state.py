@@ -9,17 +9,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-from datetime import datetime, timezone
 from pathlib import Path
 
+from core.clock import utc_now_iso
+from core.fileio import atomic_write_text
 from remote.training_backends.base import TERMINAL, JobError, JobStatus
 
 STATE_FILE = "state.json"
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return utc_now_iso("milliseconds")
 
 
 @contextlib.contextmanager
@@ -44,9 +44,7 @@ def read_state(path: Path) -> dict:
 
 
 def _write(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(state, indent=2, sort_keys=True))
 
 
 def init_state(path: Path, **fields) -> dict:

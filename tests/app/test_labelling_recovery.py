@@ -9,6 +9,7 @@ from PySide6 import QtCore
 
 from app.application import create_application
 from app.labelling import LabellingWidget
+from core import fileio
 from core import label_editing as le
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -136,7 +137,7 @@ def test_interrupted_save_keeps_previous_labels_png(qtbot, tmp_path, monkeypatch
         assert os.path.getsize(src) > 0  # the temporary file was written in full first
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(le.os, "replace", replace_fails)
+    monkeypatch.setattr(fileio.os, "replace", replace_fails)
     assert w.save() is None
     assert "No space left" in str(errors[-1])
     assert (tmp_path / "labels.png").read_bytes() == before
@@ -161,10 +162,10 @@ def test_failed_background_autosave_reaches_the_error_sink(qtbot, tmp_path, monk
     w.open(tmp_path, None, shape=(H, W))
     paint(qtbot, w, 3, 3)
 
-    def disk_full(path, write):
+    def disk_full(path, data, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(le, "_atomic_write", disk_full)
+    monkeypatch.setattr(le, "atomic_write", disk_full)
     w.autosave_async()
     qtbot.waitUntil(lambda: bool(errors), timeout=3000)
     assert "No space left" in str(errors[0])

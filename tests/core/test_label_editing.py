@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import fileio
 from core import label_editing as le
 from core.errors import DatasetError
 from core.label_editing import EMPTY_RECT, LabelEditor, Rect
@@ -251,7 +252,7 @@ def test_interrupted_save_keeps_previous_labels(tmp_path, monkeypatch):
         written.append(os.path.getsize(src))  # the temp file was fully written
         raise OSError("disk pulled out")
 
-    monkeypatch.setattr(le.os, "replace", failing_replace)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk pulled"):
         le.save_labels(tmp_path, np.full((6, 6), 2, np.uint8), author="a")
     assert written and written[0] > 0

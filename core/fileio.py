@@ -1,0 +1,74 @@
+"""Atomic file writes: either the old file or the complete new one exists at every moment.
+
+Every file NeuroHSI writes that a user or another process may read while it is
+being replaced (label maps, ``meta.json``, job state, exports, downloaded models)
+goes through :func:`atomic_write`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_SUFFIX = ".tmp"
+
+
+def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], *, mode: int | None = None) -> Path:
+    """Write ``path`` through a temporary file in the same folder, fsync, then ``os.replace``.
+
+    ``data`` is the bytes to write or a function that writes into the open binary
+    file. On any error the temporary file is removed and the old file is left
+    untouched. ``mode`` (e.g. ``0o644``) sets the permissions of the new file;
+    by default it gets ``0o666`` less the process umask, as ``open()`` would give.
+    The temporary file is named ``.<name>.<random>.tmp`` (see :func:`stale_temp_files`).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode() if mode is None else mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str, *, mode: int | None = None) -> Path:
+    """:func:`atomic_write` of UTF-8 text."""
+    return atomic_write(path, text.encode("utf-8"), mode=mode)
+
+
+def stale_temp_files(folder: str | Path, name: str) -> list[Path]:
+    """Temporary files :func:`atomic_write` left for ``folder/name`` when a process died mid-write."""
+    return sorted(Path(folder).glob(f".{name}.*{TMP_SUFFIX}"))
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in ``folder`` durable; a no-op where the platform cannot (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; a saved file should be readable as open() would make it.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
