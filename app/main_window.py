@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
-from app.export import overlay_image, write_labels_png, write_npz, write_overlay_png
+from core.export import overlay_image, write_label_png, write_npz, write_overlay_png
 from app.image_view import ImageView, pin_colour
 from app.legend_panel import LegendPanel
 from app.metadata_panel import MetadataPanel
@@ -407,28 +407,33 @@ class MainWindow(QMainWindow):
             raise ValueError("nothing to export: classify a capture first")
         return self.result
 
-    def overlay_export_image(self):
-        """The overlay PNG content as a PIL image (what ``export_overlay`` writes)."""
+    def _overlay_arguments(self) -> dict:
+        """What the overlay export draws: the view's palette, opacity and hidden classes."""
         result = self._require_result()
-        return overlay_image(
-            self.opened.rgb,
-            result.labels,
+        return dict(
+            rgb=self.opened.rgb,
+            labels=result.labels,
             model=result.model,
             source=result.source,
             palette=self.image_view.palette,
             opacity=self.image_view.overlay_item.opacity(),
             hidden=self.image_view.hidden,
             classified_at=result.classified_at,
+            capture_id=self.opened.capture.capture_id,
         )
 
+    def overlay_export_image(self):
+        """The overlay PNG content as a PIL image (what ``export_overlay`` writes)."""
+        return overlay_image(**self._overlay_arguments())
+
     def export_overlay(self, path) -> Path:
-        return write_overlay_png(path, self.overlay_export_image())
+        return write_overlay_png(path, **self._overlay_arguments())
 
     def export_labels(self, path) -> Path:
-        return write_labels_png(path, self._require_result().labels)
+        return write_label_png(path, self._require_result().labels)
 
     def export_npz(self, path) -> Path:
-        return write_npz(path, self._require_result())
+        return write_npz(path, self._require_result(), capture_id=self.opened.capture.capture_id)
 
     def _export_dialog(self, title: str, suffix: str, filter_text: str, write) -> None:
         if self.result is None:

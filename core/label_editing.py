@@ -633,8 +633,9 @@ def save_labels(
         "counts": {str(c): int(counts[c]) for c in CLASS_IDS},
     }
     labels_path = folder / LABELS_NAME
-    data = _png_bytes(labels)  # the palette PNG of core.labels.write_label_png, encoded in memory
-    atomic_write(labels_path, lambda fh: fh.write(data))
+    from core.export import write_label_png  # the one label-PNG writer
+
+    write_label_png(labels_path, labels)
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     atomic_write(meta_path, text.encode())
     discard_recovery(folder)

@@ -80,7 +80,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
             result = _classify_local(args)
     else:
         result = _classify_local(args)
-    written = write_outputs(result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette)
+    from core.capture_io import capture_id_for
+
+    written = write_outputs(
+        result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette,
+        capture_id=capture_id_for(args.raw),
+    )
     summary = summarise(result, written)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -101,34 +106,24 @@ def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:
     return ValueError(f"remote scoring at {endpoint} failed: {one_line(exc)} (use --fallback-local to classify locally)")
 
 
-def write_outputs(result, *, output=None, overlay=None, npz=None, palette: str = "thesis") -> dict[str, str]:
+def write_outputs(
+    result, *, output=None, overlay=None, npz=None, palette: str = "thesis", capture_id: str = "capture"
+) -> dict[str, str]:
     """Write the requested files for a :class:`core.inference.ClassificationResult`; returns kind -> path."""
-    import numpy as np
-
-    from core.render import label_map_image, model_identity_lines, overlay_image
+    from core.export import write_label_png, write_npz, write_overlay_png
 
     written = {}
     if output is not None:
-        label_map_image(result.labels, palette=palette).save(output, format="PNG")
+        write_label_png(output, result.labels, palette=palette)
         written["map"] = str(output)
     if overlay is not None:
-        image = overlay_image(
-            result.rgb,
-            result.labels,
-            class_ids=result.model.class_ids,
-            class_names=result.model.class_names,
-            model_lines=model_identity_lines(result.model, source=result.source, classified_at=result.classified_at),
-            palette=palette,
+        write_overlay_png(
+            overlay, result.rgb, result.labels, model=result.model, source=result.source,
+            classified_at=result.classified_at, capture_id=capture_id, palette=palette,
         )
-        image.save(overlay, format="PNG")
         written["overlay"] = str(overlay)
     if npz is not None:
-        np.savez_compressed(
-            npz,
-            labels=result.labels.astype(np.uint8),
-            probabilities=result.probabilities.astype(np.float32),
-            class_ids=np.asarray(result.model.class_ids, dtype=np.uint8),
-        )
+        write_npz(npz, result, capture_id=capture_id)
         written["npz"] = str(npz)
     return written
 

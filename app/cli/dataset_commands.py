@@ -91,7 +91,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_demo_capture(args: argparse.Namespace) -> int:
     from core.capture_io import write_frame
-    from core.labels import write_label_png
+    from core.export import write_label_png
     from core.synthetic import generate_capture
 
     if args.seed < 0:

@@ -18,7 +18,7 @@ from core.dataset import (
     write_capture_folder,
 )
 from core.errors import DatasetError
-from core.labels import write_label_png
+from core.export import write_label_png
 from core.preprocessing import preprocess_capture
 from core.synthetic import generate_capture, small_profile
 

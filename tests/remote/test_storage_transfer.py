@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from core.fileio import stale_temp_files
 from remote.blob_storage import MODEL_FILE, SHA256_KEY, BlobStorage, IntegrityError, StorageError
 
 KiB = 1024
@@ -97,7 +98,7 @@ def test_dataset_upload_list_and_download(storage, make_dataset, tmp_path):
     for p in folder.rglob("*"):
         if p.is_file():
             assert (dest / p.relative_to(folder)).read_bytes() == p.read_bytes()
-    assert not list(dest.rglob("*.part"))
+    assert not list(dest.rglob("*.tmp"))  # no temporary file of core.fileio.atomic_write left
 
 
 def test_a_folder_that_is_not_a_dataset_is_refused(storage, tmp_path):
@@ -138,7 +139,11 @@ def test_corrupted_blob_is_detected_on_download(storage, raw_container, tmp_path
     dest = tmp_path / "out.bin"
     with pytest.raises(IntegrityError, match="corrupted"):
         storage.download_file("x/f.bin", dest)
-    assert not dest.exists() and not (tmp_path / "out.bin.part").exists()
+    assert not dest.exists() and stale_temp_files(tmp_path, "out.bin") == []
+    dest.write_bytes(b"the old file")  # a failed download leaves what was there
+    with pytest.raises(IntegrityError, match="corrupted"):
+        storage.download_file("x/f.bin", dest)
+    assert dest.read_bytes() == b"the old file" and stale_temp_files(tmp_path, "out.bin") == []
 
 
 def test_corrupted_dataset_file_is_detected(storage, raw_container, make_dataset, tmp_path):
