@@ -33,9 +33,11 @@ Steps 1 and the labels: :mod:`core.synthetic_scene`; step 2 and the statistics:
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -92,6 +94,26 @@ class SyntheticCapture:
         from core.capture_io import Capture
 
         return Capture(self.raw, self.dark, self.white, self.metadata, capture_id=self.capture_id)
+
+    def write_nemesis_files(self, folder: str | Path, capture_id: str | None = None) -> Path:
+        """Write the frames as a NEMESIS triplet in ``folder``: ``IDxxxxCyy.tif`` (raw), ``IDxxxxCDyy.tif``
+        (dark), ``IDxxxxCWyy.tif`` (white), with the metadata, as the camera software names them
+        (:func:`core.capture_io.find_references` finds the references back). Returns the raw path.
+
+        ``capture_id`` (default: this capture's) must look like ``ID0018C01``.
+        """
+        from core.capture_io import write_frame
+
+        capture_id = self.capture_id if capture_id is None else capture_id
+        match = re.fullmatch(r"(ID\d+)C(\d+)", capture_id)
+        if match is None:
+            raise ValueError(f"capture id {capture_id!r} is not a NEMESIS id (IDxxxxCyy)")
+        folder = Path(folder)
+        base, number = match.groups()
+        raw_path = write_frame(folder / f"{capture_id}.tif", self.raw, self.metadata)
+        write_frame(folder / f"{base}CD{number}.tif", self.dark, self.metadata)
+        write_frame(folder / f"{base}CW{number}.tif", self.white, self.metadata)
+        return raw_path
 
 
 # --------------------------------------------------------------------------- profiles

@@ -6,30 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 
 from core.clock import to_utc_iso
+from remote.blob_storage import layout
 from remote.blob_storage.download import Downloads
 from remote.blob_storage.errors import BlobNotFound, IntegrityError, StorageError, storage_errors
-from remote.blob_storage.layout import (
-    DATASETS,
-    DEFAULT_CONTAINER,
-    MANIFEST,
-    METRICS_FILE,
-    MODEL_FILE,
-    MODELS,
-    SHA256_KEY,
-    RemoteDataset,
-    RemoteModel,
-    check_container_name,
-    check_name,
-    model_blob,
-)
 from remote.blob_storage.transfer import MiB, TransferStats
 from remote.blob_storage.upload import Uploads
 from remote.credentials import remember_secret, resolve_storage_connection_string
-
-log = logging.getLogger(__name__)
 
 
 class BlobStorage(Uploads, Downloads):
@@ -47,7 +31,7 @@ class BlobStorage(Uploads, Downloads):
         *,
         account_url: str | None = None,
         credential=None,
-        container: str = DEFAULT_CONTAINER,
+        container: str = layout.DEFAULT_CONTAINER,
         block_size: int = 4 * MiB,
         max_concurrency: int = 4,
         timeout_s: float = 20.0,
@@ -57,7 +41,7 @@ class BlobStorage(Uploads, Downloads):
             raise StorageError(f"block_size must be 1 KiB..100 MiB, got {block_size!r}")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise StorageError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
-        check_container_name(container)
+        layout.check_container_name(container)
         from azure.storage.blob import BlobServiceClient, LinearRetry
 
         # The SDK's default storage retry waits 15 s, 45 s, ... : far too long for an
@@ -140,16 +124,16 @@ class BlobStorage(Uploads, Downloads):
 
     # -- listing ------------------------------------------------------------------------
 
-    def list_datasets(self) -> list[RemoteDataset]:
+    def list_datasets(self) -> list[layout.RemoteDataset]:
         """Datasets in the container, by name."""
         groups: dict[str, dict] = {}
         with self._errors("listing datasets"):
-            for blob in self._container.list_blobs(name_starts_with=f"{DATASETS}/"):
+            for blob in self._container.list_blobs(name_starts_with=f"{layout.DATASETS}/"):
                 parts = blob.name.split("/")
                 if len(parts) < 3:
                     continue
                 g = groups.setdefault(parts[1], {"captures": set(), "files": 0, "bytes": 0, "complete": False, "t": None})
-                if len(parts) == 3 and parts[2] == MANIFEST:
+                if len(parts) == 3 and parts[2] == layout.MANIFEST:
                     g["complete"] = True
                 elif len(parts) == 4:
                     g["captures"].add(parts[2])
@@ -157,7 +141,7 @@ class BlobStorage(Uploads, Downloads):
                     g["bytes"] += blob.size
                 g["t"] = max(filter(None, (g["t"], blob.last_modified)), default=None)
         return [
-            RemoteDataset(
+            layout.RemoteDataset(
                 name=name,
                 capture_ids=tuple(sorted(g["captures"])),
                 n_files=g["files"],
@@ -168,18 +152,18 @@ class BlobStorage(Uploads, Downloads):
             for name, g in sorted(groups.items())
         ]
 
-    def list_models(self) -> list[RemoteModel]:
+    def list_models(self) -> list[layout.RemoteModel]:
         """Models in the container, by name then version."""
         models: dict[tuple[str, str], dict] = {}
         with self._errors("listing models"):
-            for blob in self._container.list_blobs(name_starts_with=f"{MODELS}/", include=["metadata"]):
+            for blob in self._container.list_blobs(name_starts_with=f"{layout.MODELS}/", include=["metadata"]):
                 parts = blob.name.split("/")
                 if len(parts) != 4:
                     continue
                 m = models.setdefault((parts[1], parts[2]), {})
-                if parts[3] == MODEL_FILE:
+                if parts[3] == layout.MODEL_FILE:
                     m["blob"] = blob
-                elif parts[3] == METRICS_FILE:
+                elif parts[3] == layout.METRICS_FILE:
                     m["metrics"] = True
         out = []
         for (name, version), m in sorted(models.items()):
@@ -187,11 +171,11 @@ class BlobStorage(Uploads, Downloads):
             if blob is None:
                 continue
             out.append(
-                RemoteModel(
+                layout.RemoteModel(
                     name=name,
                     version=version,
                     size_bytes=blob.size,
-                    sha256=(blob.metadata or {}).get(SHA256_KEY),
+                    sha256=(blob.metadata or {}).get(layout.SHA256_KEY),
                     last_modified=to_utc_iso(blob.last_modified),
                     has_metrics=bool(m.get("metrics")),
                 )
@@ -200,13 +184,13 @@ class BlobStorage(Uploads, Downloads):
 
     def dataset_manifest(self, name: str) -> dict:
         """The manifest of an uploaded dataset (StorageError when it is missing or incomplete)."""
-        check_name(name, "dataset")
-        return json.loads(self._get_bytes(f"{DATASETS}/{name}/{MANIFEST}", what=f"dataset {name!r}"))
+        layout.check_name(name, "dataset")
+        return json.loads(self._get_bytes(f"{layout.DATASETS}/{name}/{layout.MANIFEST}", what=f"dataset {name!r}"))
 
     def model_metrics(self, name: str, version: str) -> dict | None:
         """The metrics.json stored beside a model, or None when there is none."""
         try:
-            return json.loads(self._get_bytes(model_blob(name, version, METRICS_FILE), what="metrics"))
+            return json.loads(self._get_bytes(layout.model_blob(name, version, layout.METRICS_FILE), what="metrics"))
         except BlobNotFound:
             return None
 
@@ -219,7 +203,7 @@ class BlobStorage(Uploads, Downloads):
             except ResourceNotFoundError:
                 raise BlobNotFound(f"{what} not found ({blob_name!r} missing in {self.container_name!r})") from None
             data = downloader.readall()
-            expected = (downloader.properties.metadata or {}).get(SHA256_KEY)
+            expected = (downloader.properties.metadata or {}).get(layout.SHA256_KEY)
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
             raise IntegrityError(f"blob {blob_name!r} is corrupted: sha256 does not match")
         return data

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.capture_io import capture_id_for, write_frame
+from core.capture_io import capture_id_for
 from core.classes import class_table
 from core.errors import DatasetError
 from core.export import (
@@ -31,11 +31,7 @@ from core.synthetic import generate_capture
 def result(tmp_path_factory):
     """A real local classification, with the demo model, of a synthetic capture written as NEMESIS files."""
     capture = generate_capture(seed=3)
-    folder = tmp_path_factory.mktemp("capture")
-    base, n = capture.capture_id.split("C")
-    raw_path = write_frame(folder / f"{capture.capture_id}.tif", capture.raw, capture.metadata)
-    write_frame(folder / f"{base}CD{n}.tif", capture.dark, capture.metadata)
-    write_frame(folder / f"{base}CW{n}.tif", capture.white, capture.metadata)
+    raw_path = capture.write_nemesis_files(tmp_path_factory.mktemp("capture"))
     return classify_files(raw_path, load_default_model()), capture_id_for(raw_path)
 
 
