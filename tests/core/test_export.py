@@ -136,6 +136,32 @@ def test_npz_of_a_remote_result_without_cube(tmp_path, result):
     assert back["source"] == "https://example.org/score" and back["capture_id"] == "c1"
 
 
+def test_hidden_classes_show_the_rgb_beneath(result):
+    from core.render import MIN_IMAGE_WIDTH
+
+    res, capture_id = result
+    counts = np.bincount(res.labels.ravel(), minlength=6)
+    hidden, shown = (int(c) + 1 for c in np.argsort(counts[1:])[::-1][:2])  # the two commonest classes
+    picture = np.asarray(
+        overlay_image(res.rgb, res.labels, model=res.model, capture_id=capture_id, opacity=0.6, hidden=(hidden,))
+    )
+    h, w = res.labels.shape
+    scale = -(-MIN_IMAGE_WIDTH // w)
+    drawn = picture[: h * scale : scale, : w * scale : scale]
+    np.testing.assert_array_equal(drawn[res.labels == hidden], res.rgb[res.labels == hidden])
+    assert (drawn[res.labels == shown] != res.rgb[res.labels == shown]).any()
+
+
+def test_read_npz_refuses_another_layout_version(tmp_path, result):
+    res, capture_id = result
+    with np.load(write_npz(tmp_path / "r.npz", res, capture_id=capture_id)) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["layout_version"] = np.asarray(NPZ_LAYOUT_VERSION + 1)
+    np.savez(tmp_path / "future.npz", **arrays)
+    with pytest.raises(DatasetError, match=f"future.npz: NPZ layout version {NPZ_LAYOUT_VERSION + 1} is not supported"):
+        read_npz(tmp_path / "future.npz")
+
+
 def test_read_npz_refuses_other_files(tmp_path):
     np.savez(tmp_path / "old.npz", labels=np.zeros((2, 2), np.uint8))
     with pytest.raises(DatasetError, match="old.npz: .*missing layout_version"):
