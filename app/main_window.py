@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
-from core.export import overlay_image, write_label_png, write_npz, write_overlay_png
 from app.image_view import ImageView, pin_colour
 from app.legend_panel import LegendPanel
 from app.metadata_panel import MetadataPanel
@@ -42,6 +41,7 @@ from app.settings import WINDOW_STATE_VERSION, AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import ResearchBanner, StatusPanel
 from core.classes import PALETTES, class_table
+from core.export import overlay_image, write_label_png, write_npz, write_overlay_png
 
 PALETTE_TITLES = {"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}
 TIFF_SUFFIXES = (".tif", ".tiff")
