@@ -51,11 +51,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
             window.sink.show_dialogs = False
             window.resize(*SCREENSHOT_SIZE)
         window.show()
-        if window.model_path() is None:
-            window.sink.note(
-                "No model: resources/models/demo.safetensors is missing (make demo-model) — choose one in Settings",
-                level="warning",
-            )
+        _warn_without_model(window, args.model, settings)
         if args.screenshot is not None:
             return _screenshot(app, window, args)
         if args.capture is not None:
@@ -63,6 +59,17 @@ def cmd_gui(args: argparse.Namespace) -> int:
                 _classify_once_opened(window)
             window.open_capture(args.capture)
         return app.exec()
+
+
+def _warn_without_model(window, explicit: Path | None, settings) -> None:
+    """Say at start-up, in the model-choice words, when classifying would find no model."""
+    from core.errors import ModelFileError, one_line
+    from core.model_choice import resolve_model_path
+
+    try:
+        resolve_model_path(explicit, settings.get("default_model"))
+    except ModelFileError as exc:
+        window.sink.note(f"No model: {one_line(exc)}", level="warning")
 
 
 def _classify_once_opened(window) -> None:
