@@ -49,7 +49,7 @@ class LiveController(QObject):
         self.indicator = LiveIndicator(stale_after_s=stale_after_s)
         self.indicator.pause_toggled.connect(self.set_paused)
         self.indicator.hide()
-        window.statusBar().addWidget(self.indicator)
+        window.statusBar().insertPermanentWidget(0, self.indicator)  # stays visible beside notes
         self.filmstrip = Filmstrip()
         self.filmstrip.chosen.connect(self._show)
         self.dock = window.add_dock("Filmstrip", self.filmstrip, Qt.DockWidgetArea.BottomDockWidgetArea)
