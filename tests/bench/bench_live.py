@@ -36,6 +36,7 @@ from core.model_file import load_model  # noqa: E402
 from core.synthetic import generate_capture  # noqa: E402
 from tests.support.scoring import save_random_model  # noqa: E402
 
+LOAD_BEFORE = "?"
 KEEP_FILES = 12  # raw frames kept in the folder; older ones are deleted by the writer
 
 
@@ -79,7 +80,7 @@ def run(folder: Path, raw: bytes, model, *, rate: float, count: int, start_n: in
     pipeline = LivePipeline(WatchedFolder(folder), local_classifier(model), on_result=on_result)
     with pipeline:
         writer = Writer(folder, raw, rate=rate, count=count, start_n=start_n)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         writer.start()
         writer.join()
         last = f"ID0001C{start_n + count - 1:05d}"
@@ -87,6 +88,7 @@ def run(folder: Path, raw: bytes, model, *, rate: float, count: int, start_n: in
         while last not in done and time.perf_counter() < deadline:
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         stats = pipeline.stats
     latencies = np.array([done[n] - writer.written[n] for n in done if n in writer.written])
     return {
@@ -95,6 +97,7 @@ def run(folder: Path, raw: bytes, model, *, rate: float, count: int, start_n: in
         "maps": len(done),
         "maps_per_s": len(done) / elapsed,
         "skipped": stats.skipped,
+        "cpu_ms_per_map": 1000 * cpu / max(1, len(done)),
         "p50_ms": 1000 * float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
         "p95_ms": 1000 * float(np.percentile(latencies, 95)) if len(latencies) else float("nan"),
         "rss": rss,
@@ -107,6 +110,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="how long each rate is offered")
     parser.add_argument("--captures", type=int, default=200, help="captures for the RSS run (1000 for the target)")
     args = parser.parse_args()
+    global LOAD_BEFORE
+    LOAD_BEFORE = f"{os.getloadavg()[0]:.2f}"
 
     synthetic = generate_capture(seed=1, profile=load_profile(THESIS_PROFILE_ID))
     raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
@@ -130,10 +135,12 @@ def main() -> None:
         memory = run(folder, raw, model, rate=10, count=args.captures, start_n=n, sample_rss=every)
 
     print(f"live mode, 1088 x 2048 thesis captures, {platform.machine()} {os.cpu_count()} CPU(s), poll 20 ms, settle 50 ms")
-    print(f"{'offered /s':>10} {'captures':>9} {'maps':>5} {'maps/s':>7} {'skipped':>8} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"load average before: {LOAD_BEFORE}, after: {os.getloadavg()[0]:.2f}")
+    print(f"{'offered /s':>10} {'captures':>9} {'maps':>5} {'maps/s':>7} {'skipped':>8} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'CPU ms/map':>10}")
     for r in rows:
         print(f"{r['rate']:>10g} {r['captures']:>9} {r['maps']:>5} {r['maps_per_s']:>7.2f} {r['skipped']:>8} "
-              f"{r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f}")
+              f"{r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} {r['cpu_ms_per_map']:>10.0f}")
     rss = memory["rss"]
     print(f"RSS over {args.captures} captures offered at 10/s ({memory['maps']} maps, {memory['skipped']} skipped): "
           f"first sample {rss[0]:.0f} MB, last {rss[-1]:.0f} MB, max {max(rss):.0f} MB" if rss else "RSS: no samples")
