@@ -13,6 +13,7 @@ from pathlib import Path
 
 SCREENSHOT_SIZE = (1600, 940)
 SCREENSHOT_TIMEOUT_MS = 120_000
+LIVE_SETTLE_MS = 2_000  # with --watch: grab this long after the first live map
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,7 +108,8 @@ def _screenshot(app, window, args) -> int:
     if args.watch is not None:  # the first live map, then the grab
         timer = QTimer(singleShot=True, interval=SCREENSHOT_TIMEOUT_MS)
         timer.timeout.connect(lambda: failed(TimeoutError(f"no capture arrived in {args.watch}")))
-        window.live.shown.connect(done)
+        # A few maps in, so the filmstrip and the rate show something.
+        window.live.shown.connect(lambda _live: QTimer.singleShot(LIVE_SETTLE_MS, loop.quit))
         if window.live.start(args.watch):
             timer.start()
             loop.exec()
