@@ -87,3 +87,8 @@ def test_watch_prints_one_json_line_per_capture_until_sigint(tmp_path):
 def test_watch_errors_are_one_line(tmp_path):
     assert_one_line_error(neurohsi("watch", tmp_path / "missing"), "folder to watch not found")
     assert_one_line_error(neurohsi("watch", tmp_path, "--model", tmp_path / "none.safetensors"), "model file not found")
+
+
+def test_gui_watch_checks_the_folder_first(tmp_path):
+    assert_one_line_error(neurohsi("gui", "--watch", tmp_path / "missing"), "folder to watch not found")
+    assert_one_line_error(neurohsi("gui", tmp_path / "ID0001C01.tif", "--watch", tmp_path), "not both")
