@@ -279,15 +279,14 @@ class MainWindow(QMainWindow):
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """``--model``, else the settings' default model, else the bundled demo model if present."""
-        from resources import DEMO_MODEL_PATH
+        """The model :func:`core.model_choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        from core.errors import ModelFileError
+        from core.model_choice import resolve_model_path
 
-        if self.model_override is not None:
-            return self.model_override
-        configured = self.settings.get("default_model").strip()
-        if configured:
-            return Path(configured)
-        return DEMO_MODEL_PATH if DEMO_MODEL_PATH.is_file() else None
+        try:
+            return resolve_model_path(self.model_override, self.settings.get("default_model"))
+        except ModelFileError:
+            return None
 
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
@@ -296,6 +295,10 @@ class MainWindow(QMainWindow):
 
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
+        from functools import partial
+
+        from core.model_choice import resolve_model
+
         if self.opened is None:
             self.sink.note("Open a capture before classifying", level="warning")
             return
@@ -308,7 +311,7 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_path=self.model_path(),
+            model_resolver=partial(resolve_model, self.model_override, self.settings.get("default_model")),
             remote=remote,
             fallback_local=bool(self.settings.get("fallback_local")),
         )

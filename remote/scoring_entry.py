@@ -44,8 +44,9 @@ from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from core.capture_io import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
-from core.inference import classify
-from core.model_file import LoadedModel, load_model
+from core.inference import classify_prepared, prepare
+from core.model_choice import resolve_model, resolve_model_path as choose_model_path
+from core.model_file import LoadedModel
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, decode_request, encode_result, inflate_body
 
 logger = logging.getLogger("neurohsi.scoring")
@@ -122,20 +123,17 @@ _STATE: ServiceState | None = None
 
 
 def resolve_model_path(environ: dict | None = None) -> Path:
-    """The model file named by configuration (see the module docstring)."""
+    """The model file named by configuration (see the module docstring), by :mod:`core.model_choice`'s rule."""
     environ = os.environ if environ is None else environ
-    explicit = environ.get(ENV_MODEL_PATH)
-    if explicit:
-        return Path(explicit)
+    configured = None
     model_dir = environ.get(ENV_MODEL_DIR)
     if model_dir:
         found = sorted(Path(model_dir).rglob("*.safetensors"))
         if found:
-            return found[0]
-        logger.warning("no *.safetensors under %s=%s; using the demo model", ENV_MODEL_DIR, model_dir)
-    from resources import DEMO_MODEL_PATH
-
-    return DEMO_MODEL_PATH
+            configured = found[0]
+        else:
+            logger.warning("no *.safetensors under %s=%s; using the demo model", ENV_MODEL_DIR, model_dir)
+    return choose_model_path(environ.get(ENV_MODEL_PATH) or None, configured, allow_demo=True)
 
 
 def _float_env(name: str, default: float) -> float:
@@ -154,8 +152,7 @@ def _float_env(name: str, default: float) -> float:
 def init() -> None:
     """Load the model and settings once per worker process."""
     global _STATE
-    path = resolve_model_path()
-    model = load_model(path)
+    model = resolve_model(resolve_model_path())
     key = os.environ.get(ENV_KEY) or None
     max_bytes = int(_float_env(ENV_MAX_REQUEST_MB, DEFAULT_MAX_REQUEST_MB) * 1_000_000)
     capacity = int(_float_env(ENV_REFERENCE_CACHE, DEFAULT_REFERENCE_CACHE))
@@ -276,7 +273,7 @@ def _client_message(exc: NeuroHSIError) -> str:
 
 def _classify(state: ServiceState, capture: Capture, profile: str | None):
     try:
-        return classify(capture, state.model, profile_name=profile)
+        return classify_prepared(prepare(capture, profile_name=profile), state.model)
     except CaptureError as exc:
         raise RequestError(400, _client_message(exc)) from None
     except (ModelFileError, ProfileError) as exc:

@@ -293,6 +293,7 @@ def test_entry_script_finds_the_model_by_configuration(tmp_path):
     (nested / "model.safetensors").write_bytes(b"")
     assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "model-dir")}) == nested / "model.safetensors"
     explicit = tmp_path / "explicit.safetensors"
+    explicit.write_bytes(b"")
     assert resolve_model_path({"NEUROHSI_MODEL_PATH": str(explicit), "AZUREML_MODEL_DIR": str(tmp_path)}) == explicit
     assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "empty")}) == DEMO_MODEL_PATH
     assert resolve_model_path({}) == DEMO_MODEL_PATH
