@@ -118,8 +118,16 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
                 # can claim terabytes, and a wrong kind of image needs no reading.
                 shape = _check_layout(label, tuple(page.shape), page.dtype)
                 dtype = np.dtype(page.dtype)
+                compression = _compression_name(page)
                 if pixels:
-                    frame = page.asarray()
+                    try:
+                        frame = page.asarray()
+                    except KeyError as exc:  # tifffile: no decoder registered for this compression
+                        if "imagecodecs" in str(exc):
+                            raise CaptureError(
+                                label, f"compression {compression} needs the imagecodecs package, which is not installed"
+                            ) from None
+                        raise CaptureError(label, f"unsupported compression {compression}") from None
         except CaptureError:
             raise
         except PermissionError:
@@ -146,7 +154,22 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
             metadata = parse_ximea_xml(description)
         except ValueError as exc:
             raise CaptureError(label, f"bad Ximea metadata: {exc}") from None
+    if metadata is not None and metadata.active_area_wh is not None:
+        width, height = metadata.active_area_wh
+        if (height, width) != tuple(shape):
+            # A frame cut (or padded) after capture: its pixels no longer sit where the metadata says.
+            raise CaptureError(
+                label,
+                f"frame is {shape[0]}x{shape[1]} (rows x cols) but its metadata's ActiveArea is {height}x{width}; "
+                "was it cropped after capture?",
+            )
     return frame, (shape, dtype), metadata
+
+
+def _compression_name(page) -> str:
+    """``LZW``, ``ADOBE_DEFLATE``... or the raw tag value for a compression tifffile does not know."""
+    value = page.compression
+    return getattr(value, "name", None) or str(value)
 
 
 def _check_layout(label: str, shape: tuple[int, ...], dtype) -> tuple[int, int]:

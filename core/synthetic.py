@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-from core.camera_profiles import THESIS_PROFILE_ID, CameraProfile, load_profile
+from core.camera_profiles import THESIS_PROFILE_ID, CameraProfile, load_profile, position_wavelengths
 from core.classes import CLASS_IDS
 from core.metadata import CaptureMetadata
 from resources import SPECTRA_DIR
@@ -123,7 +123,7 @@ def metadata_for(profile: CameraProfile, *, seed: int = 0) -> CaptureMetadata:
         filter_offset_xy=tuple(profile.offset_xy),
         filter_size_wh=tuple(profile.area_wh),
         pattern_wh=tuple(profile.pattern_wh),
-        wavelengths_nm=profile.wavelengths_nm,
+        wavelengths_nm=position_wavelengths(profile),  # per pattern position, as a camera writes them
     )
 
 
