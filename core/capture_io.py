@@ -38,6 +38,9 @@ class Capture:
     dark_path: Path | None = None
     white_path: Path | None = None
     capture_id: str = "capture"
+    # The references' own metadata (core.quality compares serial, exposure, gain, geometry with the raw's).
+    dark_metadata: CaptureMetadata | None = None
+    white_metadata: CaptureMetadata | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -258,16 +261,20 @@ def load_capture(
         dark_path = dark_path or found_dark
         white_path = white_path or found_white
     dark_path, white_path = Path(dark_path), Path(white_path)
-    dark, _ = read_frame(dark_path)
-    white, _ = read_frame(white_path)
+    dark, dark_meta = read_frame(dark_path)
+    white, white_meta = read_frame(white_path)
     _check_same_shape(raw, {"dark": (dark, str(dark_path)), "white": (white, str(white_path))})
-    return Capture(raw, dark, white, metadata, raw_path, dark_path, white_path, capture_id_for(raw_path))
+    return Capture(
+        raw, dark, white, metadata, raw_path, dark_path, white_path, capture_id_for(raw_path), dark_meta, white_meta
+    )
 
 
 def capture_from_bytes(raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture") -> Capture:
     """A capture from the TIFF bytes of its three frames (as the scoring service receives them)."""
     raw_frame, metadata = read_frame(raw, name="raw")
-    dark_frame, _ = read_frame(dark, name="dark")
-    white_frame, _ = read_frame(white, name="white")
+    dark_frame, dark_meta = read_frame(dark, name="dark")
+    white_frame, white_meta = read_frame(white, name="white")
     _check_same_shape(raw_frame, {"dark": (dark_frame, "dark"), "white": (white_frame, "white")})
-    return Capture(raw_frame, dark_frame, white_frame, metadata, capture_id=capture_id)
+    return Capture(
+        raw_frame, dark_frame, white_frame, metadata, capture_id=capture_id, dark_metadata=dark_meta, white_metadata=white_meta
+    )
