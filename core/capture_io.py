@@ -121,16 +121,12 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
                 # can claim terabytes, and a wrong kind of image needs no reading.
                 shape = _check_layout(label, tuple(page.shape), page.dtype)
                 dtype = np.dtype(page.dtype)
-                compression = _compression_name(page)
                 if pixels:
                     try:
                         frame = page.asarray()
-                    except KeyError as exc:  # tifffile: no decoder registered for this compression
-                        if "imagecodecs" in str(exc):
-                            raise CaptureError(
-                                label, f"compression {compression} needs the imagecodecs package, which is not installed"
-                            ) from None
-                        raise CaptureError(label, f"unsupported compression {compression}") from None
+                    except Exception as exc:  # noqa: BLE001 - sorted out below, codec problems first
+                        _raise_codec_problem(label, page, exc)
+                        raise
         except CaptureError:
             raise
         except PermissionError:
@@ -169,10 +165,20 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
     return frame, (shape, dtype), metadata
 
 
-def _compression_name(page) -> str:
-    """``LZW``, ``ADOBE_DEFLATE``... or the raw tag value for a compression tifffile does not know."""
-    value = page.compression
-    return getattr(value, "name", None) or str(value)
+def _raise_codec_problem(label: str, page, exc: Exception) -> None:
+    """``CaptureError`` when ``exc`` means "no decoder for this compression", not "damaged data"."""
+    text = str(exc)
+    tag = page.tags.get(259)
+    value = None if tag is None else tag.value
+    try:
+        name = tifffile.COMPRESSION(value).name
+    except ValueError:
+        name = str(value)
+    if "imagecodecs" in text:
+        # LZW, PackBits, JPEG... are decoded by imagecodecs, a NeuroHSI dependency: a broken install.
+        raise CaptureError(label, f"compression {name} needs the imagecodecs package, which is not installed") from None
+    if "not a known COMPRESSION" in text:
+        raise CaptureError(label, f"unsupported compression {name}") from None
 
 
 def _check_layout(label: str, shape: tuple[int, ...], dtype) -> tuple[int, int]:
