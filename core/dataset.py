@@ -86,12 +86,16 @@ def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | No
 
 def _cube_hw(raw_path: Path, header=None) -> tuple[int, int]:
     """(H, W) of the cube of the raw frame at ``raw_path``; ``header`` is its ``_read_tiff_header`` if read already."""
+    from core.preprocessing import filter_window
+
     shape, metadata = header if header is not None else _read_tiff_header(raw_path)
     profile = resolve_profile(metadata)
-    rows, cols = profile.min_frame_shape
-    if len(shape) != 2 or shape[0] < rows or shape[1] < cols:
-        raise DatasetError(raw_path, f"frame {shape} is too small for profile {profile.id!r} (needs {rows}x{cols})")
-    return profile.cube_shape[:2]
+    offset = None if metadata is None else metadata.absolute_offset_xy  # a region-of-interest frame
+    try:
+        window = filter_window(tuple(shape), profile, frame_offset_xy=offset)
+    except (CaptureError, ValueError) as exc:
+        raise DatasetError(raw_path, getattr(exc, "problem", str(exc))) from None
+    return window.h, window.w
 
 
 def _check_capture_id(capture_id: str) -> str:

@@ -127,3 +127,13 @@ def test_sensor_rows_32_to_1055_of_the_thesis_camera(tmp_path):
     cube = preprocess_capture(load_capture(tmp_path / "raw.tif"))
     assert cube.origin_rc == (7, 0) and cube.data.shape == (204, 409, 25)
     assert "metadata" in cube.geometry_source
+
+
+def test_synthetic_rgb_picks_bands_by_real_wavelength():
+    from core.rgb import DEFAULT_RGB_NM, choose_rgb_bands
+
+    profile = resolve_profile(parse_ximea_xml(real_xml()))
+    wavelengths = np.asarray(profile.wavelengths_nm)
+    picked = choose_rgb_bands(wavelengths, 25)
+    for index, target in zip(picked, DEFAULT_RGB_NM):
+        assert abs(wavelengths[index] - target) == np.abs(wavelengths - target).min()
