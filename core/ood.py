@@ -156,3 +156,37 @@ def fit_ood_from_cubes(items, **kwargs) -> OodDescription:
     if not spectra:
         raise ValueError("no labelled pixels to describe")
     return fit_ood(np.concatenate(spectra), np.concatenate(ids), **kwargs)
+
+
+OOD_WARNING_FRACTION = 0.20  # above this share of valid pixels, the capture's quality is a warning
+
+
+@dataclass(frozen=True)
+class OodResult:
+    """Out-of-distribution outcome of one classification."""
+
+    mask: np.ndarray | None  # bool (H, W), True = unlike the training spectra; None when unavailable
+    fraction: float | None  # of valid pixels; None when unavailable
+    available: bool
+
+    @property
+    def message(self) -> str:
+        if not self.available:
+            return UNAVAILABLE
+        return f"{100 * self.fraction:.1f} % of pixels are unlike the model's training spectra (out of distribution)"
+
+
+_DESCRIPTIONS: dict[str, OodDescription] = {}
+
+
+def ood_for_model(info, cube) -> OodResult:
+    """:func:`ood_mask` of ``cube`` with the description in a :class:`core.model_file.ModelInfo` (parsed once per file)."""
+    if info.ood is None:
+        return OodResult(None, None, False)
+    desc = _DESCRIPTIONS.get(info.sha256)
+    if desc is None:
+        desc = _DESCRIPTIONS[info.sha256] = OodDescription.from_dict(info.ood, n_bands=info.n_bands)
+    mask = ood_mask(desc, cube)
+    valid = getattr(cube, "valid", None)
+    n_valid = int(valid.sum()) if valid is not None else mask.size
+    return OodResult(mask, float(mask.sum()) / max(n_valid, 1), True)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from core.errors import NeuroHSIError
+
 SEVERITIES = ("ok", "warning", "unusable")
 _STRIDE = 4
 # (warning, unusable) fraction thresholds per check
@@ -82,6 +84,31 @@ class QualityReport:
             QualityCheck(str(c["code"]), str(c["severity"]), str(c["message"]), c.get("fraction")) for c in d.get("checks", [])
         )
         return make_report(checks)
+
+
+class UnusableCaptureError(NeuroHSIError, ValueError):
+    """A capture whose quality is "unusable": no map unless forced. ``report`` says why."""
+
+    def __init__(self, report: QualityReport, name: str | None = None) -> None:
+        self.report = report
+        where = f"{name}: " if name else ""
+        super().__init__(f"{where}capture unusable, no map made: {report.reason} (use --force / 'Show anyway' to map it anyway)")
+
+
+def require_usable(report: QualityReport | None, *, force: bool = False, name: str | None = None) -> None:
+    """Raise :class:`UnusableCaptureError` for an unusable report unless ``force``."""
+    if report is not None and not report.usable and not force:
+        raise UnusableCaptureError(report, name)
+
+
+def ood_check(result) -> QualityCheck:
+    """The quality check of a :class:`core.ood.OodResult`: a warning above ``OOD_WARNING_FRACTION``."""
+    from core.ood import OOD_WARNING_FRACTION
+
+    if not result.available:
+        return QualityCheck("out_of_distribution", "ok", result.message, None)
+    severity = "warning" if result.fraction > OOD_WARNING_FRACTION else "ok"
+    return QualityCheck("out_of_distribution", severity, result.message, round(result.fraction, 6))
 
 
 def make_report(checks) -> QualityReport:

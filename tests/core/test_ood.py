@@ -99,3 +99,26 @@ def test_description_round_trips_and_bad_ones_are_refused(trained):
         OodDescription.from_dict(desc.to_dict(), n_bands=16)
     with pytest.raises(ValueError, match="unknown format"):
         OodDescription.from_dict({"format": "pickle"})
+
+
+def test_ood_for_model_uses_the_file_description(trained):
+    from dataclasses import dataclass
+
+    from core.ood import ood_for_model
+
+    desc, profile = trained
+
+    @dataclass
+    class Info:  # the two fields ood_for_model reads from a ModelInfo
+        ood: dict | None
+        sha256: str
+        n_bands: int = 25
+
+    from core.preprocessing import preprocess_capture
+
+    cube = preprocess_capture(generate_capture(seed=12, profile=profile).to_capture())
+    result = ood_for_model(Info(desc.to_dict(), "a" * 64), cube)
+    assert result.available and result.mask.shape == cube.valid.shape
+    assert result.fraction == pytest.approx(result.mask.sum() / cube.valid.sum())
+    missing = ood_for_model(Info(None, "b" * 64), cube)
+    assert not missing.available and missing.mask is None and "unavailable" in missing.message

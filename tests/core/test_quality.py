@@ -88,3 +88,26 @@ def test_full_sensor_quality_costs_a_few_ms():
     for _ in range(5):
         assess_quality(capture)
     assert (time.perf_counter() - start) / 5 < 0.05  # a few ms; generous for a shared 2-core VM
+
+
+def test_unusable_capture_is_refused_unless_forced(good):
+    from core.quality import UnusableCaptureError, require_usable
+
+    report = assess_quality(replace(good, raw=np.full_like(good.raw, 1023)))
+    with pytest.raises(UnusableCaptureError, match=r"^ID0018C01: capture unusable, no map made: 100\.0 % of pixels saturated") as err:
+        require_usable(report, name="ID0018C01")
+    assert err.value.report is report and isinstance(err.value, ValueError)
+    require_usable(report, force=True)  # forced: no error
+    require_usable(assess_quality(good))  # usable: no error
+
+
+def test_out_of_distribution_share_becomes_a_warning():
+    from core.ood import OodResult
+    from core.quality import make_report, ood_check
+
+    assert ood_check(OodResult(None, 0.05, True)).severity == "ok"
+    high = ood_check(OodResult(None, 0.35, True))
+    assert high.severity == "warning" and high.fraction == 0.35 and "35.0 %" in high.message
+    unavailable = ood_check(OodResult(None, None, False))
+    assert unavailable.fraction is None and "out-of-distribution check unavailable" in unavailable.message
+    assert make_report([high]).status == "warning"
