@@ -121,6 +121,26 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
         conn = gthread.TConn(self.cfg, sock, client_addr, listener.getsockname())
         self.enqueue_req(conn)
 
+    def finish_request(self, conn, fs) -> None:
+        # gunicorn closes a finished connection "gracefully" on its poller thread, lingering
+        # up to 2 s while the peer keeps sending: 20 slow clients cut off at once would stall
+        # accepting (and the liveness route) for 40 s. Linger on a pool thread instead.
+        try:
+            result = fs.result() if not fs.cancelled() else False
+        except Exception:  # noqa: BLE001 - gunicorn's own handling: close at once
+            result = None
+        if result is gthread._DEFER or result:
+            super().finish_request(conn, fs)
+            return
+        self.nr_conns -= 1
+        if result is None and fs.done() and not fs.cancelled() and fs.exception() is not None:
+            conn.close()
+            return
+        try:
+            self.tpool.submit(conn.close, True)
+        except RuntimeError:  # the pool is shutting down
+            conn.close()
+
     def handle(self, conn):
         # A new connection with nothing to read goes back to the poller quickly, so idle
         # connections cost no thread (gunicorn itself waits 5 s here).
