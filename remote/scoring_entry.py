@@ -79,6 +79,9 @@ DEFAULT_REFERENCE_CACHE = 8
 DEFAULT_MAX_CONCURRENT = 2
 DEFAULT_SCORING_WAIT_S = 30.0
 JSON_CONTENT_TYPE = "application/json"
+# Parsed JSON integer lists take ~36 bytes per pixel (a 31 MB full-frame thesis request
+# becomes ~250 MB of Python objects): the thesis protocol gets a tighter body limit.
+MAX_JSON_BYTES = 40_000_000
 
 
 class ModelNotFoundError(RuntimeError):
@@ -222,7 +225,7 @@ def _dispatch(request):
         with state.slots.slot():
             return _score_binary(state, body, request.content_type, start)
     if mimetype == JSON_CONTENT_TYPE:
-        body = read_body(request, state.max_request_bytes, inflate_body)
+        body = read_body(request, min(state.max_request_bytes, MAX_JSON_BYTES), inflate_body)
         with state.slots.slot():
             return _score_thesis_json(state, body, start)
     raise RequestError(

@@ -228,3 +228,31 @@ def test_no_model_found_stops_the_service_loudly(tmp_path):
     assert f"no *.safetensors model file under AZUREML_MODEL_DIR={empty}" in output
     assert "Worker failed to boot" in output
     assert time.monotonic() - start < 60
+
+
+def test_busy_service_answers_503_with_retry_after_and_the_client_waits(model_path, capture):
+    env = {"NEUROHSI_MAX_CONCURRENT_SCORING": "1", "NEUROHSI_SCORING_WAIT_S": "0.001"}
+    raw, dark, white = _tiffs(capture, capture.metadata)
+    with local_scoring_server(model_path, env=env) as url:
+        answers = []
+
+        def post():
+            answers.append(_post(url, raw, dark, white))
+
+        threads = [threading.Thread(target=post) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        busy = [a for a in answers if a.status_code == 503]
+        assert busy and all(a.status_code in (200, 503) for a in answers)
+        assert busy[0].headers["Retry-After"] == "1" and "busy" in busy[0].json()["error"]
+        # The client retries a 503 after Retry-After, within its deadline.
+        results = []
+        clients = [threading.Thread(target=lambda: results.append(
+            ScoringClient(url, deadline_s=30, retries=5).classify_capture(capture))) for _ in range(3)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        assert len(results) == 3
