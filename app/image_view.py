@@ -6,6 +6,8 @@ unit per cube pixel, row 0 at the top. The overlay is one RGBA ``ImageItem`` who
 content depends on the view mode: class map (filled or contour, hidden classes
 transparent), confidence (maximum probability as a heat map) or one class's
 probability. Opacity is the item's opacity, so changing it re-colours nothing.
+What is shown comes from an :class:`app.overlay_state.OverlayState` the view
+binds to (its own unless one is given); the view holds no display options.
 """
 from __future__ import annotations
 
@@ -14,13 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 
 from app.overlay import class_rgba, heat_rgba
-
-MODES = ("classes", "confidence", "probability")
-PIN_COLOURS = ("#ffffff", "#00e5ff", "#ffb000", "#ff4fd8", "#7cff4f", "#ff6b6b", "#a98bff", "#c0c0c0")
-
-
-def pin_colour(index: int) -> str:
-    return PIN_COLOURS[index % len(PIN_COLOURS)]
+from app.overlay_state import OverlayState
 
 
 class ImageView(pg.GraphicsLayoutWidget):
@@ -31,7 +27,7 @@ class ImageView(pg.GraphicsLayoutWidget):
     clicked = Signal(int, int)  # row, col of a left click
     roi_changed = Signal(object)  # (row0, row1, col0, col1) half-open, or None when hidden
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, *, state: OverlayState | None = None) -> None:
         super().__init__(parent)
         self.setBackground("#101214")
         self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -52,12 +48,14 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.probabilities: np.ndarray | None = None  # float32 (H, W, C)
         self.class_ids: tuple[int, ...] = ()
         self.valid: np.ndarray | None = None  # bool (H, W)
-        self.palette = "thesis"
-        self.hidden: set[int] = set()
-        self.contour = False
-        self.mode = "classes"
-        self.probability_class: int | None = None
-        self.pins: list[tuple[int, int, str]] = []  # (row, col, colour)
+        self.state = state if state is not None else OverlayState()
+        for name in ("palette", "hidden", "contour", "outline", "view_mode", "probability_class"):
+            self.state.on_change(name, self._restyle)
+        self.state.on_change("opacity", self._apply_opacity)
+        self.state.on_change("visible", self.overlay_item.setVisible)
+        self.state.on_change("pins", self._draw_pins)
+        self._apply_opacity(self.state.opacity)
+        self.overlay_item.setVisible(self.state.visible)
 
         # Hover is throttled: at most 60 updates a second whatever the mouse does.
         self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self.on_mouse_moved)
@@ -74,7 +72,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         reframe = self.image_shape != tuple(rgb.shape[:2])
         self.rgb_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.clear_result()
-        self.clear_pins()
+        self.state.clear_pins()
         self.set_roi_visible(False)
         if reframe:
             self.view.autoRange(padding=0.01)
@@ -94,40 +92,24 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.valid = labels != 0 if valid is None else valid
         self.render_overlay()
 
-    # -- display options ---------------------------------------------------
-    def set_opacity(self, opacity: float) -> None:
-        """Overlay opacity in [0, 1]."""
-        self.overlay_item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
+    # -- display options (from the state) -----------------------------------
+    def _apply_opacity(self, percent: int) -> None:
+        self.overlay_item.setOpacity(percent / 100.0)
 
-    def set_palette(self, palette: str) -> None:
-        self.palette = palette
-        self.render_overlay()
-
-    def set_hidden(self, hidden) -> None:
-        self.hidden = {int(c) for c in hidden}
-        self.render_overlay()
-
-    def set_contour(self, contour: bool) -> None:
-        self.contour = bool(contour)
-        self.render_overlay()
-
-    def set_mode(self, mode: str, probability_class: int | None = None) -> None:
-        """``"classes"``, ``"confidence"`` or ``"probability"`` (of ``probability_class``)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown view mode {mode!r} (known: {', '.join(MODES)})")
-        self.mode = mode
-        self.probability_class = probability_class
+    def _restyle(self, _value=None) -> None:
         self.render_overlay()
 
     def overlay_rgba(self) -> np.ndarray | None:
         """The overlay as ``uint8 (H, W, 4)`` for the current mode, or None before classification."""
         if self.labels is None:
             return None
-        if self.mode == "classes":
-            return class_rgba(self.labels, palette=self.palette, hidden=self.hidden, contour=self.contour)
-        if self.mode == "confidence":
+        state = self.state
+        if state.view_mode == "classes":
+            return class_rgba(self.labels, palette=state.palette, hidden=state.hidden, contour=state.contour)
+        if state.view_mode == "confidence":
             return heat_rgba(self.probabilities.max(axis=-1), valid=self.valid)
-        class_id = self.probability_class if self.probability_class in self.class_ids else self.class_ids[0]
+        wanted = state.probability_class
+        class_id = wanted if wanted in self.class_ids else self.class_ids[0]
         return heat_rgba(self.probabilities[..., self.class_ids.index(class_id)], valid=self.valid)
 
     def render_overlay(self) -> None:
@@ -138,18 +120,11 @@ class ImageView(pg.GraphicsLayoutWidget):
             self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
 
     # -- pins and ROI ------------------------------------------------------
-    def add_pin(self, row: int, col: int, colour: str) -> None:
-        self.pins.append((row, col, colour))
-        self._draw_pins()
-
-    def clear_pins(self) -> None:
-        self.pins.clear()
-        self._draw_pins()
-
-    def _draw_pins(self) -> None:
+    def _draw_pins(self, pins=()) -> None:
         spots = [
-            {"pos": (c + 0.5, r + 0.5), "symbol": "o", "size": 14, "pen": pg.mkPen(colour, width=3), "brush": None}
-            for r, c, colour in self.pins
+            {"pos": (p.col + 0.5, p.row + 0.5), "symbol": "o", "size": 14, "pen": pg.mkPen(p.colour, width=3),
+             "brush": None}
+            for p in pins
         ]
         self.pin_item.setData(spots=spots)
 

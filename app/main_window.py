@@ -3,7 +3,11 @@
 Layout: research-use banner and the image view in the centre; legend, spectrum
 and capture metadata in docks on the right; model identity, source, timings,
 progress and cancel in the status bar. All slow work runs in :mod:`app.workers`;
-every error goes to the one :class:`app.notifications.ErrorSink`.
+every error goes to the one :class:`app.notifications.ErrorSink`. What the
+overlay shows lives in one Qt-free :class:`app.overlay_state.OverlayState`
+(``window.overlay_state``) that the view, legend, toolbar controls, exports and
+settings bind to; exports are in :mod:`app.export_controller` (``window.exports``),
+the toolbar's overlay controls in :mod:`app.view_controls`.
 
 Extension point (labelling mode, retraining dialog): call
 ``window.add_dock(title, widget)`` to add a dock (returns the ``QDockWidget``;
@@ -19,13 +23,10 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
     QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMenu,
-    QSlider,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -33,17 +34,17 @@ from PySide6.QtWidgets import (
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
-from app.export import overlay_image, write_labels_png, write_npz, write_overlay_png
-from app.image_view import ImageView, pin_colour
+from app.export_controller import ExportController
+from app.image_view import ImageView
 from app.legend_panel import LegendPanel
 from app.metadata_panel import MetadataPanel
 from app.notifications import ErrorSink
+from app.overlay_state import OverlayState
 from app.settings import WINDOW_STATE_VERSION, AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import ResearchBanner, StatusPanel
-from core.classes import PALETTES, class_table
+from app.view_controls import ViewControls, bind_checkable, persist_overlay
 
-PALETTE_TITLES = {"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -73,9 +74,12 @@ class MainWindow(QMainWindow):
         self.result = None
         self._worker = None
         self._job_kind: str | None = None
+        self.overlay_state = OverlayState()
+        persist_overlay(self.overlay_state, self.settings)
+        self.exports = ExportController(self)
 
         self.banner = ResearchBanner()
-        self.image_view = ImageView()
+        self.image_view = ImageView(state=self.overlay_state)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -84,7 +88,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.image_view, 1)
         self.setCentralWidget(central)
 
-        self.legend = LegendPanel()
+        self.legend = LegendPanel(state=self.overlay_state)
         self.spectrum = SpectrumPanel()
         self.metadata = MetadataPanel()
         self.docks: dict[str, QDockWidget] = {}
@@ -102,7 +106,8 @@ class MainWindow(QMainWindow):
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(self.toolbar)
         populate_toolbar(self.toolbar, self.actions)
-        self._build_display_controls()
+        self.view_controls = ViewControls(self.toolbar, self.overlay_state)
+        bind_checkable(self.actions["contour"], self.overlay_state, "contour")
 
         self.status = StatusPanel()
         self.statusBar().addPermanentWidget(self.status)
@@ -112,13 +117,13 @@ class MainWindow(QMainWindow):
         self.image_view.left.connect(self.spectrum.clear_hover)
         self.image_view.clicked.connect(self.pin_spectrum)
         self.image_view.roi_changed.connect(self.spectrum.show_roi)
-        self.spectrum.clear_button.clicked.connect(self.clear_pins)
-        self.legend.visibility_changed.connect(self.image_view.set_hidden)
+        self.overlay_state.on_change("pins", self.spectrum.show_pins)
+        self.spectrum.clear_button.clicked.connect(self.overlay_state.clear_pins)
 
         self.setAcceptDrops(True)
         self._update_actions()
         self._rebuild_recent_menu()
-        self._apply_preferences()
+        self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         self.resize(1400, 860)
         self._restore_window()
 
@@ -142,62 +147,6 @@ class MainWindow(QMainWindow):
         return menu
 
     # -- controls ----------------------------------------------------------
-    def _build_display_controls(self) -> None:
-        self.toolbar.addSeparator()
-        self.toolbar.addWidget(QLabel(" Opacity "))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setObjectName("opacity_slider")
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setFixedWidth(160)
-        self.opacity_slider.setToolTip("Overlay opacity")
-        self.opacity_slider.valueChanged.connect(self.set_opacity)
-        self.toolbar.addWidget(self.opacity_slider)
-        self.palette_combo = QComboBox()
-        self.palette_combo.setObjectName("palette_combo")
-        self.palette_combo.setToolTip("Class colours")
-        for name in PALETTES:
-            self.palette_combo.addItem(PALETTE_TITLES.get(name, name), name)
-        self.palette_combo.currentIndexChanged.connect(lambda i: self.set_palette(self.palette_combo.itemData(i)))
-        self.toolbar.addWidget(self.palette_combo)
-        self.mode_combo = QComboBox()
-        self.mode_combo.setObjectName("view_mode_combo")
-        self.mode_combo.setToolTip("Class map, confidence (max probability) or one class's probability")
-        self.mode_combo.addItem("Class map", ("classes", None))
-        self.mode_combo.addItem("Confidence", ("confidence", None))
-        for tissue in class_table().classes:
-            self.mode_combo.addItem(f"P({tissue.name})", ("probability", tissue.id))
-        self.mode_combo.currentIndexChanged.connect(lambda i: self.set_view_mode(*self.mode_combo.itemData(i)))
-        self.toolbar.addWidget(self.mode_combo)
-
-    def _apply_preferences(self) -> None:
-        self.opacity_slider.setValue(int(self.settings.get("opacity")))
-        self.set_opacity(self.opacity_slider.value())
-        palette = self.settings.get("palette")
-        self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(palette), 0))
-        self.set_palette(self.palette_combo.currentData())
-        self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
-
-    def set_opacity(self, percent: int) -> None:
-        self.image_view.set_opacity(percent / 100.0)
-        if self.opacity_slider.value() != percent:
-            self.opacity_slider.setValue(percent)
-
-    def set_palette(self, palette: str) -> None:
-        if palette not in PALETTES:
-            raise ValueError(f"unknown palette {palette!r}")
-        self.image_view.set_palette(palette)
-        self.legend.set_palette(palette)
-        self.settings.set("palette", palette)
-        index = self.palette_combo.findData(palette)
-        if self.palette_combo.currentIndex() != index:
-            self.palette_combo.setCurrentIndex(index)
-
-    def set_view_mode(self, mode: str, class_id: int | None = None) -> None:
-        self.image_view.set_mode(mode, class_id)
-
-    def set_contour(self, on: bool) -> None:
-        self.image_view.set_contour(on)
-
     def set_roi_visible(self, on: bool) -> None:
         self.image_view.set_roi_visible(on)
         if self.actions["roi"].isChecked() != bool(on):
@@ -212,29 +161,22 @@ class MainWindow(QMainWindow):
             apply_theatre_mode(app, bool(on))
         size = 40 if on else 24
         self.toolbar.setIconSize(QSize(size, size))
-        self.opacity_slider.setFixedWidth(260 if on else 160)
+        self.view_controls.opacity_slider.setFixedWidth(260 if on else 160)
         self.banner.setStyleSheet(self.banner.styleSheet())  # re-polish with the new font
 
     def pin_spectrum(self, row: int, col: int) -> None:
         """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
-        if self.opened is None:
-            return
-        colour = pin_colour(len(self.spectrum.pinned_curves))
-        self.spectrum.pin(row, col, colour)
-        self.image_view.add_pin(row, col, colour)
-
-    def clear_pins(self) -> None:
-        self.spectrum.clear_pins()
-        self.image_view.clear_pins()
+        if self.opened is not None:
+            self.overlay_state.add_pin(row, col)
 
     # -- open --------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self._last_folder(), "TIFF (*.tif *.tiff)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self.last_folder(), "TIFF (*.tif *.tiff)")
         if path:
             self.open_capture(path)
 
     def open_with_references_dialog(self) -> None:
-        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self._last_folder(), "TIFF (*.tif *.tiff)")
+        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self.last_folder(), "TIFF (*.tif *.tiff)")
         if not raw:
             return
         folder = str(Path(raw).parent)
@@ -243,7 +185,7 @@ class MainWindow(QMainWindow):
         if dark and white:
             self.open_capture(raw, dark, white)
 
-    def _last_folder(self) -> str:
+    def last_folder(self) -> str:
         recent = self.settings.get("recent_files")
         return str(Path(recent[0]).parent) if recent else ""
 
@@ -401,59 +343,6 @@ class MainWindow(QMainWindow):
         for name in ("export_overlay", "export_labels", "export_npz"):
             self.actions[name].setEnabled(self.result is not None)
 
-    # -- export ------------------------------------------------------------
-    def _require_result(self):
-        if self.result is None or self.opened is None:
-            raise ValueError("nothing to export: classify a capture first")
-        return self.result
-
-    def overlay_export_image(self):
-        """The overlay PNG content as a PIL image (what ``export_overlay`` writes)."""
-        result = self._require_result()
-        return overlay_image(
-            self.opened.rgb,
-            result.labels,
-            model=result.model,
-            source=result.source,
-            palette=self.image_view.palette,
-            opacity=self.image_view.overlay_item.opacity(),
-            hidden=self.image_view.hidden,
-            classified_at=result.classified_at,
-        )
-
-    def export_overlay(self, path) -> Path:
-        return write_overlay_png(path, self.overlay_export_image())
-
-    def export_labels(self, path) -> Path:
-        return write_labels_png(path, self._require_result().labels)
-
-    def export_npz(self, path) -> Path:
-        return write_npz(path, self._require_result())
-
-    def _export_dialog(self, title: str, suffix: str, filter_text: str, write) -> None:
-        if self.result is None:
-            self.sink.note("Classify a capture before exporting", level="warning")
-            return
-        default = str(Path(self._last_folder() or ".") / f"{self.opened.capture.capture_id}{suffix}")
-        path, _ = QFileDialog.getSaveFileName(self, title, default, filter_text)
-        if not path:
-            return
-        try:
-            write(path)
-        except (OSError, ValueError) as exc:
-            self.sink.report(exc, context="export")
-            return
-        self.sink.note(f"Wrote {path}")
-
-    def export_overlay_dialog(self) -> None:
-        self._export_dialog("Export overlay", "_overlay.png", "PNG (*.png)", self.export_overlay)
-
-    def export_labels_dialog(self) -> None:
-        self._export_dialog("Export label map", "_labels.png", "PNG (*.png)", self.export_labels)
-
-    def export_npz_dialog(self) -> None:
-        self._export_dialog("Export labels and probabilities", "_classification.npz", "NumPy (*.npz)", self.export_npz)
-
     # -- settings ----------------------------------------------------------
     def open_settings(self):
         """Show the settings dialog (non-blocking); returns it."""
@@ -470,7 +359,7 @@ class MainWindow(QMainWindow):
             state.save(self.settings)
         except ValueError as exc:
             self.sink.report(exc, context="settings")
-        self.set_palette(state.palette)
+        self.overlay_state.palette = state.palette
         self.actions["theatre"].setChecked(state.theatre_mode)
 
     # -- drag and drop -----------------------------------------------------

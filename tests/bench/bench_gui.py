@@ -117,7 +117,7 @@ def main() -> int:
         opacity = []
         for i in range(60):
             t0 = time.perf_counter()
-            window.opacity_slider.setValue(30 + (i % 2) * 40)
+            window.view_controls.opacity_slider.setValue(30 + (i % 2) * 40)
             view.viewport().repaint()
             opacity.append(time.perf_counter() - t0)
         rows.append(("opacity change re-rendered", opacity, 16))
