@@ -111,3 +111,45 @@ def test_cli_screenshot_and_bad_capture(small_files, tmp_path):
     lines = [line for line in failed.stderr.splitlines() if line.startswith("neurohsi:")]
     assert lines == [f"neurohsi: error: {missing}: file not found"], failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_without_a_keyring_ok_works_and_a_key_lives_for_the_session_only(qtbot, tmp_path):
+    import keyring
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NoKeyring())
+    try:
+        path = tmp_path / "s.ini"
+        settings = AppSettings.from_file(path)
+        dialog = SettingsDialog(SettingsState.from_settings(settings))
+        qtbot.addWidget(dialog)
+        dialog.show()
+        assert dialog.keyring_note.isVisible() and "cannot be stored" in dialog.keyring_note.text()
+        assert dialog.session_key_check.isVisible() and dialog.session_key_check.isChecked()
+        # OK with nothing touched: no keyring error (the key field was not edited).
+        dialog.palette_combo.setCurrentIndex(dialog.palette_combo.findData("colourblind"))
+        dialog.accept()
+        assert dialog.result() == 1 and dialog.error_label.text() == ""
+        dialog.state.save(settings)
+        assert settings.get("palette") == "colourblind" and settings.endpoint_key() is None
+
+        # A typed key is used for this session, and written nowhere.
+        again = SettingsDialog(SettingsState.from_settings(settings))
+        qtbot.addWidget(again)
+        again.key_edit.setText(KEY)
+        again.state.save(settings)
+        assert settings.endpoint_key() == KEY and settings.key_is_session_only()
+        settings.sync()
+        assert KEY not in path.read_text()
+        assert SettingsState.from_settings(settings).endpoint_key == KEY
+        assert AppSettings.from_file(path).endpoint_key() is None  # a new session starts without it
+
+        # Unticking "session only" without a keyring is refused on OK with a message, not an exception.
+        third = SettingsDialog(SettingsState.from_settings(settings))
+        qtbot.addWidget(third)
+        third.session_key_check.setChecked(False)
+        third.accept()
+        assert third.result() == 0 and "session only" in third.error_label.text()
+    finally:
+        keyring.set_keyring(previous)
