@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
+from core.classes import class_table
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -56,8 +58,25 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("classify", "&Classify", ("Ctrl+R", "F5"), "Classify the open capture (Ctrl+R / F5)",
                lambda w: w.classify, icon="SP_MediaPlay"),
     ActionSpec("cancel", "Cancel", ("Esc",), "Cancel the running job", lambda w: w.cancel_job, icon="SP_BrowserStop"),
-    ActionSpec("contour", "C&ontours", ("Ctrl+T",), "Draw class boundaries instead of filled regions",
+    ActionSpec("fit", "Zoom to &fit", ("F",), "Show the whole image as large as the view allows",
+               lambda w: w.image_view.zoom_to_fit, icon="SP_TitleBarMaxButton"),
+    ActionSpec("actual_size", "Actual pixels (&1:1)", ("Ctrl+1",), "One image pixel per screen pixel",
+               lambda w: w.image_view.zoom_actual),
+    ActionSpec("overlay", "&Overlay", ("O",), "Show or hide the classification overlay",
+               lambda w: lambda on: setattr(w.overlay_state, "visible", on), checkable=True),
+    ActionSpec("opacity_down", "Overlay less opaque", (",",), "Overlay opacity down by 10 %",
+               lambda w: lambda: w.overlay_state.step_opacity(-1)),
+    ActionSpec("opacity_up", "Overlay more opaque", (".",), "Overlay opacity up by 10 %",
+               lambda w: lambda: w.overlay_state.step_opacity(+1)),
+    ActionSpec("contour", "C&ontours", ("C", "Ctrl+T"), "Draw class boundaries instead of filled regions",
                lambda w: lambda on: setattr(w.overlay_state, "contour", on), checkable=True),
+    ActionSpec("outline", "Tumour o&utline", ("T",), "Only the tumour border: 3 px, bright green",
+               lambda w: lambda on: setattr(w.overlay_state, "outline", on), checkable=True),
+    ActionSpec("cycle_view", "Next &view mode", ("V",), "Class map, confidence, then each class's probability",
+               lambda w: lambda: w.view_controls.cycle_mode()),
+    *(ActionSpec(f"toggle_class_{t.id}", f"Show/hide {t.name}", (f"Alt+{t.id}",), f"Show or hide {t.name.lower()}",
+                 lambda w, c=t.id: lambda: w.overlay_state.toggle_class(c))
+      for t in class_table().classes if 1 <= t.id <= 9),
     ActionSpec("roi", "Rectangular &ROI", ("Ctrl+I",), "Show a rectangle whose mean spectrum is plotted",
                lambda w: w.set_roi_visible, checkable=True),
     ActionSpec("clear_pins", "Clear &pinned spectra", ("Ctrl+Backspace",), "Remove pinned spectra",
@@ -69,18 +88,25 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "float32 (H, W, C)", lambda w: w.exports.npz_dialog),
     ActionSpec("settings", "&Settings…", ("Ctrl+,",), "Scoring endpoint, model, palette, theatre mode",
                lambda w: w.open_settings),
-    ActionSpec("theatre", "&Theatre mode", ("F11",), "Larger fonts and controls, readable from two metres",
-               lambda w: w.set_theatre_mode, checkable=True),
+    ActionSpec("theatre", "&Theatre mode", ("F11",), "Full screen: only the map, a large legend and the model",
+               lambda w: w.set_theatre_mode, checkable=True, icon="SP_DesktopIcon"),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Every key of this window", lambda w: w.show_shortcuts),
+    ActionSpec("about", "&About NeuroHSI", (), "Version, model, licences, research use; copy diagnostics",
+               lambda w: w.show_about),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "Quit NeuroHSI", lambda w: w.close),
 )
 
 MENUS: dict[str, tuple[str | None, ...]] = {
     "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", None, "quit"),
     "&Classify": ("classify", "cancel"),
-    "&View": ("contour", "roi", "clear_pins", None, "theatre"),
+    "&View": ("fit", "actual_size", None, "overlay", "contour", "outline", "cycle_view", "opacity_down", "opacity_up",
+              None, *(f"toggle_class_{t.id}" for t in class_table().classes if 1 <= t.id <= 9), None, "roi",
+              "clear_pins", None, "theatre"),
     "&Tools": ("settings",),
+    "&Help": ("shortcuts", "about"),
 }
-TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "contour", "roi", None, "export_overlay")
+TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "fit", "contour", "roi", None, "export_overlay",
+                                   "theatre")
 
 
 def build_actions(window: QWidget) -> dict[str, QAction]:

@@ -69,6 +69,12 @@ class ViewControls:
                 self.mode_combo.setCurrentIndex(i)
                 return
 
+    def cycle_mode(self) -> tuple[str, int | None]:
+        """Switch to the next view mode in combo order (wrapping); returns it."""
+        index = (self.mode_combo.currentIndex() + 1) % self.mode_combo.count()
+        self.mode_combo.setCurrentIndex(index)
+        return tuple(self.mode_combo.itemData(index))
+
     def mode_items(self) -> list[tuple[str, int | None]]:
         """The view modes in combo order, ``(mode, class_id)`` (what ``V`` cycles through)."""
         return [tuple(self.mode_combo.itemData(i)) for i in range(self.mode_combo.count())]
