@@ -59,7 +59,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                lambda w: w.classify, icon="SP_MediaPlay"),
     ActionSpec("cancel", "Cancel", ("Esc",), "Cancel the running job", lambda w: w.cancel_job, icon="SP_BrowserStop"),
     ActionSpec("fit", "Zoom to &fit", ("F",), "Show the whole image as large as the view allows",
-               lambda w: w.image_view.zoom_to_fit, icon="SP_TitleBarMaxButton"),
+               lambda w: w.image_view.zoom_to_fit),
     ActionSpec("actual_size", "Actual pixels (&1:1)", ("Ctrl+1",), "One image pixel per screen pixel",
                lambda w: w.image_view.zoom_actual),
     ActionSpec("overlay", "&Overlay", ("O",), "Show or hide the classification overlay",

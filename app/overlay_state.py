@@ -135,13 +135,19 @@ class OverlayState:
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name not in _FIELDS:
-            raise AttributeError(f"OverlayState has no field {name!r} (fields: {', '.join(_FIELDS)})")
-        value = _FIELDS[name][0](value)
-        if value == object.__getattribute__(self, "_" + name):
-            return
-        object.__setattr__(self, "_" + name, value)
-        getattr(self.events, name).emit(value)
+        self.update(**{name: value})
+
+    def update(self, **values: object) -> None:
+        """Assign several fields at once: all are validated and stored before any listener runs."""
+        for name in values:
+            if name not in _FIELDS:
+                raise AttributeError(f"OverlayState has no field {name!r} (fields: {', '.join(_FIELDS)})")
+        checked = {name: _FIELDS[name][0](value) for name, value in values.items()}
+        changed = [name for name, value in checked.items() if value != object.__getattribute__(self, "_" + name)]
+        for name in changed:
+            object.__setattr__(self, "_" + name, checked[name])
+        for name in changed:
+            getattr(self.events, name).emit(checked[name])
 
     def on_change(self, name: str, callback: Callable[[object], None]) -> Callable[[object], None]:
         """``callback(new_value)`` whenever field ``name`` changes; returns ``callback``."""
@@ -151,9 +157,8 @@ class OverlayState:
 
     # -- helpers used by keys, menus and the legend ------------------------
     def set_view_mode(self, mode: str, probability_class: int | None = None) -> None:
-        """Switch to ``mode``; the probability view also names its class."""
-        self.probability_class = probability_class
-        self.view_mode = mode
+        """Switch to ``mode``; the probability view also names its class (listeners see both at once)."""
+        self.update(view_mode=mode, probability_class=probability_class)
 
     def step_opacity(self, steps: int) -> int:
         """Change opacity by ``steps`` x :data:`OPACITY_STEP` percent (clamped); returns the new value."""

@@ -40,10 +40,21 @@ def test_callbacks_fire_once_per_change_with_the_new_value():
     state.set_class_visible(2, False)
     state.set_view_mode("probability", 3)
     assert seen == [("opacity", 35), ("palette", "colourblind"), ("hidden", frozenset({2})),
-                    ("probability_class", 3), ("view_mode", "probability")]
+                    ("view_mode", "probability"), ("probability_class", 3)]
     state.events.contour.connect(lambda v: seen.append(("contour-events", v)))
     state.contour = True
     assert seen[-2:] == [("contour", True), ("contour-events", True)]
+
+
+def test_listeners_see_a_multi_field_change_complete():
+    state = OverlayState()
+    seen = []
+    state.on_change("view_mode", lambda _v: seen.append((state.view_mode, state.probability_class)))
+    state.set_view_mode("probability", 4)
+    assert seen == [("probability", 4)]
+    with pytest.raises(ValueError):
+        state.update(view_mode="confidence", palette="rainbow")  # nothing half-applied
+    assert state.view_mode == "probability" and state.palette == "thesis"
 
 
 def test_fields_are_validated_and_clamped():
