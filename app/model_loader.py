@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from core.errors import one_line
 
+HOW_TO_FIX = "choose a model in Settings ▸ Model, or run make demo-model"
 WARMUP_SHAPE = (16, 16)  # pixels of the warm-up forward pass: kernels and thread pools start here
 
 
@@ -53,7 +54,7 @@ class ModelLoader(QObject):
             self._worker.quit()
         self.model, self.error = None, None
         if resolver is None:
-            self._set("missing", missing_text or "No model — choose one in Settings ▸ Model, or run make demo-model")
+            self._set("missing", missing_text or f"No model — {HOW_TO_FIX}")
             return
         self._set("loading", "Loading model…")
         holder: list = []
@@ -70,7 +71,10 @@ class ModelLoader(QObject):
             if mine():
                 self._worker, self.error = None, exc
                 state = "missing" if "not found" in str(exc) or "missing" in str(exc) else "failed"
-                self._set(state, f"Model not usable: {one_line(exc)}")
+                text = one_line(exc)
+                if "Settings" not in text:
+                    text += f" — {HOW_TO_FIX}"
+                self._set(state, f"Model not usable: {text}")
 
         worker = start_job(preload_job, resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
         holder.append(worker)
