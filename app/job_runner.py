@@ -6,12 +6,40 @@ and routes errors to one handler, including an exception raised while
 *handling* a result or a progress value in the GUI thread (a malformed endpoint
 answer that only fails while being drawn): the busy state always ends and the
 user always gets one message.
+
+superqt takes any ``RuntimeError`` a job raises for "the worker was deleted" and
+only warns, so a ``RecursionError`` (a ``RuntimeError``; e.g. from a model file
+with absurdly nested metadata) would leave the app busy forever; :func:`surfacing`
+re-raises those as :class:`JobCrashed` so they reach the error handler.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from app import workers
+from core.errors import NeuroHSIError
+
+
+class JobCrashed(NeuroHSIError):
+    """A background job failed with an unexpected ``RuntimeError`` (kept as ``__cause__``)."""
+
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+        super().__init__(f"unexpected {type(original).__name__} in a background job: {original}")
+
+
+def surfacing(job: Callable) -> Callable:
+    """``job`` (a generator function) with every ``RuntimeError`` re-raised as :class:`JobCrashed`."""
+
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        try:
+            return (yield from job(*args, **kwargs))
+        except RuntimeError as exc:
+            raise JobCrashed(exc) from exc
+
+    return run
 
 
 class JobRunner:
@@ -59,7 +87,7 @@ class JobRunner:
                 self._on_error(kind, exc)
 
         worker = workers.start_job(
-            job, *args,
+            surfacing(job), *args,
             on_yield=lambda v: guarded(self._on_yield, v, ends=False),
             on_return=lambda v: guarded(self._on_return, v, ends=True),
             on_error=on_error,

@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
         """(Re)load the model in the background: torch and the weights are ready before the first click."""
         path = self.model_path()
         resolver = None if path is None else (lambda: workers.load_model_cached(path))
-        self.model_loader.start(resolver)
+        self.model_loader.start(resolver, source=path)
 
     def _model_state(self, state: str, text: str) -> None:
         self.model_indicator.show_state(state, text)

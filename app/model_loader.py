@@ -46,8 +46,12 @@ class ModelLoader(QObject):
         self.error: BaseException | None = None
         self._worker = None
 
-    def start(self, resolver: Callable[[], object] | None, *, missing_text: str = "") -> None:
-        """Load with ``resolver`` (None: there is no model to load, say ``missing_text``)."""
+    def start(self, resolver: Callable[[], object] | None, *, source: object = None, missing_text: str = "") -> None:
+        """Load with ``resolver`` (None: there is no model to load, say ``missing_text``).
+
+        ``source`` (the model file) is named in a failure message that does not name it already.
+        """
+        from app.job_runner import surfacing
         from app.workers import start_job
 
         if self._worker is not None:
@@ -72,11 +76,13 @@ class ModelLoader(QObject):
                 self._worker, self.error = None, exc
                 state = "missing" if "not found" in str(exc) or "missing" in str(exc) else "failed"
                 text = one_line(exc)
+                if source is not None and str(source) not in text:
+                    text = f"{source}: {text}"
                 if "Settings" not in text:
                     text += f" — {HOW_TO_FIX}"
                 self._set(state, f"Model not usable: {text}")
 
-        worker = start_job(preload_job, resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
+        worker = start_job(surfacing(preload_job), resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
         holder.append(worker)
         self._worker = worker
 
