@@ -105,7 +105,7 @@ MENUS: dict[str, tuple[str | None, ...]] = {
     "&Tools": ("settings",),
     "&Help": ("shortcuts", "about"),
 }
-TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "fit", "contour", "roi", None, "export_overlay",
+TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "contour", "roi", None, "export_overlay",
                                    "theatre")
 
 

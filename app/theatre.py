@@ -14,6 +14,7 @@ from PySide6.QtCore import QEvent, QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QPushButton, QWidget
 
+from app.image_view import OUTLINE_COLOUR
 from app.overlay_state import OverlayState
 from core.classes import class_table
 
@@ -46,11 +47,11 @@ class TheatreOverlay(QWidget):
         self.swatch_px = SWATCH_PX
         self.text_font = font_with_cap_height(self.font(), CAP_HEIGHT_PX)
         self.title_font = font_with_cap_height(self.font(), TITLE_CAP_HEIGHT_PX)
-        self.swatch_rects: dict[int, QRect] = {}  # class id -> where its swatch was painted (tests, layout)
+        self.swatch_rects: dict[object, QRect] = {}  # class id (or "outline") -> where its swatch was painted
         self.exit_button = QPushButton("Exit theatre (F11)", parent)
         self.exit_button.setObjectName("theatre_exit")
         self.exit_button.setStyleSheet("QPushButton { font-size: 20px; padding: 8px 14px; }")
-        for name in ("palette", "hidden", "view_mode", "visible"):
+        for name in ("palette", "hidden", "view_mode", "visible", "outline"):
             state.on_change(name, lambda _v: self.update())
         parent.installEventFilter(self)
         self.hide()
@@ -79,11 +80,17 @@ class TheatreOverlay(QWidget):
         self.raise_()
         self.exit_button.raise_()
 
-    def legend_classes(self) -> list[int]:
-        """Class ids in the legend: the visible ones, in table order (none outside the class view)."""
-        if self.state.view_mode != "classes" or not self.state.visible:
+    def legend_rows(self) -> list[tuple[object, str, QColor]]:
+        """``(key, text, colour)`` per legend row: the visible classes in table order, or the tumour
+        border in outline mode; none in the heat views (their colour bar explains them)."""
+        state = self.state
+        if state.view_mode != "classes" or not state.visible:
             return []
-        return [t.id for t in class_table().classes if t.id not in self.state.hidden]
+        table = class_table()
+        if state.outline:
+            return [("outline", "Tumour border", QColor(OUTLINE_COLOUR))]
+        return [(t.id, t.name, QColor(*table.colour(t.id, state.palette)))
+                for t in table.classes if t.id not in state.hidden]
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
@@ -98,25 +105,24 @@ class TheatreOverlay(QWidget):
         painter.drawText(plate.adjusted(pad, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, self.model_line)
         # Legend, bottom left.
         self.swatch_rects = {}
-        ids = self.legend_classes()
-        if not ids:
+        rows = self.legend_rows()
+        if not rows:
             painter.end()
             return
-        table = class_table()
         painter.setFont(self.text_font)
         metrics = QFontMetrics(self.text_font)
         row_h = max(self.swatch_px, metrics.height()) + 10
-        width = self.swatch_px + 3 * pad + max(metrics.horizontalAdvance(table.by_id(c).name) for c in ids)
-        box = QRect(pad, self.height() - pad - row_h * len(ids) - pad, width, row_h * len(ids) + pad)
+        width = self.swatch_px + 3 * pad + max(metrics.horizontalAdvance(text) for _k, text, _c in rows)
+        box = QRect(pad, self.height() - pad - row_h * len(rows) - pad, width, row_h * len(rows) + pad)
         painter.fillRect(box, QColor(0, 0, 0, 200))
-        for i, class_id in enumerate(ids):
+        for i, (key, text, colour) in enumerate(rows):
             top = box.top() + pad // 2 + i * row_h + (row_h - self.swatch_px) // 2
             swatch = QRect(box.left() + pad, top, self.swatch_px, self.swatch_px)
-            painter.fillRect(swatch, QColor(*table.colour(class_id, self.state.palette)))
-            self.swatch_rects[class_id] = swatch
+            painter.fillRect(swatch, colour)
+            self.swatch_rects[key] = swatch
             painter.setPen(QPen(QColor("#ffffff")))
             text_rect = QRect(swatch.right() + pad, box.top() + pad // 2 + i * row_h, width, row_h)
-            painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, table.by_id(class_id).name)
+            painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, text)
         painter.end()
 
 

@@ -71,3 +71,17 @@ def test_warnings_stay_until_acknowledged_and_read_large_in_theatre(qtbot, make_
     assert banner.text().count("Remote classification failed") == 1 and "second failure" in banner.text()
     banner.ack_button.click()
     assert banner.isHidden() and banner.warnings == {}
+
+
+def test_theatre_legend_in_outline_mode_names_the_border(qtbot, make_window, small_files):
+    from app.image_view import OUTLINE_COLOUR
+
+    window, _result = _theatre_window(qtbot, make_window, small_files)
+    window.overlay_state.outline = True
+    window.image_view.viewport().repaint()
+    overlay = window.map_area.theatre
+    assert list(overlay.swatch_rects) == ["outline"]
+    rect = overlay.swatch_rects["outline"]
+    pixels = grab_array(window.image_view.viewport())
+    block = pixels[rect.top() + 2:rect.bottom() - 1, rect.left() + 2:rect.right() - 1, :3]
+    assert (block == np.array([int(OUTLINE_COLOUR[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)).all()
