@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._update_actions()
         self._rebuild_recent_menu()
-        self.resize(1400, 860)
+        self._fit_to_screen(1400, 860)
         self._restore_window()
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
@@ -393,6 +393,14 @@ class MainWindow(QMainWindow):
             self.open_capture(*capture)
 
     # -- window state ------------------------------------------------------
+    def _fit_to_screen(self, width: int, height: int) -> None:
+        """Start at ``width`` x ``height``, or the screen's free area on a smaller screen (1280 x 800)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        if area is not None and (area.width() < width or area.height() < height):
+            width, height = min(width, area.width()), min(height, area.height() - 40)  # room for the title bar
+        self.resize(width, height)
+
     def _restore_window(self) -> None:
         geometry = self.settings.get("window_geometry")
         if geometry:
