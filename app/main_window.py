@@ -346,10 +346,17 @@ class MainWindow(QMainWindow):
             self.sink.note(f"Cancelled {'classification' if kind == 'classify' else 'opening'}")
 
     def load_model(self) -> None:
-        """(Re)load the model in the background: torch and the weights are ready before the first click."""
-        path = self.model_path()
-        resolver = None if path is None else (lambda: workers.load_model_cached(path))
-        self.model_loader.start(resolver, source=path)
+        """(Re)load the model in the background: torch and the weights are ready before the first click.
+
+        The one model rule (:func:`core.model_choice.resolve_model`) runs in the worker, so a
+        missing or broken model is reported with its file name and how to fix it.
+        """
+        from functools import partial
+
+        from core.model_choice import resolve_model
+
+        override, configured = self.model_override, self.settings.get("default_model")
+        self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)
 
     def _model_state(self, state: str, text: str) -> None:
         self.model_indicator.show_state(state, text)
