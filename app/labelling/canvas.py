@@ -15,9 +15,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from core import label_editing as le
+from core import label_editor as le
 from core.classes import class_table
-from core.label_editing import LabelEditor, Rect
+from core.label_editor import LabelEditor
+from core.label_geometry import EMPTY_RECT, MAX_DIAMETER, Rect
 
 BRUSH, ERASER, FILL, POLYGON = "brush", "eraser", "fill", "polygon"
 TOOLS = (BRUSH, ERASER, FILL, POLYGON)
@@ -259,7 +260,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         vertices, self._polygon = self._dedupe(self._polygon), []
         self._update_polygon()
         if len(vertices) < 3 or self.editor is None:
-            return le.EMPTY_RECT
+            return EMPTY_RECT
         return self.editor.fill_polygon(vertices)
 
     def cancel_polygon(self) -> None:
@@ -293,7 +294,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         """Set the size of the current tool (brush or eraser), clamped to 1..MAX_DIAMETER."""
         if self.editor is None:
             return
-        d = int(min(max(d, 1), le.MAX_DIAMETER))
+        d = int(min(max(d, 1), MAX_DIAMETER))
         if self.tool == ERASER:
             self.editor.eraser_diameter = d
         else:
@@ -306,7 +307,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.cursor_item.setVisible(show)
         if not show:
             return
-        # the footprint is centred on the pixel under the mouse (see core.label_editing.disc_footprint)
+        # the footprint is centred on the pixel under the mouse (see core.label_geometry.disc_footprint)
         d = self.diameter()
         row, col = self.pixel_at(self._last_pos)
         cy, cx = row + 0.5 - (0.5 if d % 2 == 0 else 0.0), col + 0.5 - (0.5 if d % 2 == 0 else 0.0)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core import label_editing as le
+from core import label_store as store
 from core.dataset import read_nemesis_ground_truth
 from core.errors import DatasetError
-from core.label_editing import LabelEditor
+from core.label_editor import LabelEditor
+from core.label_geometry import Rect
 
 
 @dataclass
@@ -41,7 +42,7 @@ class LabellingSession:
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"label map shape must be (H, W) with H, W >= 1, got {shape}")
         labels = np.zeros(tuple(int(s) for s in shape), np.uint8)
-        saved = self.folder / le.LABELS_NAME
+        saved = self.folder / store.LABELS_NAME
         if saved.is_file():
             from core.labels import read_label_png
 
@@ -68,24 +69,24 @@ class LabellingSession:
 
     @property
     def recovery_available(self) -> bool:
-        return le.recovery_pending(self.folder)
+        return store.recovery_pending(self.folder)
 
     # ---- recovery
     def restore_recovery(self) -> bool:
         """Replace the labels with the autosaved ones (one undo step). False when there is none or it does not fit."""
-        found = le.read_recovery(self.folder)
+        found = store.read_recovery(self.folder)
         if found is None:
             return False
         labels, info = found
         if labels.shape != self.editor.shape:
-            raise DatasetError(le.recovery_path(self.folder),
+            raise DatasetError(store.recovery_path(self.folder),
                                f"recovered labels are {labels.shape}, the capture is {self.editor.shape}")
         self.editor.replace_all(labels)
         self.prelabel_model = info.get("prelabel_model", self.prelabel_model)
         return True
 
     def discard_recovery(self) -> None:
-        le.discard_recovery(self.folder)
+        store.discard_recovery(self.folder)
 
     def autosave_snapshot(self) -> tuple[int, np.ndarray, dict] | None:
         """What an autosave would write now (revision, copy of labels, info), or None when up to date.
@@ -99,7 +100,7 @@ class LabellingSession:
 
     def write_autosave(self, snapshot: tuple[int, np.ndarray, dict]) -> Path:
         revision, labels, info = snapshot
-        path = le.write_recovery(self.folder, labels, info=info)
+        path = store.write_recovery(self.folder, labels, info=info)
         self._autosaved_revision = revision
         return path
 
@@ -112,17 +113,17 @@ class LabellingSession:
     def save(self) -> Path:
         """Write labels.png and meta.json atomically; removes the recovery file."""
         revision = self.editor.revision
-        path = le.save_labels(self.folder, self.editor.labels, author=self.author, model=self.prelabel_model)
+        path = store.save_labels(self.folder, self.editor.labels, author=self.author, model=self.prelabel_model)
         self._saved_revision = self._autosaved_revision = revision
         return path
 
-    def copy_prediction(self, prediction: Prediction, threshold: float = 0.0) -> le.Rect:
+    def copy_prediction(self, prediction: Prediction, threshold: float = 0.0) -> Rect:
         rect = self.editor.copy_prediction(prediction.labels, prediction.probabilities, threshold)
         if not rect.empty and prediction.model:
             self.prelabel_model = prediction.model
         return rect
 
-    def import_nemesis(self, path: str | Path) -> le.Rect:
+    def import_nemesis(self, path: str | Path) -> Rect:
         """Replace the labels with a NEMESIS ``SNAPgt*.mat`` ground truth (one undo step)."""
         labels = read_nemesis_ground_truth(path)
         if labels.shape != self.editor.shape:

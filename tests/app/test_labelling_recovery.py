@@ -10,7 +10,7 @@ from PySide6 import QtCore
 from app.application import create_application
 from app.labelling import LabellingWidget
 from core import fileio
-from core import label_editing as le
+from core import label_store as store
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NOMOD = QtCore.Qt.KeyboardModifier.NoModifier
@@ -50,10 +50,10 @@ def test_autosave_timer_writes_the_recovery_file(qtbot, tmp_path):
     assert w.autosave_timer.isActive() and w.autosave_timer.interval() == 50
     w.brush_spin.setValue(5)
     paint(qtbot, w, 10, 10)
-    path = le.recovery_path(tmp_path)
+    path = store.recovery_path(tmp_path)
     qtbot.waitUntil(path.exists, timeout=3000)
     w._wait_autosave()
-    back, info = le.read_recovery(tmp_path)
+    back, info = store.read_recovery(tmp_path)
     assert np.array_equal(back, w.session.editor.labels) and info["author"]
     assert not answers and not errors
     w.shutdown()
@@ -83,7 +83,7 @@ def test_crash_then_restart_offers_and_restores_the_recovered_labels(qtbot, tmp_
     assert np.array_equal(second.session.editor.labels, painted)
     assert second.session.editor.can_undo  # restoring is itself undoable
     second.save()
-    assert not le.recovery_path(tmp_path).exists()
+    assert not store.recovery_path(tmp_path).exists()
     # reopening after a save offers nothing
     third = make_widget(qtbot, answers, errors)
     third.open(tmp_path, None, shape=(H, W))
@@ -101,22 +101,22 @@ def test_declining_the_recovery_discards_it_and_close_autosaves(qtbot, tmp_path)
     w.open(tmp_path, None, shape=(H, W))
     paint(qtbot, w, 5, 5)
     w.close()  # closing autosaves
-    assert le.recovery_pending(tmp_path)
+    assert store.recovery_pending(tmp_path)
     again = make_widget(qtbot, answers, errors)
     again.open(tmp_path, None, shape=(H, W))
     assert answers == [tmp_path]
-    assert not again.session.editor.labels.any() and not le.recovery_path(tmp_path).exists()
+    assert not again.session.editor.labels.any() and not store.recovery_path(tmp_path).exists()
     again.shutdown()
     w.shutdown()
 
 
 def test_older_recovery_than_saved_labels_is_not_offered(qtbot, tmp_path):
-    le.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    store.write_recovery(tmp_path, np.ones((H, W), np.uint8))
     saved = np.full((H, W), 2, np.uint8)
-    le.save_labels(tmp_path, saved, author="a")
-    le.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    store.save_labels(tmp_path, saved, author="a")
+    store.write_recovery(tmp_path, np.ones((H, W), np.uint8))
     stamp = (tmp_path / "labels.png").stat().st_mtime_ns
-    os.utime(le.recovery_path(tmp_path), ns=(stamp - 10**9, stamp - 10**9))  # autosave older than the save
+    os.utime(store.recovery_path(tmp_path), ns=(stamp - 10**9, stamp - 10**9))  # autosave older than the save
     answers = Answers()
     w = make_widget(qtbot, answers, [])
     w.open(tmp_path, None, shape=(H, W))
@@ -149,7 +149,7 @@ def test_interrupted_save_keeps_previous_labels_png(qtbot, tmp_path, monkeypatch
 
 
 def test_labels_png_of_wrong_size_is_a_clear_error(qtbot, tmp_path):
-    le.save_labels(tmp_path, np.zeros((5, 5), np.uint8), author="a")
+    store.save_labels(tmp_path, np.zeros((5, 5), np.uint8), author="a")
     w = make_widget(qtbot, Answers(), [])
     with pytest.raises(ValueError, match=r"labels.png: label map is 5x5, the capture's cube is 30x40"):
         w.open(tmp_path, None, shape=(H, W))
@@ -165,7 +165,7 @@ def test_failed_background_autosave_reaches_the_error_sink(qtbot, tmp_path, monk
     def disk_full(path, data, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(le, "atomic_write", disk_full)
+    monkeypatch.setattr(store, "atomic_write", disk_full)
     w.autosave_async()
     qtbot.waitUntil(lambda: bool(errors), timeout=3000)
     assert "No space left" in str(errors[0])
@@ -173,5 +173,5 @@ def test_failed_background_autosave_reaches_the_error_sink(qtbot, tmp_path, monk
     monkeypatch.undo()
     w.autosave_async()
     w._wait_autosave()
-    assert le.recovery_pending(tmp_path)
+    assert store.recovery_pending(tmp_path)
     w.shutdown()

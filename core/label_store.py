@@ -1,0 +1,144 @@
+"""Saving and recovering labels of one capture folder (numpy + Pillow, no Qt).
+
+:func:`save_labels` writes ``labels.png`` and ``meta.json`` atomically
+(:func:`core.fileio.atomic_write`: temporary file in the same folder, fsync,
+``os.replace``); :func:`write_recovery` / :func:`read_recovery` keep an autosaved
+copy, ``.labels.recovery.png``, next to them until the labels are saved.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.classes import CLASS_IDS
+from core.clock import utc_now_iso
+from core.errors import DatasetError
+from core.fileio import atomic_write
+
+RECOVERY_NAME = ".labels.recovery.png"
+LABELS_NAME = "labels.png"
+META_NAME = "meta.json"
+
+
+def recovery_path(folder: str | Path) -> Path:
+    """``<folder>/.labels.recovery.png``: the autosave file of one capture folder."""
+    return Path(folder) / RECOVERY_NAME
+
+
+def _png_bytes(labels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Palette PNG of a label map (values = class ids, thesis colours)."""
+    from PIL import Image, PngImagePlugin
+
+    from core.classes import class_table
+
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    # built from raw bytes so pixel values stay the class ids (no quantisation)
+    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
+    image.putpalette(class_table().lut("thesis")[:, :3].reshape(-1).tolist())
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    # compress_level 1: label maps are mostly runs, level 1 is ~5x faster than the default and barely larger
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
+    return buffer.getvalue()
+
+
+def _read_png(path: Path) -> tuple[np.ndarray, dict[str, str]]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise DatasetError(path, f"label PNG must be a palette or grey image, got mode {image.mode}")
+            labels = np.asarray(image, dtype=np.uint8).copy()
+            text = dict(getattr(image, "text", {}) or {})
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read label PNG ({exc})") from None
+    if labels.size and int(labels.max()) > max(CLASS_IDS):
+        raise DatasetError(path, f"label PNG holds unknown class id {int(labels.max())}")
+    return labels, text
+
+
+def write_recovery(folder: str | Path, labels: np.ndarray, *, info: dict | None = None) -> Path:
+    """Autosave ``labels`` uint8 ``(H, W)`` to ``<folder>/.labels.recovery.png`` (atomic).
+
+    ``info`` (JSON-able, e.g. author, prelabel model) is stored in the PNG with the save time.
+    """
+    path = recovery_path(folder)
+    meta = {"saved": utc_now_iso(), **(info or {})}
+    data = _png_bytes(labels, {"neurohsi-recovery": json.dumps(meta)})
+    atomic_write(path, lambda fh: fh.write(data))
+    return path
+
+
+def read_recovery(folder: str | Path) -> tuple[np.ndarray, dict] | None:
+    """The autosaved labels and their info, or ``None`` when there is no recovery file."""
+    path = recovery_path(folder)
+    if not path.is_file():
+        return None
+    labels, text = _read_png(path)
+    try:
+        meta = json.loads(text.get("neurohsi-recovery", "{}"))
+    except json.JSONDecodeError:
+        meta = {}
+    return labels, meta
+
+
+def recovery_pending(folder: str | Path) -> bool:
+    """True when a recovery file exists and is newer than ``labels.png`` (or there is no labels.png)."""
+    rec = recovery_path(folder)
+    if not rec.is_file():
+        return False
+    saved = Path(folder) / LABELS_NAME
+    return not saved.is_file() or rec.stat().st_mtime_ns > saved.stat().st_mtime_ns
+
+
+def discard_recovery(folder: str | Path) -> None:
+    recovery_path(folder).unlink(missing_ok=True)
+
+
+def save_labels(
+    folder: str | Path, labels: np.ndarray, *, author: str, model: str | None = None
+) -> Path:
+    """Write ``labels.png`` and update ``meta.json`` in a dataset capture folder, each atomically.
+
+    ``labels`` uint8 ``(H, W)`` class ids; ``author`` who drew them; ``model`` the
+    model used for pre-labelling (name/version/sha, or ``None``). meta.json keeps its
+    other keys and gains ``labels: {author, saved, prelabel_model, counts}``. The
+    recovery file is removed once both files are in place. Returns the labels path.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(folder, "capture folder does not exist")
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"labels must be uint8 (H, W), got {labels.dtype} {labels.shape}")
+    if not str(author).strip():
+        raise ValueError("author must not be empty")
+    meta_path = folder / META_NAME
+    meta: dict = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DatasetError(meta_path, f"not valid JSON ({exc})") from None
+    counts = np.bincount(labels.reshape(-1), minlength=max(CLASS_IDS) + 1)
+    meta["labels"] = {
+        "author": str(author),
+        "saved": utc_now_iso(),
+        "prelabel_model": model,
+        "counts": {str(c): int(counts[c]) for c in CLASS_IDS},
+    }
+    labels_path = folder / LABELS_NAME
+    data = _png_bytes(labels)  # the palette PNG of core.labels.write_label_png, encoded in memory
+    atomic_write(labels_path, lambda fh: fh.write(data))
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    atomic_write(meta_path, text.encode())
+    discard_recovery(folder)
+    return labels_path
+
+
