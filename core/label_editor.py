@@ -3,43 +3,25 @@
 A :class:`LabelEditor` owns one ``uint8 (H, W)`` label map (0 unlabelled, 1..5
 class ids, see :mod:`core.classes`) and the operations a neurosurgeon uses on it:
 brush and eraser strokes, flood fill, polygon fill and copying a prediction.
-Every operation is one undo step stored as a compact diff (:class:`EditDiff`:
-flat pixel indices, old and new values) and returns the touched rectangle so a
-view repaints only that. The pixel geometry lives in :mod:`core.label_geometry`,
+Every operation is one undo step (:mod:`core.label_history`: the touched
+rectangle before and after, compressed) and returns that rectangle so a view
+repaints only it. The pixel geometry lives in :mod:`core.label_geometry`,
 saving and recovery in :mod:`core.label_store`.
 """
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from core.classes import CLASS_IDS, UNLABELLED
+from core.label_history import StrokeRecorder, UndoHistory
 from core.label_geometry import EMPTY_RECT, Rect, capsule_mask, check_diameter, flood_region, polygon_mask, rect_of
 
 BRUSH = "brush"
 ERASER = "eraser"
 DEFAULT_UNDO_STEPS = 256
-
-
-@dataclass(frozen=True)
-class EditDiff:
-    """One undo step: ``labels.flat[indices]`` went from ``old`` to ``new``.
-
-    ``indices`` are int32 flat indices into the ``(H, W)`` map (sorted, unique),
-    ``old``/``new`` uint8 of the same length; ``rect`` bounds them.
-    """
-
-    rect: Rect
-    indices: np.ndarray
-    old: np.ndarray
-    new: np.ndarray
-
-    @property
-    def nbytes(self) -> int:
-        return self.indices.nbytes + self.old.nbytes + self.new.nbytes
+LARGE_FILL_FRACTION = 0.5  # fills above this share of the map ask first
 
 
 def check_class(class_id: int, *, allow_unlabelled: bool = False) -> int:
@@ -70,21 +52,21 @@ class LabelEditor:
             labels = labels.astype(np.uint8)
         if int(labels.max()) > max(CLASS_IDS):
             raise ValueError(f"labels hold unknown class id {int(labels.max())} (known: 0, {CLASS_IDS})")
-        if max_undo < 1:
-            raise ValueError(f"max_undo must be >= 1, got {max_undo}")
         self._labels = np.ascontiguousarray(labels).copy()
         self._flat = self._labels.reshape(-1)  # a view: writes through
         self._counts = np.bincount(self._flat, minlength=256).astype(np.int64)
-        self._undo: deque[EditDiff] = deque(maxlen=max_undo)
-        self._redo: list[EditDiff] = []
-        self._stroke: _StrokeRecorder | None = None
+        self.history = UndoHistory(max_undo)
+        self._stroke: StrokeRecorder | None = None
         self._active_class = CLASS_IDS[0]
         self._brush = 20
         self._eraser = 20
         self.preserve_labels = False
         self.valid: np.ndarray | None = None  # bool (H, W): pixels a fill may reach (None: all)
-        self.revision = 0  # bumped on every change; autosave compares it
-        self.listeners: list[Callable[[Rect], None]] = []
+        self.revision = 0  # bumped on every pixel change (also mid-stroke); autosave compares it
+        self.listeners: list[Callable[[Rect], None]] = []  # called with the changed rectangle
+        # called after the undo/redo stacks changed (a stroke ended, a fill, undo, redo), so
+        # views read can_undo / can_redo only once they are true to the stacks
+        self.history_listeners: list[Callable[[], None]] = []
 
     # ---- state
     @property
@@ -128,19 +110,24 @@ class LabelEditor:
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return self.history.can_undo
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return self.history.can_redo
 
     @property
     def undo_depth(self) -> int:
-        return len(self._undo)
+        return self.history.depth
+
+    @property
+    def state_id(self) -> int:
+        """Identifies the map's content in the undo history (see :attr:`UndoHistory.state_id`)."""
+        return self.history.state_id
 
     def undo_nbytes(self) -> int:
         """Memory held by the undo and redo stacks (bytes)."""
-        return sum(d.nbytes for d in self._undo) + sum(d.nbytes for d in self._redo)
+        return self.history.nbytes()
 
     # ---- strokes
     @property
@@ -155,7 +142,7 @@ class LabelEditor:
             self.end_stroke()
         value = UNLABELLED if tool == ERASER else self._active_class
         diameter = self._eraser if tool == ERASER else self._brush
-        self._stroke = _StrokeRecorder(value, diameter, (int(row), int(col)))
+        self._stroke = StrokeRecorder(value, diameter, (int(row), int(col)))
         return self._paint_segment((int(row), int(col)), (int(row), int(col)))
 
     def stroke_to(self, row: int, col: int) -> Rect:
@@ -212,14 +199,22 @@ class LabelEditor:
         return changed
 
     # ---- fills
-    def flood_fill(self, row: int, col: int, *, class_id: int | None = None) -> Rect:
+    def flood_fill(
+        self, row: int, col: int, *, class_id: int | None = None, confirm: Callable[[int], bool] | None = None
+    ) -> Rect:
         """Fill the 4-connected region of ``(row, col)``'s class with ``class_id`` (default active class).
 
         The region is bounded by other classes and by pixels outside ``valid``
         (see :func:`core.label_geometry.flood_region`). With ``preserve_labels``
         only an unlabelled region (or one already of the active class) is filled.
+        A fill of more than :data:`LARGE_FILL_FRACTION` of the map calls
+        ``confirm(pixel_count)`` first and does nothing when it answers False
+        (a click in the wrong place should not repaint the whole capture).
         """
         indices = self.fill_indices(row, col, class_id=class_id)
+        if confirm is not None and indices.size > LARGE_FILL_FRACTION * self._flat.size:
+            if not confirm(int(indices.size)):
+                return EMPTY_RECT
         value = self._active_class if class_id is None else int(class_id)
         return self._apply(indices, value)
 
@@ -248,16 +243,10 @@ class LabelEditor:
         indices = ((rr + rect.top) * self.shape[1] + (cc + rect.left)).astype(np.int32)
         return self._apply(indices, value)
 
-    def copy_prediction(
+    def prediction_indices(
         self, labels_pred: np.ndarray, probs: np.ndarray | None = None, threshold: float = 0.0
-    ) -> Rect:
-        """Copy a prediction into the map as one undo step.
-
-        ``labels_pred`` uint8 ``(H, W)`` predicted class ids (0 = no prediction, never
-        copied); ``probs`` optional float ``(H, W, C)`` probabilities: only pixels whose
-        top probability is ``>= threshold`` (0..1) are copied. With
-        ``preserve_labels`` only unlabelled pixels are written.
-        """
+    ) -> np.ndarray:
+        """Flat int32 indices :meth:`copy_prediction` would change (see there for the arguments)."""
         pred = np.asarray(labels_pred)
         if pred.shape != self.shape:
             raise ValueError(f"prediction shape {pred.shape} does not match the label map {self.shape}")
@@ -273,11 +262,27 @@ class LabelEditor:
                 take &= probs.max(axis=-1) >= threshold
         if self.preserve_labels:
             take &= self._labels == UNLABELLED
-        indices = np.flatnonzero(take).astype(np.int32)
+        return np.flatnonzero(take).astype(np.int32)
+
+    def labelled_among(self, indices: np.ndarray) -> int:
+        """How many of the flat ``indices`` hold a class now (would lose an existing label)."""
+        return int(np.count_nonzero(self._flat[indices]))
+
+    def copy_prediction(
+        self, labels_pred: np.ndarray, probs: np.ndarray | None = None, threshold: float = 0.0
+    ) -> Rect:
+        """Copy a prediction into the map as one undo step.
+
+        ``labels_pred`` uint8 ``(H, W)`` predicted class ids (0 = no prediction, never
+        copied); ``probs`` optional float ``(H, W, C)`` probabilities: only pixels whose
+        top probability is ``>= threshold`` (0..1) are copied. With
+        ``preserve_labels`` only unlabelled pixels are written.
+        """
+        indices = self.prediction_indices(labels_pred, probs, threshold)
         if indices.size == 0:
             return EMPTY_RECT
         old = self._flat[indices].copy()
-        self._flat[indices] = pred.reshape(-1)[indices].astype(np.uint8)
+        self._flat[indices] = np.asarray(labels_pred).reshape(-1)[indices].astype(np.uint8)
         return self._commit(indices, old, notify=True)
 
     def _apply(self, indices: np.ndarray, value: int) -> Rect:
@@ -288,7 +293,7 @@ class LabelEditor:
         return self._commit(indices, old, notify=True)
 
     def _commit(self, indices: np.ndarray, old: np.ndarray, *, notify: bool = False) -> Rect:
-        """Record an applied change (``old`` values at ``indices``) as one undo step."""
+        """Record an applied change (``old`` values at flat ``indices``) as one undo step."""
         if indices.size == 0:
             return EMPTY_RECT
         new = self._flat[indices].copy()
@@ -297,13 +302,17 @@ class LabelEditor:
         if indices.size == 0:
             return EMPTY_RECT
         rect = rect_of(indices, self.shape[1])
-        self._undo.append(EditDiff(rect, indices, old, new))
-        self._redo.clear()
+        after = self._labels[rect.slices].copy()
+        before = after.copy()
+        rows, cols = np.divmod(indices, self.shape[1])
+        before[rows - rect.top, cols - rect.left] = old
+        self.history.push(rect, before, after)
         if notify:  # strokes already counted and notified per segment
             self._counts -= np.bincount(old, minlength=256)
             self._counts += np.bincount(new, minlength=256)
             self.revision += 1
             self._notify(rect)
+        self._history_changed()
         return rect
 
     # ---- undo / redo
@@ -311,28 +320,35 @@ class LabelEditor:
         """Revert the last operation; returns its rectangle (``EMPTY_RECT`` when nothing to undo)."""
         if self._stroke is not None:
             self.end_stroke()
-        if not self._undo:
+        diff = self.history.pop_undo()  # stacks first: listeners of the pixel change see them true
+        if diff is None:
             return EMPTY_RECT
-        diff = self._undo.pop()
-        self._set(diff.indices, diff.new, diff.old)
-        self._redo.append(diff)
+        self._set(diff.rect, diff.new(), diff.old())
+        self._history_changed()
         return diff.rect
 
     def redo(self) -> Rect:
         """Re-apply the last undone operation; returns its rectangle."""
-        if not self._redo:
+        if self._stroke is not None:
+            self.end_stroke()
+        diff = self.history.pop_redo()
+        if diff is None:
             return EMPTY_RECT
-        diff = self._redo.pop()
-        self._set(diff.indices, diff.old, diff.new)
-        self._undo.append(diff)
+        self._set(diff.rect, diff.old(), diff.new())
+        self._history_changed()
         return diff.rect
 
-    def _set(self, indices: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
-        self._flat[indices] = after
-        self._counts -= np.bincount(before, minlength=256)
-        self._counts += np.bincount(after, minlength=256)
+    def _set(self, rect: Rect, before: np.ndarray, after: np.ndarray) -> None:
+        # the map inside rect equals ``before`` here: every change goes through a diff
+        self._labels[rect.slices] = after
+        self._counts -= np.bincount(before.reshape(-1), minlength=256)
+        self._counts += np.bincount(after.reshape(-1), minlength=256)
         self.revision += 1
-        self._notify(rect_of(indices, self.shape[1]))
+        self._notify(rect)
+
+    def _history_changed(self) -> None:
+        for listener in self.history_listeners:
+            listener()
 
     def replace_all(self, labels: np.ndarray) -> Rect:
         """Replace the whole map (e.g. restoring a recovery file) as one undo step."""
@@ -349,28 +365,3 @@ class LabelEditor:
     def _notify(self, rect: Rect) -> None:
         for listener in self.listeners:
             listener(rect)
-
-
-class _StrokeRecorder:
-    """Collects (indices, old values) per segment; merged into one diff at stroke end."""
-
-    def __init__(self, value: int, diameter: int, start: tuple[int, int]) -> None:
-        self.value = value
-        self.diameter = diameter
-        self.last = start
-        self._indices: list[np.ndarray] = []
-        self._old: list[np.ndarray] = []
-
-    def add(self, indices: np.ndarray, old: np.ndarray) -> None:
-        self._indices.append(indices)
-        self._old.append(old)
-
-    def merged(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self._indices:
-            return np.zeros(0, np.int32), np.zeros(0, np.uint8)
-        indices = np.concatenate(self._indices)
-        old = np.concatenate(self._old)
-        # each pixel changes once per stroke (a painted pixel is skipped afterwards),
-        # but keep the first old value defensively
-        indices, first = np.unique(indices, return_index=True)
-        return indices, old[first]

@@ -230,19 +230,34 @@ def test_recovery_roundtrip_and_pending(tmp_path):
     assert not path.exists() and not store.recovery_pending(tmp_path)
 
 
-def test_save_labels_writes_png_and_merges_meta(tmp_path):
-    (tmp_path / "meta.json").write_text(json.dumps({"capture_id": "ID0001C01", "patient": "ID1"}))
+def test_save_labels_writes_png_and_merges_meta_with_provenance(tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps({"capture_id": "ID0001C01", "patient": "ID1",
+                                                    "labels": {"first_edit": "2026-01-02T03:04:05Z"}}))
     labels = np.zeros((8, 9), np.uint8)
     labels[2:4, 3:7] = 2
-    store.save_labels(tmp_path, labels, author="Dr. B", model="demo 1.0 abcd1234")
+    labels[0, 0] = 5
+    model = {"name": "demo", "version": "1.0", "sha256": "ab" * 32}
+    store.save_labels(tmp_path, labels, author="Dr. B", os_user="drb", first_edit="2026-11-29T05:00:00Z",
+                      last_edit="2026-11-29T05:10:00Z", prelabel_model=model)
     with Image.open(tmp_path / "labels.png") as im:
         assert im.mode == "P"
         assert np.array_equal(np.asarray(im), labels)
     meta = json.loads((tmp_path / "meta.json").read_text())
-    assert meta["capture_id"] == "ID0001C01"
-    assert meta["labels"]["author"] == "Dr. B"
-    assert meta["labels"]["prelabel_model"] == "demo 1.0 abcd1234"
-    assert meta["labels"]["counts"]["2"] == 8
+    assert meta["capture_id"] == "ID0001C01" and meta["patient"] == "ID1"
+    got = meta["labels"]
+    assert got["author"] == "Dr. B" and got["os_user"] == "drb"
+    assert got["first_edit"] == "2026-01-02T03:04:05Z"  # the earliest edit ever is kept
+    assert got["last_edit"] == "2026-11-29T05:10:00Z"
+    assert got["saved"].endswith("Z") and got["tool_version"] == store.tool_version() != ""
+    assert got["from_prediction"] is True and got["prelabel_model"] == model
+    assert got["counts"] == {"1": 0, "2": 8, "3": 0, "4": 0, "5": 1}
+    # labels drawn by hand: no model
+    store.save_labels(tmp_path, labels, author="Dr. B")
+    again = json.loads((tmp_path / "meta.json").read_text())["labels"]
+    assert again["from_prediction"] is False and again["prelabel_model"] is None
+    assert again["last_edit"] == "2026-11-29T05:10:00Z"  # kept when this save has none
+    with pytest.raises(ValueError, match="sha256"):
+        store.save_labels(tmp_path, labels, author="a", prelabel_model={"name": "x", "version": "1"})
 
 
 def test_interrupted_save_keeps_previous_labels(tmp_path, monkeypatch):
