@@ -12,12 +12,11 @@ from core.errors import TrainingCancelled
 from core.model import Conv2DNet
 from core.patches import PatchSet
 from core.stacked_net import StackedConv2DNet
+from core.folds import double_cv_plan, stratified_batch_plan, stratified_folds
 from core.training import (
     TrainingConfig,
     patch_set_from_captures,
     predict_patches,
-    stratified_batch_plan,
-    stratified_folds,
     train,
     train_patch_set,
 )
@@ -209,3 +208,22 @@ def test_double_cv_result_does_not_depend_on_worker_threads():
     for name, value in one.net.state_dict().items():
         torch.testing.assert_close(two.net.state_dict()[name], value, rtol=1e-6, atol=1e-7)
     assert one.metrics["chosen"] == two.metrics["chosen"]
+
+
+def test_double_cv_plan_is_nested_disjoint_and_seeded():
+    targets = np.repeat(np.arange(3), [40, 25, 10])
+    plan = double_cv_plan(targets, 3, seed=4)
+    assert plan.n_models == 9 and len(plan.outer) == 3
+    assert sorted(np.concatenate(plan.outer).tolist()) == list(range(targets.size))
+    for m in range(plan.n_models):
+        train, val, test = plan.train_rows[m], plan.val_rows[m], plan.test_rows(m)
+        assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+        # train + validation = everything outside the outer test fold
+        assert sorted(np.concatenate([train, val]).tolist()) == sorted(set(range(targets.size)) - set(test))
+    assert plan.model_index(2, 1) == 7
+    again = double_cv_plan(targets, 3, seed=4)
+    other = double_cv_plan(targets, 3, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(plan.train_rows, again.train_rows))
+    assert not all(np.array_equal(a, b) for a, b in zip(plan.train_rows, other.train_rows))
+    with pytest.raises(ValueError, match="at least 9 labelled pixels"):
+        double_cv_plan(targets[:8], 3, seed=0)
