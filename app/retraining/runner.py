@@ -1,20 +1,22 @@
-"""Pre-flight checks and one training run, on worker threads (no Qt).
+"""Pre-flight checks and one training run, as generator jobs (no Qt).
 
-The dialog never waits on these: it starts them and reads :meth:`TrainingRun.snapshot`
-from a QTimer. A run uploads the dataset (resumable, see ``remote.blob_storage``),
-submits the job, polls the backend (status, log tail, per-epoch metrics) until a
-terminal state, and fetches the model of a Completed job.
+The dialog runs them with :func:`app.workers.start_job` (the app's one job runner)
+and never waits on them: a run's generator yields a :class:`RunSnapshot` after
+every poll, and a QTimer also reads :meth:`TrainingRun.snapshot` for the upload
+progress and the clock. A run uploads the dataset (resumable, see
+``remote.blob_storage``), submits the job, polls the backend (status, log tail,
+per-epoch metrics) until a terminal state, and fetches the model of a Completed job.
 """
 from __future__ import annotations
 
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
-from app.retraining.state import Check, RetrainingState
+from app.retraining.state import Check, RetrainingState, model_metrics
 
 POLL_S = 0.5
 LOG_TAIL = 60
@@ -59,6 +61,15 @@ def default_environment() -> Environment:
         )
 
     return Environment(storage, backend)
+
+
+def checks_job(env: Environment, backend_name: str, current_model: Path | None = None,
+               ) -> Generator[str, None, tuple[list[Check], dict[str, float]]]:
+    """Generator job: the pre-flight checks and the current model's stored metrics."""
+    yield "checking storage, credentials and backend"
+    checks = run_checks(env, backend_name)
+    yield "reading the current model"
+    return checks, model_metrics(current_model)
 
 
 def run_checks(env: Environment, backend_name: str) -> list[Check]:
@@ -108,9 +119,11 @@ class RunSnapshot:
     epochs: list[dict] = field(default_factory=list)  # progress events {"event": "epoch", ...}
     metrics: dict | None = None  # from the "done" event
     model_path: Path | None = None  # fetched model of a Completed job
+    model_metrics: dict[str, float] = field(default_factory=dict)  # flat metrics stored in that model file
     error: str | None = None
     started: float = 0.0  # time.monotonic() of Start
     running_since: float | None = None
+    ended: float | None = None  # time.monotonic() when the run ended: the clock stops there
 
     @property
     def terminal(self) -> bool:
@@ -128,7 +141,11 @@ class RunSnapshot:
         return float(last.get("epoch", 0)) / epochs if epochs else None
 
     def elapsed_s(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.started if self.started else 0.0
+        """Seconds since Start, up to the end of the run."""
+        if not self.started:
+            return 0.0
+        end = self.ended if self.ended is not None else (time.monotonic() if now is None else now)
+        return end - self.started
 
     def remaining_s(self, now: float | None = None) -> float | None:
         """Estimated seconds left: time spent running scaled by the progress still to go."""
@@ -140,7 +157,7 @@ class RunSnapshot:
 
 
 class TrainingRun:
-    """Upload, submit and follow one job on a daemon thread; ``cancel()`` is honoured at every step."""
+    """Upload, submit and follow one job; run :meth:`job` on a worker. ``cancel()`` is honoured at every step."""
 
     def __init__(self, env: Environment, state: RetrainingState, *, dataset_name: str | None = None,
                  poll_s: float = POLL_S) -> None:
@@ -153,30 +170,19 @@ class TrainingRun:
         self.spec = state.job_spec(self.dataset_name)  # validated now, on the GUI thread: errors show at once
         self.poll_s = poll_s
         self._lock = threading.Lock()
-        self._snap = RunSnapshot()
+        self._snap = RunSnapshot(phase="uploading", started=time.monotonic())
         self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
         self.backend = None
         self.model_dir = Path(tempfile.mkdtemp(prefix="neurohsi-model-"))
-
-    def start(self) -> None:
-        self._set(phase="uploading", started=time.monotonic())
-        self._thread = threading.Thread(target=self._run, name="neurohsi-training-run", daemon=True)
-        self._thread.start()
 
     def cancel(self) -> None:
         """Ask the job to stop (CancelRequested, then Canceled once the backend confirms)."""
         self._cancel.set()
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def snapshot(self) -> RunSnapshot:
         with self._lock:
             return replace(self._snap, timeline=list(self._snap.timeline), epochs=list(self._snap.epochs))
 
-    # ---- worker thread
     def _set(self, **fields) -> None:
         with self._lock:
             status = fields.get("status")
@@ -184,25 +190,36 @@ class TrainingRun:
                 self._snap.timeline.append((status, time.monotonic() - (self._snap.started or time.monotonic())))
                 if status == "Running" and self._snap.running_since is None:
                     self._snap.running_since = time.monotonic()
+            if fields.get("phase") in ("done", "error"):
+                fields.setdefault("ended", time.monotonic())
             for key, value in fields.items():
                 setattr(self._snap, key, value)
 
-    def _run(self) -> None:
+    # ---- the job (worker thread)
+    def job(self) -> Generator[RunSnapshot, None, RunSnapshot]:
+        """Generator job: yields a snapshot after each step and poll, returns the final one.
+
+        Never raises: a failure ends the run in phase "error" with a one-line message.
+        Stopping the generator (closing the dialog) stops watching; the job keeps running.
+        """
         try:
             storage = self.env.storage()
             self.backend = self.env.backend(self.backend_name, storage)
             storage.upload_dataset(self.folder, self.dataset_name,
                                    progress=lambda done, total: self._set(upload=(done, total)))
+            yield self.snapshot()
             if self._cancel.is_set():
                 self._set(status="Canceled", phase="done")
-                return
+                return self.snapshot()
             job_id = self.backend.submit(self.spec)
             self._set(job_id=job_id, phase="submitted", status="NotStarted")
-            self._follow(job_id)
-        except Exception as exc:  # one error sink: the dialog shows it; the thread must not die silently
+            yield self.snapshot()
+            yield from self._follow(job_id)
+        except Exception as exc:  # one error sink: the dialog shows it
             self._set(phase="error", error=_line(exc))
+        return self.snapshot()
 
-    def _follow(self, job_id: str) -> None:
+    def _follow(self, job_id: str) -> Generator[RunSnapshot, None, None]:
         cancel_sent = False
         while True:
             if self._cancel.is_set() and not cancel_sent:
@@ -219,8 +236,9 @@ class TrainingRun:
             )
             if status.terminal:
                 break
+            yield self.snapshot()
             self._cancel.wait(self.poll_s)
         if status.value == "Completed":
-            path = self.backend.fetch_model(job_id, self.model_dir)
-            self._set(model_path=Path(path))
+            path = Path(self.backend.fetch_model(job_id, self.model_dir))
+            self._set(model_path=path, model_metrics=model_metrics(path))
         self._set(phase="done")

@@ -6,7 +6,7 @@ import pytest
 
 from app.application import create_application
 from app.retraining.runner import Environment
-from app.retraining_dialog import RetrainingDialog
+from app.retraining.dialog import RetrainingDialog
 from tests.support.azurite import AzuriteMissing, AzuriteServer, connection_string
 
 
@@ -59,6 +59,7 @@ def open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=None):
     dialog = RetrainingDialog(env=env, settings=settings, models_dir=tmp_path / "models", dataset=dataset,
                               current_model=current_model, poll_ms=50)
     qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=30_000)  # the dataset is read on a worker
     return dialog
 
 
@@ -66,25 +67,39 @@ def wait_checks(qtbot, dialog):
     qtbot.waitUntil(lambda: not dialog.checks_running and bool(dialog.state.checks), timeout=30_000)
 
 
-def test_defaults_table_and_class_warnings(qtbot, dataset, azurite, tmp_path, settings):
+def test_defaults_table_and_class_warnings(qtbot, dataset, azurite, tmp_path, settings, monkeypatch):
+    import threading
+
+    import app.retraining.dialog as dialog_module
+
+    readers = []
+    real_scan = dialog_module.scan_dataset
+
+    def recording_scan(root):
+        readers.append(threading.current_thread())
+        return real_scan(root)
+
+    monkeypatch.setattr(dialog_module, "scan_dataset", recording_scan)
     env = make_env(azurite.connection_string, "tdefaults", tmp_path / "jobs")
     dialog = open_dialog(qtbot, env, dataset, settings, tmp_path)
+    # the label PNGs are read on a worker of the app's job runner, never on the GUI thread
+    assert readers and threading.main_thread() not in readers
     p = dialog.state.params
     assert (p.epochs, p.batch_size, p.patch_size, p.folds, p.lr, p.double_cv, p.seed) == (100, 16, 7, 5, 1e-3, True, 0)
-    assert (dialog.epochs_spin.value(), dialog.batch_spin.value(), dialog.patch_spin.value()) == (100, 16, 7)
-    assert dialog.folds_spin.value() == 5 and dialog.lr_spin.value() == pytest.approx(1e-3)
-    assert dialog.table.rowCount() == 3
-    assert dialog.table.item(2, 3 + 5).text() == "no labels"
-    assert not dialog.table.cellWidget(2, 2).isEnabled()
+    assert (dialog.form.epochs_spin.value(), dialog.form.batch_spin.value(), dialog.form.patch_spin.value()) == (100, 16, 7)
+    assert dialog.form.folds_spin.value() == 5 and dialog.form.lr_spin.value() == pytest.approx(1e-3)
+    assert dialog.captures.table.rowCount() == 3
+    assert dialog.captures.table.item(2, 3 + 5).text() == "no labels"
+    assert not dialog.captures.table.cellWidget(2, 2).isEnabled()
     row0 = dialog.state.rows[0]
-    assert dialog.table.item(0, 3).text() == f"{row0.counts[1]:,}"
+    assert dialog.captures.table.item(0, 3).text() == f"{row0.counts[1]:,}"
     # a tiny capture holds fewer than 100 labelled pixels of some classes: warned about, per class
     dialog.set_role(dialog.state.rows[0].capture_id, "test")
     assert dialog.state.test_ids == {row0.capture_id}
     train = dialog.state.rows[1].counts
     few = [c for c in range(1, 6) if train[c] < 100]
-    assert few and len(dialog.warnings_label.text().splitlines()) == len(few)
-    assert f"only {train[few[0]]} labelled pixels" in dialog.warnings_label.text()
+    assert few and len(dialog.captures.warnings_label.text().splitlines()) == len(few)
+    assert f"only {train[few[0]]} labelled pixels" in dialog.captures.warnings_label.text()
     wait_checks(qtbot, dialog)
     assert dialog.start_button.isEnabled(), dialog.reason_label.text()
 
@@ -131,8 +146,8 @@ def test_local_job_completes_installs_model_then_second_run_cancels(qtbot, datas
     current = tmp_path / "current.safetensors"
     _write_current_model(current)
     dialog = open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=current)
-    dialog.epochs_spin.setValue(2)
-    dialog.cv_check.setChecked(False)
+    dialog.form.epochs_spin.setValue(2)
+    dialog.form.cv_check.setChecked(False)
     dialog.set_role(dialog.state.rows[1].capture_id, "test")
     wait_checks(qtbot, dialog)
     assert dialog.start_button.isEnabled(), dialog.reason_label.text()
@@ -144,20 +159,21 @@ def test_local_job_completes_installs_model_then_second_run_cancels(qtbot, datas
     statuses = [s for s, _ in snap.timeline]
     assert statuses[-1] == "Completed", (statuses, snap.log)
     assert "Running" in statuses or "Finalizing" in statuses
-    assert snap.upload[0] == snap.upload[1] > 0 and dialog.upload_bar.value() == 100
-    assert "Completed" in dialog.timeline_label.text()
-    assert len(snap.epochs) == 2 and dialog.loss_curve.getData()[0] is not None
-    assert len(dialog.loss_curve.getData()[0]) == 2
-    assert dialog.log_view.toPlainText()
+    assert snap.upload[0] == snap.upload[1] > 0 and dialog.job.upload_bar.value() == 100
+    assert "Completed" in dialog.job.timeline_label.text()
+    assert len(snap.epochs) == 2 and dialog.job.loss_curve.getData()[0] is not None
+    assert len(dialog.job.loss_curve.getData()[0]) == 2
+    assert dialog.job.log_view.toPlainText()
     # metrics of the new model beside the current one
-    names = [dialog.metrics_table.item(i, 0).text() for i in range(dialog.metrics_table.rowCount())]
+    names = [dialog.job.metrics_table.item(i, 0).text() for i in range(dialog.job.metrics_table.rowCount())]
     assert names and any("oacc" in n.lower() for n in names)
-    assert any(dialog.metrics_table.item(i, 2).text() for i in range(len(names)))
-    assert any(dialog.metrics_table.item(i, 1).text() for i in range(len(names)))
+    assert any(dialog.job.metrics_table.item(i, 2).text() for i in range(len(names)))
+    assert any(dialog.job.metrics_table.item(i, 1).text() for i in range(len(names)))
     # install: copied beside the previous models, made the default
-    assert dialog.use_button.isEnabled() and dialog.start_button.isEnabled()
+    assert dialog.job.use_button.isEnabled() and dialog.start_button.isEnabled()
     previous = settings.get("default_model")
-    dialog.use_button.click()
+    dialog.job.use_button.click()
+    qtbot.waitUntil(lambda: dialog.installed is not None, timeout=30_000)  # copied and verified on a worker
     installed = dialog.installed
     assert installed is not None and installed.parent == tmp_path / "models" and installed.is_file()
     assert settings.get("default_model") == str(installed) and dialog.previous_model == previous
@@ -172,7 +188,7 @@ def test_local_job_completes_installs_model_then_second_run_cancels(qtbot, datas
     qtbot.waitUntil(lambda: not dialog.state.running, timeout=30_000)
     statuses = [s for s, _ in dialog.last.timeline]
     assert statuses[-1] == "Canceled" and "CancelRequested" in statuses
-    assert dialog.start_button.isEnabled() and not dialog.use_button.isEnabled()
+    assert dialog.start_button.isEnabled() and not dialog.job.use_button.isEnabled()
     # installing a second time keeps the first file
     assert installed.is_file()
 

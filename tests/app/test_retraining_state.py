@@ -6,7 +6,7 @@ import pytest
 
 from app.retraining.runner import RunSnapshot
 from app.retraining.state import RetrainingState, install_model, scan_dataset
-from app.retraining_dialog import flat_metrics
+from app.retraining.state import flat_metrics
 from core.errors import DatasetError, ModelFileError
 from core.label_editing import save_labels
 
