@@ -199,6 +199,12 @@ def _job_json(backend, job_id: str, info=None) -> dict:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
+    from core.dataset_check import check_dataset_files
+
+    # every TIFF and label PNG decoded and label ids checked first: a truncated file is refused here,
+    # not found by the training job after a long upload
+    checked = check_dataset_files(
+        args.dataset, progress=lambda done, total, cid: print(f"checked {cid} ({done}/{total})", file=sys.stderr))
     storage = _storage(args)
     bar = _ByteBar("upload")
     start = time.perf_counter()
@@ -214,6 +220,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         "dataset": name,
         "container": storage.container_name,
         "captures": manifest["capture_ids"],
+        "captures_checked": len(checked),
         "files": len(manifest["files"]),
         "bytes": size,
         "bytes_sent": sent,
