@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cross-validation", choices=("none", "double"), default="double")
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--model-name", default="conv2dnet")
+    p.add_argument("--version", default="1", help="version stored in the model file (ModelInfo.version)")
     p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
     return p
@@ -82,6 +83,7 @@ def spec_from_args(args: argparse.Namespace, dataset_name: str) -> JobSpec:
         cross_validation=args.cross_validation,
         seed=args.seed,
         model_name=args.model_name,
+        model_version=args.version,
     )
 
 
@@ -122,6 +124,7 @@ def train_command(dataset_dir: Path, model_path: Path, progress_path: Path, spec
         "--lr", repr(float(spec.lr)),
         "--seed", str(spec.seed),
         "--name", spec.model_name,
+        "--version", spec.model_version,
     ]
     for cid in spec.test_capture_ids:
         cmd += ["--test-capture", cid]

@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cv", action="store_true", help="one model on all training pixels (no cross-validation)")
     p.add_argument("--progress-jsonl", type=Path, metavar="FILE", help="append per-epoch progress as JSON lines")
     p.add_argument("--name", help="model name stored in the file (default: the output file's stem)")
+    p.add_argument("--version", default="1", help="model version stored in the file (default 1)")
     p.set_defaults(handler=cmd_train)
 
     p = subparsers.add_parser(
@@ -175,6 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             output,
             result.net,
             name=args.name or output.stem,
+            version=args.version,
             class_ids=result.class_ids,
             class_names=result.class_names,
             profile_id=result.profile_id,

@@ -4,7 +4,8 @@ Imported here: the state (:mod:`.state`) and the generator jobs (:mod:`.runner`)
 which need no Qt; the widgets live in :mod:`.dialog`, :mod:`.dataset_table`,
 :mod:`.training_form` and :mod:`.job_panel`.
 """
-from app.retraining.runner import Environment, RunSnapshot, TrainingRun, default_environment, run_checks
+from app.retraining.run_snapshot import RunSnapshot
+from app.retraining.runner import Environment, TrainingRun, default_environment, run_checks
 from app.retraining.state import (
     CaptureRow, Check, HyperParameters, RetrainingState, flat_metrics, install_model, scan_dataset,
 )

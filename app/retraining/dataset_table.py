@@ -15,6 +15,7 @@ from core.classes import CLASS_IDS, class_table
 
 ROLES = ("train", "test", "skip")
 ROLE_TITLES = {"train": "Train", "test": "Held-out test", "skip": "Skip"}
+MIN_VISIBLE_ROWS = 8  # captures visible without scrolling at the dialog's default size
 
 
 class DatasetTable(QtWidgets.QWidget):
@@ -47,12 +48,23 @@ class DatasetTable(QtWidgets.QWidget):
             ["Capture", "Patient", "Use as"] + [names.by_id(c).name for c in CLASS_IDS] + ["Note"])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(self.rows_height(MIN_VISIBLE_ROWS))
         layout.addWidget(self.table, 1)
         self.warnings_label = QtWidgets.QLabel(self)
         self.warnings_label.setObjectName("class_warnings")
         self.warnings_label.setStyleSheet("color: #e0a020")
         self.warnings_label.setWordWrap(True)
         layout.addWidget(self.warnings_label)
+
+    def rows_height(self, rows: int) -> int:
+        """Pixels the table needs to show ``rows`` rows, header and frame included."""
+        header = self.table.horizontalHeader().sizeHint().height()
+        scrollbar = self.table.horizontalScrollBar().sizeHint().height()
+        return header + rows * self.table.verticalHeader().defaultSectionSize() + 2 * self.table.frameWidth() + scrollbar
+
+    def visible_rows(self) -> int:
+        """Whole rows the table shows now (for the >= 8 rows check)."""
+        return self.table.viewport().height() // self.table.verticalHeader().defaultSectionSize()
 
     def _choose(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Dataset folder", self.dataset_edit.text())

@@ -1,12 +1,15 @@
-"""Retraining dialog: choose labelled captures, check, train (local or Azure ML), compare, install.
+"""Retraining dialog: choose labelled captures, check, train (local or Azure ML), compare, install, revert.
 
-Three views over one :class:`app.retraining.state.RetrainingState` — the dataset
-table (:mod:`.dataset_table`), the training form (:mod:`.training_form`) and the
-job panel (:mod:`.job_panel`) — plus the pre-flight checks and Start/Cancel.
-Everything slow (scanning the dataset, checks, upload and job polling, installing
-the model) is a generator job run by :func:`app.workers.start_job`, the main
+Views over one :class:`app.retraining.state.RetrainingState` — the dataset table
+(:mod:`.dataset_table`), the training form (:mod:`.training_form`), the job panel
+(:mod:`.job_panel`) and the comparison (:mod:`.comparison_view`) — plus the
+pre-flight checks and Start/Cancel. Everything slow (scanning the dataset, checks,
+decoding, upload and job polling, fetching and comparing the model, installing,
+reverting) is a generator job run by :func:`app.workers.start_job`, the main
 window's job runner; the GUI thread never reads a dataset file or waits on the
-network. A QTimer refreshes the clock and upload progress from the run's snapshot.
+network. A QTimer refreshes the clock and phase progress from the run's snapshot.
+Cancel and "Use this model" ask first; installs are kept in
+:class:`app.retraining.model_history.ModelHistory` for one-click revert.
 """
 from __future__ import annotations
 
@@ -15,15 +18,17 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from app.retraining.comparison_view import ComparisonView
 from app.retraining.dataset_table import DatasetTable
 from app.retraining.job_panel import JobPanel
-from app.retraining.runner import Environment, RunSnapshot, TrainingRun, checks_job, default_environment
+from app.retraining.model_history import ModelHistory, model_name
+from app.retraining.run_snapshot import RunSnapshot
+from app.retraining.runner import Environment, TrainingRun, checks_job, default_environment
 from app.retraining.state import (
     CaptureRow,
     Check,
     RetrainingState,
     default_models_dir,
-    flat_metrics,
     install_model,
     scan_dataset,
 )
@@ -38,10 +43,34 @@ def scan_job(root: Path) -> Generator[str, None, list[CaptureRow]]:
     return scan_dataset(root)
 
 
-def install_job(src: Path, models_dir: Path, name: str) -> Generator[str, None, Path]:
-    """Generator job: copy and verify the model into ``models_dir`` (see ``install_model``)."""
+def install_job(src: Path, history: ModelHistory, name: str, label: str, previous: str | None,
+                ) -> Generator[str, None, tuple[Path, str | None]]:
+    """Generator job: copy and verify the model into the models folder, record it; (path, revert target)."""
     yield f"installing {name}"
-    return install_model(src, models_dir, name=name)
+    path = install_model(src, history.models_dir, name=name)
+    history.record("install", path, label, previous)
+    return path, history.revert_target(str(path))
+
+
+def revert_job(history: ModelHistory, current: str | None, target: str) -> Generator[str, None, tuple[str, str | None]]:
+    """Generator job: record going back to ``target`` ("" = demo model); (target, the next revert target)."""
+    yield "reverting"
+    label = ""
+    if target:
+        from core.model_file import load_model
+
+        try:
+            label = load_model(target).info.label
+        except (OSError, ValueError):
+            label = Path(target).name
+    history.record("revert", target, label, current)
+    return target, history.revert_target(target)
+
+
+def history_job(history: ModelHistory, current: str | None) -> Generator[str, None, str | None]:
+    """Generator job: the model to revert to from ``current`` (reads history.json)."""
+    yield "reading the model history"
+    return history.revert_target(current)
 
 
 class RetrainingDialog(QtWidgets.QDialog):
@@ -76,6 +105,8 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.installed: Path | None = None
         self.previous_model: str | None = None
         self.current_metrics: dict[str, float] = {}
+        self.history = ModelHistory(self.models_dir)
+        self.revert_to: str | None = None  # default model before the current one ("" = demo); None: nothing
         self._workers: dict[str, object] = {}  # running jobs by kind: "scan", "checks", "run", "install"
         self._checks_generation = 0  # a newer checks job makes an older one's answer stale
         self._closed = False  # jobs that end after close() must not touch the widgets
@@ -86,6 +117,7 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.timer.start()
         if dataset is not None:
             self.set_dataset(dataset)
+        self._start("history", history_job, self.history, self._default_model(), on_return=self._set_revert)
         self._sync()
 
     # ---- layout
@@ -94,7 +126,7 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.captures = DatasetTable(self.state, self)
         self.captures.folderChosen.connect(self.set_dataset)
         self.captures.rolesChanged.connect(self._sync)
-        layout.addWidget(self.captures, 2)
+        layout.addWidget(self.captures, 3)
 
         middle = QtWidgets.QHBoxLayout()
         self.form = TrainingForm(self.state, self)
@@ -104,10 +136,15 @@ class RetrainingDialog(QtWidgets.QDialog):
         middle.addWidget(self._build_checks(), 1)
         layout.addLayout(middle)
 
-        self.job = JobPanel(self)
-        self.job.use_button.clicked.connect(self.use_model)
-        layout.addWidget(self.job, 3)
-        self.resize(1100, 900)
+        bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
+        self.job = JobPanel(bottom)
+        self.comparison = ComparisonView(bottom)
+        self.comparison.use_button.clicked.connect(self.use_model)
+        self.comparison.revert_button.clicked.connect(self.revert)
+        bottom.addWidget(self.job)
+        bottom.addWidget(self.comparison)
+        layout.addWidget(bottom, 4)
+        self.resize(1280, 960)
 
     def _build_checks(self) -> QtWidgets.QGroupBox:
         checks = QtWidgets.QGroupBox("Pre-flight checks", self)
@@ -205,22 +242,37 @@ class RetrainingDialog(QtWidgets.QDialog):
     def start(self) -> None:
         if self.state.start_blocker is not None:
             return
+        dataset = self.state.dataset.name if self.state.dataset is not None else ""
         try:
-            run = TrainingRun(self.env, self.state)
+            run = TrainingRun(self.env, self.state, current_model=self._current_model_path(),
+                              model_name=model_name(self.state.model_name, dataset), history=self.history)
         except ValueError as exc:
             self.reason_label.setText(one_line(exc))
             return
         self.run = run
         self.installed = None
         self.job.clear()
+        self.comparison.clear("Comparing needs the finished model…")
         self.state.running = True
         self.job.show_snapshot(run.snapshot())
         self._start("run", run.job, on_yield=self._show, on_return=self._finished)
         self._sync()
 
     def cancel(self) -> None:
-        if self.run is not None and self.state.running:
+        """Ask, then ask the job to stop (it ends as Canceled once the backend confirms)."""
+        if self.run is None or not self.state.running:
+            return
+        if self.ask("Cancel training?", "Stop this training job? The work done so far is lost; "
+                    "the installed model stays as it is."):
             self.run.cancel()
+
+    def ask(self, title: str, text: str) -> bool:
+        """A Yes/No question (No is the default); True for Yes."""
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Question, title, text,
+                                    QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                                    self)
+        box.setDefaultButton(QtWidgets.QMessageBox.StandardButton.No)
+        return box.exec() == QtWidgets.QMessageBox.StandardButton.Yes
 
     def _tick(self) -> None:
         if self.run is not None and self.state.running:
@@ -235,26 +287,80 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.state.running = False
         if snap.error:
             self.reason_label.setText(f"job failed: {snap.error}")
-        self.job.show_metrics(self.current_metrics, flat_metrics(snap.metrics) or snap.model_metrics)
+        if snap.comparison is not None:
+            self.comparison.show_comparison(snap.comparison)
+        elif snap.model_path is not None:
+            self.comparison.clear(snap.comparison_note or "No comparison.")
+        else:
+            self.comparison.clear("No new model.")
         self._sync()
 
     def use_model(self) -> None:
-        """Install the new model (previous files kept) on a worker, then make it the default model."""
+        """Check compatibility, ask, then install the new model (previous files kept) and make it the default."""
+        from core.model_comparison import install_problems
+
         snap = self.last
         if snap is None or snap.model_path is None or "install" in self._workers:
             return
-        self._start("install", install_job, snap.model_path, self.models_dir,
-                    f"{self.state.model_name}-{snap.job_id}", on_return=self._installed)
+        info = snap.new_info
+        problems = install_problems(info, snap.installed_info, captures_profile=snap.captures_profile)
+        verdict = snap.comparison.verdict if snap.comparison is not None else snap.comparison_note
+        text = f"Make {info.label} the model used for classification?\n\n{verdict}"
+        if problems:
+            text += "\n\nWarning:\n" + "\n".join(f"• {p}" for p in problems)
+        if not self.ask("Use this model?", text):
+            return
+        previous = self._default_model()
+        self._start("install", install_job, snap.model_path, self.history, f"{info.name}-v{info.version}",
+                    info.label, previous, on_return=lambda result: self._installed(result, previous))
         self._sync()
 
-    def _installed(self, path: Path) -> None:
+    def _installed(self, result: tuple[Path, str | None], previous: str | None) -> None:
+        path, self.revert_to = result
         if self.settings is not None:
-            self.previous_model = self.settings.get("default_model")
             self.settings.set("default_model", str(path))
+        self.previous_model = previous
         self.installed = path
+        self.current_model = path
         self.reason_label.setText(f"installed {path.name}; it is now the default model")
+        self.comparison.history_label.setText(f"In use: {path.name}")
         self.modelInstalled.emit(path)
         self._sync()
+
+    def revert(self) -> None:
+        """Make the model before the current one the default again (one click; recorded in the history)."""
+        if self.revert_to is None or "revert" in self._workers:
+            return
+        self._start("revert", revert_job, self.history, self._default_model(), self.revert_to,
+                    on_return=self._reverted)
+        self._sync()
+
+    def _reverted(self, result: tuple[str, str | None]) -> None:
+        target, self.revert_to = result
+        if self.settings is not None:
+            self.settings.set("default_model", target)
+        self.current_model = Path(target) if target else None
+        name = Path(target).name if target else "the bundled demo model"
+        self.reason_label.setText(f"reverted: {name} is the default model again")
+        self.comparison.history_label.setText(f"In use: {name}")
+        if target:
+            self.modelInstalled.emit(Path(target))
+        self._sync()
+
+    def _set_revert(self, target: str | None) -> None:
+        self.revert_to = target
+        self._sync()
+
+    def _default_model(self) -> str | None:
+        if self.settings is not None:
+            return self.settings.get("default_model") or ""
+        return None if self.current_model is None else str(self.current_model)
+
+    def _current_model_path(self) -> Path | None:
+        default = self._default_model()
+        if default:
+            return Path(default)
+        return self.current_model
 
     # ---- enabling
     def _sync(self) -> None:
@@ -273,7 +379,12 @@ class RetrainingDialog(QtWidgets.QDialog):
         lines.insert(0, f"{'✓' if labels.ok else '✗'} labels" + ("" if labels.ok else f": {labels.message}"))
         self.checks_label.setText("\n".join(lines))
         finished_ok = self.last is not None and self.last.model_path is not None and not self.state.running
-        self.job.use_button.setEnabled(finished_ok and self.installed is None and "install" not in self._workers)
+        self.comparison.use_button.setEnabled(finished_ok and self.installed is None and "install" not in self._workers)
+        self.comparison.revert_button.setEnabled(self.revert_to is not None and not self._workers.keys() & {
+            "install", "revert"})
+        if self.revert_to is not None:
+            self.comparison.revert_button.setToolTip(
+                f"Make {Path(self.revert_to).name if self.revert_to else 'the bundled demo model'} the default again")
         editable = not self.state.running
         self.captures.set_editable(editable)
         self.form.set_editable(editable)

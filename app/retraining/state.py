@@ -161,8 +161,11 @@ class RetrainingState:
                     return Check("labels", False, f"{row.capture_id}: no labels")
         return Check("labels", True)
 
-    def job_spec(self, dataset_name: str):
-        """The :class:`remote.training_backends.JobSpec` of this state (raises JobError on bad values)."""
+    def job_spec(self, dataset_name: str, *, model_name: str | None = None, model_version: str = "1"):
+        """The :class:`remote.training_backends.JobSpec` of this state (raises JobError on bad values).
+
+        ``model_name`` (default ``state.model_name``) and ``model_version`` go into the model file.
+        """
         from remote.training_backends import JobSpec
 
         p = self.params
@@ -172,7 +175,7 @@ class RetrainingState:
             test_capture_ids=tuple(sorted(self.test_ids)),
             epochs=int(p.epochs), batch_size=int(p.batch_size), patch_size=int(p.patch_size),
             folds=int(p.folds), lr=float(p.lr), cross_validation="double" if p.double_cv else "none",
-            seed=int(p.seed), model_name=self.model_name,
+            seed=int(p.seed), model_name=model_name or self.model_name, model_version=str(model_version),
         )
 
     @property

@@ -20,7 +20,7 @@ class TrainingForm(QtWidgets.QGroupBox):
     def __init__(self, state: RetrainingState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Training", parent)
         self.state = state
-        form = QtWidgets.QFormLayout(self)
+        grid = QtWidgets.QGridLayout(self)  # two columns of fields: the dialog keeps its height for the captures
         p = state.params
         self.epochs_spin = self._spin(1, 10_000, p.epochs)
         self.batch_spin = self._spin(1, 4096, p.batch_size)
@@ -39,11 +39,17 @@ class TrainingForm(QtWidgets.QGroupBox):
             self.backend_combo.addItem(BACKEND_TITLES[name], name)
         self.backend_combo.setCurrentIndex(BACKENDS.index(state.backend))
         self.name_edit = QtWidgets.QLineEdit(state.model_name, self)
-        for label, widget in (("Epochs", self.epochs_spin), ("Batch size", self.batch_spin),
-                              ("Patch size", self.patch_spin), ("Folds", self.folds_spin),
-                              ("Learning rate", self.lr_spin), ("", self.cv_check), ("Seed", self.seed_spin),
-                              ("Backend", self.backend_combo), ("Model name", self.name_edit)):
-            form.addRow(label, widget)
+        fields = (("Epochs", self.epochs_spin), ("Batch size", self.batch_spin),
+                  ("Patch size", self.patch_spin), ("Folds", self.folds_spin),
+                  ("Learning rate", self.lr_spin), ("Seed", self.seed_spin),
+                  ("", self.cv_check), ("Backend", self.backend_combo))
+        for i, (label, widget) in enumerate(fields):
+            row, col = divmod(i, 2)
+            grid.addWidget(QtWidgets.QLabel(label, self), row, 2 * col)
+            grid.addWidget(widget, row, 2 * col + 1)
+        grid.addWidget(QtWidgets.QLabel("Model name", self), len(fields) // 2, 0)
+        grid.addWidget(self.name_edit, len(fields) // 2, 1, 1, 3)
+        self.name_edit.setToolTip("Base name: the dataset name, the date and a version number are added")
         for spin in (self.epochs_spin, self.batch_spin, self.patch_spin, self.folds_spin, self.seed_spin):
             spin.valueChanged.connect(self._write)
         self.lr_spin.valueChanged.connect(self._write)

@@ -32,6 +32,7 @@ _HYPER_INPUTS = (
     ("cross_validation", "--cross-validation"),
     ("seed", "--seed"),
     ("model_name", "--model-name"),
+    ("model_version", "--version"),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.retraining.runner import RunSnapshot
+from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.state import RetrainingState, install_model, scan_dataset
 from app.retraining.state import flat_metrics
 from core.errors import DatasetError, ModelFileError

@@ -76,7 +76,8 @@ def test_command_is_what_the_job_script_parses():
     """Substituting the inputs gives a command line remote.training_job accepts with the spec's values."""
     s = spec(train_capture_ids=("ID0020C01", "ID0025C01"), cross_validation="none", seed=3)
     line = job_command(s).replace("${{inputs.dataset}}", "/mnt/ds").replace("${{outputs.model}}", "/mnt/out")
-    for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name"):
+    for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name",
+                 "model_version"):
         line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s, name)))
     argv = line.split()
     assert argv[:3] == ["python", "-m", "remote.training_job"]
