@@ -43,7 +43,8 @@ from core.cpu import usable_cores
 from core.errors import DatasetError, TrainingCancelled
 from core.metrics import classification_metrics
 from core.model import Conv2DNet
-from core.folds import double_cv_plan, stratified_batch_plan
+from core.double_cv import FoldRecord, plan_id, select_double_cv
+from core.folds import DoubleCVPlan, double_cv_plan, stratified_batch_plan
 from core.patches import PatchSet, build_patch_set
 from core.stacked_models import ModelGroups, deterministic, torch_threads
 
@@ -137,15 +138,25 @@ def _train_models(
     should_stop: StopFn | None,
     history: list[dict],
     workers: int,
+    model_ids: list[int] | None = None,
 ) -> ModelGroups:
-    """Train ``len(train_rows)`` models, model m on samples ``train_rows[m]``, validated on ``val_rows[m]``."""
+    """Train ``len(train_rows)`` models, model m on samples ``train_rows[m]``, validated on ``val_rows[m]``.
+
+    ``model_ids``: which models of the whole plan these are (default 0..M-1). Model i's
+    initial weights and batch stream depend only on ``(config.seed, i)``, so a model
+    trained alone (a cluster trial) starts and steps as it does among all of them.
+    """
     m_models, b = len(train_rows), config.batch_size
+    ids = list(range(m_models)) if model_ids is None else list(model_ids)
+    if len(ids) != m_models:
+        raise ValueError(f"{len(ids)} model ids for {m_models} models")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(m_models)]
+        torch.manual_seed(config.seed)  # initial weights drawn in model order from one stream
+        all_nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(max(ids) + 1)]
+    nets = [all_nets[i] for i in ids]
     models = ModelGroups(nets, config.lr, workers)
     # every model has its own random stream, so results do not depend on how models are grouped
-    rngs = [np.random.default_rng([config.seed, 1, m]) for m in range(m_models)]
+    rngs = [np.random.default_rng([config.seed, 1, i]) for i in ids]
     probe = None
     if val_rows is not None:  # a fixed subsample of each validation fold for the per-epoch estimate
         probe = [np.sort(rngs[m].permutation(v)[:PROGRESS_VAL_SAMPLES]) for m, v in enumerate(val_rows)]
@@ -161,7 +172,7 @@ def _train_models(
             for m in range(m_models):
                 record = TrainingProgress(
                     stage=stage,
-                    fold=None if val_rows is None else m,
+                    fold=None if val_rows is None else ids[m],
                     epoch=epoch + 1,
                     epochs=config.epochs,
                     loss=float(mean_loss[m]),
@@ -211,6 +222,8 @@ def train_patch_set(
     targets = data.targets
     history: list[dict] = []
     workers = default_workers() if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     with deterministic(), torch_threads(1):
         if config.cross_validation == "none":
             models = _train_models(patches, onehot, targets, [np.arange(n)], None, config, n_classes=n_classes,
@@ -234,37 +247,63 @@ def train_patch_set(
 
 def _double_cv(patches, onehot, targets, config, n_classes, class_ids, class_names, progress, should_stop,
                history, workers):
-    k = config.folds
-    plan = double_cv_plan(targets, k, config.seed)
-    outer, train_rows, val_rows = plan.outer, list(plan.train_rows), list(plan.val_rows)
-    models = _train_models(patches, onehot, targets, train_rows, val_rows, config, n_classes=n_classes,
-                           stage="double-cv", progress=progress, should_stop=should_stop, history=history,
-                           workers=workers)
+    plan = double_cv_plan(targets, config.folds, config.seed)
+    models = _train_models(patches, onehot, targets, list(plan.train_rows), list(plan.val_rows), config,
+                           n_classes=n_classes, stage="double-cv", progress=progress, should_stop=should_stop,
+                           history=history, workers=workers)
     trained = time.perf_counter()
-    val_pred = models.predict_rows(patches, val_rows)
-    val_oacc = [float((p == targets[r]).mean()) for p, r in zip(val_pred, val_rows)]
-    test_pred = models.predict_rows(patches, [plan.test_rows(m) for m in range(plan.n_models)])
+    records = _fold_records(models, patches, targets, plan, list(range(plan.n_models)), class_ids, class_names,
+                            plan_id(targets, config.to_dict()))
     models.close()
-    folds = []
-    for o in range(k):
-        scores = val_oacc[o * k : (o + 1) * k]
-        winner = o * k + int(np.argmax(scores))
-        test = classification_metrics(targets[outer[o]], test_pred[winner], class_ids, class_names)
-        folds.append({"outer": o, "inner_val_oacc": scores, "winner_inner": winner - o * k,
-                      "test_oacc": test["oacc"], "test": test})
-    best = int(np.argmax([f["test_oacc"] for f in folds]))
-    chosen = best * k + folds[best]["winner_inner"]
-    test_oaccs = [f["test_oacc"] for f in folds]
-    metrics = {
-        "mode": "double-cv",
-        "folds": k,
-        "outer": folds,
-        "test_oacc_mean": float(np.mean(test_oaccs)),
-        "test_oacc_std": float(np.std(test_oaccs)),
-        "chosen": {"outer": best, "inner": folds[best]["winner_inner"]},
-        "test": folds[best]["test"],
-    }
+    chosen, metrics = select_double_cv(records, config.folds)
     return models.to_net(chosen), metrics, trained
+
+
+def _fold_records(models: ModelGroups, patches, targets, plan: DoubleCVPlan, ids: list[int], class_ids,
+                  class_names, run: str) -> list[FoldRecord]:
+    """Validation OACC and outer-fold test metrics of trained fold models ``ids`` of ``plan``."""
+    val_pred = models.predict_rows(patches, [plan.val_rows[i] for i in ids])
+    test_pred = models.predict_rows(patches, [plan.test_rows(i) for i in ids])
+    records = []
+    for m, i in enumerate(ids):
+        val_oacc = float((val_pred[m] == targets[plan.val_rows[i]]).mean())
+        test = classification_metrics(targets[plan.test_rows(i)], test_pred[m], class_ids, class_names)
+        records.append(FoldRecord(i, i // plan.folds, i % plan.folds, val_oacc, test, run))
+    return records
+
+
+def train_fold_model(
+    data: PatchSet,
+    config: TrainingConfig,
+    model: int,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> tuple[Conv2DNet, FoldRecord]:
+    """Train fold model ``model`` (``outer * K + inner``) of the double-cv plan alone: one cluster trial.
+
+    The same plan, initial weights and batches as inside :func:`train_patch_set`, so
+    :func:`core.double_cv.select_double_cv` over all K*K records picks the same model.
+    """
+    k = config.folds
+    if not 0 <= model < k * k:
+        raise ValueError(f"fold model must be in 0..{k * k - 1}, got {model}")
+    if data.patches.shape[-1] != config.patch_size:
+        raise ValueError(f"patches are {data.patches.shape[-1]}x{data.patches.shape[-1]}, "
+                         f"config.patch_size is {config.patch_size}")
+    class_names = class_names_of(data.class_ids) if class_names is None else class_names
+    plan = double_cv_plan(data.targets, k, config.seed)
+    patches = torch.from_numpy(np.ascontiguousarray(data.patches, dtype=np.float32))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), len(data.class_ids)).float()
+    with deterministic(), torch_threads(1):
+        models = _train_models(patches, onehot, data.targets, [plan.train_rows[model]], [plan.val_rows[model]],
+                               config, n_classes=len(data.class_ids), stage="double-cv", progress=progress,
+                               should_stop=should_stop, history=[], workers=1, model_ids=[model])
+        [record] = _fold_records(models, patches, data.targets, plan, [model], data.class_ids, class_names,
+                                 plan_id(data.targets, config.to_dict()))
+        models.close()
+    return models.to_net(0), record
 
 
 def class_names_of(class_ids: tuple[int, ...]) -> tuple[str, ...]:
@@ -317,13 +356,17 @@ def train(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    workers: int | None = None,
 ) -> TrainingResult:
-    """Train on dataset captures (:class:`core.dataset.DatasetCapture`), all labelled pixels of each."""
+    """Train on dataset captures (:class:`core.dataset.DatasetCapture`), all labelled pixels of each.
+
+    ``workers``: threads training double-cv fold models side by side (see :func:`train_patch_set`).
+    """
     start = time.perf_counter()
     data, profile_id = patch_set_from_captures(captures, config.patch_size)
     prepared = time.perf_counter()
     check_stop(should_stop)
-    result = train_patch_set(data, config, progress=progress, should_stop=should_stop)
+    result = train_patch_set(data, config, progress=progress, should_stop=should_stop, workers=workers)
     result.profile_id = profile_id
     result.timings_s = {"prepare": prepared - start, **result.timings_s, "total": time.perf_counter() - start}
     return result

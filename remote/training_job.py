@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default="conv2dnet")
     p.add_argument("--version", default="1", help="version stored in the model file (ModelInfo.version)")
     p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
+    p.add_argument("--fold", type=int, default=None,
+                   help="train only double-cv fold model FOLD (one trial of the Azure ML sweep); "
+                        "writes fold-FOLD.safetensors and fold-FOLD.json to --output-dir")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
     return p
 
@@ -212,6 +215,11 @@ def run(args: argparse.Namespace) -> int:
         progress_path = out / PROGRESS_FILE
 
         set_status(JobStatus.RUNNING)
+        if args.fold is not None:  # one sweep trial: the selection step reads what it leaves in out/
+            run_training(train_command(train_dir, model_path, progress_path, spec) + ["--fold", str(args.fold)])
+            record = json.loads((out / f"fold-{args.fold}.json").read_text())
+            set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": record["val_oacc"]})
+            return 0
         run_training(train_command(train_dir, model_path, progress_path, spec))
 
         set_status(JobStatus.FINALIZING)

@@ -227,3 +227,31 @@ def test_double_cv_plan_is_nested_disjoint_and_seeded():
     assert not all(np.array_equal(a, b) for a, b in zip(plan.train_rows, other.train_rows))
     with pytest.raises(ValueError, match="at least 9 labelled pixels"):
         double_cv_plan(targets[:8], 3, seed=0)
+
+
+def test_fold_models_trained_one_by_one_select_the_same_model_as_training_them_together(tmp_path):
+    """What a cluster does (one trial per fold model, then selection) matches the local lockstep run."""
+    from core.double_cv import FoldRecord, select_double_cv
+    from core.training import train_fold_model
+
+    data = _toy_patches(90)
+    config = TrainingConfig(epochs=2, batch_size=8, cross_validation="double", folds=2, seed=3)
+    together = train_patch_set(data, config, workers=2)
+    trials = [train_fold_model(data, config, m) for m in (3, 1, 0, 2)]  # any order, as trials finish
+    for _, record in trials:  # each trial writes its record; the selection step reads them back
+        (tmp_path / f"fold-{record.model}.json").write_text(record.to_json())
+    records = [FoldRecord.from_file(p) for p in sorted(tmp_path.glob("fold-*.json"))]
+    chosen, metrics = select_double_cv(records, 2)
+    assert metrics["chosen"] == together.metrics["chosen"]
+    assert metrics["test_oacc_mean"] == pytest.approx(together.metrics["test_oacc_mean"])
+    net = dict((r.model, n) for n, r in trials)[chosen]
+    for name, value in together.net.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="missing \\[2\\]"):
+        select_double_cv([r for r in records if r.model != 2], 2)
+    # a stale record of another run (other seed) in the folder is refused, not silently selected
+    _, stale = train_fold_model(data, TrainingConfig(epochs=2, batch_size=8, cross_validation="double", folds=2,
+                                                     seed=4), 2)
+    with pytest.raises(ValueError, match="different runs"):
+        select_double_cv([r for r in records if r.model != 2] + [stale], 2)
+
