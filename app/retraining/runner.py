@@ -31,35 +31,29 @@ class Environment:
     backend: Callable[[str, object], object]
 
 
-def default_environment() -> Environment:
-    """Storage from env/keyring; local jobs in ``NEUROHSI_HOME/jobs``; Azure ML from env settings."""
-    import os
-
+def default_environment(saved: Callable[[], dict] | None = None) -> Environment:
+    """Storage and Azure ML from :mod:`remote.cloud_config` (env ``NEUROHSI_*`` over ``saved()``, the
+    Settings ▸ Cloud values, read when a check or run starts); local jobs in ``NEUROHSI_HOME/jobs``."""
     from app.retraining.state import default_jobs_dir
 
-    def storage():
-        from remote.blob_storage import BlobStorage
+    def config():
+        from remote.cloud_config import resolve
 
-        return BlobStorage(container=os.environ.get("NEUROHSI_CONTAINER", "neurohsi"))
+        return resolve(saved() if saved is not None else {})
+
+    def storage():
+        from remote.cloud_config import make_storage
+
+        return make_storage(config())
 
     def backend(name: str, storage_obj):
         if name == "local":
             from remote.training_backends import LocalBackend
 
             return LocalBackend(storage_obj, default_jobs_dir())
-        from remote.training_backends.base import JobError
+        from remote.cloud_config import make_azureml_backend
 
-        needed = ("AZUREML_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP", "AZUREML_WORKSPACE", "AZUREML_COMPUTE")
-        missing = [k for k in needed if not os.environ.get(k)]
-        if missing:
-            raise JobError(f"Azure ML workspace not configured: set {', '.join(missing)} (see docs/cloud.md)")
-        from remote.training_backends.azureml import AzureMLBackend
-
-        return AzureMLBackend(
-            os.environ["AZUREML_SUBSCRIPTION_ID"], os.environ["AZUREML_RESOURCE_GROUP"],
-            os.environ["AZUREML_WORKSPACE"], os.environ["AZUREML_COMPUTE"],
-            os.environ.get("AZUREML_ENVIRONMENT", "neurohsi-train@latest"),
-        )
+        return make_azureml_backend(config())
 
     return Environment(storage, backend)
 
