@@ -216,7 +216,17 @@ class AzureMLBackend:
             model={"output": "model"} if JobStatus.parse(job.status) is JobStatus.COMPLETED else None,
         )
 
+    def _running(self, job_id: str):
+        """The job entity when it has not ended (its outputs cannot be downloaded yet), else None."""
+        job = self._call("status", self._ml_client().jobs.get, job_id)
+        return None if JobStatus.parse(job.status).terminal else job
+
     def logs(self, job_id: str, *, tail: int = 200) -> str:
+        running = self._running(job_id)
+        if running is not None:  # jobs.download refuses an unfinished job: say where the live log is
+            url = getattr(running, "studio_url", None)
+            return (f"The job is {running.status}; its log comes here when it ends"
+                    + (f" (live log: {url})" if url else "") + "\n")
         with tempfile.TemporaryDirectory() as tmp:
             self._call("logs download", self._ml_client().jobs.download, job_id, download_path=tmp, all=False)
             logs = sorted(Path(tmp).rglob("std_log*.txt"))
@@ -228,6 +238,8 @@ class AzureMLBackend:
     def metrics(self, job_id: str) -> list[dict]:
         from remote.training_job import PROGRESS_FILE, read_progress
 
+        if self._running(job_id) is not None:
+            return []  # outputs of a running job cannot be downloaded; progress shows once it ends
         with tempfile.TemporaryDirectory() as tmp:
             self._call(
                 "output download", self._ml_client().jobs.download, job_id, download_path=tmp, output_name="model"

@@ -135,3 +135,29 @@ def test_double_cv_pipeline_yaml_validates_and_runs_one_trial_per_fold_model(loa
     args = build_parser().parse_args(argv[3:])
     assert (args.fold, args.cross_validation, args.version) == (7, "double", "4")
     assert args.dataset_dir == Path("/mnt/ds") and not args.skip_manifest_check
+
+
+def test_a_running_job_is_watchable_not_failed():
+    """jobs.download refuses unfinished jobs: logs/metrics of a running job answer instead of failing.
+
+    Azure ML itself cannot run here, so a stand-in client answers jobs.get like the SDK
+    (an object with .status and .studio_url) and fails jobs.download as the service does.
+    """
+    from types import SimpleNamespace
+
+    class Jobs:
+        status = "Running"
+
+        def get(self, name):
+            return SimpleNamespace(status=self.status, studio_url=f"https://ml.azure.com/runs/{name}")
+
+        def download(self, *args, **kwargs):
+            raise RuntimeError("This job is not in a terminal state")
+
+    backend = AzureMLBackend("sub", "rg", "ws", "cpu", "neurohsi-train@latest")
+    backend._client = SimpleNamespace(jobs=Jobs())
+    assert backend.metrics("job1") == []
+    assert "Running" in backend.logs("job1") and "https://ml.azure.com/runs/job1" in backend.logs("job1")
+    backend._client.jobs.status = "Completed"  # finished: the download is tried, and its failure reported
+    with pytest.raises(JobError, match="Azure ML logs download failed"):
+        backend.logs("job1")
