@@ -85,7 +85,7 @@ class LabellingController(QtCore.QObject):
                 self.widget.set_prediction(prediction)
 
     def open_retraining(self):
-        from app.retraining_dialog import RetrainingDialog
+        from app.retraining.dialog import RetrainingDialog
 
         if self.dialog is None:
             self.dialog = RetrainingDialog(self.window, settings=self.window.settings,
