@@ -88,6 +88,11 @@ class StackedConv2DNet:
         self.pooled = (self.patch_size - 1) // 2
         self._col_index = torch.from_numpy(_im2col_index(self.n_bands, self.patch_size))
 
+    @property
+    def columns_per_sample(self) -> int:
+        """Width of one sample's :meth:`im2col` row (K*4B float32 values)."""
+        return int(self._col_index.numel())
+
     # -- parameter views -------------------------------------------------------------------------
     def _view(self, k: int) -> torch.Tensor:
         """Layer ``k`` of every model, ``(M, *shape)`` (a view of ``theta``)."""

@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from core.camera_profiles import THESIS_PROFILE_ID, CameraProfile, load_profile
+from core.camera_profiles import THESIS_PROFILE_ID, CameraProfile, load_profile, position_wavelengths
 from core.metadata import CaptureMetadata
 from core.synthetic_frames import MAX_COUNT, mosaic, sensor_frames
 from core.synthetic_scene import annotate, draw_scene
@@ -154,7 +154,7 @@ def metadata_for(profile: CameraProfile, *, seed: int = 0) -> CaptureMetadata:
         filter_offset_xy=tuple(profile.offset_xy),
         filter_size_wh=tuple(profile.area_wh),
         pattern_wh=tuple(profile.pattern_wh),
-        wavelengths_nm=profile.wavelengths_nm,
+        wavelengths_nm=position_wavelengths(profile),  # per pattern position, as a camera writes them
     )
 
 

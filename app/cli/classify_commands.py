@@ -46,40 +46,54 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"{path}: folder for {option} does not exist")
 
 
-def _classify_remote(args: argparse.Namespace):
-    from remote.scoring_client import ScoringClient
+def _classify(args: argparse.Namespace):
+    """Read the triplet, classify it remotely or locally (:mod:`remote.remote_or_local`), else locally.
+
+    "total" is the wall clock from before reading to the map.
+    """
+    import time
+    from dataclasses import replace
+
+    from core.capture_io import load_capture
+    from core.inference import classify_files
+    from core.model_choice import resolve_model
+
+    if args.endpoint is None:
+        model = resolve_model(args.model)  # a bad model fails before the capture is read
+        return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
+    start = time.perf_counter()
+    capture = load_capture(args.raw, args.dark, args.white)
+    read = time.perf_counter() - start
+    result = _classify_remote_or_local(args, capture, lambda: resolve_model(args.model))
+    return replace(result, timings_s={**result.timings_s, "read": read, "total": time.perf_counter() - start})
+
+
+def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
+    try:
+        from remote.remote_or_local import RemoteTarget, classify_remote_or_local
+        from remote.scoring_client import RemoteError
+    except ImportError as exc:  # a slimmed install without the remote package
+        raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
 
     key = os.environ[args.key_env] if args.key_env else None
-    return ScoringClient(args.endpoint, key=key).classify_files(args.raw, args.dark, args.white)
-
-
-def _classify_local(args: argparse.Namespace):
-    from core.inference import classify_files, load_default_model
-    from core.model_file import load_model
-
-    model = load_model(args.model) if args.model is not None else load_default_model()
-    return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
+    try:
+        outcome = classify_remote_or_local(
+            capture,
+            model_resolver=resolver,
+            endpoint=RemoteTarget(args.endpoint, key),
+            fallback_local=args.fallback_local,
+            profile_name=args.profile,
+        )
+    except (RemoteError, OSError) as exc:
+        raise _remote_failure(args.endpoint, exc) from None
+    if outcome.fallback_reason is not None:
+        print(f"neurohsi: remote scoring failed ({outcome.fallback_reason}); classified locally", file=sys.stderr)
+    return outcome.result
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
-    if args.endpoint is not None:
-        try:
-            from remote.scoring_client import RemoteError
-        except ImportError as exc:  # a slimmed install without the remote package
-            raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
-
-        try:
-            result = _classify_remote(args)
-        except (RemoteError, OSError) as exc:
-            if not args.fallback_local:
-                raise _remote_failure(args.endpoint, exc) from None
-            from core.errors import one_line
-
-            print(f"neurohsi: remote scoring failed ({one_line(exc)}); classified locally", file=sys.stderr)
-            result = _classify_local(args)
-    else:
-        result = _classify_local(args)
+    result = _classify(args)
     from core.capture_io import capture_id_for
 
     written = write_outputs(

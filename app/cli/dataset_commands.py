@@ -42,6 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", type=Path, help="NEMESIS folder")
     p.add_argument("dataset", type=Path, help="dataset folder to write")
+    p.add_argument(
+        "--crop-offset", action="append", default=[], metavar="ID=ROW,COL",
+        help="where a cropped ground-truth map's top-left corner sits in the cube of capture (or patient) ID; repeatable",
+    )
+    p.add_argument(
+        "--crop-offsets", type=Path, metavar="FILE.json",
+        help='crop offsets for many captures: {"ID0018C01": [row, col], ...}',
+    )
     p.set_defaults(handler=cmd_import_nemesis)
 
 
@@ -108,8 +116,15 @@ def cmd_demo_capture(args: argparse.Namespace) -> int:
 
 def cmd_import_nemesis(args: argparse.Namespace) -> int:
     from core.dataset import import_nemesis
+    from core.nemesis_ground_truth import parse_crop_offset, read_crop_offsets
 
     _check_output_folder(args.dataset)
-    summary = import_nemesis(args.src, args.dataset, progress=_progress)
+    offsets = read_crop_offsets(args.crop_offsets) if args.crop_offsets is not None else {}
+    for item in args.crop_offset:
+        capture_id, sep, value = item.partition("=")
+        if not sep or not capture_id.strip():
+            raise ValueError(f"--crop-offset must be ID=ROW,COL, got {item!r}")
+        offsets[capture_id.strip()] = parse_crop_offset(value, source=f"--crop-offset {capture_id.strip()}")
+    summary = import_nemesis(args.src, args.dataset, progress=_progress, crop_offsets=offsets)
     print(json.dumps(summary))
     return 0

@@ -21,8 +21,9 @@ from core.export import (
     write_overlay_png,
 )
 from core.fileio import stale_temp_files
-from core.inference import classify_files, load_default_model
+from core.inference import classify_files
 from core.labels import read_label_png
+from core.model_choice import resolve_model
 from core.render import colour_map
 from core.synthetic import generate_capture
 
@@ -32,7 +33,7 @@ def result(tmp_path_factory):
     """A real local classification, with the demo model, of a synthetic capture written as NEMESIS files."""
     capture = generate_capture(seed=3)
     raw_path = capture.write_nemesis_files(tmp_path_factory.mktemp("capture"))
-    return classify_files(raw_path, load_default_model()), capture_id_for(raw_path)
+    return classify_files(raw_path, resolve_model(None)), capture_id_for(raw_path)
 
 
 def _labels():
