@@ -1,9 +1,12 @@
-"""The layer rule: ``core`` knows nothing of Qt, HTTP, Azure, keyring, ``remote`` or ``app``;
-``remote`` knows nothing of Qt or ``app``; the preprocessing path never loads torch.
+"""The layer rule: ``app`` above ``remote`` above ``core``, never an import the other way;
+``core`` knows nothing of Qt, HTTP, Azure or keyring, ``remote`` nothing of Qt; inside ``app``
+only the CLI imports the CLI; the preprocessing path never loads torch.
 
-Three independent checks: import-linter's contracts (pyproject.toml), an AST scan of every
-source file (catches lazy imports inside functions and ``importlib.import_module("...")`` too),
-and a fresh interpreter that imports the preprocessing path and looks at ``sys.modules``.
+Three independent checks: import-linter's contracts (pyproject.toml: one ``layers`` contract
+that also follows chains of imports, plus ``forbidden`` contracts for third-party libraries),
+an AST scan of every source file (catches lazy imports inside functions and
+``importlib.import_module("...")`` too), and a fresh interpreter that imports the
+preprocessing path and looks at ``sys.modules``.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import ast
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,9 +88,31 @@ def test_import_linter_contracts_are_kept():
         [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 broken" in result.stdout
-    assert "core is free of Qt, network and cloud code KEPT" in result.stdout
-    assert "remote is free of Qt and the app KEPT" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
+    for name in ("layers: app above remote above core", "core is free of Qt, network and cloud libraries",
+                 "remote is free of Qt"):
+        assert f"{name} KEPT" in result.stdout
+
+
+def test_layers_contract_checks_chains_of_imports_too():
+    """One ``layers`` contract, in order, that does not let an indirect import up the layers pass."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    [layers] = [c for c in config["contracts"] if c["type"] == "layers"]
+    assert layers["layers"] == ["app", "remote", "core"]
+    assert not any(c.get("allow_indirect_imports") for c in config["contracts"])
+    assert config["include_external_packages"] is True  # the forbidden contracts name third-party packages
+
+
+def test_only_the_cli_imports_the_cli():
+    """``app.cli`` is the entry point above the GUI: a GUI module importing it (even lazily) runs up the layers."""
+    problems = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        if path.is_relative_to(ROOT / "app" / "cli"):
+            continue
+        package = package_of(path)
+        problems += [f"{path}:{line} imports {name}" for line, name in imported_modules(path, package=package)
+                     if name == "app.cli" or name.startswith("app.cli.")]
+    assert problems == []
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
