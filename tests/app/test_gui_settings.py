@@ -9,8 +9,10 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
 
-from app.settings import SETTINGS, AppSettings
+from app.application import BASE_POINT_SIZE, THEATRE_POINT_SIZE
+from app.settings import MAX_RECENT_FILES, SETTINGS, AppSettings
 from app.settings_dialog import SettingsDialog, SettingsState
 from tests.support.gui import open_and_wait
 
@@ -29,6 +31,38 @@ def test_registry_types_round_trip(tmp_path):
     again = AppSettings.from_file(tmp_path / "s.ini")
     for name, value in values.items():
         assert again.get(name) == value
+
+
+def test_recent_files_newest_first_without_repeats_and_capped(tmp_path):
+    settings = AppSettings.from_file(tmp_path / "s.ini")
+    paths = [tmp_path / f"ID{i:04d}C01.tif" for i in range(MAX_RECENT_FILES + 2)]
+    for path in paths:
+        settings.add_recent_file(path)
+    settings.add_recent_file(paths[3])  # opened again: moves to the top, not listed twice
+    files = settings.get("recent_files")
+    assert len(files) == MAX_RECENT_FILES and len(set(files)) == MAX_RECENT_FILES
+    assert files[:3] == [str(paths[3].resolve()), str(paths[-1].resolve()), str(paths[-2].resolve())]
+    assert str(paths[0].resolve()) not in files  # the oldest fell off
+
+
+def test_remote_needs_both_the_switch_and_an_endpoint(tmp_path):
+    settings = AppSettings.from_file(tmp_path / "s.ini")
+    assert not settings.remote_enabled()  # no endpoint
+    settings.set("endpoint_url", "https://x.example/score")
+    assert settings.remote_enabled()
+    settings.set("use_remote", False)
+    assert not settings.remote_enabled()
+    settings.set("use_remote", True)
+    settings.set("endpoint_url", "   ")
+    assert not settings.remote_enabled()
+
+
+def test_a_hand_edited_value_falls_back_to_the_default(tmp_path):
+    path = tmp_path / "s.ini"
+    path.write_text("[display]\nopacity=half\n[files]\nrecent_files=not json\n")
+    settings = AppSettings.from_file(path)
+    assert settings.get("opacity") == AppSettings.setting("opacity").default
+    assert settings.get("recent_files") == []
 
 
 def test_dialog_state_saves_key_to_keyring_only(qtbot, tmp_path, memory_keyring):
@@ -61,15 +95,22 @@ def test_window_state_recent_files_and_remembered_theatre_mode(qtbot, make_windo
     assert window.settings.get("recent_files")[0] == str(raw.resolve())
     assert [a.text() for a in window.recent_menu.actions()] == [raw.name]
     window.docks["Capture"].hide()
+    app = QApplication.instance()
+    assert app.font().pointSize() == BASE_POINT_SIZE and window.toolbar.iconSize().width() == 24
     window.actions["theatre"].setChecked(True)
     assert window.isFullScreen() and window.docks["Legend"].isHidden() and window.toolbar.isHidden()
+    # Each part of theatre mode on its own: larger type everywhere and larger controls.
+    assert app.font().pointSize() == THEATRE_POINT_SIZE
+    assert window.toolbar.iconSize().width() == 40
     window.close()
 
     assert window.settings.get("window_geometry") and window.settings.get("window_state_version") == 1
 
     again = make_window(model)
     assert again.actions["theatre"].isChecked() and again.isFullScreen()  # remembered
+    assert app.font().pointSize() == THEATRE_POINT_SIZE
     again.actions["theatre"].setChecked(False)
+    assert app.font().pointSize() == BASE_POINT_SIZE and again.toolbar.iconSize().width() == 24
     # The normal layout comes back as it was saved: Capture hidden by the user, the rest shown.
     assert again.docks["Capture"].isHidden() and not again.docks["Legend"].isHidden()
     assert not again.toolbar.isHidden() and not again.isFullScreen()
