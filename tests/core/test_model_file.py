@@ -301,3 +301,13 @@ def test_deeply_nested_json_is_one_line(tmp_path, where):
         path.write_bytes(struct.pack("<Q", len(body)) + body + data[8 + n :])
         fragment = "nested too deeply"
     _expect_error(path, fragment)
+
+
+def test_a_file_too_large_for_a_model_is_refused_before_reading(tmp_path):
+    from core.model_file import MAX_FILE_BYTES
+
+    huge = tmp_path / "huge.safetensors"
+    with huge.open("wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(ModelFileError, match=f"huge.safetensors: too large for a NeuroHSI model \\({MAX_FILE_BYTES + 1} bytes"):
+        load_model(huge)

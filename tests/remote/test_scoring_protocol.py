@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -56,6 +57,7 @@ def test_request_without_references_carries_only_raw_and_hashes():
         (lambda body, ct: (body.replace(b'name="raw"', b'name="cooked"'), ct), "unknown multipart part"),
         (lambda body, ct: (body.replace(b'name="params"', b'name="dark"'), ct), "appears twice"),
         (lambda body, ct: (body.replace(b'name="raw"', b"nameless"), ct), "has no name"),
+        (lambda body, ct: (body, "multipart/form-data; boundary=" + "x" * 71), "boundary longer than 70"),
     ],
 )
 def test_malformed_multipart_raises_clear_value_error(mutate, message):
@@ -133,6 +135,7 @@ def test_compressed_label_map_is_small():
         (lambda b: b"JUNK" + b[4:], "bad magic"),
         (lambda b: b[:4] + b"\x09\x00" + b[6:], "unsupported NeuroHSI result version"),
         (lambda b: b[:-10], "truncated|payload"),
+        (lambda b: b[:8] + struct.pack("<I", len(b)) + b[12:], "result header truncated"),
         (lambda b: b[:12] + b"{bad json" + b[21:], "not valid JSON|truncated"),
     ],
 )
