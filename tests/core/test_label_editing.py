@@ -107,6 +107,33 @@ def test_flood_fill_is_contiguous_4_connected_same_class():
     assert (ed.labels[5] == 1).all()
 
 
+def test_flood_fill_does_not_cross_diagonals_or_invalid_pixels():
+    base = np.zeros((6, 6), np.uint8)
+    base[2, 2] = base[3, 3] = 2  # the same class, touching only at a corner
+    ed = LabelEditor(base)
+    ed.flood_fill(2, 2, class_id=4)
+    assert ed.labels[2, 2] == 4 and ed.labels[3, 3] == 2  # 4-connected: the diagonal is another region
+    ed.valid = np.ones((6, 6), bool)
+    ed.valid[:, 3] = False  # no tissue in column 3: bounds the fill like another class
+    ed.flood_fill(0, 0, class_id=1)
+    assert (ed.labels[:, :3][base[:, :3] == 0] == 1).all() and not (ed.labels[:, 3:] == 1).any()
+    before = ed.labels.copy()
+    assert ed.flood_fill(0, 3, class_id=5) == EMPTY_RECT  # the seed itself is invalid: nothing
+    assert np.array_equal(ed.labels, before)
+
+
+def test_only_the_last_max_undo_steps_are_kept():
+    ed = LabelEditor(np.zeros((20, 20), np.uint8), max_undo=3)
+    states = []
+    for i in range(5):
+        ed.stroke([(2 + 3 * i, 10)], tool=le.BRUSH)
+        states.append(ed.labels.copy())
+    assert ed.undo_depth == 3
+    for _ in range(3):
+        ed.undo()
+    assert not ed.can_undo and np.array_equal(ed.labels, states[1])  # the two oldest steps were dropped
+
+
 def test_polygon_even_odd_fill():
     ed = LabelEditor(np.zeros((20, 20), np.uint8))
     ed.active_class = 3
