@@ -74,14 +74,20 @@ class DeadlineSocket(socket.socket):
     """
 
     _deadline: float | None = None
+    _cap: float | None = None  # a shorter timeout gunicorn set itself (its 2 s linger when closing)
 
     def setblocking(self, flag: bool) -> None:
+        self._cap = None
         if flag:
             self._deadline = time.monotonic() + READ_BUDGET_S
-            self.settimeout(READ_IDLE_S)
+            super().settimeout(READ_IDLE_S)
         else:
             self._deadline = None
             super().setblocking(False)
+
+    def settimeout(self, value: float | None) -> None:
+        self._cap = value
+        super().settimeout(value)
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -89,7 +95,10 @@ class DeadlineSocket(socket.socket):
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"request not received within {READ_BUDGET_S:g} s")
-        self.settimeout(min(READ_IDLE_S, left))
+        wait = min(READ_IDLE_S, left)
+        if self._cap is not None:
+            wait = min(wait, self._cap)
+        super().settimeout(wait)
 
     def recv(self, *args, **kwargs):
         self._arm()
@@ -103,7 +112,7 @@ class DeadlineSocket(socket.socket):
         # Sending the answer has its own allowance: a client that stops reading must
         # not hold the thread for ever, but the budget spent on scoring is not its fault.
         if self._deadline is not None:
-            self.settimeout(READ_IDLE_S)
+            super().settimeout(READ_IDLE_S if self._cap is None else min(READ_IDLE_S, self._cap))
         return super().sendall(*args, **kwargs)
 
 
