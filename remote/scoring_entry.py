@@ -54,8 +54,9 @@ from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from core.capture_io import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
-from core.inference import classify
-from core.model_file import LoadedModel, load_model
+from core.inference import classify_prepared, prepare
+from core.model_choice import resolve_model
+from core.model_file import LoadedModel
 from remote.scoring_guards import (
     ComputeSlots,
     RequestError,
@@ -139,7 +140,7 @@ _STATE: ServiceState | None = None
 
 
 def resolve_model_path(environ: dict | None = None) -> Path:
-    """The model file named by configuration (see the module docstring)."""
+    """The model file named by configuration (see the module docstring); never the demo model."""
     environ = os.environ if environ is None else environ
     explicit = environ.get(ENV_MODEL_PATH)
     if explicit:
@@ -180,7 +181,7 @@ def init() -> None:
     except ModelNotFoundError as exc:
         logger.critical("NeuroHSI scoring cannot start: %s", exc)
         raise
-    model = load_model(path)
+    model = resolve_model(path, allow_demo=False)
     key = os.environ.get(ENV_KEY) or None
     max_bytes = int(_float_env(ENV_MAX_REQUEST_MB, DEFAULT_MAX_REQUEST_MB) * 1_000_000)
     capacity = int(_float_env(ENV_REFERENCE_CACHE, DEFAULT_REFERENCE_CACHE))
@@ -266,7 +267,7 @@ def _client_message(exc: NeuroHSIError) -> str:
 
 def _classify(state: ServiceState, capture: Capture, profile: str | None):
     try:
-        return classify(capture, state.model, profile_name=profile)
+        return classify_prepared(prepare(capture, profile_name=profile), state.model)
     except CaptureError as exc:
         raise RequestError(400, _client_message(exc)) from None
     except (ModelFileError, ProfileError) as exc:

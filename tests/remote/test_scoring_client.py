@@ -302,6 +302,7 @@ def test_entry_script_finds_the_model_by_configuration(tmp_path):
     (nested / "model.safetensors").write_bytes(b"")
     assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "model-dir")}) == nested / "model.safetensors"
     explicit = tmp_path / "explicit.safetensors"
+    explicit.write_bytes(b"")
     assert resolve_model_path({"NEUROHSI_MODEL_PATH": str(explicit), "AZUREML_MODEL_DIR": str(tmp_path)}) == explicit
     # No model found is an error (the container must not become ready), never the demo model.
     with pytest.raises(ModelNotFoundError, match="no \\*.safetensors model file under AZUREML_MODEL_DIR="):

@@ -186,9 +186,10 @@ def test_declared_100_mb_body_gets_413_at_once(service):
 @pytest.mark.parametrize(
     ("change", "status", "message"),
     [
-        ({"pattern_wh": (150, 150)}, 400, "150 x 150 mosaic pattern"),
-        ({"pattern_wh": (300, 300)}, 400, "300 x 300 mosaic pattern"),
-        ({"pattern_wh": (4, 4)}, 422, "(16 bands), but the model needs 25 bands"),
+        ({"pattern_wh": (150, 150)}, 400, "mosaic pattern 150x150 is outside"),
+        ({"pattern_wh": (300, 300)}, 400, "mosaic pattern 300x300 is outside"),
+        ({"pattern_wh": (4, 4), "wavelengths_nm": tuple(670.0 + 10 * i for i in range(16))}, 422,
+         "(16 bands), but the model needs 25 bands"),
         ({"filter_size_wh": (5000, 5000)}, 400, "outside the"),
         ({"filter_offset_xy": (100, 0)}, 400, "outside the"),
     ],
