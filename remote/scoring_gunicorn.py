@@ -26,6 +26,7 @@ Environment (read when gunicorn loads this module): ``NEUROHSI_THREADS``,
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -116,8 +117,24 @@ class DeadlineSocket(socket.socket):
         return super().sendall(*args, **kwargs)
 
 
+class _ReadDeadlineLog(logging.Filter):
+    """A client cut off by its read deadline is one INFO line, not an error with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError):
+            record.msg, record.args = "closed a slow or stalled connection (%s)", (str(error) or "read timed out",)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class SlowClientSafeWorker(gthread.ThreadWorker):
     """gunicorn's thread worker with per-socket read deadlines (see :class:`DeadlineSocket`)."""
+
+    def init_process(self) -> None:
+        self.log.error_log.addFilter(_ReadDeadlineLog())
+        super().init_process()  # runs the worker loop until the worker stops
 
     def accept(self, listener) -> None:
         try:
