@@ -263,7 +263,8 @@ class MainWindow(QMainWindow):
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
             return None
-        return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key())
+        deployment = self.settings.get("deployment").strip() or None
+        return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key(), deployment)
 
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
@@ -284,8 +285,8 @@ class MainWindow(QMainWindow):
             workers.classify_job,
             self.opened,
             model_resolver=partial(resolve_model, self.model_override, self.settings.get("default_model")),
-            remote=remote,
-            fallback_local=bool(self.settings.get("fallback_local")),
+            remote=remote, fallback_local=bool(self.settings.get("fallback_local")),
+            policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
         )
 
     def _classified(self, classified: workers.Classified, opened, started: float) -> None:

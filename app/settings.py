@@ -33,6 +33,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("endpoint_url", "scoring/endpoint_url", str, "", "Scoring endpoint URL; empty means classify locally."),
     Setting("use_remote", "scoring/use_remote", bool, True, "Classify on the endpoint when one is configured."),
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
+    Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
+    Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Larger fonts and controls, readable from 2 m."),

@@ -3,8 +3,9 @@
 Policy (:class:`RemotePolicy`, the same for every caller):
 
 - the endpoint is asked through :class:`remote.scoring_client.ScoringClient` with
-  ``retries`` retries (its backoff, on connection errors and 502/503/504 only),
-  ``timeout_s = (connect, read)`` per HTTP request;
+  ``retries`` retries (connection errors and 408/429/502/503/504, also inside an Azure
+  ML 424; jittered backoff, ``Retry-After`` honoured), ``timeout_s = (connect, read)``
+  per HTTP request, and the target's ``deployment`` as the ``azureml-model-deployment`` header;
 - the whole remote attempt is bounded by ``deadline_s`` of wall clock: past it the
   caller stops waiting (the abandoned request finishes on a daemon thread and its
   answer is dropped) — in theatre a quick local map beats a long wait;
@@ -28,7 +29,7 @@ from core.capture_io import Capture
 from core.errors import one_line
 from core.inference import ClassificationResult, Prepared, classify_prepared, prepare
 from core.model_file import LoadedModel
-from remote.scoring_client import RemoteError, ScoringClient
+from remote.scoring_client import DEFAULT_DEADLINE_S, RemoteError, ScoringClient
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class RemotePolicy:
 
     retries: int = 1
     timeout_s: tuple[float, float] = (3.0, 60.0)  # (connect, read) per HTTP request
-    deadline_s: float = 60.0  # the whole remote attempt, retries included
+    deadline_s: float = DEFAULT_DEADLINE_S  # the whole remote attempt, retries included (issue 14: 20 s)
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -112,13 +113,16 @@ _pool_lock = threading.Lock()
 
 
 def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
-    key = (endpoint.url, endpoint.key, endpoint.deployment, policy.retries, policy.timeout_s)
+    key = (endpoint.url, endpoint.key, endpoint.deployment, policy.retries, policy.timeout_s, policy.deadline_s)
     with _pool_lock:
         idle = _pool.get(key)
         if idle:
             return key, idle.pop()
-    # deployment: routed by the URL today; kept in the key so two deployments never share held references.
-    return key, ScoringClient(endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s)
+    # Two deployments never share a client: each holds its own references.
+    return key, ScoringClient(
+        endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s,
+        deadline_s=policy.deadline_s, deployment=endpoint.deployment,
+    )
 
 
 def _give_back(key: tuple, client: ScoringClient) -> None:

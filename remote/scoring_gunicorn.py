@@ -26,6 +26,7 @@ Environment (read when gunicorn loads this module): ``NEUROHSI_THREADS``,
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -74,14 +75,20 @@ class DeadlineSocket(socket.socket):
     """
 
     _deadline: float | None = None
+    _cap: float | None = None  # a shorter timeout gunicorn set itself (its 2 s linger when closing)
 
     def setblocking(self, flag: bool) -> None:
+        self._cap = None
         if flag:
             self._deadline = time.monotonic() + READ_BUDGET_S
-            self.settimeout(READ_IDLE_S)
+            super().settimeout(READ_IDLE_S)
         else:
             self._deadline = None
             super().setblocking(False)
+
+    def settimeout(self, value: float | None) -> None:
+        self._cap = value
+        super().settimeout(value)
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -89,7 +96,10 @@ class DeadlineSocket(socket.socket):
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"request not received within {READ_BUDGET_S:g} s")
-        self.settimeout(min(READ_IDLE_S, left))
+        wait = min(READ_IDLE_S, left)
+        if self._cap is not None:
+            wait = min(wait, self._cap)
+        super().settimeout(wait)
 
     def recv(self, *args, **kwargs):
         self._arm()
@@ -103,12 +113,28 @@ class DeadlineSocket(socket.socket):
         # Sending the answer has its own allowance: a client that stops reading must
         # not hold the thread for ever, but the budget spent on scoring is not its fault.
         if self._deadline is not None:
-            self.settimeout(READ_IDLE_S)
+            super().settimeout(READ_IDLE_S if self._cap is None else min(READ_IDLE_S, self._cap))
         return super().sendall(*args, **kwargs)
+
+
+class _ReadDeadlineLog(logging.Filter):
+    """A client cut off by its read deadline is one INFO line, not an error with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError):
+            record.msg, record.args = "closed a slow or stalled connection (%s)", (str(error) or "read timed out",)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 class SlowClientSafeWorker(gthread.ThreadWorker):
     """gunicorn's thread worker with per-socket read deadlines (see :class:`DeadlineSocket`)."""
+
+    def init_process(self) -> None:
+        self.log.error_log.addFilter(_ReadDeadlineLog())
+        super().init_process()  # runs the worker loop until the worker stops
 
     def accept(self, listener) -> None:
         try:

@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remote.add_argument("--endpoint", metavar="URL", help="score on this endpoint instead of locally")
     remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
     remote.add_argument("--fallback-local", action="store_true", help="classify locally when the endpoint fails")
+    remote.add_argument(
+        "--deadline", type=float, default=20.0, metavar="SECONDS",
+        help="give up on the endpoint after this long, retries included (default 20)",
+    )
+    remote.add_argument(
+        "--deployment", metavar="NAME", help="Azure ML deployment to route to (azureml-model-deployment header)"
+    )
     p.set_defaults(handler=cmd_classify)
 
 
@@ -41,6 +48,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError("--key-env and --fallback-local need --endpoint")
     if args.key_env and not os.environ.get(args.key_env):
         raise ValueError(f"environment variable {args.key_env} (--key-env) is not set")
+    if args.endpoint is None and args.deployment:
+        raise ValueError("--deployment needs --endpoint")
+    if not args.deadline > 0:
+        raise ValueError(f"--deadline must be a positive number of seconds, got {args.deadline:g}")
     for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
         if path is not None and not path.parent.is_dir():
             raise ValueError(f"{path}: folder for {option} does not exist")
@@ -70,7 +81,7 @@ def _classify(args: argparse.Namespace):
 
 def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
     try:
-        from remote.remote_or_local import RemoteTarget, classify_remote_or_local
+        from remote.remote_or_local import RemotePolicy, RemoteTarget, classify_remote_or_local
         from remote.scoring_client import RemoteError
     except ImportError as exc:  # a slimmed install without the remote package
         raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
@@ -80,8 +91,9 @@ def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
         outcome = classify_remote_or_local(
             capture,
             model_resolver=resolver,
-            endpoint=RemoteTarget(args.endpoint, key),
+            endpoint=RemoteTarget(args.endpoint, key, args.deployment),
             fallback_local=args.fallback_local,
+            policy=RemotePolicy(deadline_s=args.deadline),
             profile_name=args.profile,
         )
     except (RemoteError, OSError) as exc:

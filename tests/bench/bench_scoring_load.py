@@ -218,7 +218,9 @@ def main(argv=None) -> int:
         f"{args.slow} slow connections open for the whole run ({args.slow // 2 + args.slow % 2} in the headers, "
         f"{args.slow // 2} in a 1 MB body, 1 byte every 0.5 s); {still_open} still open at the end "
         "(the 60 s read budget had not run out).",
-        f"Wall time of the {n_total} requests: {wall:.1f} s ({n_total / wall:.1f} requests/s).",
+        f"Wall time of the {n_total} requests: {wall:.1f} s ({n_total / wall:.1f} requests/s); the clients, "
+        f"the slow connections and the server share the 2 cores (load average {os.getloadavg()[0]:.1f} at the end: "
+        "other jobs ran too, so latencies vary by tens of percent between runs).",
         f"Peak RSS of the server's process tree (master + worker): {peak_rss / 2**20:.0f} MiB.",
         "Errors: " + ("; ".join(sorted(set(errors))[:3]) if errors else "none") + ".",
         "Command: `.venv/bin/python tests/bench/bench_scoring_load.py`.",

@@ -131,3 +131,45 @@ def test_deployment_header_is_sent(frontend):
     assert "azureml-model-deployment" not in frontend.log[1]["headers"]
     with pytest.raises(ValueError, match="deployment name"):
         ScoringClient(frontend.url, deployment="blue green")
+
+
+def test_remote_or_local_routes_to_the_deployment_and_falls_back_at_the_deadline(frontend, captures, model_path):
+    from remote.remote_or_local import RemotePolicy, RemoteTarget, classify_remote_or_local, drop_clients
+
+    frontend.inject("trickle")
+    frontend.trickle_s = 0.5
+    try:
+        outcome = classify_remote_or_local(
+            captures[0], model_resolver=load_model(model_path), endpoint=RemoteTarget(frontend.url, KEY, "green"),
+            fallback_local=True, policy=RemotePolicy(deadline_s=2.0),
+        )
+    finally:
+        drop_clients()
+    assert outcome.fallback_reason is not None and "2 s" in outcome.fallback_reason
+    assert outcome.result.source == "local"
+    assert outcome.waited_s < 5
+    assert frontend.log[0]["headers"].get("azureml-model-deployment") == "green"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--endpoint", "http://127.0.0.1:9/score", "--deadline", "0"], "--deadline must be a positive number of seconds"),
+        (["--deployment", "blue"], "--deployment needs --endpoint"),
+        (["--endpoint", "http://127.0.0.1:9/score", "--deployment", "blue green"], "deployment name"),
+    ],
+)
+def test_classify_deadline_and_deployment_flags_give_one_line(tmp_path, captures, args, message):
+    import subprocess
+    import sys
+
+    from tests.support.scoring import write_capture
+
+    raw = write_capture(tmp_path, captures[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "classify", str(raw), *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
