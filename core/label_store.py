@@ -7,7 +7,6 @@ copy, ``.labels.recovery.png``, next to them until the labels are saved.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Mapping
@@ -17,6 +16,7 @@ import numpy as np
 from core.classes import CLASS_IDS
 from core.clock import utc_now_iso
 from core.errors import DatasetError
+from core.export import label_png_bytes, write_label_png
 from core.fileio import atomic_write, atomic_write_text, stale_temp_files
 
 RECOVERY_NAME = ".labels.recovery.png"
@@ -28,25 +28,6 @@ RECOVERED_DIR = "recovered"  # recovery files the user declined or that could no
 def recovery_path(folder: str | Path) -> Path:
     """``<folder>/.labels.recovery.png``: the autosave file of one capture folder."""
     return Path(folder) / RECOVERY_NAME
-
-
-def _png_bytes(labels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
-    """Palette PNG of a label map (values = class ids, thesis colours)."""
-    from PIL import Image, PngImagePlugin
-
-    from core.classes import class_table
-
-    labels = np.ascontiguousarray(labels, dtype=np.uint8)
-    # built from raw bytes so pixel values stay the class ids (no quantisation)
-    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
-    image.putpalette(class_table().lut("thesis")[:, :3].reshape(-1).tolist())
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    # compress_level 1: label maps are mostly runs, level 1 is ~5x faster than the default and barely larger
-    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
-    return buffer.getvalue()
 
 
 def _read_png(path: Path) -> tuple[np.ndarray, dict[str, str]]:
@@ -72,7 +53,7 @@ def write_recovery(folder: str | Path, labels: np.ndarray, *, info: dict | None 
     """
     path = recovery_path(folder)
     meta = {"saved": utc_now_iso(), **(info or {})}
-    data = _png_bytes(labels, {"neurohsi-recovery": json.dumps(meta)})
+    data = label_png_bytes(labels, text={"neurohsi-recovery": json.dumps(meta)})
     atomic_write(path, lambda fh: fh.write(data))
     return path
 
@@ -207,8 +188,7 @@ def save_labels(
         "counts": {str(c): int(counts[c]) for c in CLASS_IDS},
     }
     labels_path = folder / LABELS_NAME
-    data = _png_bytes(labels)  # the palette PNG of core.labels.write_label_png, encoded in memory
-    atomic_write(labels_path, lambda fh: fh.write(data))
+    write_label_png(labels_path, labels)  # the one label-PNG writer (atomic)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     recovery_path(folder).unlink(missing_ok=True)  # its content is now in labels.png
     return labels_path

@@ -240,21 +240,6 @@ class LabellingWidget(QtWidgets.QWidget):
         self.canvas.refresh_cursor()  # recolour the cursor
         self._show_badge()
 
-    def select_class_1(self) -> None:
-        self.select_class(1)
-
-    def select_class_2(self) -> None:
-        self.select_class(2)
-
-    def select_class_3(self) -> None:
-        self.select_class(3)
-
-    def select_class_4(self) -> None:
-        self.select_class(4)
-
-    def select_class_5(self) -> None:
-        self.select_class(5)
-
     def undo(self) -> None:
         if self.session is not None:
             self.canvas.cancel_polygon()
