@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.labelling.actions import build_menu_actions
 from app.labelling.session import Prediction
@@ -75,7 +75,7 @@ class LabellingController(QtCore.QObject):
         window.installEventFilter(self)
         hooks = getattr(window, "before_open", None)
         if hooks is not None:
-            hooks.append(self.maybe_save)  # opening another capture asks first
+            hooks.append(self.before_open)  # opening another capture asks first
         app = QtGui.QGuiApplication.instance()
         app.commitDataRequest.connect(self.commit_data)
         app.aboutToQuit.connect(self.about_to_quit)
@@ -88,6 +88,15 @@ class LabellingController(QtCore.QObject):
         self.labelling_window.show()
         self.labelling_window.raise_()  # the question is about the labels shown there
         return self.widget.maybe_save()
+
+    def before_open(self) -> bool:
+        """Another capture is about to open in the main window: ask, then close the labelling session."""
+        if not self.maybe_save():
+            return False
+        if self.widget is not None and self.widget.session is not None:
+            self.widget.close_session()  # labelling follows the main window's capture (Ctrl+L labels the new one)
+            self.labelling_window.hide()
+        return True
 
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if obj is not self.window or event.type() != QtCore.QEvent.Type.Close:

@@ -119,7 +119,7 @@ def test_flood_fill_is_contiguous_and_same_class(qtbot, widget):
     widget.brush_spin.setValue(3)
     drag(qtbot, widget, [(0, 25), (39, 25)])  # a wall across the map
     wall = labels(widget).copy()
-    key(qtbot, widget, QtCore.Qt.Key.Key_F)
+    key(qtbot, widget, QtCore.Qt.Key.Key_G)
     key(qtbot, widget, QtCore.Qt.Key.Key_5)
     click(qtbot, widget, (20, 5))
     expected = wall.copy()

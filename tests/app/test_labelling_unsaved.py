@@ -119,6 +119,24 @@ def test_closing_the_labelling_window_asks_cancel_save_and_discard(qtbot, labell
     assert read_label_png(folder / "labels.png").any() and not lw.isVisible()
 
 
+def test_opening_another_capture_asks_first(qtbot, labelling, second_small_raw):
+    window, controller, widget, answers = labelling
+    folder = widget.session.folder
+    first_id = window.opened.capture.capture_id
+    paint(qtbot, widget, [(12, 12)])
+    painted = widget.session.editor.labels.copy()
+    answers.append(prompts.CANCEL)
+    window.open_capture(second_small_raw)
+    assert answers == [] and not window.is_busy() and window.opened.capture.capture_id == first_id
+    assert widget.dirty and controller.labelling_window.isVisible()
+    answers.append(prompts.SAVE)
+    opened = open_and_wait(qtbot, window, second_small_raw)
+    assert answers == [] and opened.capture.capture_id != first_id
+    assert np.array_equal(read_label_png(folder / "labels.png"), painted)
+    assert widget.session is None and not controller.labelling_window.isVisible()
+    assert controller.open_labelling().session.folder != folder  # Ctrl+L labels the new capture
+
+
 def test_label_again_on_the_same_capture_keeps_the_undo_history(qtbot, labelling):
     window, controller, widget, answers = labelling
     paint(qtbot, widget, [(5, 5)])
