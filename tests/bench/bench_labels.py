@@ -230,7 +230,7 @@ def main(argv=None):
             "# Labelling tool benchmark",
             "",
             "Command: `QT_QPA_PLATFORM=offscreen .venv/bin/python tests/bench/bench_labels.py --write docs/benchmarks/labels.md`",
-            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"Machine: 2-core dev VM ({platform.machine()}, {os.cpu_count()} CPUs), Python {platform.python_version()}, "
             "Qt offscreen raster backend, load average at the end of the run "
             f"{os.getloadavg()[0]:.1f} (other jobs shared the machine). Target: <= 16 ms per mouse-move with a "
             "50-px brush.",
