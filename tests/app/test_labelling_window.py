@@ -26,6 +26,7 @@ def test_label_the_open_capture_from_its_prediction_and_save(qtbot, make_window,
     assert widget.session.folder == folder and folder == raw.parent / opened.capture.capture_id
     assert widget.session.editor.shape == result.labels.shape
     assert np.array_equal(widget.canvas.rgb_item.image, opened.rgb)
+    assert np.array_equal(widget.session.editor.valid, opened.cube.valid)  # fills stop at invalid pixels
     widget.threshold_spin.setValue(0.0)
     widget.start_from_prediction()
     assert np.array_equal(widget.session.editor.labels, result.labels)
