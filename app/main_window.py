@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.sink.status_bar = self.statusBar()
         self.model_override = None if model_path is None else Path(model_path)
         self.opened: workers.OpenedCapture | None = None
+        self.before_open: list = []  # callables asked before another capture opens; False cancels (unsaved labels)
         self.result = None
         self.jobs = JobRunner(on_yield=self._job_yielded, on_return=self._job_returned,
                               on_error=self._job_failed, on_busy=self._job_busy)
@@ -218,6 +219,8 @@ class MainWindow(QMainWindow):
 
     def open_capture(self, raw_path, dark_path=None, white_path=None) -> None:
         """Open a capture in a worker; the current one stays until the new one is ready."""
+        if not all(ask() for ask in self.before_open):
+            return
         self._start("open", workers.open_capture_job, raw_path, dark_path, white_path)
 
     def _opened(self, opened: workers.OpenedCapture) -> None:

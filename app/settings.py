@@ -43,6 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
     Setting("window_state_version", "window/state_version", int, 0, "WINDOW_STATE_VERSION the state was saved with."),
+    Setting("labeller_name", "labelling/display_name", str, "", "Name recorded as who drew labels; empty: login name."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -119,16 +119,6 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     return removed
 
 
-def tool_version() -> str:
-    """The installed NeuroHSI version recorded in meta.json ("unknown" when run from an uninstalled tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("neurohsi")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def save_labels(
     folder: str | Path,
     labels: np.ndarray,
@@ -138,13 +128,15 @@ def save_labels(
     first_edit: str | None = None,
     last_edit: str | None = None,
     prelabel_model: Mapping[str, str] | None = None,
+    tool_version: str | None = None,
 ) -> Path:
     """Write ``labels.png`` and update ``meta.json`` in a dataset capture folder, each atomically.
 
     ``labels`` uint8 ``(H, W)`` class ids. Provenance recorded under
     ``meta["labels"]``: ``author`` (display name) and ``os_user`` (login name) of
     who drew them; ``first_edit`` / ``last_edit`` (ISO 8601 UTC; the earliest
-    ``first_edit`` already in meta.json is kept); ``saved`` (now); ``tool_version``;
+    ``first_edit`` already in meta.json is kept); ``saved`` (now); ``tool_version`` (the app's version, e.g. from
+    :func:`app.build_info.app_version`);
     ``from_prediction`` and ``prelabel_model`` ({name, version, sha256} of the model
     whose prediction the labels started from, or null); ``counts`` (pixels per
     class id "1".."5"). meta.json keeps its other keys. Files get the default
@@ -182,7 +174,7 @@ def save_labels(
         "first_edit": min(firsts) if firsts else None,  # ISO 8601 UTC strings sort by time
         "last_edit": last_edit or previous.get("last_edit"),
         "saved": now,
-        "tool_version": tool_version(),
+        "tool_version": tool_version,
         "from_prediction": model is not None,
         "prelabel_model": model,
         "counts": {str(c): int(counts[c]) for c in CLASS_IDS},

@@ -13,14 +13,20 @@ from app.actions import ActionSpec, make_action
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("brush", "Brush", ("B",), "Paint the active class", lambda w: w.use_brush, tool=True),
-    ActionSpec("eraser", "Eraser", ("E",), "Erase labels (own size)", lambda w: w.use_eraser, tool=True),
-    ActionSpec("fill", "Fill", ("F",), "Fill the connected region of one class", lambda w: w.use_fill, tool=True),
+    ActionSpec("eraser", "Eraser", ("E", "0"), "Erase labels (own size)", lambda w: w.use_eraser, tool=True),
+    ActionSpec("fill", "Fill", ("G",), "Fill the connected region of one class, up to other labels and invalid pixels",
+               lambda w: w.use_fill, tool=True),
     ActionSpec("polygon", "Polygon", ("P",), "Click vertices; double-click or Enter closes, Esc abandons",
                lambda w: w.use_polygon, tool=True),
     ActionSpec("undo", "Undo", ("Ctrl+Z",), "Undo the last stroke or fill", lambda w: w.undo),
     ActionSpec("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", lambda w: w.redo),
     ActionSpec("smaller", "Smaller brush", ("[",), "Brush or eraser 2 px smaller", lambda w: w.smaller),
     ActionSpec("larger", "Larger brush", ("]",), "Brush or eraser 2 px larger", lambda w: w.larger),
+    ActionSpec("fit", "Fit", ("F",), "Zoom so the whole capture is in view", lambda w: w.fit),
+    ActionSpec("toggle_labels", "Hide / show labels", ("H",), "Hide the labels to see the tissue, again to show them",
+               lambda w: w.toggle_labels),
+    ActionSpec("less_opaque", "Labels more transparent", (",",), "Label opacity 10 % lower", lambda w: w.less_opaque),
+    ActionSpec("more_opaque", "Labels more opaque", (".",), "Label opacity 10 % higher", lambda w: w.more_opaque),
     ActionSpec("close_polygon", "Close polygon", ("Return", "Enter"), "Fill the pending polygon",
                lambda w: w.close_polygon),
     ActionSpec("abandon_polygon", "Abandon polygon", ("Esc",), "Drop the pending polygon",
@@ -37,7 +43,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
       for i in range(1, 6)),
 )
 
-TOOLBAR: tuple[str | None, ...] = ("brush", "eraser", "fill", "polygon", None, "undo", "redo", None,
+TOOLBAR: tuple[str | None, ...] = ("brush", "eraser", "fill", "polygon", None, "undo", "redo", None, "fit", None,
                                    "from_prediction", "import_nemesis", "save")
 
 

@@ -7,6 +7,8 @@ active class (or "eraser"), so the user never paints with the wrong class.
 """
 from __future__ import annotations
 
+import html
+
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
@@ -34,8 +36,10 @@ class BrushCursor:
         self.dark.setRect(rect)
         self.light.setRect(rect)
         self.light.setPen(pg.mkPen(colour, width=1.5, cosmetic=True))
-        self.label.setText(text)
-        self.label.setColor(colour)
+        # white text (readable on the dark plate whatever the class) after a swatch of the class colour
+        r, g, b = colour
+        self.label.setHtml(f'<span style="color: rgb({r},{g},{b}); font-size: 12pt;">&#9632;</span>'
+                           f'<span style="color: white; font-size: 11pt;"> {html.escape(text)}</span>')
         self.label.setPos(rect.right(), rect.top())
         for item in (self.dark, self.light, self.label):
             item.setVisible(True)

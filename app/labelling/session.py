@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.build_info import app_version
 from core import label_store as store
 from core.clock import utc_now_iso
 from core.dataset import read_nemesis_ground_truth
@@ -186,6 +187,7 @@ class LabellingSession:
         path = store.save_labels(
             self.folder, self.editor.labels, author=self.author, os_user=self.os_user,
             first_edit=self.first_edit, last_edit=self.last_edit, prelabel_model=self.prelabel_model,
+            tool_version=app_version(),
         )
         self._saved_state, self._autosaved_revision = state, revision
         return path

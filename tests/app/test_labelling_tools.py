@@ -1,11 +1,14 @@
 """Labelling mode driven by real mouse and key events (pytest-qt, offscreen)."""
 from __future__ import annotations
 
+import getpass
+
 import numpy as np
 import pytest
 from PySide6 import QtCore
 
 from app.application import create_application
+from app.build_info import app_version
 from app.labelling import LabellingWidget, Prediction
 from app.labelling import canvas as cv
 from app.labelling import prompts
@@ -119,7 +122,7 @@ def test_flood_fill_is_contiguous_and_same_class(qtbot, widget):
     widget.brush_spin.setValue(3)
     drag(qtbot, widget, [(0, 25), (39, 25)])  # a wall across the map
     wall = labels(widget).copy()
-    key(qtbot, widget, QtCore.Qt.Key.Key_F)
+    key(qtbot, widget, QtCore.Qt.Key.Key_G)
     key(qtbot, widget, QtCore.Qt.Key.Key_5)
     click(qtbot, widget, (20, 5))
     expected = wall.copy()
@@ -232,8 +235,13 @@ def test_start_from_prediction_with_threshold(qtbot, widget):
     import json
 
     meta = json.loads((widget.session.folder / "meta.json").read_text())
-    assert meta["labels"]["prelabel_model"] == model and meta["labels"]["from_prediction"] is True
-    assert meta["labels"]["author"] == "Dr. Test"
+    got = meta["labels"]
+    assert got["prelabel_model"] == model and got["from_prediction"] is True
+    assert got["author"] == "Dr. Test" and got["os_user"] == getpass.getuser()
+    assert got["tool_version"] == app_version() and got["tool_version"] != "unknown"
+    assert got["first_edit"] <= got["last_edit"] <= got["saved"]  # ISO 8601 UTC strings
+    assert got["saved"].endswith("Z") and got["first_edit"].endswith("Z")
+    assert got["counts"] == {str(c): int((expected == c).sum()) for c in range(1, 6)}
 
 
 def test_import_nemesis_ground_truth(qtbot, widget, tmp_path):

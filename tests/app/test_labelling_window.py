@@ -26,6 +26,7 @@ def test_label_the_open_capture_from_its_prediction_and_save(qtbot, make_window,
     assert widget.session.folder == folder and folder == raw.parent / opened.capture.capture_id
     assert widget.session.editor.shape == result.labels.shape
     assert np.array_equal(widget.canvas.rgb_item.image, opened.rgb)
+    assert np.array_equal(widget.session.editor.valid, opened.cube.valid)  # fills stop at invalid pixels
     widget.threshold_spin.setValue(0.0)
     widget.start_from_prediction()
     assert np.array_equal(widget.session.editor.labels, result.labels)
@@ -40,3 +41,19 @@ def test_label_the_open_capture_from_its_prediction_and_save(qtbot, make_window,
 def test_labels_folder_rule(tmp_path):
     assert labels_folder(tmp_path / "ID0001C01" / "raw.tif", "ID0001C01") == tmp_path / "ID0001C01"
     assert labels_folder(tmp_path / "ID0001C01.tif", "ID0001C01") == tmp_path / "ID0001C01"
+
+
+def test_display_name_is_a_setting_used_for_the_next_capture(qtbot, make_window, small_files):
+    raw, model = small_files
+    window = make_window(model)
+    controller = install_labelling(window)
+    open_and_wait(qtbot, window, raw)
+    widget = controller.open_labelling()
+    widget.author_edit.setText("Dr. Display")
+    assert window.settings.get("labeller_name") == "Dr. Display"
+    assert widget.session.author == "Dr. Display"
+    widget.close_session()
+    widget.author_edit.clear()
+    widget = controller.open_labelling()
+    assert widget.session.author == "Dr. Display" and widget.author_edit.text() == "Dr. Display"
+    widget.shutdown()

@@ -265,7 +265,7 @@ def test_save_labels_writes_png_and_merges_meta_with_provenance(tmp_path):
     labels[0, 0] = 5
     model = {"name": "demo", "version": "1.0", "sha256": "ab" * 32}
     store.save_labels(tmp_path, labels, author="Dr. B", os_user="drb", first_edit="2026-11-29T05:00:00Z",
-                      last_edit="2026-11-29T05:10:00Z", prelabel_model=model)
+                      last_edit="2026-11-29T05:10:00Z", prelabel_model=model, tool_version="9.8.7")
     with Image.open(tmp_path / "labels.png") as im:
         assert im.mode == "P"
         assert np.array_equal(np.asarray(im), labels)
@@ -275,7 +275,7 @@ def test_save_labels_writes_png_and_merges_meta_with_provenance(tmp_path):
     assert got["author"] == "Dr. B" and got["os_user"] == "drb"
     assert got["first_edit"] == "2026-01-02T03:04:05Z"  # the earliest edit ever is kept
     assert got["last_edit"] == "2026-11-29T05:10:00Z"
-    assert got["saved"].endswith("Z") and got["tool_version"] == store.tool_version() != ""
+    assert got["saved"].endswith("Z") and got["tool_version"] == "9.8.7"
     assert got["from_prediction"] is True and got["prelabel_model"] == model
     assert got["counts"] == {"1": 0, "2": 8, "3": 0, "4": 0, "5": 1}
     # labels drawn by hand: no model
