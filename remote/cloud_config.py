@@ -207,9 +207,10 @@ def make_azureml_backend(config: CloudConfig, **options):
     """An :class:`remote.training_backends.azureml.AzureMLBackend` for ``config``."""
     from remote.training_backends.base import JobError
 
-    missing = azureml_missing(config)
+    missing = [name for name in AZUREML_FIELDS if not getattr(config, name)]
     if missing:
-        raise JobError(f"Azure ML workspace not configured: set {', '.join(missing)} (Settings ▸ Cloud)")
+        titles = ", ".join(name.replace("_", " ").replace("id", "ID") for name in missing)
+        raise JobError(f"workspace not configured: {titles} missing (Settings ▸ Cloud or NEUROHSI_AZUREML_*)")
     from remote.training_backends.azureml import AzureMLBackend
 
     return AzureMLBackend(config.subscription_id, config.resource_group, config.workspace, config.compute,

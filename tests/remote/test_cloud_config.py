@@ -86,5 +86,5 @@ def test_failures_are_one_line_naming_the_method_without_the_secret(azurite, con
 
 def test_azure_ml_check_names_the_missing_settings():
     ok, line = check_azureml(CloudConfig(workspace="ws"))
-    assert not ok and line.startswith("Azure ML: Azure ML workspace not configured")
-    assert "NEUROHSI_AZUREML_SUBSCRIPTION_ID" in line and "NEUROHSI_AZUREML_WORKSPACE" not in line
+    assert not ok and line == ("Azure ML: workspace not configured: subscription ID, resource group, compute "
+                               "missing (Settings ▸ Cloud or NEUROHSI_AZUREML_*)")
