@@ -25,6 +25,7 @@ import math
 import numpy as np
 import torch
 
+from core.defaults import LEARNING_RATE
 from core.model import HIDDEN, N_FILTERS, Conv2DNet
 
 ADAM_BETAS = (0.9, 0.999)
@@ -59,7 +60,7 @@ class StackedConv2DNet:
     ``nets`` are the initial models (their weights are copied, not shared).
     """
 
-    def __init__(self, nets: list[Conv2DNet], *, lr: float = 1e-3) -> None:
+    def __init__(self, nets: list[Conv2DNet], *, lr: float = LEARNING_RATE) -> None:
         if not nets:
             raise ValueError("StackedConv2DNet needs at least one model")
         first = nets[0]

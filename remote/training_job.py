@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from core import defaults
+from core.clock import utc_now_stamp
 from remote.training_backends.base import JobSpec, JobStatus
 from remote.training_backends.job_state import read_state, update_state
 
@@ -232,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         model = None
         if args.upload_model:
-            version = args.model_version or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            version = args.model_version or utc_now_stamp()
             blob = storage.upload_model(model_path, spec.model_name, version, metrics=metrics)
             model = {"name": spec.model_name, "version": version, "blob": blob}
             log.info("model uploaded to %s", blob)

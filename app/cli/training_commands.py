@@ -20,7 +20,7 @@ def _add_hyper_parameters(p: argparse.ArgumentParser, *, folds: bool = True) -> 
     p.add_argument("--epochs", type=int, default=defaults.EPOCHS, metavar="N", help=f"epochs (default {defaults.EPOCHS})")
     p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, metavar="N", help=f"batch size (default {defaults.BATCH_SIZE})")
     p.add_argument("--patch-size", type=int, default=defaults.PATCH_SIZE, metavar="N", help=f"patch size, odd (default {defaults.PATCH_SIZE})")
-    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, metavar="X", help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, metavar="X", help=f"Adam learning rate (default {defaults.LEARNING_RATE:g})")
     p.add_argument("--seed", type=int, default=defaults.SEED, metavar="S", help=f"random seed (default {defaults.SEED})")
     if folds:
         p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K", help=f"folds of double cross-validation (default {defaults.FOLDS})")
@@ -83,7 +83,7 @@ def _config(args: argparse.Namespace, cross_validation: str):
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         lr=args.lr,
-        folds=getattr(args, "folds", 5),
+        folds=getattr(args, "folds", defaults.FOLDS),
         cross_validation=cross_validation,
         seed=args.seed,
     )

@@ -8,7 +8,7 @@ from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.state import RetrainingState, install_model, scan_dataset
 from app.retraining.state import flat_metrics
 from core.errors import DatasetError, ModelFileError
-from core.label_editing import save_labels
+from core.label_store import save_labels
 
 
 def fake_capture(root, cid, labels=None, *, frames=("raw", "dark", "white")):
