@@ -97,7 +97,11 @@ class RetrainingDialog(QtWidgets.QDialog):
         super().__init__(parent)
         self.setWindowTitle("Retrain the classifier")
         self.state = RetrainingState()
-        self.env = env or default_environment()
+        if env is None:  # Settings ▸ Cloud values, read when each check or run starts (env NEUROHSI_* wins)
+            from app.retraining.cloud_page import load_cloud_settings
+
+            env = default_environment(lambda: load_cloud_settings(settings))
+        self.env = env
         self.settings = settings
         self.current_model = None if current_model is None else Path(current_model)
         self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
@@ -155,7 +159,14 @@ class RetrainingDialog(QtWidgets.QDialog):
         checks_layout.addWidget(self.checks_label)
         self.recheck_button = QtWidgets.QPushButton("Check again", self)
         self.recheck_button.clicked.connect(self.run_checks)
-        checks_layout.addWidget(self.recheck_button)
+        self.cloud_button = QtWidgets.QPushButton("Cloud settings…", self)
+        self.cloud_button.setObjectName("cloud_button")
+        self.cloud_button.clicked.connect(self.open_cloud_settings)
+        self.cloud_button.setEnabled(self.settings is not None)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.recheck_button, 1)
+        row.addWidget(self.cloud_button)
+        checks_layout.addLayout(row)
         self.reason_label = QtWidgets.QLabel(self)
         self.reason_label.setObjectName("start_reason")
         self.reason_label.setWordWrap(True)
@@ -346,6 +357,14 @@ class RetrainingDialog(QtWidgets.QDialog):
         if target:
             self.modelInstalled.emit(Path(target))
         self._sync()
+
+    def open_cloud_settings(self):
+        """Settings ▸ Cloud; the checks run again when it closes."""
+        from app.retraining.cloud_page import open_cloud_settings
+
+        dialog = open_cloud_settings(self.settings, self)
+        dialog.finished.connect(lambda _result: self.run_checks())
+        return dialog
 
     def _set_revert(self, target: str | None) -> None:
         self.revert_to = target
