@@ -307,3 +307,25 @@ def _write_current_model(path):
     save_model(path, Conv2DNet(25, 5), name="current", class_ids=(1, 2, 3, 4, 5),
                class_names=("Healthy", "Tumour", "Venous", "Arterial", "Dura"), profile_id="synthetic-small",
                metrics={"oacc": 0.5})
+
+
+def test_a_truncated_capture_stops_the_run_while_checking_before_any_upload(qtbot, dataset, azurite, tmp_path,
+                                                                             settings):
+    import shutil
+
+    copy = tmp_path / "retrain-ds"
+    shutil.copytree(dataset, copy)
+    white = sorted(copy.glob("*/white.tif"))[0]
+    white.write_bytes(white.read_bytes()[:-300])  # the header still reads: only a full decode notices
+    env = make_env(azurite.connection_string, "ttruncated", tmp_path / "jobs")
+    dialog = open_dialog(qtbot, env, copy, settings, tmp_path)
+    dialog.set_role(dialog.state.rows[2].capture_id, "skip")
+    wait_checks(qtbot, dialog)
+    assert dialog.start_button.isEnabled(), dialog.reason_label.text()
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.state.running, timeout=60_000)
+    snap = dialog.last
+    assert snap.phase == "error" and str(white) in snap.error
+    assert [p for p, _ in snap.phases] == ["checking"] and snap.upload == (0, 0) and snap.job_id is None
+    assert dialog.reason_label.text().startswith("job failed: ") and "white.tif" in dialog.reason_label.text()
+    assert dialog.job.phase_label.text() == "Failed" and snap.ended is not None
