@@ -350,7 +350,7 @@ class RetrainingDialog(QtWidgets.QDialog):
         target, self.revert_to = result
         if self.settings is not None:
             self.settings.set("default_model", target)
-        self.current_model = Path(target) if target else None
+        self.current_model = self._current_model_path()
         name = Path(target).name if target else "the bundled demo model"
         self.reason_label.setText(f"reverted: {name} is the default model again")
         self.comparison.history_label.setText(f"In use: {name}")
@@ -376,10 +376,16 @@ class RetrainingDialog(QtWidgets.QDialog):
         return None if self.current_model is None else str(self.current_model)
 
     def _current_model_path(self) -> Path | None:
-        default = self._default_model()
-        if default:
-            return Path(default)
-        return self.current_model
+        """The model Classify uses now (core.model_choice: the settings' default, else the demo model)."""
+        if self.settings is None:
+            return self.current_model
+        from core.errors import ModelFileError
+        from core.model_choice import resolve_model_path
+
+        try:
+            return resolve_model_path(None, self._default_model())
+        except ModelFileError:
+            return self.current_model
 
     # ---- enabling
     def _sync(self) -> None:
