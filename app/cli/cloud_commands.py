@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -127,10 +126,10 @@ def _azureml_options(p: argparse.ArgumentParser) -> None:
 
 
 def jobs_dir() -> Path:
-    """Local job state: $NEUROHSI_HOME/jobs, else ~/.local/share/neurohsi/jobs."""
-    home = os.environ.get("NEUROHSI_HOME")
-    base = Path(home) if home else Path.home() / ".local" / "share" / "neurohsi"
-    return base / "jobs"
+    """Local job state: $NEUROHSI_HOME/jobs, else ~/.local/share/neurohsi/jobs (the app's folder too)."""
+    from app.retraining.state import default_jobs_dir
+
+    return default_jobs_dir()
 
 
 def _config(args: argparse.Namespace):
