@@ -380,7 +380,7 @@ class MainWindow(QMainWindow):
         """Show the settings dialog (non-blocking); returns it."""
         from app.settings_dialog import SettingsDialog, SettingsState
 
-        dialog = SettingsDialog(SettingsState.from_settings(self.settings), self)
+        dialog = SettingsDialog(SettingsState.from_settings(self.settings), self, app_settings=self.settings)
         dialog.accepted.connect(lambda: self.apply_settings_state(dialog.state))
         dialog.open()
         return dialog

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from remote.cloud_config import ENV_VARS as _CLOUD_ENV_VARS
+
 ORGANISATION = "NeuroHSI"
 APPLICATION = "NeuroHSI"
 WINDOW_STATE_VERSION = 1  # bump when docks/toolbars change so stale layouts are ignored
@@ -44,6 +46,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
     Setting("window_state_version", "window/state_version", int, 0, "WINDOW_STATE_VERSION the state was saved with."),
     Setting("labeller_name", "labelling/display_name", str, "", "Name recorded as who drew labels; empty: login name."),
+    # Settings ▸ Cloud: remote.cloud_config's names (the CLI's too); env NEUROHSI_* wins; no secrets here
+    *(Setting(f"cloud_{name}", f"cloud/{name}", str, "", f"Cloud: {name} (env {var} overrides)")
+      for name, var in _CLOUD_ENV_VARS.items()),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -94,8 +94,10 @@ class SettingsDialog(QDialog):
 
     connection_tested = Signal(str)  # the result line shown next to the button
 
-    def __init__(self, state: SettingsState | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, state: SettingsState | None = None, parent: QWidget | None = None, *,
+                 app_settings: AppSettings | None = None) -> None:
         super().__init__(parent)
+        self.app_settings = app_settings  # for the Cloud page (storage, Azure ML), saved as it is edited
         self.setWindowTitle("NeuroHSI settings")
         self.setObjectName("settings_dialog")
         self.state = state if state is not None else SettingsState()
@@ -146,6 +148,11 @@ class SettingsDialog(QDialog):
         form.addRow("Default model", model_row)
         form.addRow("Palette", self.palette_combo)
         form.addRow("", self.theatre_check)
+        self.cloud_button = QPushButton("Cloud: storage and Azure ML…")
+        self.cloud_button.setObjectName("cloud_button")
+        self.cloud_button.clicked.connect(self.open_cloud)
+        self.cloud_button.setVisible(app_settings is not None)
+        form.addRow("", self.cloud_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -192,6 +199,12 @@ class SettingsDialog(QDialog):
             self.error_label.setText(str(exc))
             return
         super().accept()
+
+    def open_cloud(self):
+        """Settings ▸ Cloud (app.retraining.cloud_page): storage sign-in and Azure ML, each with a Test button."""
+        from app.retraining.cloud_page import open_cloud_settings
+
+        return open_cloud_settings(self.app_settings, self)
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", self.state.default_model, "Models (*.safetensors)")

@@ -99,6 +99,15 @@ def read_manifest(root: str | Path) -> dict:
     return manifest
 
 
+def manifest_sha256(manifest: dict) -> str:
+    """The dataset's identity: sha256 of its files' sorted (path, size, sha256) list, as canonical JSON.
+
+    Two uploads of the same files give the same value, whatever the upload time or name.
+    """
+    files = sorted((e["path"], int(e.get("size") or 0), e["sha256"]) for e in manifest["files"])
+    return hashlib.sha256(json.dumps(files, separators=(",", ":")).encode()).hexdigest()
+
+
 def verify_manifest(root: str | Path, *, progress: Callable[[int, int], None] | None = None) -> dict:
     """Check every file of dataset folder ``root`` against its ``manifest.json``; returns the manifest.
 

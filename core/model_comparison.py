@@ -113,14 +113,17 @@ def _plain(row: MetricRow) -> str:
 
 
 def verdict(rows: tuple[MetricRow, ...], *, margin_points: float = MARGIN_POINTS) -> str:
-    """One line: where the new model is better and worse by at least ``margin_points``, largest first."""
+    """One line: where the new model is better and worse by at least ``margin_points``: overall accuracy
+    first when it changed, then the largest other differences."""
     deltas = [(r, r.delta_points) for r in rows if r.delta_points is not None]
     if not deltas:
         oacc = next((r.new for r in rows if r.key == "oacc"), None)
         return ("No installed model to compare with on these captures" +
                 ("." if oacc is None else f"; the new model's overall accuracy is {100 * oacc:.1f} %."))
-    better = sorted((d for d in deltas if d[1] >= margin_points), key=lambda d: -d[1])[:VERDICT_ITEMS]
-    worse = sorted((d for d in deltas if d[1] <= -margin_points), key=lambda d: d[1])[:VERDICT_ITEMS]
+    # overall accuracy first when it moved, then the largest other changes
+    better = sorted((d for d in deltas if d[1] >= margin_points), key=lambda d: (d[0].key != "oacc", -d[1]))
+    worse = sorted((d for d in deltas if d[1] <= -margin_points), key=lambda d: (d[0].key != "oacc", d[1]))
+    better, worse = better[:VERDICT_ITEMS], worse[:VERDICT_ITEMS]
     if not better and not worse:
         return f"The two models score within {margin_points:g} point of each other on every metric."
 

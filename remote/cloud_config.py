@@ -13,7 +13,10 @@ Storage sign-in (``storage_auth``):
 * ``sas``: ``storage_account_url`` + keyring ``storage-sas-token``;
 * ``entra-id``: ``storage_account_url`` + Microsoft Entra ID through azure-identity's
   DefaultAzureCredential (managed identity, Azure CLI / VS Code sign-in, environment),
-  for tenants that disable shared-key access.
+  for tenants that disable shared-key access;
+* ``entra-browser``: the same with an interactive browser sign-in, its tokens kept in
+  a persistent encrypted cache (``TokenCachePersistenceOptions``), so the technician
+  signs in once, not at every start. Both also sign in to Azure ML.
 
 :func:`check_storage` and :func:`check_azureml` (the "Test" buttons) answer in one line what works.
 """
@@ -27,13 +30,16 @@ from urllib.parse import urlparse
 
 from core.errors import NeuroHSIError, one_line
 
-STORAGE_AUTH_METHODS = ("connection-string", "account-key", "sas", "entra-id")
+STORAGE_AUTH_METHODS = ("connection-string", "account-key", "sas", "entra-id", "entra-browser")
 AUTH_TITLES = {
     "connection-string": "Connection string (keyring)",
     "account-key": "Account key (keyring)",
     "sas": "SAS token (keyring)",
     "entra-id": "Microsoft Entra ID (DefaultAzureCredential)",
+    "entra-browser": "Microsoft Entra ID (sign in with the browser)",
 }
+ENTRA_METHODS = ("entra-id", "entra-browser")
+TOKEN_CACHE_NAME = "neurohsi"  # the persistent, encrypted MSAL token cache of browser sign-in
 DEFAULT_ENVIRONMENT = "azureml:neurohsi-train@latest"
 
 
@@ -151,7 +157,7 @@ def storage_connection_string(config: CloudConfig) -> str | None:
             raise CloudConfigError("no blob storage configured: store the connection string in Settings ▸ Cloud "
                                    "(keyring 'storage-connection-string') or set NEUROHSI_STORAGE_CONNECTION_STRING")
         return value
-    if method == "entra-id":
+    if method in ENTRA_METHODS:
         return None
     url = config.storage_account_url.rstrip("/")
     if not url:
@@ -181,10 +187,24 @@ def make_storage(config: CloudConfig, **options):
     if not config.storage_account_url:
         raise CloudConfigError("Microsoft Entra ID sign-in needs the storage account URL")
     _account_name(config.storage_account_url)  # a malformed URL fails here, with its own message
-    from azure.identity import DefaultAzureCredential
-
-    return BlobStorage(account_url=config.storage_account_url, credential=DefaultAzureCredential(),
+    return BlobStorage(account_url=config.storage_account_url, credential=entra_credential(config),
                        container=config.container, **options)
+
+
+def entra_credential(config: CloudConfig):
+    """The azure-identity credential of an Entra ID sign-in (None for key/SAS/connection-string sign-in)."""
+    if config.storage_auth == "entra-browser":
+        from azure.identity import InteractiveBrowserCredential, TokenCachePersistenceOptions
+
+        return InteractiveBrowserCredential(
+            tenant_id=config.tenant_id or None,
+            cache_persistence_options=TokenCachePersistenceOptions(name=TOKEN_CACHE_NAME),
+        )
+    if config.storage_auth == "entra-id":
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+    return None
 
 
 def check_storage(config: CloudConfig, **options) -> tuple[bool, str]:
@@ -207,11 +227,14 @@ def make_azureml_backend(config: CloudConfig, **options):
     """An :class:`remote.training_backends.azureml.AzureMLBackend` for ``config``."""
     from remote.training_backends.base import JobError
 
-    missing = azureml_missing(config)
+    missing = [name for name in AZUREML_FIELDS if not getattr(config, name)]
     if missing:
-        raise JobError(f"Azure ML workspace not configured: set {', '.join(missing)} (Settings ▸ Cloud)")
+        titles = ", ".join(name.replace("_", " ").replace("id", "ID") for name in missing)
+        raise JobError(f"workspace not configured: {titles} missing (Settings ▸ Cloud or NEUROHSI_AZUREML_*)")
     from remote.training_backends.azureml import AzureMLBackend
 
+    if config.storage_auth == "entra-browser" and not config.client_id:
+        options.setdefault("credential", entra_credential(config))  # one browser sign-in for both
     return AzureMLBackend(config.subscription_id, config.resource_group, config.workspace, config.compute,
                           environment_reference(config.environment), tenant_id=config.tenant_id or None,
                           client_id=config.client_id or None, **options)

@@ -202,11 +202,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             dataset_dir = args.dataset_dir
             name = dataset_dir.name
+        dataset_sha256 = None
         if not args.skip_manifest_check:
-            from core.dataset_check import verify_manifest
+            from core.dataset_check import manifest_sha256, verify_manifest
 
             t0 = time.perf_counter()
             manifest = verify_manifest(dataset_dir)
+            dataset_sha256 = manifest_sha256(manifest)
             name = manifest.get("name") or name
             log.info("dataset verified against its manifest: %d files in %.1f s", len(manifest["files"]),
                      time.perf_counter() - t0)
@@ -216,12 +218,14 @@ def run(args: argparse.Namespace) -> int:
         progress_path = out / PROGRESS_FILE
 
         set_status(JobStatus.RUNNING)
+        identity = [] if dataset_sha256 is None else ["--dataset-sha256", dataset_sha256]
         if args.fold is not None:  # one sweep trial: the selection step reads what it leaves in out/
-            run_training(train_command(train_dir, model_path, progress_path, spec) + ["--fold", str(args.fold)])
+            run_training(train_command(train_dir, model_path, progress_path, spec) + identity
+                         + ["--fold", str(args.fold)])
             record = json.loads((out / f"fold-{args.fold}.json").read_text())
             set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": record["val_oacc"]})
             return 0
-        run_training(train_command(train_dir, model_path, progress_path, spec))
+        run_training(train_command(train_dir, model_path, progress_path, spec) + identity)
 
         set_status(JobStatus.FINALIZING)
         done = [e for e in read_progress(progress_path) if e.get("event") == "done"]

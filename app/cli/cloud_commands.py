@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -90,6 +89,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         common(p)
         p.set_defaults(handler=handler)
 
+    p = sub.add_parser("register", help="register a finished Azure ML job's model in the workspace model registry")
+    p.add_argument("job", help="Azure ML job name")
+    _azureml_options(p)
+    common(p)
+    p.set_defaults(handler=cmd_register, backend="azureml")
+
+    p = sub.add_parser("registry", help="list the registered versions of a model (Azure ML model registry)")
+    p.add_argument("name", help="model name, e.g. conv2dnet-ward7-20261129")
+    p.add_argument("--fetch", metavar="VERSION", help="download this version (with -o)")
+    p.add_argument("-o", "--output", type=Path, metavar="MODEL.safetensors")
+    _azureml_options(p)
+    common(p)
+    p.set_defaults(handler=cmd_registry, backend="azureml")
+
     p = sub.add_parser("check", help="say in one line each whether storage and Azure ML work")
     _azureml_options(p)
     common(p)
@@ -113,10 +126,10 @@ def _azureml_options(p: argparse.ArgumentParser) -> None:
 
 
 def jobs_dir() -> Path:
-    """Local job state: $NEUROHSI_HOME/jobs, else ~/.local/share/neurohsi/jobs."""
-    home = os.environ.get("NEUROHSI_HOME")
-    base = Path(home) if home else Path.home() / ".local" / "share" / "neurohsi"
-    return base / "jobs"
+    """Local job state: $NEUROHSI_HOME/jobs, else ~/.local/share/neurohsi/jobs (the app's folder too)."""
+    from app.retraining.state import default_jobs_dir
+
+    return default_jobs_dir()
 
 
 def _config(args: argparse.Namespace):
@@ -301,6 +314,30 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.output}: model file must end in .safetensors")
     path = _backend(args).fetch_model(args.job, args.output)
     _emit({"job_id": args.job, "model": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from core.model_file import load_model
+
+    backend = _backend(args)
+    with tempfile.TemporaryDirectory() as tmp:  # the tags come from the model file itself
+        info = load_model(backend.fetch_model(args.job, Path(tmp))).info
+    _emit(backend.register_model(args.job, info))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    if args.fetch:
+        if args.output is None or args.output.suffix != ".safetensors":
+            raise ValueError("--fetch needs -o MODEL.safetensors")
+        path = backend.fetch_registered(args.name, args.fetch, args.output)
+        _emit({"name": args.name, "version": args.fetch, "model": str(path)})
+        return 0
+    _emit(backend.registered_versions(args.name))
     return 0
 
 

@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--progress-jsonl", type=Path, metavar="FILE", help="append per-epoch progress as JSON lines")
     p.add_argument("--name", help="model name stored in the file (default: the output file's stem)")
     p.add_argument("--version", default="1", help="model version stored in the file (default 1)")
+    p.add_argument("--dataset-sha256", default=None, metavar="HEX",
+                   help="identity of the uploaded dataset to record in the model (default: from DATASET/manifest.json)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="threads training double-cv fold models side by side (default: CPU cores, at most 2)")
     p.add_argument("--fold", type=int, default=None, metavar="M",
@@ -208,6 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "loss": "cross-entropy",
                 "batches": "stratified",
                 "dataset": str(args.dataset),
+                "dataset_sha256": _dataset_sha256(args),
             },
             metrics=metrics,
         )
@@ -227,6 +230,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary))
     return 0
+
+
+def _dataset_sha256(args: argparse.Namespace) -> str | None:
+    """``--dataset-sha256``, else the manifest's identity when the folder holds one (an uploaded dataset)."""
+    if args.dataset_sha256:
+        return args.dataset_sha256
+    from core.dataset_check import MANIFEST_FILE, manifest_sha256, read_manifest
+
+    if not (args.dataset / MANIFEST_FILE).is_file():
+        return None
+    return manifest_sha256(read_manifest(args.dataset))
 
 
 def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
@@ -249,7 +263,8 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
     save_model(model_path, net, name=args.name or "conv2dnet", version=args.version, class_ids=data.class_ids,
                class_names=names, profile_id=profile_id,
                training={"data_ids": list(data.capture_ids), "n_samples": len(data),
-                         "hyper_parameters": config.to_dict(), "fold_model": args.fold, "dataset": str(args.dataset)},
+                         "hyper_parameters": config.to_dict(), "fold_model": args.fold, "dataset": str(args.dataset),
+                         "dataset_sha256": _dataset_sha256(args)},
                metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test})
     record_path.write_text(record.to_json())
     print(json.dumps({"fold": args.fold, "model": str(model_path), "record": str(record_path),

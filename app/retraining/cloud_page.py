@@ -224,3 +224,11 @@ def save_cloud_settings(settings, values: dict) -> None:
     for name, value in values.items():
         if name in ENV_VARS:
             settings.set(f"cloud_{name}", value)
+
+
+def open_cloud_settings(settings, parent: QtWidgets.QWidget | None = None) -> CloudSettingsDialog:
+    """Show Settings ▸ Cloud for an :class:`app.settings.AppSettings` (non-modal; returns the dialog)."""
+    dialog = CloudSettingsDialog(lambda: load_cloud_settings(settings), lambda v: save_cloud_settings(settings, v),
+                                 parent)
+    dialog.show()
+    return dialog

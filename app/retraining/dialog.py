@@ -97,7 +97,11 @@ class RetrainingDialog(QtWidgets.QDialog):
         super().__init__(parent)
         self.setWindowTitle("Retrain the classifier")
         self.state = RetrainingState()
-        self.env = env or default_environment()
+        if env is None:  # Settings ▸ Cloud values, read when each check or run starts (env NEUROHSI_* wins)
+            from app.retraining.cloud_page import load_cloud_settings
+
+            env = default_environment(lambda: load_cloud_settings(settings))
+        self.env = env
         self.settings = settings
         self.current_model = None if current_model is None else Path(current_model)
         self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
@@ -155,7 +159,14 @@ class RetrainingDialog(QtWidgets.QDialog):
         checks_layout.addWidget(self.checks_label)
         self.recheck_button = QtWidgets.QPushButton("Check again", self)
         self.recheck_button.clicked.connect(self.run_checks)
-        checks_layout.addWidget(self.recheck_button)
+        self.cloud_button = QtWidgets.QPushButton("Cloud settings…", self)
+        self.cloud_button.setObjectName("cloud_button")
+        self.cloud_button.clicked.connect(self.open_cloud_settings)
+        self.cloud_button.setEnabled(self.settings is not None)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.recheck_button, 1)
+        row.addWidget(self.cloud_button)
+        checks_layout.addLayout(row)
         self.reason_label = QtWidgets.QLabel(self)
         self.reason_label.setObjectName("start_reason")
         self.reason_label.setWordWrap(True)
@@ -339,13 +350,21 @@ class RetrainingDialog(QtWidgets.QDialog):
         target, self.revert_to = result
         if self.settings is not None:
             self.settings.set("default_model", target)
-        self.current_model = Path(target) if target else None
+        self.current_model = self._current_model_path()
         name = Path(target).name if target else "the bundled demo model"
         self.reason_label.setText(f"reverted: {name} is the default model again")
         self.comparison.history_label.setText(f"In use: {name}")
         if target:
             self.modelInstalled.emit(Path(target))
         self._sync()
+
+    def open_cloud_settings(self):
+        """Settings ▸ Cloud; the checks run again when it closes."""
+        from app.retraining.cloud_page import open_cloud_settings
+
+        dialog = open_cloud_settings(self.settings, self)
+        dialog.finished.connect(lambda _result: self.run_checks())
+        return dialog
 
     def _set_revert(self, target: str | None) -> None:
         self.revert_to = target
@@ -357,10 +376,16 @@ class RetrainingDialog(QtWidgets.QDialog):
         return None if self.current_model is None else str(self.current_model)
 
     def _current_model_path(self) -> Path | None:
-        default = self._default_model()
-        if default:
-            return Path(default)
-        return self.current_model
+        """The model Classify uses now (core.model_choice: the settings' default, else the demo model)."""
+        if self.settings is None:
+            return self.current_model
+        from core.errors import ModelFileError
+        from core.model_choice import resolve_model_path
+
+        try:
+            return resolve_model_path(None, self._default_model())
+        except ModelFileError:
+            return self.current_model
 
     # ---- enabling
     def _sync(self) -> None:

@@ -31,6 +31,7 @@ class JobPanel(QtWidgets.QGroupBox):
         self.timeline_label = QtWidgets.QLabel(self)  # the backend's own statuses, for the record
         self.timeline_label.setObjectName("timeline")
         self.timeline_label.setStyleSheet("color: gray")
+        self.timeline_label.setWordWrap(True)
         grid.addWidget(self.steps_label, 0, 0, 1, 2)
         grid.addWidget(self.phase_label, 1, 0)
         grid.addWidget(self.time_label, 1, 1)
@@ -43,7 +44,7 @@ class JobPanel(QtWidgets.QGroupBox):
         self.loss_plot.setLabel("bottom", "epoch")
         self.loss_plot.setLabel("left", "cross-entropy")
         self.loss_plot.addLegend(offset=(-10, 10))
-        self.chart.nextRow()
+        # side by side: each plot keeps the panel's full height
         self.oacc_plot = self.chart.addPlot(title="Validation accuracy (inner folds)")
         self.oacc_plot.setLabel("bottom", "epoch")
         self.oacc_plot.setLabel("left", "OACC", units="%")

@@ -202,15 +202,13 @@ class TrainingRun:
                   phase_detail=f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
     def _check(self) -> Generator[RunSnapshot, None, None]:
-        """Decode every capture that will be uploaded (a truncated file fails here, not in the job)."""
+        """Decode every capture the upload will send (a truncated file fails here, not in the job)."""
         from core.dataset_check import check_dataset_files
-
-        wanted = set(self.spec.train_capture_ids) | set(self.spec.test_capture_ids)
 
         def progress(done: int, total: int, capture_id: str) -> None:
             self._set(phase_progress=done / total, phase_detail=f"{capture_id} ({done} of {total})")
 
-        check_dataset_files(self.folder, wanted or None, progress=progress)
+        check_dataset_files(self.folder, progress=progress)  # the whole folder is uploaded, so all of it
         yield self.snapshot()
 
     def _follow(self, job_id: str) -> Generator[RunSnapshot, None, bool]:

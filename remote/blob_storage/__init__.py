@@ -8,7 +8,8 @@ Layout in the container (:mod:`.layout`)::
     models/<name>/<version>/metrics.json       optional
 
 Every uploaded blob carries its sha256 in metadata (``sha256``); each staged block
-carries its MD5, checked by the service on arrival (:mod:`.upload`). Downloads
+carries its MD5, checked by the service on arrival, and a file that changed while it
+was sent is refused before commit (:mod:`.upload`). Downloads
 recompute the sha256 and refuse a blob that does not match (:mod:`.download`).
 
 Modules: ``storage`` (the :class:`BlobStorage` client, listing), ``upload``,
@@ -17,7 +18,7 @@ Modules: ``storage`` (the :class:`BlobStorage` client, listing), ``upload``,
 """
 from __future__ import annotations
 
-from remote.blob_storage.errors import BlobNotFound, IntegrityError, StorageError
+from remote.blob_storage.errors import BlobNotFound, FileChangedError, IntegrityError, StorageError
 from remote.blob_storage.layout import (
     DATASETS,
     DEFAULT_CONTAINER,
@@ -35,7 +36,7 @@ from remote.blob_storage.storage import BlobStorage
 from remote.blob_storage.transfer import MiB, Progress, TransferStats, block_id, file_digests
 
 __all__ = [
-    "BlobNotFound", "BlobStorage", "DATASETS", "DEFAULT_CONTAINER", "IntegrityError", "MANIFEST", "METRICS_FILE",
+    "BlobNotFound", "BlobStorage", "DATASETS", "DEFAULT_CONTAINER", "FileChangedError", "IntegrityError", "MANIFEST", "METRICS_FILE",
     "MODELS", "MODEL_FILE", "MiB", "Progress", "RemoteDataset", "RemoteModel", "SHA256_KEY", "StorageError",
     "TransferStats", "block_id", "check_name", "dataset_files", "file_digests",
 ]

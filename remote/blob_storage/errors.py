@@ -22,6 +22,10 @@ class IntegrityError(StorageError):
     """A blob's content does not match its recorded sha256 (corrupted or tampered)."""
 
 
+class FileChangedError(StorageError):
+    """A local file changed while it was being uploaded: it is not committed."""
+
+
 @contextlib.contextmanager
 def storage_errors(doing: str, *, account_url: str, container: str):
     """Turn SDK errors raised inside the block into one clear, redacted :class:`StorageError` line.

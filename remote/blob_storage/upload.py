@@ -5,6 +5,12 @@ interrupted upload resumes from the blocks the service already holds
 (``get_block_list``), and a file already committed with the same sha256 is not sent
 again. Every committed blob carries its sha256 in metadata; single-block files also
 get the blob's Content-MD5.
+
+The sha256 recorded is that of the bytes sent: each staged block's digest is kept,
+and before committing the file is read again; a block that differs from what was
+sent, or a whole file whose sha256 is no longer the planned one, refuses the commit
+(:class:`FileChangedError`), so a file edited during the upload is never stored
+under a sha256 it does not have (and never skipped later as "already uploaded").
 """
 from __future__ import annotations
 
@@ -12,11 +18,11 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.clock import utc_now_iso
-from remote.blob_storage.errors import IntegrityError, StorageError
+from remote.blob_storage.errors import FileChangedError, IntegrityError, StorageError
 from remote.blob_storage.layout import DATASETS, MANIFEST, METRICS_FILE, SHA256_KEY, check_name, dataset_files, model_blob
 from remote.blob_storage.transfer import Progress, ProgressCounter, block_id, file_digests, run_all
 
@@ -33,6 +39,7 @@ class FilePlan:
     block_ids: list[str]
     missing: list[int]  # block indices still to stage
     skip: bool  # already committed with the same sha256
+    sent: dict[int, str] = field(default_factory=dict)  # block index -> sha256 of the bytes staged now
 
 
 class Uploads:
@@ -167,17 +174,34 @@ class Uploads:
         with open(plan.path, "rb") as fh:
             data = os.pread(fh.fileno(), length, index * self.block_size)
         if len(data) != length:
-            raise StorageError(f"{plan.path}: file changed while uploading")
+            raise FileChangedError(f"{plan.path}: changed while uploading (shorter than planned); nothing committed")
         blob = self._container.get_blob_client(plan.blob_name)
         with self._errors(f"uploading {plan.blob_name}"):
             # validate_content sends the block's MD5; the service rejects a block garbled in transit.
             blob.stage_block(plan.block_ids[index], data, length=length, validate_content=True)
+        plan.sent[index] = hashlib.sha256(data).hexdigest()  # one key per thread: no lock needed
         self.stats.add(blocks_staged=1, bytes_sent=length)
         counter.add(length)
+
+    def _check_unchanged(self, plan: FilePlan) -> None:
+        """Read the file again: every block sent now as it was sent, the whole with the planned sha256."""
+        whole = hashlib.sha256()
+        with open(plan.path, "rb") as fh:
+            for index in range(len(plan.block_ids)):
+                data = fh.read(self._block_len(plan, index))
+                whole.update(data)
+                if index in plan.sent and hashlib.sha256(data).hexdigest() != plan.sent[index]:
+                    raise FileChangedError(f"{plan.path}: changed while uploading (block {index} differs from what "
+                                           "was sent); nothing committed: upload it again")
+            grew = fh.read(1)
+        if grew or whole.hexdigest() != plan.sha256:
+            raise FileChangedError(f"{plan.path}: changed while uploading (sha256 is no longer the one planned); "
+                                   "nothing committed: upload it again")
 
     def _commit(self, plan: FilePlan, metadata: dict | None) -> None:
         from azure.storage.blob import BlobBlock, ContentSettings
 
+        self._check_unchanged(plan)
         blob = self._container.get_blob_client(plan.blob_name)
         meta = {**(metadata or {}), SHA256_KEY: plan.sha256}
         with self._errors(f"committing {plan.blob_name}"):

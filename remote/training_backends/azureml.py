@@ -251,6 +251,40 @@ class AzureMLBackend:
         self._call("cancel", self._ml_client().jobs.begin_cancel, job_id)
         return JobStatus.CANCEL_REQUESTED
 
+    # -- model registry (remote.training_backends.model_registry) -----------------------------------
+    def register_model(self, job_id: str, info) -> dict:
+        """Register job ``job_id``'s model output as ``info.name`` v``info.version``, tagged; its registry row."""
+        from remote.training_backends.model_registry import model_entity, version_row
+
+        return version_row(self._call("model registration", self._ml_client().models.create_or_update,
+                                      model_entity(info, job_id)))
+
+    def registered_versions(self, name: str) -> list[dict]:
+        """Registered versions of model ``name``, newest first."""
+        from remote.training_backends.model_registry import version_row
+
+        rows = [version_row(m) for m in self._call("model listing", self._ml_client().models.list, name=name)]
+        return sorted(rows, key=lambda r: (len(r["version"]), r["version"]), reverse=True)
+
+    def fetch_registered(self, name: str, version: str, dest: str | Path) -> Path:
+        """Download registered model ``name`` v``version``; the path of its model.safetensors in ``dest``."""
+        import shutil
+
+        from remote.training_job import MODEL_FILE
+
+        dest = Path(dest)
+        with tempfile.TemporaryDirectory() as tmp:
+            self._call("model download", self._ml_client().models.download, name=name, version=str(version),
+                       download_path=tmp)
+            found = sorted(Path(tmp).rglob(MODEL_FILE))
+            if not found:
+                raise JobError(f"registered model {name}:{version} holds no {MODEL_FILE}")
+            if dest.is_dir():
+                dest = dest / f"{name}-v{version}.safetensors"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(found[0], dest)
+        return dest
+
     def fetch_model(self, job_id: str, dest: str | Path) -> Path:
         import shutil
 

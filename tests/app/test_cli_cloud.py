@@ -83,6 +83,15 @@ def test_upload_train_fetch_classify(cli, tmp_path):
     model = tmp_path / "fetched.safetensors"
     fetched = json.loads(cli("cloud", "fetch", job, "-o", model).stdout)
     assert Path(fetched["model"]) == model and model.is_file()
+    # the model records which uploaded dataset it was trained on (the manifest's identity)
+    import hashlib
+
+    from core.dataset_check import manifest_sha256
+    from core.model_file import load_model
+
+    files = [{"path": f"{p.parent.name}/{p.name}", "size": p.stat().st_size,
+              "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in data.glob("*/*") if p.is_file()]
+    assert load_model(model).info.training["dataset_sha256"] == manifest_sha256({"files": files})
 
     raw = data / held_out / "raw.tif"
     out = cli("classify", raw, "--dark", data / held_out / "dark.tif", "--white", data / held_out / "white.tif",

@@ -61,7 +61,7 @@ def test_account_key_sign_in_is_stored_in_the_keyring_and_tested_against_azurite
         widget.storage_result.text()
     widget.test("azureml")
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    assert "NEUROHSI_AZUREML_SUBSCRIPTION_ID" in widget.azureml_result.text()
+    assert widget.azureml_result.text().startswith("✗ Azure ML: workspace not configured: subscription ID")
 
 
 def test_environment_variables_win_and_are_shown(qtbot, page, monkeypatch):
@@ -76,3 +76,28 @@ def test_environment_variables_win_and_are_shown(qtbot, page, monkeypatch):
     widget.edits["workspace"].setText("ws2")
     widget.save()
     assert store["workspace"] == "ws2" and store["container"] == "saved-container"  # env value not saved over
+
+
+def test_settings_dialog_opens_the_cloud_page_saving_into_the_registry(qtbot, tmp_path, monkeypatch):
+    from app.settings import AppSettings
+    from app.settings_dialog import SettingsDialog, SettingsState
+
+    monkeypatch.delenv("NEUROHSI_AZUREML_WORKSPACE", raising=False)
+    create_application([])
+    settings = AppSettings.from_file(tmp_path / "s.ini")
+    dialog = SettingsDialog(SettingsState(), app_settings=settings)
+    qtbot.addWidget(dialog)
+    assert not dialog.cloud_button.isHidden()
+    cloud = dialog.open_cloud()
+    qtbot.addWidget(cloud)
+    cloud.page.edits["workspace"].setText("neurohsi-ws")
+    cloud.page.edits["environment"].setText("neurohsi-train:3")
+    cloud.page.save()
+    assert settings.get("cloud_workspace") == "neurohsi-ws"
+    assert settings.qsettings.value("cloud/environment") == "neurohsi-train:3"  # the key the docs name
+    from remote.cloud_config import resolve
+
+    from app.retraining.cloud_page import load_cloud_settings
+
+    assert resolve(load_cloud_settings(settings), {}).workspace == "neurohsi-ws"
+    assert SettingsDialog(SettingsState()).cloud_button.isHidden()  # no registry given: no Cloud page

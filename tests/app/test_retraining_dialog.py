@@ -55,6 +55,7 @@ def settings(tmp_path):
 
 
 def open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=None):
+    """The dialog on ``dataset``; ``env`` None: storage and backends from the settings (Settings ▸ Cloud)."""
     create_application([])
     dialog = RetrainingDialog(env=env, settings=settings, models_dir=tmp_path / "models", dataset=dataset,
                               current_model=current_model, poll_ms=50)
@@ -173,7 +174,7 @@ def test_capture_table_shows_at_least_eight_rows_at_the_default_size(qtbot, tmp_
     dialog.show()
     qtbot.waitExposed(dialog)
     assert dialog.captures.table.rowCount() == 12
-    assert (dialog.width(), dialog.height()) == (1280, 960)
+    assert dialog.height() <= 1000  # the default size fits a 1920 x 1080 screen with a task bar
     qtbot.waitUntil(lambda: dialog.captures.visible_rows() >= 8, timeout=5_000)  # once the layout has settled
     before = dialog.captures.visible_rows()
     dialog.resize(dialog.width(), dialog.height() + 300)  # and it grows with the dialog
@@ -182,12 +183,38 @@ def test_capture_table_shows_at_least_eight_rows_at_the_default_size(qtbot, tmp_
 
 @pytest.mark.slow
 def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
-        qtbot, dataset, azurite, tmp_path, settings):
-    env = make_env(azurite.connection_string, "tretrain", tmp_path / "jobs")
+        qtbot, dataset, azurite, tmp_path, settings, memory_keyring, monkeypatch):
+    from tests.support.azurite import DEV_KEY
+
+    monkeypatch.setenv("NEUROHSI_HOME", str(tmp_path / "home"))  # local jobs go to NEUROHSI_HOME/jobs
+    for var in ("NEUROHSI_STORAGE_CONNECTION_STRING", "NEUROHSI_CONTAINER", "NEUROHSI_STORAGE_AUTH",
+                "NEUROHSI_STORAGE_ACCOUNT_URL"):
+        monkeypatch.delenv(var, raising=False)
     current = tmp_path / "current.safetensors"
     _write_current_model(current)
     settings.set("default_model", str(current))
-    dialog = open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=current)
+    # no env given: storage comes from Settings ▸ Cloud, filled in through its page like a technician does
+    dialog = open_dialog(qtbot, None, dataset, settings, tmp_path, current_model=current)
+    wait_checks(qtbot, dialog)
+    assert not dialog.start_button.isEnabled() and "no blob storage configured" in dialog.reason_label.text()
+    cloud = dialog.cloud_button.isEnabled() and dialog.open_cloud_settings()
+    qtbot.addWidget(cloud)
+    page = cloud.page
+    page.auth_combo.setCurrentIndex(page.auth_combo.findData("account-key"))
+    page.edits["storage_account_url"].setText(azurite.account_url)
+    page.edits["container"].setText("tretrain")
+    page.save()
+    page.secret_edit.setText(DEV_KEY)
+    page.secret_button.click()
+    qtbot.waitUntil(lambda: not page.busy, timeout=10_000)
+    page.storage_button.click()
+    qtbot.waitUntil(lambda: not page.busy, timeout=20_000)
+    assert page.storage_result.text().startswith("✓ Storage works: container 'tretrain'"), page.storage_result.text()
+    assert settings.get("cloud_storage_auth") == "account-key"
+    assert all(DEV_KEY not in str(settings.qsettings.value(k)) for k in settings.qsettings.allKeys())  # keyring only
+    cloud.close()  # the checks run again with the new settings
+    wait_checks(qtbot, dialog)
+    qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=20_000)
     dialog.form.epochs_spin.setValue(2)
     dialog.form.cv_check.setChecked(False)
     held_out = dialog.state.rows[1].capture_id
@@ -280,3 +307,25 @@ def _write_current_model(path):
     save_model(path, Conv2DNet(25, 5), name="current", class_ids=(1, 2, 3, 4, 5),
                class_names=("Healthy", "Tumour", "Venous", "Arterial", "Dura"), profile_id="synthetic-small",
                metrics={"oacc": 0.5})
+
+
+def test_a_truncated_capture_stops_the_run_while_checking_before_any_upload(qtbot, dataset, azurite, tmp_path,
+                                                                             settings):
+    import shutil
+
+    copy = tmp_path / "retrain-ds"
+    shutil.copytree(dataset, copy)
+    white = sorted(copy.glob("*/white.tif"))[0]
+    white.write_bytes(white.read_bytes()[:-300])  # the header still reads: only a full decode notices
+    env = make_env(azurite.connection_string, "ttruncated", tmp_path / "jobs")
+    dialog = open_dialog(qtbot, env, copy, settings, tmp_path)
+    dialog.set_role(dialog.state.rows[2].capture_id, "skip")
+    wait_checks(qtbot, dialog)
+    assert dialog.start_button.isEnabled(), dialog.reason_label.text()
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.state.running, timeout=60_000)
+    snap = dialog.last
+    assert snap.phase == "error" and str(white) in snap.error
+    assert [p for p, _ in snap.phases] == ["checking"] and snap.upload == (0, 0) and snap.job_id is None
+    assert dialog.reason_label.text().startswith("job failed: ") and "white.tif" in dialog.reason_label.text()
+    assert dialog.job.phase_label.text() == "Failed" and snap.ended is not None

@@ -68,6 +68,9 @@ def test_verdict_names_the_largest_gains_and_losses_in_points():
     )
     assert verdict(rows) == ("The new model is better on tumour tissue sensitivity by 4.0 points and healthy "
                              "tissue sensitivity by 2.0 points; worse on dura mater specificity by 2.1 points.")
+    moved = (MetricRow("oacc", "Overall accuracy (OACC)", 0.90, 0.93),) + rows[1:]
+    assert verdict(moved).startswith("The new model is better on overall accuracy by 3.0 points and tumour tissue "
+                                     "sensitivity by 4.0 points;")  # overall accuracy first when it moved
     same = tuple(MetricRow(r.key, r.title, r.installed, r.installed) for r in rows)
     assert verdict(same) == "The two models score within 1 point of each other on every metric."
     assert verdict(metric_rows(None, {"oacc": 0.9, "class_ids": [1], "class_names": ["Healthy tissue"],

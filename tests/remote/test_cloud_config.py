@@ -86,5 +86,25 @@ def test_failures_are_one_line_naming_the_method_without_the_secret(azurite, con
 
 def test_azure_ml_check_names_the_missing_settings():
     ok, line = check_azureml(CloudConfig(workspace="ws"))
-    assert not ok and line.startswith("Azure ML: Azure ML workspace not configured")
-    assert "NEUROHSI_AZUREML_SUBSCRIPTION_ID" in line and "NEUROHSI_AZUREML_WORKSPACE" not in line
+    assert not ok and line == ("Azure ML: workspace not configured: subscription ID, resource group, compute "
+                               "missing (Settings ▸ Cloud or NEUROHSI_AZUREML_*)")
+
+
+def test_browser_sign_in_uses_a_persistent_token_cache_for_storage_and_azure_ml():
+    """Building the clients contacts nothing: the browser opens only at the first request (not run here)."""
+    from azure.identity import InteractiveBrowserCredential
+
+    from remote.cloud_config import make_azureml_backend, make_storage
+
+    config = CloudConfig("entra-browser", "https://neurohsiward7.blob.core.windows.net", "neurohsi",
+                         subscription_id="s", resource_group="rg", workspace="ws", compute="cpu", tenant_id="t")
+    storage = make_storage(config)
+    credential = storage._service.credential
+    assert isinstance(credential, InteractiveBrowserCredential)
+    cache = credential._cache_options  # persistent and encrypted: one sign-in, not one per start
+    assert cache.name == "neurohsi" and cache.allow_unencrypted_storage is False
+    assert storage.account_url == "https://neurohsiward7.blob.core.windows.net"
+    backend = make_azureml_backend(config)
+    assert isinstance(backend._credential, InteractiveBrowserCredential)
+    with pytest.raises(CloudConfigError, match="needs the storage account URL"):
+        make_storage(CloudConfig("entra-browser", "", "neurohsi"))
