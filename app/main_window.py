@@ -223,7 +223,12 @@ class MainWindow(QMainWindow):
             return
         self._start("open", workers.open_capture_job, raw_path, dark_path, white_path)
 
-    def _opened(self, opened: workers.OpenedCapture) -> None:
+    def show_live(self, opened: workers.OpenedCapture, result, started: float) -> None:
+        """Live mode (:mod:`app.live`): a capture and its map at once; no note or recent file per capture."""
+        self._opened(opened, quiet=True)
+        self._classified(workers.Classified(result), opened, started, quiet=True)
+
+    def _opened(self, opened: workers.OpenedCapture, *, quiet: bool = False) -> None:
         self.opened, self.result = opened, None
         self.map_area.show_map()
         self.map_area.colour_bar.set_has_map(False)
@@ -236,10 +241,11 @@ class MainWindow(QMainWindow):
         self.actions["roi"].setChecked(False)
         self.status.show_timings(opened.timings_s)
         self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
-        if opened.capture.raw_path is not None:
+        if opened.capture.raw_path is not None and not quiet:
             self.settings.add_recent_file(opened.capture.raw_path)
             self._rebuild_recent_menu()
-        self.sink.note(f"Opened {opened.capture.capture_id}")
+        if not quiet:
+            self.sink.note(f"Opened {opened.capture.capture_id}")
         self._update_actions()
         self.capture_opened.emit(opened)
 
@@ -292,7 +298,7 @@ class MainWindow(QMainWindow):
             policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
         )
 
-    def _classified(self, classified: workers.Classified, opened, started: float) -> None:
+    def _classified(self, classified: workers.Classified, opened, started: float, *, quiet: bool = False) -> None:
         if opened is not self.opened:
             return  # a new capture was opened meanwhile; this map belongs to the old one
         result = classified.result
@@ -307,7 +313,7 @@ class MainWindow(QMainWindow):
         waited = time.perf_counter() - started
         self.status.show_waited(waited, result.timings_s)
         self.map_area.theatre.set_model_line(self.status.theatre_line(result, waited))
-        if classified.fallback is None:
+        if classified.fallback is None and not quiet:
             self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}"
                            f" in {1000 * waited:.0f} ms")
         self._update_actions()

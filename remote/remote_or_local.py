@@ -98,7 +98,9 @@ def classify_remote_or_local(
         else:
             return _outcome(result, prepared_or_capture, None, start)
     model = model_resolver if isinstance(model_resolver, LoadedModel) else model_resolver()
-    prepared = prepared_or_capture if isinstance(prepared_or_capture, Prepared) else prepare(prepared_or_capture, profile_name=profile_name)
+    prepared = prepared_or_capture
+    if not isinstance(prepared, Prepared):
+        prepared = prepare(prepared, profile_name=profile_name)
     return _outcome(classify_prepared(prepared, model), prepared_or_capture, reason, start)
 
 
@@ -112,48 +114,32 @@ _pool: dict[tuple, list[ScoringClient]] = {}
 _pool_lock = threading.Lock()
 
 
-def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
-    key = (endpoint.url, endpoint.key, endpoint.deployment, policy.retries, policy.timeout_s, policy.deadline_s)
-    with _pool_lock:
-        idle = _pool.get(key)
-        if idle:
-            return key, idle.pop()
-    # Two deployments never share a client: each holds its own references.
-    return key, ScoringClient(
-        endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s,
-        deadline_s=policy.deadline_s, deployment=endpoint.deployment,
-    )
-
-
 def _give_back(key: tuple, client: ScoringClient) -> None:
     with _pool_lock:
         _pool.setdefault(key, []).append(client)
 
 
+def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
+    key = (endpoint.url, endpoint.key, endpoint.deployment, policy)
+    with _pool_lock:
+        idle = _pool.get(key)
+        if idle:
+            return key, idle.pop()
+    client = ScoringClient(
+        endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s,
+        deadline_s=policy.deadline_s, deployment=endpoint.deployment,
+    )
+    return key, client
+
+
 def _classify_remote(capture: Capture, endpoint: RemoteTarget, policy: RemotePolicy) -> ClassificationResult:
-    """One remote attempt bounded by ``policy.deadline_s``; raises ``RemoteError`` on failure or timeout."""
+    """One remote attempt within ``policy.deadline_s`` (the client's deadline); ``RemoteError`` on failure."""
     key, client = _take_client(endpoint, policy)  # ValueError for bad settings: raised as is
-    box: dict = {}
-    done = threading.Event()
-
-    def attempt() -> None:
-        try:
-            box["result"] = client.classify_capture(capture)
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-        finally:
-            if isinstance(box.get("error"), (RemoteError, OSError)):
-                client.close()  # a failed connection is not worth keeping
-            else:
-                _give_back(key, client)
-            done.set()
-
-    threading.Thread(target=attempt, name="neurohsi-remote", daemon=True).start()
-    if not done.wait(policy.deadline_s):
-        raise RemoteError(None, f"{client.url}: no answer within {policy.deadline_s:g} s", url=client.url)
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    # On any error the client is dropped, never pooled again: after a deadline its
+    # abandoned request may still be using the session.
+    result = client.classify_capture(capture)
+    _give_back(key, client)
+    return result
 
 
 def drop_clients() -> None:

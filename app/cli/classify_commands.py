@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--npz", type=Path, metavar="OUT.npz", help="labels (uint8 HxW), probabilities (float32 HxWxC), class_ids")
     p.add_argument("--palette", choices=("thesis", "colourblind"), default="thesis", help="class colours (default: thesis)")
     p.add_argument("--json", action="store_true", help="print timings and model identity as JSON")
+    add_remote_arguments(p)
+    p.set_defaults(handler=cmd_classify)
+
+
+def add_remote_arguments(p: argparse.ArgumentParser) -> None:
+    """--endpoint, --key-env, --fallback-local, --deadline, --deployment (``classify`` and ``watch``)."""
     remote = p.add_argument_group("remote scoring")
     remote.add_argument("--endpoint", metavar="URL", help="score on this endpoint instead of locally")
     remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
@@ -38,10 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remote.add_argument(
         "--deployment", metavar="NAME", help="Azure ML deployment to route to (azureml-model-deployment header)"
     )
-    p.set_defaults(handler=cmd_classify)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def check_reference_and_remote_args(args: argparse.Namespace) -> None:
+    """The --dark/--white pair and the remote options, one line each (``classify`` and ``watch``)."""
     if (args.dark is None) != (args.white is None):
         raise ValueError("give both --dark and --white, or neither")
     if args.endpoint is None and (args.key_env or args.fallback_local):
@@ -52,6 +58,19 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError("--deployment needs --endpoint")
     if not args.deadline > 0:
         raise ValueError(f"--deadline must be a positive number of seconds, got {args.deadline:g}")
+
+
+def endpoint_target(args: argparse.Namespace):
+    """The :class:`remote.remote_or_local.RemoteTarget` of --endpoint / --key-env."""
+    try:
+        from remote.remote_or_local import RemoteTarget
+    except ImportError as exc:  # a slimmed install without the remote package
+        raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
+    return RemoteTarget(args.endpoint, os.environ[args.key_env] if args.key_env else None, args.deployment)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    check_reference_and_remote_args(args)
     for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
         if path is not None and not path.parent.is_dir():
             raise ValueError(f"{path}: folder for {option} does not exist")
@@ -80,18 +99,15 @@ def _classify(args: argparse.Namespace):
 
 
 def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
-    try:
-        from remote.remote_or_local import RemotePolicy, RemoteTarget, classify_remote_or_local
-        from remote.scoring_client import RemoteError
-    except ImportError as exc:  # a slimmed install without the remote package
-        raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
+    target = endpoint_target(args)
+    from remote.remote_or_local import RemotePolicy, classify_remote_or_local
+    from remote.scoring_client import RemoteError
 
-    key = os.environ[args.key_env] if args.key_env else None
     try:
         outcome = classify_remote_or_local(
             capture,
             model_resolver=resolver,
-            endpoint=RemoteTarget(args.endpoint, key, args.deployment),
+            endpoint=target,
             fallback_local=args.fallback_local,
             policy=RemotePolicy(deadline_s=args.deadline),
             profile_name=args.profile,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import sys
 from pathlib import Path
+
+from app.cli.classify_commands import add_remote_arguments, check_reference_and_remote_args, endpoint_target
 
 STATUS_EVERY_S = 0.2  # how often the main thread looks up from the queue (Ctrl+C is handled there)
 
@@ -34,22 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="write <capture>_map.png and <capture>.npz here")
     p.add_argument("--palette", choices=("thesis", "colourblind"), default="thesis", help="map colours")
     p.add_argument("--poll-ms", type=float, default=20.0, help="how often to look at the folder (default 20 ms)")
-    remote = p.add_argument_group("remote scoring")
-    remote.add_argument("--endpoint", metavar="URL", help="score on this endpoint instead of locally")
-    remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
-    remote.add_argument("--fallback-local", action="store_true", help="classify a capture locally when the endpoint fails")
+    add_remote_arguments(p)  # with --fallback-local, each capture falls back on its own
     p.set_defaults(handler=cmd_watch)
 
 
 def _check_args(args: argparse.Namespace) -> None:
     if not args.folder.is_dir():
         raise ValueError(f"{args.folder}: folder to watch not found")
-    if (args.dark is None) != (args.white is None):
-        raise ValueError("give both --dark and --white, or neither")
-    if args.endpoint is None and (args.key_env or args.fallback_local):
-        raise ValueError("--key-env and --fallback-local need --endpoint")
-    if args.key_env and not os.environ.get(args.key_env):
-        raise ValueError(f"environment variable {args.key_env} (--key-env) is not set")
+    check_reference_and_remote_args(args)
     if args.out is not None and not args.out.is_dir():
         raise ValueError(f"{args.out}: folder for --out does not exist")
     if not args.poll_ms > 0:
@@ -63,14 +56,15 @@ def _classifier(args: argparse.Namespace):
 
     if args.endpoint is None:
         return local_classifier(resolve_model(args.model))  # a bad model fails before watching starts
-    from remote.remote_or_local import RemoteTarget, classify_remote_or_local
+    target = endpoint_target(args)
+    from remote.remote_or_local import RemotePolicy, classify_remote_or_local
 
-    target = RemoteTarget(args.endpoint, os.environ[args.key_env] if args.key_env else None)
+    policy = RemotePolicy(deadline_s=args.deadline)
 
     def classify(prepared):
         outcome = classify_remote_or_local(
             prepared, model_resolver=lambda: resolve_model(args.model), endpoint=target,
-            fallback_local=args.fallback_local,
+            fallback_local=args.fallback_local, policy=policy,
         )
         return outcome.result, outcome.fallback_reason
 

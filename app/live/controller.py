@@ -2,7 +2,7 @@
 
 The pipeline's callbacks come on its threads; they only emit Qt signals, which
 Qt queues to the GUI thread, where the map is painted through the window's
-``show_live(opened, result)`` hook. Stopping joins the pipeline's threads off the
+``show_live(opened, result, started)`` hook. Stopping joins the pipeline's threads off the
 GUI thread, so the window never waits on a capture being classified.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ class LiveController(QObject):
         self.indicator.hide()
         window.statusBar().insertPermanentWidget(0, self.indicator)  # stays visible beside notes
         self.filmstrip = Filmstrip()
-        self.filmstrip.chosen.connect(self._show)
+        self.filmstrip.chosen.connect(lambda live: self._show(live, latest=False))
         self.dock = window.add_dock("Filmstrip", self.filmstrip, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.dock.hide()
         self.timer = QTimer(self, interval=TICK_MS)
@@ -148,15 +148,19 @@ class LiveController(QObject):
             return  # stopped meanwhile
         from core.render import colour_map
 
-        self._show(live)
+        self._show(live, latest=True)
         self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
         self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
         if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
             self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")
         self._last_reason = live.fallback_reason
 
-    def _show(self, live) -> None:
-        self.window.show_live(live.prepared, live.result)
+    def _show(self, live, *, latest: bool) -> None:
+        import time
+
+        # The window shows how long the map took: file found complete -> map, also when stepping back.
+        started = live.complete_at if latest else time.perf_counter() - live.latency_s
+        self.window.show_live(live.prepared, live.result, started)
         self.shown.emit(live)
 
     def _on_event(self, event) -> None:

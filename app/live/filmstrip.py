@@ -42,7 +42,9 @@ class Filmstrip(QListWidget):
         """Put ``live`` (a :class:`core.live_pipeline.LiveResult`) first, its thumbnail from ``overlay_rgb``."""
         self.entries.appendleft(live)
         item = QListWidgetItem(QIcon(thumbnail(overlay_rgb)), live.prepared.capture.capture_id)
-        item.setToolTip(f"{live.prepared.capture.capture_id} · {live.result.model.label} · {live.result.source}")
+        quality = getattr(getattr(live.prepared, "quality", None), "status", None)
+        tip = f"{live.prepared.capture.capture_id} · {live.result.model.label} · {live.result.source}"
+        item.setToolTip(tip + (f" · quality {quality}" if quality else ""))
         self.insertItem(0, item)
         while self.count() > self.length:
             self.takeItem(self.count() - 1)

@@ -61,5 +61,5 @@ class LiveIndicator(QWidget):
         if self.stale:
             text += f" · no new capture for {since:.0f} s — map may be out of date"
         self.label.setText(text)
-        colour = "#c62828" if self.stale else "#9e9e9e" if paused else "#2e7d32"
+        colour = "#ef5350" if self.stale else "#9e9e9e" if paused else "#66bb6a"  # readable on the dark theme
         self.label.setStyleSheet(f"QLabel#live_label {{ color: {colour}; font-weight: bold; }}")

@@ -37,6 +37,18 @@ def _next(lines: queue.Queue, predicate, timeout: float = 60.0) -> str:
     raise AssertionError("expected line never came")
 
 
+def _start(watch: Path, *args) -> tuple[subprocess.Popen, queue.Queue, queue.Queue]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli.main", "watch", str(watch), *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )
+    stdout, stderr = queue.Queue(), queue.Queue()
+    for stream, into in ((proc.stdout, stdout), (proc.stderr, stderr)):
+        threading.Thread(target=_lines, args=(stream, into), daemon=True).start()
+    return proc, stdout, stderr
+
+
 def test_watch_prints_one_json_line_per_capture_until_sigint(tmp_path):
     synthetic = generate_capture(seed=11, profile=small_profile(24, 32))
     watch, out = tmp_path / "watch", tmp_path / "out"
@@ -48,14 +60,7 @@ def test_watch_prints_one_json_line_per_capture_until_sigint(tmp_path):
     model = write_model(tmp_path / "m.safetensors", watch / "ID0011C01.tif")
     assert first.exists()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli.main", "watch", str(watch), "--model", str(model), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
-    )
-    stdout, stderr = queue.Queue(), queue.Queue()
-    for stream, into in ((proc.stdout, stdout), (proc.stderr, stderr)):
-        threading.Thread(target=_lines, args=(stream, into), daemon=True).start()
+    proc, stdout, stderr = _start(watch, "--model", model, "--out", out)
     try:
         _next(stderr, lambda line: line.startswith("neurohsi: watching "))
         raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
@@ -92,3 +97,30 @@ def test_watch_errors_are_one_line(tmp_path):
 def test_gui_watch_checks_the_folder_first(tmp_path):
     assert_one_line_error(neurohsi("gui", "--watch", tmp_path / "missing"), "folder to watch not found")
     assert_one_line_error(neurohsi("gui", tmp_path / "ID0001C01.tif", "--watch", tmp_path), "not both")
+
+
+def test_watch_with_a_dead_endpoint_falls_back_per_capture(tmp_path):
+    import socket
+
+    synthetic = generate_capture(seed=12, profile=small_profile(24, 32))
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    write_whole(watch / "ID0012CD01.tif", frame_to_bytes(synthetic.dark, synthetic.metadata))
+    write_whole(watch / "ID0012CW01.tif", frame_to_bytes(synthetic.white, synthetic.metadata))
+    raw = write_whole(watch / "ID0012C01.tif", frame_to_bytes(synthetic.raw, synthetic.metadata))
+    model = write_model(tmp_path / "m.safetensors", raw)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/score"
+    proc, stdout, stderr = _start(watch, "--model", model, "--endpoint", url, "--fallback-local")
+    try:
+        _next(stderr, lambda line: line.startswith("neurohsi: watching "))
+        write_whole(watch / "ID0012C02.tif", frame_to_bytes(synthetic.raw, synthetic.metadata))
+        line = json.loads(_next(stdout, lambda line: True))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert line["capture_id"] == "ID0012C02" and line["source"] == "local"
+    assert "cannot reach" in line["fallback_reason"] and url.split("/score")[0] in line["fallback_reason"]

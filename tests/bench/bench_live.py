@@ -48,10 +48,12 @@ def rss_mb() -> float:
 class Writer(threading.Thread):
     """Saves ``count`` raw frames at ``rate`` per second; remembers when each was complete."""
 
-    def __init__(self, folder: Path, raw: bytes, *, rate: float, count: int, start_n: int) -> None:
+    def __init__(self, folder: Path, raw: bytes, *, rate: float, count: int, start_n: int, sample_rss=None) -> None:
         super().__init__(daemon=True)
         self.folder, self.raw, self.rate, self.count, self.start_n = folder, raw, rate, count, start_n
+        self.sample_rss = sample_rss  # every this many captures written, the process RSS (MB) goes in .rss
         self.written: dict[str, float] = {}
+        self.rss: list[float] = []
 
     def run(self) -> None:
         start = time.perf_counter()
@@ -63,6 +65,8 @@ class Writer(threading.Thread):
                 f.write(self.raw)
                 f.flush()
             self.written[name] = time.perf_counter()
+            if self.sample_rss and (k + 1) % self.sample_rss == 0:
+                self.rss.append(rss_mb())
             old = self.folder / f"ID0001C{n - KEEP_FILES:05d}.tif"
             if old.exists():
                 old.unlink()
@@ -70,16 +74,13 @@ class Writer(threading.Thread):
 
 def run(folder: Path, raw: bytes, model, *, rate: float, count: int, start_n: int, sample_rss=None) -> dict:
     done: dict[str, float] = {}
-    rss: list[float] = []
 
     def on_result(live) -> None:
         done[live.prepared.capture.capture_id] = live.done_at
-        if sample_rss is not None and len(done) % sample_rss == 0:
-            rss.append(rss_mb())
 
     pipeline = LivePipeline(WatchedFolder(folder), local_classifier(model), on_result=on_result)
     with pipeline:
-        writer = Writer(folder, raw, rate=rate, count=count, start_n=start_n)
+        writer = Writer(folder, raw, rate=rate, count=count, start_n=start_n, sample_rss=sample_rss)
         t0, cpu0 = time.perf_counter(), time.process_time()
         writer.start()
         writer.join()
@@ -100,7 +101,8 @@ def run(folder: Path, raw: bytes, model, *, rate: float, count: int, start_n: in
         "cpu_ms_per_map": 1000 * cpu / max(1, len(done)),
         "p50_ms": 1000 * float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
         "p95_ms": 1000 * float(np.percentile(latencies, 95)) if len(latencies) else float("nan"),
-        "rss": rss,
+        "rss": writer.rss,
+        "seen": stats.captures,
     }
 
 
@@ -142,8 +144,9 @@ def main() -> None:
         print(f"{r['rate']:>10g} {r['captures']:>9} {r['maps']:>5} {r['maps_per_s']:>7.2f} {r['skipped']:>8} "
               f"{r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} {r['cpu_ms_per_map']:>10.0f}")
     rss = memory["rss"]
-    print(f"RSS over {args.captures} captures offered at 10/s ({memory['maps']} maps, {memory['skipped']} skipped): "
-          f"first sample {rss[0]:.0f} MB, last {rss[-1]:.0f} MB, max {max(rss):.0f} MB" if rss else "RSS: no samples")
+    print(f"RSS over {args.captures} captures offered at 10/s ({memory['seen']} seen, {memory['maps']} maps, "
+          f"{memory['skipped']} skipped), sampled every {every} written: "
+          + " ".join(f"{v:.0f}" for v in rss) + " MB" if rss else "RSS: no samples")
 
 
 if __name__ == "__main__":

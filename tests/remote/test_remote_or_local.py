@@ -101,7 +101,7 @@ def test_deadline_bounds_the_wait_and_total_is_wall_clock(capture, model):
             prepared, model_resolver=lambda: model, endpoint=RemoteTarget(url), fallback_local=True, policy=policy
         )
         outside = time.perf_counter() - start
-    assert "no answer within 0.6 s" in outcome.fallback_reason
+    assert "within the 0.6 s deadline" in outcome.fallback_reason
     assert 0.6 <= outcome.waited_s <= outside < 5.0
     timings = outcome.result.timings_s
     stages = sum(v for k, v in timings.items() if k != "total")
@@ -127,3 +127,16 @@ def test_remote_success_needs_no_model_and_sends_references_once(tmp_path, captu
 
     (client,) = [c for idle in remote_or_local._pool.values() for c in idle]
     assert client.last_exchange["references_sent"] == []
+
+
+def test_the_policy_and_deployment_reach_the_client():
+    from remote.remote_or_local import _take_client
+
+    policy = RemotePolicy(retries=2, timeout_s=(1.5, 7.0), deadline_s=9.0)
+    _key, client = _take_client(RemoteTarget(_refused_url(), deployment="blue"), policy)
+    try:
+        assert (client.retries, client.timeout, client.deadline_s, client.deployment) == (2, (1.5, 7.0), 9.0, "blue")
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="deployment name"):
+        _take_client(RemoteTarget(_refused_url(), deployment="not a name!"), policy)

@@ -1,0 +1,111 @@
+"""Live mode in the real window: a folder watched, maps shown as captures arrive, filmstrip, stale, pause."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.live import LiveController, install_live
+from core.capture_io import frame_to_bytes, load_capture
+from core.inference import classify
+from core.model_file import load_model
+from tests.support.live_writer import write_progressively, write_whole
+
+
+@pytest.fixture
+def live_folder(tmp_path, small_files):
+    raw, _model = small_files
+    capture = load_capture(raw)
+    folder = tmp_path / "watch"
+    folder.mkdir()
+    write_whole(folder / "ID0018CD01.tif", frame_to_bytes(capture.dark, capture.metadata))
+    write_whole(folder / "ID0018CW01.tif", frame_to_bytes(capture.white, capture.metadata))
+    return folder, capture
+
+
+def _write_and_wait(qtbot, live, folder, capture, n, *, progressive=False):
+    data = frame_to_bytes(capture.raw, capture.metadata)
+    with qtbot.waitSignal(live.shown, timeout=20_000) as blocker:
+        if progressive:
+            write_progressively(folder / f"ID0018C{n:02d}.tif", data, pause_s=0.03)
+        else:
+            write_whole(folder / f"ID0018C{n:02d}.tif", data)
+    return blocker.args[0]
+
+
+def test_watch_folder_shows_each_new_map_and_keeps_a_filmstrip(qtbot, make_window, small_files, live_folder):
+    raw, model_path = small_files
+    folder, capture = live_folder
+    window = make_window(model_path)
+    live = install_live(window)
+    assert live.watch_action in window.menus["&File"].actions()
+    assert live.start(folder) and live.watching and live.indicator.isVisible()
+
+    first = _write_and_wait(qtbot, live, folder, capture, 2, progressive=True)
+    assert first.prepared.capture.capture_id == "ID0018C02"
+    assert window.result is first.result and window.opened is first.prepared
+    np.testing.assert_array_equal(window.result.labels, classify(capture, load_model(model_path)).labels)
+    assert window.windowTitle().endswith("ID0018C02")
+    live.indicator.tick()
+    text = live.indicator.label.text()
+    assert text.startswith("● Live") and "s old" in text and not live.indicator.stale
+
+    second = _write_and_wait(qtbot, live, folder, capture, 3)
+    assert live.filmstrip.count() == 2 and live.filmstrip.item(0).text() == "ID0018C03"
+    live.filmstrip.itemClicked.emit(live.filmstrip.item(1))  # step back to the first map
+    assert window.result is first.result
+    assert second.result is not first.result
+    history = len(window.sink.history)
+    _write_and_wait(qtbot, live, folder, capture, 4)
+    assert len(window.sink.history) == history  # no note per capture: history stays bounded
+    live.stop()
+    assert not live.watching and not live.indicator.isVisible()
+
+
+def test_stale_warning_and_pause_resume(qtbot, make_window, small_files, live_folder):
+    _raw, model_path = small_files
+    folder, capture = live_folder
+    window = make_window(model_path)
+    live = LiveController(window, stale_after_s=0.4)
+    window.live = live
+    assert live.start(folder)
+    _write_and_wait(qtbot, live, folder, capture, 2)
+    qtbot.waitUntil(lambda: live.indicator.stale, timeout=5_000)
+    assert "map may be out of date" in live.indicator.label.text()
+
+    live.indicator.pause_button.click()
+    assert live.pipeline.paused and live.indicator.label.text().startswith("⏸ Paused") and not live.indicator.stale
+    write_whole(folder / "ID0018C03.tif", frame_to_bytes(capture.raw, capture.metadata))
+    write_whole(folder / "ID0018C04.tif", frame_to_bytes(capture.raw, capture.metadata))
+    with qtbot.assertNotEmitted(live.shown, wait=500):
+        pass
+    with qtbot.waitSignal(live.shown, timeout=20_000) as blocker:
+        live.indicator.pause_button.click()  # resume: the newest capture is next
+    assert blocker.args[0].prepared.capture.capture_id == "ID0018C04"
+    live.stop()
+
+
+def test_no_model_is_said_at_start_not_per_capture(qtbot, make_window, live_folder, tmp_path):
+    folder, _capture = live_folder
+    window = make_window(tmp_path / "gone.safetensors")
+    live = install_live(window)
+    assert not live.start(folder)
+    assert not live.watching and "model file not found" in window.sink.last.text
+
+
+def test_filmstrip_keeps_the_last_twenty(qtbot):
+    from types import SimpleNamespace
+
+    from app.live.filmstrip import Filmstrip
+
+    strip = Filmstrip()
+    qtbot.addWidget(strip)
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    for k in range(25):
+        live = SimpleNamespace(prepared=SimpleNamespace(capture=SimpleNamespace(capture_id=f"C{k}")),
+                               result=SimpleNamespace(model=SimpleNamespace(label="m"), source="local"))
+        strip.add(live, rgb)
+    assert strip.count() == 20 and len(strip.entries) == 20
+    assert strip.item(0).text() == "C24" and strip.item(19).text() == "C5"
+    with qtbot.waitSignal(strip.chosen) as chosen:
+        strip.itemClicked.emit(strip.item(19))
+    assert chosen.args[0].prepared.capture.capture_id == "C5"
