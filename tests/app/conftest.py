@@ -49,3 +49,16 @@ def make_window(qtbot, tmp_path):
         return window
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def base_font_after_test():
+    """Theatre mode sets the application-wide font; one test's theatre mode must not size the next test's dialogs."""
+    yield
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        from app.application import BASE_POINT_SIZE, set_font_size
+
+        set_font_size(app, BASE_POINT_SIZE)
