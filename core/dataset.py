@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from core.camera_profiles import CameraProfile, resolve_profile
+from core.clock import utc_now_iso
 from core.errors import CaptureError, DatasetError
-from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png, write_label_png
+from core.export import write_label_png
+from core.fileio import atomic_write, atomic_write_text
+from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png
 from core.metadata import CaptureMetadata
 from core.nemesis_ground_truth import kind_name, place_cropped_ground_truth
 
@@ -155,11 +157,11 @@ def write_capture_folder(
         "frame_shape": list(frames["raw"].shape),
         "cube_shape": list(profile.cube_shape),
         "label_counts": {str(k): v for k, v in label_counts(labels).items()},
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_now_iso(),
         "metadata": None if metadata is None else metadata.to_dict(),
     }
     info.update(meta or {})
-    (folder / "meta.json").write_text(json.dumps(info, indent=1) + "\n")
+    atomic_write_text(folder / "meta.json", json.dumps(info, indent=1) + "\n")
     return _capture_from_folder(folder, info)
 
 
@@ -401,9 +403,8 @@ def import_nemesis(
         )
         spectra_file = written.folder / "spectra.npz"
         if item.spectra is not None:
-            np.savez_compressed(
-                spectra_file, data=item.spectra.data, label=item.spectra.label, label4Classes=item.spectra.label4classes
-            )
+            spectra = {"data": item.spectra.data, "label": item.spectra.label, "label4Classes": item.spectra.label4classes}
+            atomic_write(spectra_file, lambda fh: np.savez_compressed(fh, **spectra))
         elif spectra_file.exists():  # left over from an earlier import of this capture
             spectra_file.unlink()
         imported.append({"capture_id": item.capture_id, "labelled_pixels": int((item.labels > 0).sum())})

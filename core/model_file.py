@@ -22,6 +22,7 @@ import numpy as np
 
 from core.clock import utc_now_iso
 from core.errors import ModelFileError
+from core.fileio import atomic_write
 
 if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
     from core.model import Conv2DNet
@@ -157,8 +158,7 @@ def save_model(
     state = net.state_dict()
     tensors = {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
     data = save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
-    path = Path(path)
-    path.write_bytes(data)
+    atomic_write(path, data)  # a reader (the GUI, the service) never sees half a model
     return _info(meta, hashlib.sha256(data).hexdigest())
 
 

@@ -98,8 +98,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_capture(args: argparse.Namespace) -> int:
-    from core.capture_io import write_frame
-    from core.labels import write_label_png
+    from core.export import write_label_png
     from core.synthetic import generate_capture
 
     if args.seed < 0:
@@ -108,9 +107,7 @@ def cmd_demo_capture(args: argparse.Namespace) -> int:
     _progress(f"generating a synthetic capture (seed {args.seed})")
     capture = generate_capture(seed=args.seed, patient="ID1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    raw_path = write_frame(args.out_dir / "ID0001C01.tif", capture.raw, capture.metadata)
-    write_frame(args.out_dir / "ID0001CD01.tif", capture.dark, capture.metadata)
-    write_frame(args.out_dir / "ID0001CW01.tif", capture.white, capture.metadata)
+    raw_path = capture.write_nemesis_files(args.out_dir, "ID0001C01")
     write_label_png(args.out_dir / "ID0001C01_labels.png", capture.labels)
     _progress(f"wrote {raw_path} (+ dark, white references and ID0001C01_labels.png)")
     print(raw_path)

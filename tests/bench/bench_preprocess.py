@@ -173,14 +173,15 @@ def main() -> int:
 
 def trust_and_map(capture, cube, runs: int):
     """Rows for the quality checks, the OOD mask and raw -> map; medians (ms) of trust checks and of the map."""
-    from core.inference import classify, load_default_model
+    from core.inference import classify
+    from core.model_choice import resolve_model
     from core.ood import fit_ood_from_cubes, ood_mask
     from core.synthetic import generate_capture
 
     brain = generate_capture(seed=5)
     brain_cube = preprocess_capture(brain.to_capture())
     description = fit_ood_from_cubes([(brain_cube.data, brain.labels, brain_cube.valid)])
-    model = load_default_model()
+    model = resolve_model(None)
     quality = timed(lambda: assess_quality(capture), runs)
     ood = timed(lambda: ood_mask(description, cube), runs)
     both = timed(lambda: (assess_quality(capture), ood_mask(description, cube)), runs)

@@ -6,7 +6,8 @@ import pytest
 
 from core.ood import OodDescription, fit_ood, fit_ood_from_cubes, ood_distance, ood_mask
 from core.preprocessing import preprocess
-from core.synthetic import _mosaic, generate_capture, small_profile
+from core.synthetic import generate_capture, small_profile
+from core.synthetic_frames import mosaic
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def _scene(profile, reflectance):
     dark = np.full((rows, cols), 50, np.uint16)
     white = dark + 900
     raw = dark.astype(np.float64)
-    raw[: 5 * h, : 5 * w] += 900 * np.clip(_mosaic(seen, profile.pattern_wh), 0, 1.05)
+    raw[: 5 * h, : 5 * w] += 900 * np.clip(mosaic(seen, profile.pattern_wh), 0, 1.05)
     return preprocess(np.rint(raw).astype(np.uint16), dark, white, profile)
 
 
