@@ -110,12 +110,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        from core.errors import escape_controls
+
         shares = ", ".join(f"{name} {pct:.1f}%" for name, pct in summary["classes_percent"].items())
         print(
-            f"{args.raw}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
+            f"{escape_controls(str(args.raw))}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
             f"({result.source}) in {summary['timings_ms']['total']:.0f} ms: {shares}"
             if "total" in summary["timings_ms"]
-            else f"{args.raw}: classified by {result.model.label}: {shares}"
+            else f"{escape_controls(str(args.raw))}: classified by {result.model.label}: {shares}"
         )
     return 0
 
