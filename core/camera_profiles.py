@@ -234,3 +234,16 @@ def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -
                 )
             )
     return profile_from_metadata(metadata)
+
+
+def describe_calibration(cube, serial: str | None) -> str:
+    """One line for the capture panel: profile, SCM owner, geometry source, where the wavelengths came from.
+
+    ``cube`` is a :class:`core.preprocessing.Cube` (its profile id, geometry source and nominal flag).
+    """
+    if cube.profile_id in list_profiles():
+        note = calibration_note(load_profile(cube.profile_id), serial)
+    else:
+        note = f"profile {cube.profile_id}"
+    wavelengths = "nominal wavelengths" if cube.wavelengths_nominal else "wavelengths from the camera"
+    return f"{note}; geometry from {cube.geometry_source or 'the profile'}; {wavelengths}"

@@ -66,3 +66,12 @@ def test_unusable_capture_shows_reason_then_map_on_show_anyway(qtbot, make_windo
     image = np.asarray(window.exports.overlay_image().convert("RGB")).astype(int)
     red = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
     assert red.mean() > 0.02  # the export carries the watermark too
+
+
+def test_capture_panel_shows_the_calibration_used(qtbot, make_window, files):
+    raw, _, model = files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    text = window.metadata.values["calibration"]
+    assert text.startswith("model-level calibration: SCM of profile synthetic-small")
+    assert "geometry from metadata" in text and "wavelengths from the camera" in text
