@@ -60,7 +60,10 @@ class TrustView:
         self._show_ood(result)
         if quality is None or quality.status == "ok":
             return
-        self.window.show_warning("quality", quality.reason)
+        # The out-of-distribution share has its own banner line (from _show_ood).
+        problems = [c.message for c in quality.problems if c.code != "out_of_distribution"]
+        if problems:
+            self.window.show_warning("quality", "; ".join(problems))
         if quality.status == "unusable":
             # No map by default: the class map goes; the reason stays with a way to see it anyway.
             self.window.image_view.clear_result()
