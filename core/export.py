@@ -40,10 +40,13 @@ NPZ_FIELDS = (
     "ood_mask",  # bool (H, W): pixels unlike the model's training spectra; all False when unavailable
     "ood_available",  # bool scalar: whether the model could check (older model files cannot)
     "quality",  # str scalar: the capture-quality report as JSON ("" when unknown); status "unusable" = shown anyway
+    "camera_profile",  # str scalar: JSON {id, geometry_source, wavelengths_nominal} of the calibration used ("" remote)
 )
 # Fields added after layout 1 was first written: files without them read with these values.
-_LATER_FIELDS = {"ood_available": False, "quality": ""}
-_STRING_FIELDS = ("model_name", "model_version", "model_sha256", "capture_id", "classified_at", "source", "quality")
+_LATER_FIELDS = {"ood_available": False, "quality": "", "camera_profile": ""}
+_STRING_FIELDS = (
+    "model_name", "model_version", "model_sha256", "capture_id", "classified_at", "source", "quality", "camera_profile",
+)
 
 
 # -- label maps ----------------------------------------------------------------
@@ -215,6 +218,9 @@ def npz_arrays(result, *, capture_id: str) -> dict[str, np.ndarray]:
     arrays["ood_mask"] = np.zeros(labels.shape, bool) if ood is None else np.asarray(ood, dtype=bool)
     arrays["ood_available"] = np.asarray(ood is not None)
     arrays["quality"] = "" if quality is None else json.dumps(quality.to_dict())
+    arrays["camera_profile"] = "" if cube is None else json.dumps(
+        {"id": cube.profile_id, "geometry_source": cube.geometry_source, "wavelengths_nominal": cube.wavelengths_nominal}
+    )
     for key in _STRING_FIELDS:
         arrays[key] = np.asarray(str(arrays[key]))
     if arrays["ood_mask"].shape != labels.shape:

@@ -82,7 +82,9 @@ def test_non_brain_scene_is_mostly_out_of_distribution(tmp_path, brain):
     assert summary["out_of_distribution_fraction"] > 0.5
     ood = [c for c in summary["quality"]["checks"] if c["code"] == "out_of_distribution"][0]
     assert ood["severity"] == "warning" and summary["quality"]["status"] == "warning"
-    assert read_npz(tmp_path / "c.npz")["ood_mask"].mean() > 0.5
+    npz = read_npz(tmp_path / "c.npz")
+    assert npz["ood_mask"].mean() > 0.5 and npz["ood_available"] is True
+    assert json.loads(npz["camera_profile"])["id"] == THESIS_PROFILE_ID
 
 
 def test_old_model_without_description_says_unavailable(tmp_path, brain):
