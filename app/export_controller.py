@@ -38,6 +38,8 @@ class ExportController:
             hidden=state.hidden,
             classified_at=result.classified_at,
             capture_id=self.window.opened.capture.capture_id,
+            ood_mask=getattr(result, "ood_mask", None),  # hatched, as on screen
+            quality=getattr(result, "quality", None),  # an unusable capture shown anyway is watermarked
         )
 
     def overlay_image(self):

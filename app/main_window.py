@@ -32,6 +32,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu, QToolBar, QWidget
 
 from app import workers
+from app.trust_view import TrustView
 from app.actions import build_actions, populate_menus, populate_toolbar
 from app.dropped_files import capture_from_drop
 from app.export_controller import ExportController
@@ -117,6 +118,7 @@ class MainWindow(QMainWindow):
         self.model_loader = ModelLoader(self)
         self.model_loader.changed.connect(self._model_state)
         self.theatre = TheatreController(self)
+        self.trust = TrustView(self)  # quality warnings, "Show anyway", hatched out-of-distribution pixels
         self.map_area.theatre.exit_button.clicked.connect(lambda: self.actions["theatre"].setChecked(False))
         self.map_area.empty.open_button.clicked.connect(self.open_dialog)
 

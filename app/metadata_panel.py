@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
+from core.camera_profiles import describe_calibration
+
 FIELDS = (
     ("capture", "Capture"),
     ("file", "File"),
@@ -14,6 +16,7 @@ FIELDS = (
     ("frame", "Frame"),
     ("cube", "Cube"),
     ("valid", "Valid pixels"),
+    ("calibration", "Calibration"),
 )
 
 
@@ -28,6 +31,7 @@ class MetadataPanel(QWidget):
             label = QLabel("—")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setObjectName(f"metadata_{key}")
+            label.setWordWrap(True)
             self.labels[key] = label
             layout.addRow(title, label)
         self.values: dict[str, str] = {}
@@ -50,6 +54,7 @@ class MetadataPanel(QWidget):
             "frame": f"{capture.raw.shape[1]} x {capture.raw.shape[0]} px, {capture.raw.dtype}",
             "cube": f"{w} x {h} px, {b} bands ({cube.profile_id})",
             "valid": f"{100.0 * cube.valid.mean():.1f} %",
+            "calibration": describe_calibration(cube, None if meta is None else meta.serial),
         }
         for key, value in self.values.items():
             self.labels[key].setText(value)

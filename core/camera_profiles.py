@@ -37,6 +37,8 @@ class CameraProfile:
     wavelengths_nominal: bool = field(default=True, compare=False)
     # Where the filter geometry came from, for messages: "profile NAME" or "metadata (MODEL)".
     geometry_source: str = field(default="", compare=False)
+    # Serial of the camera whose SCM this is, when known; another serial gets a model-level calibration.
+    calibrated_serial: str | None = field(default=None, compare=False)
 
     @property
     def geometry_label(self) -> str:
@@ -148,8 +150,19 @@ def load_profile(name: str) -> CameraProfile:
             camera_model=spec.get("camera_model"),
             wavelengths_nominal=True,
             geometry_source=f"profile {spec['id']}",
+            calibrated_serial=spec.get("calibrated_serial"),
         )
     )
+
+
+def calibration_note(profile: CameraProfile, serial: str | None) -> str:
+    """One line on whose spectral calibration a capture gets (shown by info, classify --json, GUI, exports)."""
+    if profile.id.startswith("metadata:"):
+        return "no spectral correction for this camera (identity SCM; geometry and wavelengths from its metadata)"
+    if serial and profile.calibrated_serial and serial == profile.calibrated_serial:
+        return f"device calibration: SCM of profile {profile.id} measured on this camera (serial {serial})"
+    who = f"camera serial {serial}" if serial else "this camera (serial unknown)"
+    return f"model-level calibration: SCM of profile {profile.id}, not measured on {who}"
 
 
 def profile_from_metadata(
@@ -221,3 +234,16 @@ def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -
                 )
             )
     return profile_from_metadata(metadata)
+
+
+def describe_calibration(cube, serial: str | None) -> str:
+    """One line for the capture panel: profile, SCM owner, geometry source, where the wavelengths came from.
+
+    ``cube`` is a :class:`core.preprocessing.Cube` (its profile id, geometry source and nominal flag).
+    """
+    if cube.profile_id in list_profiles():
+        note = calibration_note(load_profile(cube.profile_id), serial)
+    else:
+        note = f"profile {cube.profile_id}"
+    wavelengths = "nominal wavelengths" if cube.wavelengths_nominal else "wavelengths from the camera"
+    return f"{note}; geometry from {cube.geometry_source or 'the profile'}; {wavelengths}"

@@ -61,4 +61,12 @@ def one_line(exc: BaseException) -> str:
         text = str(exc) or exc.__class__.__name__
     else:
         text = f"unexpected {exc.__class__.__name__}: {exc}"
-    return redact(" ".join(text.split()))
+    return redact(escape_controls(" ".join(text.split())))
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (ESC, BEL, DEL, C1...) written as ``\\xNN``.
+
+    A file name can hold them; printed raw they would drive the user's terminal.
+    """
+    return "".join(f"\\x{ord(ch):02x}" if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch for ch in text)

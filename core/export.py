@@ -11,6 +11,7 @@ The pictures are drawn by :mod:`core.render`; this module encodes and writes the
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,16 @@ NPZ_FIELDS = (
     "capture_id",  # str scalar
     "classified_at",  # str scalar, ISO 8601 UTC
     "source",  # str scalar: "local" or the scoring endpoint URL
+    "ood_mask",  # bool (H, W): pixels unlike the model's training spectra; all False when unavailable
+    "ood_available",  # bool scalar: whether the model could check (older model files cannot)
+    "quality",  # str scalar: the capture-quality report as JSON ("" when unknown); status "unusable" = shown anyway
+    "camera_profile",  # str scalar: JSON {id, geometry_source, wavelengths_nominal} of the calibration used ("" remote)
 )
-_STRING_FIELDS = ("model_name", "model_version", "model_sha256", "capture_id", "classified_at", "source")
+# Fields added after layout 1 was first written: files without them read with these values.
+_LATER_FIELDS = {"ood_available": False, "quality": "", "camera_profile": ""}
+_STRING_FIELDS = (
+    "model_name", "model_version", "model_sha256", "capture_id", "classified_at", "source", "quality", "camera_profile",
+)
 
 
 # -- label maps ----------------------------------------------------------------
@@ -100,13 +109,18 @@ def overlay_image(
     palette: str = "thesis",
     source: str = "local",
     hidden=(),
+    ood_mask: np.ndarray | None = None,
+    quality=None,
 ):
     """The overlay picture (``PIL.Image``, RGB) as the user sees it: map over ``rgb`` at ``opacity``,
     ``hidden`` class ids left out (and named), legend, model identity, capture, research-use banner.
 
     ``rgb`` uint8 (H, W, 3); ``labels`` uint8 (H, W); ``model`` a ``ModelInfo``; ``opacity`` 0..1.
+    ``ood_mask`` bool (H, W) pixels are drawn grey hatched (no class colour) and named under the legend;
+    a ``quality`` report of status "unusable" (shown anyway) watermarks the whole picture.
     """
     from core.render import model_identity_lines, overlay_image as draw_overlay
+    from core.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, apply_ood, watermark
 
     hidden = sorted(int(c) for c in hidden)
     lines = model_identity_lines(model, source=source, classified_at=classified_at)
@@ -118,7 +132,11 @@ def overlay_image(
         shown[np.isin(shown, hidden)] = UNLABELLED
         names = dict(zip(model.class_ids, model.class_names))
         lines += ("Hidden: " + ", ".join(names.get(c, str(c)) for c in hidden),)
-    return draw_overlay(
+    if ood_mask is not None and np.any(ood_mask):
+        shown = np.where(ood_mask, UNLABELLED, shown).astype(np.uint8)
+        rgb = apply_ood(rgb, ood_mask)  # hatched grey under no class colour
+        lines += (f"Grey hatched: {OOD_LEGEND}, {100.0 * np.mean(ood_mask):.1f} % of frame",)
+    picture = draw_overlay(
         rgb,
         shown,
         class_ids=model.class_ids,
@@ -127,6 +145,11 @@ def overlay_image(
         palette=palette,
         alpha=float(np.clip(opacity, 0.0, 1.0)),
     )
+    if quality is not None and getattr(quality, "status", None) == "unusable":
+        from PIL import Image
+
+        picture = Image.fromarray(watermark(np.asarray(picture), UNUSABLE_WATERMARK))
+    return picture
 
 
 def write_overlay_png(
@@ -141,11 +164,13 @@ def write_overlay_png(
     palette: str = "thesis",
     source: str = "local",
     hidden=(),
+    ood_mask: np.ndarray | None = None,
+    quality=None,
 ) -> Path:
     """Write :func:`overlay_image` as a PNG."""
     image = overlay_image(
         rgb, labels, model=model, classified_at=classified_at, capture_id=capture_id,
-        opacity=opacity, palette=palette, source=source, hidden=hidden,
+        opacity=opacity, palette=palette, source=source, hidden=hidden, ood_mask=ood_mask, quality=quality,
     )
     return _write_image(path, image, optimize=True)
 
@@ -188,8 +213,18 @@ def npz_arrays(result, *, capture_id: str) -> dict[str, np.ndarray]:
         "classified_at": result.classified_at,
         "source": result.source,
     }
+    ood = getattr(result, "ood_mask", None)
+    quality = getattr(result, "quality", None)
+    arrays["ood_mask"] = np.zeros(labels.shape, bool) if ood is None else np.asarray(ood, dtype=bool)
+    arrays["ood_available"] = np.asarray(ood is not None)
+    arrays["quality"] = "" if quality is None else json.dumps(quality.to_dict())
+    arrays["camera_profile"] = "" if cube is None else json.dumps(
+        {"id": cube.profile_id, "geometry_source": cube.geometry_source, "wavelengths_nominal": cube.wavelengths_nominal}
+    )
     for key in _STRING_FIELDS:
         arrays[key] = np.asarray(str(arrays[key]))
+    if arrays["ood_mask"].shape != labels.shape:
+        raise ValueError(f"ood_mask {arrays['ood_mask'].shape} does not match labels {labels.shape}")
     if arrays["valid"].shape != labels.shape or arrays["probabilities"].shape[:2] != labels.shape:
         raise ValueError(
             f"labels {labels.shape}, valid {arrays['valid'].shape} and probabilities "
@@ -217,6 +252,10 @@ def read_npz(path: str | Path) -> dict:
         raise DatasetError(path, "classification file not found") from None
     except (OSError, ValueError) as exc:
         raise DatasetError(path, f"not a readable NPZ file ({exc.__class__.__name__})") from None
+    for key, default in _LATER_FIELDS.items():
+        data.setdefault(key, np.asarray(default))
+    if "ood_mask" not in data and "labels" in data:
+        data["ood_mask"] = np.zeros(np.shape(data["labels"]), bool)
     missing = [key for key in NPZ_FIELDS if key not in data]
     if missing:
         raise DatasetError(path, f"not a NeuroHSI classification NPZ (missing {', '.join(missing)})")
@@ -224,6 +263,7 @@ def read_npz(path: str | Path) -> dict:
     if version != NPZ_LAYOUT_VERSION:
         raise DatasetError(path, f"NPZ layout version {version} is not supported (expected {NPZ_LAYOUT_VERSION})")
     data["layout_version"] = version
+    data["ood_available"] = bool(data["ood_available"])
     for key in _STRING_FIELDS:
         data[key] = str(data[key])
     return data

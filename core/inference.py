@@ -24,7 +24,9 @@ from core.clock import utc_now_iso
 from core.cpu import usable_cores
 from core.model_file import LoadedModel, ModelInfo, check_compatible
 from core.preprocessing import Cube, preprocess_capture
+from core.quality import QualityReport, assess_quality
 from core.rgb import synthetic_rgb
+from core.trust import trust_of
 
 if TYPE_CHECKING:  # torch is imported on first use, so ClassificationResult stays light (remote client, GUI)
     from core.model import Conv2DNet, DenseConv2DNet
@@ -42,6 +44,9 @@ class ClassificationResult:
     cube: Cube | None = None  # None for remote results
     source: str = "local"  # "local" or the endpoint URL
     classified_at: str = field(default_factory=utc_now_iso)  # when the map was made, ISO 8601 UTC
+    quality: QualityReport | None = None  # capture quality incl. the out-of-distribution check (core.trust)
+    ood_mask: np.ndarray | None = None  # bool (H, W): unlike the training spectra; None when the model has no description
+    ood_fraction: float | None = None  # share of valid pixels out of distribution; None when unavailable
 
 
 def _use_all_cores() -> None:
@@ -116,7 +121,7 @@ class Prepared:
     cube: Cube  # float32 (H, W, B) normalised, with validity mask (H, W) and wavelengths (B,)
     rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
     timings_s: dict[str, float]
-    quality: object | None = None  # the capture-quality report, when one is made
+    quality: QualityReport | None = None  # core.quality.assess_quality of the capture
 
 
 def prepare(capture: Capture, *, profile_name: str | None = None) -> Prepared:
@@ -125,8 +130,11 @@ def prepare(capture: Capture, *, profile_name: str | None = None) -> Prepared:
     cube = preprocess_capture(capture, profile_name=profile_name)
     t_pre = time.perf_counter()
     rgb = synthetic_rgb(cube)
+    t_rgb = time.perf_counter()
+    quality = assess_quality(capture)  # ~1 ms: every 4th row and column
     end = time.perf_counter()
-    return Prepared(capture, cube, rgb, {"preprocess": t_pre - start, "rgb": end - t_pre, "total": end - start})
+    timings = {"preprocess": t_pre - start, "rgb": t_rgb - t_pre, "quality": end - t_rgb, "total": end - start}
+    return Prepared(capture, cube, rgb, timings, quality)
 
 
 def prepare_files(
@@ -156,10 +164,17 @@ def classify_prepared(prepared: Prepared, model: LoadedModel) -> ClassificationR
     start = time.perf_counter()
     check_compatible(model.info, prepared.cube, path=model.path)
     probs, labels = predict_dense(model.net, prepared.cube, padding=model.info.padding, class_ids=model.info.class_ids)
-    infer = time.perf_counter() - start
-    timings = {**prepared.timings_s, "infer": infer}
-    timings["total"] = prepared.timings_s.get("total", 0.0) + (time.perf_counter() - start)
-    return ClassificationResult(labels, probs, prepared.rgb, model.info, timings, prepared.cube, "local")
+    t_infer = time.perf_counter()
+    # The map is made even for an unusable capture; whoever shows or writes it decides
+    # (core.quality.require_usable), so "show anyway" needs no second run.
+    quality, ood = trust_of(prepared.quality, model.info, prepared.cube)
+    end = time.perf_counter()
+    timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
+    timings["total"] = prepared.timings_s.get("total", 0.0) + (end - start)
+    return ClassificationResult(
+        labels, probs, prepared.rgb, model.info, timings, prepared.cube, "local",
+        quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction,
+    )
 
 
 def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:

@@ -37,6 +37,17 @@ def validate_labels(labels: np.ndarray, *, name: str = "labels") -> np.ndarray:
     return labels.astype(np.uint8, copy=False)
 
 
+# Label maps are cube-sized (217 x 409 for the thesis camera); a header claiming more than
+# 16 Mpx is damaged or a decompression bomb, refused before any pixel is decoded.
+MAX_LABEL_PIXELS = 16 * 1024 * 1024
+
+
+def _check_label_size(path: Path, image) -> None:
+    width, height = image.size
+    if width * height > MAX_LABEL_PIXELS:
+        raise DatasetError(path, f"label map claims {width} x {height} pixels, far more than any cube (decompression bomb?)")
+
+
 def label_png_shape(path: str | Path) -> tuple[int, int]:
     """(rows, cols) of a label PNG without decoding its pixels. ``DatasetError`` if unreadable."""
     from PIL import Image, UnidentifiedImageError
@@ -44,9 +55,12 @@ def label_png_shape(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     try:
         with Image.open(path) as image:
+            _check_label_size(path, image)
             width, height = image.size
     except FileNotFoundError:
         raise DatasetError(path, "label map not found") from None
+    except Image.DecompressionBombError:
+        raise DatasetError(path, "label map claims far more pixels than any cube (decompression bomb?)") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(path, f"not a readable PNG image ({exc.__class__.__name__})") from None
     return height, width
@@ -66,11 +80,14 @@ def read_label_png(path: str | Path) -> np.ndarray:
             mode = image.mode
             if mode not in ("P", "L"):
                 raise DatasetError(path, f"label map must be a palette or greyscale PNG, got mode {mode}")
+            _check_label_size(path, image)  # before decoding: the header can claim gigapixels
             labels = np.array(image)
     except DatasetError:
         raise
     except FileNotFoundError:
         raise DatasetError(path, "label map not found") from None
+    except Image.DecompressionBombError:
+        raise DatasetError(path, "label map claims far more pixels than any cube (decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DatasetError(path, f"not a readable PNG image ({exc.__class__.__name__})") from None
     try:

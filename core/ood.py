@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 FORMAT = "pooled-mahalanobis-v1"
-UNAVAILABLE = "out-of-distribution check unavailable (the model file has no description of its training spectra)"
+# Sent by the scoring service too: worded without "training" (its answers never name the training data).
+UNAVAILABLE = "out-of-distribution check unavailable (the model file does not describe the spectra it learnt from)"
 DEFAULT_PERCENTILE = 99.5
 DEFAULT_SHRINKAGE = 0.05
 _MAX_FIT_PIXELS = 200_000
@@ -173,7 +174,7 @@ class OodResult:
     def message(self) -> str:
         if not self.available:
             return UNAVAILABLE
-        return f"{100 * self.fraction:.1f} % of pixels are unlike the model's training spectra (out of distribution)"
+        return f"{100 * self.fraction:.1f} % of pixels are unlike the spectra the model learnt from (out of distribution)"
 
 
 _DESCRIPTIONS: dict[str, OodDescription] = {}

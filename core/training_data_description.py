@@ -52,6 +52,6 @@ def describe_training_data(captures) -> TrainingDataDescription:
         raise DatasetError(None, "no captures to describe")
     return TrainingDataDescription(
         profile_id=profile_id,
-        wavelengths_nm=None if wavelengths is None else tuple(float(w) for w in wavelengths),
+        wavelengths_nm=None if wavelengths is None else tuple(round(float(w), 3) for w in wavelengths),  # float32 noise off
         ood=fit_ood_from_cubes(items),
     )

@@ -42,6 +42,7 @@ from core.capture_io import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.inference import ClassificationResult
 from core.model_file import ModelInfo
+from core.trust import from_header as trust_from_header
 from remote.scoring_http import (
     DEPLOYMENT_HEADER,
     MODEL_ERROR_STATUS,
@@ -281,6 +282,7 @@ class ScoringClient:
         try:
             decoded = decode_result(response.content)
             info = _model_info(decoded.header["model"])
+            quality, ood_mask, ood_fraction = trust_from_header(decoded.header, decoded.labels.shape)
         except (ValueError, KeyError, TypeError) as exc:
             raise RemoteError(200, f"{self.url}: unreadable answer ({exc})", None, url=self.url) from None
         server = {k: float(v) for k, v in decoded.header.get("timings_s", {}).items() if isinstance(v, (int, float))}
@@ -297,7 +299,10 @@ class ScoringClient:
         if probabilities is None:
             probabilities = np.zeros((*decoded.labels.shape, 0), np.float32)
         rgb = decoded.rgb if decoded.rgb is not None else np.zeros((*decoded.labels.shape, 3), np.uint8)
-        return ClassificationResult(decoded.labels, probabilities, rgb, info, timings, None, self.url)
+        return ClassificationResult(
+            decoded.labels, probabilities, rgb, info, timings, None, self.url,
+            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction,
+        )
 
     @staticmethod
     def _status(response: requests.Response) -> int:

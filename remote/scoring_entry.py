@@ -57,6 +57,7 @@ from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileErro
 from core.inference import classify_prepared, prepare
 from core.model_choice import resolve_model
 from core.model_file import LoadedModel
+from core.trust import summary as trust_summary, to_header
 from remote.scoring_guards import (
     ComputeSlots,
     RequestError,
@@ -325,7 +326,12 @@ def _score_binary(state: ServiceState, body: bytes, content_type: str, start: fl
         **{k: v for k, v in result.timings_s.items() if k != "total"},
         "total": end - start,
     }
-    header = {"model": _model_identity(state), "timings_s": timings, "profile_id": result.cube.profile_id}
+    header = {
+        "model": _model_identity(state),
+        "timings_s": timings,
+        "profile_id": result.cube.profile_id,
+        **to_header(result),  # quality report and out-of-distribution mask: the client decides what to show
+    }
     payload = encode_result(
         header,
         result.labels,
@@ -408,6 +414,7 @@ def _score_thesis_json(state: ServiceState, body: bytes, start: float):
         "class_names": list(info.class_names),
         "model": {"name": info.name, "version": info.version, "sha256": info.sha256},
         "time_receiving_data": t_received - start,
+        **trust_summary(result),
     }
     return _json_response(answer, 200)
 

@@ -26,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", type=Path, metavar="OVERLAY.png", help="map over the synthetic RGB, with legend")
     p.add_argument("--npz", type=Path, metavar="OUT.npz", help="labels (uint8 HxW), probabilities (float32 HxWxC), class_ids")
     p.add_argument("--palette", choices=("thesis", "colourblind"), default="thesis", help="class colours (default: thesis)")
-    p.add_argument("--json", action="store_true", help="print timings and model identity as JSON")
+    p.add_argument("--json", action="store_true", help="print timings, model identity, quality and out-of-distribution share as JSON")
+    p.add_argument(
+        "--force", action="store_true",
+        help="make the map even when the capture's quality is 'unusable' (its exports are watermarked)",
+    )
     add_remote_arguments(p)
     p.set_defaults(handler=cmd_classify)
 
@@ -123,7 +127,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
     result = _classify(args)
     from core.capture_io import capture_id_for
+    from core.quality import require_usable
 
+    require_usable(result.quality, force=args.force, name=str(args.raw))  # before any file is written
     written = write_outputs(
         result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette,
         capture_id=capture_id_for(args.raw),
@@ -132,12 +138,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        from core.errors import escape_controls
+
         shares = ", ".join(f"{name} {pct:.1f}%" for name, pct in summary["classes_percent"].items())
         print(
-            f"{args.raw}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
+            f"{escape_controls(str(args.raw))}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
             f"({result.source}) in {summary['timings_ms']['total']:.0f} ms: {shares}"
             if "total" in summary["timings_ms"]
-            else f"{args.raw}: classified by {result.model.label}: {shares}"
+            else f"{escape_controls(str(args.raw))}: classified by {result.model.label}: {shares}"
         )
     return 0
 
@@ -154,14 +162,18 @@ def write_outputs(
     """Write the requested files for a :class:`core.inference.ClassificationResult`; returns kind -> path."""
     from core.export import write_label_png, write_npz, write_overlay_png
 
+    quality = getattr(result, "quality", None)
     written = {}
     if output is not None:
-        write_label_png(output, result.labels, palette=palette)
+        # Pixel values are class ids: an unusable capture shown anyway is marked in a PNG text chunk.
+        text = {"NeuroHSI-quality": f"{quality.status}: {quality.reason}"} if quality is not None else None
+        write_label_png(output, result.labels, palette=palette, text=text)
         written["map"] = str(output)
     if overlay is not None:
         write_overlay_png(
             overlay, result.rgb, result.labels, model=result.model, source=result.source,
             classified_at=result.classified_at, capture_id=capture_id, palette=palette,
+            ood_mask=getattr(result, "ood_mask", None), quality=quality,
         )
         written["overlay"] = str(overlay)
     if npz is not None:
@@ -173,6 +185,8 @@ def write_outputs(
 def summarise(result, written: dict[str, str]) -> dict:
     """JSON-ready summary: model identity, where it ran, shape, class shares (%), timings (ms), files."""
     import numpy as np
+
+    from core.trust import summary as trust_summary
 
     counts = np.bincount(result.labels.ravel(), minlength=256)
     total = max(result.labels.size, 1)
@@ -188,5 +202,20 @@ def summarise(result, written: dict[str, str]) -> dict:
         | ({"not classified": round(100.0 * counts[0] / total, 2)} if counts[0] else {}),
         "timings_ms": {k: round(1000 * v, 2) for k, v in result.timings_s.items()},
         "outputs": written,
+        **trust_summary(result),
+        "camera_profile": _camera_profile(result),
         "notice": "Research use only - not for diagnostic use",
+    }
+
+
+def _camera_profile(result) -> dict | None:
+    """The calibration the capture was read with (local results; a remote one reports its profile id only)."""
+    cube = getattr(result, "cube", None)
+    if cube is None:
+        return None
+    return {
+        "id": cube.profile_id,
+        "geometry_source": cube.geometry_source,
+        "wavelengths_nominal": cube.wavelengths_nominal,
+        "wavelengths_nm": None if cube.wavelengths_nm is None else [round(float(w), 3) for w in cube.wavelengths_nm],
     }

@@ -29,9 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_preprocess)
 
 
-def profile_summary(profile) -> dict:
+def profile_summary(profile, serial: str | None = None) -> dict:
     """What ``info`` / ``classify --json`` say about the camera profile a capture is read with."""
+    from core.camera_profiles import calibration_note
+
     return {
+        "calibration": calibration_note(profile, serial),
         "id": profile.id,
         "camera_model": profile.camera_model,
         "geometry_source": profile.geometry_label,
@@ -56,7 +59,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "dtype": str(frame.dtype),
         "max_value": int(frame.max()),
         "metadata": None if metadata is None else metadata.to_dict(),
-        "profile": profile_summary(resolve_profile(metadata)),
+        "profile": profile_summary(resolve_profile(metadata), None if metadata is None else metadata.serial),
     }
     try:
         from core.capture_io import find_references, load_capture

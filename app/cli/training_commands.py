@@ -167,6 +167,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{output}: model file must end in .safetensors")
     if not output.parent.is_dir():
         raise ValueError(f"{output}: folder for -o does not exist")
+    if output.exists() and not output.is_file():  # checked before hours of training, not after
+        raise ValueError(f"{output}: -o names a folder; give a model file name ending in .safetensors")
     if args.progress_jsonl is not None and not args.progress_jsonl.parent.is_dir():
         raise ValueError(f"{args.progress_jsonl}: folder for --progress-jsonl does not exist")
     captures = _read_dataset(args.dataset)
@@ -193,6 +195,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(train_captures, config, progress=sink, workers=args.workers)
         held_out = _evaluate_held_out(result, test_captures)
         metrics = _summary_metrics(result, held_out)
+        from core.training_data_description import describe_training_data
+
+        described = describe_training_data(train_captures)  # wavelengths and OOD description for the model file
         info = save_model(
             output,
             result.net,
@@ -201,6 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             class_ids=result.class_ids,
             class_names=result.class_names,
             profile_id=result.profile_id,
+            wavelengths_nm=described.wavelengths_nm,
+            ood=described.ood.to_dict(),
             training={
                 "data_ids": list(result.training_ids),
                 "test_ids": [c.capture_id for c in test_captures],

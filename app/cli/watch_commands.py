@@ -75,12 +75,10 @@ def capture_line(live, written: dict[str, str]) -> dict:
     """The JSON line of one live capture: identity, quality, classes, timings (ms), outputs, skipped so far."""
     from app.cli.classify_commands import summarise
 
-    summary = summarise(live.result, written)
-    quality = live.prepared.quality
+    summary = summarise(live.result, written)  # includes "quality" (report) and "out_of_distribution_fraction"
     return {
         "capture_id": live.prepared.capture.capture_id,
         "path": str(live.prepared.capture.raw_path),
-        "quality": getattr(quality, "status", None) if quality is not None else None,
         **summary,
         "fallback_reason": live.fallback_reason,
         "timings_ms": {**summary["timings_ms"], "file_to_map": round(1000 * live.latency_s, 2)},

@@ -91,7 +91,7 @@ def test_gui_worker_timings_are_wall_clock(small_files):
     start = time.perf_counter()
     prepared = _drive(open_capture_job(raw))
     opened_s = time.perf_counter() - start
-    assert set(prepared.timings_s) == {"read", "preprocess", "rgb", "total"}
+    assert set(prepared.timings_s) == {"read", "preprocess", "rgb", "quality", "total"}
     assert sum(v for k, v in prepared.timings_s.items() if k != "total") <= prepared.timings_s["total"] <= opened_s
     start = time.perf_counter()
     result = _drive(classify_job(prepared, model_resolver=lambda: resolve_model(model_path))).result

@@ -36,6 +36,7 @@ def test_info_shows_every_field_of_a_real_file(tmp_path):
     profile = info["profile"]
     assert profile["id"] == "thesis-sm5x5-nir" and profile["wavelengths_nominal"] is False
     assert "metadata" in profile["geometry_source"] and "thesis-sm5x5-nir" in profile["geometry_source"]
+    assert profile["calibration"] == "model-level calibration: SCM of profile thesis-sm5x5-nir, not measured on camera serial CAMAU1912007"
     assert info["quality"]["status"] == "ok"
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile
+from core.camera_profiles import THESIS_PROFILE_ID, load_profile, position_wavelengths
 from core.capture_io import load_capture, write_frame
 from core.metadata import CaptureMetadata
 from core.preprocessing import preprocess, preprocess_capture
@@ -55,7 +55,7 @@ def write_triplet(folder: Path) -> Path:
         filter_offset_xy=profile.offset_xy,
         filter_size_wh=profile.area_wh,
         pattern_wh=profile.pattern_wh,
-        wavelengths_nm=profile.wavelengths_nm,
+        wavelengths_nm=position_wavelengths(profile),  # per pattern position, as the camera writes them
     )
     raw_path = write_frame(folder / "ID0001C01.tif", raw, meta)
     write_frame(folder / "ID0001CD01.tif", dark, meta)

@@ -208,8 +208,8 @@ def test_prepare_then_classify_prepared_is_classify_files(tmp_path, synthetic):
     raw_path = _write(tmp_path, synthetic)
     model = _loaded(tmp_path, _net(), synthetic.profile.id)
     prepared = prepare_files(raw_path)
-    assert isinstance(prepared, Prepared) and prepared.quality is None
-    assert set(prepared.timings_s) == {"read", "preprocess", "rgb", "total"}
+    assert isinstance(prepared, Prepared) and prepared.quality.status == "ok"
+    assert set(prepared.timings_s) == {"read", "preprocess", "rgb", "quality", "total"}
     np.testing.assert_array_equal(prepared.capture.raw, load_capture(raw_path).raw)
     assert prepared.rgb.dtype == np.uint8 and prepared.rgb.shape == (*prepared.cube.data.shape[:2], 3)
     in_memory = prepare(synthetic.to_capture())
@@ -219,6 +219,8 @@ def test_prepare_then_classify_prepared_is_classify_files(tmp_path, synthetic):
     one_call = classify_files(raw_path, model)
     np.testing.assert_array_equal(two_steps.labels, one_call.labels)
     assert two_steps.rgb is prepared.rgb and two_steps.cube is prepared.cube  # nothing computed twice
+    # The quality report travels with the map, with the out-of-distribution check added.
+    assert [c.code for c in two_steps.quality.checks] == [c.code for c in prepared.quality.checks] + ["out_of_distribution"]
 
 
 def test_total_is_the_wall_clock_around_the_call(tmp_path, synthetic, monkeypatch):

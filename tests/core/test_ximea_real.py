@@ -137,3 +137,17 @@ def test_synthetic_rgb_picks_bands_by_real_wavelength():
     picked = choose_rgb_bands(wavelengths, 25)
     for index, target in zip(picked, DEFAULT_RGB_NM):
         assert abs(wavelengths[index] - target) == np.abs(wavelengths - target).min()
+
+
+def test_calibration_note_says_whose_scm_a_capture_gets():
+    from dataclasses import replace
+
+    from core.camera_profiles import calibration_note, profile_from_metadata
+
+    thesis = load_profile(THESIS_PROFILE_ID)
+    assert calibration_note(thesis, "CAMAU1912007").startswith("model-level calibration: SCM of profile thesis-sm5x5-nir")
+    assert "serial unknown" in calibration_note(thesis, None)
+    own = replace(thesis, calibrated_serial="CAMAU1912007")
+    assert calibration_note(own, "CAMAU1912007").startswith("device calibration")
+    other = profile_from_metadata(parse_ximea_xml(real_xml(model="OTHER-CAM")))
+    assert "identity SCM" in calibration_note(other, "X")

@@ -1,0 +1,63 @@
+"""The scoring service answers with the capture's quality and out-of-distribution mask (real server, loopback)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.capture_io import Capture
+from core.inference import classify
+from core.model_file import load_model, save_model
+from core.ood import fit_ood_from_cubes
+from core.preprocessing import preprocess_capture
+from core.synthetic import generate_capture, small_profile
+from remote.scoring_client import ScoringClient
+from remote.scoring_server import local_scoring_server
+from tests.support.scoring import CLASS_IDS, CLASS_NAMES
+
+
+@pytest.fixture(scope="module")
+def captures():
+    profile = small_profile(24, 32)
+    return [generate_capture(seed=s, profile=profile) for s in range(3)]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory, captures):
+    import torch
+
+    from core.model import Conv2DNet
+
+    items = []
+    for c in captures[:2]:
+        cube = preprocess_capture(c.to_capture())
+        items.append((cube.data, c.labels, cube.valid))
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "m.safetensors"
+    save_model(
+        path, Conv2DNet(25, 5), name="trust", class_ids=CLASS_IDS, class_names=CLASS_NAMES,
+        profile_id="synthetic-small", ood=fit_ood_from_cubes(items).to_dict(),
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(model_path):
+    with local_scoring_server(model_path) as url:
+        yield url
+
+
+def test_answer_carries_quality_and_ood_like_local(service, model_path, captures):
+    capture = captures[2].to_capture()
+    remote = ScoringClient(service).classify_capture(capture)
+    local = classify(capture, load_model(model_path))
+    assert remote.quality == local.quality and remote.quality.status in ("ok", "warning")
+    np.testing.assert_array_equal(remote.ood_mask, local.ood_mask)
+    assert remote.ood_fraction == pytest.approx(local.ood_fraction, abs=1e-6)
+
+
+def test_unusable_capture_is_answered_with_its_reason(service, captures):
+    good = captures[2]
+    saturated = Capture(np.full_like(good.raw, 1023), good.dark, good.white, good.metadata, capture_id="sat")
+    result = ScoringClient(service).classify_capture(saturated)
+    assert result.quality.status == "unusable"
+    assert any(c.code == "saturated" and c.severity == "unusable" for c in result.quality.checks)
