@@ -231,7 +231,8 @@ class MainWindow(QMainWindow):
         self.legend.set_labels(None)
         self.status.show_no_map()
         self.actions["roi"].setChecked(False)
-        self.status.show_timings(opened.timings_s)
+        self.image_view.viewport().repaint()
+        self.status.show_waited(time.perf_counter() - self._job_context[1], opened.timings_s, verb="Opened")
         self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
         if opened.capture.raw_path is not None:
             self.settings.add_recent_file(opened.capture.raw_path)

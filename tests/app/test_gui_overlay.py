@@ -1,6 +1,8 @@
 """Open, classify, overlay: opacity, palette, class toggles, contour and confidence views."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from app.overlay import boundaries, heat_rgba
@@ -19,6 +21,7 @@ def test_open_shows_rgb_then_classify_shows_overlay(qtbot, make_window, small_fi
     assert window.image_view.overlay_item.image is None
     assert window.metadata.values["capture"] == opened.capture.capture_id
     assert "Research use only" in window.banner.text()
+    assert re.fullmatch(r"Opened in \d+ ms", window.status.timings_label.text())  # wall time from the click
 
     result = classify_and_wait(qtbot, window)
     expected = classify(load_capture(raw), load_model(model))
