@@ -42,11 +42,12 @@ from app.metadata_panel import MetadataPanel
 from app.model_loader import ModelIndicator, ModelLoader
 from app.notifications import ErrorSink
 from app.overlay_state import OverlayState
-from app.settings import WINDOW_STATE_VERSION, AppSettings
+from app.settings import AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import StatusPanel
 from app.theatre import TheatreController
 from app.view_controls import ViewControls, bind_checkable, persist_overlay
+from app.window_layout import fit_to_screen, restore_layout, save_layout
 
 
 class MainWindow(QMainWindow):
@@ -129,8 +130,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._update_actions()
         self._rebuild_recent_menu()
-        self._fit_to_screen(1400, 860)
-        self._restore_window()
+        fit_to_screen(self, 1400, 860)
+        restore_layout(self, self.settings)
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
 
@@ -394,30 +395,8 @@ class MainWindow(QMainWindow):
             self.open_capture(*capture)
 
     # -- window state ------------------------------------------------------
-    def _fit_to_screen(self, width: int, height: int) -> None:
-        """Start at ``width`` x ``height``, or the screen's free area on a smaller screen (1280 x 800)."""
-        screen = self.screen() or QApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else None
-        if area is not None and (area.width() < width or area.height() < height):
-            width, height = min(width, area.width()), min(height, area.height() - 40)  # room for the title bar
-        self.resize(width, height)
-
-    def _restore_window(self) -> None:
-        geometry = self.settings.get("window_geometry")
-        if geometry:
-            self.restoreGeometry(geometry)
-        state = self.settings.get("window_state")
-        if state and self.settings.get("window_state_version") == WINDOW_STATE_VERSION:
-            self.restoreState(state, WINDOW_STATE_VERSION)
-
     def save_window(self) -> None:
-        # In theatre mode the layout to remember is the normal one, not the hidden docks.
-        state = self.theatre.normal_state or bytes(self.saveState(WINDOW_STATE_VERSION).data())
-        geometry = self.theatre.normal_geometry or bytes(self.saveGeometry().data())
-        self.settings.set("window_geometry", geometry)
-        self.settings.set("window_state", state)
-        self.settings.set("window_state_version", WINDOW_STATE_VERSION)
-        self.settings.sync()
+        save_layout(self, self.settings, self.theatre)
 
     def closeEvent(self, event) -> None:
         self.cancel_job(quiet=True)
