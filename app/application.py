@@ -1,4 +1,8 @@
-"""QApplication set-up: pyqtgraph options, the dark theatre theme, fonts; ``main(argv)``."""
+"""QApplication set-up: pyqtgraph options, the dark theatre theme, fonts.
+
+The program itself starts in :mod:`app.cli.main` (``neurohsi gui``); nothing here
+imports upwards into the CLI.
+"""
 from __future__ import annotations
 
 import sys
@@ -66,14 +70,3 @@ def set_font_size(app: QApplication, point_size: int) -> None:
 def apply_theatre_mode(app: QApplication, on: bool) -> None:
     """Larger fonts everywhere (controls grow with them)."""
     set_font_size(app, THEATRE_POINT_SIZE if on else BASE_POINT_SIZE)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Start the GUI: ``main(["CAPTURE.tif"])`` opens a capture at start."""
-    from app.cli.main import main as cli_main
-
-    return cli_main(["gui", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
