@@ -1,6 +1,8 @@
 # NeuroHSI: two commands do all set-up on a fresh machine.
 #   make run   - install into .venv and launch the app on the demo capture
 #   make test  - install what the tests need (Python packages, Azurite) and run them
+#   make bundle       - the desktop bundle dist/neurohsi/ (PyInstaller; no Python needed on the target)
+#   make bundle-test  - build it, copy it outside the repo and smoke-test it with a clean environment
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -8,6 +10,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP_BASE := $(VENV)/.stamp-base
 STAMP_TEST := $(VENV)/.stamp-test
+STAMP_BUNDLE := $(VENV)/.stamp-bundle
+BUNDLE_DIR := dist/neurohsi
 AZURITE := .tools/azurite/node_modules/.bin/azurite
 # Azurite from the npm registry, pinned with a committed lock file
 # (tests/support/azurite-npm) so every clone installs the same tree.
@@ -15,7 +19,8 @@ AZURITE_LOCK := tests/support/azurite-npm/package-lock.json
 DEMO_DIR := .cache/demo
 DEMO_RAW := $(DEMO_DIR)/ID0001C01.tif
 
-.PHONY: run test install test-deps demo-capture demo-model bench constraints screenshot qt-system-libs clean
+.PHONY: run test install test-deps demo-capture demo-model bench constraints screenshot qt-system-libs clean \
+	bundle bundle-test
 
 # Without a display (a server, CI, ssh) the app renders offscreen, saves a grab of
 # its window and says where, instead of failing to connect to a display.
@@ -67,6 +72,24 @@ $(AZURITE): $(AZURITE_LOCK) tests/support/azurite-npm/package.json
 
 test: test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# Desktop bundle (packaging/desktop/, docs/install.md): PyInstaller, pinned in
+# requirements/bundle.txt, builds dist/neurohsi/ from the venv. The build identity
+# (resources/build_info.json, git-ignored) is written first; --version and Help > About read it.
+$(STAMP_BUNDLE): $(STAMP_BASE) requirements/bundle.txt
+	$(PIP) install -c requirements/constraints.txt -r requirements/bundle.txt
+	touch $@
+
+bundle: $(STAMP_BUNDLE)
+	$(PY) packaging/desktop/write_build_info.py
+	$(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/desktop/neurohsi.spec
+	@du -sh $(BUNDLE_DIR)
+
+# The system interpreter, not the venv's, with nothing of the venv on PATH; the
+# script runs the bundle under env -i as well (packaging/desktop/smoke_test.py).
+bundle-test: bundle
+	env -i PATH=/usr/bin:/bin HOME="$$HOME" python3 packaging/desktop/smoke_test.py --bundle $(BUNDLE_DIR)
 
 # The demo capture is generated (seeded, deterministic), never committed.
 demo-capture: $(DEMO_RAW)

@@ -1,26 +1,32 @@
-"""Which NeuroHSI this is: version, bundle build date, whether it runs from a bundle.
+"""Which NeuroHSI this is: version, bundle build date and commit, whether it runs from a bundle.
 
-The desktop bundle build writes ``resources/build_info.json`` (``{"build_date":
-"2026-11-29T05:00:00Z", ...}``); a source checkout has no such file. No Qt here,
-so the CLI's ``--version`` and Help ▸ About report the same thing.
+The desktop bundle carries ``resources/build_info.json`` (``{"version", "build_date",
+"commit"}``), written by ``packaging/desktop/write_build_info.py`` just before
+PyInstaller runs; a source checkout has none. No Qt here, so ``neurohsi --version``
+and Help ▸ About report the same thing.
 """
 from __future__ import annotations
 
 import json
 import re
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from resources import RESOURCES_DIR
 
 BUILD_INFO_PATH = RESOURCES_DIR / "build_info.json"
 DISTRIBUTION = "neurohsi"
+FIELDS = ("version", "build_date", "commit")
+
+
+def is_bundled() -> bool:
+    """True inside the PyInstaller bundle (``sys.frozen`` is set by its bootloader)."""
+    return bool(getattr(sys, "frozen", False))
 
 
 def app_version() -> str:
     """The installed distribution's version, else pyproject.toml's, else ``"unknown"``."""
-    from importlib import metadata
-
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -34,18 +40,20 @@ def app_version() -> str:
 
 
 def build_info(path: Path | None = None) -> dict:
-    """``{"version": str, "build_date": str | None, "bundled": bool}``.
+    """``{"version": str, "build_date": str | None, "commit": str | None, "bundled": bool}``.
 
-    ``build_date`` comes from ``resources/build_info.json`` when the bundle build wrote
-    it (ISO 8601 UTC); None from a source checkout or when the file is unreadable.
-    ``bundled`` is True when running from a frozen bundle (PyInstaller sets ``sys.frozen``).
+    ``build_date`` (ISO 8601 UTC) and ``commit`` come from the build file: ``path`` when
+    given, else the bundle's ``resources/build_info.json`` (read only when bundled: a stale
+    file from an earlier ``make bundle`` says nothing about this checkout). A missing or
+    damaged file leaves them None; that is not an error.
     """
-    path = BUILD_INFO_PATH if path is None else Path(path)
-    build_date = None
+    info: dict = {"version": app_version(), "build_date": None, "commit": None, "bundled": is_bundled()}
+    if path is None and not info["bundled"]:
+        return info
     try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(recorded, dict) and isinstance(recorded.get("build_date"), str):
-            build_date = recorded["build_date"]
+        data = json.loads(Path(path or BUILD_INFO_PATH).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        pass  # no file (a checkout) or a damaged one: the date is unknown, not an error
-    return {"version": app_version(), "build_date": build_date, "bundled": bool(getattr(sys, "frozen", False))}
+        return info
+    if isinstance(data, dict):
+        info.update({key: data[key] for key in FIELDS if isinstance(data.get(key), str)})
+    return info

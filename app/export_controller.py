@@ -2,7 +2,7 @@
 
 The overlay export draws what the surgeon sees: the palette, opacity and hidden
 classes come from the window's :class:`app.overlay_state.OverlayState`, never
-from the view's widgets. Writing is done by :mod:`app.export`.
+from the view's widgets. Writing is done by :mod:`core.export` (the one export module of CLI and GUI).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from app.export import overlay_image, write_labels_png, write_npz, write_overlay_png
+from core.export import overlay_image, write_label_png, write_npz, write_overlay_png
 
 
 class ExportController:
@@ -24,29 +24,34 @@ class ExportController:
             raise ValueError("nothing to export: classify a capture first")
         return self.window.result
 
-    def overlay_image(self):
-        """The overlay PNG content as a PIL image (what :meth:`write_overlay` writes)."""
+    def _overlay_arguments(self) -> dict:
+        """What the overlay export draws: the state's palette, opacity and hidden classes."""
         result = self._require_result()
         state = self.window.overlay_state
-        return overlay_image(
-            self.window.opened.rgb,
-            result.labels,
+        return dict(
+            rgb=self.window.opened.rgb,
+            labels=result.labels,
             model=result.model,
             source=result.source,
             palette=state.palette,
             opacity=state.opacity / 100.0,
             hidden=state.hidden,
             classified_at=result.classified_at,
+            capture_id=self.window.opened.capture.capture_id,
         )
 
+    def overlay_image(self):
+        """The overlay PNG content as a PIL image (what :meth:`write_overlay` writes)."""
+        return overlay_image(**self._overlay_arguments())
+
     def write_overlay(self, path) -> Path:
-        return write_overlay_png(path, self.overlay_image())
+        return write_overlay_png(path, **self._overlay_arguments())
 
     def write_labels(self, path) -> Path:
-        return write_labels_png(path, self._require_result().labels)
+        return write_label_png(path, self._require_result().labels)
 
     def write_npz(self, path) -> Path:
-        return write_npz(path, self._require_result())
+        return write_npz(path, self._require_result(), capture_id=self.window.opened.capture.capture_id)
 
     def _dialog(self, title: str, suffix: str, filter_text: str, write) -> None:
         window = self.window

@@ -253,15 +253,14 @@ class MainWindow(QMainWindow):
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """``--model``, else the settings' default model, else the bundled demo model if present."""
-        from resources import DEMO_MODEL_PATH
+        """The model :func:`core.model_choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        from core.errors import ModelFileError
+        from core.model_choice import resolve_model_path
 
-        if self.model_override is not None:
-            return self.model_override
-        configured = self.settings.get("default_model").strip()
-        if configured:
-            return Path(configured)
-        return DEMO_MODEL_PATH if DEMO_MODEL_PATH.is_file() else None
+        try:
+            return resolve_model_path(self.model_override, self.settings.get("default_model"))
+        except ModelFileError:
+            return None
 
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
@@ -270,6 +269,10 @@ class MainWindow(QMainWindow):
 
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
+        from functools import partial
+
+        from core.model_choice import resolve_model
+
         if self.opened is None:
             self.sink.note("Open a capture before classifying", level="warning")
             return
@@ -282,7 +285,7 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_path=self.model_path(),
+            model_resolver=partial(resolve_model, self.model_override, self.settings.get("default_model")),
             remote=remote,
             fallback_local=bool(self.settings.get("fallback_local")),
         )
@@ -345,10 +348,17 @@ class MainWindow(QMainWindow):
             self.sink.note(f"Cancelled {'classification' if kind == 'classify' else 'opening'}")
 
     def load_model(self) -> None:
-        """(Re)load the model in the background: torch and the weights are ready before the first click."""
-        path = self.model_path()
-        resolver = None if path is None else (lambda: workers.load_model_cached(path))
-        self.model_loader.start(resolver, source=path)
+        """(Re)load the model in the background: torch and the weights are ready before the first click.
+
+        The one model rule (:func:`core.model_choice.resolve_model`) runs in the worker, so a
+        missing or broken model is reported with its file name and how to fix it.
+        """
+        from functools import partial
+
+        from core.model_choice import resolve_model
+
+        override, configured = self.model_override, self.settings.get("default_model")
+        self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)
 
     def _model_state(self, state: str, text: str) -> None:
         self.model_indicator.show_state(state, text)

@@ -26,9 +26,28 @@ COMMAND_MODULES = (
     "app.cli.serve_commands",  # serve
     "app.cli.cloud_commands",  # cloud ...
     "app.cli.gui_commands",  # gui
+    "app.cli.watch_commands",  # watch
 )
 
 EXIT_ERROR = 2
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: version, and for the desktop bundle its build date and commit (read only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from app.build_info import build_info
+
+        info = build_info()
+        if info["build_date"] or info["commit"]:
+            detail = f"bundle built {info['build_date'] or 'unknown'}, commit {(info['commit'] or 'unknown')[:12]}"
+        else:
+            detail = "source install"
+        print(f"neurohsi {info['version']} ({detail})")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="neurohsi",
         description="NeuroHSI: hyperspectral brain-tissue maps for research use (not for diagnostic use).",
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the version (and bundle build) and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -26,9 +26,9 @@ def labels_folder(raw_path: Path | None, capture_id: str) -> Path:
     return raw_path.parent / capture_id
 
 
-def model_identity(info) -> str:
-    """Short model identity recorded as the pre-labelling model, e.g. ``demo 1.0 (1a2b3c4d)``."""
-    return f"{info.name} {info.version} ({info.sha256[:8]})"
+def model_identity(info) -> dict[str, str]:
+    """The model identity recorded as the pre-labelling model: ``{"name", "version", "sha256"}``."""
+    return {"name": str(info.name), "version": str(info.version), "sha256": str(info.sha256)}
 
 
 class LabellingController(QtCore.QObject):
@@ -85,7 +85,7 @@ class LabellingController(QtCore.QObject):
                 self.widget.set_prediction(prediction)
 
     def open_retraining(self):
-        from app.retraining_dialog import RetrainingDialog
+        from app.retraining.dialog import RetrainingDialog
 
         if self.dialog is None:
             self.dialog = RetrainingDialog(self.window, settings=self.window.settings,

@@ -76,6 +76,7 @@ def test_exports_reload_identically(qtbot, make_window, small_files, tmp_path):
     assert np.array_equal(npz["labels"], result.labels)
     assert np.array_equal(npz["probabilities"], result.probabilities)
     assert tuple(npz["class_ids"]) == result.model.class_ids and str(npz["model_sha256"]) == result.model.sha256
+    assert str(npz["capture_id"]) == window.opened.capture.capture_id and npz["valid"].shape == result.labels.shape
     overlay = Image.open(window.exports.write_overlay(tmp_path / "overlay.png"))
     assert overlay.width > result.labels.shape[1] * 2  # enlarged map plus the legend panel
     again = window.exports.overlay_image()
