@@ -71,6 +71,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         self._apply_opacity(self.state.opacity)
         self.overlay_item.setVisible(self.state.visible)
         self._space_down = False
+        self._after_paint: list = []  # one-shot callbacks run once the view has painted
 
         # Hover is throttled: at most 60 updates a second whatever the mouse does.
         self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self.on_mouse_moved)
@@ -160,6 +161,17 @@ class ImageView(pg.GraphicsLayoutWidget):
             return
         centre = rect.center()
         self.view.setRange(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0)
+
+    def after_next_paint(self, callback) -> None:
+        """Call ``callback()`` once the view has painted what it shows now (and ask for that paint)."""
+        self._after_paint.append(callback)
+        self.viewport().update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        callbacks, self._after_paint = self._after_paint, []
+        for callback in callbacks:
+            callback()
 
     def keyPressEvent(self, event) -> None:
         """Space held: an open-hand cursor; a left drag pans (as the middle button does) and pins nothing."""

@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
     classified = Signal(object)  # core.inference.ClassificationResult
     job_failed = Signal(object)  # the exception of a failed open/classify job
     busy_changed = Signal(bool)
+    map_shown = Signal(float)  # seconds from the Classify click to the map painted
 
     def __init__(
         self,
@@ -232,8 +233,9 @@ class MainWindow(QMainWindow):
         self.legend.set_labels(None)
         self.status.show_no_map()
         self.actions["roi"].setChecked(False)
-        self.image_view.viewport().repaint()
-        self.status.show_waited(time.perf_counter() - self._job_context[1], opened.timings_s, verb="Opened")
+        started = self._job_context[1]
+        self.image_view.after_next_paint(
+            lambda: self.status.show_waited(time.perf_counter() - started, opened.timings_s, verb="Opened"))
         self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
         if opened.capture.raw_path is not None:
             self.settings.add_recent_file(opened.capture.raw_path)
@@ -301,15 +303,19 @@ class MainWindow(QMainWindow):
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)
-        self.image_view.viewport().repaint()  # painted now: the time shown is what the user waited
+        self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, classified.fallback is None))
+        self._update_actions()
+        self.classified.emit(result)
+
+    def _map_painted(self, result, started: float, capture_id: str, say: bool) -> None:
+        """The map is on screen: show the wall time since the click (what the user waited)."""
         waited = time.perf_counter() - started
         self.status.show_waited(waited, result.timings_s)
         self.map_area.theatre.set_model_line(self.status.theatre_line(result, waited))
-        if classified.fallback is None:
-            self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}"
+        if say:
+            self.sink.note(f"Classified {capture_id} with {result.model.name} v{result.model.version}"
                            f" in {1000 * waited:.0f} ms")
-        self._update_actions()
-        self.classified.emit(result)
+        self.map_shown.emit(waited)
 
     # -- jobs --------------------------------------------------------------
     def is_busy(self) -> bool:
