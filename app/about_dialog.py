@@ -79,7 +79,8 @@ def diagnostics_text(window) -> str:
     info = build_info()
     settings = window.settings
     lines = [
-        f"NeuroHSI {info['version']}" + (f" (bundle built {info['build_date']})" if info["build_date"] else ""),
+        f"NeuroHSI {info['version']}" + (f" (bundle built {info['build_date']})" if info["build_date"] else "")
+        + (f" commit {info['commit']}" if info.get("commit") else ""),
         f"bundled: {info['bundled']}",
         f"python: {platform.python_version()} ({sys.executable})",
         f"platform: {platform.platform()}",
@@ -114,6 +115,8 @@ class AboutDialog(QDialog):
         self.window_ = window
         info = build_info()
         built = info["build_date"] or "not a bundle (source install)"
+        if info.get("commit"):
+            built += f" · commit {info['commit'][:12]}"
         self.version_label = QLabel(
             f"<h2>NeuroHSI {info['version']}</h2>"
             f"Build: {built}{' · desktop bundle' if info['bundled'] else ''}<br>"
