@@ -156,3 +156,10 @@ class AboutDialog(QDialog):
         QApplication.clipboard().setText(text)
         self.copy_button.setText("Copied")
         return text
+
+
+def show_about(window) -> AboutDialog:
+    """Help ▸ About, non-modal."""
+    dialog = AboutDialog(window)
+    dialog.open()
+    return dialog

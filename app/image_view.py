@@ -83,13 +83,16 @@ class ImageView(pg.GraphicsLayoutWidget):
         image = self.rgb_item.image
         return None if image is None else tuple(image.shape[:2])
 
-    def set_rgb(self, rgb: np.ndarray) -> None:
-        """Show a new capture: ``uint8 (H, W, 3)``. Clears the overlay, pins and ROI."""
+    def set_rgb(self, rgb: np.ndarray, *, fit: bool = True) -> None:
+        """Show a new capture: ``uint8 (H, W, 3)``. Clears the overlay, pins and ROI; zooms to fit
+        (``fit=False``, live mode: only when the frame size changed)."""
+        reframe = fit or self.image_shape != tuple(rgb.shape[:2])
         self.rgb_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.clear_result()
         self.state.clear_pins()
         self.set_roi_visible(False)
-        self.zoom_to_fit()
+        if reframe:
+            self.zoom_to_fit()
 
     def clear_result(self) -> None:
         self.labels = self.probabilities = self.valid = None

@@ -33,13 +33,13 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindo
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
-from app.dropped_files import capture_from_drop
+from app.dropped_files import capture_from_mime
 from app.export_controller import ExportController
 from app.job_runner import JobRunner
 from app.legend_panel import LegendPanel
 from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
-from app.model_loader import ModelIndicator, ModelLoader
+from app.model_loader import ModelIndicator, ModelLoader, model_hint
 from app.notifications import ErrorSink
 from app.overlay_state import OverlayState
 from app.settings import AppSettings
@@ -179,20 +179,6 @@ class MainWindow(QMainWindow):
         self.warnings.show_warning(kind, text)
         self.sink.note(text, level="warning")
 
-    def show_about(self):
-        from app.about_dialog import AboutDialog
-
-        dialog = AboutDialog(self)
-        dialog.open()
-        return dialog
-
-    def show_shortcuts(self):
-        from app.shortcuts_dialog import ShortcutsDialog
-
-        dialog = ShortcutsDialog(self)
-        dialog.open()
-        return dialog
-
     def pin_spectrum(self, row: int, col: int) -> None:
         """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
         if self.opened is not None:
@@ -222,25 +208,33 @@ class MainWindow(QMainWindow):
         """Open a capture in a worker; the current one stays until the new one is ready."""
         self._start("open", workers.open_capture_job, raw_path, dark_path, white_path)
 
-    def _opened(self, opened: workers.OpenedCapture) -> None:
+    def show_live(self, opened: workers.OpenedCapture, result, started: float | None = None) -> None:
+        """Live mode (:mod:`app.live`): a capture and its map at once; no note or recent file per capture,
+        and the zoom kept while the frame size stays."""
+        started = time.perf_counter() if started is None else started
+        self._opened(opened, quiet=True)
+        self._classified(workers.Classified(result), opened, started, quiet=True)
+
+    def _opened(self, opened: workers.OpenedCapture, *, quiet: bool = False) -> None:
         self.opened, self.result = opened, None
         self.map_area.show_map()
         self.map_area.colour_bar.set_has_map(False)
         self.map_area.theatre.set_model_line(f"{opened.capture.capture_id} — not classified yet (F5)")
-        self.image_view.set_rgb(opened.rgb)
+        self.image_view.set_rgb(opened.rgb, fit=not quiet)
         self.spectrum.set_cube(opened.cube)
         self.metadata.show_capture(opened)
         self.legend.set_labels(None)
         self.status.show_no_map()
         self.actions["roi"].setChecked(False)
-        started = self._job_context[1]
-        self.image_view.after_next_paint(
-            lambda: self.status.show_waited(time.perf_counter() - started, opened.timings_s, verb="Opened"))
         self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
-        if opened.capture.raw_path is not None:
-            self.settings.add_recent_file(opened.capture.raw_path)
-            self._rebuild_recent_menu()
-        self.sink.note(f"Opened {opened.capture.capture_id}")
+        if not quiet:
+            started = self._job_context[1]
+            self.image_view.after_next_paint(
+                lambda: self.status.show_waited(time.perf_counter() - started, opened.timings_s, verb="Opened"))
+            if opened.capture.raw_path is not None:
+                self.settings.add_recent_file(opened.capture.raw_path)
+                self._rebuild_recent_menu()
+            self.sink.note(f"Opened {opened.capture.capture_id}")
         self._update_actions()
         self.capture_opened.emit(opened)
 
@@ -292,7 +286,7 @@ class MainWindow(QMainWindow):
             fallback_local=bool(self.settings.get("fallback_local")),
         )
 
-    def _classified(self, classified: workers.Classified, opened, started: float) -> None:
+    def _classified(self, classified: workers.Classified, opened, started: float, *, quiet: bool = False) -> None:
         if opened is not self.opened:
             return  # a new capture was opened meanwhile; this map belongs to the old one
         result = classified.result
@@ -303,7 +297,7 @@ class MainWindow(QMainWindow):
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)
-        self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, classified.fallback is None))
+        self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, classified.fallback is None and not quiet))
         self._update_actions()
         self.classified.emit(result)
 
@@ -339,7 +333,7 @@ class MainWindow(QMainWindow):
             self._classified(value, *self._job_context)
 
     def _job_failed(self, kind: str, exc: BaseException) -> None:
-        self.sink.report(exc, context=_HINTS.get(kind, lambda _e: None)(exc))
+        self.sink.report(exc, context=model_hint(exc) if kind == "classify" else None)
         self.job_failed.emit(exc)
 
     def _job_busy(self, busy: bool, _kind: str | None) -> None:
@@ -401,11 +395,11 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop -----------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if _dropped_capture(event.mimeData()) is not None:
+        if capture_from_mime(event.mimeData()) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        capture = _dropped_capture(event.mimeData())
+        capture = capture_from_mime(event.mimeData())
         if capture is not None:
             event.acceptProposedAction()
             self.open_capture(*capture)
@@ -419,21 +413,3 @@ class MainWindow(QMainWindow):
         self.model_loader.shutdown()
         self.save_window()
         super().closeEvent(event)
-
-
-def _dropped_capture(mime) -> tuple[str, str | None, str | None] | None:
-    if not mime.hasUrls():
-        return None
-    return capture_from_drop([url.toLocalFile() for url in mime.urls() if url.isLocalFile()])
-
-
-def _model_hint(exc: BaseException) -> str | None:
-    """A classification failed on the model: say where to fix it (unless the message already does)."""
-    from core.errors import ModelFileError
-
-    if isinstance(exc, ModelFileError) and "Settings" not in str(exc):
-        return "Model problem — choose a compatible model in Settings ▸ Model (or run make demo-model)"
-    return None
-
-
-_HINTS = {"classify": _model_hint}

@@ -53,4 +53,8 @@ def make_window(qtbot, tmp_path):
         window.show()
         return window
 
-    return make
+    yield make
+    # Theatre mode enlarges the application font; later tests (other windows, dialogs) expect the default.
+    from app.application import apply_theatre_mode
+
+    apply_theatre_mode(create_application(), False)
