@@ -48,6 +48,7 @@ from app.status_panel import StatusPanel
 from app.theatre import TheatreController
 from app.view_controls import ViewControls, bind_checkable, persist_overlay
 from app.window_layout import fit_to_screen, restore_layout, save_layout
+from core.ood import OOD_WARNING_FRACTION
 
 
 class MainWindow(QMainWindow):
@@ -235,6 +236,9 @@ class MainWindow(QMainWindow):
                 self.settings.add_recent_file(opened.capture.raw_path)
                 self._rebuild_recent_menu()
             self.sink.note(f"Opened {opened.capture.capture_id}")
+        quality = getattr(opened, "quality", None)  # core.quality.QualityReport, when the pipeline made one
+        if quality is not None and quality.status != "ok":
+            self.show_warning("quality", f"{opened.capture.capture_id}: {quality.reason}")
         self._update_actions()
         self.capture_opened.emit(opened)
 
@@ -297,6 +301,9 @@ class MainWindow(QMainWindow):
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)
+        ood = getattr(result, "ood", None)  # core.ood.OodResult, when the model describes its training spectra
+        if ood is not None and ood.available and ood.fraction > OOD_WARNING_FRACTION:
+            self.show_warning("ood", ood.message)
         self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, classified.fallback is None and not quiet))
         self._update_actions()
         self.classified.emit(result)
