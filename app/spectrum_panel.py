@@ -24,7 +24,8 @@ class SpectrumPanel(QWidget):
         self.labels: np.ndarray | None = None
         self.probabilities: np.ndarray | None = None
         self.class_ids: tuple[int, ...] = ()
-        self.x = np.zeros(0)
+        self.x = np.zeros(0)  # plotted x, ascending
+        self.order = np.zeros(0, dtype=np.intp)  # band index of each plotted point
 
         self.readout = QLabel("Open a capture, then hover over the image")
         self.readout.setObjectName("spectrum_readout")
@@ -57,10 +58,14 @@ class SpectrumPanel(QWidget):
         self.cube = cube
         self.set_result(None, None, ())
         if cube is not None and cube.wavelengths_nm is not None:
-            self.x = np.asarray(cube.wavelengths_nm, dtype=np.float64)
+            # Band wavelengths need not rise with the band index (mosaic order): plot in wavelength order.
+            wavelengths = np.asarray(cube.wavelengths_nm, dtype=np.float64)
+            self.order = np.argsort(wavelengths, kind="stable")
+            self.x = wavelengths[self.order]
             self.plot.setLabel("bottom", "Wavelength", units="nm")
         else:
             self.x = np.arange(0 if cube is None else cube.data.shape[-1], dtype=np.float64)
+            self.order = np.arange(self.x.size, dtype=np.intp)
             self.plot.setLabel("bottom", "Band")
         self.hover_curve.setData([], [])
         self.roi_curve.setData([], [])
@@ -87,7 +92,7 @@ class SpectrumPanel(QWidget):
     def show_pixel(self, row: int, col: int) -> None:
         if self.cube is None:
             return
-        self.hover_curve.setData(self.x, self.cube.data[row, col])
+        self.hover_curve.setData(self.x, self.cube.data[row, col][self.order])
         self.readout.setText(self.describe(row, col))
 
     def clear_hover(self) -> None:
@@ -99,7 +104,7 @@ class SpectrumPanel(QWidget):
         if self.cube is None:
             return
         for pin in pins:
-            curve = self.plot.plot(self.x, self.cube.data[pin.row, pin.col], pen=pg.mkPen(pin.colour, width=2),
+            curve = self.plot.plot(self.x, self.cube.data[pin.row, pin.col][self.order], pen=pg.mkPen(pin.colour, width=2),
                                    name=f"pin {pin.row},{pin.col}")
             self.pinned_curves.append(curve)
 
@@ -122,7 +127,7 @@ class SpectrumPanel(QWidget):
             self.roi_curve.setData([], [])
             self.roi_readout.setText(f"ROI {r1 - r0}x{c1 - c0}: no valid pixels")
             return
-        self.roi_curve.setData(self.x, block[valid].mean(axis=0))
+        self.roi_curve.setData(self.x, block[valid].mean(axis=0)[self.order])
         self.roi_readout.setText(f"ROI rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}: {n} pixels (mean dashed)")
 
 
