@@ -72,6 +72,8 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.overlay_item.setVisible(self.state.visible)
         self._space_down = False
         self._after_paint: list = []  # one-shot callbacks run once the view has painted
+        self.fitted = False  # showing the whole image: kept so through resizes until the user zooms or pans
+        self.view.sigRangeChangedManually.connect(self._user_moved)
 
         # Hover is throttled: at most 60 updates a second whatever the mouse does.
         self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self.on_mouse_moved)
@@ -151,10 +153,19 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     # -- navigation --------------------------------------------------------
     def zoom_to_fit(self) -> None:
-        """Show the whole image as large as the view allows."""
+        """Show the whole image as large as the view allows (and keep it so when the view is resized)."""
         shape = self.image_shape
         if shape is not None:
             self.view.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.01)
+            self.fitted = True
+
+    def _user_moved(self, *_args) -> None:
+        self.fitted = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "fitted", False):  # (resized once while being built, before the flag exists)
+            self.zoom_to_fit()
 
     def zoom_actual(self) -> None:
         """One image pixel per screen pixel, centred where the view is centred now."""
@@ -164,6 +175,7 @@ class ImageView(pg.GraphicsLayoutWidget):
             return
         centre = rect.center()
         self.view.setRange(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0)
+        self.fitted = False
 
     def after_next_paint(self, callback) -> None:
         """Call ``callback()`` once the view has painted what it shows now (and ask for that paint)."""
