@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
     def _job_yielded(self, _kind: str, value) -> None:
         if isinstance(value, workers.Progress):
             self.status.set_busy(value.text, value.fraction)
+            self.map_area.theatre.set_busy(value.text)
         elif isinstance(value, workers.FallbackNotice):
             self.show_warning("remote", f"Endpoint {value.endpoint} failed ({value.problem}); "
                                         "this map was classified locally instead")
@@ -345,6 +346,7 @@ class MainWindow(QMainWindow):
 
     def _job_busy(self, busy: bool, _kind: str | None) -> None:
         self.status.set_busy("Working" if busy else None, 0.0)
+        self.map_area.theatre.set_busy("Working" if busy else None)
         self._update_actions()
         self.busy_changed.emit(busy)
 

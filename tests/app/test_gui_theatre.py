@@ -121,3 +121,13 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     monkeypatch.setattr(app.workers, "classify_job", classify_ood)
     classify_and_wait(qtbot, window)
     assert "Out of distribution" in window.warnings.text() and "100.0 %" in window.warnings.text()
+
+
+def test_theatre_shows_the_running_job(qtbot, make_window, small_files):
+    window, _result = _theatre_window(qtbot, make_window, small_files)
+    overlay = window.map_area.theatre
+    assert overlay.busy_line is None
+    with qtbot.waitSignal(window.busy_changed, timeout=5000, check_params_cb=lambda busy: busy):
+        window.classify()
+    assert overlay.busy_line  # the status bar is hidden in theatre: progress is shown on the map
+    qtbot.waitUntil(lambda: overlay.busy_line is None, timeout=30_000)
