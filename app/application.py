@@ -1,8 +1,4 @@
-"""QApplication set-up: pyqtgraph options, the dark theatre theme, fonts.
-
-The program itself starts in :mod:`app.cli.main` (``neurohsi gui``); nothing here
-imports upwards into the CLI.
-"""
+"""QApplication set-up: pyqtgraph options, the dark theatre theme, fonts (started by `neurohsi gui`)."""
 from __future__ import annotations
 
 import os

@@ -304,7 +304,8 @@ class MainWindow(QMainWindow):
         ood = getattr(result, "ood", None)  # core.ood.OodResult, when the model describes its training spectra
         if ood is not None and ood.available and ood.fraction > OOD_WARNING_FRACTION:
             self.show_warning("ood", ood.message)
-        self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, classified.fallback is None and not quiet))
+        say = classified.fallback is None and not quiet
+        self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, say))
         self._update_actions()
         self.classified.emit(result)
 
