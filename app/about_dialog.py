@@ -41,6 +41,7 @@ BUNDLED_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("torch", "BSD-3-Clause"),
     ("safetensors", "Apache-2.0"),
     ("tifffile", "BSD-3-Clause"),
+    ("imagecodecs", "BSD-3-Clause"),
     ("pillow", "MIT-CMU (HPND)"),
     ("requests", "Apache-2.0"),
     ("keyring", "MIT"),
