@@ -41,6 +41,7 @@ BUNDLED_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("torch", "BSD-3-Clause"),
     ("safetensors", "Apache-2.0"),
     ("tifffile", "BSD-3-Clause"),
+    ("imagecodecs", "BSD-3-Clause"),
     ("pillow", "MIT-CMU (HPND)"),
     ("requests", "Apache-2.0"),
     ("keyring", "MIT"),
@@ -79,7 +80,8 @@ def diagnostics_text(window) -> str:
     info = build_info()
     settings = window.settings
     lines = [
-        f"NeuroHSI {info['version']}" + (f" (bundle built {info['build_date']})" if info["build_date"] else ""),
+        f"NeuroHSI {info['version']}" + (f" (bundle built {info['build_date']})" if info["build_date"] else "")
+        + (f" commit {info['commit']}" if info.get("commit") else ""),
         f"bundled: {info['bundled']}",
         f"python: {platform.python_version()} ({sys.executable})",
         f"platform: {platform.platform()}",
@@ -114,6 +116,8 @@ class AboutDialog(QDialog):
         self.window_ = window
         info = build_info()
         built = info["build_date"] or "not a bundle (source install)"
+        if info.get("commit"):
+            built += f" · commit {info['commit'][:12]}"
         self.version_label = QLabel(
             f"<h2>NeuroHSI {info['version']}</h2>"
             f"Build: {built}{' · desktop bundle' if info['bundled'] else ''}<br>"
@@ -153,3 +157,10 @@ class AboutDialog(QDialog):
         QApplication.clipboard().setText(text)
         self.copy_button.setText("Copied")
         return text
+
+
+def show_about(window) -> AboutDialog:
+    """Help ▸ About, non-modal."""
+    dialog = AboutDialog(window)
+    dialog.open()
+    return dialog

@@ -9,6 +9,7 @@ window. Menus and toolbars are assembled from the names in :data:`MENUS` and
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,11 @@ def make_action(spec: ActionSpec, parent: QWidget, *, object_name: str, target: 
         action.setCheckable(spec.tool)
         action.triggered.connect(lambda _checked=False, s=slot: s())
     return action
+
+
+def _dialog(module: str, function: str) -> Callable[[QWidget], Callable]:
+    """A slot calling ``module.function(window)``, imported on first use (dialogs stay off the start-up path)."""
+    return lambda w: lambda: getattr(importlib.import_module(module), function)(w)
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -90,9 +96,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                lambda w: w.open_settings),
     ActionSpec("theatre", "&Theatre mode", ("F11",), "Full screen: only the map, a large legend and the model",
                lambda w: w.set_theatre_mode, checkable=True, icon="SP_DesktopIcon"),
-    ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Every key of this window", lambda w: w.show_shortcuts),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Every key of this window", _dialog("app.shortcuts_dialog", "show_shortcuts")),
     ActionSpec("about", "&About NeuroHSI", (), "Version, model, licences, research use; copy diagnostics",
-               lambda w: w.show_about),
+               _dialog("app.about_dialog", "show_about")),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "Quit NeuroHSI", lambda w: w.close),
 )
 

@@ -35,3 +35,10 @@ def capture_from_drop(paths: list[str]) -> tuple[str, str | None, str | None] | 
     if "dark" in by_role and "white" in by_role:
         return raw, by_role["dark"], by_role["white"]
     return raw, None, None
+
+
+def capture_from_mime(mime) -> tuple[str, str | None, str | None] | None:
+    """:func:`capture_from_drop` for a drag's ``QMimeData`` (local files only)."""
+    if not mime.hasUrls():
+        return None
+    return capture_from_drop([url.toLocalFile() for url in mime.urls() if url.isLocalFile()])

@@ -71,6 +71,9 @@ class ImageView(pg.GraphicsLayoutWidget):
         self._apply_opacity(self.state.opacity)
         self.overlay_item.setVisible(self.state.visible)
         self._space_down = False
+        self._after_paint: list = []  # one-shot callbacks run once the view has painted
+        self.fitted = False  # showing the whole image: kept so through resizes until the user zooms or pans
+        self.view.sigRangeChangedManually.connect(self._user_moved)
 
         # Hover is throttled: at most 60 updates a second whatever the mouse does.
         self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self.on_mouse_moved)
@@ -82,13 +85,16 @@ class ImageView(pg.GraphicsLayoutWidget):
         image = self.rgb_item.image
         return None if image is None else tuple(image.shape[:2])
 
-    def set_rgb(self, rgb: np.ndarray) -> None:
-        """Show a new capture: ``uint8 (H, W, 3)``. Clears the overlay, pins and ROI."""
+    def set_rgb(self, rgb: np.ndarray, *, fit: bool = True) -> None:
+        """Show a new capture: ``uint8 (H, W, 3)``. Clears the overlay, pins and ROI; zooms to fit
+        (``fit=False``, live mode: only when the frame size changed)."""
+        reframe = fit or self.image_shape != tuple(rgb.shape[:2])
         self.rgb_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.clear_result()
         self.state.clear_pins()
         self.set_roi_visible(False)
-        self.zoom_to_fit()
+        if reframe:
+            self.zoom_to_fit()
 
     def clear_result(self) -> None:
         self.labels = self.probabilities = self.valid = None
@@ -147,10 +153,19 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     # -- navigation --------------------------------------------------------
     def zoom_to_fit(self) -> None:
-        """Show the whole image as large as the view allows."""
+        """Show the whole image as large as the view allows (and keep it so when the view is resized)."""
         shape = self.image_shape
         if shape is not None:
             self.view.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.01)
+            self.fitted = True
+
+    def _user_moved(self, *_args) -> None:
+        self.fitted = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "fitted", False):  # (resized once while being built, before the flag exists)
+            self.zoom_to_fit()
 
     def zoom_actual(self) -> None:
         """One image pixel per screen pixel, centred where the view is centred now."""
@@ -160,6 +175,18 @@ class ImageView(pg.GraphicsLayoutWidget):
             return
         centre = rect.center()
         self.view.setRange(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0)
+        self.fitted = False
+
+    def after_next_paint(self, callback) -> None:
+        """Call ``callback()`` once the view has painted what it shows now (and ask for that paint)."""
+        self._after_paint.append(callback)
+        self.viewport().update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        callbacks, self._after_paint = self._after_paint, []
+        for callback in callbacks:
+            callback()
 
     def keyPressEvent(self, event) -> None:
         """Space held: an open-hand cursor; a left drag pans (as the middle button does) and pins nothing."""

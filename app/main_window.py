@@ -32,22 +32,23 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu, QToolBar, QWidget
 
 from app import workers
-from app.trust_view import TrustView
 from app.actions import build_actions, populate_menus, populate_toolbar
-from app.dropped_files import capture_from_drop
+from app.dropped_files import capture_from_mime
 from app.export_controller import ExportController
 from app.job_runner import JobRunner
 from app.legend_panel import LegendPanel
 from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
-from app.model_loader import ModelIndicator, ModelLoader
+from app.model_loader import ModelIndicator, ModelLoader, model_hint
 from app.notifications import ErrorSink
 from app.overlay_state import OverlayState
-from app.settings import WINDOW_STATE_VERSION, AppSettings
+from app.settings import AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import StatusPanel
 from app.theatre import TheatreController
+from app.trust_view import TrustView
 from app.view_controls import ViewControls, bind_checkable, persist_overlay
+from app.window_layout import fit_to_screen, restore_layout, save_layout
 
 
 class MainWindow(QMainWindow):
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
     classified = Signal(object)  # core.inference.ClassificationResult
     job_failed = Signal(object)  # the exception of a failed open/classify job
     busy_changed = Signal(bool)
+    map_shown = Signal(float)  # seconds from the Classify click to the map painted
 
     def __init__(
         self,
@@ -132,8 +134,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._update_actions()
         self._rebuild_recent_menu()
-        self._fit_to_screen(1400, 860)
-        self._restore_window()
+        fit_to_screen(self, 1400, 860)
+        restore_layout(self, self.settings)
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
 
@@ -180,20 +182,6 @@ class MainWindow(QMainWindow):
         self.warnings.show_warning(kind, text)
         self.sink.note(text, level="warning")
 
-    def show_about(self):
-        from app.about_dialog import AboutDialog
-
-        dialog = AboutDialog(self)
-        dialog.open()
-        return dialog
-
-    def show_shortcuts(self):
-        from app.shortcuts_dialog import ShortcutsDialog
-
-        dialog = ShortcutsDialog(self)
-        dialog.open()
-        return dialog
-
     def pin_spectrum(self, row: int, col: int) -> None:
         """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
         if self.opened is not None:
@@ -225,8 +213,10 @@ class MainWindow(QMainWindow):
             return
         self._start("open", workers.open_capture_job, raw_path, dark_path, white_path)
 
-    def show_live(self, opened: workers.OpenedCapture, result, started: float) -> None:
-        """Live mode (:mod:`app.live`): a capture and its map at once; no note or recent file per capture."""
+    def show_live(self, opened: workers.OpenedCapture, result, started: float | None = None) -> None:
+        """Live mode (:mod:`app.live`): a capture and its map at once; no note or recent file per capture,
+        and the zoom kept while the frame size stays."""
+        started = time.perf_counter() if started is None else started
         self._opened(opened, quiet=True)
         self._classified(workers.Classified(result), opened, started, quiet=True)
 
@@ -235,19 +225,24 @@ class MainWindow(QMainWindow):
         self.map_area.show_map()
         self.map_area.colour_bar.set_has_map(False)
         self.map_area.theatre.set_model_line(f"{opened.capture.capture_id} — not classified yet (F5)")
-        self.image_view.set_rgb(opened.rgb)
+        self.image_view.set_rgb(opened.rgb, fit=not quiet)
         self.spectrum.set_cube(opened.cube)
         self.metadata.show_capture(opened)
         self.legend.set_labels(None)
         self.status.show_no_map()
         self.actions["roi"].setChecked(False)
-        self.status.show_timings(opened.timings_s)
         self.setWindowTitle(f"NeuroHSI — {opened.capture.capture_id}")
-        if opened.capture.raw_path is not None and not quiet:
-            self.settings.add_recent_file(opened.capture.raw_path)
-            self._rebuild_recent_menu()
         if not quiet:
+            started = self._job_context[1]
+            self.image_view.after_next_paint(
+                lambda: self.status.show_waited(time.perf_counter() - started, opened.timings_s, verb="Opened"))
+            if opened.capture.raw_path is not None:
+                self.settings.add_recent_file(opened.capture.raw_path)
+                self._rebuild_recent_menu()
             self.sink.note(f"Opened {opened.capture.capture_id}")
+        quality = opened.quality  # core.quality.QualityReport; shown at once, before any map (self.trust: the map)
+        if quality is not None and quality.status != "ok":
+            self.show_warning("quality", f"{opened.capture.capture_id}: {quality.reason}")
         self._update_actions()
         self.capture_opened.emit(opened)
 
@@ -311,15 +306,20 @@ class MainWindow(QMainWindow):
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)
-        self.image_view.viewport().repaint()  # painted now: the time shown is what the user waited
+        say = classified.fallback is None and not quiet
+        self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, say))
+        self._update_actions()
+        self.classified.emit(result)
+
+    def _map_painted(self, result, started: float, capture_id: str, say: bool) -> None:
+        """The map is on screen: show the wall time since the click (what the user waited)."""
         waited = time.perf_counter() - started
         self.status.show_waited(waited, result.timings_s)
         self.map_area.theatre.set_model_line(self.status.theatre_line(result, waited))
-        if classified.fallback is None and not quiet:
-            self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}"
+        if say:
+            self.sink.note(f"Classified {capture_id} with {result.model.name} v{result.model.version}"
                            f" in {1000 * waited:.0f} ms")
-        self._update_actions()
-        self.classified.emit(result)
+        self.map_shown.emit(waited)
 
     # -- jobs --------------------------------------------------------------
     def is_busy(self) -> bool:
@@ -332,6 +332,7 @@ class MainWindow(QMainWindow):
     def _job_yielded(self, _kind: str, value) -> None:
         if isinstance(value, workers.Progress):
             self.status.set_busy(value.text, value.fraction)
+            self.map_area.theatre.set_busy(value.text)
         elif isinstance(value, workers.FallbackNotice):
             self.show_warning("remote", f"Endpoint {value.endpoint} failed ({value.problem}); "
                                         "this map was classified locally instead")
@@ -343,11 +344,12 @@ class MainWindow(QMainWindow):
             self._classified(value, *self._job_context)
 
     def _job_failed(self, kind: str, exc: BaseException) -> None:
-        self.sink.report(exc, context=_HINTS.get(kind, lambda _e: None)(exc))
+        self.sink.report(exc, context=model_hint(exc) if kind == "classify" else None)
         self.job_failed.emit(exc)
 
     def _job_busy(self, busy: bool, _kind: str | None) -> None:
         self.status.set_busy("Working" if busy else None, 0.0)
+        self.map_area.theatre.set_busy("Working" if busy else None)
         self._update_actions()
         self.busy_changed.emit(busy)
 
@@ -405,61 +407,21 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop -----------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if _dropped_capture(event.mimeData()) is not None:
+        if capture_from_mime(event.mimeData()) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        capture = _dropped_capture(event.mimeData())
+        capture = capture_from_mime(event.mimeData())
         if capture is not None:
             event.acceptProposedAction()
             self.open_capture(*capture)
 
     # -- window state ------------------------------------------------------
-    def _fit_to_screen(self, width: int, height: int) -> None:
-        """Start at ``width`` x ``height``, or the screen's free area on a smaller screen (1280 x 800)."""
-        screen = self.screen() or QApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else None
-        if area is not None and (area.width() < width or area.height() < height):
-            width, height = min(width, area.width()), min(height, area.height() - 40)  # room for the title bar
-        self.resize(width, height)
-
-    def _restore_window(self) -> None:
-        geometry = self.settings.get("window_geometry")
-        if geometry:
-            self.restoreGeometry(geometry)
-        state = self.settings.get("window_state")
-        if state and self.settings.get("window_state_version") == WINDOW_STATE_VERSION:
-            self.restoreState(state, WINDOW_STATE_VERSION)
-
     def save_window(self) -> None:
-        # In theatre mode the layout to remember is the normal one, not the hidden docks.
-        state = self.theatre.normal_state or bytes(self.saveState(WINDOW_STATE_VERSION).data())
-        geometry = self.theatre.normal_geometry or bytes(self.saveGeometry().data())
-        self.settings.set("window_geometry", geometry)
-        self.settings.set("window_state", state)
-        self.settings.set("window_state_version", WINDOW_STATE_VERSION)
-        self.settings.sync()
+        save_layout(self, self.settings, self.theatre)
 
     def closeEvent(self, event) -> None:
         self.cancel_job(quiet=True)
         self.model_loader.shutdown()
         self.save_window()
         super().closeEvent(event)
-
-
-def _dropped_capture(mime) -> tuple[str, str | None, str | None] | None:
-    if not mime.hasUrls():
-        return None
-    return capture_from_drop([url.toLocalFile() for url in mime.urls() if url.isLocalFile()])
-
-
-def _model_hint(exc: BaseException) -> str | None:
-    """A classification failed on the model: say where to fix it (unless the message already does)."""
-    from core.errors import ModelFileError
-
-    if isinstance(exc, ModelFileError) and "Settings" not in str(exc):
-        return "Model problem — choose a compatible model in Settings ▸ Model (or run make demo-model)"
-    return None
-
-
-_HINTS = {"classify": _model_hint}

@@ -21,6 +21,15 @@ HOW_TO_FIX = "choose a model in Settings ▸ Model, or run make demo-model"
 WARMUP_SHAPE = (16, 16)  # pixels of the warm-up forward pass: kernels and thread pools start here
 
 
+def model_hint(exc: BaseException) -> str | None:
+    """For a classification that failed on the model: where to fix it (unless the message says already)."""
+    from core.errors import ModelFileError
+
+    if isinstance(exc, ModelFileError) and "Settings" not in str(exc):
+        return f"Model problem — {HOW_TO_FIX}"
+    return None
+
+
 def preload_job(resolver: Callable[[], object]):
     """Worker job: ``resolver()`` (loads the model, cached), then one tiny forward pass; returns the model."""
     yield "loading"  # a cancel point before the heavy imports

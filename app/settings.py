@@ -39,7 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
-    Setting("theatre_mode", "display/theatre_mode", bool, False, "Larger fonts and controls, readable from 2 m."),
+    Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),
     Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
     Setting("recent_files", "files/recent_files", list, [], "Recently opened raw captures, newest first."),
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),

@@ -127,7 +127,7 @@ class SettingsDialog(QDialog):
         for name in PALETTES:
             self.palette_combo.addItem({"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}.get(name, name),
                                        name)
-        self.theatre_check = QCheckBox("Theatre mode (larger fonts and controls)")
+        self.theatre_check = QCheckBox("Theatre mode (full screen, only the map and a large legend; F11)")
         self.error_label = QLabel("")
         self.error_label.setStyleSheet("color: #ff7070;")
 

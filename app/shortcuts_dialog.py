@@ -37,3 +37,10 @@ class ShortcutsDialog(QDialog):
         layout.addWidget(self.table, 1)
         layout.addWidget(buttons)
         self.resize(900, 620)
+
+
+def show_shortcuts(window) -> ShortcutsDialog:
+    """Help ▸ Keyboard shortcuts, non-modal."""
+    dialog = ShortcutsDialog(window)
+    dialog.open()
+    return dialog

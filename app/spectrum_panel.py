@@ -24,8 +24,8 @@ class SpectrumPanel(QWidget):
         self.labels: np.ndarray | None = None
         self.probabilities: np.ndarray | None = None
         self.class_ids: tuple[int, ...] = ()
-        self.x = np.zeros(0)
-        self.order = np.arange(0)  # band order that sorts the wavelengths ascending
+        self.x = np.zeros(0)  # plotted x, ascending
+        self.order = np.zeros(0, dtype=np.intp)  # band index of each plotted point
 
         self.readout = QLabel("Open a capture, then hover over the image")
         self.readout.setObjectName("spectrum_readout")
@@ -58,13 +58,14 @@ class SpectrumPanel(QWidget):
         self.cube = cube
         self.set_result(None, None, ())
         if cube is not None and cube.wavelengths_nm is not None:
-            # Bands after the SCM need not be in wavelength order: plot them ascending.
-            self.order = np.argsort(np.asarray(cube.wavelengths_nm, dtype=np.float64), kind="stable")
-            self.x = np.asarray(cube.wavelengths_nm, dtype=np.float64)[self.order]
+            # Band wavelengths need not rise with the band index (mosaic order): plot in wavelength order.
+            wavelengths = np.asarray(cube.wavelengths_nm, dtype=np.float64)
+            self.order = np.argsort(wavelengths, kind="stable")
+            self.x = wavelengths[self.order]
             self.plot.setLabel("bottom", "Wavelength", units="nm")
         else:
             self.x = np.arange(0 if cube is None else cube.data.shape[-1], dtype=np.float64)
-            self.order = np.arange(self.x.size)
+            self.order = np.arange(self.x.size, dtype=np.intp)
             self.plot.setLabel("bottom", "Band")
         self.hover_curve.setData([], [])
         self.roi_curve.setData([], [])

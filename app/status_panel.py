@@ -73,18 +73,11 @@ class StatusPanel(QWidget):
         self.model_label.setText("Not classified yet")
         self.source_label.setText("")
 
-    def show_timings(self, timings_s: dict[str, float]) -> None:
-        """Per-stage times of opening a capture (what the user waited for is their sum: one job)."""
-        self.timings_label.setToolTip("")
-        order = ("read", "upload", "preprocess", "server", "infer", "rgb", "total")
-        keys = [k for k in order if k in timings_s] + [k for k in timings_s if k not in order]
-        self.timings_label.setText(" · ".join(f"{k} {1000 * timings_s[k]:.0f} ms" for k in keys))
-
-    def show_waited(self, waited_s: float, timings_s: dict[str, float]) -> None:
-        """The wall time from the click to the map on screen; the stages only in the tooltip."""
-        self.timings_label.setText(f"Map in {1000 * waited_s:.0f} ms")
+    def show_waited(self, waited_s: float, timings_s: dict[str, float], *, verb: str = "Map") -> None:
+        """The wall time from the click to the result on screen ("Map in 180 ms"); stages only in the tooltip."""
+        self.timings_label.setText(f"{verb} in {1000 * waited_s:.0f} ms")
         stages = " · ".join(f"{k} {1000 * v:.0f} ms" for k, v in timings_s.items())
-        self.timings_label.setToolTip(f"From the click to the map on screen. Stages: {stages}")
+        self.timings_label.setToolTip(f"From the click to the result on screen. Stages: {stages}")
 
     def theatre_line(self, result, waited_s: float) -> str:
         """Model and map time for theatre mode's large type."""

@@ -44,6 +44,7 @@ class TheatreOverlay(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.state = state
         self.model_line = "No map yet — press F5 to classify"
+        self.busy_line: str | None = None  # the running job's progress (the status bar is hidden here)
         self.swatch_px = SWATCH_PX
         self.text_font = font_with_cap_height(self.font(), CAP_HEIGHT_PX)
         self.title_font = font_with_cap_height(self.font(), TITLE_CAP_HEIGHT_PX)
@@ -64,6 +65,11 @@ class TheatreOverlay(QWidget):
 
     def set_model_line(self, text: str) -> None:
         self.model_line = text
+        self.update()
+
+    def set_busy(self, text: str | None) -> None:
+        """Show what the running job is doing (None when idle), under the model line."""
+        self.busy_line = text
         self.update()
 
     def eventFilter(self, watched, event) -> bool:
@@ -103,6 +109,11 @@ class TheatreOverlay(QWidget):
         painter.fillRect(plate, QColor(0, 0, 0, 200))
         painter.setPen(QPen(QColor("#ffffff")))
         painter.drawText(plate.adjusted(pad, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, self.model_line)
+        if self.busy_line:
+            busy = f"{self.busy_line}… (Esc cancels)"
+            below = QRect(pad, plate.bottom() + 6, title.horizontalAdvance(busy) + 2 * pad, title.height() + pad)
+            painter.fillRect(below, QColor(0, 60, 120, 220))
+            painter.drawText(below.adjusted(pad, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, busy)
         # Legend, bottom left.
         self.swatch_rects = {}
         rows = self.legend_rows()

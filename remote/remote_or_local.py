@@ -29,6 +29,7 @@ from core.capture_io import Capture
 from core.errors import one_line
 from core.inference import ClassificationResult, Prepared, classify_prepared, prepare
 from core.model_file import LoadedModel
+from remote.result_check import check_result, expected_cube_shape
 from remote.scoring_client import DEFAULT_DEADLINE_S, RemoteError, ScoringClient
 
 
@@ -91,6 +92,8 @@ def classify_remote_or_local(
         capture = prepared_or_capture.capture if isinstance(prepared_or_capture, Prepared) else prepared_or_capture
         try:
             result = _classify_remote(capture, endpoint, policy)
+            # A wrong answer (shape, class ids, no model identity) is a failed call: never drawn or saved.
+            check_result(result, cube_shape=expected_cube_shape(prepared_or_capture, profile_name), url=endpoint.url)
         except (RemoteError, OSError) as exc:
             if not fallback_local:
                 raise

@@ -24,6 +24,18 @@ class ResultRejected(RemoteError, ValueError):
         super().__init__(None, f"{where} answer rejected: {problem}", url=url)
 
 
+def expected_cube_shape(prepared_or_capture, profile_name: str | None = None) -> tuple[int, int]:
+    """``(H, W)`` of the cube of a :class:`core.inference.Prepared` (its cube) or a
+    :class:`core.capture_io.Capture` (its camera profile's cube, without preprocessing)."""
+    cube = getattr(prepared_or_capture, "cube", None)
+    if cube is not None:
+        return tuple(int(n) for n in cube.data.shape[:2])
+    from core.camera_profiles import resolve_profile
+
+    h, w, _bands = resolve_profile(prepared_or_capture.metadata, profile_name).cube_shape
+    return int(h), int(w)
+
+
 def check_result(
     result,
     *,

@@ -134,3 +134,22 @@ def test_a_result_that_fails_while_drawn_is_reported_and_the_old_map_stays(qtbot
     assert "does not match" in str(exc) and "does not match" in window.sink.last.text
     assert not window.is_busy() and window.result is good
     assert np.array_equal(window.image_view.labels, good.labels)  # nothing half-drawn
+
+
+def test_incompatible_model_says_what_to_do(qtbot, make_window, small_files, tmp_path):
+    import torch
+
+    from core.model import Conv2DNet
+    from core.model_file import save_model
+
+    raw, _ = small_files
+    other = tmp_path / "other-camera.safetensors"
+    torch.manual_seed(0)
+    save_model(other, Conv2DNet(25, 5), name="other", class_ids=(1, 2, 3, 4, 5),
+               class_names=("h", "t", "v", "a", "d"), profile_id="another-camera")
+    window = make_window(other)
+    open_and_wait(qtbot, window, raw)
+    fail_and_wait(qtbot, window, window.classify)
+    text = window.sink.last.text
+    assert "other-camera.safetensors" in text and "another-camera" in text
+    assert "Settings ▸ Model" in text and not window.is_busy()

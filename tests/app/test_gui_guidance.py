@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialog
 
 from app.actions import ACTIONS
 from app.build_info import build_info
@@ -89,8 +89,9 @@ def test_about_shows_version_model_licences_and_copies_diagnostics_without_secre
     window.settings.set_endpoint_key(KEY, session_only=True)
     open_and_wait(qtbot, window, raw)
     result = classify_and_wait(qtbot, window)
-    dialog = window.show_about()
-    qtbot.addWidget(dialog)
+    window.actions["about"].trigger()
+    dialog = window.findChild(QDialog, "about_dialog")
+    assert dialog is not None and dialog.isVisible()
     text = dialog.version_label.text()
     assert build_info()["version"] in text and result.model.sha256 in text
     names = [dialog.licences.item(r, 0).text() for r in range(dialog.licences.rowCount())]
@@ -109,8 +110,9 @@ def test_about_shows_version_model_licences_and_copies_diagnostics_without_secre
 
 def test_every_key_is_in_the_shortcuts_dialog_and_docs(qtbot, make_window, small_files):
     window = make_window(small_files[1])
-    dialog = window.show_shortcuts()
-    qtbot.addWidget(dialog)
+    window.actions["shortcuts"].trigger()
+    dialog = window.findChild(QDialog, "shortcuts_dialog")
+    assert dialog is not None and dialog.isVisible()
     listed = " ".join(dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount()))
     docs = (ROOT / "docs" / "gui.md").read_text(encoding="utf-8")
     for spec in ACTIONS:

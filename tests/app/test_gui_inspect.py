@@ -17,8 +17,9 @@ def test_hover_updates_spectrum_and_readout(qtbot, make_window, small_files):
     row, col = 17, 42
     window.image_view.on_mouse_moved((window.image_view.scene_pos_of(row, col),))
     x, y = window.spectrum.hover_curve.getData()
-    assert np.allclose(y, opened.cube.data[row, col])
-    assert np.allclose(x, opened.cube.wavelengths_nm)
+    order = np.argsort(opened.cube.wavelengths_nm, kind="stable")
+    assert np.allclose(y, opened.cube.data[row, col][order])
+    assert np.allclose(x, np.asarray(opened.cube.wavelengths_nm)[order])
     text = window.spectrum.readout.text()
     assert text.startswith(f"Row {row}, col {col}")
     class_id = int(result.labels[row, col])
@@ -26,7 +27,22 @@ def test_hover_updates_spectrum_and_readout(qtbot, make_window, small_files):
     assert name in text and f"{100 * result.probabilities[row, col].max():.0f}%" in text
 
     window.image_view.on_mouse_moved((window.image_view.scene_pos_of(3, 5),))
-    assert np.allclose(window.spectrum.hover_curve.getData()[1], opened.cube.data[3, 5])
+    assert np.allclose(window.spectrum.hover_curve.getData()[1], opened.cube.data[3, 5][order])
+
+
+def test_spectrum_is_drawn_in_wavelength_order(qtbot, make_window, small_files):
+    """Mosaic band order is not wavelength order: the curve must not zig-zag back and forth."""
+    import dataclasses
+
+    raw, model = small_files
+    window = make_window(model)
+    opened = open_and_wait(qtbot, window, raw)
+    shuffled = np.random.default_rng(0).permutation(np.asarray(opened.cube.wavelengths_nm))
+    window.spectrum.set_cube(dataclasses.replace(opened.cube, wavelengths_nm=tuple(shuffled)))
+    window.spectrum.show_pixel(4, 6)
+    x, y = window.spectrum.hover_curve.getData()
+    assert (np.diff(x) > 0).all()
+    assert np.allclose(y, opened.cube.data[4, 6][np.argsort(shuffled)])
 
 
 def test_clicks_pin_spectra_in_own_colours(qtbot, make_window, small_files):
@@ -39,7 +55,8 @@ def test_clicks_pin_spectra_in_own_colours(qtbot, make_window, small_files):
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(point.x(), point.y()))
         qtbot.waitUntil(lambda n=n: len(window.spectrum.pinned_curves) == n, timeout=3000)
     curves = window.spectrum.pinned_curves
-    assert np.allclose(curves[1].getData()[1], opened.cube.data[30, 50])
+    order = np.argsort(opened.cube.wavelengths_nm, kind="stable")
+    assert np.allclose(curves[1].getData()[1], opened.cube.data[30, 50][order])
     assert curves[0].opts["pen"].color().name() != curves[1].opts["pen"].color().name()
     assert [(p.row, p.col) for p in window.overlay_state.pins] == [(5, 7), (30, 50)]
     assert len(view.pin_item.data) == 2  # a marker per pin on the image
@@ -58,7 +75,8 @@ def test_roi_shows_mean_spectrum_and_pixel_count(qtbot, make_window, small_files
     roi.setSize((20, 8))
     assert window.image_view.roi_bounds() == (5, 13, 10, 30)
     block, valid = opened.cube.data[5:13, 10:30], opened.cube.valid[5:13, 10:30]
-    assert np.allclose(window.spectrum.roi_curve.getData()[1], block[valid].mean(axis=0), atol=1e-6)
+    order = np.argsort(opened.cube.wavelengths_nm, kind="stable")
+    assert np.allclose(window.spectrum.roi_curve.getData()[1], block[valid].mean(axis=0)[order], atol=1e-6)
     assert f"{int(valid.sum())} pixels" in window.spectrum.roi_readout.text()
     window.actions["roi"].setChecked(False)
     assert window.spectrum.roi_curve.getData()[1] is None or len(window.spectrum.roi_curve.getData()[1]) == 0

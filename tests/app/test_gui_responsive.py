@@ -61,6 +61,8 @@ def test_event_loop_keeps_ticking_during_full_resolution_classification(qtbot, m
     record_thread(monkeypatch, core.inference, "predict_dense", threads)
     window = make_window(model)
     meter = GapMeter()
+    # Start-up loads torch and the model on a worker (GIL-heavy imports); measure once it is ready.
+    qtbot.waitUntil(lambda: window.model_loader.state == "ready", timeout=60_000)
     qtbot.wait(50)  # let the first show settle
 
     meter.start()

@@ -160,9 +160,14 @@ def test_without_a_keyring_ok_works_and_a_key_lives_for_the_session_only(qtbot, 
     import keyring
     from keyring.backends.fail import Keyring as NoKeyring
 
+    from remote.credentials import SCORING_ENDPOINT_KEY, delete_secret, keyring_available
+
+    assert keyring_available()  # the test's in-memory keyring
     previous = keyring.get_keyring()
     keyring.set_keyring(NoKeyring())
     try:
+        assert not keyring_available()
+        assert delete_secret(SCORING_ENDPOINT_KEY) is False  # was: "cannot delete ... NoKeyringError"
         path = tmp_path / "s.ini"
         settings = AppSettings.from_file(path)
         dialog = SettingsDialog(SettingsState.from_settings(settings))

@@ -85,3 +85,49 @@ def test_theatre_legend_in_outline_mode_names_the_border(qtbot, make_window, sma
     pixels = grab_array(window.image_view.viewport())
     block = pixels[rect.top() + 2:rect.bottom() - 1, rect.left() + 2:rect.right() - 1, :3]
     assert (block == np.array([int(OUTLINE_COLOUR[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)).all()
+
+
+def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_window, small_files, monkeypatch):
+    """The pipeline's quality report and out-of-distribution result (when present) become banner warnings."""
+    import dataclasses
+
+    import app.workers
+    from core.ood import OOD_WARNING_FRACTION, OodResult
+    from core.quality import assess_quality
+
+    raw, model = small_files
+    window = make_window(model)
+    real_open, real_classify = app.workers.open_capture_job, app.workers.classify_job
+
+    def open_saturated(*args, **kwargs):
+        prepared = yield from real_open(*args, **kwargs)
+        capture = prepared.capture
+        full = dataclasses.replace(capture, raw=np.full_like(capture.raw, np.iinfo(capture.raw.dtype).max))
+        return dataclasses.replace(prepared, quality=assess_quality(full))
+
+    def classify_ood(*args, **kwargs):
+        classified = yield from real_classify(*args, **kwargs)
+        labels = classified.result.labels
+        ood = OodResult(labels == labels, 1.0, True)  # every pixel unlike the training spectra
+        assert ood.fraction > OOD_WARNING_FRACTION
+        # Attached as the pipeline will (the result type has no ``ood`` field on this branch yet).
+        object.__setattr__(classified.result, "ood", ood)
+        return classified
+
+    monkeypatch.setattr(app.workers, "open_capture_job", open_saturated)
+    open_and_wait(qtbot, window, raw)
+    assert window.warnings.isVisible() and "Capture quality" in window.warnings.text()
+    assert window.opened.capture.capture_id in window.warnings.text()
+    monkeypatch.setattr(app.workers, "classify_job", classify_ood)
+    classify_and_wait(qtbot, window)
+    assert "Out of distribution" in window.warnings.text() and "100.0 %" in window.warnings.text()
+
+
+def test_theatre_shows_the_running_job(qtbot, make_window, small_files):
+    window, _result = _theatre_window(qtbot, make_window, small_files)
+    overlay = window.map_area.theatre
+    assert overlay.busy_line is None
+    with qtbot.waitSignal(window.busy_changed, timeout=5000, check_params_cb=lambda busy: busy):
+        window.classify()
+    assert overlay.busy_line  # the status bar is hidden in theatre: progress is shown on the map
+    qtbot.waitUntil(lambda: overlay.busy_line is None, timeout=30_000)

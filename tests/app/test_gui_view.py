@@ -143,3 +143,22 @@ def test_outline_draws_the_tumour_border_only(qtbot, classified):
     assert not view.outline_item.path.isEmpty()
     press(qtbot, window, K.Key_T)
     assert not view.outline_item.isVisible() and view.overlay_item.image is not None
+
+
+def test_a_fitted_view_stays_fitted_when_resized_until_the_user_zooms(qtbot, classified):
+    window, result = classified
+    view = window.image_view
+    h, w = result.labels.shape
+    window.resize(800, 700)
+    qtbot.waitUntil(lambda: shown_rect(view).contains(0, 0) and shown_rect(view).contains(w, h), timeout=3000)
+    small = shown_rect(view).width()
+    window.resize(1400, 900)
+    qtbot.wait(50)
+    assert shown_rect(view).contains(0, 0) and shown_rect(view).contains(w, h)
+    # What a wheel turn does in pyqtgraph: a manual range change, then the zoom.
+    view.view.sigRangeChangedManually.emit(view.view.state["mouseEnabled"])
+    view.view.scaleBy((0.5, 0.5))
+    zoomed = shown_rect(view).width()
+    window.resize(900, 700)
+    qtbot.wait(50)
+    assert shown_rect(view).width() < small and zoomed < small  # the user's zoom is kept
