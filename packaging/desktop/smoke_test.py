@@ -4,8 +4,9 @@ Copies ``dist/neurohsi`` to a temporary folder outside the repository and runs t
 copy with a clean environment (``PATH=/usr/bin:/bin``, a fresh ``HOME``,
 ``QT_QPA_PLATFORM=offscreen``; no virtual environment, no PYTHONPATH):
 ``--version``, ``demo-capture``, ``info``, ``classify`` and ``gui --classify
---screenshot``, plus a bad input (one-line error, no traceback) and a helper
-started as ``neurohsi -m MODULE`` (how the local training backend starts its job).
+--screenshot``, plus a bad input (one-line error, no traceback), a short training
+run started as ``neurohsi -m MODULE`` (how the local training backend starts its
+job) and the one-line refusals of what the bundle leaves out (left_out.py).
 Checks exit codes, JSON fields, the model's identity and the PNGs; prints a timing
 table. Exit 0 when every check passes.
 
@@ -130,9 +131,21 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     check(len(lines) == 1 and lines[0].startswith("neurohsi: error: ") and "missing.tif" in lines[0],
           f"bad input: stderr {bad.stderr!r}")
 
-    # A helper started the way the training backends start theirs: `neurohsi -m MODULE ARGS`.
-    helper = run("-m app.cli.main --version", "-m", "app.cli.main", "--version").stdout.strip()
-    check(helper == out, f"-m app.cli.main --version printed {helper!r}")
+    # Training as the local retraining backend runs it: `neurohsi -m MODULE ARGS` (here the CLI's
+    # own module; remote.training_job starts `-m app.cli.main train`). Needs torch's optimiser and
+    # compiler modules, which the spec must not leave out.
+    run("demo-data", "demo-data", "data", "--captures", "3", "--small", "--seed", "0")
+    trained = json_out(run("-m app.cli.main train", "-m", "app.cli.main", "train", "data", "-o", "m.safetensors",
+                           "--no-cv", "--epochs", "1", "--seed", "0"), "train")
+    check((work / "m.safetensors").is_file() and trained["metrics"]["train"]["n"] > 0, f"train: {trained}")
+
+    # A package the bundle leaves out (left_out.py): one line saying why, not a traceback.
+    gone = run("-m remote.scoring_entry (left out)", "-m", "remote.scoring_entry", expect_rc=2)
+    lines = gone.stderr.strip().splitlines()
+    check(len(lines) == 1 and "not part of the desktop bundle" in lines[0] and "Traceback" not in gone.stderr,
+          f"left-out module: stderr {gone.stderr!r}")
+    serve = run("serve (left out)", "serve", expect_rc=2)
+    check("not part of the desktop bundle" in serve.stderr and not serve.stdout, f"serve: {serve.stderr!r}")
 
     # The desktop app, offscreen: window only (start-up), then open + classify + grab.
     run("gui --screenshot (empty window)", "gui", "--screenshot", "empty.png")
