@@ -5,6 +5,8 @@ Run after ``make bundle``, with the system interpreter (standard library only):
 (docs/benchmarks/bundle.md). Each run is ``neurohsi gui --screenshot PNG`` offscreen
 with a clean environment: the time from exec until the process has shown its
 window, grabbed it, saved the PNG and exited (an upper bound on "window shown").
+Without a capture the app does not load torch (it loads on first classify); with
+``CAPTURE --classify`` the time runs to the classified map on screen.
 "Cold" first evicts every file of the bundle from the page cache
 (posix_fadvise DONTNEED: only this bundle's pages, nothing else on the machine),
 as after a reboot; "warm" runs right after another run.
@@ -38,10 +40,10 @@ def evict(folder: Path) -> int:
     return total
 
 
-def time_start(command: list[str], env: dict, work: Path) -> float:
+def time_start(command: list[str], env: dict, work: Path, gui_args: tuple[str, ...] = ()) -> float:
     start = time.perf_counter()
-    subprocess.run(command + ["gui", "--screenshot", str(work / "start.png")], cwd=work, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run(command + ["gui", *gui_args, "--screenshot", str(work / "start.png")], cwd=work, env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     elapsed = time.perf_counter() - start
     if not (work / "start.png").is_file():
         raise RuntimeError("no screenshot written")
@@ -63,18 +65,23 @@ def main() -> int:
         work.mkdir()
         home.mkdir()
         env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
-        cold = []
-        for _ in range(args.runs):
-            evict(args.bundle)
-            cold.append(time_start([str(exe)], env, work))
-        warm = [time_start([str(exe)], env, work) for _ in range(args.runs)]
-        rows += [("bundle, cold (page cache evicted)", cold), ("bundle, warm", warm)]
-        if args.venv_python.exists():
-            venv_env = dict(env, PYTHONPATH=str(ROOT))
-            command = [str(args.venv_python), "-m", "app.cli.main"]
-            time_start(command, venv_env, work)  # warm its caches too
-            rows.append(("source install (venv), warm", [time_start(command, venv_env, work)
-                                                           for _ in range(args.runs)]))
+        subprocess.run([str(exe), "demo-capture", "cap", "--seed", "1"], cwd=work, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        scenarios = (("window", ()), ("window, capture opened and classified",
+                                      (str(work / "cap" / "ID0001C01.tif"), "--classify")))
+        for what, gui_args in scenarios:
+            cold = []
+            for _ in range(args.runs):
+                evict(args.bundle)
+                cold.append(time_start([str(exe)], env, work, gui_args))
+            warm = [time_start([str(exe)], env, work, gui_args) for _ in range(args.runs)]
+            rows += [(f"bundle, cold (page cache evicted): {what}", cold), (f"bundle, warm: {what}", warm)]
+            if args.venv_python.exists():
+                venv_env = dict(env, PYTHONPATH=str(ROOT))
+                command = [str(args.venv_python), "-m", "app.cli.main"]
+                time_start(command, venv_env, work, gui_args)  # warm its caches too
+                rows.append((f"source install (venv), warm: {what}",
+                             [time_start(command, venv_env, work, gui_args) for _ in range(args.runs)]))
     load = os.getloadavg()[0]
     print(f"`python3 packaging/desktop/bench_start.py --runs {args.runs}`; {os.cpu_count()} cores "
           f"({platform.machine()}, shared), 1-min load average {load:.1f} at the end; "
