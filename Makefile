@@ -108,12 +108,15 @@ bench: test-deps
 constraints:
 	$(PY) -m pip freeze --exclude-editable | grep -vi '^neurohsi' > requirements/constraints.txt
 
-# README screenshot under Xvfb (needs: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1
+# README screenshots (normal view and theatre mode) under Xvfb (needs: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1
 # libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 libxcb-render-util0 libxcb-shape0
 # libxcb-xinerama0 libxcb-randr0).
 screenshot: install demo-capture qt-system-libs
 	command -v xvfb-run >/dev/null || apt-get install -y -qq xvfb
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(VENV)/bin/neurohsi gui $(DEMO_RAW) --classify --screenshot docs/screenshot.png
+	printf '[display]\ntheatre_mode=true\n' > $(DEMO_DIR)/theatre.ini
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(VENV)/bin/neurohsi gui $(DEMO_RAW) --classify \
+		--settings $(DEMO_DIR)/theatre.ini --screenshot docs/screenshot-theatre.png
 
 clean:
 	rm -rf $(VENV) .tools .cache .pytest_cache

@@ -6,6 +6,13 @@ unit per cube pixel, row 0 at the top. The overlay is one RGBA ``ImageItem`` who
 content depends on the view mode: class map (filled or contour, hidden classes
 transparent), confidence (maximum probability as a heat map) or one class's
 probability. Opacity is the item's opacity, so changing it re-colours nothing.
+In outline mode the fill gives way to the tumour border alone: a 3 px
+(screen) line in a colour that stands out on tissue over a dark edge, drawn by
+two ``IsocurveItem``s so it stays 3 px at every zoom. Navigation: wheel zoom,
+drag (left with Space held, or middle) to pan, :meth:`zoom_to_fit` (on every
+open) and :meth:`zoom_actual` (one image pixel per screen pixel).
+What is shown comes from an :class:`app.overlay_state.OverlayState` the view
+binds to (its own unless one is given); the view holds no display options.
 """
 from __future__ import annotations
 
@@ -14,13 +21,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 
 from app.overlay import class_rgba, heat_rgba
+from app.overlay_state import OverlayState
+from core.classes import class_table
 
-MODES = ("classes", "confidence", "probability")
-PIN_COLOURS = ("#ffffff", "#00e5ff", "#ffb000", "#ff4fd8", "#7cff4f", "#ff6b6b", "#a98bff", "#c0c0c0")
-
-
-def pin_colour(index: int) -> str:
-    return PIN_COLOURS[index % len(PIN_COLOURS)]
+OUTLINE_COLOUR = "#39ff14"  # neon green: far from every tissue and blood hue, and from the palette's tumour
+OUTLINE_WIDTH_PX = 3
 
 
 class ImageView(pg.GraphicsLayoutWidget):
@@ -31,7 +36,7 @@ class ImageView(pg.GraphicsLayoutWidget):
     clicked = Signal(int, int)  # row, col of a left click
     roi_changed = Signal(object)  # (row0, row1, col0, col1) half-open, or None when hidden
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, *, state: OverlayState | None = None) -> None:
         super().__init__(parent)
         self.setBackground("#101214")
         self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -40,7 +45,12 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.overlay_item.setZValue(10)
         self.pin_item = pg.ScatterPlotItem(pxMode=True)
         self.pin_item.setZValue(20)
-        for item in (self.rgb_item, self.overlay_item, self.pin_item):
+        self.outline_edge = pg.IsocurveItem(level=0.5, pen=pg.mkPen("#000000", width=OUTLINE_WIDTH_PX + 2))
+        self.outline_item = pg.IsocurveItem(level=0.5, pen=pg.mkPen(OUTLINE_COLOUR, width=OUTLINE_WIDTH_PX))
+        for z, item in ((11, self.outline_edge), (12, self.outline_item)):
+            item.setZValue(z)
+            item.setPos(-0.5, -0.5)  # the mask is padded by one pixel; iso-lines run between pixel centres
+        for item in (self.rgb_item, self.overlay_item, self.outline_edge, self.outline_item, self.pin_item):
             self.view.addItem(item)
         self.roi = pg.RectROI([0, 0], [10, 10], pen=pg.mkPen("#00e5ff", width=2), rotatable=False)
         self.roi.setZValue(30)
@@ -52,12 +62,15 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.probabilities: np.ndarray | None = None  # float32 (H, W, C)
         self.class_ids: tuple[int, ...] = ()
         self.valid: np.ndarray | None = None  # bool (H, W)
-        self.palette = "thesis"
-        self.hidden: set[int] = set()
-        self.contour = False
-        self.mode = "classes"
-        self.probability_class: int | None = None
-        self.pins: list[tuple[int, int, str]] = []  # (row, col, colour)
+        self.state = state if state is not None else OverlayState()
+        for name in ("palette", "hidden", "contour", "outline", "view_mode", "probability_class"):
+            self.state.on_change(name, self._restyle)
+        self.state.on_change("opacity", self._apply_opacity)
+        self.state.on_change("visible", self._restyle)
+        self.state.on_change("pins", self._draw_pins)
+        self._apply_opacity(self.state.opacity)
+        self.overlay_item.setVisible(self.state.visible)
+        self._space_down = False
 
         # Hover is throttled: at most 60 updates a second whatever the mouse does.
         self._hover_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=60, slot=self.on_mouse_moved)
@@ -71,13 +84,11 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def set_rgb(self, rgb: np.ndarray) -> None:
         """Show a new capture: ``uint8 (H, W, 3)``. Clears the overlay, pins and ROI."""
-        reframe = self.image_shape != tuple(rgb.shape[:2])
         self.rgb_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.clear_result()
-        self.clear_pins()
+        self.state.clear_pins()
         self.set_roi_visible(False)
-        if reframe:
-            self.view.autoRange(padding=0.01)
+        self.zoom_to_fit()
 
     def clear_result(self) -> None:
         self.labels = self.probabilities = self.valid = None
@@ -94,62 +105,87 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.valid = labels != 0 if valid is None else valid
         self.render_overlay()
 
-    # -- display options ---------------------------------------------------
-    def set_opacity(self, opacity: float) -> None:
-        """Overlay opacity in [0, 1]."""
-        self.overlay_item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
+    # -- display options (from the state) -----------------------------------
+    def _apply_opacity(self, percent: int) -> None:
+        self.overlay_item.setOpacity(percent / 100.0)
 
-    def set_palette(self, palette: str) -> None:
-        self.palette = palette
-        self.render_overlay()
-
-    def set_hidden(self, hidden) -> None:
-        self.hidden = {int(c) for c in hidden}
-        self.render_overlay()
-
-    def set_contour(self, contour: bool) -> None:
-        self.contour = bool(contour)
-        self.render_overlay()
-
-    def set_mode(self, mode: str, probability_class: int | None = None) -> None:
-        """``"classes"``, ``"confidence"`` or ``"probability"`` (of ``probability_class``)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown view mode {mode!r} (known: {', '.join(MODES)})")
-        self.mode = mode
-        self.probability_class = probability_class
+    def _restyle(self, _value=None) -> None:
         self.render_overlay()
 
     def overlay_rgba(self) -> np.ndarray | None:
         """The overlay as ``uint8 (H, W, 4)`` for the current mode, or None before classification."""
         if self.labels is None:
             return None
-        if self.mode == "classes":
-            return class_rgba(self.labels, palette=self.palette, hidden=self.hidden, contour=self.contour)
-        if self.mode == "confidence":
+        state = self.state
+        if state.view_mode == "classes":
+            return class_rgba(self.labels, palette=state.palette, hidden=state.hidden, contour=state.contour)
+        if state.view_mode == "confidence":
             return heat_rgba(self.probabilities.max(axis=-1), valid=self.valid)
-        class_id = self.probability_class if self.probability_class in self.class_ids else self.class_ids[0]
+        wanted = state.probability_class
+        class_id = wanted if wanted in self.class_ids else self.class_ids[0]
         return heat_rgba(self.probabilities[..., self.class_ids.index(class_id)], valid=self.valid)
 
     def render_overlay(self) -> None:
-        rgba = self.overlay_rgba()
+        outline = self.state.outline and self.labels is not None
+        rgba = None if outline else self.overlay_rgba()
         if rgba is None:
             self.overlay_item.clear()
         else:
             self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.overlay_item.setVisible(self.state.visible)
+        mask = self.outline_mask() if outline and self.state.visible else None
+        for item in (self.outline_edge, self.outline_item):
+            item.setData(mask if mask is not None else None)
+            item.setVisible(mask is not None)
+
+    def outline_mask(self) -> np.ndarray | None:
+        """``float32 (H + 2, W + 2)``: 1 on tumour pixels, padded with 0 so borders at the edge close."""
+        if self.labels is None:
+            return None
+        tumour = next(t.id for t in class_table().classes if t.key == "tumour")
+        return np.pad((self.labels == tumour).astype(np.float32), 1)
+
+    # -- navigation --------------------------------------------------------
+    def zoom_to_fit(self) -> None:
+        """Show the whole image as large as the view allows."""
+        shape = self.image_shape
+        if shape is not None:
+            self.view.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.01)
+
+    def zoom_actual(self) -> None:
+        """One image pixel per screen pixel, centred where the view is centred now."""
+        rect = self.view.viewRect()
+        width, height = self.view.width(), self.view.height()  # screen pixels of the view box
+        if width <= 0 or height <= 0:
+            return
+        centre = rect.center()
+        self.view.setRange(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0)
+
+    def keyPressEvent(self, event) -> None:
+        """Space held: an open-hand cursor; a left drag pans (as the middle button does) and pins nothing."""
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space_down = True
+                self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space_down = False
+                self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
 
     # -- pins and ROI ------------------------------------------------------
-    def add_pin(self, row: int, col: int, colour: str) -> None:
-        self.pins.append((row, col, colour))
-        self._draw_pins()
-
-    def clear_pins(self) -> None:
-        self.pins.clear()
-        self._draw_pins()
-
-    def _draw_pins(self) -> None:
+    def _draw_pins(self, pins=()) -> None:
         spots = [
-            {"pos": (c + 0.5, r + 0.5), "symbol": "o", "size": 14, "pen": pg.mkPen(colour, width=3), "brush": None}
-            for r, c, colour in self.pins
+            {"pos": (p.col + 0.5, p.row + 0.5), "symbol": "o", "size": 14, "pen": pg.mkPen(p.colour, width=3),
+             "brush": None}
+            for p in pins
         ]
         self.pin_item.setData(spots=spots)
 
@@ -208,7 +244,7 @@ class ImageView(pg.GraphicsLayoutWidget):
             self.hovered.emit(*pixel)
 
     def on_mouse_clicked(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton:
+        if event.button() != Qt.MouseButton.LeftButton or self._space_down:
             return
         pixel = self.pixel_at(event.scenePos())
         if pixel is not None:

@@ -1,22 +1,26 @@
-"""Legend: class colours, per-class percentage of the frame and visibility toggles."""
+"""Legend: class colours, per-class percentage of the frame and visibility toggles.
+
+Bound to an :class:`app.overlay_state.OverlayState`: the swatches follow its
+palette, the checkboxes show and edit its hidden classes.
+"""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 
 from app.overlay import class_fractions
+from app.overlay_state import OverlayState
 from core.classes import class_table
 
 
 class LegendPanel(QWidget):
     """One row per class: visibility checkbox with the class name, colour swatch, % of frame."""
 
-    visibility_changed = Signal(object)  # set of hidden class ids
-
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, state: OverlayState | None = None) -> None:
         super().__init__(parent)
         self.table = class_table()
+        self.state = state if state is not None else OverlayState()
         layout = QGridLayout(self)
         layout.setColumnStretch(1, 1)
         self.swatches: dict[int, QLabel] = {}
@@ -26,10 +30,10 @@ class LegendPanel(QWidget):
             swatch = QLabel()
             swatch.setFixedSize(22, 22)
             check = QCheckBox(tissue.name)
-            check.setChecked(True)
+            check.setChecked(tissue.id not in self.state.hidden)
             check.setObjectName(f"legend_visible_{tissue.key}")
             check.setToolTip(f"Show or hide {tissue.name.lower()} in the overlay")
-            check.toggled.connect(self._emit_visibility)
+            check.toggled.connect(lambda on, c=tissue.id: self.state.set_class_visible(c, on))
             percent = QLabel("—")
             percent.setMinimumWidth(64)
             percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -39,12 +43,18 @@ class LegendPanel(QWidget):
             layout.addWidget(percent, row, 2)
             self.swatches[tissue.id], self.checks[tissue.id], self.percent_labels[tissue.id] = swatch, check, percent
         layout.setRowStretch(len(self.table.classes), 1)
-        self.set_palette("thesis")
+        self.state.on_change("palette", self._show_palette)
+        self.state.on_change("hidden", self._show_hidden)
+        self._show_palette(self.state.palette)
 
-    def set_palette(self, palette: str) -> None:
+    def _show_palette(self, palette: str) -> None:
         for class_id, swatch in self.swatches.items():
             r, g, b = self.table.colour(class_id, palette)
             swatch.setStyleSheet(f"background-color: rgb({r},{g},{b}); border: 1px solid #808080;")
+
+    def _show_hidden(self, hidden) -> None:
+        for class_id, check in self.checks.items():
+            check.setChecked(class_id not in hidden)
 
     def set_labels(self, labels: np.ndarray | None) -> None:
         """Update the percentages from a class map ``uint8 (H, W)`` (None clears them)."""
@@ -55,11 +65,6 @@ class LegendPanel(QWidget):
         for class_id, fraction in class_fractions(labels, self.percent_labels).items():
             self.percent_labels[class_id].setText(f"{100.0 * fraction:.1f} %")
 
-    def hidden_classes(self) -> set[int]:
-        return {class_id for class_id, check in self.checks.items() if not check.isChecked()}
-
     def set_class_visible(self, class_id: int, visible: bool) -> None:
+        """Tick or untick a class, as a click on its checkbox does."""
         self.checks[class_id].setChecked(visible)
-
-    def _emit_visibility(self, _checked: bool) -> None:
-        self.visibility_changed.emit(self.hidden_classes())

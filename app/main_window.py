@@ -3,7 +3,18 @@
 Layout: research-use banner and the image view in the centre; legend, spectrum
 and capture metadata in docks on the right; model identity, source, timings,
 progress and cancel in the status bar. All slow work runs in :mod:`app.workers`;
-every error goes to the one :class:`app.notifications.ErrorSink`.
+every error goes to the one :class:`app.notifications.ErrorSink`. What the
+overlay shows lives in one Qt-free :class:`app.overlay_state.OverlayState`
+(``window.overlay_state``) that the view, legend, toolbar controls, exports and
+settings bind to; exports are in :mod:`app.export_controller` (``window.exports``),
+the toolbar's overlay controls in :mod:`app.view_controls`, the centre (banners,
+empty state, map, colour bar, theatre overlay) in :mod:`app.map_area`, theatre
+mode in :mod:`app.theatre`, the start-up model load in :mod:`app.model_loader`,
+and the one-job-at-a-time runner in :mod:`app.job_runner`.
+
+Warnings that must not be missed (remote failed, quality, out-of-distribution,
+stale map) go through ``window.show_warning(kind, text)``: a persistent banner
+until acknowledged.
 
 Extension point (labelling mode, retraining dialog): call
 ``window.add_dock(title, widget)`` to add a dock (returns the ``QDockWidget``;
@@ -14,37 +25,28 @@ current :class:`app.workers.OpenedCapture` and classification result
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (
-    QApplication,
-    QComboBox,
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMenu,
-    QSlider,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu, QToolBar, QWidget
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
-from app.export import overlay_image, write_labels_png, write_npz, write_overlay_png
-from app.image_view import ImageView, pin_colour
+from app.dropped_files import capture_from_drop
+from app.export_controller import ExportController
+from app.job_runner import JobRunner
 from app.legend_panel import LegendPanel
+from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
+from app.model_loader import ModelIndicator, ModelLoader
 from app.notifications import ErrorSink
+from app.overlay_state import OverlayState
 from app.settings import WINDOW_STATE_VERSION, AppSettings
 from app.spectrum_panel import SpectrumPanel
-from app.status_panel import ResearchBanner, StatusPanel
-from core.classes import PALETTES, class_table
-
-PALETTE_TITLES = {"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}
-TIFF_SUFFIXES = (".tif", ".tiff")
+from app.status_panel import StatusPanel
+from app.theatre import TheatreController
+from app.view_controls import ViewControls, bind_checkable, persist_overlay
 
 
 class MainWindow(QMainWindow):
@@ -71,20 +73,19 @@ class MainWindow(QMainWindow):
         self.model_override = None if model_path is None else Path(model_path)
         self.opened: workers.OpenedCapture | None = None
         self.result = None
-        self._worker = None
-        self._job_kind: str | None = None
+        self.jobs = JobRunner(on_yield=self._job_yielded, on_return=self._job_returned,
+                              on_error=self._job_failed, on_busy=self._job_busy)
+        self._job_context: tuple = (None, 0.0)  # (capture open when the job started, its start time)
+        self.overlay_state = OverlayState()
+        persist_overlay(self.overlay_state, self.settings)
+        self.exports = ExportController(self)
 
-        self.banner = ResearchBanner()
-        self.image_view = ImageView()
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.image_view, 1)
-        self.setCentralWidget(central)
+        self.map_area = MapArea(self.overlay_state)
+        self.banner, self.warnings = self.map_area.banner, self.map_area.warnings
+        self.image_view = self.map_area.image_view
+        self.setCentralWidget(self.map_area)
 
-        self.legend = LegendPanel()
+        self.legend = LegendPanel(state=self.overlay_state)
         self.spectrum = SpectrumPanel()
         self.metadata = MetadataPanel()
         self.docks: dict[str, QDockWidget] = {}
@@ -102,25 +103,36 @@ class MainWindow(QMainWindow):
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(self.toolbar)
         populate_toolbar(self.toolbar, self.actions)
-        self._build_display_controls()
+        self.addActions(list(self.actions.values()))  # keys work with the menus and toolbar hidden (theatre)
+        self.view_controls = ViewControls(self.toolbar, self.overlay_state)
+        for name, field in (("contour", "contour"), ("outline", "outline"), ("overlay", "visible")):
+            bind_checkable(self.actions[name], self.overlay_state, field)
 
         self.status = StatusPanel()
+        self.model_indicator = ModelIndicator()
         self.statusBar().addPermanentWidget(self.status)
+        self.statusBar().addPermanentWidget(self.model_indicator)
         self.status.cancel_button.clicked.connect(self.cancel_job)
+        self.model_loader = ModelLoader(self)
+        self.model_loader.changed.connect(self._model_state)
+        self.theatre = TheatreController(self)
+        self.map_area.theatre.exit_button.clicked.connect(lambda: self.actions["theatre"].setChecked(False))
+        self.map_area.empty.open_button.clicked.connect(self.open_dialog)
 
         self.image_view.hovered.connect(self.spectrum.show_pixel)
         self.image_view.left.connect(self.spectrum.clear_hover)
         self.image_view.clicked.connect(self.pin_spectrum)
         self.image_view.roi_changed.connect(self.spectrum.show_roi)
-        self.spectrum.clear_button.clicked.connect(self.clear_pins)
-        self.legend.visibility_changed.connect(self.image_view.set_hidden)
+        self.overlay_state.on_change("pins", self.spectrum.show_pins)
+        self.spectrum.clear_button.clicked.connect(self.overlay_state.clear_pins)
 
         self.setAcceptDrops(True)
         self._update_actions()
         self._rebuild_recent_menu()
-        self._apply_preferences()
-        self.resize(1400, 860)
+        self._fit_to_screen(1400, 860)
         self._restore_window()
+        self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
+        QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
 
     # -- extension points --------------------------------------------------
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -142,68 +154,13 @@ class MainWindow(QMainWindow):
         return menu
 
     # -- controls ----------------------------------------------------------
-    def _build_display_controls(self) -> None:
-        self.toolbar.addSeparator()
-        self.toolbar.addWidget(QLabel(" Opacity "))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setObjectName("opacity_slider")
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setFixedWidth(160)
-        self.opacity_slider.setToolTip("Overlay opacity")
-        self.opacity_slider.valueChanged.connect(self.set_opacity)
-        self.toolbar.addWidget(self.opacity_slider)
-        self.palette_combo = QComboBox()
-        self.palette_combo.setObjectName("palette_combo")
-        self.palette_combo.setToolTip("Class colours")
-        for name in PALETTES:
-            self.palette_combo.addItem(PALETTE_TITLES.get(name, name), name)
-        self.palette_combo.currentIndexChanged.connect(lambda i: self.set_palette(self.palette_combo.itemData(i)))
-        self.toolbar.addWidget(self.palette_combo)
-        self.mode_combo = QComboBox()
-        self.mode_combo.setObjectName("view_mode_combo")
-        self.mode_combo.setToolTip("Class map, confidence (max probability) or one class's probability")
-        self.mode_combo.addItem("Class map", ("classes", None))
-        self.mode_combo.addItem("Confidence", ("confidence", None))
-        for tissue in class_table().classes:
-            self.mode_combo.addItem(f"P({tissue.name})", ("probability", tissue.id))
-        self.mode_combo.currentIndexChanged.connect(lambda i: self.set_view_mode(*self.mode_combo.itemData(i)))
-        self.toolbar.addWidget(self.mode_combo)
-
-    def _apply_preferences(self) -> None:
-        self.opacity_slider.setValue(int(self.settings.get("opacity")))
-        self.set_opacity(self.opacity_slider.value())
-        palette = self.settings.get("palette")
-        self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(palette), 0))
-        self.set_palette(self.palette_combo.currentData())
-        self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
-
-    def set_opacity(self, percent: int) -> None:
-        self.image_view.set_opacity(percent / 100.0)
-        if self.opacity_slider.value() != percent:
-            self.opacity_slider.setValue(percent)
-
-    def set_palette(self, palette: str) -> None:
-        if palette not in PALETTES:
-            raise ValueError(f"unknown palette {palette!r}")
-        self.image_view.set_palette(palette)
-        self.legend.set_palette(palette)
-        self.settings.set("palette", palette)
-        index = self.palette_combo.findData(palette)
-        if self.palette_combo.currentIndex() != index:
-            self.palette_combo.setCurrentIndex(index)
-
-    def set_view_mode(self, mode: str, class_id: int | None = None) -> None:
-        self.image_view.set_mode(mode, class_id)
-
-    def set_contour(self, on: bool) -> None:
-        self.image_view.set_contour(on)
-
     def set_roi_visible(self, on: bool) -> None:
         self.image_view.set_roi_visible(on)
         if self.actions["roi"].isChecked() != bool(on):
             self.actions["roi"].setChecked(bool(on))
 
     def set_theatre_mode(self, on: bool) -> None:
+        """Full screen with only the map, a large legend and the model; remembered in the settings."""
         from app.application import apply_theatre_mode
 
         self.settings.set("theatre_mode", bool(on))
@@ -212,29 +169,41 @@ class MainWindow(QMainWindow):
             apply_theatre_mode(app, bool(on))
         size = 40 if on else 24
         self.toolbar.setIconSize(QSize(size, size))
-        self.opacity_slider.setFixedWidth(260 if on else 160)
-        self.banner.setStyleSheet(self.banner.styleSheet())  # re-polish with the new font
+        self.theatre.set_active(on)
+        QTimer.singleShot(0, self.image_view.zoom_to_fit)  # once the new layout is in place
+
+    def show_warning(self, kind: str, text: str) -> None:
+        """A warning that stays on screen (banner) until acknowledged; also kept in the notice history."""
+        self.warnings.show_warning(kind, text)
+        self.sink.note(text, level="warning")
+
+    def show_about(self):
+        from app.about_dialog import AboutDialog
+
+        dialog = AboutDialog(self)
+        dialog.open()
+        return dialog
+
+    def show_shortcuts(self):
+        from app.shortcuts_dialog import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self)
+        dialog.open()
+        return dialog
 
     def pin_spectrum(self, row: int, col: int) -> None:
         """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
-        if self.opened is None:
-            return
-        colour = pin_colour(len(self.spectrum.pinned_curves))
-        self.spectrum.pin(row, col, colour)
-        self.image_view.add_pin(row, col, colour)
-
-    def clear_pins(self) -> None:
-        self.spectrum.clear_pins()
-        self.image_view.clear_pins()
+        if self.opened is not None:
+            self.overlay_state.add_pin(row, col)
 
     # -- open --------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self._last_folder(), "TIFF (*.tif *.tiff)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self.last_folder(), "TIFF (*.tif *.tiff)")
         if path:
             self.open_capture(path)
 
     def open_with_references_dialog(self) -> None:
-        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self._last_folder(), "TIFF (*.tif *.tiff)")
+        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self.last_folder(), "TIFF (*.tif *.tiff)")
         if not raw:
             return
         folder = str(Path(raw).parent)
@@ -243,7 +212,7 @@ class MainWindow(QMainWindow):
         if dark and white:
             self.open_capture(raw, dark, white)
 
-    def _last_folder(self) -> str:
+    def last_folder(self) -> str:
         recent = self.settings.get("recent_files")
         return str(Path(recent[0]).parent) if recent else ""
 
@@ -253,6 +222,9 @@ class MainWindow(QMainWindow):
 
     def _opened(self, opened: workers.OpenedCapture) -> None:
         self.opened, self.result = opened, None
+        self.map_area.show_map()
+        self.map_area.colour_bar.set_has_map(False)
+        self.map_area.theatre.set_model_line(f"{opened.capture.capture_id} — not classified yet (F5)")
         self.image_view.set_rgb(opened.rgb)
         self.spectrum.set_cube(opened.cube)
         self.metadata.show_capture(opened)
@@ -279,15 +251,14 @@ class MainWindow(QMainWindow):
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """``--model``, else the settings' default model, else the bundled demo model if present."""
-        from resources import DEMO_MODEL_PATH
+        """The model :func:`core.model_choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        from core.errors import ModelFileError
+        from core.model_choice import resolve_model_path
 
-        if self.model_override is not None:
-            return self.model_override
-        configured = self.settings.get("default_model").strip()
-        if configured:
-            return Path(configured)
-        return DEMO_MODEL_PATH if DEMO_MODEL_PATH.is_file() else None
+        try:
+            return resolve_model_path(self.model_override, self.settings.get("default_model"))
+        except ModelFileError:
+            return None
 
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
@@ -296,6 +267,10 @@ class MainWindow(QMainWindow):
 
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
+        from functools import partial
+
+        from core.model_choice import resolve_model
+
         if self.opened is None:
             self.sink.note("Open a capture before classifying", level="warning")
             return
@@ -308,151 +283,93 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_path=self.model_path(),
+            model_resolver=partial(resolve_model, self.model_override, self.settings.get("default_model")),
             remote=remote,
             fallback_local=bool(self.settings.get("fallback_local")),
         )
 
-    def _classified(self, classified: workers.Classified, opened) -> None:
+    def _classified(self, classified: workers.Classified, opened, started: float) -> None:
         if opened is not self.opened:
             return  # a new capture was opened meanwhile; this map belongs to the old one
         result = classified.result
-        self.result = result
         valid = result.cube.valid if result.cube is not None else opened.cube.valid
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
+        self.result = result
         self.legend.set_labels(result.labels)
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
-        self.status.show_timings(result.timings_s)
+        self.map_area.colour_bar.set_has_map(True)
+        self.image_view.viewport().repaint()  # painted now: the time shown is what the user waited
+        waited = time.perf_counter() - started
+        self.status.show_waited(waited, result.timings_s)
+        self.map_area.theatre.set_model_line(self.status.theatre_line(result, waited))
         if classified.fallback is None:
-            self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}")
+            self.sink.note(f"Classified {opened.capture.capture_id} with {result.model.name} v{result.model.version}"
+                           f" in {1000 * waited:.0f} ms")
         self._update_actions()
         self.classified.emit(result)
 
     # -- jobs --------------------------------------------------------------
     def is_busy(self) -> bool:
-        return self._worker is not None
+        return self.jobs.busy
 
     def _start(self, kind: str, job, *args, **kwargs) -> None:
-        self.cancel_job(quiet=True)
-        opened = self.opened
-        holder: list = []
+        self._job_context = (self.opened, time.perf_counter())  # the click: every time shown starts here
+        self.jobs.start(kind, job, *args, **kwargs)
 
-        def mine() -> bool:
-            return bool(holder) and holder[0] is self._worker
+    def _job_yielded(self, _kind: str, value) -> None:
+        if isinstance(value, workers.Progress):
+            self.status.set_busy(value.text, value.fraction)
+        elif isinstance(value, workers.FallbackNotice):
+            self.show_warning("remote", f"Endpoint {value.endpoint} failed ({value.problem}); "
+                                        "this map was classified locally instead")
 
-        def on_yield(value) -> None:
-            if not mine():
-                return
-            if isinstance(value, workers.Progress):
-                self.status.set_busy(value.text, value.fraction)
-            elif isinstance(value, workers.FallbackNotice):
-                self.sink.note(
-                    f"Endpoint {value.endpoint} failed ({value.problem}); classifying locally instead",
-                    level="warning",
-                )
+    def _job_returned(self, kind: str, value) -> None:
+        if kind == "open":
+            self._opened(value)
+        else:
+            self._classified(value, *self._job_context)
 
-        def on_return(value) -> None:
-            if not mine():
-                return
-            self._finish()
-            if kind == "open":
-                self._opened(value)
-            else:
-                self._classified(value, opened)
+    def _job_failed(self, kind: str, exc: BaseException) -> None:
+        self.sink.report(exc, context=_HINTS.get(kind, lambda _e: None)(exc))
+        self.job_failed.emit(exc)
 
-        def on_error(exc: BaseException) -> None:
-            if not mine():
-                return
-            self._finish()
-            self.sink.report(exc)
-            self.job_failed.emit(exc)
-
-        self._job_kind = kind
-        worker = workers.start_job(job, *args, on_yield=on_yield, on_return=on_return, on_error=on_error, **kwargs)
-        holder.append(worker)
-        self._worker = worker
-        worker.aborted.connect(lambda: self._finish() if mine() else None)
-        self.status.set_busy("Working", 0.0)
+    def _job_busy(self, busy: bool, _kind: str | None) -> None:
+        self.status.set_busy("Working" if busy else None, 0.0)
         self._update_actions()
-        self.busy_changed.emit(True)
-
-    def _finish(self) -> None:
-        self._worker, self._job_kind = None, None
-        self.status.set_busy(None)
-        self._update_actions()
-        self.busy_changed.emit(False)
+        self.busy_changed.emit(busy)
 
     def cancel_job(self, quiet: bool = False) -> None:
         """Ask the running job to stop at its next step; its result, if any, is dropped."""
-        worker = self._worker
-        if worker is None:
-            return
-        worker.quit()
-        kind = self._job_kind
-        self._finish()
-        if not quiet:
+        kind = self.jobs.cancel()
+        if kind is not None and not quiet:
             self.sink.note(f"Cancelled {'classification' if kind == 'classify' else 'opening'}")
 
+    def load_model(self) -> None:
+        """(Re)load the model in the background: torch and the weights are ready before the first click.
+
+        The one model rule (:func:`core.model_choice.resolve_model`) runs in the worker, so a
+        missing or broken model is reported with its file name and how to fix it.
+        """
+        from functools import partial
+
+        from core.model_choice import resolve_model
+
+        override, configured = self.model_override, self.settings.get("default_model")
+        self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)
+
+    def _model_state(self, state: str, text: str) -> None:
+        self.model_indicator.show_state(state, text)
+        self.map_area.empty.set_model_text(text, problem=state in ("missing", "failed"))
+        if state in ("missing", "failed"):
+            self.sink.note(text, level="warning")
+
     def _update_actions(self) -> None:
-        has_capture, busy = self.opened is not None, self._worker is not None
+        has_capture, busy = self.opened is not None, self.jobs.busy
         self.actions["classify"].setEnabled(has_capture)
         self.actions["cancel"].setEnabled(busy)
         for name in ("export_overlay", "export_labels", "export_npz"):
             self.actions[name].setEnabled(self.result is not None)
-
-    # -- export ------------------------------------------------------------
-    def _require_result(self):
-        if self.result is None or self.opened is None:
-            raise ValueError("nothing to export: classify a capture first")
-        return self.result
-
-    def overlay_export_image(self):
-        """The overlay PNG content as a PIL image (what ``export_overlay`` writes)."""
-        result = self._require_result()
-        return overlay_image(
-            self.opened.rgb,
-            result.labels,
-            model=result.model,
-            source=result.source,
-            palette=self.image_view.palette,
-            opacity=self.image_view.overlay_item.opacity(),
-            hidden=self.image_view.hidden,
-            classified_at=result.classified_at,
-        )
-
-    def export_overlay(self, path) -> Path:
-        return write_overlay_png(path, self.overlay_export_image())
-
-    def export_labels(self, path) -> Path:
-        return write_labels_png(path, self._require_result().labels)
-
-    def export_npz(self, path) -> Path:
-        return write_npz(path, self._require_result())
-
-    def _export_dialog(self, title: str, suffix: str, filter_text: str, write) -> None:
-        if self.result is None:
-            self.sink.note("Classify a capture before exporting", level="warning")
-            return
-        default = str(Path(self._last_folder() or ".") / f"{self.opened.capture.capture_id}{suffix}")
-        path, _ = QFileDialog.getSaveFileName(self, title, default, filter_text)
-        if not path:
-            return
-        try:
-            write(path)
-        except (OSError, ValueError) as exc:
-            self.sink.report(exc, context="export")
-            return
-        self.sink.note(f"Wrote {path}")
-
-    def export_overlay_dialog(self) -> None:
-        self._export_dialog("Export overlay", "_overlay.png", "PNG (*.png)", self.export_overlay)
-
-    def export_labels_dialog(self) -> None:
-        self._export_dialog("Export label map", "_labels.png", "PNG (*.png)", self.export_labels)
-
-    def export_npz_dialog(self) -> None:
-        self._export_dialog("Export labels and probabilities", "_classification.npz", "NumPy (*.npz)", self.export_npz)
 
     # -- settings ----------------------------------------------------------
     def open_settings(self):
@@ -470,21 +387,30 @@ class MainWindow(QMainWindow):
             state.save(self.settings)
         except ValueError as exc:
             self.sink.report(exc, context="settings")
-        self.set_palette(state.palette)
+        self.overlay_state.palette = state.palette
         self.actions["theatre"].setChecked(state.theatre_mode)
+        self.load_model()  # the model may have changed; the cache makes an unchanged one instant
 
     # -- drag and drop -----------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if _dropped_tiff(event.mimeData()) is not None:
+        if _dropped_capture(event.mimeData()) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        path = _dropped_tiff(event.mimeData())
-        if path is not None:
+        capture = _dropped_capture(event.mimeData())
+        if capture is not None:
             event.acceptProposedAction()
-            self.open_capture(path)
+            self.open_capture(*capture)
 
     # -- window state ------------------------------------------------------
+    def _fit_to_screen(self, width: int, height: int) -> None:
+        """Start at ``width`` x ``height``, or the screen's free area on a smaller screen (1280 x 800)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        if area is not None and (area.width() < width or area.height() < height):
+            width, height = min(width, area.width()), min(height, area.height() - 40)  # room for the title bar
+        self.resize(width, height)
+
     def _restore_window(self) -> None:
         geometry = self.settings.get("window_geometry")
         if geometry:
@@ -494,21 +420,34 @@ class MainWindow(QMainWindow):
             self.restoreState(state, WINDOW_STATE_VERSION)
 
     def save_window(self) -> None:
-        self.settings.set("window_geometry", bytes(self.saveGeometry().data()))
-        self.settings.set("window_state", bytes(self.saveState(WINDOW_STATE_VERSION).data()))
+        # In theatre mode the layout to remember is the normal one, not the hidden docks.
+        state = self.theatre.normal_state or bytes(self.saveState(WINDOW_STATE_VERSION).data())
+        geometry = self.theatre.normal_geometry or bytes(self.saveGeometry().data())
+        self.settings.set("window_geometry", geometry)
+        self.settings.set("window_state", state)
         self.settings.set("window_state_version", WINDOW_STATE_VERSION)
         self.settings.sync()
 
     def closeEvent(self, event) -> None:
         self.cancel_job(quiet=True)
+        self.model_loader.shutdown()
         self.save_window()
         super().closeEvent(event)
 
 
-def _dropped_tiff(mime) -> str | None:
+def _dropped_capture(mime) -> tuple[str, str | None, str | None] | None:
     if not mime.hasUrls():
         return None
-    for url in mime.urls():
-        if url.isLocalFile() and url.toLocalFile().lower().endswith(TIFF_SUFFIXES):
-            return url.toLocalFile()
+    return capture_from_drop([url.toLocalFile() for url in mime.urls() if url.isLocalFile()])
+
+
+def _model_hint(exc: BaseException) -> str | None:
+    """A classification failed on the model: say where to fix it (unless the message already does)."""
+    from core.errors import ModelFileError
+
+    if isinstance(exc, ModelFileError) and "Settings" not in str(exc):
+        return "Model problem — choose a compatible model in Settings ▸ Model (or run make demo-model)"
     return None
+
+
+_HINTS = {"classify": _model_hint}

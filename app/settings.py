@@ -50,6 +50,8 @@ class AppSettings:
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.qsettings = qsettings if qsettings is not None else QSettings(ORGANISATION, APPLICATION)
+        self._keyring_ok: bool | None = None  # detected once, on first use
+        self._session_key: str | None = None  # "use for this session only": memory, never disk
 
     @classmethod
     def from_file(cls, path: str | Path) -> "AppSettings":
@@ -111,15 +113,44 @@ class AppSettings:
     def remote_enabled(self) -> bool:
         return bool(self.get("use_remote") and self.get("endpoint_url").strip())
 
-    # The key is a secret: keyring only (remote.credentials), never QSettings.
+    # The key is a secret: keyring only (remote.credentials), never QSettings; without a
+    # keyring it may live in this process's memory for the session, never on disk.
+    def keyring_available(self) -> bool:
+        """Whether keys can be stored on this machine (asked once)."""
+        if self._keyring_ok is None:
+            from remote.credentials import keyring_available
+
+            self._keyring_ok = keyring_available()
+        return self._keyring_ok
+
     def endpoint_key(self) -> str | None:
+        if self._session_key:
+            return self._session_key
+        if not self.keyring_available():
+            return None
         from remote.credentials import SCORING_ENDPOINT_KEY, get_secret
 
         return get_secret(SCORING_ENDPOINT_KEY)
 
-    def set_endpoint_key(self, key: str | None) -> None:
-        from remote.credentials import SCORING_ENDPOINT_KEY, delete_secret, set_secret
+    def key_is_session_only(self) -> bool:
+        return bool(self._session_key)
 
+    def set_endpoint_key(self, key: str | None, *, session_only: bool = False) -> None:
+        """Store ``key`` in the keyring (None or empty removes it); ``session_only`` keeps it in memory."""
+        from remote.credentials import SCORING_ENDPOINT_KEY, CredentialError, delete_secret, remember_secret, set_secret
+
+        if session_only:
+            self._session_key = key or None
+            if key:
+                remember_secret(key)  # redacted from any message, like a stored one
+            return
+        self._session_key = None
+        if not self.keyring_available():
+            if key:
+                raise CredentialError(
+                    "cannot store the endpoint key: this machine has no keyring; "
+                    "tick \"use for this session only\" to use it until the app closes")
+            return
         if key:
             set_secret(SCORING_ENDPOINT_KEY, key)
         else:

@@ -2,12 +2,15 @@
 
 The dialog owns a :class:`SettingsState` and binds its widgets to it (glue-qt
 style): tests set the state without showing the dialog. The endpoint key is
-kept in the OS keyring (:mod:`remote.credentials`), never in QSettings.
+kept in the OS keyring (:mod:`remote.credentials`), never in QSettings. On a
+machine without a keyring (detected once) the dialog says so and offers to use
+the key for this session only (memory, never disk); the key is only written
+when it was edited, so OK never fails on a field the user did not touch.
 "Test connection" pings the endpoint in a worker and reports the latency.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -38,6 +41,9 @@ class SettingsState:
     default_model: str = ""
     palette: str = "thesis"
     theatre_mode: bool = False
+    key_session_only: bool = False  # keep the key in memory until the app closes (no keyring here)
+    keyring_available: bool = field(default=True, compare=False)
+    loaded_key: str = field(default="", compare=False, repr=False)  # the key as read: untouched means unchanged
 
     @classmethod
     def from_settings(cls, settings: AppSettings) -> "SettingsState":
@@ -45,8 +51,11 @@ class SettingsState:
             key = settings.endpoint_key() or ""
         except ValueError:  # keyring unusable: the dialog still opens, the key field starts empty
             key = ""
-        values = {f.name: settings.get(f.name) for f in fields(cls) if f.name != "endpoint_key"}
-        return cls(endpoint_key=key, **values)
+        stored = {f.name for f in fields(cls)} - _NOT_IN_SETTINGS
+        values = {name: settings.get(name) for name in stored}
+        available = settings.keyring_available()
+        return cls(endpoint_key=key, key_session_only=settings.key_is_session_only() or not available,
+                   keyring_available=available, loaded_key=key, **values)
 
     def validate(self) -> None:
         url = self.endpoint_url.strip()
@@ -56,13 +65,19 @@ class SettingsState:
             raise ValueError(f"unknown palette {self.palette!r}")
 
     def save(self, settings: AppSettings) -> None:
-        """Write to QSettings; the key goes to the keyring only."""
+        """Write to QSettings; the key goes to the keyring (or memory, session only), and only if edited."""
         self.validate()
         for f in fields(self):
-            if f.name != "endpoint_key":
+            if f.name not in _NOT_IN_SETTINGS:
                 settings.set(f.name, getattr(self, f.name))
-        settings.set_endpoint_key(self.endpoint_key.strip() or None)
+        key = self.endpoint_key.strip()
+        if key != self.loaded_key.strip() or self.key_session_only != settings.key_is_session_only():
+            settings.set_endpoint_key(key or None, session_only=self.key_session_only)
+            self.loaded_key = key
         settings.sync()
+
+
+_NOT_IN_SETTINGS = {"endpoint_key", "key_session_only", "keyring_available", "loaded_key"}
 
 
 def ping_job(url: str, key: str | None):
@@ -91,6 +106,12 @@ class SettingsDialog(QDialog):
         self.key_edit = QLineEdit()
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.key_edit.setPlaceholderText("stored in the system keyring")
+        self.session_key_check = QCheckBox("Use the key for this session only (kept in memory, never on disk)")
+        self.session_key_check.setObjectName("session_key_check")
+        self.keyring_note = QLabel("No keyring on this machine: endpoint keys cannot be stored here.")
+        self.keyring_note.setObjectName("keyring_note")
+        self.keyring_note.setWordWrap(True)
+        self.keyring_note.setStyleSheet("color: #ffb000;")
         self.use_remote_check = QCheckBox("Classify on the endpoint when one is set")
         self.fallback_check = QCheckBox("Classify locally when the endpoint fails")
         self.test_button = QPushButton("Test connection")
@@ -111,6 +132,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Endpoint URL", self.url_edit)
         form.addRow("Endpoint key", self.key_edit)
+        form.addRow("", self.keyring_note)
+        form.addRow("", self.session_key_check)
         form.addRow("", self.use_remote_check)
         form.addRow("", self.fallback_check)
         test_row = QHBoxLayout()
@@ -141,6 +164,7 @@ class SettingsDialog(QDialog):
             lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
         )
         self.theatre_check.toggled.connect(lambda v: setattr(self.state, "theatre_mode", v))
+        self.session_key_check.toggled.connect(lambda v: setattr(self.state, "key_session_only", v))
         self.test_button.clicked.connect(self.test_connection)
 
     def set_state(self, state: SettingsState) -> None:
@@ -148,6 +172,11 @@ class SettingsDialog(QDialog):
         self.state = state
         self.url_edit.setText(state.endpoint_url)
         self.key_edit.setText(state.endpoint_key)
+        self.keyring_note.setVisible(not state.keyring_available)
+        self.session_key_check.setVisible(not state.keyring_available or state.key_session_only)
+        self.session_key_check.setChecked(state.key_session_only)
+        self.key_edit.setPlaceholderText("stored in the system keyring" if state.keyring_available
+                                         else "not stored: this machine has no keyring")
         self.use_remote_check.setChecked(state.use_remote)
         self.fallback_check.setChecked(state.fallback_local)
         self.model_edit.setText(state.default_model)
@@ -157,6 +186,8 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         try:
             self.state.validate()
+            if self.state.endpoint_key.strip() and not (self.state.keyring_available or self.state.key_session_only):
+                raise ValueError("this machine has no keyring: tick \"use for this session only\" or clear the key")
         except ValueError as exc:
             self.error_label.setText(str(exc))
             return

@@ -93,12 +93,15 @@ class SpectrumPanel(QWidget):
     def clear_hover(self) -> None:
         self.hover_curve.setData([], [])
 
-    def pin(self, row: int, col: int, colour: str) -> None:
-        """Add a pinned spectrum for pixel ``(row, col)`` drawn in ``colour``."""
+    def show_pins(self, pins) -> None:
+        """One curve per :class:`app.overlay_state.Pin`, in its colour (bound to ``OverlayState.pins``)."""
+        self.clear_pins()
         if self.cube is None:
             return
-        curve = self.plot.plot(self.x, self.cube.data[row, col], pen=pg.mkPen(colour, width=2), name=f"pin {row},{col}")
-        self.pinned_curves.append(curve)
+        for pin in pins:
+            curve = self.plot.plot(self.x, self.cube.data[pin.row, pin.col], pen=pg.mkPen(pin.colour, width=2),
+                                   name=f"pin {pin.row},{pin.col}")
+            self.pinned_curves.append(curve)
 
     def clear_pins(self) -> None:
         for curve in self.pinned_curves:

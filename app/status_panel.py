@@ -24,8 +24,14 @@ class ResearchBanner(QLabel):
         super().__init__(BANNER_TEXT, parent)
         self.setObjectName("research_banner")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.set_large(False)
+
+    def set_large(self, large: bool) -> None:
+        """Theatre mode: the notice stays, in type read from two metres."""
+        px = 26 if large else 13
         self.setStyleSheet(
-            "QLabel#research_banner { background: #5c3b00; color: #ffd27a; font-weight: bold; padding: 4px; }"
+            "QLabel#research_banner { background: #5c3b00; color: #ffd27a; font-weight: bold; padding: 4px;"
+            f" font-size: {px}px; }}"
         )
 
 
@@ -68,9 +74,23 @@ class StatusPanel(QWidget):
         self.source_label.setText("")
 
     def show_timings(self, timings_s: dict[str, float]) -> None:
+        """Per-stage times of opening a capture (what the user waited for is their sum: one job)."""
+        self.timings_label.setToolTip("")
         order = ("read", "upload", "preprocess", "server", "infer", "rgb", "total")
         keys = [k for k in order if k in timings_s] + [k for k in timings_s if k not in order]
         self.timings_label.setText(" · ".join(f"{k} {1000 * timings_s[k]:.0f} ms" for k in keys))
+
+    def show_waited(self, waited_s: float, timings_s: dict[str, float]) -> None:
+        """The wall time from the click to the map on screen; the stages only in the tooltip."""
+        self.timings_label.setText(f"Map in {1000 * waited_s:.0f} ms")
+        stages = " · ".join(f"{k} {1000 * v:.0f} ms" for k, v in timings_s.items())
+        self.timings_label.setToolTip(f"From the click to the map on screen. Stages: {stages}")
+
+    def theatre_line(self, result, waited_s: float) -> str:
+        """Model and map time for theatre mode's large type."""
+        when = f" · map of {_local_time(result.classified_at)}" if result.classified_at else ""
+        where = "local" if result.source == "local" else "remote"
+        return f"{result.model.name} v{result.model.version}{when} · {1000 * waited_s:.0f} ms · {where}"
 
     def set_busy(self, text: str | None, fraction: float = 0.0) -> None:
         """Show progress (``text`` not None) with the cancel button, or hide both."""

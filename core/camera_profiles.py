@@ -33,6 +33,14 @@ class CameraProfile:
     wavelengths_nm: tuple[float, ...] | None  # per band, nm
     scm: np.ndarray = field(repr=False, compare=False)  # (B, B) float32
     camera_model: str | None = None
+    # True when wavelengths_nm is the profile's nominal list, False when derived from the frame's metadata.
+    wavelengths_nominal: bool = field(default=True, compare=False)
+    # Where the filter geometry came from, for messages: "profile NAME" or "metadata (MODEL)".
+    geometry_source: str = field(default="", compare=False)
+
+    @property
+    def geometry_label(self) -> str:
+        return self.geometry_source or f"profile {self.id}"
 
     @property
     def n_bands(self) -> int:
@@ -52,6 +60,44 @@ class CameraProfile:
     def with_offset(self, offset_xy: tuple[int, int]) -> "CameraProfile":
         """The same profile with the filter area at another offset (e.g. a cropped frame)."""
         return replace(self, offset_xy=offset_xy)
+
+
+def band_positions(scm: np.ndarray) -> np.ndarray:
+    """The pattern position each output band of ``SCM @ spectrum`` comes from, ``int (B,)``.
+
+    Rule (stated in the profiles as ``wavelength_rule``): the one-to-one assignment of
+    output bands to pattern positions that maximises the summed SCM weight
+    (``scipy.optimize.linear_sum_assignment`` on ``SCM``). For a near-permutation SCM
+    this is each row's dominant input; where two rows share one dominant input (rows
+    23 and 24 of the thesis SCM both peak on position 3) the assignment gives them
+    distinct positions, so no two bands claim the same wavelength.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    matrix = np.asarray(scm, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"SCM must be square, got shape {matrix.shape}")
+    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    out = np.empty(matrix.shape[0], dtype=np.int64)
+    out[rows] = cols
+    return out
+
+
+def band_wavelengths(scm: np.ndarray, position_wavelengths_nm) -> tuple[float, ...]:
+    """Wavelength (nm) of each output band from per-pattern-position wavelengths (see :func:`band_positions`)."""
+    positions = np.asarray(position_wavelengths_nm, dtype=np.float64)
+    if positions.shape != (np.asarray(scm).shape[0],):
+        raise ValueError(f"{positions.size} pattern-position wavelengths for an SCM of shape {np.asarray(scm).shape}")
+    return tuple(float(w) for w in positions[band_positions(scm)])
+
+
+def position_wavelengths(profile: "CameraProfile") -> tuple[float, ...] | None:
+    """The per-pattern-position wavelengths a camera would write for ``profile`` (inverse of :func:`band_wavelengths`)."""
+    if profile.wavelengths_nm is None:
+        return None
+    out = np.empty(profile.n_bands)
+    out[band_positions(profile.scm)] = profile.wavelengths_nm
+    return tuple(float(w) for w in out)
 
 
 def _validate(profile: CameraProfile) -> CameraProfile:
@@ -100,6 +146,8 @@ def load_profile(name: str) -> CameraProfile:
             wavelengths_nm=None if wl is None else tuple(float(w) for w in wl),
             scm=scm,
             camera_model=spec.get("camera_model"),
+            wavelengths_nominal=True,
+            geometry_source=f"profile {spec['id']}",
         )
     )
 
@@ -107,7 +155,10 @@ def load_profile(name: str) -> CameraProfile:
 def profile_from_metadata(
     meta: CaptureMetadata, *, scm: np.ndarray | None = None, sensor_shape: tuple[int, int] | None = None
 ) -> CameraProfile:
-    """Derive a profile from a frame's Ximea metadata (SCM = identity unless given)."""
+    """Derive a profile from a frame's Ximea metadata (SCM = identity unless given).
+
+    Band wavelengths come from the metadata's per-position list through :func:`band_wavelengths`.
+    """
     if not meta.has_calibration:
         raise ProfileError("capture metadata carries no filter-area calibration")
     n = meta.pattern_wh[0] * meta.pattern_wh[1]
@@ -121,11 +172,20 @@ def profile_from_metadata(
             offset_xy=(ox, oy),
             area_wh=(w, h),
             pattern_wh=meta.pattern_wh,
-            wavelengths_nm=meta.wavelengths_nm,
+            wavelengths_nm=_metadata_band_wavelengths(meta, matrix),
             scm=matrix,
             camera_model=meta.camera_model,
+            wavelengths_nominal=False,
+            geometry_source=f"metadata ({meta.camera_model or 'camera'})",
         )
     )
+
+
+def _metadata_band_wavelengths(meta: CaptureMetadata, scm: np.ndarray) -> tuple[float, ...] | None:
+    wl = meta.wavelengths_nm
+    if wl is None or len(wl) != scm.shape[0]:
+        return wl  # _validate names a count that does not fit
+    return band_wavelengths(scm, wl)
 
 
 def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -> CameraProfile:
@@ -136,7 +196,8 @@ def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -
     change with the sensor region read out). When the metadata names the camera
     model and mosaic pattern of a built-in profile, that profile's id and SCM
     apply — the spectral correction belongs to the camera's filters, not to the
-    region read out — with the metadata's wavelengths. Other cameras get an
+    region read out — with band wavelengths derived from the metadata's
+    per-position wavelengths through the SCM (:func:`band_wavelengths`). Other cameras get an
     identity SCM. Without metadata, the thesis profile.
     """
     if name is not None:
@@ -146,15 +207,17 @@ def resolve_profile(metadata: CaptureMetadata | None, name: str | None = None) -
     for profile_id in list_profiles():
         builtin = load_profile(profile_id)
         if builtin.camera_model == metadata.camera_model and builtin.pattern_wh == metadata.pattern_wh:
-            wavelengths = builtin.wavelengths_nm
+            wavelengths, nominal = builtin.wavelengths_nm, True
             if metadata.wavelengths_nm and len(metadata.wavelengths_nm) == builtin.n_bands:
-                wavelengths = metadata.wavelengths_nm
+                wavelengths, nominal = band_wavelengths(builtin.scm, metadata.wavelengths_nm), False
             return _validate(
                 replace(
                     builtin,
                     offset_xy=metadata.filter_offset_xy,
                     area_wh=metadata.filter_size_wh,
                     wavelengths_nm=wavelengths,
+                    wavelengths_nominal=nominal,
+                    geometry_source=f"metadata ({metadata.camera_model}), SCM of profile {builtin.id}",
                 )
             )
     return profile_from_metadata(metadata)

@@ -38,6 +38,9 @@ class Capture:
     dark_path: Path | None = None
     white_path: Path | None = None
     capture_id: str = "capture"
+    # The references' own metadata (core.quality compares serial, exposure, gain, geometry with the raw's).
+    dark_metadata: CaptureMetadata | None = None
+    white_metadata: CaptureMetadata | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -119,7 +122,11 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
                 shape = _check_layout(label, tuple(page.shape), page.dtype)
                 dtype = np.dtype(page.dtype)
                 if pixels:
-                    frame = page.asarray()
+                    try:
+                        frame = page.asarray()
+                    except Exception as exc:  # noqa: BLE001 - sorted out below, codec problems first
+                        _raise_codec_problem(label, page, exc)
+                        raise
         except CaptureError:
             raise
         except PermissionError:
@@ -146,7 +153,32 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
             metadata = parse_ximea_xml(description)
         except ValueError as exc:
             raise CaptureError(label, f"bad Ximea metadata: {exc}") from None
+    if metadata is not None and metadata.active_area_wh is not None:
+        width, height = metadata.active_area_wh
+        if (height, width) != tuple(shape):
+            # A frame cut (or padded) after capture: its pixels no longer sit where the metadata says.
+            raise CaptureError(
+                label,
+                f"frame is {shape[0]}x{shape[1]} (rows x cols) but its metadata's ActiveArea is {height}x{width}; "
+                "was it cropped after capture?",
+            )
     return frame, (shape, dtype), metadata
+
+
+def _raise_codec_problem(label: str, page, exc: Exception) -> None:
+    """``CaptureError`` when ``exc`` means "no decoder for this compression", not "damaged data"."""
+    text = str(exc)
+    tag = page.tags.get(259)
+    value = None if tag is None else tag.value
+    try:
+        name = tifffile.COMPRESSION(value).name
+    except ValueError:
+        name = str(value)
+    if "imagecodecs" in text:
+        # LZW, PackBits, JPEG... are decoded by imagecodecs, a NeuroHSI dependency: a broken install.
+        raise CaptureError(label, f"compression {name} needs the imagecodecs package, which is not installed") from None
+    if "not a known COMPRESSION" in text:
+        raise CaptureError(label, f"unsupported compression {name}") from None
 
 
 def _check_layout(label: str, shape: tuple[int, ...], dtype) -> tuple[int, int]:
@@ -235,16 +267,20 @@ def load_capture(
         dark_path = dark_path or found_dark
         white_path = white_path or found_white
     dark_path, white_path = Path(dark_path), Path(white_path)
-    dark, _ = read_frame(dark_path)
-    white, _ = read_frame(white_path)
+    dark, dark_meta = read_frame(dark_path)
+    white, white_meta = read_frame(white_path)
     _check_same_shape(raw, {"dark": (dark, str(dark_path)), "white": (white, str(white_path))})
-    return Capture(raw, dark, white, metadata, raw_path, dark_path, white_path, capture_id_for(raw_path))
+    return Capture(
+        raw, dark, white, metadata, raw_path, dark_path, white_path, capture_id_for(raw_path), dark_meta, white_meta
+    )
 
 
 def capture_from_bytes(raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture") -> Capture:
     """A capture from the TIFF bytes of its three frames (as the scoring service receives them)."""
     raw_frame, metadata = read_frame(raw, name="raw")
-    dark_frame, _ = read_frame(dark, name="dark")
-    white_frame, _ = read_frame(white, name="white")
+    dark_frame, dark_meta = read_frame(dark, name="dark")
+    white_frame, white_meta = read_frame(white, name="white")
     _check_same_shape(raw_frame, {"dark": (dark_frame, "dark"), "white": (white_frame, "white")})
-    return Capture(raw_frame, dark_frame, white_frame, metadata, capture_id=capture_id)
+    return Capture(
+        raw_frame, dark_frame, white_frame, metadata, capture_id=capture_id, dark_metadata=dark_meta, white_metadata=white_meta
+    )

@@ -9,6 +9,11 @@ def utc_now_iso(timespec: str = "seconds") -> str:
     return datetime.now(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def utc_now_stamp() -> str:
+    """Now in UTC as a compact stamp safe in file names, e.g. ``20261129-043313`` (job ids, model versions)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
 def to_utc_iso(when: datetime | None, timespec: str = "seconds") -> str | None:
     """``when`` (aware) as ISO 8601 UTC with a ``Z`` suffix; None stays None."""
     if when is None:

@@ -16,15 +16,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from core.camera_profiles import CameraProfile, resolve_profile
+from core.clock import utc_now_iso
 from core.errors import CaptureError, DatasetError
-from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png, write_label_png
+from core.export import write_label_png
+from core.fileio import atomic_write, atomic_write_text
+from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png
 from core.metadata import CaptureMetadata
+from core.nemesis_ground_truth import kind_name, place_cropped_ground_truth
 
 CAPTURE_FILES = ("raw.tif", "dark.tif", "white.tif", "labels.png", "meta.json")
 _CAPTURE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -85,12 +88,16 @@ def _read_tiff_header(path: Path) -> tuple[tuple[int, ...], CaptureMetadata | No
 
 def _cube_hw(raw_path: Path, header=None) -> tuple[int, int]:
     """(H, W) of the cube of the raw frame at ``raw_path``; ``header`` is its ``_read_tiff_header`` if read already."""
+    from core.preprocessing import filter_window
+
     shape, metadata = header if header is not None else _read_tiff_header(raw_path)
     profile = resolve_profile(metadata)
-    rows, cols = profile.min_frame_shape
-    if len(shape) != 2 or shape[0] < rows or shape[1] < cols:
-        raise DatasetError(raw_path, f"frame {shape} is too small for profile {profile.id!r} (needs {rows}x{cols})")
-    return profile.cube_shape[:2]
+    offset = None if metadata is None else metadata.absolute_offset_xy  # a region-of-interest frame
+    try:
+        window = filter_window(tuple(shape), profile, frame_offset_xy=offset)
+    except (CaptureError, ValueError) as exc:
+        raise DatasetError(raw_path, getattr(exc, "problem", str(exc))) from None
+    return window.h, window.w
 
 
 def _check_capture_id(capture_id: str) -> str:
@@ -150,11 +157,11 @@ def write_capture_folder(
         "frame_shape": list(frames["raw"].shape),
         "cube_shape": list(profile.cube_shape),
         "label_counts": {str(k): v for k, v in label_counts(labels).items()},
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_now_iso(),
         "metadata": None if metadata is None else metadata.to_dict(),
     }
     info.update(meta or {})
-    (folder / "meta.json").write_text(json.dumps(info, indent=1) + "\n")
+    atomic_write_text(folder / "meta.json", json.dumps(info, indent=1) + "\n")
     return _capture_from_folder(folder, info)
 
 
@@ -249,15 +256,19 @@ def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
     for key in ("data", "label", "label4Classes"):
         if key not in content:
             raise DatasetError(path, f"no {key!r} variable (found: {', '.join(k for k in content if not k.startswith('__'))})")
-    data = np.asarray(content["data"], dtype=np.float64)
     label = np.asarray(content["label"]).ravel()
     label4 = np.asarray(content["label4Classes"]).ravel()
+    for key, values in (("data", np.asarray(content["data"])), ("label", label), ("label4Classes", label4)):
+        # A MATLAB char array or cell reads as text or objects: say so rather than fail inside numpy.
+        if values.dtype.kind not in "iuf":
+            raise DatasetError(path, f"{key!r} must hold numbers, got {kind_name(values.dtype)}")
+    data = np.asarray(content["data"], dtype=np.float64)
     if data.ndim != 2:
         raise DatasetError(path, f"'data' must be N x bands, got shape {data.shape}")
     if len(label) != len(data) or len(label4) != len(data):
         raise DatasetError(path, f"{len(data)} spectra but {len(label)} labels and {len(label4)} label4Classes")
-    if label4.size and (label4.min() < 0 or label4.max() > 5):
-        raise DatasetError(path, "'label4Classes' holds values outside 0..5")
+    if label4.size and (label4.min() < 0 or label4.max() > 5 or not np.all(label4 == np.round(label4))):
+        raise DatasetError(path, "'label4Classes' holds values other than the class ids 0..5")
     return NemesisSpectra(data, label.astype(np.uint16), label4.astype(np.uint8))
 
 
@@ -270,10 +281,20 @@ def read_nemesis_ground_truth(path: str | Path) -> np.ndarray:
     codes = np.asarray(content["groundTruthMap"])
     if codes.ndim != 2:
         raise DatasetError(path, f"'groundTruthMap' must be 2-D, got shape {codes.shape}")
+    if codes.dtype.kind not in "iuf":
+        # A logical map (true/false) holds no class codes; importing it would label nothing, silently.
+        raise DatasetError(path, f"'groundTruthMap' must hold NEMESIS class codes (numbers), got {kind_name(codes.dtype)}")
     try:
-        return map_nemesis_codes(codes)
+        labels = map_nemesis_codes(codes)
     except ValueError as exc:
         raise DatasetError(path, str(exc)) from None
+    if codes.size and codes.max() > 0 and not labels.any():
+        # MATLAB saves a logical mask as uint8 0/1: it would import as "nothing labelled", silently.
+        found = ", ".join(str(int(v)) for v in np.unique(codes)[:8])
+        raise DatasetError(
+            path, f"'groundTruthMap' labels no pixel with a NEMESIS class code (values found: {found}); a logical mask?"
+        )
+    return labels
 
 
 def _find_one(folder: Path, names: list[str]) -> Path | None:
@@ -291,12 +312,13 @@ class _NemesisItem:
     dark_path: Path
     white_path: Path
     gt_path: Path
-    labels: np.ndarray  # uint8 (H, W) class ids
+    labels: np.ndarray  # uint8 (H, W) class ids, placed in the cube
+    offset_rc: tuple[int, int] | None  # where a cropped ground truth sits in the cube
     spectra_path: Path | None
     spectra: NemesisSpectra | None
 
 
-def _plan_nemesis(src: Path) -> tuple[list[_NemesisItem], list[dict]]:
+def _plan_nemesis(src: Path, crop_offsets: dict[str, tuple[int, int]]) -> tuple[list[_NemesisItem], list[dict]]:
     """Find and check every capture (references, ground truth, spectra, sizes) before anything is written."""
     from core.capture_io import find_references
 
@@ -316,25 +338,27 @@ def _plan_nemesis(src: Path) -> tuple[list[_NemesisItem], list[dict]]:
             dark_path, white_path = find_references(raw_path)
         except CaptureError as exc:
             raise DatasetError(exc.path, exc.problem) from None
-        labels = read_nemesis_ground_truth(gt_path)
-        cube_hw = _cube_hw(raw_path)
-        if labels.shape != cube_hw:
-            raise DatasetError(
-                gt_path,
-                f"ground truth does not fit {raw_path.name}: map is {labels.shape[0]}x{labels.shape[1]}, "
-                f"the cube is {cube_hw[0]}x{cube_hw[1]}",
-            )
+        offset = crop_offsets.get(capture_id, crop_offsets.get(patient))
+        labels = place_cropped_ground_truth(
+            read_nemesis_ground_truth(gt_path), _cube_hw(raw_path), offset, gt_path=gt_path, raw_name=raw_path.name
+        )
         spectra_path = _find_one(src, [f"{capture_id}_dataset.mat", f"{patient}_dataset.mat"])
         spectra = None if spectra_path is None else read_nemesis_spectra(spectra_path)
         items.append(
-            _NemesisItem(capture_id, patient, raw_path, dark_path, white_path, gt_path, labels, spectra_path, spectra)
+            _NemesisItem(capture_id, patient, raw_path, dark_path, white_path, gt_path, labels, offset, spectra_path, spectra)
         )
     if not items:
         raise DatasetError(src, f"no capture has a ground-truth map ({len(skipped)} skipped)")
     return items, skipped
 
 
-def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=None) -> dict:
+def import_nemesis(
+    src_folder: str | Path,
+    dst_dataset: str | Path,
+    *,
+    progress=None,
+    crop_offsets: dict[str, tuple[int, int]] | None = None,
+) -> dict:
     """Import a NEMESIS archive folder into a dataset folder.
 
     For each ``IDxxxxCyy.tif`` with its ``CDyy``/``CWyy`` references and a
@@ -343,14 +367,17 @@ def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=
     ``<capture>_dataset.mat`` spectra file is kept as ``spectra.npz``. Captures
     without ground truth are skipped and listed. Everything but the frames' pixels
     is checked before the first folder is written. ``progress(message)`` is called
-    per capture. Returns a summary dict; ``DatasetError`` naming the file on bad input.
+    per capture. ``crop_offsets`` maps a capture id (or patient id) to the (row, col)
+    of its cropped ground truth's top-left corner in the cube
+    (:func:`place_cropped_ground_truth`). Returns a summary dict; ``DatasetError``
+    naming the file on bad input.
     """
     from core.capture_io import load_capture
 
     src, dst = Path(src_folder), Path(dst_dataset)
     if not src.is_dir():
         raise DatasetError(src, "NEMESIS folder not found" if not src.exists() else "is not a folder")
-    items, skipped = _plan_nemesis(src)
+    items, skipped = _plan_nemesis(src, dict(crop_offsets or {}))
     imported = []
     for index, item in enumerate(items, start=1):
         if progress is not None:
@@ -361,6 +388,8 @@ def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=
             raise DatasetError(exc.path, exc.problem) from None
         files = {"raw": item.raw_path.name, "ground_truth": item.gt_path.name}
         meta = {"patient": item.patient, "source": "nemesis", "nemesis_files": files}
+        if item.offset_rc is not None:
+            meta["ground_truth_offset_rc"] = list(item.offset_rc)
         if item.spectra is not None:
             files["spectra"] = item.spectra_path.name
             meta["nemesis_spectra"] = {
@@ -374,9 +403,8 @@ def import_nemesis(src_folder: str | Path, dst_dataset: str | Path, *, progress=
         )
         spectra_file = written.folder / "spectra.npz"
         if item.spectra is not None:
-            np.savez_compressed(
-                spectra_file, data=item.spectra.data, label=item.spectra.label, label4Classes=item.spectra.label4classes
-            )
+            spectra = {"data": item.spectra.data, "label": item.spectra.label, "label4Classes": item.spectra.label4classes}
+            atomic_write(spectra_file, lambda fh: np.savez_compressed(fh, **spectra))
         elif spectra_file.exists():  # left over from an earlier import of this capture
             spectra_file.unlink()
         imported.append({"capture_id": item.capture_id, "labelled_pixels": int((item.labels > 0).sum())})

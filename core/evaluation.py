@@ -21,8 +21,8 @@ from core.metrics import classification_metrics, format_metrics_table, metrics_f
 from core.training import (
     TrainingConfig,
     TrainingProgress,
-    _check_stop,
-    _class_names,
+    check_stop,
+    class_names_of,
     patch_set_from_captures,
     predict_patches,
     train_patch_set,
@@ -50,11 +50,11 @@ def leave_one_patient_out(
     if len(groups) < 2:
         raise DatasetError(None, f"leave-one-patient-out needs captures of at least 2 patients, got {len(groups)}")
     data, profile_id = patch_set_from_captures(captures, config.patch_size)
-    names = _class_names(data.class_ids)
+    names = class_names_of(data.class_ids)
     prepared = time.perf_counter()
     rounds, total = [], np.zeros((len(data.class_ids),) * 2, dtype=np.int64)
     for patient, members in groups.items():
-        _check_stop(should_stop)
+        check_stop(should_stop)
         held_out = np.isin(data.capture_index, members)
         test_ids = [captures[i].capture_id for i in members]
         if not held_out.any():

@@ -19,7 +19,8 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], *, 
     """Write ``path`` through a temporary file in the same folder, fsync, then ``os.replace``.
 
     ``data`` is the bytes to write or a function that writes into the open binary
-    file. On any error the temporary file is removed and the old file is left
+    file (opened for reading too, so it can check what it wrote before the replace;
+    raising there leaves the old file). On any error the temporary file is removed and the old file is left
     untouched. ``mode`` (e.g. ``0o644``) sets the permissions of the new file;
     by default it gets ``0o666`` less the process umask, as ``open()`` would give.
     The temporary file is named ``.<name>.<random>.tmp`` (see :func:`stale_temp_files`).
@@ -27,7 +28,7 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None], *, 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "w+b") as fh:  # readable too: a writer may verify what it wrote
             if callable(data):
                 data(fh)
             else:

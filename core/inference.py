@@ -3,8 +3,12 @@
 ``predict_dense`` runs :class:`core.model.DenseConv2DNet` on the whole cube in one
 pass (no patches are built): per-class probabilities ``float32 (H, W, C)`` and
 class-id labels ``uint8 (H, W)``, 0 where the pixel is invalid.
-``classify`` / ``classify_files`` add preprocessing, the compatibility check,
-the synthetic RGB and per-stage timings (seconds).
+The pipeline has two steps: :func:`prepare` / :func:`prepare_files` (read,
+preprocess, synthetic RGB -> :class:`Prepared`) and :func:`classify_prepared`
+(compatibility check, dense inference -> :class:`ClassificationResult`);
+``classify`` / ``classify_files`` run both. The CLI, the GUI worker and the
+scoring service all call these. Timings are seconds of wall clock; "total" is
+always measured around what the caller waited for, never summed from stages.
 """
 from __future__ import annotations
 
@@ -18,8 +22,7 @@ import numpy as np
 from core.capture_io import Capture, load_capture
 from core.clock import utc_now_iso
 from core.cpu import usable_cores
-from core.errors import ModelFileError
-from core.model_file import LoadedModel, ModelInfo, check_compatible, load_model
+from core.model_file import LoadedModel, ModelInfo, check_compatible
 from core.preprocessing import Cube, preprocess_capture
 from core.rgb import synthetic_rgb
 
@@ -101,22 +104,69 @@ def predict_dense(
     return probs, labels
 
 
-def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:
-    """Preprocess ``capture``, check the model fits it, classify every pixel.
+@dataclass(frozen=True)
+class Prepared:
+    """A capture ready to show and classify: step one of the pipeline (:func:`prepare`).
 
-    Timings (s): "preprocess" (calibration to normalised cube), "infer" (dense
-    network and softmax), "rgb" (display image) and "total".
+    ``timings_s`` (s): "read" (only when read from files), "preprocess", "rgb" and
+    "total", the wall clock of the whole step (not a sum of the stages).
     """
+
+    capture: Capture
+    cube: Cube  # float32 (H, W, B) normalised, with validity mask (H, W) and wavelengths (B,)
+    rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
+    timings_s: dict[str, float]
+    quality: object | None = None  # the capture-quality report, when one is made
+
+
+def prepare(capture: Capture, *, profile_name: str | None = None) -> Prepared:
+    """Preprocess ``capture`` (calibration to normalised cube) and build its synthetic RGB."""
     start = time.perf_counter()
     cube = preprocess_capture(capture, profile_name=profile_name)
     t_pre = time.perf_counter()
-    check_compatible(model.info, cube, path=model.path)
-    probs, labels = predict_dense(model.net, cube, padding=model.info.padding, class_ids=model.info.class_ids)
-    t_inf = time.perf_counter()
     rgb = synthetic_rgb(cube)
     end = time.perf_counter()
-    timings = {"preprocess": t_pre - start, "infer": t_inf - t_pre, "rgb": end - t_inf, "total": end - start}
-    return ClassificationResult(labels, probs, rgb, model.info, timings, cube, "local")
+    return Prepared(capture, cube, rgb, {"preprocess": t_pre - start, "rgb": end - t_pre, "total": end - start})
+
+
+def prepare_files(
+    raw: str | Path,
+    dark: str | Path | None = None,
+    white: str | Path | None = None,
+    *,
+    profile_name: str | None = None,
+) -> Prepared:
+    """Read a raw TIFF triplet (references found by name unless given) and :func:`prepare` it; adds "read"."""
+    start = time.perf_counter()
+    capture = load_capture(raw, dark, white)
+    t_read = time.perf_counter()
+    prepared = prepare(capture, profile_name=profile_name)
+    timings = {"read": t_read - start, **prepared.timings_s, "total": time.perf_counter() - start}
+    return replace(prepared, timings_s=timings)
+
+
+def classify_prepared(prepared: Prepared, model: LoadedModel) -> ClassificationResult:
+    """Step two: check the model fits the prepared cube and classify every pixel.
+
+    Timings (s): the prepared stages, "infer" (compatibility check, dense network
+    and softmax) and "total": the wall clock of preparing plus the wall clock of
+    this call, so a capture prepared once and classified later (the GUI) does not
+    count the time the user spent looking at it.
+    """
+    start = time.perf_counter()
+    check_compatible(model.info, prepared.cube, path=model.path)
+    probs, labels = predict_dense(model.net, prepared.cube, padding=model.info.padding, class_ids=model.info.class_ids)
+    infer = time.perf_counter() - start
+    timings = {**prepared.timings_s, "infer": infer}
+    timings["total"] = prepared.timings_s.get("total", 0.0) + (time.perf_counter() - start)
+    return ClassificationResult(labels, probs, prepared.rgb, model.info, timings, prepared.cube, "local")
+
+
+def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:
+    """:func:`prepare` then :func:`classify_prepared`; "total" is measured around both."""
+    start = time.perf_counter()
+    result = classify_prepared(prepare(capture, profile_name=profile_name), model)
+    return _with_total(result, start)
 
 
 def classify_files(
@@ -127,20 +177,12 @@ def classify_files(
     white: str | Path | None = None,
     profile_name: str | None = None,
 ) -> ClassificationResult:
-    """Read a raw TIFF triplet (references found by name unless given) and :func:`classify` it; adds "read"."""
+    """:func:`prepare_files` then :func:`classify_prepared`; "total" is measured around both."""
     start = time.perf_counter()
-    capture = load_capture(raw_path, dark, white)
-    t_read = time.perf_counter()
-    result = classify(capture, model, profile_name=profile_name)
-    timings = {"read": t_read - start, **result.timings_s}
-    timings["total"] = time.perf_counter() - start
-    return replace(result, timings_s=timings)
+    result = classify_prepared(prepare_files(raw_path, dark, white, profile_name=profile_name), model)
+    return _with_total(result, start)
 
 
-def load_default_model() -> LoadedModel:
-    """The demo model shipped in ``resources/models/demo.safetensors``."""
-    from resources import DEMO_MODEL_PATH
-
-    if not DEMO_MODEL_PATH.is_file():
-        raise ModelFileError(DEMO_MODEL_PATH, "demo model not found; build it with `make demo-model` or pass --model")
-    return load_model(DEMO_MODEL_PATH)
+def _with_total(result: ClassificationResult, start: float) -> ClassificationResult:
+    """``result`` with "total" = wall clock since ``start`` (``time.perf_counter``)."""
+    return replace(result, timings_s={**result.timings_s, "total": time.perf_counter() - start})

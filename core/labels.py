@@ -1,5 +1,6 @@
 """Label maps: uint8 class ids (H, W) stored as palette PNGs, and NEMESIS raw codes.
 
+Written by :func:`core.export.write_label_png` (the one label-PNG writer).
 Class ids are the thesis's label4Class (``core.classes``): 0 unlabelled,
 1 healthy, 2 tumour, 3 venous blood, 4 arterial blood, 5 dura mater. A label
 PNG is mode ``P`` (palette) whose pixel values *are* the class ids; the palette
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.classes import CLASS_IDS, UNLABELLED, class_table
+from core.classes import CLASS_IDS, UNLABELLED
 from core.errors import DatasetError
 
 MAX_CLASS_ID = max(CLASS_IDS)
@@ -34,27 +35,6 @@ def validate_labels(labels: np.ndarray, *, name: str = "labels") -> np.ndarray:
             bad = low if low < UNLABELLED else high
             raise ValueError(f"{name}: value {bad} is not a class id (0..{MAX_CLASS_ID})")
     return labels.astype(np.uint8, copy=False)
-
-
-def _palette() -> list[int]:
-    table = class_table()
-    palette = [0] * (256 * 3)
-    for class_id in (UNLABELLED, *CLASS_IDS):
-        palette[3 * class_id : 3 * class_id + 3] = table.colour(class_id, "thesis")
-    return palette
-
-
-def write_label_png(path: str | Path, labels: np.ndarray) -> Path:
-    """Write a label map (uint8 class ids, (H, W)) as a palette PNG with the thesis colours."""
-    from PIL import Image
-
-    path = Path(path)
-    labels = validate_labels(labels, name=str(path))
-    # Built from raw bytes so the pixel values stay the class ids (no quantisation).
-    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), np.ascontiguousarray(labels).tobytes())
-    image.putpalette(_palette())
-    image.save(path, format="PNG", optimize=False)
-    return path
 
 
 def label_png_shape(path: str | Path) -> tuple[int, int]:

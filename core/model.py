@@ -23,9 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.defaults import PATCH_SIZE  # thesis default, one place; re-exported for callers
+
 N_FILTERS = 16
 HIDDEN = 64
-PATCH_SIZE = 7
 
 # Padding modes of border pixels: name stored in model files -> torch.nn.functional.pad mode.
 # "reflect" (the default) mirrors without repeating the edge, like numpy's "reflect".

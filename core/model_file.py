@@ -22,6 +22,7 @@ import numpy as np
 
 from core.clock import utc_now_iso
 from core.errors import ModelFileError
+from core.fileio import atomic_write
 
 if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
     from core.model import Conv2DNet
@@ -34,6 +35,8 @@ TENSOR_NAMES = ("conv.weight", "conv.bias", "fc1.weight", "fc1.bias", "fc2.weigh
 # A patch-7 model is ~45 KB; even patch 31 stays under 2 MB. Refusing huge files
 # early keeps a wrong path (a video, a disk image) from being read into memory.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Band centres of a model and a capture may differ by calibration rounding, not by a band.
+WAVELENGTH_TOLERANCE_NM = 5.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,20 @@ class ModelInfo:
     # dicts are left out of the hash (sha256 already identifies the file) so ModelInfo can key caches
     training: dict = field(default_factory=dict, hash=False)  # data ids, hyper-parameters
     metrics: dict = field(default_factory=dict, hash=False)  # OACC etc.
+    # Band centres (nm) of the cubes it was trained on; None in files written before they were recorded.
+    wavelengths_nm: tuple[float, ...] | None = None
+    # core.ood description of the training spectra; None in older files ("check unavailable").
+    ood: dict | None = field(default=None, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # JSON (the scoring service's answer) gives lists; tuples keep ModelInfo hashable.
+        if self.wavelengths_nm is not None and not isinstance(self.wavelengths_nm, tuple):
+            object.__setattr__(self, "wavelengths_nm", tuple(float(w) for w in self.wavelengths_nm))
+
+    @property
+    def ood_available(self) -> bool:
+        """Whether the file describes its training spectra (``core.ood``); older files do not."""
+        return self.ood is not None
 
     @property
     def n_classes(self) -> int:
@@ -68,6 +85,9 @@ class ModelInfo:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["class_ids"], d["class_names"] = list(self.class_ids), list(self.class_names)
+        d["wavelengths_nm"] = None if self.wavelengths_nm is None else list(self.wavelengths_nm)
+        d.pop("ood")  # large and internal; ``ood_available`` says whether it is there
+        d["ood_available"] = self.ood is not None
         return d
 
 
@@ -93,11 +113,15 @@ def save_model(
     padding: str = "reflect",
     version: str = "1",
     created: str | None = None,
+    wavelengths_nm=None,
+    ood: dict | None = None,
 ) -> ModelInfo:
     """Write ``net`` and its metadata to ``path`` (``.safetensors``); return the file's :class:`ModelInfo`.
 
     ``training`` and ``metrics`` must be JSON-serialisable. ``created`` defaults to
     now (UTC); pass it to make the file bytes (and sha256) reproducible.
+    ``wavelengths_nm`` (B,) are the band centres of the training cubes (checked at
+    classification); ``ood`` is a :func:`core.ood.fit_ood` description (``to_dict()``).
     """
     from safetensors.numpy import save
 
@@ -126,12 +150,15 @@ def save_model(
         "training": training or {},
         "metrics": metrics or {},
     }
+    if wavelengths_nm is not None:
+        meta["wavelengths_nm"] = [float(w) for w in wavelengths_nm]
+    if ood is not None:
+        meta["ood"] = ood
     _check_meta(meta, "<new model>")
     state = net.state_dict()
     tensors = {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
     data = save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
-    path = Path(path)
-    path.write_bytes(data)
+    atomic_write(path, data)  # a reader (the GUI, the service) never sees half a model
     return _info(meta, hashlib.sha256(data).hexdigest())
 
 
@@ -164,6 +191,8 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
         meta = json.loads(raw_meta[METADATA_KEY])
     except (TypeError, json.JSONDecodeError) as exc:
         raise ModelFileError(source, f"NeuroHSI metadata is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelFileError(source, "NeuroHSI metadata is nested too deeply (not a NeuroHSI model)") from None
     if not isinstance(meta, dict):
         raise ModelFileError(source, "NeuroHSI metadata is not a JSON object")
     _check_meta(meta, source)
@@ -223,11 +252,26 @@ def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -
         raise ModelFileError(
             path, f"{who} was trained for camera profile {info.profile_id!r}, but the capture uses {cube.profile_id!r}"
         )
+    model_wl, cube_wl = info.wavelengths_nm, getattr(cube, "wavelengths_nm", None)
+    if model_wl is not None and cube_wl is not None:
+        model_wl, cube_wl = np.asarray(model_wl, dtype=np.float64), np.asarray(cube_wl, dtype=np.float64)
+        difference = np.abs(model_wl - cube_wl) if model_wl.shape == cube_wl.shape else None
+        if difference is None or difference.max() > WAVELENGTH_TOLERANCE_NM:
+            worst = "" if difference is None else f"; band {int(difference.argmax())} differs by {difference.max():.1f} nm"
+            raise ModelFileError(
+                path,
+                f"{who} was trained on bands at {_nm_list(model_wl)} nm, but the capture's bands are at "
+                f"{_nm_list(cube_wl)} nm{worst} (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)",
+            )
     half = info.patch_size // 2
     if info.patch_size % 2 == 0 or min(h, w) <= half:
         raise ModelFileError(
             path, f"{who} uses {info.patch_size}x{info.patch_size} patches, which do not fit a {h}x{w} cube"
         )
+
+
+def _nm_list(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
 
 
 def _read_header(data: bytes, source) -> dict:
@@ -240,6 +284,8 @@ def _read_header(data: bytes, source) -> dict:
                 header = json.loads(data[8 : 8 + n].decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 header = None
+            except RecursionError:
+                raise ModelFileError(source, "safetensors header is nested too deeply (corrupt or crafted file)") from None
     if isinstance(header, dict):
         return header
     if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":  # pickle protocol >= 2; torch.save zip archive
@@ -280,6 +326,21 @@ def _check_meta(meta: dict, source) -> None:
     for key in ("training", "metrics"):
         if not isinstance(meta.get(key, {}), dict):
             raise ModelFileError(source, f"metadata field {key!r} must be a JSON object")
+    wavelengths = meta.get("wavelengths_nm")
+    if wavelengths is not None and (
+        not isinstance(wavelengths, list)
+        or len(wavelengths) != meta["n_bands"]
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1e5 for w in wavelengths)
+    ):
+        raise ModelFileError(source, f"wavelengths_nm must be {meta['n_bands']} positive numbers (nm)")
+    ood = meta.get("ood")
+    if ood is not None:
+        from core.ood import OodDescription
+
+        try:
+            OodDescription.from_dict(ood, n_bands=meta["n_bands"], n_classes=len(ids))
+        except ValueError as exc:
+            raise ModelFileError(source, f"out-of-distribution description: {exc}") from None
 
 
 def _info(meta: dict, sha256: str) -> ModelInfo:
@@ -298,4 +359,6 @@ def _info(meta: dict, sha256: str) -> ModelInfo:
         created=meta["created"],
         training=dict(meta.get("training", {})),
         metrics=dict(meta.get("metrics", {})),
+        wavelengths_nm=None if meta.get("wavelengths_nm") is None else tuple(float(w) for w in meta["wavelengths_nm"]),
+        ood=meta.get("ood"),
     )

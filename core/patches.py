@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.classes import CLASS_IDS
+from core.defaults import PATCH_SIZE
 
 PADDING = "reflect"
 
@@ -55,7 +56,7 @@ def _check_patch_size(patch_size: int) -> int:
 def extract_patches(
     cube_data: np.ndarray,
     labels: np.ndarray,
-    patch_size: int = 7,
+    patch_size: int = PATCH_SIZE,
     *,
     valid: np.ndarray | None = None,
     class_ids: tuple[int, ...] = CLASS_IDS,
@@ -109,7 +110,7 @@ def extract_patches(
 
 def build_patch_set(
     items: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
-    patch_size: int = 7,
+    patch_size: int = PATCH_SIZE,
     *,
     class_ids: tuple[int, ...] = CLASS_IDS,
 ) -> PatchSet:

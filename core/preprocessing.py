@@ -26,30 +26,86 @@ class Cube:
 
     data: np.ndarray  # float32 (H, W, B), RMS-normalised; invalid pixels are 0
     valid: np.ndarray  # bool (H, W)
-    wavelengths_nm: np.ndarray | None  # float32 (B,)
+    wavelengths_nm: np.ndarray | None  # float32 (B,), nm per band (after the SCM)
     profile_id: str
     brightness: np.ndarray | None = None  # float32 (H, W): RMS before normalisation (for display)
+    wavelengths_nominal: bool = True  # the profile's nominal list, not the camera's own calibration
+    origin_rc: tuple[int, int] = (0, 0)  # (row, col) of data[0, 0] in the full-sensor cube
+    geometry_source: str = ""  # "profile NAME" or "metadata (MODEL)..."
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.data.shape
 
 
-def crop_filter_area(frame: np.ndarray, profile: CameraProfile, *, name: str = "frame") -> np.ndarray:
-    """The part of a 2-D frame covered by whole mosaic patterns, ``(ph*H, pw*W)``."""
-    if frame.ndim != 2:
-        raise CaptureError(name, f"expected a 2-D frame, got shape {frame.shape}")
-    rows, cols = profile.min_frame_shape
-    if frame.shape[0] < rows or frame.shape[1] < cols:
-        raise CaptureError(
-            name,
-            f"frame {frame.shape[0]}x{frame.shape[1]} is too small for profile {profile.id!r} "
-            f"(filter area needs {rows}x{cols})",
-        )
-    h, w, _ = profile.cube_shape
+@dataclass(frozen=True)
+class FrameWindow:
+    """Where whole mosaic patterns of the filter area lie in a frame.
+
+    Frame rows ``row0 : row0 + ph*h`` and columns ``col0 : col0 + pw*w`` hold cube rows
+    ``cube_row0 : cube_row0 + h`` and columns ``cube_col0 : cube_col0 + w`` of the
+    full-sensor cube; pattern position ``(0, 0)`` is at ``(row0, col0)``.
+    """
+
+    row0: int
+    col0: int
+    h: int
+    w: int
+    cube_row0: int
+    cube_col0: int
+
+
+def filter_window(
+    frame_shape: tuple[int, int], profile: CameraProfile, *, frame_offset_xy: tuple[int, int] | None = None, name: str = "frame"
+) -> FrameWindow:
+    """The :class:`FrameWindow` of a ``(rows, cols)`` frame whose pixel (0, 0) is sensor ``frame_offset_xy``.
+
+    The mosaic is fixed to the SENSOR: frame pixel (r, c) is sensor pixel
+    (r + offset_y, c + offset_x), and its pattern position is counted from the
+    profile's filter-area offset (sensor coordinates). With ``frame_offset_xy`` None
+    (no region-of-interest metadata) the frame must hold the whole filter area.
+    """
+    rows, cols = frame_shape
     pw, ph = profile.pattern_wh
     ox, oy = profile.offset_xy
-    return frame[oy : oy + ph * h, ox : ox + pw * w]
+    full_h, full_w, _ = profile.cube_shape
+    if frame_offset_xy is None:
+        need_rows, need_cols = profile.min_frame_shape
+        if rows < need_rows or cols < need_cols:
+            raise CaptureError(
+                name,
+                f"frame {rows}x{cols} is too small for the filter area of {profile.geometry_label} "
+                f"(needs {need_rows}x{need_cols}; a region-of-interest frame needs its AbsoluteOffset metadata)",
+            )
+        return FrameWindow(oy, ox, full_h, full_w, 0, 0)
+    ax, ay = frame_offset_xy
+
+    def axis(start: int, size: int, origin: int, pattern: int, n_full: int) -> tuple[int, int, int]:
+        # First and one-past-last whole pattern of the filter area inside sensor [start, start + size).
+        first = max(0, -((origin - start) // pattern))  # ceil((start - origin) / pattern), at least 0
+        last = min(n_full, (start + size - origin) // pattern)
+        return first, last - first, origin + pattern * first - start
+
+    r_first, h, row0 = axis(ay, rows, oy, ph, full_h)
+    c_first, w, col0 = axis(ax, cols, ox, pw, full_w)
+    if h < 1 or w < 1:
+        raise CaptureError(
+            name,
+            f"frame {rows}x{cols} at sensor offset ({ax}, {ay}) holds no whole {pw}x{ph} pattern of the filter area "
+            f"of {profile.geometry_label}",
+        )
+    return FrameWindow(row0, col0, h, w, r_first, c_first)
+
+
+def crop_filter_area(
+    frame: np.ndarray, profile: CameraProfile, *, name: str = "frame", frame_offset_xy: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The part of a 2-D frame covered by whole mosaic patterns, ``(ph*H, pw*W)`` (see :func:`filter_window`)."""
+    if frame.ndim != 2:
+        raise CaptureError(name, f"expected a 2-D frame, got shape {frame.shape}")
+    win = filter_window(frame.shape, profile, frame_offset_xy=frame_offset_xy, name=name)
+    pw, ph = profile.pattern_wh
+    return frame[win.row0 : win.row0 + ph * win.h, win.col0 : win.col0 + pw * win.w]
 
 
 def calibrate(raw: np.ndarray, dark: np.ndarray, white: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,15 +161,27 @@ def rms_normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return cube, rms, ok
 
 
-def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: CameraProfile) -> Cube:
+def preprocess(
+    raw: np.ndarray,
+    dark: np.ndarray,
+    white: np.ndarray,
+    profile: CameraProfile,
+    *,
+    frame_offset_xy: tuple[int, int] | None = None,
+) -> Cube:
     """Raw, dark and white 2-D frames ``(rows, cols)`` to a normalised cube and validity mask.
 
     Frames are uint8/uint16 counts (any integer or float dtype works), at least
-    ``profile.min_frame_shape``; extra rows and columns beyond the filter area are
-    ignored. Raises ``CaptureError`` named ``"raw"``, ``"dark"`` or ``"white"``.
+    ``profile.min_frame_shape`` unless ``frame_offset_xy`` (the frame's origin on the
+    sensor, from ``AbsoluteOffsetX/Y``) says it is a region of interest: then the
+    cube is exactly the rows and columns of the full-sensor cube the frame covers
+    (``Cube.origin_rc``). Extra rows and columns beyond whole patterns are ignored.
+    Raises ``CaptureError`` named ``"raw"``, ``"dark"`` or ``"white"``.
     """
     frames = {"raw": np.asarray(raw), "dark": np.asarray(dark), "white": np.asarray(white)}
-    areas = {name: crop_filter_area(frame, profile, name=name) for name, frame in frames.items()}  # validates first
+    areas = {
+        name: crop_filter_area(frame, profile, name=name, frame_offset_xy=frame_offset_xy) for name, frame in frames.items()
+    }  # validates first
     for name in ("dark", "white"):
         if frames[name].shape != frames["raw"].shape:
             raise CaptureError(name, f"reference shape {frames[name].shape} differs from raw frame {frames['raw'].shape}")
@@ -125,7 +193,13 @@ def preprocess(raw: np.ndarray, dark: np.ndarray, white: np.ndarray, profile: Ca
         cube[~valid] = 0.0
         rms[~valid] = 0.0
     wavelengths = None if profile.wavelengths_nm is None else np.asarray(profile.wavelengths_nm, dtype=np.float32)
-    return Cube(cube, valid, wavelengths, profile.id, rms)
+    origin = (0, 0)
+    if frame_offset_xy is not None:
+        win = filter_window(frames["raw"].shape, profile, frame_offset_xy=frame_offset_xy)
+        origin = (win.cube_row0, win.cube_col0)
+    return Cube(
+        cube, valid, wavelengths, profile.id, rms, profile.wavelengths_nominal, origin, profile.geometry_label
+    )
 
 
 def calibrated_cube(
@@ -144,9 +218,9 @@ def calibrated_cube(
 
 
 def form_cube_area(area: np.ndarray, profile: CameraProfile) -> np.ndarray:
-    """Like :func:`form_cube` for a frame already cropped to the filter area."""
-    h, w, b = profile.cube_shape
+    """Like :func:`form_cube` for a frame already cropped to whole patterns ``(ph*H, pw*W)``."""
     pw, ph = profile.pattern_wh
+    h, w, b = area.shape[0] // ph, area.shape[1] // pw, profile.n_bands
     # (ph*H, pw*W) -> (H, ph, W, pw) -> (H, W, ph, pw) -> (H, W, B): a strided view, then one copy.
     return np.ascontiguousarray(area.reshape(h, ph, w, pw).transpose(0, 2, 1, 3)).reshape(h, w, b)
 
@@ -166,8 +240,9 @@ def preprocess_capture(capture, profile: CameraProfile | None = None, *, profile
             if capture.raw_path is None:
                 raise
             raise ProfileError(f"{capture.raw_path}: {exc}") from None
+    offset = None if capture.metadata is None else capture.metadata.absolute_offset_xy
     try:
-        return preprocess(capture.raw, capture.dark, capture.white, profile)
+        return preprocess(capture.raw, capture.dark, capture.white, profile, frame_offset_xy=offset)
     except CaptureError as exc:
         paths = {"raw": capture.raw_path, "dark": capture.dark_path, "white": capture.white_path}
         path = paths.get(exc.path or "")

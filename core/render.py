@@ -1,9 +1,9 @@
-"""Pictures of a classification: colour label map and overlay with legend (numpy + Pillow only).
+"""Drawing a classification: colour map, legend and overlay picture (numpy + Pillow only).
 
-Shared by ``neurohsi classify``, the GUI's export and the scoring service so a
-map looks the same wherever it was made. Every overlay carries the model
-identity and the research-use notice burned into the pixels, so a screenshot or
-a printed copy cannot lose them.
+:mod:`core.export` encodes and writes these pictures for ``neurohsi classify``,
+the GUI's export and the scoring service, so a map looks the same wherever it
+was made. Every overlay carries the model identity and the research-use notice
+burned into the pixels, so a screenshot or a printed copy cannot lose them.
 """
 from __future__ import annotations
 
@@ -39,16 +39,6 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 def colour_map(labels: np.ndarray, *, palette: str = "thesis") -> np.ndarray:
     """Label map ``uint8 (H, W)`` -> RGB ``uint8 (H, W, 3)``; 0 (and unknown ids) black."""
     return class_table().colourise(_check_labels(labels), palette)
-
-
-def label_map_image(labels: np.ndarray, *, palette: str = "thesis") -> Image.Image:
-    """A palette ("P") image whose pixel values are the class ids and whose palette is the class colours.
-
-    Viewers show the colours; reading the PNG back with Pillow gives the ids unchanged.
-    """
-    image = Image.fromarray(_check_labels(labels), mode="P")
-    image.putpalette(class_table().lut(palette)[:, :3].reshape(-1).tolist())
-    return image
 
 
 def legend_entries(labels: np.ndarray, class_ids, class_names, *, palette: str = "thesis") -> list[LegendEntry]:

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import torch
 
+from core.defaults import LEARNING_RATE
 from core.model import HIDDEN, N_FILTERS, Conv2DNet
 
 ADAM_BETAS = (0.9, 0.999)
@@ -59,7 +60,7 @@ class StackedConv2DNet:
     ``nets`` are the initial models (their weights are copied, not shared).
     """
 
-    def __init__(self, nets: list[Conv2DNet], *, lr: float = 1e-3) -> None:
+    def __init__(self, nets: list[Conv2DNet], *, lr: float = LEARNING_RATE) -> None:
         if not nets:
             raise ValueError("StackedConv2DNet needs at least one model")
         first = nets[0]
@@ -86,6 +87,11 @@ class StackedConv2DNet:
         self.steps = np.zeros(self.m, dtype=np.int64)  # Adam step count per model
         self.pooled = (self.patch_size - 1) // 2
         self._col_index = torch.from_numpy(_im2col_index(self.n_bands, self.patch_size))
+
+    @property
+    def columns_per_sample(self) -> int:
+        """Width of one sample's :meth:`im2col` row (K*4B float32 values)."""
+        return int(self._col_index.numel())
 
     # -- parameter views -------------------------------------------------------------------------
     def _view(self, k: int) -> torch.Tensor:

@@ -11,13 +11,14 @@ Samples are the labelled, valid pixels of the training captures (see
 * ``"none"`` (no-cv): one model trained on every sample.
 * ``"double"`` (double-cv, the thesis's nested 5 x 5): the samples (labelled
   pixels, pooled over all training captures) are split into K outer folds,
-  stratified by class (:func:`stratified_folds`). For outer fold k the other K-1
+  stratified by class (:func:`core.folds.double_cv_plan`). For outer fold k the other K-1
   folds are split again into K inner folds, stratified by class; inner model
   (k, j) trains on the outer-training samples minus inner fold j and is validated
   on inner fold j. The inner winner of outer fold k is its model with the best
   validation OACC; it is tested on outer fold k. The returned model is the
   winner with the best test OACC. K*K models in all, trained together in
-  lockstep (:mod:`core.stacked_net`) — each exactly as if trained alone.
+  lockstep (:mod:`core.stacked_models` over :mod:`core.stacked_net`) — each
+  exactly as if trained alone.
   Note: folds split pixels, not patients, as the thesis did; pixels of one
   capture are correlated, so these OACCs are optimistic. Use
   :mod:`core.evaluation` (leave-one-patient-out) for an honest estimate.
@@ -29,11 +30,8 @@ with one seed give bit-identical weights.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -45,8 +43,10 @@ from core.cpu import usable_cores
 from core.errors import DatasetError, TrainingCancelled
 from core.metrics import classification_metrics
 from core.model import Conv2DNet
+from core.double_cv import FoldRecord, plan_id, select_double_cv
+from core.folds import DoubleCVPlan, double_cv_plan, stratified_batch_plan
 from core.patches import PatchSet, build_patch_set
-from core.stacked_net import StackedConv2DNet, predict_rows
+from core.stacked_models import ModelGroups, deterministic, torch_threads
 
 CV_MODES = ("none", "double")
 PROGRESS_VAL_SAMPLES = 2048  # per model: the per-epoch val_oacc shown in progress is an estimate
@@ -118,117 +118,10 @@ ProgressFn = Callable[[TrainingProgress], None]
 StopFn = Callable[[], bool]
 
 
-# -- sample plans ----------------------------------------------------------------------------------
-def stratified_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """One epoch's batches: indices into ``targets`` ``int64 (ceil(N / b), b)``.
-
-    Every sample appears exactly once, except the top-up of the one short batch,
-    filled with random samples of the largest class (as the thesis). Each batch
-    keeps the class proportions: class c's samples, in random order, get evenly
-    spaced keys ``(i + u_c) / n_c`` (u_c random in [0, 1)); all samples sorted by
-    key and cut into runs of b give every batch ``b * n_c / N`` samples of c, give or
-    take one or two. Batch order is then shuffled.
-    """
-    targets = np.asarray(targets)
-    n = targets.shape[0]
-    if n == 0:
-        raise ValueError("no samples to plan batches for")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    keys = np.empty(n, dtype=np.float64)
-    classes, counts = np.unique(targets, return_counts=True)
-    for c, count in zip(classes, counts):
-        members = rng.permutation(np.flatnonzero(targets == c))
-        keys[members] = (np.arange(count) + rng.random()) / count
-    order = np.lexsort((rng.random(n), keys))
-    n_batches = -(-n // batch_size)
-    short = n_batches * batch_size - n
-    if short:
-        largest = np.flatnonzero(targets == classes[np.argmax(counts)])
-        order = np.concatenate([order, rng.choice(largest, size=short, replace=short > largest.size)])
-    plan = order.reshape(n_batches, batch_size)
-    return plan[rng.permutation(n_batches)]
-
-
-def stratified_folds(targets: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Split sample indices into ``k`` disjoint folds (sorted ``int64`` arrays), stratified by class.
-
-    Each class's samples are shuffled and dealt into k near-equal parts; the parts
-    are rotated from class to class so fold sizes differ by at most one.
-    """
-    targets = np.asarray(targets)
-    if k < 2:
-        raise ValueError(f"k must be >= 2, got {k}")
-    folds: list[list[np.ndarray]] = [[] for _ in range(k)]
-    offset = 0
-    for c in np.unique(targets):
-        members = rng.permutation(np.flatnonzero(targets == c))
-        for i, part in enumerate(np.array_split(members, k)):
-            folds[(i + offset) % k].append(part)
-        offset += members.size % k
-    return [np.sort(np.concatenate(parts)).astype(np.int64) for parts in folds]
-
-
-# -- the lockstep trainer --------------------------------------------------------------------------
-def _check_stop(should_stop: StopFn | None) -> None:
+def check_stop(should_stop: StopFn | None) -> None:
+    """TrainingCancelled when ``should_stop()`` says so (the one cancel point between stages)."""
     if should_stop is not None and should_stop():
         raise TrainingCancelled("training cancelled")
-
-
-class ModelGroups:
-    """M models split into stacks trained side by side, one stack per worker thread.
-
-    Each stack runs single-threaded torch ops in its own Python thread (torch
-    releases the GIL inside ops), which uses both cores without the spinning of
-    torch's intra-op thread pool — that pool slows tiny ops tens of times when the
-    CPU is shared. Every model has its own random stream for batch plans, so the
-    result does not depend on how models are grouped (nor on the worker count).
-    """
-
-    def __init__(self, nets: list[Conv2DNet], lr: float, workers: int) -> None:
-        n_groups = max(1, min(workers, len(nets)))
-        self.groups = [g for g in np.array_split(np.arange(len(nets)), n_groups) if g.size]
-        self.stacks = [StackedConv2DNet([nets[i] for i in g], lr=lr) for g in self.groups]
-        self.m = len(nets)
-        self._pool = ThreadPoolExecutor(len(self.stacks)) if len(self.stacks) > 1 else None
-
-    def map(self, fn) -> list:
-        """``fn(group_index, stack, model_indices)`` for every group, in parallel; results in group order."""
-        if self._pool is None:
-            return [fn(0, self.stacks[0], self.groups[0])]
-        futures = [self._pool.submit(fn, k, st, g) for k, (st, g) in enumerate(zip(self.stacks, self.groups))]
-        return [f.result() for f in futures]
-
-    def predict_rows(self, patches: torch.Tensor, rows: list[np.ndarray]) -> list[np.ndarray]:
-        """Model m's class indices for samples ``rows[m]``."""
-        parts = self.map(lambda k, st, g: predict_rows(st, patches, [rows[i] for i in g]))
-        out: list[np.ndarray] = [np.zeros(0, np.int64)] * self.m
-        for g, pred in zip(self.groups, parts):
-            for i, p in zip(g, pred):
-                out[i] = p
-        return out
-
-    def to_net(self, index: int) -> Conv2DNet:
-        for g, st in zip(self.groups, self.stacks):
-            where = np.flatnonzero(g == index)
-            if where.size:
-                return st.to_net(int(where[0]))
-        raise IndexError(index)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-
-
-IM2COL_MAX_BYTES = 3 * 2**30
-
-
-def _training_inputs(stack: StackedConv2DNet, patches: torch.Tensor) -> torch.Tensor:
-    """The per-sample rows the steps gather: im2col columns when they fit in memory, else the patches."""
-    n_bytes = patches.shape[0] * stack._col_index.numel() * 4
-    if n_bytes > IM2COL_MAX_BYTES:
-        return patches
-    return stack.im2col(patches)
 
 
 def _train_models(
@@ -245,54 +138,33 @@ def _train_models(
     should_stop: StopFn | None,
     history: list[dict],
     workers: int,
+    model_ids: list[int] | None = None,
 ) -> ModelGroups:
-    """Train ``len(train_rows)`` models, model m on samples ``train_rows[m]``, validated on ``val_rows[m]``."""
+    """Train ``len(train_rows)`` models, model m on samples ``train_rows[m]``, validated on ``val_rows[m]``.
+
+    ``model_ids``: which models of the whole plan these are (default 0..M-1). Model i's
+    initial weights and batch stream depend only on ``(config.seed, i)``, so a model
+    trained alone (a cluster trial) starts and steps as it does among all of them.
+    """
     m_models, b = len(train_rows), config.batch_size
+    ids = list(range(m_models)) if model_ids is None else list(model_ids)
+    if len(ids) != m_models:
+        raise ValueError(f"{len(ids)} model ids for {m_models} models")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(m_models)]
+        torch.manual_seed(config.seed)  # initial weights drawn in model order from one stream
+        all_nets = [Conv2DNet(patches.shape[1], n_classes, config.patch_size) for _ in range(max(ids) + 1)]
+    nets = [all_nets[i] for i in ids]
     models = ModelGroups(nets, config.lr, workers)
-    rngs = [np.random.default_rng([config.seed, 1, m]) for m in range(m_models)]
+    # every model has its own random stream, so results do not depend on how models are grouped
+    rngs = [np.random.default_rng([config.seed, 1, i]) for i in ids]
     probe = None
     if val_rows is not None:  # a fixed subsample of each validation fold for the per-epoch estimate
         probe = [np.sort(rngs[m].permutation(v)[:PROGRESS_VAL_SAMPLES]) for m, v in enumerate(val_rows)]
-    stop = threading.Event()
-    inputs = _training_inputs(models.stacks[0], patches)
-
-    def run_epoch(k: int, stack: StackedConv2DNet, group: np.ndarray) -> list[float]:
-        try:
-            return _run_epoch(stack, group)
-        except BaseException:
-            stop.set()  # the other workers stop at their next batch
-            raise
-
-    def _run_epoch(stack: StackedConv2DNet, group: np.ndarray) -> list[float]:
-        plans = [train_rows[m][stratified_batch_plan(targets[train_rows[m]], b, rngs[m])] for m in group]
-        steps, g = max(p.shape[0] for p in plans), len(group)
-        table = np.empty((steps, g, b), dtype=np.int64)
-        active = np.ones((steps, g), dtype=bool)
-        for i, plan in enumerate(plans):
-            table[: plan.shape[0], i] = plan
-            table[plan.shape[0] :, i] = plan[0]  # placeholder batch, masked out of the step
-            active[plan.shape[0] :, i] = False
-        table_t = torch.from_numpy(table.reshape(steps, g * b))
-        loss_sum = torch.zeros(g, dtype=torch.float64)
-        for j in range(steps):
-            if stop.is_set() or (should_stop is not None and should_stop()):
-                stop.set()
-                raise TrainingCancelled("training cancelled")
-            rows = table_t[j]
-            mask = None if active[j].all() else active[j]
-            loss = stack.step(inputs.index_select(0, rows), onehot.index_select(0, rows).view(g, b, -1),
-                              active=mask)
-            loss_sum += loss if mask is None else loss * torch.from_numpy(mask)
-        return (loss_sum / torch.tensor([p.size for p in plans], dtype=torch.float64)).tolist()
-
     try:
+        inputs = models.training_inputs(patches)
         for epoch in range(config.epochs):
-            losses = np.concatenate(models.map(run_epoch))
-            mean_loss = np.empty(m_models)
-            mean_loss[np.concatenate(models.groups)] = losses
+            plans = [train_rows[m][stratified_batch_plan(targets[train_rows[m]], b, rngs[m])] for m in range(m_models)]
+            mean_loss = models.train_epoch(inputs, onehot, plans, should_stop)
             val = None
             if probe is not None:
                 pred = models.predict_rows(patches, probe)
@@ -300,7 +172,7 @@ def _train_models(
             for m in range(m_models):
                 record = TrainingProgress(
                     stage=stage,
-                    fold=None if val_rows is None else m,
+                    fold=None if val_rows is None else ids[m],
                     epoch=epoch + 1,
                     epochs=config.epochs,
                     loss=float(mean_loss[m]),
@@ -320,28 +192,6 @@ def _train_models(
 def default_workers() -> int:
     """Worker threads for double-cv: the CPU cores this process may use, at most 2 (measured best here)."""
     return max(1, min(2, usable_cores()))
-
-
-@contextmanager
-def _torch_threads(n: int):
-    """torch's intra-op threads set to ``n`` for the block (batch-16 ops are too small to split)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextmanager
-def _deterministic():
-    """Deterministic algorithms on for the block (every op used has one on the CPU), restored afterwards."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def train_patch_set(
@@ -366,14 +216,15 @@ def train_patch_set(
     if n == 0:
         raise ValueError("no labelled pixels to train on")
     if class_names is None:
-        class_names = _class_names(data.class_ids)
-    rng = np.random.default_rng(config.seed)
+        class_names = class_names_of(data.class_ids)
     patches = torch.from_numpy(np.ascontiguousarray(data.patches, dtype=np.float32))
     onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), n_classes).float()
     targets = data.targets
     history: list[dict] = []
     workers = default_workers() if workers is None else workers
-    with _deterministic(), _torch_threads(1):
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    with deterministic(), torch_threads(1):
         if config.cross_validation == "none":
             models = _train_models(patches, onehot, targets, [np.arange(n)], None, config, n_classes=n_classes,
                                    stage="no-cv", progress=progress, should_stop=should_stop, history=history,
@@ -385,7 +236,7 @@ def train_patch_set(
                        "train": classification_metrics(targets, pred, data.class_ids, class_names)}
             final = models.to_net(0)
         else:
-            final, metrics, trained = _double_cv(patches, onehot, targets, config, rng, n_classes, data.class_ids,
+            final, metrics, trained = _double_cv(patches, onehot, targets, config, n_classes, data.class_ids,
                                                  class_names, progress, should_stop, history, workers)
     end = time.perf_counter()
     timings = {"train": trained - start, "select": end - trained, "total": end - start,
@@ -394,51 +245,68 @@ def train_patch_set(
                           tuple(data.capture_ids), None, int(data.patches.shape[1]), n)
 
 
-def _double_cv(patches, onehot, targets, config, rng, n_classes, class_ids, class_names, progress, should_stop,
+def _double_cv(patches, onehot, targets, config, n_classes, class_ids, class_names, progress, should_stop,
                history, workers):
-    k = config.folds
-    if targets.shape[0] < k * k:
-        raise ValueError(f"double cross-validation with {k} folds needs at least {k * k} labelled pixels, "
-                         f"got {targets.shape[0]}")
-    outer = stratified_folds(targets, k, rng)
-    train_rows, val_rows = [], []
-    for o in range(k):
-        outer_train = np.concatenate([outer[i] for i in range(k) if i != o])
-        inner = stratified_folds(targets[outer_train], k, rng)
-        for j in range(k):
-            train_rows.append(np.sort(np.concatenate([outer_train[inner[i]] for i in range(k) if i != j])))
-            val_rows.append(outer_train[inner[j]])
-    models = _train_models(patches, onehot, targets, train_rows, val_rows, config, n_classes=n_classes,
-                           stage="double-cv", progress=progress, should_stop=should_stop, history=history,
-                           workers=workers)
+    plan = double_cv_plan(targets, config.folds, config.seed)
+    models = _train_models(patches, onehot, targets, list(plan.train_rows), list(plan.val_rows), config,
+                           n_classes=n_classes, stage="double-cv", progress=progress, should_stop=should_stop,
+                           history=history, workers=workers)
     trained = time.perf_counter()
-    val_pred = models.predict_rows(patches, val_rows)
-    val_oacc = [float((p == targets[r]).mean()) for p, r in zip(val_pred, val_rows)]
-    test_pred = models.predict_rows(patches, [outer[m // k] for m in range(k * k)])
+    records = _fold_records(models, patches, targets, plan, list(range(plan.n_models)), class_ids, class_names,
+                            plan_id(targets, config.to_dict()))
     models.close()
-    folds = []
-    for o in range(k):
-        scores = val_oacc[o * k : (o + 1) * k]
-        winner = o * k + int(np.argmax(scores))
-        test = classification_metrics(targets[outer[o]], test_pred[winner], class_ids, class_names)
-        folds.append({"outer": o, "inner_val_oacc": scores, "winner_inner": winner - o * k,
-                      "test_oacc": test["oacc"], "test": test})
-    best = int(np.argmax([f["test_oacc"] for f in folds]))
-    chosen = best * k + folds[best]["winner_inner"]
-    test_oaccs = [f["test_oacc"] for f in folds]
-    metrics = {
-        "mode": "double-cv",
-        "folds": k,
-        "outer": folds,
-        "test_oacc_mean": float(np.mean(test_oaccs)),
-        "test_oacc_std": float(np.std(test_oaccs)),
-        "chosen": {"outer": best, "inner": folds[best]["winner_inner"]},
-        "test": folds[best]["test"],
-    }
+    chosen, metrics = select_double_cv(records, config.folds)
     return models.to_net(chosen), metrics, trained
 
 
-def _class_names(class_ids: tuple[int, ...]) -> tuple[str, ...]:
+def _fold_records(models: ModelGroups, patches, targets, plan: DoubleCVPlan, ids: list[int], class_ids,
+                  class_names, run: str) -> list[FoldRecord]:
+    """Validation OACC and outer-fold test metrics of trained fold models ``ids`` of ``plan``."""
+    val_pred = models.predict_rows(patches, [plan.val_rows[i] for i in ids])
+    test_pred = models.predict_rows(patches, [plan.test_rows(i) for i in ids])
+    records = []
+    for m, i in enumerate(ids):
+        val_oacc = float((val_pred[m] == targets[plan.val_rows[i]]).mean())
+        test = classification_metrics(targets[plan.test_rows(i)], test_pred[m], class_ids, class_names)
+        records.append(FoldRecord(i, i // plan.folds, i % plan.folds, val_oacc, test, run))
+    return records
+
+
+def train_fold_model(
+    data: PatchSet,
+    config: TrainingConfig,
+    model: int,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> tuple[Conv2DNet, FoldRecord]:
+    """Train fold model ``model`` (``outer * K + inner``) of the double-cv plan alone: one cluster trial.
+
+    The same plan, initial weights and batches as inside :func:`train_patch_set`, so
+    :func:`core.double_cv.select_double_cv` over all K*K records picks the same model.
+    """
+    k = config.folds
+    if not 0 <= model < k * k:
+        raise ValueError(f"fold model must be in 0..{k * k - 1}, got {model}")
+    if data.patches.shape[-1] != config.patch_size:
+        raise ValueError(f"patches are {data.patches.shape[-1]}x{data.patches.shape[-1]}, "
+                         f"config.patch_size is {config.patch_size}")
+    class_names = class_names_of(data.class_ids) if class_names is None else class_names
+    plan = double_cv_plan(data.targets, k, config.seed)
+    patches = torch.from_numpy(np.ascontiguousarray(data.patches, dtype=np.float32))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), len(data.class_ids)).float()
+    with deterministic(), torch_threads(1):
+        models = _train_models(patches, onehot, data.targets, [plan.train_rows[model]], [plan.val_rows[model]],
+                               config, n_classes=len(data.class_ids), stage="double-cv", progress=progress,
+                               should_stop=should_stop, history=[], workers=1, model_ids=[model])
+        [record] = _fold_records(models, patches, data.targets, plan, [model], data.class_ids, class_names,
+                                 plan_id(data.targets, config.to_dict()))
+        models.close()
+    return models.to_net(0), record
+
+
+def class_names_of(class_ids: tuple[int, ...]) -> tuple[str, ...]:
     table = class_table()
     return tuple(table.by_id(i).name if i in table.ids else str(i) for i in class_ids)
 
@@ -488,13 +356,17 @@ def train(
     *,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    workers: int | None = None,
 ) -> TrainingResult:
-    """Train on dataset captures (:class:`core.dataset.DatasetCapture`), all labelled pixels of each."""
+    """Train on dataset captures (:class:`core.dataset.DatasetCapture`), all labelled pixels of each.
+
+    ``workers``: threads training double-cv fold models side by side (see :func:`train_patch_set`).
+    """
     start = time.perf_counter()
     data, profile_id = patch_set_from_captures(captures, config.patch_size)
     prepared = time.perf_counter()
-    _check_stop(should_stop)
-    result = train_patch_set(data, config, progress=progress, should_stop=should_stop)
+    check_stop(should_stop)
+    result = train_patch_set(data, config, progress=progress, should_stop=should_stop, workers=workers)
     result.profile_id = profile_id
     result.timings_s = {"prepare": prepared - start, **result.timings_s, "total": time.perf_counter() - start}
     return result

@@ -70,6 +70,24 @@ def _keyring():
     return keyring
 
 
+def keyring_available() -> bool:
+    """Whether this machine has a keyring that can hold secrets (no probe write; never raises).
+
+    A fresh Linux workstation without a Secret Service has only keyring's "fail"
+    backend: callers ask this once and offer a session-only key instead of failing.
+    """
+    try:
+        from keyring.backends.fail import Keyring as NoKeyring
+
+        backend = _keyring().get_keyring()
+    except Exception:  # an unimportable or broken keyring is no keyring
+        return False
+    chained = getattr(backend, "backends", None)  # keyring's ChainerBackend
+    if chained is not None:
+        return any(not isinstance(b, NoKeyring) for b in chained)
+    return not isinstance(backend, NoKeyring)
+
+
 def get_secret(name: str) -> str | None:
     """The secret stored under ``name``, or None when there is none."""
     _check_name(name)
@@ -107,11 +125,11 @@ def set_secret(name: str, value: str) -> None:
 def delete_secret(name: str) -> bool:
     """Remove ``name`` from the keyring; False when it was not there."""
     _check_name(name)
-    from keyring.errors import PasswordDeleteError
+    from keyring.errors import NoKeyringError, PasswordDeleteError
 
     try:
         _keyring().delete_password(SERVICE, name)
-    except PasswordDeleteError:
+    except (PasswordDeleteError, NoKeyringError):  # nothing stored, or nowhere it could be
         return False
     except Exception as exc:
         raise CredentialError(f"cannot delete {name!r} from the keyring: {exc.__class__.__name__}") from None

@@ -7,9 +7,18 @@ afterwards only their sha256 goes with the raw frame; when the service answers
 409 with ``"missing"`` (it restarted, or another worker took the request), the
 client sends them again.
 
-Network behaviour: one ``requests.Session``; connect and read timeouts; TLS
-verification always on (a custom CA bundle may be given, never ``verify=False``);
-retries with exponential backoff only on connection errors and HTTP 502/503/504.
+Network behaviour (:mod:`remote.scoring_http`): one ``requests.Session`` whose
+adapter retries with urllib3's ``Retry`` on connection errors and HTTP
+408/429/502/503/504 (also when an Azure ML managed endpoint wraps them in 424),
+with jittered exponential backoff and ``Retry-After`` honoured; connect and read
+timeouts per socket operation and an overall **deadline** per call (default 20 s,
+retries and the reference resend included), after which :class:`RemoteError` says so
+and the caller may fall back to local classification. Behind a managed endpoint
+every non-200 answer of the container arrives as 424 with the container's code in
+``ms-azureml-model-error-statuscode``: the client reads that code, so the 409
+reference recovery works there too. ``deployment`` adds the
+``azureml-model-deployment`` header (route to one deployment of the endpoint).
+TLS verification is always on (a custom CA bundle may be given, never ``verify=False``).
 Scoring is idempotent (the same bytes give the same map, and the service keeps
 no per-request state beyond its reference cache), so re-sending a request that
 may have reached the service is safe. Client errors (4xx) and 500 are never retried.
@@ -27,33 +36,56 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import requests
+from requests.adapters import HTTPAdapter
 
 from core.capture_io import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.inference import ClassificationResult
 from core.model_file import ModelInfo
+from remote.scoring_http import (
+    DEPLOYMENT_HEADER,
+    MODEL_ERROR_STATUS,
+    MODEL_REASON_HEADER,
+    RETRY_STATUSES,
+    DeadlineExceeded,
+    DeadlineRetry,
+    call_with_deadline,
+    effective_status,
+    reason_of as _reason,
+    service_message as _service_message,
+)
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
 
-RETRY_STATUSES = frozenset({502, 503, 504})
+DEFAULT_DEADLINE_S = 20.0
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 _FRIENDLY = {
     401: "endpoint key rejected",
     403: "access to the endpoint denied",
     404: "no scoring service at this address",
     405: "the address does not accept scoring requests",
     413: "request too large",
+    408: "the service did not finish in time (request timeout)",
     429: "the service is busy (too many requests)",
 }
 _HELD_LIMIT = 64
 
 
 class RemoteError(NeuroHSIError):
-    """A remote call failed: ``status`` (HTTP code, ``None`` without an answer), a message, the response body."""
+    """A remote call failed: ``status`` (HTTP code, ``None`` without an answer), a message, the response body.
 
-    def __init__(self, status: int | None, message: str, body: bytes | str | None = None, *, url: str | None = None):
+    ``status`` is the scoring container's own code (the inner code of an Azure ML
+    424); ``deadline`` is True when the call gave up at its overall deadline.
+    """
+
+    def __init__(
+        self, status: int | None, message: str, body: bytes | str | None = None, *, url: str | None = None,
+        deadline: bool = False,
+    ):
         self.status = status
         self.message = message
         self.body = body
         self.url = url
+        self.deadline = deadline
         super().__init__(message)
 
 
@@ -72,6 +104,8 @@ class ScoringClient:
         backoff_s: float = 0.5,
         return_probabilities: bool = True,
         compress_upload: bool | None = None,
+        deadline_s: float | None = DEFAULT_DEADLINE_S,
+        deployment: str | None = None,
     ) -> None:
         self.url = normalise_url(url)
         if key is not None and not key:
@@ -84,6 +118,12 @@ class ScoringClient:
             raise ValueError(f"retries must be >= 0, got {retries}")
         if ca_bundle is not None and not Path(ca_bundle).is_file():
             raise ValueError(f"{ca_bundle}: CA bundle not found")
+        if deadline_s is not None and not deadline_s > 0:
+            raise ValueError(f"deadline must be positive seconds (or None), got {deadline_s!r}")
+        if deployment is not None and not _DEPLOYMENT_NAME.match(deployment):
+            raise ValueError(f"deployment name must be letters, digits and '-' (1-32), got {deployment!r}")
+        self.deadline_s = None if deadline_s is None else float(deadline_s)
+        self.deployment = deployment
         self._key = key
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.retries = int(retries)
@@ -97,6 +137,10 @@ class ScoringClient:
         self._verify: bool | str = str(ca_bundle) if ca_bundle is not None else True
         self._own_session = session is None
         self.session = session or requests.Session()
+        self._adapter = HTTPAdapter(max_retries=DeadlineRetry.for_call(self.retries, self.backoff_s, None))
+        # Mounted for this endpoint's address only, so a session shared with other code keeps its behaviour.
+        parts = urlsplit(self.url)
+        self.session.mount(f"{parts.scheme}://{parts.netloc}/", self._adapter)
         self._held: OrderedDict[str, None] = OrderedDict()  # reference sha256 the service is believed to hold
         self._digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
         self.service_info: dict | None = None
@@ -120,7 +164,7 @@ class ScoringClient:
     def ping(self) -> float:
         """Round-trip time (s) of a service-info request; checks address, key and service. ``RemoteError`` otherwise."""
         start = time.perf_counter()
-        response = self._send("GET", None, {})
+        response = self._send("GET", None, {}, self._deadline())
         latency = time.perf_counter() - start
         if response.status_code != 200:
             raise self._error_for(response)
@@ -180,7 +224,11 @@ class ScoringClient:
             self._digests[memo_key] = digest
         return digest, lambda: _read(path)
 
+    def _deadline(self) -> float | None:
+        return None if self.deadline_s is None else time.monotonic() + self.deadline_s
+
     def _score(self, raw: bytes, references: dict, start: float) -> ClassificationResult:
+        deadline = self._deadline()
         digests = {kind: sha for kind, (sha, _) in references.items()}
         params = ScoringParams(digests["dark"], digests["white"], return_probabilities=self.return_probabilities)
         send = [kind for kind, sha in digests.items() if sha not in self._held]
@@ -196,11 +244,11 @@ class ScoringClient:
                 headers["Content-Encoding"] = "gzip"
             t0 = time.perf_counter()
             encode_s += t0 - t_encode
-            response = self._send("POST", body, headers)
+            response = self._send("POST", body, headers, deadline)
             request_s += time.perf_counter() - t0
             request_bytes += len(body)
             http_requests += 1
-            if response.status_code == 409 and not all(kind in send for kind in digests):
+            if self._status(response) == 409 and not all(kind in send for kind in digests):
                 missing = _missing_from(response)
                 for kind in missing:
                     self._held.pop(digests[kind], None)
@@ -251,27 +299,53 @@ class ScoringClient:
         rgb = decoded.rgb if decoded.rgb is not None else np.zeros((*decoded.labels.shape, 3), np.uint8)
         return ClassificationResult(decoded.labels, probabilities, rgb, info, timings, None, self.url)
 
-    def _send(self, method: str, body: bytes | None, headers: dict) -> requests.Response:
-        """One logical request with retries on connection errors and 502/503/504 only."""
+    @staticmethod
+    def _status(response: requests.Response) -> int:
+        return effective_status(response.status_code, response.headers)
+
+    def _send(self, method: str, body: bytes | None, headers: dict, deadline: float | None) -> requests.Response:
+        """One logical request: urllib3 retries (see the module docstring), bounded by ``deadline`` (monotonic s)."""
         headers = dict(headers)
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key}"
+        if self.deployment is not None:
+            headers[DEPLOYMENT_HEADER] = self.deployment
+        if deadline is None:
+            return self._exchange(method, body, headers, None)
+        try:
+            return call_with_deadline(
+                lambda: self._exchange(method, body, headers, deadline), deadline - time.monotonic()
+            )
+        except DeadlineExceeded:
+            raise RemoteError(
+                None, f"no result from {self.url} within the {self.deadline_s:g} s deadline", url=self.url, deadline=True
+            ) from None
+
+    def _exchange(self, method: str, body: bytes | None, headers: dict, deadline: float | None) -> requests.Response:
+        """The HTTP exchange with retries; an answer cut short after its headers is sent again too."""
+        self._adapter.max_retries = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
+        timeout = self.timeout
         attempt = 0
         while True:
+            if deadline is not None:
+                left = max(0.05, deadline - time.monotonic())
+                timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
             try:
-                response = self.session.request(
-                    method, self.url, data=body, headers=headers, timeout=self.timeout, verify=self._verify
-                )
+                return self.session.request(method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify)
+            except DeadlineExceeded:
+                raise
             except requests.exceptions.SSLError as exc:
                 # A certificate problem does not heal by retrying.
                 raise RemoteError(None, f"{self.url}: TLS verification failed ({_reason(exc)})", url=self.url) from None
             except requests.exceptions.ReadTimeout:
                 raise RemoteError(
-                    None, f"no answer from {self.url} within {self.timeout[1]:g} s", url=self.url
+                    None, f"no answer from {self.url} within {timeout[1]:g} s", url=self.url
                 ) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                if attempt < self.retries:
-                    self._pause(attempt)
+                # urllib3 already retried failures before the answer's headers; an answer
+                # cut short afterwards (ChunkedEncodingError) is retried here, within the budget.
+                if isinstance(exc, requests.exceptions.ChunkedEncodingError) and attempt < self.retries:
+                    self._pause(attempt, deadline)
                     attempt += 1
                     continue
                 if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -281,18 +355,18 @@ class ScoringClient:
                 raise RemoteError(None, message, url=self.url) from None
             except requests.exceptions.RequestException as exc:
                 raise RemoteError(None, f"{self.url}: request failed ({_reason(exc)})", url=self.url) from None
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                self._pause(attempt)
-                attempt += 1
-                continue
-            return response
 
-    def _pause(self, attempt: int) -> None:
-        time.sleep(min(self.backoff_s * 2**attempt, 10.0))
+    def _pause(self, attempt: int, deadline: float | None) -> None:
+        wait = min(self.backoff_s * 2**attempt, 10.0)
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            raise DeadlineExceeded("no time left for another attempt")
+        time.sleep(wait)
 
     def _error_for(self, response: requests.Response) -> RemoteError:
-        status = response.status_code
+        status = self._status(response)
         detail = _service_message(response)
+        if not detail and response.status_code == MODEL_ERROR_STATUS:
+            detail = " ".join(response.headers.get(MODEL_REASON_HEADER, "").split())[:200]
         friendly = _FRIENDLY.get(status)
         if status == 401 and self._key is None:
             friendly = "the endpoint needs a key and none was given"
@@ -339,35 +413,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise RemoteError(None, f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _reason(exc: Exception) -> str:
-    """The innermost cause of a requests error, briefly (``Connection refused`` rather than a pool repr)."""
-    inner = exc
-    while inner.__context__ is not None and inner.__context__ is not inner:
-        inner = inner.__context__
-    text = f"{exc} {inner}"
-    for marker in ("Connection refused", "Connection reset", "Name or service not known", "timed out"):
-        if marker in text:
-            return marker.lower()
-    return " ".join((str(inner) or inner.__class__.__name__).split())[:200]
-
-
-def _service_message(response: requests.Response) -> str:
-    """The service's error message: ``{"error": ...}`` (NeuroHSI) or ``{"message": ...}`` (Azure ML front ends)."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text if response.content else ""
-        if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
-            title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-            text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
-        return " ".join(text.split())[:200]
-    if isinstance(body, dict):
-        for key in ("error", "message"):
-            if isinstance(body.get(key), str):
-                return body[key]
-    return ""
 
 
 def _missing_from(response: requests.Response) -> list[str]:

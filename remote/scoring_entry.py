@@ -16,11 +16,21 @@ request (``@rawhttp``) and routes by content type:
 Configuration (environment):
 
 - ``NEUROHSI_MODEL_PATH``: the model file; else the first ``*.safetensors`` under
-  ``AZUREML_MODEL_DIR`` (Azure ML's convention); else the demo model;
+  ``AZUREML_MODEL_DIR`` (Azure ML's convention); else ``init()`` fails and the worker
+  exits, so the container never reports ready with a model nobody chose (the demo
+  model is served only when ``neurohsi serve --model demo`` names it);
 - ``NEUROHSI_SCORING_KEY``: when set, every ``/score`` request needs
   ``Authorization: Bearer <key>`` (401 otherwise);
 - ``NEUROHSI_MAX_REQUEST_MB``: request-size limit in MB (default 64), 413 beyond it;
-- ``NEUROHSI_REFERENCE_CACHE``: how many dark/white frames to keep (default 8).
+- ``NEUROHSI_REFERENCE_CACHE``: how many dark/white frames to keep (default 8);
+- ``NEUROHSI_MAX_CONCURRENT_SCORING``: requests scored at once per worker process
+  (default 2); others wait up to ``NEUROHSI_SCORING_WAIT_S`` (default 30 s), then 503.
+
+Connection threads, socket read deadlines and the gunicorn configuration are in
+:mod:`remote.scoring_gunicorn`; the checks made before anything is allocated in
+:mod:`remote.scoring_guards`. Responses identify the model by name, version and
+sha256 (:func:`remote.scoring_guards.public_model_identity`), never by the training
+data recorded in the model file.
 
 Every bad request gets a 4xx with JSON ``{"error": ...}``; an unexpected failure
 gets a 500 with a generic message (details only in the service log). Dark and
@@ -44,8 +54,16 @@ from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from core.capture_io import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
-from core.inference import classify
-from core.model_file import LoadedModel, load_model
+from core.inference import classify_prepared, prepare
+from core.model_choice import resolve_model
+from core.model_file import LoadedModel
+from remote.scoring_guards import (
+    ComputeSlots,
+    RequestError,
+    check_capture_geometry,
+    public_model_identity,
+    read_body,
+)
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, decode_request, encode_result, inflate_body
 
 logger = logging.getLogger("neurohsi.scoring")
@@ -55,23 +73,20 @@ ENV_MODEL_DIR = "AZUREML_MODEL_DIR"
 ENV_KEY = "NEUROHSI_SCORING_KEY"
 ENV_MAX_REQUEST_MB = "NEUROHSI_MAX_REQUEST_MB"
 ENV_REFERENCE_CACHE = "NEUROHSI_REFERENCE_CACHE"
+ENV_MAX_CONCURRENT = "NEUROHSI_MAX_CONCURRENT_SCORING"
+ENV_SCORING_WAIT_S = "NEUROHSI_SCORING_WAIT_S"
 DEFAULT_MAX_REQUEST_MB = 64.0
 DEFAULT_REFERENCE_CACHE = 8
+DEFAULT_MAX_CONCURRENT = 2
+DEFAULT_SCORING_WAIT_S = 30.0
 JSON_CONTENT_TYPE = "application/json"
-# Bodies of rejected requests are read and dropped up to this many bytes, so the
-# client sees our 4xx instead of a connection reset from unread data.
-_DRAIN_LIMIT_BYTES = 512 * 1024 * 1024
-_CHUNK = 1 << 20
+# Parsed JSON integer lists take ~36 bytes per pixel (a 31 MB full-frame thesis request
+# becomes ~250 MB of Python objects): the thesis protocol gets a tighter body limit.
+MAX_JSON_BYTES = 40_000_000
 
 
-class RequestError(Exception):
-    """A bad request: HTTP ``status`` and a one-line message for the client."""
-
-    def __init__(self, status: int, message: str, **extra) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
+class ModelNotFoundError(RuntimeError):
+    """No model file is configured: the service must not start (the container stays not ready)."""
 
 
 class ReferenceCache:
@@ -109,20 +124,23 @@ class ServiceState:
     without registering it in ``sys.modules``, which ``dataclasses`` needs.
     """
 
-    __slots__ = ("model", "key", "max_request_bytes", "cache")
+    __slots__ = ("model", "key", "max_request_bytes", "cache", "slots")
 
-    def __init__(self, model: LoadedModel, key: str | None, max_request_bytes: int, cache: ReferenceCache) -> None:
+    def __init__(
+        self, model: LoadedModel, key: str | None, max_request_bytes: int, cache: ReferenceCache, slots: ComputeSlots
+    ) -> None:
         self.model = model
         self.key = key
         self.max_request_bytes = max_request_bytes
         self.cache = cache
+        self.slots = slots
 
 
 _STATE: ServiceState | None = None
 
 
 def resolve_model_path(environ: dict | None = None) -> Path:
-    """The model file named by configuration (see the module docstring)."""
+    """The model file named by configuration (see the module docstring); never the demo model."""
     environ = os.environ if environ is None else environ
     explicit = environ.get(ENV_MODEL_PATH)
     if explicit:
@@ -132,10 +150,10 @@ def resolve_model_path(environ: dict | None = None) -> Path:
         found = sorted(Path(model_dir).rglob("*.safetensors"))
         if found:
             return found[0]
-        logger.warning("no *.safetensors under %s=%s; using the demo model", ENV_MODEL_DIR, model_dir)
-    from resources import DEMO_MODEL_PATH
-
-    return DEMO_MODEL_PATH
+        raise ModelNotFoundError(
+            f"no *.safetensors model file under {ENV_MODEL_DIR}={model_dir}; register the model with the deployment"
+        )
+    raise ModelNotFoundError(f"no model configured: set {ENV_MODEL_PATH} or {ENV_MODEL_DIR}")
 
 
 def _float_env(name: str, default: float) -> float:
@@ -152,14 +170,25 @@ def _float_env(name: str, default: float) -> float:
 
 
 def init() -> None:
-    """Load the model and settings once per worker process."""
+    """Load the model and settings once per worker process.
+
+    Raises (and the inference server exits with code 3, so the container never
+    becomes ready) when no model is configured or the settings are invalid.
+    """
     global _STATE
-    path = resolve_model_path()
-    model = load_model(path)
+    try:
+        path = resolve_model_path()
+    except ModelNotFoundError as exc:
+        logger.critical("NeuroHSI scoring cannot start: %s", exc)
+        raise
+    model = resolve_model(path, allow_demo=False)
     key = os.environ.get(ENV_KEY) or None
     max_bytes = int(_float_env(ENV_MAX_REQUEST_MB, DEFAULT_MAX_REQUEST_MB) * 1_000_000)
     capacity = int(_float_env(ENV_REFERENCE_CACHE, DEFAULT_REFERENCE_CACHE))
-    _STATE = ServiceState(model, key, max_bytes, ReferenceCache(capacity))
+    slots = ComputeSlots(
+        int(_float_env(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)), _float_env(ENV_SCORING_WAIT_S, DEFAULT_SCORING_WAIT_S)
+    )
+    _STATE = ServiceState(model, key, max_bytes, ReferenceCache(capacity), slots)
     logger.info(
         "NeuroHSI scoring: model %s, key %s, request limit %d bytes",
         model.info.label,
@@ -174,11 +203,10 @@ def run(request):
     try:
         return _dispatch(request)
     except RequestError as exc:
-        _drain(request)
-        return _json_response({"error": exc.message, **exc.extra}, exc.status)
+        # A body left unread is drained by gunicorn (bounded to 5 s) before the connection is reused.
+        return _json_response({"error": exc.message, **exc.extra}, exc.status, exc.headers)
     except Exception:  # the service must keep serving and never leak internals
         logger.exception("unexpected error while scoring")
-        _drain(request)
         return _json_response({"error": "internal error while scoring; see the service log"}, 500)
 
 
@@ -194,11 +222,13 @@ def _dispatch(request):
     start = time.perf_counter()
     mimetype = (request.mimetype or "").lower()
     if mimetype == "multipart/form-data":
-        body = _read_body(request, state.max_request_bytes)
-        return _score_binary(state, body, request.content_type, start)
+        body = read_body(request, state.max_request_bytes, inflate_body)
+        with state.slots.slot():
+            return _score_binary(state, body, request.content_type, start)
     if mimetype == JSON_CONTENT_TYPE:
-        body = _read_body(request, state.max_request_bytes)
-        return _score_thesis_json(state, body, start)
+        body = read_body(request, min(state.max_request_bytes, MAX_JSON_BYTES), inflate_body)
+        with state.slots.slot():
+            return _score_thesis_json(state, body, start)
     raise RequestError(
         415, f"unsupported content type {mimetype or '(none)'}: send multipart/form-data or application/json"
     )
@@ -215,49 +245,10 @@ def _check_key(request, key: str | None) -> None:
         raise RequestError(401, "endpoint key rejected")
 
 
-def _read_body(request, limit: int) -> bytes:
-    """The request body, at most ``limit`` bytes (413 beyond it, checked before reading when declared)."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise RequestError(413, f"request too large: {declared} bytes, the limit is {limit} bytes")
-    chunks, total = [], 0
-    while True:
-        chunk = request.stream.read(_CHUNK)
-        if not chunk:
-            break
-        total += len(chunk)
-        if total > limit:
-            raise RequestError(413, f"request too large: over {limit} bytes, the limit is {limit} bytes")
-        chunks.append(chunk)
-    if not total:
-        raise RequestError(400, "empty request body")
-    body = b"".join(chunks)
-    encoding = request.headers.get("Content-Encoding", "")
-    try:
-        return inflate_body(body, encoding, limit=limit)
-    except OverflowError:
-        raise RequestError(413, f"request too large: inflated body over {limit} bytes, the limit is {limit} bytes") from None
-    except ValueError as exc:
-        raise RequestError(400, str(exc)) from None
-
-
-def _drain(request) -> None:
-    """Read and drop what is left of the body (bounded), so the client gets the answer, not a reset."""
-    try:
-        remaining = _DRAIN_LIMIT_BYTES
-        while remaining > 0:
-            chunk = request.stream.read(min(_CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-    except Exception:  # the client may already be gone; nothing to do
-        logger.debug("could not drain the request body", exc_info=True)
-
-
 def _service_info(state: ServiceState) -> dict:
     return {
         "service": "neurohsi-scoring",
-        "model": state.model.info.to_dict(),
+        "model": _model_identity(state),
         "max_request_bytes": state.max_request_bytes,
         "protocols": ["multipart/form-data", JSON_CONTENT_TYPE],
         "result_content_type": RESULT_CONTENT_TYPE,
@@ -276,7 +267,7 @@ def _client_message(exc: NeuroHSIError) -> str:
 
 def _classify(state: ServiceState, capture: Capture, profile: str | None):
     try:
-        return classify(capture, state.model, profile_name=profile)
+        return classify_prepared(prepare(capture, profile_name=profile), state.model)
     except CaptureError as exc:
         raise RequestError(400, _client_message(exc)) from None
     except (ModelFileError, ProfileError) as exc:
@@ -320,6 +311,7 @@ def _score_binary(state: ServiceState, body: bytes, content_type: str, start: fl
         capture = capture_from_bytes(req.raw, references["dark"], references["white"])
     except CaptureError as exc:
         raise RequestError(400, _client_message(exc)) from None
+    check_capture_geometry(capture.metadata, capture.raw.shape, state.model.info.n_bands)
     for kind, data in (("dark", req.dark), ("white", req.white)):
         if data is not None:
             state.cache.put(hashlib.sha256(data).hexdigest(), data)
@@ -344,7 +336,7 @@ def _score_binary(state: ServiceState, body: bytes, content_type: str, start: fl
 
 
 def _model_identity(state: ServiceState) -> dict:
-    return state.model.info.to_dict()
+    return public_model_identity(state.model.info)
 
 
 def _reject_number(text: str):
@@ -357,7 +349,7 @@ def _frame_from_lists(value, name: str) -> np.ndarray:
         raise RequestError(400, f"{name} must be a non-empty 2-D list of integers")
     try:
         array = np.array(value)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, TypeError, RecursionError):
         raise RequestError(400, f"{name} must be a rectangular 2-D list of integers") from None
     if array.ndim != 2 or array.size == 0:
         raise RequestError(400, f"{name} must be a 2-D list of integers, got {array.ndim} dimension(s)")
@@ -375,6 +367,8 @@ def _score_thesis_json(state: ServiceState, body: bytes, start: float):
         obj = json.loads(body, parse_float=_reject_number, parse_constant=_reject_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise RequestError(400, "body is not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise RequestError(400, "body must be a JSON object")
     missing = [k for k in ("raw_image", "white_ref", "black_ref") if k not in obj]
@@ -418,8 +412,8 @@ def _score_thesis_json(state: ServiceState, body: bytes, start: float):
     return _json_response(answer, 200)
 
 
-def _json_response(obj: dict, status: int):
-    headers = {"Content-Type": JSON_CONTENT_TYPE}
+def _json_response(obj: dict, status: int, extra_headers: dict | None = None):
+    headers = {"Content-Type": JSON_CONTENT_TYPE, **(extra_headers or {})}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return AMLResponse(json.dumps(obj, separators=(",", ":")), status, headers)

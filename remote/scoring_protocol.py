@@ -50,6 +50,8 @@ _MAX_HEADER_BYTES = 1 << 20
 _MAX_PAYLOAD_BYTES = 2048 * 2048 * (1 + 3 + 2 * 16)
 _PART_NAMES = ("raw", "dark", "white", "params")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The params object has five short fields; anything larger is not a NeuroHSI client.
+_MAX_PARAMS_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,14 @@ class ScoringParams:
     @classmethod
     def from_json(cls, data: bytes) -> "ScoringParams":
         """Parse and validate the ``params`` part; ``ValueError`` names the bad field."""
+        if len(data) > _MAX_PARAMS_BYTES:
+            raise ValueError(f"params part is {len(data)} bytes; at most {_MAX_PARAMS_BYTES} are accepted")
         try:
             obj = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"params part is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ValueError("params part is not valid JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise ValueError("params part must be a JSON object")
         unknown = set(obj) - {"dark_sha256", "white_sha256", "return_probabilities", "return_rgb", "profile"}

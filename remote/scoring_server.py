@@ -12,6 +12,13 @@ process group: the gunicorn master and its workers).
 
 The endpoint key never appears on a command line (where ``ps`` shows it): it is
 passed through the environment, ``NEUROHSI_SCORING_KEY``.
+
+Configuration is explicit only: gunicorn would read ``./gunicorn.conf.py`` and the
+inference server ``config.json`` from the working folder (and add that folder to
+``sys.path``). The launcher names its own gunicorn settings
+(``--config python:remote.scoring_gunicorn``: thread workers with read deadlines) and
+an empty server config (``remote/scoring_server_config.json``), and runs from the
+checkout's root, so files in the folder ``neurohsi serve`` was started from are ignored.
 """
 from __future__ import annotations
 
@@ -31,9 +38,28 @@ import requests
 
 LOOPBACK = "127.0.0.1"
 ENTRY_SCRIPT = Path(__file__).resolve().with_name("scoring_entry.py")
+SERVER_CONFIG = Path(__file__).resolve().with_name("scoring_server_config.json")
+GUNICORN_CONFIG = "python:remote.scoring_gunicorn"
+_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 5001
-# Variables through which gunicorn or the inference server could be told to bind elsewhere.
-_BIND_OVERRIDES = ("GUNICORN_CMD_ARGS", "SEPERATE_HEALTH_ENDPOINT", "HEALTH_PORT")
+# Variables through which gunicorn or the inference server could be told to bind elsewhere
+# or to read configuration from somewhere we did not choose.
+_BIND_OVERRIDES = ("GUNICORN_CMD_ARGS", "SEPERATE_HEALTH_ENDPOINT", "HEALTH_PORT", "AZUREML_CONFIG_FILE", "AML_APP_ROOT")
+
+
+class PortInUseError(ValueError):
+    """The port is taken on 127.0.0.1."""
+
+
+def check_port_free(port: int) -> None:
+    """``PortInUseError`` ("port P is in use") when 127.0.0.1:``port`` cannot be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # gunicorn binds with SO_REUSEADDR too: a port in TIME_WAIT is free for it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            raise PortInUseError(f"port {port} is in use (choose another with --port, or --port 0)") from None
 
 
 def free_port() -> int:
@@ -54,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--entry", default=str(ENTRY_SCRIPT), help="entry script (default: remote/scoring_entry.py)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
-    parser.add_argument("--model", help="model file (.safetensors); default: NEUROHSI_MODEL_PATH, AZUREML_MODEL_DIR or the demo model")
+    parser.add_argument(
+        "--model", help="model file (.safetensors) or 'demo'; default: NEUROHSI_MODEL_PATH or AZUREML_MODEL_DIR (required)"
+    )
     parser.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
     parser.add_argument("--max-request-mb", type=float, help="request-size limit in MB (default 64)")
@@ -70,6 +98,10 @@ def configure_environment(args: argparse.Namespace, environ: dict | None = None)
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if not Path(args.entry).is_file():
         raise ValueError(f"{args.entry}: entry script not found")
+    if args.model == "demo":
+        from resources import DEMO_MODEL_PATH
+
+        args.model = str(DEMO_MODEL_PATH)
     if args.model:
         model = Path(args.model).resolve()
         if not model.is_file():
@@ -89,10 +121,18 @@ def configure_environment(args: argparse.Namespace, environ: dict | None = None)
     # OpenMP threads that spin while idle make every request crawl when workers (or
     # anything else) share the cores: measured 0.35 s instead of 1 ms for a small cube.
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    gunicorn_args = f"--config {GUNICORN_CONFIG}"
     if _gunicorn_has_setting("control_socket_disable"):
         # gunicorn >= 25 opens a control socket at one fixed path per user; two local
         # servers (tests, a GUI beside a CLI) would fight over it and we never use it.
-        environ["GUNICORN_CMD_ARGS"] = "--no-control-socket"
+        gunicorn_args += " --no-control-socket"
+    environ["GUNICORN_CMD_ARGS"] = gunicorn_args
+    environ["AZUREML_CONFIG_FILE"] = str(SERVER_CONFIG)
+    environ["AML_APP_ROOT"] = str(ENTRY_SCRIPT.parent)
+    # gunicorn imports remote.scoring_gunicorn in the master: this checkout must be importable.
+    existing = environ.get("PYTHONPATH")
+    if str(_ROOT) not in (existing or "").split(os.pathsep):
+        environ["PYTHONPATH"] = str(_ROOT) if not existing else f"{_ROOT}{os.pathsep}{existing}"
 
 
 def _gunicorn_has_setting(name: str) -> bool:
@@ -104,6 +144,11 @@ def _gunicorn_has_setting(name: str) -> bool:
 def serve(args: argparse.Namespace) -> None:
     """Run the inference server in this process until it is stopped (never returns normally)."""
     configure_environment(args)
+    check_port_free(args.port)
+    # gunicorn adds its working folder to sys.path: run from the checkout, not wherever we were started.
+    os.chdir(_ROOT)
+    if str(_ROOT) not in sys.path:
+        sys.path.insert(0, str(_ROOT))
     from azureml_inference_server_http import constants
 
     constants.DEFAULT_HOST = LOOPBACK
@@ -188,7 +233,7 @@ def local_scoring_server(
                 _wait_ready(process, chosen, startup_timeout_s, log_path)
             except ScoringServerError:
                 _stop(process)
-                if attempt + 1 < attempts and "Address already in use" in _tail(log_path):
+                if attempt + 1 < attempts and ("Address already in use" in _tail(log_path) or "is in use" in _tail(log_path)):
                     continue
                 raise
             except BaseException:

@@ -8,6 +8,10 @@ command job runs on the compute cluster.
   folder instead (Azure ML mounts the ``uri_folder`` input there).
 * Training is the ``neurohsi train`` CLI itself (same code path as the app), run with
   ``--progress-jsonl`` so metrics appear while it trains.
+* Before training the dataset is checked against its ``manifest.json`` (size and sha256
+  of every file, see :func:`core.dataset_check.verify_manifest`); a mismatch fails the
+  job with one line naming the file. ``--skip-manifest-check`` is for a local folder
+  that was never uploaded.
 * ``--state-file`` records Preparing -> Running -> Finalizing -> Completed/Failed/Canceled.
 * ``--upload-model`` stores the model and its metrics at ``models/<model-name>/<model-version>/``.
 
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 
 from core import defaults
+from core.clock import utc_now_stamp
 from remote.training_backends.base import JobSpec, JobStatus
 from remote.training_backends.job_state import read_state, update_state
 
@@ -47,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dataset-dir", type=Path, help="local dataset folder (e.g. the Azure ML uri_folder mount)")
     p.add_argument("--container", default="neurohsi", help="Blob container (with --dataset / --upload-model)")
     p.add_argument("--output-dir", type=Path, required=True, help="where the model, metrics and progress go")
+    p.add_argument("--skip-manifest-check", action="store_true",
+                   help="train on a --dataset-dir without manifest.json (a folder that was never uploaded)")
     p.add_argument("--state-file", type=Path, help="job state file to record status transitions in")
     p.add_argument("--upload-model", action="store_true", help="upload the model to models/<name>/<version>/")
     p.add_argument("--model-version", default=None, help="version to upload the model as (default: a timestamp)")
@@ -58,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cross-validation", choices=("none", "double"), default="double")
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--model-name", default="conv2dnet")
+    p.add_argument("--version", default="1", help="version stored in the model file (ModelInfo.version)")
     p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
+    p.add_argument("--fold", type=int, default=None,
+                   help="train only double-cv fold model FOLD (one trial of the Azure ML sweep); "
+                        "writes fold-FOLD.safetensors and fold-FOLD.json to --output-dir")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
     return p
 
@@ -76,6 +87,7 @@ def spec_from_args(args: argparse.Namespace, dataset_name: str) -> JobSpec:
         cross_validation=args.cross_validation,
         seed=args.seed,
         model_name=args.model_name,
+        model_version=args.version,
     )
 
 
@@ -116,6 +128,7 @@ def train_command(dataset_dir: Path, model_path: Path, progress_path: Path, spec
         "--lr", repr(float(spec.lr)),
         "--seed", str(spec.seed),
         "--name", spec.model_name,
+        "--version", spec.model_version,
     ]
     for cid in spec.test_capture_ids:
         cmd += ["--test-capture", cid]
@@ -182,16 +195,32 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             storage.download_dataset(args.dataset, dataset_dir)
             log.info("dataset downloaded in %.1f s", time.perf_counter() - t0)
+            from core.dataset_check import MANIFEST_FILE
+
+            (dataset_dir / MANIFEST_FILE).write_text(json.dumps(storage.dataset_manifest(args.dataset)))
             name = args.dataset
         else:
             dataset_dir = args.dataset_dir
             name = dataset_dir.name
+        if not args.skip_manifest_check:
+            from core.dataset_check import verify_manifest
+
+            t0 = time.perf_counter()
+            manifest = verify_manifest(dataset_dir)
+            name = manifest.get("name") or name
+            log.info("dataset verified against its manifest: %d files in %.1f s", len(manifest["files"]),
+                     time.perf_counter() - t0)
         spec = spec_from_args(args, name)
         train_dir = select_captures(dataset_dir, spec, out)
         model_path = out / MODEL_FILE
         progress_path = out / PROGRESS_FILE
 
         set_status(JobStatus.RUNNING)
+        if args.fold is not None:  # one sweep trial: the selection step reads what it leaves in out/
+            run_training(train_command(train_dir, model_path, progress_path, spec) + ["--fold", str(args.fold)])
+            record = json.loads((out / f"fold-{args.fold}.json").read_text())
+            set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": record["val_oacc"]})
+            return 0
         run_training(train_command(train_dir, model_path, progress_path, spec))
 
         set_status(JobStatus.FINALIZING)
@@ -204,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         model = None
         if args.upload_model:
-            version = args.model_version or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            version = args.model_version or utc_now_stamp()
             blob = storage.upload_model(model_path, spec.model_name, version, metrics=metrics)
             model = {"name": spec.model_name, "version": version, "blob": blob}
             log.info("model uploaded to %s", blob)

@@ -46,41 +46,60 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"{path}: folder for {option} does not exist")
 
 
-def _classify_remote(args: argparse.Namespace):
-    from remote.scoring_client import ScoringClient
+def _classify(args: argparse.Namespace):
+    """Read the triplet, classify it remotely or locally (:mod:`remote.remote_or_local`), else locally.
+
+    "total" is the wall clock from before reading to the map.
+    """
+    import time
+    from dataclasses import replace
+
+    from core.capture_io import load_capture
+    from core.inference import classify_files
+    from core.model_choice import resolve_model
+
+    if args.endpoint is None:
+        model = resolve_model(args.model)  # a bad model fails before the capture is read
+        return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
+    start = time.perf_counter()
+    capture = load_capture(args.raw, args.dark, args.white)
+    read = time.perf_counter() - start
+    result = _classify_remote_or_local(args, capture, lambda: resolve_model(args.model))
+    return replace(result, timings_s={**result.timings_s, "read": read, "total": time.perf_counter() - start})
+
+
+def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
+    try:
+        from remote.remote_or_local import RemoteTarget, classify_remote_or_local
+        from remote.scoring_client import RemoteError
+    except ImportError as exc:  # a slimmed install without the remote package
+        raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
 
     key = os.environ[args.key_env] if args.key_env else None
-    return ScoringClient(args.endpoint, key=key).classify_files(args.raw, args.dark, args.white)
-
-
-def _classify_local(args: argparse.Namespace):
-    from core.inference import classify_files, load_default_model
-    from core.model_file import load_model
-
-    model = load_model(args.model) if args.model is not None else load_default_model()
-    return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
+    try:
+        outcome = classify_remote_or_local(
+            capture,
+            model_resolver=resolver,
+            endpoint=RemoteTarget(args.endpoint, key),
+            fallback_local=args.fallback_local,
+            profile_name=args.profile,
+        )
+    except (RemoteError, OSError) as exc:
+        raise _remote_failure(args.endpoint, exc) from None
+    if outcome.fallback_reason is not None:
+        print(f"neurohsi: remote scoring failed ({outcome.fallback_reason}); classified locally", file=sys.stderr)
+    return outcome.result
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
-    if args.endpoint is not None:
-        try:
-            from remote.scoring_client import RemoteError
-        except ImportError as exc:  # a slimmed install without the remote package
-            raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
+    result = _classify(args)
+    from core.capture_io import capture_id_for
 
-        try:
-            result = _classify_remote(args)
-        except (RemoteError, OSError) as exc:
-            if not args.fallback_local:
-                raise _remote_failure(args.endpoint, exc) from None
-            from core.errors import one_line
-
-            print(f"neurohsi: remote scoring failed ({one_line(exc)}); classified locally", file=sys.stderr)
-            result = _classify_local(args)
-    else:
-        result = _classify_local(args)
-    written = write_outputs(result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette)
+    written = write_outputs(
+        result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette,
+        capture_id=capture_id_for(args.raw),
+    )
     summary = summarise(result, written)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -101,34 +120,24 @@ def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:
     return ValueError(f"remote scoring at {endpoint} failed: {one_line(exc)} (use --fallback-local to classify locally)")
 
 
-def write_outputs(result, *, output=None, overlay=None, npz=None, palette: str = "thesis") -> dict[str, str]:
+def write_outputs(
+    result, *, output=None, overlay=None, npz=None, palette: str = "thesis", capture_id: str = "capture"
+) -> dict[str, str]:
     """Write the requested files for a :class:`core.inference.ClassificationResult`; returns kind -> path."""
-    import numpy as np
-
-    from core.render import label_map_image, model_identity_lines, overlay_image
+    from core.export import write_label_png, write_npz, write_overlay_png
 
     written = {}
     if output is not None:
-        label_map_image(result.labels, palette=palette).save(output, format="PNG")
+        write_label_png(output, result.labels, palette=palette)
         written["map"] = str(output)
     if overlay is not None:
-        image = overlay_image(
-            result.rgb,
-            result.labels,
-            class_ids=result.model.class_ids,
-            class_names=result.model.class_names,
-            model_lines=model_identity_lines(result.model, source=result.source, classified_at=result.classified_at),
-            palette=palette,
+        write_overlay_png(
+            overlay, result.rgb, result.labels, model=result.model, source=result.source,
+            classified_at=result.classified_at, capture_id=capture_id, palette=palette,
         )
-        image.save(overlay, format="PNG")
         written["overlay"] = str(overlay)
     if npz is not None:
-        np.savez_compressed(
-            npz,
-            labels=result.labels.astype(np.uint8),
-            probabilities=result.probabilities.astype(np.float32),
-            class_ids=np.asarray(result.model.class_ids, dtype=np.uint8),
-        )
+        write_npz(npz, result, capture_id=capture_id)
         written["npz"] = str(npz)
     return written
 

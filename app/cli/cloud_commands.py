@@ -1,9 +1,13 @@
 """``neurohsi cloud ...``: datasets and models in Blob storage, and training jobs (local or Azure ML).
 
-Progress goes to stderr, results to stdout as JSON. Storage comes from env
-``NEUROHSI_STORAGE_CONNECTION_STRING`` or the keyring entry ``storage-connection-string``
-(``neurohsi cloud secret set storage-connection-string`` stores it; secrets are never
-command-line arguments, which other users could read from the process list).
+Progress goes to stderr, results to stdout as JSON. Settings have the names of
+:mod:`remote.cloud_config`, shared with the app's Settings ▸ Cloud: env ``NEUROHSI_*``
+(``NEUROHSI_STORAGE_AUTH``, ``NEUROHSI_STORAGE_ACCOUNT_URL``, ``NEUROHSI_CONTAINER``,
+``NEUROHSI_AZUREML_*``) or flags. Secrets come from the keyring
+(``neurohsi cloud secret set storage-connection-string|storage-account-key|storage-sas-token``)
+or env ``NEUROHSI_STORAGE_CONNECTION_STRING``; they are never command-line arguments,
+which other users could read from the process list. ``neurohsi cloud check`` says in one
+line each whether storage and Azure ML work.
 Local jobs live in ``$NEUROHSI_HOME/jobs`` (default ``~/.local/share/neurohsi/jobs``).
 """
 from __future__ import annotations
@@ -17,13 +21,7 @@ from pathlib import Path
 
 from core import defaults
 
-AZUREML_ENV = {
-    "subscription_id": "NEUROHSI_AZUREML_SUBSCRIPTION_ID",
-    "resource_group": "NEUROHSI_AZUREML_RESOURCE_GROUP",
-    "workspace": "NEUROHSI_AZUREML_WORKSPACE",
-    "compute": "NEUROHSI_AZUREML_COMPUTE",
-    "environment": "NEUROHSI_AZUREML_ENVIRONMENT",
-}
+AZUREML_FLAGS = ("subscription_id", "resource_group", "workspace", "compute", "environment")  # remote.cloud_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = cloud.add_subparsers(dest="cloud_command", metavar="SUBCOMMAND", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--container", default=os.environ.get("NEUROHSI_CONTAINER", "neurohsi"),
+        p.add_argument("--container", default=None,
                        help="blob container (default: env NEUROHSI_CONTAINER or 'neurohsi')")
 
     p = sub.add_parser("upload", help="upload a dataset folder (resumable)")
@@ -66,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--no-cv", action="store_true", help="one model, no double cross-validation")
     p.add_argument("--model-name", default="conv2dnet")
+    p.add_argument("--model-version", dest="version", default="1", help="version stored in the model file")
     p.add_argument("--wait", action="store_true", help="wait until the job ends (progress on stderr)")
     _azureml_options(p)
     common(p)
@@ -91,6 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         common(p)
         p.set_defaults(handler=handler)
 
+    p = sub.add_parser("check", help="say in one line each whether storage and Azure ML work")
+    _azureml_options(p)
+    common(p)
+    p.set_defaults(handler=cmd_check)
+
     p = sub.add_parser("secret", help="store or remove a secret in the OS keyring (value read from stdin)")
     p.add_argument("action", choices=("set", "delete"))
     p.add_argument("name", help="e.g. storage-connection-string, scoring-endpoint-key, azureml-client-secret")
@@ -98,11 +102,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _azureml_options(p: argparse.ArgumentParser) -> None:
+    from remote.cloud_config import ENV_VARS
+
     g = p.add_argument_group("Azure ML (with --backend azureml; defaults from NEUROHSI_AZUREML_* env vars)")
-    for key, env in AZUREML_ENV.items():
-        g.add_argument(f"--{key.replace('_', '-')}", dest=key, default=os.environ.get(env))
-    g.add_argument("--tenant-id", default=os.environ.get("NEUROHSI_AZUREML_TENANT_ID"))
-    g.add_argument("--client-id", default=os.environ.get("NEUROHSI_AZUREML_CLIENT_ID"))
+    for key in (*AZUREML_FLAGS, "tenant_id", "client_id"):
+        g.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None, help=f"default: env {ENV_VARS[key]}")
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -115,10 +119,21 @@ def jobs_dir() -> Path:
     return base / "jobs"
 
 
-def _storage(args: argparse.Namespace):
-    from remote.blob_storage import BlobStorage
+def _config(args: argparse.Namespace):
+    """The cloud settings: env NEUROHSI_* (remote.cloud_config), then the flags given here."""
+    from dataclasses import replace
 
-    return BlobStorage(container=args.container)
+    from remote.cloud_config import resolve
+
+    given = {k: getattr(args, k) for k in (*AZUREML_FLAGS, "tenant_id", "client_id", "container")
+             if getattr(args, k, None)}
+    return replace(resolve(), **given)
+
+
+def _storage(args: argparse.Namespace):
+    from remote.cloud_config import make_storage
+
+    return make_storage(_config(args))
 
 
 def _backend(args: argparse.Namespace):
@@ -126,15 +141,15 @@ def _backend(args: argparse.Namespace):
         from remote.training_backends.local import LocalBackend
 
         return LocalBackend(_storage(args), jobs_dir())
-    from remote.training_backends.azureml import AzureMLBackend
+    from remote.cloud_config import ENV_VARS, azureml_missing, make_azureml_backend
 
-    missing = [f"--{k.replace('_', '-')} (or {env})" for k, env in AZUREML_ENV.items() if not getattr(args, k)]
+    config = _config(args)
+    missing = azureml_missing(config)
     if missing:
-        raise ValueError(f"Azure ML backend needs {', '.join(missing)}")
-    return AzureMLBackend(
-        args.subscription_id, args.resource_group, args.workspace, args.compute, args.environment,
-        tenant_id=args.tenant_id, client_id=args.client_id,
-    )
+        flags = {ENV_VARS[k]: k for k in AZUREML_FLAGS}
+        raise ValueError("Azure ML backend needs " + ", ".join(
+            f"--{flags[var].replace('_', '-')} (or {var})" for var in missing))
+    return make_azureml_backend(config)
 
 
 def _emit(obj) -> None:
@@ -199,6 +214,12 @@ def _job_json(backend, job_id: str, info=None) -> dict:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
+    from core.dataset_check import check_dataset_files
+
+    # every TIFF and label PNG decoded and label ids checked first: a truncated file is refused here,
+    # not found by the training job after a long upload
+    checked = check_dataset_files(
+        args.dataset, progress=lambda done, total, cid: print(f"checked {cid} ({done}/{total})", file=sys.stderr))
     storage = _storage(args)
     bar = _ByteBar("upload")
     start = time.perf_counter()
@@ -214,6 +235,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         "dataset": name,
         "container": storage.container_name,
         "captures": manifest["capture_ids"],
+        "captures_checked": len(checked),
         "files": len(manifest["files"]),
         "bytes": size,
         "bytes_sent": sent,
@@ -280,6 +302,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     path = _backend(args).fetch_model(args.job, args.output)
     _emit({"job_id": args.job, "model": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from remote.cloud_config import check_azureml, check_storage
+
+    config = _config(args)
+    storage_ok, storage_line = check_storage(config)
+    azureml_ok, azureml_line = check_azureml(config)
+    print(storage_line, file=sys.stderr)
+    print(azureml_line, file=sys.stderr)
+    _emit({"storage": {"ok": storage_ok, "message": storage_line},
+           "azureml": {"ok": azureml_ok, "message": azureml_line}})
+    return 0 if storage_ok else 1
 
 
 def cmd_secret(args: argparse.Namespace) -> int:

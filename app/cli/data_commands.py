@@ -7,21 +7,45 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("info", help="print a capture's metadata as JSON")
+    p = subparsers.add_parser("info", help="print a capture's metadata, camera profile and quality as JSON")
     p.add_argument("raw", type=Path, help="raw frame (TIFF)")
     p.set_defaults(handler=cmd_info)
 
-    p = subparsers.add_parser("preprocess", help="raw triplet to a calibrated, normalised cube (.npy)")
+    p = subparsers.add_parser(
+        "preprocess",
+        help="raw triplet to a calibrated, normalised cube (.npz: cube, valid, wavelengths_nm; "
+        "or .npy plus a sidecar .json with the wavelengths)",
+    )
     p.add_argument("raw", type=Path, help="raw frame (TIFF); references found by name unless given")
     p.add_argument("--dark", type=Path, help="dark reference (TIFF)")
     p.add_argument("--white", type=Path, help="white reference (TIFF)")
     p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata, else thesis-sm5x5-nir)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output cube, float32 (H, W, B) .npy")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help="output: NAME.npz (cube float32 (H, W, B), valid bool (H, W), wavelengths_nm) or a .npy cube "
+        "with NAME.npy.json beside it",
+    )
     p.add_argument("--rgb", type=Path, help="also write the synthetic RGB image (PNG)")
     p.set_defaults(handler=cmd_preprocess)
 
 
+def profile_summary(profile) -> dict:
+    """What ``info`` / ``classify --json`` say about the camera profile a capture is read with."""
+    return {
+        "id": profile.id,
+        "camera_model": profile.camera_model,
+        "geometry_source": profile.geometry_label,
+        "filter_offset_xy": list(profile.offset_xy),
+        "filter_area_wh": list(profile.area_wh),
+        "pattern_wh": list(profile.pattern_wh),
+        "cube_shape": list(profile.cube_shape),
+        "wavelengths_nm": None if profile.wavelengths_nm is None else [round(w, 3) for w in profile.wavelengths_nm],
+        "wavelengths_nominal": profile.wavelengths_nominal,
+    }
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    from core.camera_profiles import resolve_profile
     from core.capture_io import capture_id_for, read_frame
 
     frame, metadata = read_frame(args.raw)
@@ -32,12 +56,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         "dtype": str(frame.dtype),
         "max_value": int(frame.max()),
         "metadata": None if metadata is None else metadata.to_dict(),
+        "profile": profile_summary(resolve_profile(metadata)),
     }
     try:
-        from core.capture_io import find_references
+        from core.capture_io import find_references, load_capture
+        from core.quality import assess_quality
 
         dark, white = find_references(args.raw)
         info["references"] = {"dark": str(dark), "white": str(white)}
+        info["quality"] = assess_quality(load_capture(args.raw, dark, white)).to_dict()
     except ValueError as exc:
         info["references"] = {"error": str(exc)}
     print(json.dumps(info, indent=2))
@@ -48,15 +75,34 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     import numpy as np
 
     from core.capture_io import load_capture
+    from core.fileio import atomic_write, atomic_write_text
     from core.preprocessing import preprocess_capture
+    from core.quality import assess_quality
 
     if (args.dark is None) != (args.white is None):
         raise ValueError("give both --dark and --white, or neither")
+    if not args.output.parent.is_dir():
+        raise ValueError(f"{args.output}: output folder does not exist")
     capture = load_capture(args.raw, args.dark, args.white)
     cube = preprocess_capture(capture, profile_name=args.profile)
-    # Through a file object: np.save(path) would append ".npy" to any other name.
-    with open(args.output, "wb") as handle:
-        np.save(handle, cube.data)
+    wavelengths = None if cube.wavelengths_nm is None else [float(w) for w in cube.wavelengths_nm]
+    described = {
+        "profile": cube.profile_id,
+        "geometry_source": cube.geometry_source,
+        "wavelengths_nm": wavelengths,
+        "wavelengths_nominal": cube.wavelengths_nominal,
+        "origin_rc": list(cube.origin_rc),
+    }
+    sidecar = None
+    if args.output.suffix.lower() == ".npz":
+        arrays = {"cube": cube.data, "valid": cube.valid, "wavelengths_nm": np.asarray(wavelengths or [], np.float32)}
+        arrays["description"] = np.asarray(json.dumps(described))
+        atomic_write(args.output, lambda handle: np.savez(handle, **arrays))
+    else:
+        # Through a file object: np.save(path) would append ".npy" to any other name.
+        atomic_write(args.output, lambda handle: np.save(handle, cube.data))
+        sidecar = args.output.with_name(args.output.name + ".json")
+        atomic_write_text(sidecar, json.dumps(described, indent=1))
     if args.rgb is not None:
         from PIL import Image
 
@@ -67,10 +113,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         json.dumps(
             {
                 "cube": str(args.output),
+                "sidecar": None if sidecar is None else str(sidecar),
                 "shape": list(cube.data.shape),
-                "profile": cube.profile_id,
+                **described,
                 "valid_pixels": int(cube.valid.sum()),
                 "invalid_pixels": int((~cube.valid).sum()),
+                "quality": assess_quality(capture).to_dict(),
             }
         )
     )

@@ -42,6 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", type=Path, help="NEMESIS folder")
     p.add_argument("dataset", type=Path, help="dataset folder to write")
+    p.add_argument(
+        "--crop-offset", action="append", default=[], metavar="ID=ROW,COL",
+        help="where a cropped ground-truth map's top-left corner sits in the cube of capture (or patient) ID; repeatable",
+    )
+    p.add_argument(
+        "--crop-offsets", type=Path, metavar="FILE.json",
+        help='crop offsets for many captures: {"ID0018C01": [row, col], ...}',
+    )
     p.set_defaults(handler=cmd_import_nemesis)
 
 
@@ -90,8 +98,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_capture(args: argparse.Namespace) -> int:
-    from core.capture_io import write_frame
-    from core.labels import write_label_png
+    from core.export import write_label_png
     from core.synthetic import generate_capture
 
     if args.seed < 0:
@@ -100,9 +107,7 @@ def cmd_demo_capture(args: argparse.Namespace) -> int:
     _progress(f"generating a synthetic capture (seed {args.seed})")
     capture = generate_capture(seed=args.seed, patient="ID1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    raw_path = write_frame(args.out_dir / "ID0001C01.tif", capture.raw, capture.metadata)
-    write_frame(args.out_dir / "ID0001CD01.tif", capture.dark, capture.metadata)
-    write_frame(args.out_dir / "ID0001CW01.tif", capture.white, capture.metadata)
+    raw_path = capture.write_nemesis_files(args.out_dir, "ID0001C01")
     write_label_png(args.out_dir / "ID0001C01_labels.png", capture.labels)
     _progress(f"wrote {raw_path} (+ dark, white references and ID0001C01_labels.png)")
     print(raw_path)
@@ -111,8 +116,15 @@ def cmd_demo_capture(args: argparse.Namespace) -> int:
 
 def cmd_import_nemesis(args: argparse.Namespace) -> int:
     from core.dataset import import_nemesis
+    from core.nemesis_ground_truth import parse_crop_offset, read_crop_offsets
 
     _check_output_folder(args.dataset)
-    summary = import_nemesis(args.src, args.dataset, progress=_progress)
+    offsets = read_crop_offsets(args.crop_offsets) if args.crop_offsets is not None else {}
+    for item in args.crop_offset:
+        capture_id, sep, value = item.partition("=")
+        if not sep or not capture_id.strip():
+            raise ValueError(f"--crop-offset must be ID=ROW,COL, got {item!r}")
+        offsets[capture_id.strip()] = parse_crop_offset(value, source=f"--crop-offset {capture_id.strip()}")
+    summary = import_nemesis(args.src, args.dataset, progress=_progress, crop_offsets=offsets)
     print(json.dumps(summary))
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 SCREENSHOT_SIZE = (1600, 940)
 SCREENSHOT_TIMEOUT_MS = 120_000
+LIVE_SETTLE_MS = 2_000  # with --watch: grab this long after the first live map
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("capture", nargs="?", type=Path, help="raw capture to open (references found by name)")
     p.add_argument("--model", type=Path, help="model file (default: settings, else resources/models/demo.safetensors)")
     p.add_argument("--classify", action="store_true", help="classify the capture once it is open")
+    p.add_argument("--watch", type=Path, metavar="DIR", help="live mode: classify every new capture saved into DIR")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save a grab of the window and exit")
     p.add_argument("--settings", type=Path, metavar="INI",
                    help="settings file (default: the user's; with --screenshot: fresh defaults)")
@@ -29,11 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_gui(args: argparse.Namespace) -> int:
     if args.classify and args.capture is None:
         raise ValueError("--classify needs a CAPTURE to classify")
+    if args.watch is not None and not args.watch.is_dir():
+        raise ValueError(f"{args.watch}: folder to watch not found")
+    if args.watch is not None and args.capture is not None:
+        raise ValueError("give a CAPTURE to open or --watch DIR, not both")
     if args.screenshot is not None and not args.screenshot.parent.is_dir():
         raise ValueError(f"{args.screenshot}: folder {args.screenshot.parent} does not exist")
 
     from app.application import create_application
     from app.labelling.integration import install_labelling
+    from app.live import install_live
     from app.main_window import MainWindow
     from app.settings import AppSettings
 
@@ -47,22 +54,32 @@ def cmd_gui(args: argparse.Namespace) -> int:
             settings = AppSettings()
         window = MainWindow(settings, model_path=args.model)
         install_labelling(window)
+        install_live(window)
         if args.screenshot is not None:
             window.sink.show_dialogs = False
             window.resize(*SCREENSHOT_SIZE)
         window.show()
-        if window.model_path() is None:
-            window.sink.note(
-                "No model: resources/models/demo.safetensors is missing (make demo-model) — choose one in Settings",
-                level="warning",
-            )
+        _warn_without_model(window, args.model, settings)
         if args.screenshot is not None:
             return _screenshot(app, window, args)
+        if args.watch is not None:
+            window.live.start(args.watch)
         if args.capture is not None:
             if args.classify:
                 _classify_once_opened(window)
             window.open_capture(args.capture)
         return app.exec()
+
+
+def _warn_without_model(window, explicit: Path | None, settings) -> None:
+    """Say at start-up, in the model-choice words, when classifying would find no model."""
+    from core.errors import ModelFileError, one_line
+    from core.model_choice import resolve_model_path
+
+    try:
+        resolve_model_path(explicit, settings.get("default_model"))
+    except ModelFileError as exc:
+        window.sink.note(f"No model: {one_line(exc)}", level="warning")
 
 
 def _classify_once_opened(window) -> None:
@@ -88,7 +105,17 @@ def _screenshot(app, window, args) -> int:
         failures.append(exc)
         loop.quit()
 
-    if args.capture is not None:
+    if args.watch is not None:  # the first live map, then the grab
+        timer = QTimer(singleShot=True, interval=SCREENSHOT_TIMEOUT_MS)
+        timer.timeout.connect(lambda: failed(TimeoutError(f"no capture arrived in {args.watch}")))
+        # A few maps in, so the filmstrip and the rate show something.
+        window.live.shown.connect(lambda _live: QTimer.singleShot(LIVE_SETTLE_MS, loop.quit))
+        if window.live.start(args.watch):
+            timer.start()
+            loop.exec()
+            timer.stop()
+            window.live.indicator.tick()
+    elif args.capture is not None:
         window.job_failed.connect(failed)
         if args.classify:
             _classify_once_opened(window)

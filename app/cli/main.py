@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "app.cli.serve_commands",  # serve
     "app.cli.cloud_commands",  # cloud ...
     "app.cli.gui_commands",  # gui
+    "app.cli.watch_commands",  # watch
 )
 
 EXIT_ERROR = 2

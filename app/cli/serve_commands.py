@@ -12,32 +12,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run the scoring service on 127.0.0.1",
         description="Serve a model with the NeuroHSI scoring entry script under azureml-inference-server-http, "
-        "bound to 127.0.0.1 only. Prints the scoring URL; Ctrl+C stops it.",
+        "bound to 127.0.0.1 only. Prints the scoring URL; Ctrl+C stops it. Configuration files in the "
+        "current folder (gunicorn.conf.py, config.json) are ignored.",
     )
-    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--model", required=True, help="model file (.safetensors), or 'demo' for the bundled demo model")
     p.add_argument("--port", type=int, default=5001, help="port on 127.0.0.1 (default 5001; 0 picks a free one)")
     p.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key to require")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; each has many connection threads)")
     p.add_argument("--max-request-mb", type=float, help="request-size limit in MB (default 64)")
     p.set_defaults(handler=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from core.model_file import load_model
-    from remote.scoring_server import ENTRY_SCRIPT, free_port, scoring_url
+    from remote.scoring_server import ENTRY_SCRIPT, check_port_free, free_port, scoring_url
 
-    if args.model is None:
+    if args.model == "demo":
         from resources import DEMO_MODEL_PATH
 
         args.model = DEMO_MODEL_PATH
     # Fail here with one line rather than in a worker with a server log.
-    info = load_model(args.model).info
+    info = load_model(Path(args.model)).info
     if args.key_env and not os.environ.get(args.key_env):
         raise ValueError(f"--key-env {args.key_env}: that environment variable is not set or empty")
     if args.port == 0:
         args.port = free_port()
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be 0..65535, got {args.port}")
+    check_port_free(args.port)  # before the banner: a busy port is one line, not a URL and a log dump
     key_note = f"key required (from ${args.key_env})" if args.key_env else "no key"
     print(f"NeuroHSI scoring service: {scoring_url(args.port)}", flush=True)
     print(f"model {info.label}; {key_note}; Ctrl+C to stop", flush=True)

@@ -20,7 +20,7 @@ def _add_hyper_parameters(p: argparse.ArgumentParser, *, folds: bool = True) -> 
     p.add_argument("--epochs", type=int, default=defaults.EPOCHS, metavar="N", help=f"epochs (default {defaults.EPOCHS})")
     p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, metavar="N", help=f"batch size (default {defaults.BATCH_SIZE})")
     p.add_argument("--patch-size", type=int, default=defaults.PATCH_SIZE, metavar="N", help=f"patch size, odd (default {defaults.PATCH_SIZE})")
-    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, metavar="X", help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, metavar="X", help=f"Adam learning rate (default {defaults.LEARNING_RATE:g})")
     p.add_argument("--seed", type=int, default=defaults.SEED, metavar="S", help=f"random seed (default {defaults.SEED})")
     if folds:
         p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K", help=f"folds of double cross-validation (default {defaults.FOLDS})")
@@ -41,7 +41,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cv", action="store_true", help="one model on all training pixels (no cross-validation)")
     p.add_argument("--progress-jsonl", type=Path, metavar="FILE", help="append per-epoch progress as JSON lines")
     p.add_argument("--name", help="model name stored in the file (default: the output file's stem)")
+    p.add_argument("--version", default="1", help="model version stored in the file (default 1)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads training double-cv fold models side by side (default: CPU cores, at most 2)")
+    p.add_argument("--fold", type=int, default=None, metavar="M",
+                   help="train only double-cv fold model M (outer * folds + inner), as one cluster trial does; "
+                        "writes fold-M.safetensors and fold-M.json into the folder of -o")
     p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser(
+        "train-select",
+        help="pick the final double-cv model from fold models trained one by one (cluster trials)",
+        description="Reads fold-M.json / fold-M.safetensors of every fold model (neurohsi train --fold M) and "
+        "selects as double cross-validation does: the best inner model by validation OACC per outer fold, "
+        "then the outer winner with the best test OACC.",
+    )
+    p.add_argument("folds_dir", type=Path, help="folder holding fold-*.json and fold-*.safetensors")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.safetensors")
+    p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K")
+    p.set_defaults(handler=cmd_train_select)
 
     p = subparsers.add_parser(
         "evaluate",
@@ -65,7 +83,7 @@ def _config(args: argparse.Namespace, cross_validation: str):
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         lr=args.lr,
-        folds=getattr(args, "folds", 5),
+        folds=getattr(args, "folds", defaults.FOLDS),
         cross_validation=cross_validation,
         seed=args.seed,
     )
@@ -164,17 +182,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.model_file import save_model
     from core.training import train
 
+    if args.fold is not None:
+        return _train_one_fold(args, config, train_captures)
     start = time.perf_counter()
     n_models = 1 if config.cross_validation == "none" else config.folds**2
     sink = _ProgressSink(config.epochs * n_models, args.progress_jsonl)
     try:
-        result = train(train_captures, config, progress=sink)
+        result = train(train_captures, config, progress=sink, workers=args.workers)
         held_out = _evaluate_held_out(result, test_captures)
         metrics = _summary_metrics(result, held_out)
         info = save_model(
             output,
             result.net,
             name=args.name or output.stem,
+            version=args.version,
             class_ids=result.class_ids,
             class_names=result.class_names,
             profile_id=result.profile_id,
@@ -205,6 +226,60 @@ def cmd_train(args: argparse.Namespace) -> int:
         "timings_s": {**result.timings_s, "wall": time.perf_counter() - start},
     }
     print(json.dumps(summary))
+    return 0
+
+
+def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
+    """``train --fold M``: one fold model of the double-cv plan, its record beside it (a cluster trial)."""
+    from core.model_file import save_model
+    from core.training import patch_set_from_captures, train_fold_model
+
+    if config.cross_validation != "double":
+        raise ValueError("--fold trains one fold model of double cross-validation: drop --no-cv")
+    start = time.perf_counter()
+    data, profile_id = patch_set_from_captures(captures, config.patch_size)
+    sink = _ProgressSink(config.epochs, args.progress_jsonl, label=f"fold {args.fold}")
+    try:
+        net, record = train_fold_model(data, config, args.fold, progress=sink)
+    finally:
+        sink.close()
+    folder = args.output.parent
+    model_path, record_path = folder / f"fold-{args.fold}.safetensors", folder / f"fold-{args.fold}.json"
+    names = tuple(record.test["class_names"])
+    save_model(model_path, net, name=args.name or "conv2dnet", version=args.version, class_ids=data.class_ids,
+               class_names=names, profile_id=profile_id,
+               training={"data_ids": list(data.capture_ids), "n_samples": len(data),
+                         "hyper_parameters": config.to_dict(), "fold_model": args.fold, "dataset": str(args.dataset)},
+               metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test})
+    record_path.write_text(record.to_json())
+    print(json.dumps({"fold": args.fold, "model": str(model_path), "record": str(record_path),
+                      "val_oacc": record.val_oacc, "test_oacc": record.test["oacc"],
+                      "seconds": round(time.perf_counter() - start, 3)}))
+    return 0
+
+
+def cmd_train_select(args: argparse.Namespace) -> int:
+    from core.double_cv import FoldRecord, select_double_cv
+    from core.errors import DatasetError
+    from core.model_file import load_model, save_model
+
+    if not args.folds_dir.is_dir():
+        raise DatasetError(args.folds_dir, "folder of fold results not found")
+    records = []
+    for path in sorted(args.folds_dir.glob("fold-*.json")):
+        try:
+            records.append(FoldRecord.from_file(path))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
+    chosen, metrics = select_double_cv(records, args.folds)
+    fold_model = load_model(args.folds_dir / f"fold-{chosen}.safetensors")
+    info = fold_model.info
+    training = {**info.training, "selected_from": len(records)}
+    training.pop("fold_model", None)
+    saved = save_model(args.output, fold_model.net, name=info.name, version=info.version, class_ids=info.class_ids,
+                       class_names=info.class_names, profile_id=info.profile_id, training=training, metrics=metrics)
+    print(json.dumps({"model": str(args.output), "sha256": saved.sha256, "chosen": metrics["chosen"],
+                      "test_oacc_mean": metrics["test_oacc_mean"]}))
     return 0
 
 

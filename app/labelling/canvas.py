@@ -5,19 +5,23 @@ that *wraps* a uint8 display buffer (class ids, colours from a 256-entry RGBA
 look-up table): an edit writes only the touched rectangle of that buffer and asks
 Qt to repaint only that rectangle — no re-render of the whole image.
 
-Mouse: left button paints / erases / fills / adds polygon vertices; right and
-middle buttons pan and zoom as in every pyqtgraph view; Alt + left drag changes
-the brush size (horizontal movement, 1 px per 2 screen px).
+Mouse: left button paints / erases / fills / adds polygon vertices; middle drag,
+or left drag while Space is held, pans; the wheel zooms about the mouse; right
+drag zooms as in every pyqtgraph view; Alt + left drag changes the brush size
+(horizontal movement, 1 px per 2 screen px). A small panel in the top-left corner
+shows the tool, its size and the active class.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from core import label_editing as le
+from app.labelling.cursor import BrushCursor
+from core import label_editor as le
 from core.classes import class_table
-from core.label_editing import LabelEditor, Rect
+from core.label_editor import LabelEditor
+from core.label_geometry import EMPTY_RECT, MAX_DIAMETER, Rect
 
 BRUSH, ERASER, FILL, POLYGON = "brush", "eraser", "fill", "polygon"
 TOOLS = (BRUSH, ERASER, FILL, POLYGON)
@@ -47,8 +51,8 @@ class LabelLayerItem(pg.ImageItem):
     # Qt-level events: accepting the press makes this item the mouse grabber, so
     # painting starts on press (no drag threshold) and every move arrives here.
     def mousePressEvent(self, ev: QtWidgets.QGraphicsSceneMouseEvent) -> None:
-        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
-            ev.ignore()
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton or self._canvas.space_held:
+            ev.ignore()  # the ViewBox below pans (Space + left drag, as in napari and QuPath)
             return
         ev.accept()
         self._canvas.press(ev.pos(), ev.modifiers(), ev.screenPos())
@@ -66,7 +70,7 @@ class LabelLayerItem(pg.ImageItem):
         self._canvas.double_click(ev.pos())
 
     def hoverEvent(self, ev) -> None:  # pyqtgraph hover event
-        if ev.isExit():
+        if ev.isExit() or self._canvas.space_held:
             self._canvas.hover(None)
         else:
             self._canvas.hover(ev.pos())
@@ -77,6 +81,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
 
     Signals: ``changed(Rect)`` after any edit, ``brushSizeChanged(int)`` on Alt+drag,
     ``polygonChanged(int)`` with the number of pending polygon vertices.
+    ``confirm_fill(pixels) -> bool`` is asked before a fill of more than half the map.
     """
 
     changed = QtCore.Signal(object)
@@ -95,12 +100,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.label_item.setZValue(1)
         self.view.addItem(self.rgb_item)
         self.view.addItem(self.label_item)
-        pen = pg.mkPen((255, 255, 255), width=1.5, cosmetic=True)
-        self.cursor_item = QtWidgets.QGraphicsEllipseItem()
-        self.cursor_item.setPen(pen)
-        self.cursor_item.setZValue(3)
-        self.cursor_item.setVisible(False)
-        self.view.addItem(self.cursor_item)
+        self.cursor = BrushCursor(self.view)
         self.polygon_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255), width=1.5, style=QtCore.Qt.PenStyle.DashLine),
                                             symbol="o", symbolSize=5, symbolBrush=(255, 255, 255))
         self.polygon_item.setZValue(3)
@@ -113,6 +113,13 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self._polygon: list[tuple[float, float]] = []  # (y, x) image coordinates
         self._resize_from: tuple[float, int] | None = None  # (screen x, diameter) during Alt+drag
         self._last_pos: QtCore.QPointF | None = None
+        self.space_held = False
+        self.confirm_fill = None  # Callable[[int], bool] | None
+        self.hud = QtWidgets.QLabel(self)
+        self.hud.setObjectName("label_hud")
+        self.hud.setStyleSheet("QLabel { background: rgba(0, 0, 0, 170); color: white; padding: 4px 8px;"
+                               " font-size: 13pt; border-radius: 4px; }")
+        self.hud.move(8, 8)
 
     # ---- content
     def set_content(self, rgb: np.ndarray | None, editor: LabelEditor) -> None:
@@ -131,7 +138,20 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self._refresh_display(Rect(0, 0, h, w))
         self.label_item.setImage(self._display, lut=self._lut(), levels=None, autoLevels=False)
         self.cancel_polygon()
+        self.fit()
+
+    def fit(self) -> None:
+        """Zoom so the whole capture fills the view (key F)."""
         self.view.autoRange(padding=0.02)
+
+    def set_labels_visible(self, on: bool) -> None:
+        """Show or hide the label layer (key H) to look at the tissue under it."""
+        self.label_item.setVisible(bool(on))
+        self._update_cursor()
+
+    @property
+    def labels_visible(self) -> bool:
+        return self.label_item.isVisible()
 
     def _lut(self) -> np.ndarray:
         return class_table().lut(self._palette)
@@ -209,7 +229,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         elif self.tool == FILL:
             h, w = self.editor.shape
             if 0 <= row < h and 0 <= col < w:
-                self.editor.flood_fill(row, col)
+                self.editor.flood_fill(row, col, confirm=self.confirm_fill)
         elif self.tool == POLYGON:
             self._polygon.append((pos.y(), pos.x()))
             self._update_polygon()
@@ -259,7 +279,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         vertices, self._polygon = self._dedupe(self._polygon), []
         self._update_polygon()
         if len(vertices) < 3 or self.editor is None:
-            return le.EMPTY_RECT
+            return EMPTY_RECT
         return self.editor.fill_polygon(vertices)
 
     def cancel_polygon(self) -> None:
@@ -293,7 +313,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         """Set the size of the current tool (brush or eraser), clamped to 1..MAX_DIAMETER."""
         if self.editor is None:
             return
-        d = int(min(max(d, 1), le.MAX_DIAMETER))
+        d = int(min(max(d, 1), MAX_DIAMETER))
         if self.tool == ERASER:
             self.editor.eraser_diameter = d
         else:
@@ -302,17 +322,70 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         self.brushSizeChanged.emit(d)
 
     def _update_cursor(self) -> None:
-        show = self._last_pos is not None and self.tool in (BRUSH, ERASER) and self.editor is not None
-        self.cursor_item.setVisible(show)
+        self._update_hud()
+        show = (self._last_pos is not None and self.tool in (BRUSH, ERASER) and self.editor is not None
+                and not self.space_held)
         if not show:
+            self.cursor.hide()
             return
-        # the footprint is centred on the pixel under the mouse (see core.label_editing.disc_footprint)
+        # the footprint is centred on the pixel under the mouse (see core.label_geometry.disc_footprint)
         d = self.diameter()
         row, col = self.pixel_at(self._last_pos)
         cy, cx = row + 0.5 - (0.5 if d % 2 == 0 else 0.0), col + 0.5 - (0.5 if d % 2 == 0 else 0.0)
-        self.cursor_item.setRect(QtCore.QRectF(cx - d / 2, cy - d / 2, d, d))
-        colour = (255, 255, 255) if self.tool == ERASER else class_table().colour(self.editor.active_class, self._palette)
-        self.cursor_item.setPen(pg.mkPen(colour, width=1.5, cosmetic=True))
+        if self.tool == ERASER:
+            colour, text = (255, 255, 255), "eraser"
+        else:
+            c = self.editor.active_class
+            colour, text = class_table().colour(c, self._palette), f"{c} {class_table().by_id(c).name}"
+        self.cursor.show(QtCore.QRectF(cx - d / 2, cy - d / 2, d, d), tuple(colour), text)
+
+    def hud_text(self) -> str:
+        """What the on-screen panel says: tool, its size, active class, hidden labels."""
+        if self.editor is None:
+            return ""
+        c = self.editor.active_class
+        parts = {BRUSH: f"Brush {self.editor.brush_diameter} px", ERASER: f"Eraser {self.editor.eraser_diameter} px",
+                 FILL: "Fill", POLYGON: "Polygon"}[self.tool]
+        parts += f"  ·  {c} {class_table().by_id(c).name}"
+        if not self.labels_visible:
+            parts += "  ·  labels hidden (H)"
+        return parts
+
+    def _update_hud(self) -> None:
+        text = self.hud_text()
+        self.hud.setText(text)
+        self.hud.adjustSize()
+        self.hud.setVisible(bool(text))
+
+    # ---- Space + drag pans
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
+        if ev.key() == QtCore.Qt.Key.Key_Space:
+            if not ev.isAutoRepeat():
+                self.set_space_held(True)
+            ev.accept()
+            return
+        super().keyPressEvent(ev)
+
+    def keyReleaseEvent(self, ev: QtGui.QKeyEvent) -> None:
+        if ev.key() == QtCore.Qt.Key.Key_Space:
+            if not ev.isAutoRepeat():
+                self.set_space_held(False)
+            ev.accept()
+            return
+        super().keyReleaseEvent(ev)
+
+    def focusOutEvent(self, ev: QtGui.QFocusEvent) -> None:
+        self.set_space_held(False)  # a release while another window had focus never arrives
+        super().focusOutEvent(ev)
+
+    def set_space_held(self, held: bool) -> None:
+        """While Space is held a left drag pans instead of painting (open-hand cursor)."""
+        self.space_held = held
+        if held:
+            self.viewport().setCursor(QtCore.Qt.CursorShape.OpenHandCursor)
+        else:
+            self.viewport().unsetCursor()
+        self._update_cursor()
 
     def image_to_widget(self, y: float, x: float) -> QtCore.QPoint:
         """Widget (viewport) coordinates of image point (y=row, x=col); used by tests and benchmarks."""

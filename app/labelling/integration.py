@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
+from app.labelling.actions import build_menu_actions
 from app.labelling.session import Prediction
 from app.labelling.widget import LabellingWidget
 
@@ -25,9 +26,9 @@ def labels_folder(raw_path: Path | None, capture_id: str) -> Path:
     return raw_path.parent / capture_id
 
 
-def model_identity(info) -> str:
-    """Short model identity recorded as the pre-labelling model, e.g. ``demo 1.0 (1a2b3c4d)``."""
-    return f"{info.name} {info.version} ({info.sha256[:8]})"
+def model_identity(info) -> dict[str, str]:
+    """The model identity recorded as the pre-labelling model: ``{"name", "version", "sha256"}``."""
+    return {"name": str(info.name), "version": str(info.version), "sha256": str(info.sha256)}
 
 
 class LabellingController(QtCore.QObject):
@@ -40,14 +41,8 @@ class LabellingController(QtCore.QObject):
         self.widget: LabellingWidget | None = None
         self.dialog = None
         menu = window.add_menu("&Labels")
-        self.label_action = QtGui.QAction("&Label this capture…", window)
-        self.label_action.setObjectName("action_label_capture")
-        self.label_action.setShortcut(QtGui.QKeySequence("Ctrl+L"))
-        self.label_action.setToolTip("Draw ground truth on the open capture (Ctrl+L)")
-        self.label_action.triggered.connect(self.open_labelling)
-        self.retrain_action = QtGui.QAction("&Retrain the model…", window)
-        self.retrain_action.setObjectName("action_retrain")
-        self.retrain_action.triggered.connect(self.open_retraining)
+        actions = build_menu_actions(window, self)
+        self.label_action, self.retrain_action = actions["label_capture"], actions["retrain"]
         menu.addAction(self.label_action)
         menu.addAction(self.retrain_action)
         window.classified.connect(self._classified)
@@ -90,7 +85,7 @@ class LabellingController(QtCore.QObject):
                 self.widget.set_prediction(prediction)
 
     def open_retraining(self):
-        from app.retraining_dialog import RetrainingDialog
+        from app.retraining.dialog import RetrainingDialog
 
         if self.dialog is None:
             self.dialog = RetrainingDialog(self.window, settings=self.window.settings,

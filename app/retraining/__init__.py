@@ -1,8 +1,16 @@
-"""Helpers of the retraining dialog: its state (no Qt) and the worker-thread training run."""
-from app.retraining.runner import Environment, RunSnapshot, TrainingRun, default_environment, run_checks
-from app.retraining.state import CaptureRow, Check, HyperParameters, RetrainingState, install_model, scan_dataset
+"""The retraining dialog (``app.retraining.dialog.RetrainingDialog``) and its Qt-free parts.
+
+Imported here: the state (:mod:`.state`) and the generator jobs (:mod:`.runner`),
+which need no Qt; the widgets live in :mod:`.dialog`, :mod:`.dataset_table`,
+:mod:`.training_form` and :mod:`.job_panel`.
+"""
+from app.retraining.run_snapshot import RunSnapshot
+from app.retraining.runner import Environment, TrainingRun, default_environment, run_checks
+from app.retraining.state import (
+    CaptureRow, Check, HyperParameters, RetrainingState, flat_metrics, install_model, scan_dataset,
+)
 
 __all__ = [
     "CaptureRow", "Check", "Environment", "HyperParameters", "RetrainingState", "RunSnapshot", "TrainingRun",
-    "default_environment", "install_model", "run_checks", "scan_dataset",
+    "default_environment", "flat_metrics", "install_model", "run_checks", "scan_dataset",
 ]

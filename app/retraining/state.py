@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -105,9 +104,13 @@ class RetrainingState:
     running: bool = False
 
     def load_dataset(self, root: str | Path) -> None:
-        """Scan ``root``; every labelled capture is selected for training, none held out."""
+        """Scan ``root`` (reads every label PNG: call off the GUI thread) and :meth:`set_dataset`."""
+        self.set_dataset(root, scan_dataset(root))
+
+    def set_dataset(self, root: str | Path, rows: list[CaptureRow]) -> None:
+        """Use scanned ``rows`` of ``root``; every labelled capture is selected for training, none held out."""
         self.dataset = Path(root)
-        self.rows = scan_dataset(root)
+        self.rows = list(rows)
         self.train_ids = {r.capture_id for r in self.rows if r.labelled}
         self.test_ids = set()
 
@@ -158,8 +161,11 @@ class RetrainingState:
                     return Check("labels", False, f"{row.capture_id}: no labels")
         return Check("labels", True)
 
-    def job_spec(self, dataset_name: str):
-        """The :class:`remote.training_backends.JobSpec` of this state (raises JobError on bad values)."""
+    def job_spec(self, dataset_name: str, *, model_name: str | None = None, model_version: str = "1"):
+        """The :class:`remote.training_backends.JobSpec` of this state (raises JobError on bad values).
+
+        ``model_name`` (default ``state.model_name``) and ``model_version`` go into the model file.
+        """
         from remote.training_backends import JobSpec
 
         p = self.params
@@ -169,7 +175,7 @@ class RetrainingState:
             test_capture_ids=tuple(sorted(self.test_ids)),
             epochs=int(p.epochs), batch_size=int(p.batch_size), patch_size=int(p.patch_size),
             folds=int(p.folds), lr=float(p.lr), cross_validation="double" if p.double_cv else "none",
-            seed=int(p.seed), model_name=self.model_name,
+            seed=int(p.seed), model_name=model_name or self.model_name, model_version=str(model_version),
         )
 
     @property
@@ -186,6 +192,33 @@ class RetrainingState:
             if not check.ok:
                 return f"{check.name}: {check.message}"
         return None
+
+
+def flat_metrics(metrics: dict | None) -> dict[str, float]:
+    """Scalar metrics, nested dicts flattened as ``key.sub`` (lists and matrices left out)."""
+    out: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[str(key)] = float(value)
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[f"{key}.{sub}"] = float(v)
+    return out
+
+
+def model_metrics(path: str | Path | None) -> dict[str, float]:
+    """Flat metrics stored in a model file; {} when there is none or it cannot be read (reads the file)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    from core.model_file import load_model
+
+    try:
+        return flat_metrics(load_model(path).info.metrics)
+    except (OSError, ValueError):
+        return {}
 
 
 # ---------------------------------------------------------------------------------- paths
@@ -231,7 +264,3 @@ def install_model(src: str | Path, models_dir: str | Path, *, name: str) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return dest
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -32,6 +32,7 @@ _HYPER_INPUTS = (
     ("cross_validation", "--cross-validation"),
     ("seed", "--seed"),
     ("model_name", "--model-name"),
+    ("model_version", "--version"),
 )
 
 
@@ -65,8 +66,9 @@ def build_command_job(
 ):
     """The azure-ai-ml ``CommandJob`` for ``spec``.
 
-    ``environment`` is ``azureml:<name>:<version>`` (registered) or a Docker image
-    reference (wrapped in an anonymous ``Environment``). ``dataset_path`` overrides
+    ``environment`` is a registered environment (``azureml:NAME@latest``,
+    ``azureml:NAME:VERSION``, or the same without ``azureml:``) or a Docker image
+    reference with a registry path (wrapped in an anonymous ``Environment``). ``dataset_path`` overrides
     the datastore URI (e.g. a local folder for tests, or a registered data asset
     ``azureml:<name>:<version>``). ``code`` uploads a source snapshot; leave it None
     when the environment image has NeuroHSI installed.
@@ -78,7 +80,14 @@ def build_command_job(
         raise JobError("Azure ML compute cluster name is required")
     if not environment or not isinstance(environment, str):
         raise JobError("Azure ML environment is required (azureml:<name>:<version> or an image)")
-    env = environment if environment.startswith("azureml:") else Environment(image=environment)
+    from remote.cloud_config import CloudConfigError, environment_reference
+
+    try:
+        reference = environment_reference(environment)
+    except CloudConfigError as exc:
+        raise JobError(str(exc)) from None
+    # azureml:NAME@latest / azureml:NAME:VERSION is a registered environment; anything else an image
+    env = reference if reference.startswith("azureml:") else Environment(image=reference)
     inputs = {
         "dataset": Input(
             type="uri_folder", path=dataset_path or dataset_uri(spec.dataset, datastore), mode="ro_mount"
@@ -169,6 +178,23 @@ class AzureMLBackend:
             text = " ".join(str(exc).split())[:300] or exc.__class__.__name__
             raise JobError(f"Azure ML {doing} failed: {redact(text)}") from None
 
+    def check(self) -> None:
+        """The workspace answers and has the compute cluster and the registered environment (JobError if not)."""
+        client = self._ml_client()
+        self._call("workspace lookup", client.workspaces.get, self.workspace)
+        self._call("compute lookup", client.compute.get, self.compute)
+        from remote.cloud_config import environment_reference
+
+        reference = environment_reference(self.environment)
+        if reference.startswith("azureml:"):
+            name = reference.removeprefix("azureml:")
+            if "@" in name:
+                name, label = name.split("@", 1)
+                self._call("environment lookup", client.environments.get, name, label=label)
+            else:
+                name, version = name.split(":", 1)
+                self._call("environment lookup", client.environments.get, name, version=version)
+
     def submit(self, spec: JobSpec) -> str:
         job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
         created = self._call("submit", self._ml_client().jobs.create_or_update, job)
@@ -190,7 +216,17 @@ class AzureMLBackend:
             model={"output": "model"} if JobStatus.parse(job.status) is JobStatus.COMPLETED else None,
         )
 
+    def _running(self, job_id: str):
+        """The job entity when it has not ended (its outputs cannot be downloaded yet), else None."""
+        job = self._call("status", self._ml_client().jobs.get, job_id)
+        return None if JobStatus.parse(job.status).terminal else job
+
     def logs(self, job_id: str, *, tail: int = 200) -> str:
+        running = self._running(job_id)
+        if running is not None:  # jobs.download refuses an unfinished job: say where the live log is
+            url = getattr(running, "studio_url", None)
+            return (f"The job is {running.status}; its log comes here when it ends"
+                    + (f" (live log: {url})" if url else "") + "\n")
         with tempfile.TemporaryDirectory() as tmp:
             self._call("logs download", self._ml_client().jobs.download, job_id, download_path=tmp, all=False)
             logs = sorted(Path(tmp).rglob("std_log*.txt"))
@@ -202,6 +238,8 @@ class AzureMLBackend:
     def metrics(self, job_id: str) -> list[dict]:
         from remote.training_job import PROGRESS_FILE, read_progress
 
+        if self._running(job_id) is not None:
+            return []  # outputs of a running job cannot be downloaded; progress shows once it ends
         with tempfile.TemporaryDirectory() as tmp:
             self._call(
                 "output download", self._ml_client().jobs.download, job_id, download_path=tmp, output_name="model"

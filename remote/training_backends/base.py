@@ -79,11 +79,14 @@ class JobSpec:
     cross_validation: str = "double"
     seed: int = defaults.SEED
     model_name: str = "conv2dnet"
+    model_version: str = "1"  # stored in the model file (ModelInfo.version); increments per retrained model
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_capture_ids", tuple(self.train_capture_ids))
         object.__setattr__(self, "test_capture_ids", tuple(self.test_capture_ids))
-        for what, value in (("dataset", self.dataset), ("model_name", self.model_name)):
+        object.__setattr__(self, "model_version", str(self.model_version))
+        for what, value in (("dataset", self.dataset), ("model_name", self.model_name),
+                            ("model_version", self.model_version)):
             if not isinstance(value, str) or not _ID_RE.match(value):
                 raise JobError(f"{what} must be letters, digits, '.', '_' or '-', got {value!r}")
         for cid in self.train_capture_ids + self.test_capture_ids:
@@ -134,6 +137,7 @@ class JobSpec:
             "--cross-validation", self.cross_validation,
             "--seed", str(self.seed),
             "--model-name", self.model_name,
+            "--version", self.model_version,
         ]
         for cid in self.train_capture_ids:
             args += ["--train-capture", cid]

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import time
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
 
+from core.clock import utc_now_stamp
+from core.fileio import atomic_write_text
 from remote.blob_storage import BlobStorage
 from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
 from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
@@ -64,10 +65,10 @@ class LocalBackend:
         unknown = sorted((set(spec.train_capture_ids) | set(spec.test_capture_ids)) - have)
         if unknown:
             raise JobError(f"dataset {spec.dataset!r} has no capture(s) {', '.join(unknown)}")
-        job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        job_id = f"{utc_now_stamp()}-{secrets.token_hex(3)}"
         jdir = self.work_dir / job_id
         jdir.mkdir(parents=True)
-        (jdir / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
+        atomic_write_text(jdir / SPEC_FILE, json.dumps(spec.to_dict(), indent=2))
         state_path = jdir / STATE_FILE
         init_state(state_path, job_id=job_id, backend=self.name, container=self.storage.container_name)
         cmd = [

@@ -35,7 +35,7 @@ def test_bad_build_info_falls_back_to_package_version(tmp_path, text):
     path = tmp_path / "build_info.json"
     path.write_text(text)
     info = bi.build_info(path)
-    assert info["version"] == bi._package_version() and info["build_date"] is None and info["commit"] is None
+    assert info["version"] == bi.app_version() and info["build_date"] is None and info["commit"] is None
 
 
 def test_version_flag_prints_version_to_stdout():
@@ -52,7 +52,7 @@ def test_write_build_info_writes_version_date_and_commit(tmp_path):
     finally:
         sys.path.pop(0)
     info = write_build_info.build_info(ROOT)
-    assert info["version"] == bi._package_version()
+    assert info["version"] == bi.app_version()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["build_date"])
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if head.returncode != 0:

@@ -69,6 +69,12 @@ def test_classify_writes_map_overlay_npz_and_json(tmp_path, raw_path, capsys, sy
         np.testing.assert_array_equal(npz["class_ids"], [1, 2, 3, 4, 5])
     valid = labels > 0
     np.testing.assert_array_equal(labels[valid], probs[valid].argmax(-1) + 1)
+    from core.capture_io import capture_id_for
+    from core.export import read_npz
+
+    stored = read_npz(out_npz)  # the one NPZ layout, with model identity and capture id
+    assert stored["capture_id"] == capture_id_for(raw_path) and stored["model_sha256"] == summary["model"]["sha256"]
+    assert stored["classified_at"] == summary["classified_at"]
 
     with Image.open(out_map) as image:  # palette PNG: pixel values are the class ids
         assert image.mode == "P" and image.size == (w, h)

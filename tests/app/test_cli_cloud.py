@@ -123,3 +123,16 @@ def test_secret_set_reads_the_value_from_stdin(memory_keyring, monkeypatch, caps
     assert "endpoint-key-from-stdin" not in capsys.readouterr().out
     assert main(["cloud", "secret", "delete", "scoring-endpoint-key"]) == 0
     assert ("neurohsi", "scoring-endpoint-key") not in memory_keyring.store
+
+
+def test_upload_refuses_a_truncated_white_reference_before_sending_anything(cli, tmp_path):
+    data = tmp_path / "demo-bad"
+    cli("demo-data", data, "--small", "--captures", "2")
+    white = sorted(data.glob("*/white.tif"))[1]
+    white.write_bytes(white.read_bytes()[:-300])  # header intact: only a full decode notices
+    result = cli("cloud", "upload", data, "--name", "bad", check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("neurohsi: error: ") and str(white) in lines[-1] and "Traceback" not in result.stderr
+    listed = cli("cloud", "datasets", check=False)  # nothing uploaded: the container was never even created
+    assert "does not exist" in listed.stderr or json.loads(listed.stdout) == []

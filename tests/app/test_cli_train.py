@@ -104,3 +104,38 @@ def test_dataset_without_labels_is_refused(tmp_path, capsys):
                          metadata=c.metadata)
     code, _, err = _run(["train", tmp_path / "ds", "-o", tmp_path / "m.safetensors", "--no-cv"], capsys)
     _one_line_error(code, err, "no labelled pixels")
+
+
+def test_fold_models_one_by_one_then_train_select_match_local_double_cv(tmp_path):
+    """What the cluster runs (neurohsi train --fold M for every M, then train-select) picks what local training picks."""
+    import json
+    import subprocess
+    import sys
+
+    from core.dataset import write_capture_folder
+    from core.model_file import load_model
+    from core.synthetic import generate_capture, small_profile
+
+    root = tmp_path / "ds"
+    for k, patient in enumerate(("ID18", "ID20")):
+        cap = generate_capture(seed=k, patient=patient, profile=small_profile(12, 16))
+        write_capture_folder(root, cap.capture_id, cap.raw, cap.dark, cap.white, cap.labels,
+                             metadata=cap.metadata, meta={"patient": patient})
+    common = ["--epochs", "2", "--folds", "2", "--seed", "1", "--name", "cv"]
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "app.cli.main", *map(str, args)], capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    local = cli("train", root, "-o", tmp_path / "local.safetensors", "--workers", "2", *common)
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    for m in range(4):
+        cli("train", root, "-o", folds / "unused.safetensors", "--fold", m, *common)
+    selected = cli("train-select", folds, "-o", tmp_path / "selected.safetensors", "--folds", "2")
+    assert selected["chosen"] == local["metrics"]["chosen"]
+    a = load_model(tmp_path / "local.safetensors").info.metrics
+    b = load_model(tmp_path / "selected.safetensors").info.metrics
+    assert b["test_oacc_mean"] == a["test_oacc_mean"] and b["mode"] == "double-cv"

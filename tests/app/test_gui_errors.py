@@ -88,3 +88,49 @@ def test_missing_model_and_classify_without_capture(qtbot, make_window, small_fi
     open_and_wait(qtbot, window, raw)
     exc = fail_and_wait(qtbot, window, window.classify)
     assert str(missing) in str(exc) and "not found" in window.sink.last.text
+
+
+def test_model_with_deeply_nested_metadata_is_one_message_not_a_stuck_app(qtbot, make_window, small_files, tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from core.model_file import METADATA_KEY
+
+    raw, good = small_files
+    with safe_open(str(good), "np") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    nested = tmp_path / "nested.safetensors"
+    save_file(tensors, str(nested), metadata={METADATA_KEY: "[" * 100_000 + "]" * 100_000})
+    window = make_window(nested, show_dialogs=True)
+    qtbot.waitUntil(lambda: window.model_loader.state in ("failed", "missing"), timeout=30_000)
+    assert "nested.safetensors" in window.model_indicator.toolTip()
+    open_and_wait(qtbot, window, raw)
+    exc = fail_and_wait(qtbot, window, window.classify)
+    assert not window.is_busy() and not window.status.progress.isVisible()
+    assert window.sink.last.level == "error" and "\n" not in window.sink.last.text
+    assert window.sink.last_box is not None and window.sink.last_box.isVisible()
+    assert exc is not None and window.actions["classify"].isEnabled()
+
+
+def test_a_result_that_fails_while_drawn_is_reported_and_the_old_map_stays(qtbot, make_window, small_files,
+                                                                           monkeypatch):
+    import dataclasses
+
+    import app.workers
+
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    good = classify_and_wait(qtbot, window)
+
+    def wrong_shape_job(opened, **_kwargs):
+        yield app.workers.Progress(0.5, "Classifying")
+        bad = dataclasses.replace(good, labels=np.ones((10, 10), np.uint8),
+                                  probabilities=np.zeros((10, 10, 5), np.float32), cube=None)
+        return app.workers.Classified(bad)
+
+    monkeypatch.setattr(app.workers, "classify_job", wrong_shape_job)
+    exc = fail_and_wait(qtbot, window, window.classify)
+    assert "does not match" in str(exc) and "does not match" in window.sink.last.text
+    assert not window.is_busy() and window.result is good
+    assert np.array_equal(window.image_view.labels, good.labels)  # nothing half-drawn

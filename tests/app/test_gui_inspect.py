@@ -41,9 +41,11 @@ def test_clicks_pin_spectra_in_own_colours(qtbot, make_window, small_files):
     curves = window.spectrum.pinned_curves
     assert np.allclose(curves[1].getData()[1], opened.cube.data[30, 50])
     assert curves[0].opts["pen"].color().name() != curves[1].opts["pen"].color().name()
-    assert [(r, c) for r, c, _ in view.pins] == [(5, 7), (30, 50)]
-    window.clear_pins()
-    assert window.spectrum.pinned_curves == [] and view.pins == []
+    assert [(p.row, p.col) for p in window.overlay_state.pins] == [(5, 7), (30, 50)]
+    assert len(view.pin_item.data) == 2  # a marker per pin on the image
+    window.actions["clear_pins"].trigger()
+    assert window.spectrum.pinned_curves == [] and window.overlay_state.pins == ()
+    assert len(view.pin_item.data) == 0
 
 
 def test_roi_shows_mean_spectrum_and_pixel_count(qtbot, make_window, small_files):
@@ -68,13 +70,14 @@ def test_exports_reload_identically(qtbot, make_window, small_files, tmp_path):
     open_and_wait(qtbot, window, raw)
     result = classify_and_wait(qtbot, window)
     assert window.actions["export_npz"].isEnabled()
-    labels_png = window.export_labels(tmp_path / "labels.png")
+    labels_png = window.exports.write_labels(tmp_path / "labels.png")
     assert np.array_equal(read_label_png(labels_png), result.labels)
-    npz = np.load(window.export_npz(tmp_path / "result.npz"))
+    npz = np.load(window.exports.write_npz(tmp_path / "result.npz"))
     assert np.array_equal(npz["labels"], result.labels)
     assert np.array_equal(npz["probabilities"], result.probabilities)
     assert tuple(npz["class_ids"]) == result.model.class_ids and str(npz["model_sha256"]) == result.model.sha256
-    overlay = Image.open(window.export_overlay(tmp_path / "overlay.png"))
+    assert str(npz["capture_id"]) == window.opened.capture.capture_id and npz["valid"].shape == result.labels.shape
+    overlay = Image.open(window.exports.write_overlay(tmp_path / "overlay.png"))
     assert overlay.width > result.labels.shape[1] * 2  # enlarged map plus the legend panel
-    again = window.overlay_export_image()
+    again = window.exports.overlay_image()
     assert np.array_equal(np.asarray(overlay.convert("RGB")), np.asarray(again.convert("RGB")))

@@ -42,7 +42,10 @@ def test_remote_matches_local_then_stopped_server_falls_back(qtbot, make_window,
     assert fallback.source == "local"
     assert np.array_equal(fallback.labels, local.labels)
     warnings = [n for n in window.sink.history if n.level == "warning"]
-    assert warnings and url in warnings[-1].text and "classifying locally" in warnings[-1].text
+    assert warnings and url in warnings[-1].text and "classified locally" in warnings[-1].text
+    # ... and it stays on screen until acknowledged (it used to vanish from the status bar after 8 s).
+    assert window.warnings.isVisible() and url in window.warnings.text()
+    assert "Remote classification failed" in window.warnings.text()
     assert window.status.source_label.text().startswith("Local · map of ")
 
     # Without fallback the failure is an error naming the endpoint, and the last map stays.

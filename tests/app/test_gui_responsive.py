@@ -12,7 +12,6 @@ import time
 
 from PySide6.QtCore import QTimer
 
-import app.workers
 import core.inference
 
 MAX_GAP_S = 0.100
@@ -57,8 +56,8 @@ def record_thread(monkeypatch, module, name: str, threads: dict) -> None:
 def test_event_loop_keeps_ticking_during_full_resolution_classification(qtbot, make_window, full_files, monkeypatch):
     raw, model = full_files
     threads: dict[str, set[int]] = {}
-    record_thread(monkeypatch, app.workers, "load_capture", threads)
-    record_thread(monkeypatch, app.workers, "preprocess_capture", threads)
+    record_thread(monkeypatch, core.inference, "load_capture", threads)
+    record_thread(monkeypatch, core.inference, "preprocess_capture", threads)
     record_thread(monkeypatch, core.inference, "predict_dense", threads)
     window = make_window(model)
     meter = GapMeter()

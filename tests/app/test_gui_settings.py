@@ -54,7 +54,7 @@ def test_dialog_state_saves_key_to_keyring_only(qtbot, tmp_path, memory_keyring)
     assert "https" in dialog.error_label.text() and dialog.result() == 0
 
 
-def test_window_state_recent_files_and_theatre_mode(qtbot, make_window, small_files, tmp_path):
+def test_window_state_recent_files_and_remembered_theatre_mode(qtbot, make_window, small_files, tmp_path):
     raw, model = small_files
     window = make_window(model)
     open_and_wait(qtbot, window, raw)
@@ -62,15 +62,17 @@ def test_window_state_recent_files_and_theatre_mode(qtbot, make_window, small_fi
     assert [a.text() for a in window.recent_menu.actions()] == [raw.name]
     window.docks["Capture"].hide()
     window.actions["theatre"].setChecked(True)
-    assert window.font().pointSize() == 16 or window.toolbar.iconSize().width() == 40
+    assert window.isFullScreen() and window.docks["Legend"].isHidden() and window.toolbar.isHidden()
     window.close()
 
     assert window.settings.get("window_geometry") and window.settings.get("window_state_version") == 1
 
     again = make_window(model)
-    assert again.docks["Capture"].isHidden()  # docks restored from the saved state
-    assert again.actions["theatre"].isChecked() and again.toolbar.iconSize().width() == 40
+    assert again.actions["theatre"].isChecked() and again.isFullScreen()  # remembered
     again.actions["theatre"].setChecked(False)
+    # The normal layout comes back as it was saved: Capture hidden by the user, the rest shown.
+    assert again.docks["Capture"].isHidden() and not again.docks["Legend"].isHidden()
+    assert not again.toolbar.isHidden() and not again.isFullScreen()
     again.close()
 
     # A state saved by another layout version is ignored rather than half-applied.
@@ -111,3 +113,45 @@ def test_cli_screenshot_and_bad_capture(small_files, tmp_path):
     lines = [line for line in failed.stderr.splitlines() if line.startswith("neurohsi:")]
     assert lines == [f"neurohsi: error: {missing}: file not found"], failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_without_a_keyring_ok_works_and_a_key_lives_for_the_session_only(qtbot, tmp_path):
+    import keyring
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NoKeyring())
+    try:
+        path = tmp_path / "s.ini"
+        settings = AppSettings.from_file(path)
+        dialog = SettingsDialog(SettingsState.from_settings(settings))
+        qtbot.addWidget(dialog)
+        dialog.show()
+        assert dialog.keyring_note.isVisible() and "cannot be stored" in dialog.keyring_note.text()
+        assert dialog.session_key_check.isVisible() and dialog.session_key_check.isChecked()
+        # OK with nothing touched: no keyring error (the key field was not edited).
+        dialog.palette_combo.setCurrentIndex(dialog.palette_combo.findData("colourblind"))
+        dialog.accept()
+        assert dialog.result() == 1 and dialog.error_label.text() == ""
+        dialog.state.save(settings)
+        assert settings.get("palette") == "colourblind" and settings.endpoint_key() is None
+
+        # A typed key is used for this session, and written nowhere.
+        again = SettingsDialog(SettingsState.from_settings(settings))
+        qtbot.addWidget(again)
+        again.key_edit.setText(KEY)
+        again.state.save(settings)
+        assert settings.endpoint_key() == KEY and settings.key_is_session_only()
+        settings.sync()
+        assert KEY not in path.read_text()
+        assert SettingsState.from_settings(settings).endpoint_key == KEY
+        assert AppSettings.from_file(path).endpoint_key() is None  # a new session starts without it
+
+        # Unticking "session only" without a keyring is refused on OK with a message, not an exception.
+        third = SettingsDialog(SettingsState.from_settings(settings))
+        qtbot.addWidget(third)
+        third.session_key_check.setChecked(False)
+        third.accept()
+        assert third.result() == 0 and "session only" in third.error_label.text()
+    finally:
+        keyring.set_keyring(previous)

@@ -5,12 +5,13 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6 import QtCore
 
 from app.application import create_application
-from app.labelling import LabellingWidget
+from app.labelling import LabellingWidget, prompts
 from core import fileio
-from core import label_editing as le
+from core import label_store as store
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NOMOD = QtCore.Qt.KeyboardModifier.NoModifier
@@ -24,7 +25,8 @@ def make_widget(qtbot, answers, errors, *, autosave_ms=10_000):
         answers.append(folder)
         return answers.restore
 
-    w = LabellingWidget(restore_prompt=prompt, error_sink=errors.append, autosave_ms=autosave_ms)
+    w = LabellingWidget(restore_prompt=prompt, save_prompt=lambda parent, folder: prompts.DISCARD,
+                        error_sink=errors.append, autosave_ms=autosave_ms)
     qtbot.addWidget(w)
     w.resize(800, 500)
     w.show()
@@ -50,10 +52,10 @@ def test_autosave_timer_writes_the_recovery_file(qtbot, tmp_path):
     assert w.autosave_timer.isActive() and w.autosave_timer.interval() == 50
     w.brush_spin.setValue(5)
     paint(qtbot, w, 10, 10)
-    path = le.recovery_path(tmp_path)
+    path = store.recovery_path(tmp_path)
     qtbot.waitUntil(path.exists, timeout=3000)
-    w._wait_autosave()
-    back, info = le.read_recovery(tmp_path)
+    w.wait_autosave()
+    back, info = store.read_recovery(tmp_path)
     assert np.array_equal(back, w.session.editor.labels) and info["author"]
     assert not answers and not errors
     w.shutdown()
@@ -74,7 +76,7 @@ def test_crash_then_restart_offers_and_restores_the_recovered_labels(qtbot, tmp_
     paint(qtbot, first, 15, 20)
     painted = first.session.editor.labels.copy()
     first.autosave_async()  # the 10 s timer's work
-    first._wait_autosave()
+    first.wait_autosave()
     # crash: the first window never closes or saves; a new app opens the same capture
     assert not (tmp_path / "labels.png").exists()
     second = make_widget(qtbot, answers, errors)
@@ -83,7 +85,7 @@ def test_crash_then_restart_offers_and_restores_the_recovered_labels(qtbot, tmp_
     assert np.array_equal(second.session.editor.labels, painted)
     assert second.session.editor.can_undo  # restoring is itself undoable
     second.save()
-    assert not le.recovery_path(tmp_path).exists()
+    assert not store.recovery_path(tmp_path).exists()
     # reopening after a save offers nothing
     third = make_widget(qtbot, answers, errors)
     third.open(tmp_path, None, shape=(H, W))
@@ -94,29 +96,66 @@ def test_crash_then_restart_offers_and_restores_the_recovered_labels(qtbot, tmp_
     assert not errors
 
 
-def test_declining_the_recovery_discards_it_and_close_autosaves(qtbot, tmp_path):
+def test_declining_the_recovery_keeps_it_in_recovered_folder(qtbot, tmp_path):
     answers, errors = Answers(), []
     answers.restore = False
     w = make_widget(qtbot, answers, errors)
     w.open(tmp_path, None, shape=(H, W))
     paint(qtbot, w, 5, 5)
-    w.close()  # closing autosaves
-    assert le.recovery_pending(tmp_path)
+    painted = w.session.editor.labels.copy()
+    w.close_session()  # what the app does when it goes away without asking (logout without interaction)
+    assert store.recovery_pending(tmp_path)
     again = make_widget(qtbot, answers, errors)
     again.open(tmp_path, None, shape=(H, W))
     assert answers == [tmp_path]
-    assert not again.session.editor.labels.any() and not le.recovery_path(tmp_path).exists()
+    assert not again.session.editor.labels.any() and not store.recovery_path(tmp_path).exists()
+    kept = list((tmp_path / store.RECOVERED_DIR).iterdir())
+    assert len(kept) == 1 and "declined" in kept[0].name
+    assert np.array_equal(np.asarray(Image.open(kept[0])), painted)  # moved, not deleted
     again.shutdown()
+    w.shutdown()
+    assert not errors
+
+
+def test_damaged_recovery_is_reported_set_aside_and_labelling_opens(qtbot, tmp_path):
+    store.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    data = store.recovery_path(tmp_path).read_bytes()
+    store.recovery_path(tmp_path).write_bytes(data[: len(data) // 2])  # power cut mid-write of an old version
+    answers, errors = Answers(), []
+    w = make_widget(qtbot, answers, errors)
+    w.open(tmp_path, None, shape=(H, W))
+    assert answers == []  # nothing to offer
+    assert len(errors) == 1 and ".labels.recovery.png" in str(errors[0]) and "recovered" in str(errors[0])
+    assert not store.recovery_path(tmp_path).exists()
+    kept = list((tmp_path / store.RECOVERED_DIR).iterdir())
+    assert len(kept) == 1 and "damaged" in kept[0].name and kept[0].read_bytes() == data[: len(data) // 2]
+    paint(qtbot, w, 10, 10)  # labelling works
+    assert w.session.editor.labels.any() and w.save() is not None
+    w.shutdown()
+
+
+def test_stale_temp_files_of_an_interrupted_save_are_removed_on_open(qtbot, tmp_path):
+    stale = [tmp_path / ".labels.png.abc123.tmp", tmp_path / ".meta.json.x1.tmp",
+             tmp_path / "..labels.recovery.png.q.tmp"]  # atomic_write names them ".<name>.<random>.tmp"
+    for path in stale:
+        path.write_bytes(b"partial")
+    keep = tmp_path / ".other.tmp"
+    keep.write_bytes(b"not ours")
+    w = make_widget(qtbot, Answers(), [])
+    w.open(tmp_path, None, shape=(H, W))
+    assert not any(p.exists() for p in stale) and keep.exists()
+    assert sorted(w.session.removed_temp_files) == sorted(stale)
+    assert "interrupted save" in w.status_label.text()
     w.shutdown()
 
 
 def test_older_recovery_than_saved_labels_is_not_offered(qtbot, tmp_path):
-    le.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    store.write_recovery(tmp_path, np.ones((H, W), np.uint8))
     saved = np.full((H, W), 2, np.uint8)
-    le.save_labels(tmp_path, saved, author="a")
-    le.write_recovery(tmp_path, np.ones((H, W), np.uint8))
+    store.save_labels(tmp_path, saved, author="a")
+    store.write_recovery(tmp_path, np.ones((H, W), np.uint8))
     stamp = (tmp_path / "labels.png").stat().st_mtime_ns
-    os.utime(le.recovery_path(tmp_path), ns=(stamp - 10**9, stamp - 10**9))  # autosave older than the save
+    os.utime(store.recovery_path(tmp_path), ns=(stamp - 10**9, stamp - 10**9))  # autosave older than the save
     answers = Answers()
     w = make_widget(qtbot, answers, [])
     w.open(tmp_path, None, shape=(H, W))
@@ -149,7 +188,7 @@ def test_interrupted_save_keeps_previous_labels_png(qtbot, tmp_path, monkeypatch
 
 
 def test_labels_png_of_wrong_size_is_a_clear_error(qtbot, tmp_path):
-    le.save_labels(tmp_path, np.zeros((5, 5), np.uint8), author="a")
+    store.save_labels(tmp_path, np.zeros((5, 5), np.uint8), author="a")
     w = make_widget(qtbot, Answers(), [])
     with pytest.raises(ValueError, match=r"labels.png: label map is 5x5, the capture's cube is 30x40"):
         w.open(tmp_path, None, shape=(H, W))
@@ -165,13 +204,13 @@ def test_failed_background_autosave_reaches_the_error_sink(qtbot, tmp_path, monk
     def disk_full(path, data, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(le, "atomic_write", disk_full)
+    monkeypatch.setattr(store, "atomic_write", disk_full)
     w.autosave_async()
     qtbot.waitUntil(lambda: bool(errors), timeout=3000)
     assert "No space left" in str(errors[0])
     assert w.session.needs_autosave  # it will be tried again on the next tick
     monkeypatch.undo()
     w.autosave_async()
-    w._wait_autosave()
-    assert le.recovery_pending(tmp_path)
+    w.wait_autosave()
+    assert store.recovery_pending(tmp_path)
     w.shutdown()

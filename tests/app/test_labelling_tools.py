@@ -8,6 +8,7 @@ from PySide6 import QtCore
 from app.application import create_application
 from app.labelling import LabellingWidget, Prediction
 from app.labelling import canvas as cv
+from app.labelling import prompts
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NOMOD = QtCore.Qt.KeyboardModifier.NoModifier
@@ -28,7 +29,8 @@ def capsule(p0, p1, d, shape=(H, W)):
 def widget(qtbot, tmp_path):
     create_application([])
     errors = []
-    w = LabellingWidget(restore_prompt=lambda parent, folder: True, error_sink=errors.append)
+    w = LabellingWidget(restore_prompt=lambda parent, folder: True, save_prompt=lambda parent, folder: prompts.DISCARD,
+                        error_sink=errors.append)
     w.errors = errors
     qtbot.addWidget(w)
     w.resize(900, 600)
@@ -108,8 +110,8 @@ def test_brush_size_keys_and_alt_drag(qtbot, widget):
     assert widget.session.editor.brush_diameter == 28  # 8 + 40 screen px / 2
     assert not labels(widget).any()  # resizing paints nothing
     # the cursor shows the footprint: a circle of the brush diameter in image pixels
-    assert widget.canvas.cursor_item.isVisible()
-    assert widget.canvas.cursor_item.rect().width() == pytest.approx(28)
+    assert widget.canvas.cursor.visible
+    assert widget.canvas.cursor.rect().width() == pytest.approx(28)
 
 
 def test_flood_fill_is_contiguous_and_same_class(qtbot, widget):
@@ -219,7 +221,8 @@ def test_start_from_prediction_with_threshold(qtbot, widget):
     probs = np.zeros((H, W, 5), np.float32)
     probs[..., 0] = 0.95
     probs[:, 40:, 0] = 0.5  # low confidence on the right
-    widget.set_prediction(Prediction(pred, probs, model="demo 1.0 (abcd1234)"))
+    model = {"name": "demo", "version": "1.0", "sha256": "abcd1234" * 8}
+    widget.set_prediction(Prediction(pred, probs, model=model))
     widget.threshold_spin.setValue(0.8)
     key(qtbot, widget, QtCore.Qt.Key.Key_P, QtCore.Qt.KeyboardModifier.ControlModifier)
     expected = pred.copy()
@@ -229,7 +232,7 @@ def test_start_from_prediction_with_threshold(qtbot, widget):
     import json
 
     meta = json.loads((widget.session.folder / "meta.json").read_text())
-    assert meta["labels"]["prelabel_model"] == "demo 1.0 (abcd1234)"
+    assert meta["labels"]["prelabel_model"] == model and meta["labels"]["from_prediction"] is True
     assert meta["labels"]["author"] == "Dr. Test"
 
 

@@ -32,7 +32,8 @@ def test_label_the_open_capture_from_its_prediction_and_save(qtbot, make_window,
     assert widget.save() == folder / "labels.png"
     assert np.array_equal(read_label_png(folder / "labels.png"), result.labels)
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["labels"]["prelabel_model"].startswith("gui-test 3 (")
+    assert meta["labels"]["prelabel_model"] == {"name": "gui-test", "version": "3", "sha256": result.model.sha256}
+    assert meta["labels"]["from_prediction"] is True
     widget.shutdown()
 
 

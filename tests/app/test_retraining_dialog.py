@@ -6,7 +6,7 @@ import pytest
 
 from app.application import create_application
 from app.retraining.runner import Environment
-from app.retraining_dialog import RetrainingDialog
+from app.retraining.dialog import RetrainingDialog
 from tests.support.azurite import AzuriteMissing, AzuriteServer, connection_string
 
 
@@ -59,6 +59,7 @@ def open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=None):
     dialog = RetrainingDialog(env=env, settings=settings, models_dir=tmp_path / "models", dataset=dataset,
                               current_model=current_model, poll_ms=50)
     qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=30_000)  # the dataset is read on a worker
     return dialog
 
 
@@ -66,25 +67,39 @@ def wait_checks(qtbot, dialog):
     qtbot.waitUntil(lambda: not dialog.checks_running and bool(dialog.state.checks), timeout=30_000)
 
 
-def test_defaults_table_and_class_warnings(qtbot, dataset, azurite, tmp_path, settings):
+def test_defaults_table_and_class_warnings(qtbot, dataset, azurite, tmp_path, settings, monkeypatch):
+    import threading
+
+    import app.retraining.dialog as dialog_module
+
+    readers = []
+    real_scan = dialog_module.scan_dataset
+
+    def recording_scan(root):
+        readers.append(threading.current_thread())
+        return real_scan(root)
+
+    monkeypatch.setattr(dialog_module, "scan_dataset", recording_scan)
     env = make_env(azurite.connection_string, "tdefaults", tmp_path / "jobs")
     dialog = open_dialog(qtbot, env, dataset, settings, tmp_path)
+    # the label PNGs are read on a worker of the app's job runner, never on the GUI thread
+    assert readers and threading.main_thread() not in readers
     p = dialog.state.params
     assert (p.epochs, p.batch_size, p.patch_size, p.folds, p.lr, p.double_cv, p.seed) == (100, 16, 7, 5, 1e-3, True, 0)
-    assert (dialog.epochs_spin.value(), dialog.batch_spin.value(), dialog.patch_spin.value()) == (100, 16, 7)
-    assert dialog.folds_spin.value() == 5 and dialog.lr_spin.value() == pytest.approx(1e-3)
-    assert dialog.table.rowCount() == 3
-    assert dialog.table.item(2, 3 + 5).text() == "no labels"
-    assert not dialog.table.cellWidget(2, 2).isEnabled()
+    assert (dialog.form.epochs_spin.value(), dialog.form.batch_spin.value(), dialog.form.patch_spin.value()) == (100, 16, 7)
+    assert dialog.form.folds_spin.value() == 5 and dialog.form.lr_spin.value() == pytest.approx(1e-3)
+    assert dialog.captures.table.rowCount() == 3
+    assert dialog.captures.table.item(2, 3 + 5).text() == "no labels"
+    assert not dialog.captures.table.cellWidget(2, 2).isEnabled()
     row0 = dialog.state.rows[0]
-    assert dialog.table.item(0, 3).text() == f"{row0.counts[1]:,}"
+    assert dialog.captures.table.item(0, 3).text() == f"{row0.counts[1]:,}"
     # a tiny capture holds fewer than 100 labelled pixels of some classes: warned about, per class
     dialog.set_role(dialog.state.rows[0].capture_id, "test")
     assert dialog.state.test_ids == {row0.capture_id}
     train = dialog.state.rows[1].counts
     few = [c for c in range(1, 6) if train[c] < 100]
-    assert few and len(dialog.warnings_label.text().splitlines()) == len(few)
-    assert f"only {train[few[0]]} labelled pixels" in dialog.warnings_label.text()
+    assert few and len(dialog.captures.warnings_label.text().splitlines()) == len(few)
+    assert f"only {train[few[0]]} labelled pixels" in dialog.captures.warnings_label.text()
     wait_checks(qtbot, dialog)
     assert dialog.start_button.isEnabled(), dialog.reason_label.text()
 
@@ -125,15 +140,58 @@ def test_failing_preflight_checks_disable_start_with_the_reason(qtbot, dataset, 
     assert not dialog.start_button.isEnabled()
 
 
+def answer_next_question(qtbot, answer: str = "yes", seen: list | None = None) -> None:
+    """Click Yes/No on the next modal question box when it opens (a real QMessageBox, run by exec())."""
+    from PySide6 import QtCore, QtWidgets
+
+    def click():
+        box = QtWidgets.QApplication.activeModalWidget()
+        if not isinstance(box, QtWidgets.QMessageBox):
+            QtCore.QTimer.singleShot(20, click)
+            return
+        if seen is not None:
+            seen.append(box.text())
+        button = QtWidgets.QMessageBox.StandardButton.Yes if answer == "yes" else QtWidgets.QMessageBox.StandardButton.No
+        box.button(button).click()
+
+    QtCore.QTimer.singleShot(20, click)
+
+
+def test_capture_table_shows_at_least_eight_rows_at_the_default_size(qtbot, tmp_path, settings):
+    from core.dataset import write_capture_folder
+    from core.synthetic import generate_capture, small_profile
+
+    root = tmp_path / "many"
+    profile = small_profile(8, 8)
+    for k in range(12):
+        cap = generate_capture(seed=k, patient=f"ID{30 + k}", profile=profile)
+        write_capture_folder(root, cap.capture_id, cap.raw, cap.dark, cap.white, cap.labels,
+                             metadata=cap.metadata, meta={"patient": f"ID{30 + k}"})
+    env = Environment(storage=lambda: (_ for _ in ()).throw(ValueError("no storage in this test")),
+                      backend=lambda name, storage: None)
+    dialog = open_dialog(qtbot, env, root, settings, tmp_path)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    assert dialog.captures.table.rowCount() == 12
+    assert (dialog.width(), dialog.height()) == (1280, 960)
+    qtbot.waitUntil(lambda: dialog.captures.visible_rows() >= 8, timeout=5_000)  # once the layout has settled
+    before = dialog.captures.visible_rows()
+    dialog.resize(dialog.width(), dialog.height() + 300)  # and it grows with the dialog
+    qtbot.waitUntil(lambda: dialog.captures.visible_rows() > before, timeout=5_000)
+
+
 @pytest.mark.slow
-def test_local_job_completes_installs_model_then_second_run_cancels(qtbot, dataset, azurite, tmp_path, settings):
+def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
+        qtbot, dataset, azurite, tmp_path, settings):
     env = make_env(azurite.connection_string, "tretrain", tmp_path / "jobs")
     current = tmp_path / "current.safetensors"
     _write_current_model(current)
+    settings.set("default_model", str(current))
     dialog = open_dialog(qtbot, env, dataset, settings, tmp_path, current_model=current)
-    dialog.epochs_spin.setValue(2)
-    dialog.cv_check.setChecked(False)
-    dialog.set_role(dialog.state.rows[1].capture_id, "test")
+    dialog.form.epochs_spin.setValue(2)
+    dialog.form.cv_check.setChecked(False)
+    held_out = dialog.state.rows[1].capture_id
+    dialog.set_role(held_out, "test")
     wait_checks(qtbot, dialog)
     assert dialog.start_button.isEnabled(), dialog.reason_label.text()
     dialog.start_button.click()
@@ -141,40 +199,75 @@ def test_local_job_completes_installs_model_then_second_run_cancels(qtbot, datas
     qtbot.waitUntil(lambda: not dialog.state.running, timeout=120_000)
     snap = dialog.last
     assert snap.error is None, snap.error
+    # every phase in order, each with its own progress; the clock stopped at the end
+    phases = [p for p, _ in snap.phases]
+    assert phases == ["checking", "uploading", "queued", "training", "selecting", "downloading", "evaluating"] or \
+        phases == ["checking", "uploading", "queued", "selecting", "downloading", "evaluating"], phases
     statuses = [s for s, _ in snap.timeline]
     assert statuses[-1] == "Completed", (statuses, snap.log)
-    assert "Running" in statuses or "Finalizing" in statuses
-    assert snap.upload[0] == snap.upload[1] > 0 and dialog.upload_bar.value() == 100
-    assert "Completed" in dialog.timeline_label.text()
-    assert len(snap.epochs) == 2 and dialog.loss_curve.getData()[0] is not None
-    assert len(dialog.loss_curve.getData()[0]) == 2
-    assert dialog.log_view.toPlainText()
-    # metrics of the new model beside the current one
-    names = [dialog.metrics_table.item(i, 0).text() for i in range(dialog.metrics_table.rowCount())]
-    assert names and any("oacc" in n.lower() for n in names)
-    assert any(dialog.metrics_table.item(i, 2).text() for i in range(len(names)))
-    assert any(dialog.metrics_table.item(i, 1).text() for i in range(len(names)))
-    # install: copied beside the previous models, made the default
-    assert dialog.use_button.isEnabled() and dialog.start_button.isEnabled()
-    previous = settings.get("default_model")
-    dialog.use_button.click()
+    assert snap.upload[0] == snap.upload[1] > 0
+    assert dialog.job.phase_label.text() == "Finished" and dialog.job.phase_bar.value() == 100
+    assert snap.ended is not None and snap.elapsed_s() == snap.elapsed_s(now=snap.ended + 100.0)
+    shown = dialog.job.time_label.text()
+    qtbot.wait(1_200)
+    assert dialog.job.time_label.text() == shown  # the timer stops at the end
+    # chart: titled axes, one line for a no-cv model; log: plain summary, raw log folded
+    assert dialog.job.loss_plot.getAxis("bottom").labelText == "epoch"
+    assert list(dialog.job.loss_curves) == ["model"] and len(dialog.job.loss_curves["model"].getData()[0]) == 2
+    summary = dialog.job.summary_view.toPlainText()
+    assert "Checking the captures" in summary and "Uploading" in summary and "Finished (Completed)" in summary
+    assert dialog.job.log_view.isHidden() and dialog.job.log_view.toPlainText()  # folded away
+    dialog.job.raw_toggle.click()
+    assert not dialog.job.log_view.isHidden()
+    # the new model carries the dataset name, the date and version 1
+    info = snap.new_info
+    assert info.name.startswith("conv2dnet-retrain-ds-20") and info.version == "1"
+    # comparison: both models on the same held-out capture, plain names, a verdict
+    cmp = snap.comparison
+    assert cmp is not None and cmp.capture_ids == (held_out,)
+    assert cmp.installed.metrics is not None and cmp.new.metrics is not None
+    assert cmp.installed.metrics["n"] == cmp.new.metrics["n"] == cmp.n_pixels > 0
+    table = dialog.comparison.metrics_table
+    assert table.item(0, 0).text() == "Overall accuracy (OACC)"
+    assert table.item(0, 1).text().endswith("%") and table.item(0, 2).text().endswith("%")
+    assert cmp.verdict in dialog.comparison.verdict_label.text()
+    assert dialog.comparison.new_matrix.table.rowCount() == 5
+    # "Use this model" asks first: No keeps everything as it was
+    assert dialog.comparison.use_button.isEnabled() and dialog.start_button.isEnabled()
+    questions = []
+    answer_next_question(qtbot, "no", questions)
+    dialog.comparison.use_button.click()
+    assert questions and info.label in questions[0] and cmp.verdict in questions[0]
+    assert dialog.installed is None and settings.get("default_model") == str(current)
+    answer_next_question(qtbot, "yes")
+    dialog.comparison.use_button.click()
+    qtbot.waitUntil(lambda: dialog.installed is not None, timeout=30_000)  # copied and verified on a worker
     installed = dialog.installed
-    assert installed is not None and installed.parent == tmp_path / "models" and installed.is_file()
-    assert settings.get("default_model") == str(installed) and dialog.previous_model == previous
+    assert installed.parent == tmp_path / "models" and installed.is_file() and "-v1" in installed.name
+    assert settings.get("default_model") == str(installed) and dialog.previous_model == str(current)
     from core.model_file import load_model
 
-    assert load_model(installed).info.patch_size == 7
-    # second run: cancel it -> Canceled, Start disabled until then
+    assert load_model(installed).info.sha256 == info.sha256
+    # one-click revert: the previous model is the default again, and the history says so
+    qtbot.waitUntil(lambda: dialog.comparison.revert_button.isEnabled(), timeout=10_000)
+    dialog.comparison.revert_button.click()
+    qtbot.waitUntil(lambda: settings.get("default_model") == str(current), timeout=10_000)
+    assert [e.action for e in dialog.history.entries()] == ["install", "revert"]
+    assert installed.is_file()  # reverting keeps the file
+    # second run: version 2; Cancel asks, No keeps it running, Yes cancels -> Canceled
     dialog.start_button.click()
     qtbot.waitUntil(lambda: dialog.last is not None and dialog.last.job_id is not None, timeout=60_000)
+    assert dialog.run.spec.model_version == "2"
     assert not dialog.start_button.isEnabled()
+    answer_next_question(qtbot, "no")
+    dialog.cancel_button.click()
+    assert dialog.state.running and not dialog.run._cancel.is_set()
+    answer_next_question(qtbot, "yes")
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: not dialog.state.running, timeout=30_000)
     statuses = [s for s, _ in dialog.last.timeline]
     assert statuses[-1] == "Canceled" and "CancelRequested" in statuses
-    assert dialog.start_button.isEnabled() and not dialog.use_button.isEnabled()
-    # installing a second time keeps the first file
-    assert installed.is_file()
+    assert dialog.start_button.isEnabled() and not dialog.comparison.use_button.isEnabled()
 
 
 def _write_current_model(path):

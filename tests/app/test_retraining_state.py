@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.retraining.runner import RunSnapshot
+from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.state import RetrainingState, install_model, scan_dataset
-from app.retraining_dialog import flat_metrics
+from app.retraining.state import flat_metrics
 from core.errors import DatasetError, ModelFileError
-from core.label_editing import save_labels
+from core.label_store import save_labels
 
 
 def fake_capture(root, cid, labels=None, *, frames=("raw", "dark", "white")):

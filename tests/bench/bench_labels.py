@@ -33,7 +33,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from app.application import create_application  # noqa: E402
 from app.labelling.session import LabellingSession  # noqa: E402
 from app.labelling.widget import LabellingWidget  # noqa: E402
-from core import label_editing as le  # noqa: E402
+from core import label_store as store  # noqa: E402
 
 SIZES = ((217, 409), (1085, 2045))
 BRUSHES = (5, 20, 50)
@@ -129,7 +129,7 @@ def bench_size(app, h, w, folder):
         write_t.append(t2 - t1)
     rows.append((f"{h}x{w}", "autosave: copy on GUI thread", _ms(copy_t), "—", "—"))
     rows.append((f"{h}x{w}", "autosave: PNG + fsync + rename (worker)", _ms(write_t), "—", "—"))
-    size = le.recovery_path(folder).stat().st_size
+    size = store.recovery_path(folder).stat().st_size
     widget.shutdown()
     widget.deleteLater()
     app.processEvents()

@@ -7,7 +7,10 @@ metadata, to TIFF files in a temporary folder, then times
   and ``preprocess`` alone on frames already in memory;
 * thesis-style: read the TIFFs, float64 calibration, cube formed band by band, the
   spectral correction as a per-pixel Python loop (``SCM @ spectrum`` for each of the
-  88,753 pixels), RMS normalisation.
+  88,753 pixels), RMS normalisation;
+* the trust checks: ``assess_quality`` on the triplet and ``ood_mask`` on the cube
+  (a description fitted on a synthetic brain capture), target <= 10 ms together;
+* raw -> map warm: ``core.inference.classify`` with the demo model, target <= 80 ms.
 
 Run:  .venv/bin/python tests/bench/bench_preprocess.py [--runs 30] [--thesis-runs 3]
 Not collected by pytest; prints a table and the machine it ran on.
@@ -31,6 +34,7 @@ from core.camera_profiles import THESIS_PROFILE_ID, load_profile
 from core.capture_io import load_capture, write_frame
 from core.metadata import CaptureMetadata
 from core.preprocessing import preprocess, preprocess_capture
+from core.quality import assess_quality
 
 SHAPE = (1088, 2048)
 
@@ -137,9 +141,11 @@ def main() -> int:
             ("NeuroHSI: read 3 TIFFs only", timed(lambda: load_capture(raw_path), args.runs)),
             (
                 "thesis-style: read + float64, per-pixel SCM loop",
-                timed(lambda: thesis_style(raw_path, dark_path, white_path, profile.scm), args.thesis_runs),
+                timed(lambda: thesis_style(raw_path, dark_path, white_path, profile.scm), max(1, args.thesis_runs)),
             ),
         ]
+        trust_rows, trust_ms, map_ms = trust_and_map(capture, ours, args.runs)
+        rows += trust_rows
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: {cpu_model()}; {affinity} usable cores ({os.cpu_count()} online); {platform.platform()}")
@@ -160,7 +166,33 @@ def main() -> int:
     print()
     print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (other processes share the cores)")
     print(f"speed-up (read + preprocess, medians): {thesis / full:.1f}x; target median <= 60 ms: {'met' if full <= 60 else 'NOT met'}")
+    print(f"quality + out-of-distribution (medians): {trust_ms:.1f} ms; target <= 10 ms: {'met' if trust_ms <= 10 else 'NOT met'}")
+    print(f"raw -> map warm (classify, median): {map_ms:.1f} ms; target <= 80 ms: {'met' if map_ms <= 80 else 'NOT met'}")
     return 0
+
+
+def trust_and_map(capture, cube, runs: int):
+    """Rows for the quality checks, the OOD mask and raw -> map; medians (ms) of trust checks and of the map."""
+    from core.inference import classify
+    from core.model_choice import resolve_model
+    from core.ood import fit_ood_from_cubes, ood_mask
+    from core.synthetic import generate_capture
+
+    brain = generate_capture(seed=5)
+    brain_cube = preprocess_capture(brain.to_capture())
+    description = fit_ood_from_cubes([(brain_cube.data, brain.labels, brain_cube.valid)])
+    model = resolve_model(None)
+    quality = timed(lambda: assess_quality(capture), runs)
+    ood = timed(lambda: ood_mask(description, cube), runs)
+    both = timed(lambda: (assess_quality(capture), ood_mask(description, cube)), runs)
+    raw_to_map = timed(lambda: classify(capture, model), runs)
+    rows = [
+        ("trust: quality checks (assess_quality)", quality),
+        ("trust: out-of-distribution mask (ood_mask)", ood),
+        ("trust: quality + out-of-distribution", both),
+        ("raw (in memory) -> map, warm (classify)", raw_to_map),
+    ]
+    return rows, statistics.median(both[0]) * 1e3, statistics.median(raw_to_map[0]) * 1e3
 
 
 if __name__ == "__main__":

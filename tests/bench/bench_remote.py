@@ -153,12 +153,16 @@ def main(argv=None) -> int:
     if not args.no_write:
         out = ROOT / "docs" / "benchmarks" / "remote.md"
         out.parent.mkdir(parents=True, exist_ok=True)
+        # Keep the section bench_scoring_load.py writes between its markers.
+        old = out.read_text() if out.exists() else ""
+        begin, end = "<!-- BEGIN scoring-load -->", "<!-- END scoring-load -->"
+        kept = "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n" if begin in old and end in old else ""
         out.write_text(
             "# Remote scoring benchmark\n\n"
             "`tests/bench/bench_remote.py` (loopback, real azureml-inference-server-http on 127.0.0.1). "
             "Targets for (c): <= 400 ms end to end and <= 5 MB on the wire per request. "
             "Thesis service: 27.4 s and about 31 MB per request.\n\n"
-            f"{table}\n\n" + "\n".join(f"- {line}" for line in context) + "\n"
+            f"{table}\n\n" + "\n".join(f"- {line}" for line in context) + "\n" + kept
         )
         print(f"\nwrote {out.relative_to(ROOT)}")
     return 0

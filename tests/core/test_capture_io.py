@@ -7,7 +7,7 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile
+from core.camera_profiles import THESIS_PROFILE_ID, band_wavelengths, load_profile
 from core.capture_io import (
     capture_from_bytes,
     capture_id_for,
@@ -115,7 +115,9 @@ def test_capture_files_fixture_triplet_preprocesses_to_thesis_cube(capture_files
     capture = load_capture(raw_path)
     cube = preprocess_capture(capture)
     assert cube.data.shape == (217, 409, 25) and cube.profile_id == THESIS_PROFILE_ID
-    np.testing.assert_array_equal(cube.wavelengths_nm, np.float32(THESIS_META.wavelengths_nm))
+    expected = band_wavelengths(load_profile(THESIS_PROFILE_ID).scm, THESIS_META.wavelengths_nm)
+    np.testing.assert_array_equal(cube.wavelengths_nm, np.float32(expected))
+    assert not cube.wavelengths_nominal
 
 
 def test_metadata_profile_with_offset_is_used_for_files(tmp_path):
@@ -242,7 +244,7 @@ def test_white_not_above_dark_in_files_is_masked(tmp_path):
 
 def test_frame_too_small_for_filter_area(tmp_path):
     paths, _ = write_triplet(tmp_path, ("ID0003C01.tif", "ID0003CD01.tif", "ID0003CW01.tif"), shape=(1000, 2048))
-    with pytest.raises(CaptureError, match=r"ID0003C01\.tif: frame 1000x2048 is too small for profile 'thesis-sm5x5-nir'"):
+    with pytest.raises(CaptureError, match=r"ID0003C01\.tif: frame 1000x2048 is too small for the filter area of .*thesis-sm5x5-nir"):
         preprocess_capture(load_capture(paths[0]))
 
 

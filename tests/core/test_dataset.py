@@ -18,7 +18,7 @@ from core.dataset import (
     write_capture_folder,
 )
 from core.errors import DatasetError
-from core.labels import write_label_png
+from core.export import write_label_png
 from core.preprocessing import preprocess_capture
 from core.synthetic import generate_capture, small_profile
 
@@ -150,10 +150,7 @@ def _nemesis_archive(folder, captures, *, with_spectra=True):
     """Write NEMESIS-named triplets, SNAPgt ground truth (raw codes, cube size) and _dataset.mat spectra."""
     folder.mkdir(parents=True, exist_ok=True)
     for capture in captures:
-        base, n = capture.capture_id.split("C")
-        write_frame(folder / f"{capture.capture_id}.tif", capture.raw, capture.metadata)
-        write_frame(folder / f"{base}CD{n}.tif", capture.dark, capture.metadata)
-        write_frame(folder / f"{base}CW{n}.tif", capture.white, capture.metadata)
+        capture.write_nemesis_files(folder)
         codes = np.vectorize(CLASS_TO_CODE.get)(capture.labels).astype(np.uint16)
         codes[:2, :2] = 330  # bone: not one of the five classes
         scipy.io.savemat(folder / f"SNAPgt{capture.capture_id}_cropped_Pre-processed.mat", {"groundTruthMap": codes})

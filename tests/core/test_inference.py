@@ -7,7 +7,16 @@ import torch
 
 from core.capture_io import load_capture, write_frame
 from core.errors import ModelFileError
-from core.inference import ClassificationResult, classify, classify_files, load_default_model, predict_dense
+from core.inference import (
+    ClassificationResult,
+    Prepared,
+    classify,
+    classify_files,
+    classify_prepared,
+    predict_dense,
+    prepare,
+    prepare_files,
+)
 from core.model import NUMPY_PADDING_MODES, Conv2DNet, DenseConv2DNet
 from core.model_file import load_model, save_model
 from core.preprocessing import Cube
@@ -194,9 +203,51 @@ def test_model_for_another_profile_is_refused(tmp_path, synthetic):
         classify(synthetic.to_capture(), model)
 
 
-def test_load_default_model_names_the_missing_file(monkeypatch, tmp_path):
-    import resources
+def test_prepare_then_classify_prepared_is_classify_files(tmp_path, synthetic):
+    """The two steps give the same map as the one call, and prepare_files reads what load_capture reads."""
+    raw_path = _write(tmp_path, synthetic)
+    model = _loaded(tmp_path, _net(), synthetic.profile.id)
+    prepared = prepare_files(raw_path)
+    assert isinstance(prepared, Prepared) and prepared.quality is None
+    assert set(prepared.timings_s) == {"read", "preprocess", "rgb", "total"}
+    np.testing.assert_array_equal(prepared.capture.raw, load_capture(raw_path).raw)
+    assert prepared.rgb.dtype == np.uint8 and prepared.rgb.shape == (*prepared.cube.data.shape[:2], 3)
+    in_memory = prepare(synthetic.to_capture())
+    assert "read" not in in_memory.timings_s
+    np.testing.assert_array_equal(in_memory.cube.data, prepared.cube.data)
+    two_steps = classify_prepared(prepared, model)
+    one_call = classify_files(raw_path, model)
+    np.testing.assert_array_equal(two_steps.labels, one_call.labels)
+    assert two_steps.rgb is prepared.rgb and two_steps.cube is prepared.cube  # nothing computed twice
 
-    monkeypatch.setattr(resources, "DEMO_MODEL_PATH", tmp_path / "demo.safetensors")
-    with pytest.raises(ModelFileError, match="make demo-model"):
-        load_default_model()
+
+def test_total_is_the_wall_clock_around_the_call(tmp_path, synthetic, monkeypatch):
+    """"total" is measured start to end: it covers every stage, and time spent between stages too."""
+    import time
+
+    import core.inference as inference
+
+    raw_path = _write(tmp_path, synthetic)
+    model = _loaded(tmp_path, _net(), synthetic.profile.id)
+    start = time.perf_counter()
+    result = classify_files(raw_path, model)
+    outside = time.perf_counter() - start
+    stages = sum(v for k, v in result.timings_s.items() if k != "total")
+    assert stages <= result.timings_s["total"] <= outside
+
+    # Work outside every named stage (here: a slow hand-over between the two steps) counts in "total".
+    real = inference.classify_prepared
+
+    def slow_hand_over(prepared, loaded):
+        time.sleep(0.3)
+        return real(prepared, loaded)
+
+    monkeypatch.setattr(inference, "classify_prepared", slow_hand_over)
+    result = classify(synthetic.to_capture(), model)
+    stages = sum(v for k, v in result.timings_s.items() if k != "total")
+    assert result.timings_s["total"] >= stages + 0.3
+
+    # classify_prepared: the prepare wall clock plus its own, never a sum of stages.
+    prepared = prepare(synthetic.to_capture())
+    prepared = Prepared(prepared.capture, prepared.cube, prepared.rgb, {**prepared.timings_s, "total": 5.0})
+    assert real(prepared, model).timings_s["total"] >= 5.0

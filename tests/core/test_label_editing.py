@@ -1,4 +1,4 @@
-"""core.label_editing: brush, eraser, fills, preserve-labels, undo diffs, recovery and atomic save."""
+"""core.label_geometry, core.label_editor, core.label_store: brush, eraser, fills, preserve-labels, undo diffs, recovery and atomic save."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,12 @@ import pytest
 from PIL import Image
 
 from core import fileio
-from core import label_editing as le
+from core import label_editor as le
+from core import label_geometry as geo
+from core import label_store as store
 from core.errors import DatasetError
-from core.label_editing import EMPTY_RECT, LabelEditor, Rect
+from core.label_editor import LabelEditor
+from core.label_geometry import EMPTY_RECT, Rect
 
 
 def brute_capsule(shape, p0, p1, d):
@@ -34,7 +37,7 @@ def test_single_click_paints_exactly_the_disc():
     ed.active_class = 2
     ed.brush_diameter = 9
     rect = ed.stroke([(20, 25)])
-    fp = le.disc_footprint(9)
+    fp = geo.disc_footprint(9)
     expected = np.zeros((40, 50), bool)
     expected[16:25, 21:30] = fp
     assert np.array_equal(ed.labels == 2, expected)
@@ -217,34 +220,49 @@ def test_invalid_settings_raise_clear_errors():
 
 def test_recovery_roundtrip_and_pending(tmp_path):
     labels = np.random.default_rng(1).integers(0, 6, size=(30, 40), dtype=np.uint8)
-    assert le.read_recovery(tmp_path) is None and not le.recovery_pending(tmp_path)
-    path = le.write_recovery(tmp_path, labels, info={"author": "dr a"})
+    assert store.read_recovery(tmp_path) is None and not store.recovery_pending(tmp_path)
+    path = store.write_recovery(tmp_path, labels, info={"author": "dr a"})
     assert path.name == ".labels.recovery.png"
-    back, meta = le.read_recovery(tmp_path)
+    back, meta = store.read_recovery(tmp_path)
     assert np.array_equal(back, labels) and meta["author"] == "dr a" and "saved" in meta
-    assert le.recovery_pending(tmp_path)
-    le.save_labels(tmp_path, labels, author="dr a")
-    assert not path.exists() and not le.recovery_pending(tmp_path)
+    assert store.recovery_pending(tmp_path)
+    store.save_labels(tmp_path, labels, author="dr a")
+    assert not path.exists() and not store.recovery_pending(tmp_path)
 
 
-def test_save_labels_writes_png_and_merges_meta(tmp_path):
-    (tmp_path / "meta.json").write_text(json.dumps({"capture_id": "ID0001C01", "patient": "ID1"}))
+def test_save_labels_writes_png_and_merges_meta_with_provenance(tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps({"capture_id": "ID0001C01", "patient": "ID1",
+                                                    "labels": {"first_edit": "2026-01-02T03:04:05Z"}}))
     labels = np.zeros((8, 9), np.uint8)
     labels[2:4, 3:7] = 2
-    le.save_labels(tmp_path, labels, author="Dr. B", model="demo 1.0 abcd1234")
+    labels[0, 0] = 5
+    model = {"name": "demo", "version": "1.0", "sha256": "ab" * 32}
+    store.save_labels(tmp_path, labels, author="Dr. B", os_user="drb", first_edit="2026-11-29T05:00:00Z",
+                      last_edit="2026-11-29T05:10:00Z", prelabel_model=model)
     with Image.open(tmp_path / "labels.png") as im:
         assert im.mode == "P"
         assert np.array_equal(np.asarray(im), labels)
     meta = json.loads((tmp_path / "meta.json").read_text())
-    assert meta["capture_id"] == "ID0001C01"
-    assert meta["labels"]["author"] == "Dr. B"
-    assert meta["labels"]["prelabel_model"] == "demo 1.0 abcd1234"
-    assert meta["labels"]["counts"]["2"] == 8
+    assert meta["capture_id"] == "ID0001C01" and meta["patient"] == "ID1"
+    got = meta["labels"]
+    assert got["author"] == "Dr. B" and got["os_user"] == "drb"
+    assert got["first_edit"] == "2026-01-02T03:04:05Z"  # the earliest edit ever is kept
+    assert got["last_edit"] == "2026-11-29T05:10:00Z"
+    assert got["saved"].endswith("Z") and got["tool_version"] == store.tool_version() != ""
+    assert got["from_prediction"] is True and got["prelabel_model"] == model
+    assert got["counts"] == {"1": 0, "2": 8, "3": 0, "4": 0, "5": 1}
+    # labels drawn by hand: no model
+    store.save_labels(tmp_path, labels, author="Dr. B")
+    again = json.loads((tmp_path / "meta.json").read_text())["labels"]
+    assert again["from_prediction"] is False and again["prelabel_model"] is None
+    assert again["last_edit"] == "2026-11-29T05:10:00Z"  # kept when this save has none
+    with pytest.raises(ValueError, match="sha256"):
+        store.save_labels(tmp_path, labels, author="a", prelabel_model={"name": "x", "version": "1"})
 
 
 def test_interrupted_save_keeps_previous_labels(tmp_path, monkeypatch):
     old = np.ones((6, 6), np.uint8)
-    le.save_labels(tmp_path, old, author="a")
+    store.save_labels(tmp_path, old, author="a")
     before = (tmp_path / "labels.png").read_bytes()
     written = []
 
@@ -254,7 +272,7 @@ def test_interrupted_save_keeps_previous_labels(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk pulled"):
-        le.save_labels(tmp_path, np.full((6, 6), 2, np.uint8), author="a")
+        store.save_labels(tmp_path, np.full((6, 6), 2, np.uint8), author="a")
     assert written and written[0] > 0
     assert (tmp_path / "labels.png").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.png", "meta.json"]  # no temp left
@@ -262,9 +280,9 @@ def test_interrupted_save_keeps_previous_labels(tmp_path, monkeypatch):
 
 def test_save_labels_rejects_bad_input(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
-        le.save_labels(tmp_path / "nope", np.zeros((2, 2), np.uint8), author="a")
+        store.save_labels(tmp_path / "nope", np.zeros((2, 2), np.uint8), author="a")
     with pytest.raises(ValueError, match="author"):
-        le.save_labels(tmp_path, np.zeros((2, 2), np.uint8), author=" ")
+        store.save_labels(tmp_path, np.zeros((2, 2), np.uint8), author=" ")
     (tmp_path / "meta.json").write_text("{broken")
     with pytest.raises(DatasetError, match="meta.json: not valid JSON"):
-        le.save_labels(tmp_path, np.zeros((2, 2), np.uint8), author="a")
+        store.save_labels(tmp_path, np.zeros((2, 2), np.uint8), author="a")

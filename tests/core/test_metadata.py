@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.camera_profiles import (
     THESIS_PROFILE_ID,
     list_profiles,
     load_profile,
+    band_positions,
     profile_from_metadata,
     resolve_profile,
 )
@@ -17,6 +18,7 @@ from core.errors import ProfileError
 from core.metadata import CaptureMetadata, build_ximea_xml, parse_ximea_xml
 
 THESIS_CAMERA = "MQ022HG-IM-SM5X5-NIR"
+GEOMETRY_KEYS = ("ActiveAreaWidth", "ActiveAreaHeight", "AbsoluteOffsetX", "AbsoluteOffsetY")
 WAVELENGTHS = tuple(round(660.0 + 12.5 * i, 2) for i in range(25))
 
 # Text that survives XML and the parser's whitespace trimming.
@@ -38,9 +40,21 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
         filter_size_wh=st.none() | pairs,
         pattern_wh=st.none() | st.tuples(st.integers(1, 8), st.integers(1, 8)),
         wavelengths_nm=st.none() | st.lists(finite, min_size=1, max_size=30).map(tuple),
+        temperature_c=st.none() | finite,
+        active_area_wh=st.none() | st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+        absolute_offset_xy=st.none() | pairs,
+        spectral_range_nm=st.none() | st.tuples(finite, finite),
+        api_context=st.none()
+        | st.lists(
+            st.tuples(st.sampled_from(["xiApiImg:", "xiApiPar:"]), st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True), words),
+            min_size=1,
+            max_size=4,
+        ).map(lambda items: tuple((p + k, v) for p, k, v in items if k not in GEOMETRY_KEYS) or None),
     )
 )
 def test_build_then_parse_is_identity(meta):
+    # A band index beyond the pattern is refused (tested below), so only consistent documents round-trip.
+    assume(meta.pattern_wh is None or meta.wavelengths_nm is None or len(meta.wavelengths_nm) <= meta.pattern_wh[0] * meta.pattern_wh[1])
     assert parse_ximea_xml(build_ximea_xml(meta)) == meta
 
 
@@ -125,7 +139,9 @@ def test_thesis_camera_and_geometry_resolve_to_thesis_scm_at_metadata_offset():
     assert profile.id == THESIS_PROFILE_ID
     np.testing.assert_array_equal(profile.scm, thesis.scm)
     assert profile.offset_xy == (4, 2)  # metadata is authoritative about where the filter sits
-    assert profile.wavelengths_nm == WAVELENGTHS
+    # Per-position wavelengths carried through the SCM: output band i <- position band_positions(scm)[i].
+    assert profile.wavelengths_nm == tuple(WAVELENGTHS[j] for j in band_positions(thesis.scm))
+    assert not profile.wavelengths_nominal and "metadata" in profile.geometry_label
 
 
 def test_unknown_camera_resolves_to_metadata_profile_with_identity_scm():

@@ -228,6 +228,7 @@ def test_model_info_label_and_dict(tmp_path):
     assert info.label == f"demo v3 ({info.sha256[:12]})"
     d = info.to_dict()
     assert d["class_ids"] == [1, 2, 3, 4, 5] and json.dumps(d)
+    d.pop("ood_available")
     assert ModelInfo(**{**d, "class_ids": tuple(d["class_ids"]), "class_names": tuple(d["class_names"])}) == info
     assert len(TENSOR_NAMES) == 6
     assert {info: 1}[info] == 1  # hashable: can key a cache
@@ -241,3 +242,62 @@ def test_model_info_and_results_import_without_torch():
     code = "import sys, core.model_file, core.inference, core.render; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+WL = tuple(665.0 + 12.3 * i for i in range(25))
+
+
+def test_wavelengths_are_recorded_and_checked(tmp_path):
+    path = tmp_path / "m.safetensors"
+    _, info = _save(path, wavelengths_nm=WL)
+    loaded = load_model(path).info
+    assert loaded.wavelengths_nm == WL and loaded.to_dict()["wavelengths_nm"] == list(WL)
+    near = Cube(np.ones((10, 12, 25), np.float32), np.ones((10, 12), bool), np.float32(WL) + 2.0, "thesis-sm5x5-nir")
+    check_compatible(loaded, near)  # within a few nm: calibration rounding
+    shifted = np.float32(WL)
+    shifted[7] += 40.0
+    far = Cube(near.data, near.valid, shifted, "thesis-sm5x5-nir")
+    with pytest.raises(ModelFileError, match=r"m\.safetensors: model 'unit' v1 was trained on bands at \[665, 677.*\] nm, "
+                       r"but the capture's bands are at \[665, 677.*\] nm; band 7 differs by 40\.0 nm") as err:
+        check_compatible(loaded, far, path=path)
+    assert "\n" not in str(err.value)
+    _save(tmp_path / "old.safetensors")
+    check_compatible(load_model(tmp_path / "old.safetensors").info, far)  # a file without the record: no check
+
+
+def test_old_files_load_without_ood_description(tmp_path):
+    path = tmp_path / "old.safetensors"
+    _save(path)
+    info = load_model(path).info
+    assert info.ood is None and not info.ood_available and info.wavelengths_nm is None
+
+
+def test_ood_description_is_stored_and_validated(tmp_path):
+    from core.ood import fit_ood
+
+    rng = np.random.default_rng(0)
+    desc = fit_ood(rng.normal(size=(300, 25)), rng.integers(1, 6, size=300))
+    path = tmp_path / "m.safetensors"
+    _save(path, ood=desc.to_dict())
+    assert load_model(path).info.ood_available
+    _rewrite(path, meta_patch={"ood": {**desc.to_dict(), "threshold": -1}})
+    _expect_error(path, "out-of-distribution description: holds NaN, infinite or non-positive values")
+
+
+@pytest.mark.parametrize("where", ["header", "metadata"])
+def test_deeply_nested_json_is_one_line(tmp_path, where):
+    path = tmp_path / "deep.safetensors"
+    deep = "[" * 100_000 + "]" * 100_000
+    if where == "header":
+        body = ('{"x":' + deep + "}").encode()
+        path.write_bytes(struct.pack("<Q", len(body)) + body)
+        fragment = "nested too deeply"
+    else:
+        _save(path)
+        header, data = _header(path)
+        header["__metadata__"]["neurohsi"] = deep
+        body = json.dumps(header).encode()
+        (n,) = struct.unpack("<Q", data[:8])
+        path.write_bytes(struct.pack("<Q", len(body)) + body + data[8 + n :])
+        fragment = "nested too deeply"
+    _expect_error(path, fragment)

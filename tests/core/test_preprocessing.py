@@ -14,7 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import THESIS_PROFILE_ID, CameraProfile, load_profile, profile_from_metadata
+from core.camera_profiles import (
+    THESIS_PROFILE_ID,
+    CameraProfile,
+    band_wavelengths,
+    load_profile,
+    profile_from_metadata,
+)
 from core.errors import CaptureError
 from core.metadata import CaptureMetadata
 from core.preprocessing import (
@@ -156,7 +162,7 @@ def test_metadata_profile_with_offset_matches_per_pixel_loop(g, ox, oy):
         rng, shape, g["dtype"], invalid_fraction=g["invalid_fraction"], dead_patterns=g["dead_patterns"], profile=profile
     )
     cube = check_against_reference(*frames, profile)
-    np.testing.assert_array_equal(cube.wavelengths_nm, np.float32(meta.wavelengths_nm))
+    np.testing.assert_array_equal(cube.wavelengths_nm, np.float32(band_wavelengths(profile.scm, meta.wavelengths_nm)))
 
 
 @FAST
@@ -306,7 +312,7 @@ def test_chain_steps_match_their_formulas():
 def test_frame_too_small_for_filter_area_names_the_frame():
     profile = load_profile(THESIS_PROFILE_ID)
     small = np.zeros((1000, 2045), dtype=np.uint16)
-    with pytest.raises(CaptureError, match=r"^raw: frame 1000x2045 is too small for profile 'thesis-sm5x5-nir'"):
+    with pytest.raises(CaptureError, match=r"^raw: frame 1000x2045 is too small for the filter area of profile thesis-sm5x5-nir"):
         preprocess(small, small, small, profile)
 
 

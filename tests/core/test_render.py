@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from core.classes import class_table
 from core.render import (
     LEGEND_WIDTH,
     blend,
     colour_map,
-    label_map_image,
     legend_entries,
     model_identity_lines,
     overlay_image,
@@ -36,14 +34,6 @@ def test_colour_map_uses_class_table_colours():
         for class_id in (1, 2, 5):
             assert tuple(rgb[labels == class_id][0]) == class_table().colour(class_id, palette)
         assert not rgb[labels == 0].any()
-
-
-def test_label_map_png_keeps_ids_and_shows_colours(tmp_path):
-    labels = _labels()
-    label_map_image(labels).save(tmp_path / "map.png")
-    with Image.open(tmp_path / "map.png") as image:
-        np.testing.assert_array_equal(np.asarray(image), labels)
-        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), colour_map(labels))
 
 
 def test_legend_fractions_are_of_the_whole_frame():

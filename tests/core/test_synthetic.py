@@ -228,3 +228,19 @@ def test_bad_arguments_raise_value_errors(kwargs, message):
 def test_small_profile_rejects_empty_sizes():
     with pytest.raises(ValueError, match="height and width"):
         small_profile(0, 10)
+
+
+def test_nemesis_files_are_found_and_read_back(tmp_path):
+    from core.capture_io import capture_id_for, load_capture
+
+    capture = generate_capture(seed=5, patient="ID47", profile=small_profile())
+    raw_path = capture.write_nemesis_files(tmp_path)
+    assert raw_path.name == "ID0047C01.tif" and capture_id_for(raw_path) == capture.capture_id
+    back = load_capture(raw_path)  # references found by the camera software's names
+    assert back.dark_path.name == "ID0047CD01.tif" and back.white_path.name == "ID0047CW01.tif"
+    for name in ("raw", "dark", "white"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(capture, name))
+    assert back.metadata == capture.metadata
+    assert capture.write_nemesis_files(tmp_path / ".", "ID0002C07").name == "ID0002C07.tif"
+    with pytest.raises(ValueError, match="not a NEMESIS id"):
+        capture.write_nemesis_files(tmp_path, "capture-1")

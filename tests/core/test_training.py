@@ -12,12 +12,11 @@ from core.errors import TrainingCancelled
 from core.model import Conv2DNet
 from core.patches import PatchSet
 from core.stacked_net import StackedConv2DNet
+from core.folds import double_cv_plan, stratified_batch_plan, stratified_folds
 from core.training import (
     TrainingConfig,
     patch_set_from_captures,
     predict_patches,
-    stratified_batch_plan,
-    stratified_folds,
     train,
     train_patch_set,
 )
@@ -209,3 +208,50 @@ def test_double_cv_result_does_not_depend_on_worker_threads():
     for name, value in one.net.state_dict().items():
         torch.testing.assert_close(two.net.state_dict()[name], value, rtol=1e-6, atol=1e-7)
     assert one.metrics["chosen"] == two.metrics["chosen"]
+
+
+def test_double_cv_plan_is_nested_disjoint_and_seeded():
+    targets = np.repeat(np.arange(3), [40, 25, 10])
+    plan = double_cv_plan(targets, 3, seed=4)
+    assert plan.n_models == 9 and len(plan.outer) == 3
+    assert sorted(np.concatenate(plan.outer).tolist()) == list(range(targets.size))
+    for m in range(plan.n_models):
+        train, val, test = plan.train_rows[m], plan.val_rows[m], plan.test_rows(m)
+        assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+        # train + validation = everything outside the outer test fold
+        assert sorted(np.concatenate([train, val]).tolist()) == sorted(set(range(targets.size)) - set(test))
+    assert plan.model_index(2, 1) == 7
+    again = double_cv_plan(targets, 3, seed=4)
+    other = double_cv_plan(targets, 3, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(plan.train_rows, again.train_rows))
+    assert not all(np.array_equal(a, b) for a, b in zip(plan.train_rows, other.train_rows))
+    with pytest.raises(ValueError, match="at least 9 labelled pixels"):
+        double_cv_plan(targets[:8], 3, seed=0)
+
+
+def test_fold_models_trained_one_by_one_select_the_same_model_as_training_them_together(tmp_path):
+    """What a cluster does (one trial per fold model, then selection) matches the local lockstep run."""
+    from core.double_cv import FoldRecord, select_double_cv
+    from core.training import train_fold_model
+
+    data = _toy_patches(90)
+    config = TrainingConfig(epochs=2, batch_size=8, cross_validation="double", folds=2, seed=3)
+    together = train_patch_set(data, config, workers=2)
+    trials = [train_fold_model(data, config, m) for m in (3, 1, 0, 2)]  # any order, as trials finish
+    for _, record in trials:  # each trial writes its record; the selection step reads them back
+        (tmp_path / f"fold-{record.model}.json").write_text(record.to_json())
+    records = [FoldRecord.from_file(p) for p in sorted(tmp_path.glob("fold-*.json"))]
+    chosen, metrics = select_double_cv(records, 2)
+    assert metrics["chosen"] == together.metrics["chosen"]
+    assert metrics["test_oacc_mean"] == pytest.approx(together.metrics["test_oacc_mean"])
+    net = dict((r.model, n) for n, r in trials)[chosen]
+    for name, value in together.net.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="missing \\[2\\]"):
+        select_double_cv([r for r in records if r.model != 2], 2)
+    # a stale record of another run (other seed) in the folder is refused, not silently selected
+    _, stale = train_fold_model(data, TrainingConfig(epochs=2, batch_size=8, cross_validation="double", folds=2,
+                                                     seed=4), 2)
+    with pytest.raises(ValueError, match="different runs"):
+        select_double_cv([r for r in records if r.model != 2] + [stale], 2)
+

@@ -76,7 +76,8 @@ def test_command_is_what_the_job_script_parses():
     """Substituting the inputs gives a command line remote.training_job accepts with the spec's values."""
     s = spec(train_capture_ids=("ID0020C01", "ID0025C01"), cross_validation="none", seed=3)
     line = job_command(s).replace("${{inputs.dataset}}", "/mnt/ds").replace("${{outputs.model}}", "/mnt/out")
-    for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name"):
+    for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name",
+                 "model_version"):
         line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s, name)))
     argv = line.split()
     assert argv[:3] == ["python", "-m", "remote.training_job"]
@@ -110,3 +111,53 @@ def test_dataset_uri_and_required_settings():
         build_command_job(spec(), compute="", environment="azureml:e:1")
     with pytest.raises(JobError, match="workspace"):
         AzureMLBackend("sub", "rg", "", "gpu", "azureml:e:1")
+
+
+def test_double_cv_pipeline_yaml_validates_and_runs_one_trial_per_fold_model(load_job):
+    """The sweep + selection pipeline loads and validates offline; its trial command is what the job script parses."""
+    job = load_job(ROOT / "packaging" / "azureml" / "double-cv-pipeline.yml")
+    assert job._validate().passed
+    sweep, select = job.jobs["fold_models"], job.jobs["select"]
+    folds = int(job.inputs["folds"]._data)
+    assert sweep.search_space["fold"].values == list(range(folds * folds))  # every fold model, once
+    assert sweep.sampling_algorithm == "grid" and sweep.limits.max_total_trials == folds * folds
+    assert 1 <= sweep.limits.max_concurrent_trials <= folds * folds
+    # the selection waits for the sweep and reads the folder every trial wrote into
+    assert select.inputs["folds"]._data == "${{parent.jobs.fold_models.outputs.folds}}"
+    assert "train-select" in select.command
+    line = sweep.trial.command
+    for name, value in (("dataset", "/mnt/ds"), ("fold", "7"), ("epochs", "3"), ("batch_size", "16"),
+                        ("patch_size", "7"), ("folds", "5"), ("lr", "0.001"), ("seed", "0"),
+                        ("model_name", "conv2dnet"), ("model_version", "4")):
+        line = line.replace(f"${{{{inputs.{name}}}}}", value)
+    line = line.replace("${{outputs.folds}}", "/mnt/out")
+    argv = line.split()
+    args = build_parser().parse_args(argv[3:])
+    assert (args.fold, args.cross_validation, args.version) == (7, "double", "4")
+    assert args.dataset_dir == Path("/mnt/ds") and not args.skip_manifest_check
+
+
+def test_a_running_job_is_watchable_not_failed():
+    """jobs.download refuses unfinished jobs: logs/metrics of a running job answer instead of failing.
+
+    Azure ML itself cannot run here, so a stand-in client answers jobs.get like the SDK
+    (an object with .status and .studio_url) and fails jobs.download as the service does.
+    """
+    from types import SimpleNamespace
+
+    class Jobs:
+        status = "Running"
+
+        def get(self, name):
+            return SimpleNamespace(status=self.status, studio_url=f"https://ml.azure.com/runs/{name}")
+
+        def download(self, *args, **kwargs):
+            raise RuntimeError("This job is not in a terminal state")
+
+    backend = AzureMLBackend("sub", "rg", "ws", "cpu", "neurohsi-train@latest")
+    backend._client = SimpleNamespace(jobs=Jobs())
+    assert backend.metrics("job1") == []
+    assert "Running" in backend.logs("job1") and "https://ml.azure.com/runs/job1" in backend.logs("job1")
+    backend._client.jobs.status = "Completed"  # finished: the download is tried, and its failure reported
+    with pytest.raises(JobError, match="Azure ML logs download failed"):
+        backend.logs("job1")

@@ -21,7 +21,7 @@ INFO = {"service": "neurohsi-scoring", "model": {"name": "m"}}
 
 
 class ScriptedServer:
-    """HTTP server on 127.0.0.1 answering with a scripted list of (status, JSON body); counts requests."""
+    """HTTP server on 127.0.0.1 answering with a scripted list of (status, JSON body[, headers]); counts requests."""
 
     def __init__(self, script, *, tls_context: ssl.SSLContext | None = None):
         self.script = list(script)
@@ -33,9 +33,11 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 owner.requests.append((self.command, dict(self.headers)))
-                status, body = owner.script[min(len(owner.requests), len(owner.script)) - 1]
+                status, body, *extra = owner.script[min(len(owner.requests), len(owner.script)) - 1]
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -150,11 +152,17 @@ def test_connection_refused_says_cannot_reach():
         ([(400, {"error": "raw: not a TIFF file"})], 1, "request rejected (HTTP 400): raw: not a TIFF file"),
         ([(401, {"error": "endpoint key rejected"})], 1, "endpoint key rejected (HTTP 401)"),
         ([(413, {"message": "body too big"})], 1, "request too large (HTTP 413): body too big"),
-        ([(429, {})], 1, "busy"),
+        ([(429, {}, {"Retry-After": "0"}), (200, INFO)], 2, None),
+        ([(429, {})] * 4, 3, "busy (too many requests) (HTTP 429)"),
+        ([(408, {}), (200, INFO)], 2, None),
         ([(500, {"error": "internal error while scoring; see the service log"})], 1, "service error (HTTP 500)"),
+        # Azure ML managed endpoints wrap every non-200 answer of the container in a 424.
+        ([(424, {}, {"ms-azureml-model-error-statuscode": "503"}), (200, INFO)], 2, None),
+        ([(424, {"error": "raw: not a TIFF"}, {"ms-azureml-model-error-statuscode": "400"})], 1,
+         "request rejected (HTTP 400): raw: not a TIFF"),
     ],
 )
-def test_retries_only_on_502_503_504(script, attempts, outcome):
+def test_retries_on_408_429_502_503_504_only(script, attempts, outcome):
     with ScriptedServer(script) as server:
         client = ScoringClient(server.url, key="k", retries=2, backoff_s=0.01)
         if outcome is None:
@@ -163,7 +171,8 @@ def test_retries_only_on_502_503_504(script, attempts, outcome):
         else:
             with pytest.raises(RemoteError, match=outcome.replace("(", r"\(").replace(")", r"\)")) as info:
                 client.ping()
-            assert info.value.status == script[0][0]
+            inner = script[0][2].get("ms-azureml-model-error-statuscode") if len(script[0]) > 2 else None
+            assert info.value.status == int(inner or script[0][0])
             assert isinstance(info.value.body, bytes)
         assert len(server.requests) == attempts
         assert all(headers.get("Authorization") == "Bearer k" for _, headers in server.requests)
@@ -285,7 +294,7 @@ def test_server_that_cannot_start_raises_with_its_log(tmp_path):
 
 
 def test_entry_script_finds_the_model_by_configuration(tmp_path):
-    from remote.scoring_entry import resolve_model_path
+    from remote.scoring_entry import ModelNotFoundError, resolve_model_path
     from resources import DEMO_MODEL_PATH
 
     nested = tmp_path / "model-dir" / "neurohsi-conv2dnet" / "1"
@@ -293,9 +302,14 @@ def test_entry_script_finds_the_model_by_configuration(tmp_path):
     (nested / "model.safetensors").write_bytes(b"")
     assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "model-dir")}) == nested / "model.safetensors"
     explicit = tmp_path / "explicit.safetensors"
+    explicit.write_bytes(b"")
     assert resolve_model_path({"NEUROHSI_MODEL_PATH": str(explicit), "AZUREML_MODEL_DIR": str(tmp_path)}) == explicit
-    assert resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "empty")}) == DEMO_MODEL_PATH
-    assert resolve_model_path({}) == DEMO_MODEL_PATH
+    # No model found is an error (the container must not become ready), never the demo model.
+    with pytest.raises(ModelNotFoundError, match="no \\*.safetensors model file under AZUREML_MODEL_DIR="):
+        resolve_model_path({"AZUREML_MODEL_DIR": str(tmp_path / "empty")})
+    with pytest.raises(ModelNotFoundError, match="no model configured"):
+        resolve_model_path({})
+    assert DEMO_MODEL_PATH.is_file()
 
 
 # ------------------------------------------------------------------ construction

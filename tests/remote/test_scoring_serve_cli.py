@@ -90,3 +90,61 @@ def test_serve_bad_options_give_one_line(tmp_path, args, message):
     assert process.returncode == 2
     lines = output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("neurohsi: error:") and message in lines[0], output
+
+
+def test_serve_needs_a_model_and_demo_only_when_named(tmp_path):
+    process = _neurohsi("serve", "--port", "0", cwd=tmp_path)
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        _stop(process)
+    assert process.returncode == 2
+    assert "--model" in output and "NeuroHSI scoring service" not in output
+
+
+def test_busy_port_is_one_line_before_any_banner(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        process = _neurohsi("serve", "--model", "demo", "--port", str(port), cwd=tmp_path)
+        try:
+            output, _ = process.communicate(timeout=60)
+        finally:
+            _stop(process)
+    assert process.returncode == 2
+    assert output.strip() == f"neurohsi: error: port {port} is in use (choose another with --port, or --port 0)", output
+
+
+def test_serve_ignores_config_files_in_the_working_folder(tmp_path):
+    marker = tmp_path / "gunicorn-conf-was-read"
+    # If gunicorn read this file it would leave a marker and bind every interface;
+    # if the inference server read this config.json it would fail to parse it.
+    (tmp_path / "gunicorn.conf.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nbind = ['0.0.0.0:0']\nworkers = 3\n"
+    )
+    (tmp_path / "config.json").write_text('{"SCORING_TIMEOUT_MS": "not a number", ')
+    process = _neurohsi("serve", "--model", "demo", "--port", "0", cwd=tmp_path)
+    try:
+        first = process.stdout.readline().strip()
+        assert first.startswith("NeuroHSI scoring service: http://127.0.0.1:"), first
+        url = first.split(": ", 1)[1]
+        client = ScoringClient(url, retries=0, timeout=(1, 30), deadline_s=None)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.ping()
+                break
+            except RemoteError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "serve did not answer within 60 s"
+                time.sleep(0.2)
+        assert client.service_info["model"]["name"]  # the demo model, named explicitly
+        port = int(url.split(":")[2].split("/")[0])
+        addresses = listening_addresses(port)
+        assert addresses and all(ip == "127.0.0.1" for ip, _ in addresses), addresses
+        assert not marker.exists()
+    finally:
+        _stop(process)

@@ -358,7 +358,7 @@ def test_unexpected_error_is_generic_500(small_model_path, small_captures, monke
     def broken(*args, **kwargs):
         raise RuntimeError(f"secret detail in {small_model_path}")
 
-    monkeypatch.setattr(scoring_entry, "classify", broken)
+    monkeypatch.setattr(scoring_entry, "classify_prepared", broken)
     raw, dark, white = capture_tiffs(small_captures[0])
     body, ctype = encode_request(raw, dark, white, ScoringParams())
     app = flask.Flask("test")

@@ -96,3 +96,20 @@ def test_resume_after_storage_goes_down_mid_upload(restartable_azurite, make_dat
     down = second.download_dataset("ds", tmp_path / "down")
     for p in (folder / "ID0018C01").iterdir():
         assert (down / "ID0018C01" / p.name).read_bytes() == p.read_bytes()
+
+
+def test_a_staged_block_of_the_wrong_length_is_sent_again(storage_connection_string, container_name, tmp_path):
+    from remote.blob_storage import block_id, file_digests
+
+    src = random_file(tmp_path / "f.bin", 3 * BLOCK)
+    sha, _ = file_digests(src, md5=False)
+    blob = BlobServiceClient.from_connection_string(storage_connection_string).get_blob_client(
+        container_name, "x/f.bin"
+    )
+    BlobStorage(storage_connection_string, container=container_name).check()
+    # Block 1's id (content, block size, index) with half its bytes: a truncated earlier attempt.
+    blob.stage_block(block_id(sha, BLOCK, 1), src.read_bytes()[BLOCK : BLOCK + BLOCK // 2])
+    storage = BlobStorage(storage_connection_string, container=container_name, block_size=BLOCK)
+    storage.upload_file(src, "x/f.bin")
+    assert (storage.stats.blocks_reused, storage.stats.blocks_staged) == (0, 3)
+    assert storage.download_file("x/f.bin", tmp_path / "back").read_bytes() == src.read_bytes()

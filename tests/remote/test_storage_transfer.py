@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from core.fileio import stale_temp_files
 from remote.blob_storage import MODEL_FILE, SHA256_KEY, BlobStorage, IntegrityError, StorageError
 
 KiB = 1024
@@ -97,7 +98,7 @@ def test_dataset_upload_list_and_download(storage, make_dataset, tmp_path):
     for p in folder.rglob("*"):
         if p.is_file():
             assert (dest / p.relative_to(folder)).read_bytes() == p.read_bytes()
-    assert not list(dest.rglob("*.part"))
+    assert not list(dest.rglob("*.tmp"))  # no temporary file of core.fileio.atomic_write left
 
 
 def test_a_folder_that_is_not_a_dataset_is_refused(storage, tmp_path):
@@ -138,7 +139,11 @@ def test_corrupted_blob_is_detected_on_download(storage, raw_container, tmp_path
     dest = tmp_path / "out.bin"
     with pytest.raises(IntegrityError, match="corrupted"):
         storage.download_file("x/f.bin", dest)
-    assert not dest.exists() and not (tmp_path / "out.bin.part").exists()
+    assert not dest.exists() and stale_temp_files(tmp_path, "out.bin") == []
+    dest.write_bytes(b"the old file")  # a failed download leaves what was there
+    with pytest.raises(IntegrityError, match="corrupted"):
+        storage.download_file("x/f.bin", dest)
+    assert dest.read_bytes() == b"the old file" and stale_temp_files(tmp_path, "out.bin") == []
 
 
 def test_corrupted_dataset_file_is_detected(storage, raw_container, make_dataset, tmp_path):
@@ -165,3 +170,45 @@ def test_manifest_lists_every_file_with_its_sha256(storage, raw_container, make_
     manifest = json.loads(raw_container.download_blob("datasets/renamed/manifest.json").readall())
     for entry in manifest["files"]:
         assert entry["sha256"] == hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest()
+
+
+def test_download_checks_the_sha256_the_caller_expects(storage, tmp_path):
+    src = random_file(tmp_path / "f.bin", 10 * KiB)
+    storage.upload_file(src, "x/f.bin")
+    dest = tmp_path / "out.bin"
+    with pytest.raises(IntegrityError, match="expected sha256 000000000000"):
+        storage.download_file("x/f.bin", dest, expected_sha256="0" * 64)
+    assert not dest.exists()
+    right = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert storage.download_file("x/f.bin", dest, expected_sha256=right).read_bytes() == src.read_bytes()
+
+
+def test_a_manifest_path_leaving_the_folder_is_refused(storage, raw_container, make_dataset, tmp_path):
+    folder = make_dataset(patients=("ID18",))
+    storage.upload_dataset(folder)
+    manifest = json.loads(raw_container.download_blob("datasets/ds/manifest.json").readall())
+    manifest["files"][0]["path"] = "ID0018C01/../../escaped.tif"
+    data = json.dumps(manifest).encode()
+    raw_container.upload_blob("datasets/ds/manifest.json", data, overwrite=True,
+                              metadata={SHA256_KEY: hashlib.sha256(data).hexdigest()})
+    with pytest.raises(StorageError, match="unsafe path 'ID0018C01/../../escaped.tif'"):
+        storage.download_dataset("ds", tmp_path / "down" / "ds")
+    assert not (tmp_path / "escaped.tif").exists() and not (tmp_path / "down" / "escaped.tif").exists()
+
+
+@pytest.mark.parametrize("name", ["a..b", "../x", "-lead", "a/b", "x" * 129])
+def test_dataset_and_model_names_that_could_escape_are_refused(storage, tmp_path, name):
+    model = random_file(tmp_path / "m.safetensors", KiB)
+    with pytest.raises(StorageError, match="invalid model name"):
+        storage.upload_model(model, name, "1")
+    with pytest.raises(StorageError, match="invalid model version name"):
+        storage.download_model("m", name, tmp_path)
+
+
+def test_storage_errors_never_carry_a_remembered_secret():
+    from core.redaction import remember_secret
+
+    secret = "Zm9vYmFyLXNlY3JldC1rZXktMTIzNDU2"
+    remember_secret(secret)
+    message = str(StorageError(f"request with key {secret}\nfailed"))
+    assert secret not in message and "\n" not in message and message.startswith("request with key ")

@@ -1,0 +1,154 @@
+"""``neurohsi watch DIR``: classify every new capture saved into a folder, one JSON line each, until Ctrl+C.
+
+For headless stations and logging. Captures are NEMESIS-named raw frames
+(``IDxxxxCyy.tif``); references are the folder's ``IDxxxxCDyy``/``IDxxxxCWyy``
+pairs (a newer pair replaces the old one) or the pair given with --dark/--white.
+When captures arrive faster than they can be classified the newest is always
+next and the ones between are skipped (counted in each line). stdout carries
+only the JSON lines; notices (references changed, skipped, problems) go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+from pathlib import Path
+
+STATUS_EVERY_S = 0.2  # how often the main thread looks up from the queue (Ctrl+C is handled there)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "watch",
+        help="classify every new capture saved into a folder (one JSON line each, until Ctrl+C)",
+        description="Watch a folder and classify each new raw capture as it is saved, newest first. "
+        "Research use only - not for diagnostic use.",
+    )
+    p.add_argument("folder", type=Path, metavar="DIR", help="folder the camera software saves captures into")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--dark", type=Path, help="dark reference to use for the whole session (with --white)")
+    p.add_argument("--white", type=Path, help="white reference to use for the whole session (with --dark)")
+    p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write <capture>_map.png and <capture>.npz here")
+    p.add_argument("--palette", choices=("thesis", "colourblind"), default="thesis", help="map colours")
+    p.add_argument("--poll-ms", type=float, default=20.0, help="how often to look at the folder (default 20 ms)")
+    remote = p.add_argument_group("remote scoring")
+    remote.add_argument("--endpoint", metavar="URL", help="score on this endpoint instead of locally")
+    remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
+    remote.add_argument("--fallback-local", action="store_true", help="classify a capture locally when the endpoint fails")
+    p.set_defaults(handler=cmd_watch)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.folder.is_dir():
+        raise ValueError(f"{args.folder}: folder to watch not found")
+    if (args.dark is None) != (args.white is None):
+        raise ValueError("give both --dark and --white, or neither")
+    if args.endpoint is None and (args.key_env or args.fallback_local):
+        raise ValueError("--key-env and --fallback-local need --endpoint")
+    if args.key_env and not os.environ.get(args.key_env):
+        raise ValueError(f"environment variable {args.key_env} (--key-env) is not set")
+    if args.out is not None and not args.out.is_dir():
+        raise ValueError(f"{args.out}: folder for --out does not exist")
+    if not args.poll_ms > 0:
+        raise ValueError(f"--poll-ms must be positive, got {args.poll_ms}")
+
+
+def _classifier(args: argparse.Namespace):
+    """``classify(prepared) -> (result, fallback reason)`` for the live pipeline; the model is checked now."""
+    from core.live_pipeline import local_classifier
+    from core.model_choice import resolve_model
+
+    if args.endpoint is None:
+        return local_classifier(resolve_model(args.model))  # a bad model fails before watching starts
+    from remote.remote_or_local import RemoteTarget, classify_remote_or_local
+
+    target = RemoteTarget(args.endpoint, os.environ[args.key_env] if args.key_env else None)
+
+    def classify(prepared):
+        outcome = classify_remote_or_local(
+            prepared, model_resolver=lambda: resolve_model(args.model), endpoint=target,
+            fallback_local=args.fallback_local,
+        )
+        return outcome.result, outcome.fallback_reason
+
+    return classify
+
+
+def capture_line(live, written: dict[str, str]) -> dict:
+    """The JSON line of one live capture: identity, quality, classes, timings (ms), outputs, skipped so far."""
+    from app.cli.classify_commands import summarise
+
+    summary = summarise(live.result, written)
+    quality = live.prepared.quality
+    return {
+        "capture_id": live.prepared.capture.capture_id,
+        "path": str(live.prepared.capture.raw_path),
+        "quality": getattr(quality, "status", None) if quality is not None else None,
+        **summary,
+        "fallback_reason": live.fallback_reason,
+        "timings_ms": {**summary["timings_ms"], "file_to_map": round(1000 * live.latency_s, 2)},
+        "skipped_total": live.skipped_total,
+    }
+
+
+def _notice(event) -> str:
+    from core.capture_source import ReferencesChanged, Skipped, SourceProblem
+
+    if isinstance(event, ReferencesChanged):
+        verb = "references" if event.replaced is None else "new references"
+        return f"neurohsi: {verb}: {event.references.name}"
+    if isinstance(event, Skipped):
+        return f"neurohsi: skipped {len(event.paths)} older capture(s): a newer one was ready"
+    if isinstance(event, SourceProblem):
+        return f"neurohsi: warning: {event.message}"
+    return f"neurohsi: {event}"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    _check_args(args)
+    from app.cli.classify_commands import write_outputs
+    from core.capture_source import WatchedFolder
+    from core.live_pipeline import LivePipeline, describe_error
+
+    classify = _classifier(args)
+    references = None if args.dark is None else (args.dark, args.white)
+    source = WatchedFolder(args.folder, references=references)
+    inbox: queue.Queue = queue.Queue()
+    pipeline = LivePipeline(
+        source,
+        classify,
+        on_result=lambda live: inbox.put(("result", live)),
+        on_event=lambda event: inbox.put(("event", event)),
+        on_error=lambda cid, exc: inbox.put(("error", describe_error(cid, exc))),
+        poll_s=args.poll_ms / 1000.0,
+        profile_name=args.profile,
+    )
+    print(f"neurohsi: watching {args.folder} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    pipeline.start()
+    try:
+        while True:
+            try:
+                kind, item = inbox.get(timeout=STATUS_EVERY_S)
+            except queue.Empty:
+                continue
+            if kind == "result":
+                written = {}
+                if args.out is not None:
+                    cid = item.prepared.capture.capture_id
+                    written = write_outputs(item.result, output=args.out / f"{cid}_map.png",
+                                            npz=args.out / f"{cid}.npz", palette=args.palette)
+                print(json.dumps(capture_line(item, written), separators=(",", ":")), flush=True)
+            elif kind == "event":
+                print(_notice(item), file=sys.stderr, flush=True)
+            else:
+                print(f"neurohsi: warning: {item}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        stats = pipeline.stats
+        print(f"neurohsi: stopped watching: {stats.classified} classified, {stats.skipped} skipped",
+              file=sys.stderr, flush=True)
+        return 0
+    finally:
+        pipeline.stop()

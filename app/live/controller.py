@@ -1,0 +1,180 @@
+"""Live mode controller: runs a :class:`core.live_pipeline.LivePipeline` for one main window.
+
+The pipeline's callbacks come on its threads; they only emit Qt signals, which
+Qt queues to the GUI thread, where the map is painted through the window's
+``show_live(opened, result)`` hook. Stopping joins the pipeline's threads off the
+GUI thread, so the window never waits on a capture being classified.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog
+
+from app.live.filmstrip import Filmstrip
+from app.live.indicator import STALE_AFTER_S, LiveIndicator
+
+TICK_MS = 250  # indicator refresh
+
+
+class LiveController(QObject):
+    """File ▸ Watch folder…, the live indicator and the filmstrip of one main window."""
+
+    result_ready = Signal(object)  # core.live_pipeline.LiveResult (queued to the GUI thread)
+    source_event = Signal(object)  # core.capture_source event
+    capture_failed = Signal(str)  # one line
+    shown = Signal(object)  # the LiveResult now on screen
+
+    def __init__(self, window, *, stale_after_s: float = STALE_AFTER_S) -> None:
+        super().__init__(window)
+        self.window = window
+        self.pipeline = None
+        self.folder: Path | None = None
+        self._last_reason: str | None = None
+        self.watch_action = QAction("&Watch folder…", window)
+        self.watch_action.setObjectName("action_watch_folder")
+        self.watch_action.setToolTip("Classify every new capture saved into a folder, hands-free")
+        self.watch_action.triggered.connect(self.choose_folder)
+        self.stop_action = QAction("Stop &watching", window)
+        self.stop_action.setObjectName("action_stop_watching")
+        self.stop_action.setEnabled(False)
+        self.stop_action.triggered.connect(self.stop)
+        file_menu = window.menus["&File"]
+        before = next((a for a in file_menu.actions() if a.isSeparator()), None)
+        file_menu.insertActions(before, [self.watch_action, self.stop_action])
+
+        self.indicator = LiveIndicator(stale_after_s=stale_after_s)
+        self.indicator.pause_toggled.connect(self.set_paused)
+        self.indicator.hide()
+        window.statusBar().insertPermanentWidget(0, self.indicator)  # stays visible beside notes
+        self.filmstrip = Filmstrip()
+        self.filmstrip.chosen.connect(self._show)
+        self.dock = window.add_dock("Filmstrip", self.filmstrip, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.dock.hide()
+        self.timer = QTimer(self, interval=TICK_MS)
+        self.timer.timeout.connect(self.indicator.tick)
+
+        self.result_ready.connect(self._on_result)
+        self.source_event.connect(self._on_event)
+        self.capture_failed.connect(lambda line: window.sink.note(line, level="warning"))
+        window.installEventFilter(self)
+
+    # ---------------------------------------------------------------- control
+
+    @property
+    def watching(self) -> bool:
+        return self.pipeline is not None
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Watch folder", str(self.folder or ""))
+        if folder:
+            self.start(folder)
+
+    def start(self, folder: str | Path) -> bool:
+        """Watch ``folder``; False (with a message) when it cannot be watched or no model can be chosen."""
+        from core.capture_source import WatchedFolder
+        from core.live_pipeline import LivePipeline, describe_error
+
+        self.stop()
+        try:
+            classify = self._classifier()
+            source = WatchedFolder(folder)
+        except (OSError, ValueError) as exc:
+            self.window.sink.report(exc)
+            return False
+        self.folder = Path(folder)
+        self.pipeline = LivePipeline(
+            source,
+            classify,
+            on_result=self.result_ready.emit,
+            on_event=self.source_event.emit,
+            on_error=lambda cid, exc: self.capture_failed.emit(describe_error(cid, exc)),
+        ).start()
+        self.indicator.pause_button.setChecked(False)
+        self.indicator.show()
+        self.dock.show()
+        self.timer.start()
+        self.stop_action.setEnabled(True)
+        self.window.sink.note(f"Watching {self.folder} for new captures")
+        return True
+
+    def stop(self) -> None:
+        """Stop watching; the pipeline's threads finish off the GUI thread."""
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is None:
+            return
+        threading.Thread(target=pipeline.stop, name="neurohsi-live-stop", daemon=True).start()
+        self.timer.stop()
+        self.indicator.hide()
+        self.stop_action.setEnabled(False)
+        self.window.sink.note(f"Stopped watching {self.folder}")
+
+    def set_paused(self, paused: bool) -> None:
+        if self.pipeline is not None:
+            (self.pipeline.pause if paused else self.pipeline.resume)()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.stop()
+        return False
+
+    def _classifier(self):
+        """Local with the window's model, or its endpoint with its fallback setting (one policy)."""
+        from core.live_pipeline import local_classifier
+        from core.model_choice import resolve_model
+
+        window = self.window
+        remote = window.remote_target()
+        model = lambda: resolve_model(window.model_override, window.settings.get("default_model"))  # noqa: E731
+        if remote is None:
+            return local_classifier(model())  # say now, not per capture, when there is no model
+        from remote.remote_or_local import classify_remote_or_local
+
+        fallback = bool(window.settings.get("fallback_local"))
+
+        def classify(prepared):
+            outcome = classify_remote_or_local(prepared, model_resolver=model, endpoint=remote, fallback_local=fallback)
+            return outcome.result, outcome.fallback_reason
+
+        return classify
+
+    # ---------------------------------------------------------------- painting
+
+    def _on_result(self, live) -> None:
+        if self.pipeline is None:
+            return  # stopped meanwhile
+        from core.render import colour_map
+
+        self._show(live)
+        self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
+        self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
+            self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")
+        self._last_reason = live.fallback_reason
+
+    def _show(self, live) -> None:
+        self.window.show_live(live.prepared, live.result)
+        self.shown.emit(live)
+
+    def _on_event(self, event) -> None:
+        import time
+
+        from core.capture_source import ReferencesChanged, Skipped, SourceProblem
+
+        if isinstance(event, ReferencesChanged):
+            verb = "References" if event.replaced is None else "New references"
+            self.window.sink.note(f"{verb}: {event.references.name}")
+        elif isinstance(event, Skipped):
+            self.indicator.capture_seen(time.perf_counter())
+        elif isinstance(event, SourceProblem):
+            self.window.sink.note(event.message, level="warning")
+
+
+def install_live(window) -> LiveController:
+    """Add live mode to ``window`` (an ``app.main_window.MainWindow``)."""
+    controller = LiveController(window)
+    window.live = controller
+    return controller

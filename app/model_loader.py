@@ -1,0 +1,122 @@
+"""Load torch and the configured model at start-up, on a worker, so the first map is instant.
+
+The window shows at once; :class:`ModelLoader` runs :func:`preload_job` in the
+thread pool (the same job runner as every other slow step) and reports its
+state: ``"loading"``, ``"ready"`` (with the model), ``"missing"`` (no model: how
+to fix it) or ``"failed"`` (the one-line reason). The model lands in the shared
+per-file cache, so the first Classify finds it loaded and its kernels warm.
+:class:`ModelIndicator` is the small readout in the status bar.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QLabel, QWidget
+
+from core.errors import one_line
+
+HOW_TO_FIX = "choose a model in Settings ▸ Model, or run make demo-model"
+WARMUP_SHAPE = (16, 16)  # pixels of the warm-up forward pass: kernels and thread pools start here
+
+
+def preload_job(resolver: Callable[[], object]):
+    """Worker job: ``resolver()`` (loads the model, cached), then one tiny forward pass; returns the model."""
+    yield "loading"  # a cancel point before the heavy imports
+    model = resolver()
+    from core.inference import predict_dense
+
+    info = model.info
+    predict_dense(model.net, np.zeros((*WARMUP_SHAPE, info.n_bands), np.float32), padding=info.padding,
+                  class_ids=info.class_ids)
+    return model
+
+
+class ModelLoader(QObject):
+    """Loads the model in the background; ``changed(state, text)`` after every step."""
+
+    changed = Signal(str, str)  # state, one line for the user
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = "idle"
+        self.text = ""
+        self.model = None  # core.model_file.LoadedModel once ready
+        self.error: BaseException | None = None
+        self._worker = None
+
+    def start(self, resolver: Callable[[], object] | None, *, source: object = None, missing_text: str = "") -> None:
+        """Load with ``resolver`` (None: there is no model to load, say ``missing_text``).
+
+        ``source`` (the model file) is named in a failure message that does not name it already.
+        """
+        from app.job_runner import surfacing
+        from app.workers import start_job
+
+        if self._worker is not None:
+            self._worker.quit()
+        self.model, self.error = None, None
+        if resolver is None:
+            self._set("missing", missing_text or f"No model — {HOW_TO_FIX}")
+            return
+        self._set("loading", "Loading model…")
+        holder: list = []
+
+        def mine() -> bool:
+            return bool(holder) and holder[0] is self._worker
+
+        def done(model) -> None:
+            if mine():
+                self._worker, self.model = None, model
+                self._set("ready", f"Model ready: {model.info.name} v{model.info.version}")
+
+        def failed(exc: BaseException) -> None:
+            if mine():
+                self._worker, self.error = None, exc
+                state = "missing" if "not found" in str(exc) or "missing" in str(exc) else "failed"
+                text = one_line(exc)
+                if source is not None and str(source) not in text:
+                    text = f"{source}: {text}"
+                if "Settings" not in text:
+                    text += f" — {HOW_TO_FIX}"
+                self._set(state, f"Model not usable: {text}")
+
+        worker = start_job(surfacing(preload_job), resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
+        holder.append(worker)
+        self._worker = worker
+
+    def shutdown(self, timeout_ms: int = 15_000) -> None:
+        """Stop listening and wait for a load in flight (the process must not exit under a running thread)."""
+        from PySide6.QtCore import QThreadPool
+
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.quit()
+            QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+    def is_ready(self) -> bool:
+        return self.state == "ready"
+
+    def _set(self, state: str, text: str) -> None:
+        self.state, self.text = state, text
+        self.changed.emit(state, text)
+
+
+class ModelIndicator(QLabel):
+    """"● Model ready: demo v1" in green, "○ Loading model…", or the problem in amber."""
+
+    COLOURS = {"ready": "#6fdc6f", "loading": "#b8bec6", "idle": "#b8bec6", "missing": "#ffb000",
+               "failed": "#ff7070"}
+    MARKS = {"ready": "●", "loading": "○", "idle": "○", "missing": "✕", "failed": "✕"}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("model_indicator")
+        self.show_state("idle", "")
+
+    def show_state(self, state: str, text: str) -> None:
+        short = text if len(text) <= 60 else text[:57] + "…"
+        self.setText(f"{self.MARKS.get(state, '○')} {short}")
+        self.setToolTip(text)
+        self.setStyleSheet(f"color: {self.COLOURS.get(state, '#b8bec6')}; font-weight: bold;")

@@ -1,0 +1,399 @@
+"""Retraining dialog: choose labelled captures, check, train (local or Azure ML), compare, install, revert.
+
+Views over one :class:`app.retraining.state.RetrainingState` — the dataset table
+(:mod:`.dataset_table`), the training form (:mod:`.training_form`), the job panel
+(:mod:`.job_panel`) and the comparison (:mod:`.comparison_view`) — plus the
+pre-flight checks and Start/Cancel. Everything slow (scanning the dataset, checks,
+decoding, upload and job polling, fetching and comparing the model, installing,
+reverting) is a generator job run by :func:`app.workers.start_job`, the main
+window's job runner; the GUI thread never reads a dataset file or waits on the
+network. A QTimer refreshes the clock and phase progress from the run's snapshot.
+Cancel and "Use this model" ask first; installs are kept in
+:class:`app.retraining.model_history.ModelHistory` for one-click revert.
+"""
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from app.retraining.comparison_view import ComparisonView
+from app.retraining.dataset_table import DatasetTable
+from app.retraining.job_panel import JobPanel
+from app.retraining.model_history import ModelHistory, model_name
+from app.retraining.run_snapshot import RunSnapshot
+from app.retraining.runner import Environment, TrainingRun, checks_job, default_environment
+from app.retraining.state import (
+    CaptureRow,
+    Check,
+    RetrainingState,
+    default_models_dir,
+    install_model,
+    scan_dataset,
+)
+from app.retraining.training_form import TrainingForm
+from app.workers import start_job
+from core.errors import one_line
+
+
+def scan_job(root: Path) -> Generator[str, None, list[CaptureRow]]:
+    """Generator job: the capture rows of dataset folder ``root`` (reads every label PNG)."""
+    yield f"reading {root}"
+    return scan_dataset(root)
+
+
+def install_job(src: Path, history: ModelHistory, name: str, label: str, previous: str | None,
+                ) -> Generator[str, None, tuple[Path, str | None]]:
+    """Generator job: copy and verify the model into the models folder, record it; (path, revert target)."""
+    yield f"installing {name}"
+    path = install_model(src, history.models_dir, name=name)
+    history.record("install", path, label, previous)
+    return path, history.revert_target(str(path))
+
+
+def revert_job(history: ModelHistory, current: str | None, target: str) -> Generator[str, None, tuple[str, str | None]]:
+    """Generator job: record going back to ``target`` ("" = demo model); (target, the next revert target)."""
+    yield "reverting"
+    label = ""
+    if target:
+        from core.model_file import load_model
+
+        try:
+            label = load_model(target).info.label
+        except (OSError, ValueError):
+            label = Path(target).name
+    history.record("revert", target, label, current)
+    return target, history.revert_target(target)
+
+
+def history_job(history: ModelHistory, current: str | None) -> Generator[str, None, str | None]:
+    """Generator job: the model to revert to from ``current`` (reads history.json)."""
+    yield "reading the model history"
+    return history.revert_target(current)
+
+
+class RetrainingDialog(QtWidgets.QDialog):
+    """``env`` gives storage and backends (default: keyring/env storage, local jobs in NEUROHSI_HOME).
+
+    ``settings`` (an :class:`app.settings.AppSettings`) receives the new default model;
+    ``current_model`` is the model to compare against; ``models_dir`` where "Use this
+    model" installs (default ``NEUROHSI_HOME/models``).
+    """
+
+    modelInstalled = QtCore.Signal(Path)
+
+    def __init__(
+        self,
+        parent: QtWidgets.QWidget | None = None,
+        *,
+        env: Environment | None = None,
+        settings=None,
+        current_model: str | Path | None = None,
+        models_dir: str | Path | None = None,
+        dataset: str | Path | None = None,
+        poll_ms: int = 250,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Retrain the classifier")
+        self.state = RetrainingState()
+        self.env = env or default_environment()
+        self.settings = settings
+        self.current_model = None if current_model is None else Path(current_model)
+        self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
+        self.run: TrainingRun | None = None
+        self.installed: Path | None = None
+        self.previous_model: str | None = None
+        self.current_metrics: dict[str, float] = {}
+        self.history = ModelHistory(self.models_dir)
+        self.revert_to: str | None = None  # default model before the current one ("" = demo); None: nothing
+        self._workers: dict[str, object] = {}  # running jobs by kind: "scan", "checks", "run", "install"
+        self._checks_generation = 0  # a newer checks job makes an older one's answer stale
+        self._closed = False  # jobs that end after close() must not touch the widgets
+        self._build()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(poll_ms)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+        if dataset is not None:
+            self.set_dataset(dataset)
+        self._start("history", history_job, self.history, self._default_model(), on_return=self._set_revert)
+        self._sync()
+
+    # ---- layout
+    def _build(self) -> None:
+        layout = QtWidgets.QVBoxLayout(self)
+        self.captures = DatasetTable(self.state, self)
+        self.captures.folderChosen.connect(self.set_dataset)
+        self.captures.rolesChanged.connect(self._sync)
+        layout.addWidget(self.captures, 3)
+
+        middle = QtWidgets.QHBoxLayout()
+        self.form = TrainingForm(self.state, self)
+        self.form.changed.connect(self._sync)
+        self.form.backendChanged.connect(lambda _name: self.run_checks())
+        middle.addWidget(self.form)
+        middle.addWidget(self._build_checks(), 1)
+        layout.addLayout(middle)
+
+        bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
+        self.job = JobPanel(bottom)
+        self.comparison = ComparisonView(bottom)
+        self.comparison.use_button.clicked.connect(self.use_model)
+        self.comparison.revert_button.clicked.connect(self.revert)
+        bottom.addWidget(self.job)
+        bottom.addWidget(self.comparison)
+        layout.addWidget(bottom, 4)
+        self.resize(1280, 960)
+
+    def _build_checks(self) -> QtWidgets.QGroupBox:
+        checks = QtWidgets.QGroupBox("Pre-flight checks", self)
+        checks_layout = QtWidgets.QVBoxLayout(checks)
+        self.checks_label = QtWidgets.QLabel(self)
+        self.checks_label.setObjectName("checks")
+        self.checks_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        checks_layout.addWidget(self.checks_label)
+        self.recheck_button = QtWidgets.QPushButton("Check again", self)
+        self.recheck_button.clicked.connect(self.run_checks)
+        checks_layout.addWidget(self.recheck_button)
+        self.reason_label = QtWidgets.QLabel(self)
+        self.reason_label.setObjectName("start_reason")
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setStyleSheet("color: #e06060")
+        checks_layout.addWidget(self.reason_label)
+        buttons = QtWidgets.QHBoxLayout()
+        self.start_button = QtWidgets.QPushButton("Start", self)
+        self.start_button.setObjectName("start_button")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QtWidgets.QPushButton("Cancel job", self)
+        self.cancel_button.setObjectName("cancel_button")
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        checks_layout.addLayout(buttons)
+        checks_layout.addStretch(1)
+        return checks
+
+    @property
+    def last(self) -> RunSnapshot | None:
+        """The latest snapshot of the current (or last) run."""
+        return self.job.last
+
+    def _start(self, kind: str, job, *args, on_return, on_yield=None) -> None:
+        """Run generator ``job(*args)`` with the app's job runner; one job of each ``kind`` is tracked."""
+        def alive(fn):
+            return lambda *a: None if self._closed else fn(*a)
+
+        def finished() -> None:
+            if self._workers.get(kind) is worker:
+                del self._workers[kind]
+            self._sync()
+
+        worker = start_job(job, *args, on_yield=alive(on_yield or (lambda _item: None)), on_return=alive(on_return),
+                           on_error=alive(lambda exc: self._job_failed(kind, exc)), on_finish=alive(finished))
+        self._workers[kind] = worker
+
+    def _job_failed(self, kind: str, exc: BaseException) -> None:
+        if kind == "checks":  # a check that crashed must still block Start, with its reason
+            self.state.checks = [Check("checks", False, one_line(exc))]
+        else:
+            self.reason_label.setText(f"{kind} failed: {one_line(exc)}")
+        self._sync()
+
+    # ---- dataset
+    def set_dataset(self, folder: str | Path) -> None:
+        """Scan ``folder`` on a worker; the table fills and the checks start when it is read."""
+        folder = Path(folder)
+        self._start("scan", scan_job, folder, on_return=lambda rows: self._dataset_read(folder, rows))
+        self._sync()
+
+    def _dataset_read(self, folder: Path, rows: list[CaptureRow]) -> None:
+        self.state.set_dataset(folder, rows)
+        self.captures.refresh()
+        self.run_checks()
+
+    def set_role(self, capture_id: str, role: str) -> None:
+        self.captures.set_role(capture_id, role)
+
+    @property
+    def loading(self) -> bool:
+        return "scan" in self._workers
+
+    # ---- checks
+    def run_checks(self) -> None:
+        """Start the pre-flight checks on a worker; Start stays disabled until they pass."""
+        self.state.checks = []
+        self._checks_generation += 1
+        generation = self._checks_generation
+        self._start("checks", checks_job, self.env, self.state.backend, self.current_model,
+                    on_return=lambda result: self._checks_done(generation, result))
+        self._sync()
+
+    def _checks_done(self, generation: int, result: tuple[list[Check], dict[str, float]]) -> None:
+        if generation == self._checks_generation:
+            self.state.checks, self.current_metrics = result
+            self._sync()
+
+    @property
+    def checks_running(self) -> bool:
+        return "checks" in self._workers
+
+    # ---- run
+    def start(self) -> None:
+        if self.state.start_blocker is not None:
+            return
+        dataset = self.state.dataset.name if self.state.dataset is not None else ""
+        try:
+            run = TrainingRun(self.env, self.state, current_model=self._current_model_path(),
+                              model_name=model_name(self.state.model_name, dataset), history=self.history)
+        except ValueError as exc:
+            self.reason_label.setText(one_line(exc))
+            return
+        self.run = run
+        self.installed = None
+        self.job.clear()
+        self.comparison.clear("Comparing needs the finished model…")
+        self.state.running = True
+        self.job.show_snapshot(run.snapshot())
+        self._start("run", run.job, on_yield=self._show, on_return=self._finished)
+        self._sync()
+
+    def cancel(self) -> None:
+        """Ask, then ask the job to stop (it ends as Canceled once the backend confirms)."""
+        if self.run is None or not self.state.running:
+            return
+        if self.ask("Cancel training?", "Stop this training job? The work done so far is lost; "
+                    "the installed model stays as it is."):
+            self.run.cancel()
+
+    def ask(self, title: str, text: str) -> bool:
+        """A Yes/No question (No is the default); True for Yes."""
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Question, title, text,
+                                    QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                                    self)
+        box.setDefaultButton(QtWidgets.QMessageBox.StandardButton.No)
+        return box.exec() == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def _tick(self) -> None:
+        if self.run is not None and self.state.running:
+            self._show(self.run.snapshot())
+
+    def _show(self, snap: RunSnapshot) -> None:
+        if self.state.running:
+            self.job.show_snapshot(snap)
+
+    def _finished(self, snap: RunSnapshot) -> None:
+        self.job.show_snapshot(snap)
+        self.state.running = False
+        if snap.error:
+            self.reason_label.setText(f"job failed: {snap.error}")
+        if snap.comparison is not None:
+            self.comparison.show_comparison(snap.comparison)
+        elif snap.model_path is not None:
+            self.comparison.clear(snap.comparison_note or "No comparison.")
+        else:
+            self.comparison.clear("No new model.")
+        self._sync()
+
+    def use_model(self) -> None:
+        """Check compatibility, ask, then install the new model (previous files kept) and make it the default."""
+        from core.model_comparison import install_problems
+
+        snap = self.last
+        if snap is None or snap.model_path is None or "install" in self._workers:
+            return
+        info = snap.new_info
+        problems = install_problems(info, snap.installed_info, captures_profile=snap.captures_profile)
+        verdict = snap.comparison.verdict if snap.comparison is not None else snap.comparison_note
+        text = f"Make {info.label} the model used for classification?\n\n{verdict}"
+        if problems:
+            text += "\n\nWarning:\n" + "\n".join(f"• {p}" for p in problems)
+        if not self.ask("Use this model?", text):
+            return
+        previous = self._default_model()
+        self._start("install", install_job, snap.model_path, self.history, f"{info.name}-v{info.version}",
+                    info.label, previous, on_return=lambda result: self._installed(result, previous))
+        self._sync()
+
+    def _installed(self, result: tuple[Path, str | None], previous: str | None) -> None:
+        path, self.revert_to = result
+        if self.settings is not None:
+            self.settings.set("default_model", str(path))
+        self.previous_model = previous
+        self.installed = path
+        self.current_model = path
+        self.reason_label.setText(f"installed {path.name}; it is now the default model")
+        self.comparison.history_label.setText(f"In use: {path.name}")
+        self.modelInstalled.emit(path)
+        self._sync()
+
+    def revert(self) -> None:
+        """Make the model before the current one the default again (one click; recorded in the history)."""
+        if self.revert_to is None or "revert" in self._workers:
+            return
+        self._start("revert", revert_job, self.history, self._default_model(), self.revert_to,
+                    on_return=self._reverted)
+        self._sync()
+
+    def _reverted(self, result: tuple[str, str | None]) -> None:
+        target, self.revert_to = result
+        if self.settings is not None:
+            self.settings.set("default_model", target)
+        self.current_model = Path(target) if target else None
+        name = Path(target).name if target else "the bundled demo model"
+        self.reason_label.setText(f"reverted: {name} is the default model again")
+        self.comparison.history_label.setText(f"In use: {name}")
+        if target:
+            self.modelInstalled.emit(Path(target))
+        self._sync()
+
+    def _set_revert(self, target: str | None) -> None:
+        self.revert_to = target
+        self._sync()
+
+    def _default_model(self) -> str | None:
+        if self.settings is not None:
+            return self.settings.get("default_model") or ""
+        return None if self.current_model is None else str(self.current_model)
+
+    def _current_model_path(self) -> Path | None:
+        default = self._default_model()
+        if default:
+            return Path(default)
+        return self.current_model
+
+    # ---- enabling
+    def _sync(self) -> None:
+        blocker = self.state.start_blocker
+        if self.loading:
+            blocker = "reading the dataset…"
+        elif blocker == "pre-flight checks have not run yet" and self.checks_running:
+            blocker = "checking storage, credentials and backend…"
+        self.start_button.setEnabled(blocker is None)
+        self.start_button.setToolTip(blocker or "Upload the dataset and start training")
+        if not (self.last and self.last.error):
+            self.reason_label.setText(blocker or "")
+        self.cancel_button.setEnabled(self.state.running)
+        lines = [f"{'✓' if c.ok else '✗'} {c.name}" + ("" if c.ok else f": {c.message}") for c in self.state.checks]
+        labels = self.state.labels_check()
+        lines.insert(0, f"{'✓' if labels.ok else '✗'} labels" + ("" if labels.ok else f": {labels.message}"))
+        self.checks_label.setText("\n".join(lines))
+        finished_ok = self.last is not None and self.last.model_path is not None and not self.state.running
+        self.comparison.use_button.setEnabled(finished_ok and self.installed is None and "install" not in self._workers)
+        self.comparison.revert_button.setEnabled(self.revert_to is not None and not self._workers.keys() & {
+            "install", "revert"})
+        if self.revert_to is not None:
+            self.comparison.revert_button.setToolTip(
+                f"Make {Path(self.revert_to).name if self.revert_to else 'the bundled demo model'} the default again")
+        editable = not self.state.running
+        self.captures.set_editable(editable)
+        self.form.set_editable(editable)
+        self.recheck_button.setEnabled(editable)
+
+    def closeEvent(self, event) -> None:
+        # a running job keeps running (the backend owns it); the dialog just stops watching
+        self._closed = True
+        self.timer.stop()
+        for worker in list(self._workers.values()):
+            worker.quit()
+        super().closeEvent(event)

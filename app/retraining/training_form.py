@@ -1,0 +1,82 @@
+"""The training form of the retraining dialog, bound to ``state.params`` (thesis defaults), backend and name.
+
+Every widget writes straight into :class:`app.retraining.state.RetrainingState` on
+change (STYLE.md 2: widgets bind to a state object) and emits ``changed``; the
+backend combo emits ``backendChanged`` (the pre-flight checks depend on it).
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from app.retraining.state import BACKENDS, RetrainingState
+
+BACKEND_TITLES = {"local": "Local (this computer)", "azureml": "Azure ML"}
+
+
+class TrainingForm(QtWidgets.QGroupBox):
+    changed = QtCore.Signal()
+    backendChanged = QtCore.Signal(str)
+
+    def __init__(self, state: RetrainingState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Training", parent)
+        self.state = state
+        grid = QtWidgets.QGridLayout(self)  # two columns of fields: the dialog keeps its height for the captures
+        p = state.params
+        self.epochs_spin = self._spin(1, 10_000, p.epochs)
+        self.batch_spin = self._spin(1, 4096, p.batch_size)
+        self.patch_spin = self._spin(3, 31, p.patch_size, step=2)
+        self.folds_spin = self._spin(2, 20, p.folds)
+        self.seed_spin = self._spin(0, 2**31 - 1, p.seed)
+        self.lr_spin = QtWidgets.QDoubleSpinBox(self)
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(1e-6, 0.5)
+        self.lr_spin.setSingleStep(1e-4)
+        self.lr_spin.setValue(p.lr)
+        self.cv_check = QtWidgets.QCheckBox("Double cross-validation", self)
+        self.cv_check.setChecked(p.double_cv)
+        self.backend_combo = QtWidgets.QComboBox(self)
+        for name in BACKENDS:
+            self.backend_combo.addItem(BACKEND_TITLES[name], name)
+        self.backend_combo.setCurrentIndex(BACKENDS.index(state.backend))
+        self.name_edit = QtWidgets.QLineEdit(state.model_name, self)
+        fields = (("Epochs", self.epochs_spin), ("Batch size", self.batch_spin),
+                  ("Patch size", self.patch_spin), ("Folds", self.folds_spin),
+                  ("Learning rate", self.lr_spin), ("Seed", self.seed_spin),
+                  ("", self.cv_check), ("Backend", self.backend_combo))
+        for i, (label, widget) in enumerate(fields):
+            row, col = divmod(i, 2)
+            grid.addWidget(QtWidgets.QLabel(label, self), row, 2 * col)
+            grid.addWidget(widget, row, 2 * col + 1)
+        grid.addWidget(QtWidgets.QLabel("Model name", self), len(fields) // 2, 0)
+        grid.addWidget(self.name_edit, len(fields) // 2, 1, 1, 3)
+        self.name_edit.setToolTip("Base name: the dataset name, the date and a version number are added")
+        for spin in (self.epochs_spin, self.batch_spin, self.patch_spin, self.folds_spin, self.seed_spin):
+            spin.valueChanged.connect(self._write)
+        self.lr_spin.valueChanged.connect(self._write)
+        self.cv_check.toggled.connect(self._write)
+        self.name_edit.textChanged.connect(self._write)
+        self.backend_combo.currentIndexChanged.connect(self._backend)
+
+    def _spin(self, low: int, high: int, value: int, *, step: int = 1) -> QtWidgets.QSpinBox:
+        spin = QtWidgets.QSpinBox(self)
+        spin.setRange(low, high)
+        spin.setSingleStep(step)
+        spin.setValue(value)
+        return spin
+
+    def _write(self, *_args) -> None:
+        p = self.state.params
+        p.epochs, p.batch_size = self.epochs_spin.value(), self.batch_spin.value()
+        p.patch_size, p.folds = self.patch_spin.value(), self.folds_spin.value()
+        p.lr, p.double_cv, p.seed = self.lr_spin.value(), self.cv_check.isChecked(), self.seed_spin.value()
+        self.state.model_name = self.name_edit.text().strip()
+        self.changed.emit()
+
+    def _backend(self, _index: int) -> None:
+        self.state.backend = self.backend_combo.currentData()
+        self.backendChanged.emit(self.state.backend)
+
+    def set_editable(self, editable: bool) -> None:
+        for w in (self.epochs_spin, self.batch_spin, self.patch_spin, self.folds_spin, self.lr_spin,
+                  self.cv_check, self.seed_spin, self.backend_combo, self.name_edit):
+            w.setEnabled(editable)

@@ -1,0 +1,161 @@
+"""Classify on a scoring endpoint, or locally: the one call and the one policy (CLI, GUI, live mode).
+
+Policy (:class:`RemotePolicy`, the same for every caller):
+
+- the endpoint is asked through :class:`remote.scoring_client.ScoringClient` with
+  ``retries`` retries (its backoff, on connection errors and 502/503/504 only),
+  ``timeout_s = (connect, read)`` per HTTP request;
+- the whole remote attempt is bounded by ``deadline_s`` of wall clock: past it the
+  caller stops waiting (the abandoned request finishes on a daemon thread and its
+  answer is dropped) — in theatre a quick local map beats a long wait;
+- on a remote failure (``RemoteError``, ``OSError``, the deadline) the capture is
+  classified locally when ``fallback_local`` and the :class:`Outcome` says why;
+  otherwise the ``RemoteError`` is raised. Bad settings (``ValueError``, e.g. a key
+  over plain http) are raised, never fallen back from: they need fixing.
+
+Clients are kept per (url, key, deployment, policy) and used by one thread at a
+time, so dark/white references are sent once and afterwards only their sha256
+goes with each raw frame (the live mode relies on it).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from core.capture_io import Capture
+from core.errors import one_line
+from core.inference import ClassificationResult, Prepared, classify_prepared, prepare
+from core.model_file import LoadedModel
+from remote.scoring_client import RemoteError, ScoringClient
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """A scoring endpoint: URL, optional key, optional Azure ML deployment name."""
+
+    url: str
+    key: str | None = None
+    deployment: str | None = None
+
+
+@dataclass(frozen=True)
+class RemotePolicy:
+    """How long and how often to try the endpoint (see the module docstring)."""
+
+    retries: int = 1
+    timeout_s: tuple[float, float] = (3.0, 60.0)  # (connect, read) per HTTP request
+    deadline_s: float = 60.0  # the whole remote attempt, retries included
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if len(self.timeout_s) != 2 or min(self.timeout_s) <= 0:
+            raise ValueError(f"timeout_s must be (connect, read), both positive, got {self.timeout_s!r}")
+        if not self.deadline_s > 0:
+            raise ValueError(f"deadline_s must be positive, got {self.deadline_s!r}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A map and how it was made: ``fallback_reason`` is None unless the endpoint failed and it ran locally."""
+
+    result: ClassificationResult
+    fallback_reason: str | None
+    waited_s: float  # wall clock of the whole call
+
+
+def classify_remote_or_local(
+    prepared_or_capture: Prepared | Capture,
+    *,
+    model_resolver: Callable[[], LoadedModel] | LoadedModel,
+    endpoint: RemoteTarget | None,
+    fallback_local: bool,
+    policy: RemotePolicy = RemotePolicy(),
+    profile_name: str | None = None,
+) -> Outcome:
+    """Classify on ``endpoint`` when given (policy above), else or on fallback locally.
+
+    ``model_resolver`` is the local model or a callable giving it; it is called only
+    when classifying locally, so a remote-only run needs no model file.
+    ``profile_name`` applies when a :class:`Capture` is prepared locally (the
+    service reads the profile from the TIFF metadata).
+    ``result.timings_s["total"]`` is the wall clock of this call, plus the prepare
+    wall clock when a :class:`Prepared` is given (what the user waited for the map).
+    """
+    start = time.perf_counter()
+    reason = None
+    if endpoint is not None:
+        capture = prepared_or_capture.capture if isinstance(prepared_or_capture, Prepared) else prepared_or_capture
+        try:
+            result = _classify_remote(capture, endpoint, policy)
+        except (RemoteError, OSError) as exc:
+            if not fallback_local:
+                raise
+            reason = one_line(exc)
+        else:
+            return _outcome(result, prepared_or_capture, None, start)
+    model = model_resolver if isinstance(model_resolver, LoadedModel) else model_resolver()
+    prepared = prepared_or_capture if isinstance(prepared_or_capture, Prepared) else prepare(prepared_or_capture, profile_name=profile_name)
+    return _outcome(classify_prepared(prepared, model), prepared_or_capture, reason, start)
+
+
+def _outcome(result: ClassificationResult, given, reason: str | None, start: float) -> Outcome:
+    waited = time.perf_counter() - start
+    before = given.timings_s.get("total", 0.0) if isinstance(given, Prepared) else 0.0
+    return Outcome(replace(result, timings_s={**result.timings_s, "total": before + waited}), reason, waited)
+
+
+_pool: dict[tuple, list[ScoringClient]] = {}
+_pool_lock = threading.Lock()
+
+
+def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
+    key = (endpoint.url, endpoint.key, endpoint.deployment, policy.retries, policy.timeout_s)
+    with _pool_lock:
+        idle = _pool.get(key)
+        if idle:
+            return key, idle.pop()
+    # deployment: routed by the URL today; kept in the key so two deployments never share held references.
+    return key, ScoringClient(endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s)
+
+
+def _give_back(key: tuple, client: ScoringClient) -> None:
+    with _pool_lock:
+        _pool.setdefault(key, []).append(client)
+
+
+def _classify_remote(capture: Capture, endpoint: RemoteTarget, policy: RemotePolicy) -> ClassificationResult:
+    """One remote attempt bounded by ``policy.deadline_s``; raises ``RemoteError`` on failure or timeout."""
+    key, client = _take_client(endpoint, policy)  # ValueError for bad settings: raised as is
+    box: dict = {}
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            box["result"] = client.classify_capture(capture)
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+        finally:
+            if isinstance(box.get("error"), (RemoteError, OSError)):
+                client.close()  # a failed connection is not worth keeping
+            else:
+                _give_back(key, client)
+            done.set()
+
+    threading.Thread(target=attempt, name="neurohsi-remote", daemon=True).start()
+    if not done.wait(policy.deadline_s):
+        raise RemoteError(None, f"{client.url}: no answer within {policy.deadline_s:g} s", url=client.url)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def drop_clients() -> None:
+    """Close every pooled client (tests, settings changes)."""
+    with _pool_lock:
+        clients = [c for idle in _pool.values() for c in idle]
+        _pool.clear()
+    for client in clients:
+        client.close()

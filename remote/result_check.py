@@ -1,0 +1,69 @@
+"""Check a scoring endpoint's answer before anything draws or saves it.
+
+An endpoint is another program on another machine: its answer may belong to
+another capture (wrong shape), another model (class ids this table does not
+know) or a broken deployment (no model identity). ``classify_remote_or_local``
+calls :func:`check_result` on every remote answer, so the CLI and the GUI reject
+the same answers, and a rejected answer falls back to local like a failed call.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from core.classes import class_table
+from remote.scoring_client import RemoteError
+
+
+class ResultRejected(RemoteError, ValueError):
+    """The endpoint answered, but the answer does not fit the capture or the model."""
+
+    def __init__(self, problem: str, *, url: str | None = None) -> None:
+        where = f"endpoint {url}" if url else "endpoint"
+        super().__init__(None, f"{where} answer rejected: {problem}", url=url)
+
+
+def check_result(
+    result,
+    *,
+    cube_shape: tuple[int, int],
+    class_ids: Iterable[int] | None = None,
+    url: str | None = None,
+) -> None:
+    """Raise :class:`ResultRejected` unless ``result`` fits the capture and a model's class table.
+
+    ``result`` is a :class:`core.inference.ClassificationResult`; ``cube_shape`` the
+    capture's cube ``(H, W)``; ``class_ids`` the ids the answer may use (default: the
+    ids the answer's own model identity declares). Checks, in order: model identity
+    present (name, version, sha256); labels ``(H, W)`` equal to ``cube_shape``; label
+    values in ``{0} | class_ids``; probabilities, when present, ``(H, W, C)`` with one
+    channel per declared class.
+    """
+    model = getattr(result, "model", None)
+    missing = [k for k in ("name", "version", "sha256") if not str(getattr(model, k, "") or "").strip()]
+    if model is None or missing:
+        raise ResultRejected(f"no model identity ({', '.join(missing) or 'model'} missing)", url=url)
+    declared = tuple(int(c) for c in getattr(model, "class_ids", ()) or ())
+    allowed = tuple(int(c) for c in class_ids) if class_ids is not None else declared
+    if not allowed:
+        raise ResultRejected("the model identity lists no class ids", url=url)
+    known = {tissue.id for tissue in class_table().classes}
+    strangers = sorted(set(declared) - known)
+    if strangers:
+        raise ResultRejected(f"model declares class ids {strangers} this app's class table does not have", url=url)
+    labels = np.asarray(result.labels)
+    expected = tuple(int(n) for n in cube_shape[:2])
+    if labels.ndim != 2 or labels.shape != expected:
+        raise ResultRejected(f"class map shape {labels.shape} differs from the capture's cube {expected}", url=url)
+    present = np.unique(labels)
+    unknown = sorted(set(int(v) for v in present) - {0} - set(allowed))
+    if unknown:
+        raise ResultRejected(f"class ids {unknown} are not in the model's table {list(allowed)}", url=url)
+    probabilities = getattr(result, "probabilities", None)
+    if probabilities is not None:
+        shape = np.shape(probabilities)
+        # (H, W, 0): the endpoint was not asked for probabilities
+        if shape != (*expected, len(declared)) and shape != (*expected, 0):
+            raise ResultRejected(
+                f"probabilities shape {shape} differs from (H, W, C) = {(*expected, len(declared))}", url=url)

@@ -1,0 +1,184 @@
+"""HTTP plumbing of the scoring client: retries, Azure ML's 424 wrapping, an overall deadline.
+
+Azure ML online endpoints answer with codes of their own in front of the container
+(learn.microsoft.com, "Troubleshoot online endpoint deployment and scoring", HTTP status
+codes):
+
+- **424 Model Error**: the container answered something other than 200; the front end
+  replaces the code with 424 and puts the container's code in the
+  ``ms-azureml-model-error-statuscode`` header (reason in ``ms-azureml-model-error-reason``).
+  :func:`effective_status` gives the container's code back, so a 409 "send the
+  references" or a 503 "busy" from our service means the same behind the front end.
+- **408 Request timeout**: the model took longer than ``request_timeout_ms``.
+- **429**: more than ``2 * max_concurrent_requests_per_instance * instance_count``
+  requests pending, or rate limiting; back off and retry.
+- 502/503/504: the gateway or the container is restarting or busy.
+
+:class:`DeadlineRetry` is urllib3's ``Retry`` for those codes (and 424 wrapping one of
+them) on GET and POST, with jittered exponential backoff, ``Retry-After`` honoured for
+every retried code, and no wait that would end past the call's deadline.
+:func:`call_with_deadline` runs one exchange in a daemon thread and gives up at the
+deadline: ``requests`` timeouts bound each socket read, not the whole answer, so a
+server trickling one byte a second would otherwise hold the caller for minutes.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+MODEL_ERROR_STATUS = 424
+MODEL_STATUS_HEADER = "ms-azureml-model-error-statuscode"
+MODEL_REASON_HEADER = "ms-azureml-model-error-reason"
+DEPLOYMENT_HEADER = "azureml-model-deployment"
+# Jitter added to each backoff (uniform 0..this many seconds): clients that failed
+# together (an instance restarting) do not all come back at the same instant.
+BACKOFF_JITTER_S = 0.25
+
+
+class DeadlineExceeded(Exception):
+    """The call's deadline passed (or a retry's wait would end after it)."""
+
+
+def effective_status(status: int, headers) -> int:
+    """The container's own status: the inner code of an Azure ML 424, else ``status``."""
+    if status != MODEL_ERROR_STATUS:
+        return status
+    inner = (headers.get(MODEL_STATUS_HEADER) or "").strip()
+    return int(inner) if inner.isdigit() and 100 <= int(inner) <= 599 else status
+
+
+class DeadlineRetry(Retry):
+    """``Retry`` on RETRY_STATUSES (also wrapped in a 424) that never sleeps past ``deadline`` (monotonic s)."""
+
+    # Every code we retry may carry Retry-After (Azure ML's 429, our 503); honour it on all.
+    RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
+
+    def __init__(self, *args, deadline: float | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    @classmethod
+    def for_call(cls, retries: int, backoff_s: float, deadline: float | None) -> "DeadlineRetry":
+        return cls(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            redirect=0,
+            status_forcelist=RETRY_STATUSES | {MODEL_ERROR_STATUS},
+            allowed_methods=frozenset({"GET", "POST"}),  # scoring is idempotent: same bytes, same map
+            backoff_factor=backoff_s,
+            backoff_max=10.0,
+            backoff_jitter=BACKOFF_JITTER_S,
+            retry_after_max=60.0,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            deadline=deadline,
+        )
+
+    def new(self, **kw) -> "DeadlineRetry":
+        retry = super().new(**kw)
+        retry.deadline = self.deadline
+        return retry
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if response is not None and response.status == MODEL_ERROR_STATUS:
+            if effective_status(response.status, response.headers) not in RETRY_STATUSES:
+                # A 424 wrapping a 4xx or 500 is an answer, not a transient failure: hand it back.
+                raise MaxRetryError(_pool, url, None)
+        if isinstance(error, ReadTimeoutError):
+            # The service took the request and is silent: resending would double the wait
+            # (and the work); the caller decides (fall back to local, say why).
+            raise error
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded("deadline passed before a retry")
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def get_backoff_time(self) -> float:
+        # urllib3 waits nothing before the first retry; a busy service deserves a short pause too.
+        base = super().get_backoff_time()
+        if base == 0 and self.history:
+            base = self.backoff_factor
+        return base
+
+    def sleep_for_retry(self, response) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after is None:
+            return False
+        self._wait(retry_after)
+        return True
+
+    def _sleep_backoff(self) -> None:
+        self._wait(self.get_backoff_time())
+
+    def _wait(self, seconds: float) -> None:
+        if self.deadline is not None and time.monotonic() + seconds >= self.deadline:
+            raise DeadlineExceeded(f"the service asked to wait {seconds:.1f} s, past the deadline")
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+def call_with_deadline(function: Callable[[], T], timeout_s: float) -> T:
+    """``function()`` run in a daemon thread; :class:`DeadlineExceeded` if it has not returned in ``timeout_s``.
+
+    The abandoned thread ends on its own (its socket reads time out); being a daemon,
+    it never keeps the process alive.
+    """
+    if timeout_s <= 0:
+        raise DeadlineExceeded("deadline passed")
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="neurohsi-scoring-request", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise DeadlineExceeded(f"no complete answer within {timeout_s:.1f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def reason_of(exc: Exception) -> str:
+    """The innermost cause of a requests error, briefly (``Connection refused`` rather than a pool repr)."""
+    inner = exc
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    text = f"{exc} {inner}"
+    for marker in ("Connection refused", "Connection reset", "Name or service not known", "timed out"):
+        if marker in text:
+            return marker.lower()
+    return " ".join((str(inner) or inner.__class__.__name__).split())[:200]
+
+
+def service_message(response) -> str:
+    """The service's error message: ``{"error": ...}`` (NeuroHSI) or ``{"message": ...}`` (Azure ML front ends)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text if response.content else ""
+        if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
+            title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+            text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+        return " ".join(text.split())[:200]
+    if isinstance(body, dict):
+        for key in ("error", "message"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return ""

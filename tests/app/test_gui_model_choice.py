@@ -1,0 +1,35 @@
+"""The window chooses its model by core.model_choice and says, in its words, how to fix a missing one."""
+from __future__ import annotations
+
+
+import resources
+from core.model_choice import HOW_TO_FIX, MSG_CONFIGURED_MISSING, MSG_DEMO_MISSING
+from tests.support.gui import classify_and_wait, fail_and_wait, open_and_wait
+
+
+def test_settings_model_missing_fails_the_classify_job_with_the_fix(qtbot, make_window, small_files, tmp_path):
+    raw, model = small_files
+    window = make_window()
+    window.settings.set("default_model", str(tmp_path / "gone.safetensors"))
+    assert window.model_path() is None
+    open_and_wait(qtbot, window, raw)
+    exc = fail_and_wait(qtbot, window, window.classify)
+    assert exc.problem == MSG_CONFIGURED_MISSING and "gone.safetensors" in str(exc)
+    assert HOW_TO_FIX in window.sink.last.text
+
+    window.settings.set("default_model", str(model))  # fixed in Settings: the next classify uses it
+    assert window.model_path() == model
+    assert classify_and_wait(qtbot, window).model.name == "gui-test"
+
+
+def test_gui_start_up_warns_in_the_model_choice_words(qtbot, make_window, small_files, tmp_path, monkeypatch):
+    from app.cli.gui_commands import _warn_without_model
+
+    _raw, model = small_files
+    monkeypatch.setattr(resources, "DEMO_MODEL_PATH", tmp_path / "demo.safetensors")
+    window = make_window()
+    _warn_without_model(window, None, window.settings)
+    assert window.sink.last.level == "warning" and MSG_DEMO_MISSING in window.sink.last.text
+    before = len(window.sink.history)
+    _warn_without_model(window, model, window.settings)  # a model that exists: nothing to say
+    assert len(window.sink.history) == before

@@ -1,0 +1,87 @@
+"""Theatre mode: full screen, only the map, a large legend painted on it, banners kept; warnings persist."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QFontMetrics
+
+from core.classes import class_table
+from tests.support.gui import classify_and_wait, grab_array, open_and_wait
+
+
+def _theatre_window(qtbot, make_window, small_files, size=(1280, 800)):
+    raw, model = small_files
+    window = make_window(model)
+    open_and_wait(qtbot, window, raw)
+    result = classify_and_wait(qtbot, window)
+    window.actions["theatre"].setChecked(True)
+    qtbot.wait(50)  # let the full-screen state settle before sizing like a 1280 x 800 screen
+    assert window.isFullScreen()
+    window.resize(*size)  # the offscreen screen is 800 x 800; the layout must hold at 1280 x 800
+    qtbot.waitUntil(lambda: window.width() == size[0] and window.height() == size[1], timeout=3000)
+    qtbot.wait(20)
+    return window, result
+
+
+def test_theatre_hides_the_chrome_and_the_map_fills_the_window(qtbot, make_window, small_files):
+    window, _result = _theatre_window(qtbot, make_window, small_files)
+    assert window.settings.get("theatre_mode")
+    for widget in (window.menuBar(), window.toolbar, window.statusBar(), *window.docks.values()):
+        assert widget.isHidden()
+    view = window.image_view
+    assert view.width() >= 0.98 * window.width() and view.height() >= 0.85 * window.height()
+    assert window.banner.isVisible() and "Research use only" in window.banner.text()
+    assert QFontMetrics(window.banner.font()).capHeight() >= 17  # the notice stays, readable from afar
+    window.actions["theatre"].setChecked(False)
+    assert not window.isFullScreen() and window.toolbar.isVisible() and window.docks["Legend"].isVisible()
+    assert not window.map_area.theatre.isVisible()
+
+
+def test_theatre_legend_is_painted_large_on_the_image(qtbot, make_window, small_files):
+    window, result = _theatre_window(qtbot, make_window, small_files)
+    overlay = window.map_area.theatre
+    assert overlay.isVisible() and overlay.swatch_px >= 40
+    assert QFontMetrics(overlay.text_font).capHeight() >= 28  # ~8 mm at 2 m on a 24-inch 1080p screen
+    assert result.model.name in overlay.model_line and "ms" in overlay.model_line
+    pixels = grab_array(window.image_view.viewport())
+    table = class_table()
+    assert set(overlay.swatch_rects) == {t.id for t in table.classes}
+    for class_id, rect in overlay.swatch_rects.items():
+        assert rect.width() >= 40 and rect.height() >= 40
+        assert window.image_view.viewport().rect().contains(rect)  # fits at 1280 x 800
+        block = pixels[rect.top() + 2:rect.bottom() - 1, rect.left() + 2:rect.right() - 1, :3]
+        assert block.shape[0] >= 36 and block.shape[1] >= 36
+        assert (block == np.array(table.colour(class_id, "thesis"), np.uint8)).all(), class_id
+    # Hiding a class takes it out of the large legend too.
+    window.overlay_state.set_class_visible(2, False)
+    window.image_view.viewport().repaint()
+    assert 2 not in overlay.swatch_rects
+
+
+def test_warnings_stay_until_acknowledged_and_read_large_in_theatre(qtbot, make_window, small_files):
+    window, _result = _theatre_window(qtbot, make_window, small_files)
+    banner = window.warnings
+    assert banner.isHidden()
+    window.show_warning("remote", "Endpoint https://example.org/score failed; this map was made locally")
+    window.show_warning("stale", "The map is 12 minutes old")
+    qtbot.wait(50)
+    assert banner.isVisible() and "Endpoint https://example.org/score failed" in banner.text()
+    assert "Stale map" in banner.text()
+    assert QFontMetrics(banner.label.font()).capHeight() >= 20
+    window.show_warning("remote", "second failure")  # one line per kind: replaced, not stacked
+    assert banner.text().count("Remote classification failed") == 1 and "second failure" in banner.text()
+    banner.ack_button.click()
+    assert banner.isHidden() and banner.warnings == {}
+
+
+def test_theatre_legend_in_outline_mode_names_the_border(qtbot, make_window, small_files):
+    from app.image_view import OUTLINE_COLOUR
+
+    window, _result = _theatre_window(qtbot, make_window, small_files)
+    window.overlay_state.outline = True
+    window.image_view.viewport().repaint()
+    overlay = window.map_area.theatre
+    assert list(overlay.swatch_rects) == ["outline"]
+    rect = overlay.swatch_rects["outline"]
+    pixels = grab_array(window.image_view.viewport())
+    block = pixels[rect.top() + 2:rect.bottom() - 1, rect.left() + 2:rect.right() - 1, :3]
+    assert (block == np.array([int(OUTLINE_COLOUR[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)).all()

@@ -1,0 +1,120 @@
+"""Live pipeline on a real watched folder: once per complete capture, newest first, skipping under overload."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from core.capture_io import frame_to_bytes
+from core.capture_source import ReferencesChanged, WatchedFolder
+from core.inference import classify, classify_prepared
+from core.live_pipeline import LivePipeline, local_classifier
+from core.model import Conv2DNet
+from core.model_file import load_model, save_model
+from core.preprocessing import preprocess_capture
+from core.synthetic import generate_capture, small_profile
+from tests.support.live_writer import write_progressively, write_whole
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return generate_capture(seed=8, profile=small_profile(24, 32))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, synthetic):
+    path = tmp_path_factory.mktemp("live-model") / "m.safetensors"
+    torch.manual_seed(0)
+    save_model(path, Conv2DNet(25, 5), name="live-test", class_ids=(1, 2, 3, 4, 5),
+               class_names=("a", "b", "c", "d", "e"), profile_id=preprocess_capture(synthetic.to_capture()).profile_id)
+    return load_model(path)
+
+
+@pytest.fixture
+def folder(tmp_path, synthetic):
+    write_whole(tmp_path / "ID0009CD01.tif", frame_to_bytes(synthetic.dark, synthetic.metadata))
+    write_whole(tmp_path / "ID0009CW01.tif", frame_to_bytes(synthetic.white, synthetic.metadata))
+    return tmp_path
+
+
+class Collector:
+    def __init__(self):
+        self.results, self.events, self.errors = [], [], []
+        self.got = threading.Event()
+
+    def result(self, live):
+        self.results.append(live)
+        self.got.set()
+
+    def wait_for(self, n, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while len(self.results) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.results
+
+
+def _pipeline(folder, classify, sink: Collector, **kw):
+    return LivePipeline(WatchedFolder(folder, settle_s=0.05), classify, on_result=sink.result,
+                        on_event=sink.events.append, on_error=lambda cid, exc: sink.errors.append((cid, exc)), **kw)
+
+
+def test_a_capture_written_in_ten_chunks_is_classified_once_after_the_last(folder, synthetic, model):
+    sink = Collector()
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    with _pipeline(folder, local_classifier(model), sink):
+        finished = write_progressively(folder / "ID0009C02.tif", raw)
+        sink.wait_for(1)
+        time.sleep(0.4)  # long enough for a second, wrong classification to show up
+    assert not sink.errors
+    (live,) = sink.results
+    assert live.complete_at > finished and live.done_at > live.complete_at
+    assert live.prepared.capture.capture_id == "ID0009C02" and live.fallback_reason is None
+    np.testing.assert_array_equal(live.result.labels, classify(synthetic.to_capture(), model).labels)
+    assert set(live.result.timings_s) >= {"read", "preprocess", "rgb", "infer", "total"}
+    assert [type(e) for e in sink.events] == [ReferencesChanged]
+
+
+def test_overload_skips_intermediate_captures_and_the_newest_is_always_next(folder, synthetic, model):
+    sink = Collector()
+
+    def slow(prepared):  # a classifier far slower than the camera
+        time.sleep(0.4)
+        return classify_prepared(prepared, model), None
+
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    with _pipeline(folder, slow, sink) as live:
+        for n in range(2, 12):
+            write_whole(folder / f"ID0009C{n:02d}.tif", raw)
+            time.sleep(0.06)
+        deadline = time.monotonic() + 20
+        while live.stats.classified + live.stats.skipped < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        stats = live.stats
+    names = [r.prepared.capture.capture_id for r in sink.results]
+    assert stats.captures == 10 and stats.classified + stats.skipped == 10
+    assert 2 <= stats.classified < 10 and stats.skipped > 0
+    assert names[-1] == "ID0009C11"  # the newest capture is always classified
+    assert names == sorted(names)  # never an older map after a newer one
+    assert sink.results[-1].skipped_total == stats.skipped
+
+
+def test_pause_then_resume_takes_the_newest(folder, synthetic, model):
+    sink = Collector()
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    with _pipeline(folder, local_classifier(model), sink) as live:
+        live.pause()
+        time.sleep(0.1)
+        for n in (2, 3, 4):
+            write_whole(folder / f"ID0009C{n:02d}.tif", raw)
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert sink.results == [] and live.paused
+        live.resume()
+        sink.wait_for(1)
+        time.sleep(0.3)
+    assert [r.prepared.capture.capture_id for r in sink.results] == ["ID0009C04"]
+    assert live.stats.skipped == 2

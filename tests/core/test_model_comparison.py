@@ -1,0 +1,91 @@
+"""Fair comparison: both models scored on the same held-out pixels, plain names, a one-line verdict."""
+from __future__ import annotations
+
+import pytest
+
+from core.model_comparison import MetricRow, compare_models, install_problems, metric_rows, verdict
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory):
+    from core.dataset import read_dataset, write_capture_folder
+    from core.synthetic import generate_capture, small_profile
+
+    root = tmp_path_factory.mktemp("cmp") / "ds"
+    profile = small_profile(16, 24)
+    for k, patient in enumerate(("ID18", "ID20", "ID25")):
+        cap = generate_capture(seed=k, patient=patient, profile=profile)
+        write_capture_folder(root, cap.capture_id, cap.raw, cap.dark, cap.white, cap.labels,
+                             metadata=cap.metadata, meta={"patient": patient})
+    return read_dataset(root)
+
+
+def trained(captures, path, epochs, *, profile_id=None):
+    from core.model_file import load_model, save_model
+    from core.training import TrainingConfig, train
+
+    result = train(captures, TrainingConfig(epochs=epochs, cross_validation="none", seed=1))
+    save_model(path, result.net, name=path.stem, class_ids=result.class_ids, class_names=result.class_names,
+               profile_id=profile_id or result.profile_id)
+    return load_model(path)
+
+
+def test_both_models_are_scored_on_the_same_held_out_pixels(captures, tmp_path):
+    from core.training import patch_set_from_captures, predict_patches
+
+    old = trained(captures[1:], tmp_path / "old.safetensors", 1)
+    new = trained(captures[1:], tmp_path / "new.safetensors", 4)
+    cmp = compare_models(old, new, captures[:1])
+    data, _ = patch_set_from_captures(captures[:1], 7)
+    for model, score in ((old, cmp.installed), (new, cmp.new)):
+        expected = float((predict_patches(model.net, data.patches) == data.targets).mean())
+        assert score.metrics["oacc"] == pytest.approx(expected)
+        assert score.metrics["n"] == len(data) == cmp.n_pixels
+    assert cmp.capture_ids == (captures[0].capture_id,)
+    titles = [r.title for r in cmp.rows]
+    assert titles[0] == "Overall accuracy (OACC)" and "Tumour: sensitivity" in titles
+    assert len(cmp.rows) == 1 + 2 * 5
+    assert cmp.verdict == verdict(cmp.rows) and cmp.verdict.endswith(".")
+
+
+def test_an_installed_model_for_another_camera_is_reported_not_scored(captures, tmp_path):
+    new = trained(captures[1:], tmp_path / "new.safetensors", 1)
+    other = trained(captures[1:], tmp_path / "other.safetensors", 1, profile_id="thesis-sm5x5-nir")
+    cmp = compare_models(other, new, captures[:1])
+    assert cmp.installed.metrics is None and "thesis-sm5x5-nir" in cmp.installed.problem
+    assert cmp.verdict.startswith("The installed model cannot classify these captures")
+    with pytest.raises(ValueError, match="hold out at least one"):
+        compare_models(other, new, [])
+
+
+def test_verdict_names_the_largest_gains_and_losses_in_points():
+    rows = (
+        MetricRow("oacc", "Overall accuracy (OACC)", 0.90, 0.905),
+        MetricRow("sensitivity:2", "Tumour tissue: sensitivity", 0.70, 0.74),
+        MetricRow("specificity:5", "Dura mater: specificity", 0.95, 0.929),
+        MetricRow("sensitivity:1", "Healthy tissue: sensitivity", 0.80, 0.82),
+        MetricRow("sensitivity:3", "Venous blood: sensitivity", 0.80, 0.815),
+    )
+    assert verdict(rows) == ("The new model is better on tumour tissue sensitivity by 4.0 points and healthy "
+                             "tissue sensitivity by 2.0 points; worse on dura mater specificity by 2.1 points.")
+    same = tuple(MetricRow(r.key, r.title, r.installed, r.installed) for r in rows)
+    assert verdict(same) == "The two models score within 1 point of each other on every metric."
+    assert verdict(metric_rows(None, {"oacc": 0.9, "class_ids": [1], "class_names": ["Healthy tissue"],
+                                      "sensitivity": [0.9], "specificity": [None]})) == (
+        "No installed model to compare with on these captures; the new model's overall accuracy is 90.0 %.")
+
+
+def test_install_problems_name_bands_profile_and_classes():
+    from core.model_file import ModelInfo
+
+    def info(**kw):
+        base = dict(name="m", version="1", sha256="0" * 64, format_version=1, architecture="Conv2DNet",
+                    patch_size=7, n_bands=25, padding="reflect", class_ids=(1, 2, 3, 4, 5),
+                    class_names=("a", "b", "c", "d", "e"), profile_id="thesis-sm5x5-nir", created="")
+        return ModelInfo(**{**base, **kw})
+
+    assert install_problems(info(), info()) == []
+    problems = install_problems(info(n_bands=16, profile_id="other"), info(), captures_profile="thesis-sm5x5-nir")
+    assert len(problems) == 3
+    assert "16 bands" in problems[1] and "'other'" in problems[0] and "'other'" in problems[2]
+    assert install_problems(info(class_ids=(1, 2), class_names=("a", "b")), info())[0].startswith("The new model has")
