@@ -50,6 +50,10 @@ class Runner:
     def __init__(self, exe: Path, work: Path, home: Path) -> None:
         self.exe, self.work = exe, work
         self.env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+        if os.name == "nt":  # the least Windows runs a program with: no Python on PATH either
+            root = os.environ.get("SYSTEMROOT", r"C:\Windows")
+            self.env = {"SYSTEMROOT": root, "PATH": rf"{root}\System32", "USERPROFILE": str(home),
+                        "HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
         self.timings: list[tuple[str, float, int]] = []
 
     def __call__(self, label: str, *args: str, expect_rc: int = 0) -> subprocess.CompletedProcess:
@@ -95,6 +99,18 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     check(re.fullmatch(r"neurohsi \S+ \(bundle built \S+, commit \S+\)", out) is not None, f"--version: {out!r}")
     check(built["version"] in out and built["build_date"] in out and built["commit"][:12] in out,
           f"--version {out!r} does not match build_info.json {built}")
+
+    # Inside the bundle: frozen, every component About lists has its metadata, Qt's xcb and offscreen
+    # platform plugins, the TIFF codecs.
+    inside = json_out(run("-m bundle_check", "-m", "bundle_check"), "bundle_check")
+    check(inside["frozen"] and inside["build"]["bundled"], f"bundle_check: not frozen: {inside}")
+    missing = sorted(name for name, version in inside["components"].items() if version == "not installed")
+    check(not missing, f"bundle_check: no metadata for {missing} (Help > About shows 'not installed')")
+    for plugin in ("qwindows.dll", "qoffscreen.dll") if os.name == "nt" else ("libqxcb.so", "libqoffscreen.so"):
+        check(plugin in inside["qt_platform_plugins"], f"bundle_check: Qt platform plugin {plugin} missing")
+    check(inside["imagecodecs"] is not None, "bundle_check: imagecodecs (compressed TIFF) missing")
+    failed = {name: why for name, why in inside["tiff_round_trips"].items() if why != "ok"}
+    check(not failed, f"bundle_check: TIFF compressions that do not round-trip: {failed}")
 
     # demo-capture with the bundle's own generator (scipy, tifffile), then info.
     run("demo-capture", "demo-capture", "cap", "--seed", "1")
@@ -155,7 +171,8 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     size = (work / "out.png").stat().st_size
     check(size >= MIN_SCREENSHOT_BYTES, f"gui out.png is only {size} bytes")
     check(size > (work / "empty.png").stat().st_size, "gui out.png is no bigger than the empty window")
-    check(not (home / ".config" / "NeuroHSI").exists(), "gui --screenshot wrote the user's settings")
+    if os.name != "nt":  # Windows keeps QSettings in the registry
+        check(not (home / ".config" / "NeuroHSI").exists(), "gui --screenshot wrote the user's settings")
     return run
 
 
