@@ -4,8 +4,9 @@ Copies ``dist/neurohsi`` to a temporary folder outside the repository and runs t
 copy with a clean environment (``PATH=/usr/bin:/bin``, a fresh ``HOME``,
 ``QT_QPA_PLATFORM=offscreen``; no virtual environment, no PYTHONPATH):
 ``--version``, ``demo-capture``, ``info``, ``classify`` and ``gui --classify
---screenshot``, plus a bad input (one-line error, no traceback) and a helper
-started as ``neurohsi -m MODULE`` (how the local training backend starts its job).
+--screenshot``, plus a bad input (one-line error, no traceback), a short training
+run started as ``neurohsi -m MODULE`` (how the local training backend starts its
+job) and the one-line refusals of what the bundle leaves out (left_out.py).
 Checks exit codes, JSON fields, the model's identity and the PNGs; prints a timing
 table. Exit 0 when every check passes.
 
@@ -49,6 +50,10 @@ class Runner:
     def __init__(self, exe: Path, work: Path, home: Path) -> None:
         self.exe, self.work = exe, work
         self.env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+        if os.name == "nt":  # the least Windows runs a program with: no Python on PATH either
+            root = os.environ.get("SYSTEMROOT", r"C:\Windows")
+            self.env = {"SYSTEMROOT": root, "PATH": rf"{root}\System32", "USERPROFILE": str(home),
+                        "HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
         self.timings: list[tuple[str, float, int]] = []
 
     def __call__(self, label: str, *args: str, expect_rc: int = 0) -> subprocess.CompletedProcess:
@@ -95,6 +100,18 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     check(built["version"] in out and built["build_date"] in out and built["commit"][:12] in out,
           f"--version {out!r} does not match build_info.json {built}")
 
+    # Inside the bundle: frozen, every component About lists has its metadata, Qt's xcb and offscreen
+    # platform plugins, the TIFF codecs.
+    inside = json_out(run("-m bundle_check", "-m", "bundle_check"), "bundle_check")
+    check(inside["frozen"] and inside["build"]["bundled"], f"bundle_check: not frozen: {inside}")
+    missing = sorted(name for name, version in inside["components"].items() if version == "not installed")
+    check(not missing, f"bundle_check: no metadata for {missing} (Help > About shows 'not installed')")
+    for plugin in ("qwindows.dll", "qoffscreen.dll") if os.name == "nt" else ("libqxcb.so", "libqoffscreen.so"):
+        check(plugin in inside["qt_platform_plugins"], f"bundle_check: Qt platform plugin {plugin} missing")
+    check(inside["imagecodecs"] is not None, "bundle_check: imagecodecs (compressed TIFF) missing")
+    failed = {name: why for name, why in inside["tiff_round_trips"].items() if why != "ok"}
+    check(not failed, f"bundle_check: TIFF compressions that do not round-trip: {failed}")
+
     # demo-capture with the bundle's own generator (scipy, tifffile), then info.
     run("demo-capture", "demo-capture", "cap", "--seed", "1")
     raw = work / "cap" / "ID0001C01.tif"
@@ -130,9 +147,21 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     check(len(lines) == 1 and lines[0].startswith("neurohsi: error: ") and "missing.tif" in lines[0],
           f"bad input: stderr {bad.stderr!r}")
 
-    # A helper started the way the training backends start theirs: `neurohsi -m MODULE ARGS`.
-    helper = run("-m app.cli.main --version", "-m", "app.cli.main", "--version").stdout.strip()
-    check(helper == out, f"-m app.cli.main --version printed {helper!r}")
+    # Training as the local retraining backend runs it: `neurohsi -m MODULE ARGS` (here the CLI's
+    # own module; remote.training_job starts `-m app.cli.main train`). Needs torch's optimiser and
+    # compiler modules, which the spec must not leave out.
+    run("demo-data", "demo-data", "data", "--captures", "3", "--small", "--seed", "0")
+    trained = json_out(run("-m app.cli.main train", "-m", "app.cli.main", "train", "data", "-o", "m.safetensors",
+                           "--no-cv", "--epochs", "1", "--seed", "0"), "train")
+    check((work / "m.safetensors").is_file() and trained["metrics"]["train"]["n"] > 0, f"train: {trained}")
+
+    # A package the bundle leaves out (left_out.py): one line saying why, not a traceback.
+    gone = run("-m remote.scoring_entry (left out)", "-m", "remote.scoring_entry", expect_rc=2)
+    lines = gone.stderr.strip().splitlines()
+    check(len(lines) == 1 and "not part of the desktop bundle" in lines[0] and "Traceback" not in gone.stderr,
+          f"left-out module: stderr {gone.stderr!r}")
+    serve = run("serve (left out)", "serve", expect_rc=2)
+    check("not part of the desktop bundle" in serve.stderr and not serve.stdout, f"serve: {serve.stderr!r}")
 
     # The desktop app, offscreen: window only (start-up), then open + classify + grab.
     run("gui --screenshot (empty window)", "gui", "--screenshot", "empty.png")
@@ -142,7 +171,8 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     size = (work / "out.png").stat().st_size
     check(size >= MIN_SCREENSHOT_BYTES, f"gui out.png is only {size} bytes")
     check(size > (work / "empty.png").stat().st_size, "gui out.png is no bigger than the empty window")
-    check(not (home / ".config" / "NeuroHSI").exists(), "gui --screenshot wrote the user's settings")
+    if os.name != "nt":  # Windows keeps QSettings in the registry
+        check(not (home / ".config" / "NeuroHSI").exists(), "gui --screenshot wrote the user's settings")
     return run
 
 

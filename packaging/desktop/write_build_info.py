@@ -1,6 +1,8 @@
 """Write ``resources/build_info.json`` (version, UTC build date, git commit) before PyInstaller runs.
 
 The bundle's ``neurohsi --version`` and Help > About read it through ``app.build_info``.
+Also writes ``build/version_info.txt``, the Windows version resource of ``neurohsi.exe``
+(PyInstaller's VSVersionInfo text; the spec uses it on Windows only).
 Run with the build interpreter from the repository root: ``python packaging/desktop/write_build_info.py``.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.clock import utc_now_iso  # noqa: E402
 from core.fileio import atomic_write_text  # noqa: E402
 
 OUTPUT = ROOT / "resources" / "build_info.json"
+VERSION_RESOURCE = ROOT / "build" / "version_info.txt"
 
 
 def git_commit(root: Path) -> str:
@@ -37,9 +40,36 @@ def build_info(root: Path = ROOT) -> dict:
     return {"version": version, "build_date": utc_now_iso(), "commit": git_commit(root)}
 
 
+def windows_version_resource(info: dict) -> str:
+    """PyInstaller's version-resource text for ``info``: numeric file version from the first three
+    release numbers of the version, product version with the commit."""
+    numbers = [int(part) for part in info["version"].split("+")[0].split(".")[:3] if part.isdigit()]
+    numbers = tuple((numbers + [0, 0, 0, 0])[:4])
+    strings = {
+        "CompanyName": "NeuroHSI",
+        "FileDescription": "NeuroHSI - hyperspectral brain-tissue maps (research use only, not for diagnosis)",
+        "FileVersion": info["version"],
+        "InternalName": "neurohsi",
+        "OriginalFilename": "neurohsi.exe",
+        "ProductName": "NeuroHSI",
+        "ProductVersion": f"{info['version']} ({info['commit'][:12]}, built {info['build_date']})",
+    }
+    table = ", ".join(f"StringStruct({key!r}, {value!r})" for key, value in strings.items())
+    return (
+        "VSVersionInfo(\n"
+        f"  ffi=FixedFileInfo(filevers={numbers}, prodvers={numbers}, mask=0x3f, flags=0x0, OS=0x40004,\n"
+        "                    fileType=0x1, subtype=0x0, date=(0, 0)),\n"
+        f"  kids=[StringFileInfo([StringTable('040904B0', [{table}])]),\n"
+        "        VarFileInfo([VarStruct('Translation', [1033, 1200])])]\n"
+        ")\n"
+    )
+
+
 def main() -> int:
     info = build_info()
     atomic_write_text(OUTPUT, json.dumps(info, indent=2) + "\n")
+    VERSION_RESOURCE.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(VERSION_RESOURCE, windows_version_resource(info))
     print(f"wrote {OUTPUT.relative_to(ROOT)}: {info['version']} {info['commit'][:12]} {info['build_date']}")
     return 0
 

@@ -59,3 +59,24 @@ def test_write_build_info_writes_version_date_and_commit(tmp_path):
         pytest.skip("not a git checkout")
     assert info["commit"].split("-")[0] == head.stdout.strip()
     assert write_build_info.git_commit(tmp_path) == "unknown"  # no repository there
+
+
+def test_windows_version_resource_is_a_vsversioninfo_expression():
+    """The text PyInstaller evaluates for neurohsi.exe's version resource (pefile, hence Windows, to load)."""
+    sys.path.insert(0, str(ROOT / "packaging" / "desktop"))
+    try:
+        import write_build_info
+    finally:
+        sys.path.pop(0)
+    info = {"version": "1.2.3", "build_date": "2026-11-29T04:00:00Z", "commit": "0123456789abcdef"}
+    text = write_build_info.windows_version_resource(info)
+    names = ("VSVersionInfo", "FixedFileInfo", "StringFileInfo", "StringTable", "StringStruct", "VarFileInfo",
+             "VarStruct")
+    calls = {name: (lambda name: lambda *args, **kwargs: (name, args, kwargs))(name) for name in names}
+    tree = eval(text, {"__builtins__": {}}, calls)  # only those constructors, as PyInstaller's loader
+    assert tree[0] == "VSVersionInfo"
+    assert tree[2]["ffi"][2]["filevers"] == (1, 2, 3, 0)
+    table = tree[2]["kids"][0][1][0][0]  # StringFileInfo([StringTable(lang, [StringStruct(k, v), ...])])
+    strings = dict(struct[1] for struct in table[1][1])
+    assert strings["FileVersion"] == "1.2.3" and "0123456789ab" in strings["ProductVersion"]
+    assert "research use only" in strings["FileDescription"]
