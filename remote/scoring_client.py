@@ -250,10 +250,12 @@ class ScoringClient:
             request_bytes += len(body)
             http_requests += 1
             if self._status(response) == 409 and not all(kind in send for kind in digests):
-                missing = _missing_from(response)
-                for kind in missing:
+                # Resend both references, not only the one named missing: the next request may reach
+                # another worker or instance (each holds its own cache), and a self-sufficient
+                # request cannot be refused again for a missing reference.
+                for kind in _missing_from(response):
                     self._held.pop(digests[kind], None)
-                send = sorted(set(send) | set(missing or digests))
+                send = sorted(digests)
                 continue
             break
         self.last_exchange = {
@@ -343,6 +345,12 @@ class ScoringClient:
                 # A certificate problem does not heal by retrying.
                 raise RemoteError(None, f"{self.url}: TLS verification failed ({_reason(exc)})", url=self.url) from None
             except requests.exceptions.ReadTimeout:
+                if deadline is not None and timeout[1] < self.timeout[1]:
+                    # the read timeout was cut to what was left of the deadline: the deadline ended the wait
+                    raise RemoteError(
+                        None, f"no result from {self.url} within the {self.deadline_s:g} s deadline",
+                        url=self.url, deadline=True,
+                    ) from None
                 raise RemoteError(
                     None, f"no answer from {self.url} within {timeout[1]:g} s", url=self.url
                 ) from None

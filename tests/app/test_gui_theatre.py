@@ -92,7 +92,7 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     import dataclasses
 
     import app.workers
-    from core.ood import OOD_WARNING_FRACTION, OodResult
+    from core.ood import OOD_WARNING_FRACTION
     from core.quality import assess_quality
 
     raw, model = small_files
@@ -108,11 +108,10 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     def classify_ood(*args, **kwargs):
         classified = yield from real_classify(*args, **kwargs)
         labels = classified.result.labels
-        ood = OodResult(labels == labels, 1.0, True)  # every pixel unlike the training spectra
-        assert ood.fraction > OOD_WARNING_FRACTION
-        # Attached as the pipeline will (the result type has no ``ood`` field on this branch yet).
-        object.__setattr__(classified.result, "ood", ood)
-        return classified
+        # every pixel unlike the training spectra, as core.inference reports it
+        result = dataclasses.replace(classified.result, ood_mask=np.ones(labels.shape, bool), ood_fraction=1.0)
+        assert result.ood_fraction > OOD_WARNING_FRACTION
+        return dataclasses.replace(classified, result=result)
 
     monkeypatch.setattr(app.workers, "open_capture_job", open_saturated)
     open_and_wait(qtbot, window, raw)
@@ -120,7 +119,7 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     assert window.opened.capture.capture_id in window.warnings.text()
     monkeypatch.setattr(app.workers, "classify_job", classify_ood)
     classify_and_wait(qtbot, window)
-    assert "Out of distribution" in window.warnings.text() and "100.0 %" in window.warnings.text()
+    assert "Out of distribution" in window.warnings.text() and "100 % of the pixels" in window.warnings.text()
 
 
 def test_theatre_shows_the_running_job(qtbot, make_window, small_files):
