@@ -119,7 +119,8 @@ def overlay_image(
     ``ood_mask`` bool (H, W) pixels are drawn grey hatched (no class colour) and named under the legend;
     a ``quality`` report of status "unusable" (shown anyway) watermarks the whole picture.
     """
-    from core.render import model_identity_lines, overlay_image as draw_overlay
+    from core.render import model_identity_lines
+    from core.render import overlay_image as draw_overlay
     from core.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, apply_ood, watermark
 
     hidden = sorted(int(c) for c in hidden)
@@ -152,27 +153,9 @@ def overlay_image(
     return picture
 
 
-def write_overlay_png(
-    path: str | Path,
-    rgb: np.ndarray,
-    labels: np.ndarray,
-    *,
-    model,
-    classified_at: str | None,
-    capture_id: str | None,
-    opacity: float = 0.45,
-    palette: str = "thesis",
-    source: str = "local",
-    hidden=(),
-    ood_mask: np.ndarray | None = None,
-    quality=None,
-) -> Path:
-    """Write :func:`overlay_image` as a PNG."""
-    image = overlay_image(
-        rgb, labels, model=model, classified_at=classified_at, capture_id=capture_id,
-        opacity=opacity, palette=palette, source=source, hidden=hidden, ood_mask=ood_mask, quality=quality,
-    )
-    return _write_image(path, image, optimize=True)
+def write_overlay_png(path: str | Path, rgb: np.ndarray, labels: np.ndarray, **options) -> Path:
+    """Write :func:`overlay_image` ``(rgb, labels, **options)`` as a PNG (atomically)."""
+    return _write_image(path, overlay_image(rgb, labels, **options), optimize=True)
 
 
 def _write_image(path: str | Path, image, **options) -> Path:

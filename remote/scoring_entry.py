@@ -57,7 +57,9 @@ from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileErro
 from core.inference import classify_prepared, prepare
 from core.model_choice import resolve_model
 from core.model_file import LoadedModel
-from core.trust import summary as trust_summary, to_header
+from core.trust import summary as trust_summary
+from core.trust import to_header
+from remote.env_settings import positive_float_env
 from remote.scoring_guards import (
     ComputeSlots,
     RequestError,
@@ -157,19 +159,6 @@ def resolve_model_path(environ: dict | None = None) -> Path:
     raise ModelNotFoundError(f"no model configured: set {ENV_MODEL_PATH} or {ENV_MODEL_DIR}")
 
 
-def _float_env(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {text!r}")
-    return value
-
-
 def init() -> None:
     """Load the model and settings once per worker process.
 
@@ -184,10 +173,11 @@ def init() -> None:
         raise
     model = resolve_model(path, allow_demo=False)
     key = os.environ.get(ENV_KEY) or None
-    max_bytes = int(_float_env(ENV_MAX_REQUEST_MB, DEFAULT_MAX_REQUEST_MB) * 1_000_000)
-    capacity = int(_float_env(ENV_REFERENCE_CACHE, DEFAULT_REFERENCE_CACHE))
+    max_bytes = int(positive_float_env(ENV_MAX_REQUEST_MB, DEFAULT_MAX_REQUEST_MB) * 1_000_000)
+    capacity = int(positive_float_env(ENV_REFERENCE_CACHE, DEFAULT_REFERENCE_CACHE))
     slots = ComputeSlots(
-        int(_float_env(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)), _float_env(ENV_SCORING_WAIT_S, DEFAULT_SCORING_WAIT_S)
+        int(positive_float_env(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)),
+        positive_float_env(ENV_SCORING_WAIT_S, DEFAULT_SCORING_WAIT_S),
     )
     _STATE = ServiceState(model, key, max_bytes, ReferenceCache(capacity), slots)
     logger.info(

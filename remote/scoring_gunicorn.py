@@ -27,29 +27,16 @@ Environment (read when gunicorn loads this module): ``NEUROHSI_THREADS``,
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 
 from gunicorn.workers import gthread
 
+from remote.env_settings import positive_float_env
 
-def _positive(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {text!r}")
-    return value
-
-
-THREADS = int(_positive("NEUROHSI_THREADS", 32))
-READ_IDLE_S = _positive("NEUROHSI_READ_IDLE_S", 10.0)
-READ_BUDGET_S = _positive("NEUROHSI_READ_BUDGET_S", 60.0)
+THREADS = int(positive_float_env("NEUROHSI_THREADS", 32))
+READ_IDLE_S = positive_float_env("NEUROHSI_READ_IDLE_S", 10.0)
+READ_BUDGET_S = positive_float_env("NEUROHSI_READ_BUDGET_S", 60.0)
 # How long a thread waits for the first byte of a new connection before handing it back
 # to the poller (gunicorn's own wait is 5 s, during which an idle connection holds a thread).
 FIRST_BYTE_WAIT_S = 0.5
