@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import sys
 import tempfile
 import threading
@@ -31,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from tests.support.slow_clients import SlowClients  # noqa: E402  (after the path insert)
 
 BEGIN, END = "<!-- BEGIN scoring-load -->", "<!-- END scoring-load -->"
 
@@ -52,46 +53,6 @@ def write_section(path: Path, text: str) -> None:
     else:
         new = old.rstrip("\n") + ("\n\n" if old else "") + block
     path.write_text(new)
-
-
-class SlowConnections:
-    """``n`` connections trickling one byte every ``interval_s`` (half in the headers, half in a body)."""
-
-    def __init__(self, address, n: int, interval_s: float = 0.5):
-        self.sockets = []
-        for i in range(n):
-            sock = socket.create_connection(address, timeout=5)
-            if i % 2:
-                sock.sendall(
-                    b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n["
-                )
-            else:
-                sock.sendall(b"POST /sc")
-            self.sockets.append(sock)
-        self.opened = n
-        self.closed_by_server = 0
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(self.interval_s):
-            for sock in list(self.sockets):
-                try:
-                    sock.send(b"1")
-                except OSError:
-                    self.sockets.remove(sock)
-                    self.closed_by_server += 1
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for sock in self.sockets:
-            sock.close()
 
 
 def _tree_rss(pid: int) -> int:
@@ -186,7 +147,7 @@ def main(argv=None) -> int:
                         latencies.append(elapsed)
                         wrong += not np.array_equal(result.labels, expected[which])
 
-        with SlowConnections(("127.0.0.1", port), args.slow) as slow:
+        with SlowClients(("127.0.0.1", port), args.slow) as slow:
             prober = threading.Thread(target=probe, daemon=True)
             prober.start()
             time.sleep(1.0)  # the slow connections are all taken up by the server

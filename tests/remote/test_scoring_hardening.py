@@ -26,6 +26,7 @@ from remote.scoring_client import ScoringClient
 from remote.scoring_protocol import ScoringParams, encode_request
 from remote.scoring_server import free_port, local_scoring_server
 from tests.support.scoring import CLASS_IDS, CLASS_NAMES, profile_id_of, small_capture
+from tests.support.slow_clients import SlowClients
 
 SECRET_DATASET = "/data/hospital-share/NEMESIS/ID0018C09"
 
@@ -95,41 +96,6 @@ def _tiffs(capture, metadata):
 
 
 # ------------------------------------------------------------------ slow clients
-
-
-class SlowClients:
-    """``n`` connections that send a request a few bytes at a time (half stuck in the headers, half in the body)."""
-
-    def __init__(self, address, n: int, interval_s: float = 0.3):
-        self.sockets = []
-        for i in range(n):
-            sock = socket.create_connection(address, timeout=5)
-            if i % 2:
-                sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-            self.sockets.append(sock)
-        self.interval_s = interval_s
-        self.closed_by_server = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._trickle, daemon=True)
-
-    def _trickle(self):
-        while not self._stop.wait(self.interval_s):
-            for sock in list(self.sockets):
-                try:
-                    sock.send(b"x")
-                except OSError:
-                    self.sockets.remove(sock)
-                    self.closed_by_server += 1
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for sock in self.sockets:
-            sock.close()
 
 
 def test_liveness_and_scoring_answer_while_20_slow_clients_are_connected(service, capture, model_path):
