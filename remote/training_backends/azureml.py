@@ -235,6 +235,18 @@ class AzureMLBackend:
             with open(logs[-1], errors="replace") as fh:
                 return "".join(deque(fh, maxlen=max(1, tail)))
 
+    def tracking_location(self, job_id: str) -> tuple[str, str] | None:
+        """``(workspace MLflow tracking URI, run id)`` of the job when the azureml-mlflow plugin is
+        importable (an Azure ML job's MLflow run id is the job name); None otherwise, and
+        :func:`remote.tracking.read_job_metrics` falls back to :meth:`metrics`."""
+        from remote.tracking import azureml_plugin_available
+
+        if not azureml_plugin_available():
+            return None
+        workspace = self._call("workspace lookup", self._ml_client().workspaces.get, self.workspace)
+        uri = getattr(workspace, "mlflow_tracking_uri", None)
+        return (uri, job_id) if uri else None
+
     def metrics(self, job_id: str) -> list[dict]:
         from remote.training_job import PROGRESS_FILE, read_progress
 
