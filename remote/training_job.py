@@ -203,9 +203,9 @@ def run(args: argparse.Namespace) -> int:
     def set_status(status: JobStatus, **fields) -> None:
         log.info("status: %s", status.value)
         if state is not None:
-            update_state(state, status, **fields)
-            if status.terminal:
+            if status.terminal:  # the run ends first: whoever sees the final status sees the run ended
                 _end_mlflow_run(state, status)
+            update_state(state, status, **fields)
 
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
