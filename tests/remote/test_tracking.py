@@ -94,12 +94,13 @@ def test_train_without_a_tracking_uri_does_not_touch_mlflow(dataset, tmp_path, c
     assert not (tmp_path / "mlruns").exists()
 
 
-def test_cli_paths_that_do_not_train_do_not_import_mlflow():
-    code = ("import sys; from app.cli.main import main; main(['cloud', '--help'])\n")
-    probe = subprocess.run([sys.executable, "-c", "import sys\ntry:\n " + code.replace("\n", "\n ")
-                            + "\nexcept SystemExit: pass\nprint('mlflow' in sys.modules)"],
-                           capture_output=True, text=True, timeout=60)
-    assert probe.stdout.strip().splitlines()[-1] == "False", probe.stderr
+def test_cli_paths_that_do_not_train_and_the_dialog_module_do_not_import_mlflow():
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys\nfrom app.cli.main import main\nimport app.retraining.dialog, remote.training_backends.local\n"
+        "try:\n    main(['cloud', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('mlflow' in sys.modules, 'remote.tracking' in sys.modules)")],
+        capture_output=True, text=True, timeout=60, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert probe.stdout.strip().splitlines()[-1] == "False True", probe.stderr
 
 
 def test_flatten_numbers_keeps_finite_numbers_with_dotted_keys():
