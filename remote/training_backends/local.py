@@ -191,7 +191,9 @@ class LocalBackend:
                     time.sleep(0.05)
         # No-op when the job itself already recorded its end (Canceled, or Completed just before).
         update_state(jdir / STATE_FILE, JobStatus.CANCELED, message="cancelled by user")
-        return JobStatus(read_state(jdir / STATE_FILE)["status"])
+        final = read_state(jdir / STATE_FILE)
+        _end_run(final, {"Canceled": "KILLED", "Completed": "FINISHED"}.get(final["status"], "FAILED"))
+        return JobStatus(final["status"])
 
     def fetch_model(self, job_id: str, dest: str | Path) -> Path:
         info = self.info(job_id)
@@ -215,6 +217,7 @@ class LocalBackend:
                 state = update_state(
                     jdir / STATE_FILE, JobStatus.FAILED, message="the job process ended without a final status"
                 )
+                _end_run(state, "FAILED")
         return state
 
     def _group_alive(self, job_id: str, pgid: int) -> bool:
@@ -222,6 +225,18 @@ class LocalBackend:
         if proc is not None and proc.pid == pgid:
             proc.poll()  # reap the leader if it exited
         return _group_exists(pgid)
+
+
+def _end_run(state: dict, status: str) -> None:
+    """End the job's MLflow run when the job could not (killed, vanished); an ended run keeps its status."""
+    if not (state.get("tracking_uri") and state.get("mlflow_run_id")):
+        return
+    from remote.tracking import TrackingError, end_run
+
+    try:
+        end_run(state["tracking_uri"], state["mlflow_run_id"], status)
+    except TrackingError:
+        pass  # the job's status in state.json is what counts; the run's label is cosmetic
 
 
 def _is_active(state: dict) -> bool:

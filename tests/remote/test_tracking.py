@@ -137,7 +137,7 @@ def test_a_running_local_job_is_read_through_its_mlflow_run(storage_connection_s
         backend.cancel(job_id)
     assert backend.status(job_id) is JobStatus.CANCELED
     run = tracking.mlflow_client(state["tracking_uri"]).get_run(state["mlflow_run_id"])
-    assert run.info.status in {"KILLED", "RUNNING"}  # KILLED when the job saw SIGTERM before SIGKILL
+    assert run.info.status == "KILLED"  # by the job on SIGTERM, or by the backend after SIGKILL
 
 
 def test_a_completed_local_job_reports_training_history_and_lists_in_the_local_registry(
@@ -164,3 +164,22 @@ def test_a_completed_local_job_reports_training_history_and_lists_in_the_local_r
     assert row["profile"] == "synthetic-small" and len(row["dataset_sha256"]) == 64
     assert row["held_out_oacc"] == f"{stored['metrics']['held_out']['overall']['oacc']:.4f}"
     assert backend.registered_versions("other") == []
+
+
+def test_a_job_from_before_mlflow_falls_back_to_its_progress_file(tmp_path):
+    from remote.training_backends.job_state import init_state
+    from remote.training_backends.local import OUTPUT_DIR
+    from remote.training_job import PROGRESS_FILE
+
+    class NoStorage:
+        container_name = "c"
+
+    jdir = tmp_path / "jobs" / "20260101T000000Z-abcdef"
+    (jdir / OUTPUT_DIR).mkdir(parents=True)
+    init_state(jdir / STATE_FILE, job_id=jdir.name, backend="local")  # no tracking_uri / mlflow_run_id
+    written = [{"event": "epoch", "stage": "no-cv", "fold": None, "epoch": 1, "epochs": 1, "loss": 0.7,
+                "val_oacc": None, "fraction": 1.0}, {"event": "done", "metrics": {"oacc": 0.5}}]
+    (jdir / OUTPUT_DIR / PROGRESS_FILE).write_text("".join(json.dumps(e) + "\n" for e in written))
+    backend = LocalBackend(NoStorage(), tmp_path / "jobs")
+    assert backend.tracking_location(jdir.name) is None
+    assert tracking.read_job_metrics(backend, jdir.name) == written
