@@ -146,12 +146,12 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.comparison = ComparisonView(bottom)
         self.comparison.use_button.clicked.connect(self.use_model)
         self.comparison.revert_button.clicked.connect(self.revert)
-        # registry versions of the chosen backend (local: models its jobs uploaded), listed on demand
-        self.registry = RegistryView(lambda: self.env.backend(self.state.backend, self.env.storage()), bottom)
         bottom.addWidget(self.job)
         bottom.addWidget(self.comparison)
-        bottom.addWidget(self.registry)
         layout.addWidget(bottom, 4)
+        # registry versions of the chosen backend (local: models its jobs uploaded), a tab beside the comparison
+        self.registry = RegistryView(lambda: self.env.backend(self.state.backend, self.env.storage()), self)
+        self.comparison.tabs.addTab(self.registry, "Registered models")
         self.resize(1280, 960)
 
     def _build_checks(self) -> QtWidgets.QGroupBox:

@@ -16,7 +16,7 @@ from core.errors import one_line
 
 COLUMNS = (("name", "Name"), ("version", "Version"), ("created", "Created"), ("profile", "Camera profile"),
            ("dataset_sha256", "Dataset sha256"), ("held_out_oacc", "Held-out OACC"),
-           ("test_oacc_mean", "Cross-validation OACC"))
+           ("test_oacc_mean", "CV OACC"))
 
 
 def registry_job(backend_of: Callable[[], object]) -> Generator[str, None, list[dict]]:
@@ -29,17 +29,18 @@ def registry_job(backend_of: Callable[[], object]) -> Generator[str, None, list[
     return list(lister())
 
 
-class RegistryView(QtWidgets.QGroupBox):
+class RegistryView(QtWidgets.QWidget):
     """Table of registered model versions with a Refresh button; ``backend_of`` is called on the worker."""
 
     listed = QtCore.Signal(int)  # number of rows shown after a refresh
 
     def __init__(self, backend_of: Callable[[], object], parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__("Registered models", parent)
+        super().__init__(parent)
         self.backend_of = backend_of
         self.rows: list[dict] = []
         self._worker = None
         layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS), self)
         self.table.setObjectName("registry_table")
         self.table.setHorizontalHeaderLabels([title for _key, title in COLUMNS])
