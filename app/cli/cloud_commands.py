@@ -95,13 +95,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(handler=cmd_register, backend="azureml")
 
-    p = sub.add_parser("registry", help="list the registered versions of a model (Azure ML model registry)")
+    p = sub.add_parser("registry", help="list the registered versions of a model (Azure ML model registry, "
+                                        "or with --backend local the models local jobs uploaded)")
     p.add_argument("name", help="model name, e.g. conv2dnet-ward7-20261129")
     p.add_argument("--fetch", metavar="VERSION", help="download this version (with -o)")
     p.add_argument("-o", "--output", type=Path, metavar="MODEL.safetensors")
+    p.add_argument("--backend", choices=("azureml", "local"), default="azureml")
     _azureml_options(p)
     common(p)
-    p.set_defaults(handler=cmd_registry, backend="azureml")
+    p.set_defaults(handler=cmd_registry)
 
     p = sub.add_parser("check", help="say in one line each whether storage and Azure ML work")
     _azureml_options(p)

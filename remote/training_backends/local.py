@@ -201,6 +201,10 @@ class LocalBackend:
             raise JobError(f"job {job_id} has no model yet (status {info.status.value})")
         return self.storage.download_model(info.model["name"], info.model["version"], Path(dest))
 
+    def fetch_registered(self, name: str, version: str, dest: str | Path) -> Path:
+        """Download model ``name`` v``version`` from the local registry (storage) to ``dest``."""
+        return self.storage.download_model(name, str(version), Path(dest))
+
     # -- process bookkeeping -------------------------------------------------------------
 
     def _refresh(self, jdir: Path) -> dict:

@@ -81,6 +81,9 @@ def test_upload_train_fetch_classify(cli, tmp_path):
     last = status["progress"]["last_epoch"]
     assert f"metrics: 2 epochs logged; last epoch 2: loss {last['loss']:.4f}" in logs.stderr
 
+    [row] = json.loads(cli("cloud", "registry", "demo-net", "--backend", "local").stdout)  # the local registry
+    assert row["version"] == job and row["profile"] and len(row["dataset_sha256"]) == 64
+    assert row["held_out_oacc"] == f"{status['metrics']['held_out']['overall']['oacc']:.4f}"
     models = json.loads(cli("cloud", "models").stdout)
     assert [(m["name"], m["version"]) for m in models] == [("demo-net", job)]
 
