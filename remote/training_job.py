@@ -172,12 +172,39 @@ def run_training(cmd: list[str]) -> None:
         raise RuntimeError(f"training failed (neurohsi train exit {rc}); see the job log")
 
 
+def _registry_tags(model_path: Path) -> dict:
+    from core.model_file import load_model
+    from remote.training_backends.model_registry import registry_tags
+
+    try:
+        return registry_tags(load_model(model_path).info)
+    except (OSError, ValueError) as exc:
+        log.warning("no registry tags: %s", exc)
+        return {}
+
+
+def _end_mlflow_run(state_path: Path, status: JobStatus) -> None:
+    """End the MLflow run the local backend made for this job (Azure ML ends its own job runs)."""
+    job = read_state(state_path)
+    if not (job.get("tracking_uri") and job.get("mlflow_run_id")):
+        return
+    from remote.tracking import TrackingError, end_run
+
+    mlflow_status = {JobStatus.COMPLETED: "FINISHED", JobStatus.CANCELED: "KILLED"}.get(status, "FAILED")
+    try:
+        end_run(job["tracking_uri"], job["mlflow_run_id"], mlflow_status)
+    except TrackingError as exc:  # the job's outcome stands; only the run's label is missing
+        log.warning("%s", exc)
+
+
 def run(args: argparse.Namespace) -> int:
     state = args.state_file
 
     def set_status(status: JobStatus, **fields) -> None:
         log.info("status: %s", status.value)
         if state is not None:
+            if status.terminal:  # the run ends first: whoever sees the final status sees the run ended
+                _end_mlflow_run(state, status)
             update_state(state, status, **fields)
 
     out = args.output_dir
@@ -233,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
             "metrics": done[-1].get("metrics", {}) if done else {},
             "history": [e for e in read_progress(progress_path) if e.get("event") == "epoch"],
             "spec": spec.to_dict(),
+            "tags": _registry_tags(model_path),  # the local registry lists versions with these
         }
         (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         model = None

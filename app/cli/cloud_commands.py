@@ -95,13 +95,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(handler=cmd_register, backend="azureml")
 
-    p = sub.add_parser("registry", help="list the registered versions of a model (Azure ML model registry)")
+    p = sub.add_parser("registry", help="list the registered versions of a model (Azure ML model registry, "
+                                        "or with --backend local the models local jobs uploaded)")
     p.add_argument("name", help="model name, e.g. conv2dnet-ward7-20261129")
     p.add_argument("--fetch", metavar="VERSION", help="download this version (with -o)")
     p.add_argument("-o", "--output", type=Path, metavar="MODEL.safetensors")
+    p.add_argument("--backend", choices=("azureml", "local"), default="azureml")
     _azureml_options(p)
     common(p)
-    p.set_defaults(handler=cmd_registry, backend="azureml")
+    p.set_defaults(handler=cmd_registry)
 
     p = sub.add_parser("check", help="say in one line each whether storage and Azure ML work")
     _azureml_options(p)
@@ -197,7 +199,7 @@ def _wait(backend, job_id: str, timeout: float | None = None):
     last = None
     while True:
         info = backend.info(job_id)
-        epochs = sum(1 for e in backend.metrics(job_id) if e.get("event") == "epoch")
+        epochs = sum(1 for e in read_job_metrics(backend, job_id) if e.get("event") == "epoch")
         line = f"{info.status.value} ({epochs} epochs)"
         if line != last:
             print(f"[{time.monotonic() - start:6.1f} s] {job_id}: {line}", file=sys.stderr)
@@ -209,10 +211,23 @@ def _wait(backend, job_id: str, timeout: float | None = None):
         time.sleep(1.0)
 
 
+def read_job_metrics(backend, job_id: str) -> list[dict]:
+    from remote.tracking import read_job_metrics as read
+
+    return read(backend, job_id)
+
+
+def _tracked(backend, job_id: str) -> bool:
+    """An Azure ML job is read live only through the workspace's MLflow (azureml-mlflow installed)."""
+    from remote.tracking import azureml_plugin_available
+
+    return backend.name != "local" and azureml_plugin_available()
+
+
 def _job_json(backend, job_id: str, info=None) -> dict:
     info = info or backend.info(job_id)
     out = info.to_dict()
-    events = backend.metrics(job_id) if backend.name == "local" else []
+    events = read_job_metrics(backend, job_id) if backend.name == "local" or _tracked(backend, job_id) else []
     epochs = [e for e in events if e.get("event") == "epoch"]
     done = [e for e in events if e.get("event") == "done"]
     out["progress"] = {
@@ -296,7 +311,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    sys.stdout.write(_backend(args).logs(args.job, tail=args.tail))
+    backend = _backend(args)
+    sys.stdout.write(backend.logs(args.job, tail=args.tail))
+    if backend.name == "local" or _tracked(backend, args.job):  # metrics of a running job, same reader as status
+        epochs = [e for e in read_job_metrics(backend, args.job) if e.get("event") == "epoch"]
+        if epochs:
+            last = epochs[-1]
+            fold = "" if last.get("fold") is None else f"fold model {last['fold']}, "
+            val = "" if last.get("val_oacc") is None else f", validation OACC {last['val_oacc']:.3f}"
+            print(f"metrics: {len(epochs)} epochs logged; last {fold}epoch {last['epoch']}: "
+                  f"loss {last['loss']:.4f}{val}", file=sys.stderr)
     return 0
 
 

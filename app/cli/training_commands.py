@@ -3,7 +3,11 @@
 ``train --progress-jsonl FILE`` appends one JSON object a line and flushes each:
 ``{"event": "epoch", "stage", "fold", "epoch", "epochs", "loss", "val_oacc", "fraction"}``
 for every epoch of every model, then ``{"event": "done", "metrics": {...}, "model": path}``.
-The local training backend, the GUI and the Azure ML job read progress from there.
+The same per-epoch loss/accuracy and the final metrics go to MLflow when MLflow's own
+``MLFLOW_TRACKING_URI`` is set or ``--mlflow-uri`` is given (``remote.tracking``; a run
+named by ``MLFLOW_RUN_ID`` is continued, as in an Azure ML job or a local backend job).
+The local training backend, the GUI and ``neurohsi cloud`` read both through
+``remote.tracking.read_job_metrics``.
 """
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_hyper_parameters(p)
     p.add_argument("--no-cv", action="store_true", help="one model on all training pixels (no cross-validation)")
     p.add_argument("--progress-jsonl", type=Path, metavar="FILE", help="append per-epoch progress as JSON lines")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI",
+                   help="log metrics to this MLflow tracking URI (default: $MLFLOW_TRACKING_URI; unset = no MLflow)")
     p.add_argument("--name", help="model name stored in the file (default: the output file's stem)")
     p.add_argument("--version", default="1", help="model version stored in the file (default 1)")
     p.add_argument("--dataset-sha256", default=None, metavar="HEX",
@@ -106,11 +112,12 @@ def _read_dataset(path: Path):
 class _ProgressSink:
     """Fans one TrainingProgress out to a tqdm bar on stderr and the JSON-lines file."""
 
-    def __init__(self, total: int, jsonl: Path | None, *, label: str = "training") -> None:
+    def __init__(self, total: int, jsonl: Path | None, *, label: str = "training", tracker=None) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, desc=label, unit="epoch", file=sys.stderr, mininterval=1.0)
         self.file = None if jsonl is None else open(jsonl, "a", encoding="utf-8")
+        self.tracker = tracker  # remote.tracking.MlflowProgress, or None
 
     def write(self, event: dict) -> None:
         if self.file is not None:
@@ -122,11 +129,61 @@ class _ProgressSink:
         self.bar.set_postfix(loss=f"{p.loss:.4f}", **({} if p.val_oacc is None else {"val": f"{p.val_oacc:.3f}"}))
         self.write({"event": "epoch", "stage": p.stage, "fold": p.fold, "epoch": p.epoch, "epochs": p.epochs,
                     "loss": p.loss, "val_oacc": p.val_oacc, "fraction": p.fraction})
+        if self.tracker is not None:
+            self.tracker(p)
+
+    def done(self, metrics: dict, model: Path) -> None:
+        self.write({"event": "done", "metrics": metrics, "model": str(model)})
+        if self.tracker is not None:
+            self.tracker.finish(metrics)
 
     def close(self) -> None:
         self.bar.close()
         if self.file is not None:
             self.file.close()
+
+
+class _MlflowRun:
+    """The MLflow run ``neurohsi train`` logs to: none unless ``--mlflow-uri`` or ``$MLFLOW_TRACKING_URI``.
+
+    A run named by ``$MLFLOW_RUN_ID`` (Azure ML job, local backend job) is continued and
+    left for its owner to end; otherwise a run is created here and ended here.
+    """
+
+    def __init__(self, args: argparse.Namespace, config, *, fold: int | None = None) -> None:
+        import os
+
+        self.uri = args.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+        self.args, self.config, self.fold = args, config, fold
+        self.run_id: str | None = None
+        self.owned = False
+
+    def start(self):
+        """The progress logger (``remote.tracking.MlflowProgress``), or None without a tracking URI."""
+        if self.uri is None:
+            return None
+        import os
+
+        from remote import tracking
+
+        params = {**self.config.to_dict(), tracking.FOLDS_PARAM: self.config.folds, "dataset": self.args.dataset.name}
+        if self.fold is not None:
+            params["fold_model"] = self.fold
+        self.run_id = os.environ.get(tracking.RUN_ID_ENV) or None
+        if self.run_id is None:
+            self.run_id = tracking.start_run(self.uri, run_name=self.args.output.stem,
+                                             tags={"neurohsi.model": self.args.name or self.args.output.stem})
+            self.owned = True
+        logger = tracking.MlflowProgress(self.uri, self.run_id)
+        logger.log_params(params)
+        return logger
+
+    def end(self, status: str) -> None:
+        if self.owned and self.run_id is not None:
+            from remote import tracking
+
+            tracking.end_run(self.uri, self.run_id, status)
+            self.owned = False
 
 
 def _summary_metrics(result, test: dict | None) -> dict:
@@ -190,7 +247,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_one_fold(args, config, train_captures)
     start = time.perf_counter()
     n_models = 1 if config.cross_validation == "none" else config.folds**2
-    sink = _ProgressSink(config.epochs * n_models, args.progress_jsonl)
+    tracking = _MlflowRun(args, config)
+    sink = _ProgressSink(config.epochs * n_models, args.progress_jsonl, tracker=tracking.start())
     try:
         result = train(train_captures, config, progress=sink, workers=args.workers)
         held_out = _evaluate_held_out(result, test_captures)
@@ -221,8 +279,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             },
             metrics=metrics,
         )
-        sink.write({"event": "done", "metrics": metrics, "model": str(output)})
+        sink.done(metrics, output)
+        tracking.end("FINISHED")
     finally:
+        tracking.end("FAILED")  # no-op after FINISHED
         sink.close()
     summary = {
         "model": str(output),
@@ -259,10 +319,15 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
         raise ValueError("--fold trains one fold model of double cross-validation: drop --no-cv")
     start = time.perf_counter()
     data, profile_id = patch_set_from_captures(captures, config.patch_size)
-    sink = _ProgressSink(config.epochs, args.progress_jsonl, label=f"fold {args.fold}")
+    tracking = _MlflowRun(args, config, fold=args.fold)
+    sink = _ProgressSink(config.epochs, args.progress_jsonl, label=f"fold {args.fold}", tracker=tracking.start())
     try:
         net, record = train_fold_model(data, config, args.fold, progress=sink)
+        if sink.tracker is not None:
+            sink.tracker.finish({"val_oacc": record.val_oacc, "test": record.test})
+        tracking.end("FINISHED")
     finally:
+        tracking.end("FAILED")
         sink.close()
     folder = args.output.parent
     model_path, record_path = folder / f"fold-{args.fold}.safetensors", folder / f"fold-{args.fold}.json"

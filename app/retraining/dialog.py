@@ -22,6 +22,7 @@ from app.retraining.comparison_view import ComparisonView
 from app.retraining.dataset_table import DatasetTable
 from app.retraining.job_panel import JobPanel
 from app.retraining.model_history import ModelHistory, model_name
+from app.retraining.registry_view import RegistryView
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.runner import Environment, TrainingRun, checks_job, default_environment
 from app.retraining.state import (
@@ -148,6 +149,9 @@ class RetrainingDialog(QtWidgets.QDialog):
         bottom.addWidget(self.job)
         bottom.addWidget(self.comparison)
         layout.addWidget(bottom, 4)
+        # registry versions of the chosen backend (local: models its jobs uploaded), a tab beside the comparison
+        self.registry = RegistryView(lambda: self.env.backend(self.state.backend, self.env.storage()), self)
+        self.comparison.tabs.addTab(self.registry, "Registered models")
         self.resize(1280, 960)
 
     def _build_checks(self) -> QtWidgets.QGroupBox:
@@ -304,6 +308,8 @@ class RetrainingDialog(QtWidgets.QDialog):
             self.comparison.clear(snap.comparison_note or "No comparison.")
         else:
             self.comparison.clear("No new model.")
+        if snap.status == "Completed":
+            self.registry.refresh()  # the new version is in the registry now
         self._sync()
 
     def use_model(self) -> None:
@@ -421,4 +427,5 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.timer.stop()
         for worker in list(self._workers.values()):
             worker.quit()
+        self.registry.stop()
         super().closeEvent(event)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.retraining.run_snapshot import QUEUED_STATUSES, RunSnapshot, training_detail
 from app.retraining.state import Check, RetrainingState, model_metrics
+from remote.tracking import read_job_metrics
 
 POLL_S = 0.5
 LOG_TAIL = 60
@@ -220,7 +221,7 @@ class TrainingRun:
                 self._set(status="CancelRequested")
                 self.backend.cancel(job_id)  # blocks up to the backend's grace period, here on the worker
             status = self.backend.status(job_id)
-            events = self.backend.metrics(job_id)
+            events = read_job_metrics(self.backend, job_id)  # MLflow run (or the backend's fallback)
             epochs = [e for e in events if e.get("event") == "epoch"]
             fields = dict(
                 status=status.value,

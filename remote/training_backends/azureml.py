@@ -235,6 +235,18 @@ class AzureMLBackend:
             with open(logs[-1], errors="replace") as fh:
                 return "".join(deque(fh, maxlen=max(1, tail)))
 
+    def tracking_location(self, job_id: str) -> tuple[str, str] | None:
+        """``(workspace MLflow tracking URI, run id)`` of the job when the azureml-mlflow plugin is
+        importable (an Azure ML job's MLflow run id is the job name); None otherwise, and
+        :func:`remote.tracking.read_job_metrics` falls back to :meth:`metrics`."""
+        from remote.tracking import azureml_plugin_available
+
+        if not azureml_plugin_available():
+            return None
+        workspace = self._call("workspace lookup", self._ml_client().workspaces.get, self.workspace)
+        uri = getattr(workspace, "mlflow_tracking_uri", None)
+        return (uri, job_id) if uri else None
+
     def metrics(self, job_id: str) -> list[dict]:
         from remote.training_job import PROGRESS_FILE, read_progress
 
@@ -259,11 +271,16 @@ class AzureMLBackend:
         return version_row(self._call("model registration", self._ml_client().models.create_or_update,
                                       model_entity(info, job_id)))
 
-    def registered_versions(self, name: str) -> list[dict]:
-        """Registered versions of model ``name``, newest first."""
-        from remote.training_backends.model_registry import version_row
+    def registered_versions(self, name: str | None = None) -> list[dict]:
+        """Registered versions of model ``name`` (None: of every NeuroHSI model in the workspace), newest first."""
+        from remote.training_backends.model_registry import TAG_PREFIX, version_row
 
-        rows = [version_row(m) for m in self._call("model listing", self._ml_client().models.list, name=name)]
+        models = self._ml_client().models
+        if name is None:  # models.list() without a name gives each model's latest version: keep ours
+            names = sorted({m.name for m in self._call("model listing", models.list)
+                            if any(str(k).startswith(TAG_PREFIX) for k in (getattr(m, "tags", None) or {}))})
+            return [row for n in names for row in self.registered_versions(n)]
+        rows = [version_row(m) for m in self._call("model listing", models.list, name=name)]
         return sorted(rows, key=lambda r: (len(r["version"]), r["version"]), reverse=True)
 
     def fetch_registered(self, name: str, version: str, dest: str | Path) -> Path:

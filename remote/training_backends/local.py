@@ -1,8 +1,9 @@
 """Local training backend: the job script in a detached subprocess, state on disk.
 
-``work_dir/<job_id>/`` holds ``spec.json``, ``state.json`` (status, pid, history),
-``job.log`` (the job's stdout/stderr) and the job's outputs (``progress.jsonl``,
-``model.safetensors``, ``metrics.json``). A new ``LocalBackend`` on the same
+``work_dir/<job_id>/`` holds ``spec.json``, ``state.json`` (status, pid, history, the
+MLflow ``tracking_uri`` and ``mlflow_run_id``), ``job.log`` (the job's stdout/stderr),
+``mlruns/`` (the job's own MLflow file store: per-epoch and final metrics) and the job's
+outputs (``progress.jsonl``, ``model.safetensors``, ``metrics.json``). A new ``LocalBackend`` on the same
 ``work_dir`` (an app restart) sees every job, and finds out when a job's process
 vanished without saying goodbye (marked Failed).
 """
@@ -25,6 +26,7 @@ from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
 from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
 
 LOG_FILE = "job.log"
+MLRUNS_DIR = "mlruns"
 SPEC_FILE = "spec.json"
 OUTPUT_DIR = "output"
 
@@ -70,7 +72,14 @@ class LocalBackend:
         jdir.mkdir(parents=True)
         atomic_write_text(jdir / SPEC_FILE, json.dumps(spec.to_dict(), indent=2))
         state_path = jdir / STATE_FILE
-        init_state(state_path, job_id=job_id, backend=self.name, container=self.storage.container_name)
+        from remote import tracking
+
+        # The run exists before the job starts, so a poll right after submit finds it (empty).
+        tracking_uri = tracking.local_store_uri(jdir / MLRUNS_DIR)
+        run_id = tracking.start_run(tracking_uri, run_name=job_id,
+                                    tags={"neurohsi.job_id": job_id, "neurohsi.dataset": spec.dataset})
+        init_state(state_path, job_id=job_id, backend=self.name, container=self.storage.container_name,
+                   tracking_uri=tracking_uri, mlflow_run_id=run_id)
         cmd = [
             sys.executable, "-m", "remote.training_job",
             "--dataset", spec.dataset,
@@ -86,6 +95,7 @@ class LocalBackend:
         # connection string through its environment (never on the command line).
         env["NEUROHSI_STORAGE_CONNECTION_STRING"] = self.storage.connection_string_for_child()
         env["PYTHONUNBUFFERED"] = "1"
+        env[tracking.TRACKING_URI_ENV], env[tracking.RUN_ID_ENV] = tracking_uri, run_id  # neurohsi train logs there
         with open(jdir / LOG_FILE, "ab") as log:
             proc = subprocess.Popen(
                 cmd,
@@ -129,10 +139,37 @@ class LocalBackend:
         except FileNotFoundError:
             return ""
 
+    def tracking_location(self, job_id: str) -> tuple[str, str] | None:
+        """``(tracking_uri, run_id)`` of the job's MLflow run; None for a job from before MLflow."""
+        state = read_state(self.job_dir(job_id) / STATE_FILE)
+        if state.get("tracking_uri") and state.get("mlflow_run_id"):
+            return state["tracking_uri"], state["mlflow_run_id"]
+        return None
+
     def metrics(self, job_id: str) -> list[dict]:
+        """Progress events from the job's MLflow run (``remote.tracking.read_run_metrics``);
+        a job without one falls back to its ``progress.jsonl``."""
+        location = self.tracking_location(job_id)
+        if location is not None:
+            from remote.tracking import read_run_metrics
+
+            return read_run_metrics(*location)
         from remote.training_job import PROGRESS_FILE, read_progress
 
         return read_progress(self.job_dir(job_id) / OUTPUT_DIR / PROGRESS_FILE)
+
+    def registered_versions(self, name: str | None = None) -> list[dict]:
+        """The local registry: models jobs uploaded to storage (``models/<name>/<version>/``), newest
+        first, as :func:`remote.training_backends.model_registry.version_row` rows (tags from metrics.json)."""
+        from remote.training_backends.model_registry import local_version_row
+
+        rows = []
+        for model in self.storage.list_models():
+            if name is not None and model.name != name:
+                continue
+            stored = self.storage.model_metrics(model.name, model.version) if model.has_metrics else None
+            rows.append(local_version_row(model, stored))
+        return sorted(rows, key=lambda r: r["created"] or "", reverse=True)
 
     def cancel(self, job_id: str) -> JobStatus:
         """SIGTERM the job's process group, SIGKILL after the grace period; Canceled once it is gone."""
@@ -154,13 +191,19 @@ class LocalBackend:
                     time.sleep(0.05)
         # No-op when the job itself already recorded its end (Canceled, or Completed just before).
         update_state(jdir / STATE_FILE, JobStatus.CANCELED, message="cancelled by user")
-        return JobStatus(read_state(jdir / STATE_FILE)["status"])
+        final = read_state(jdir / STATE_FILE)
+        _end_run(final, {"Canceled": "KILLED", "Completed": "FINISHED"}.get(final["status"], "FAILED"))
+        return JobStatus(final["status"])
 
     def fetch_model(self, job_id: str, dest: str | Path) -> Path:
         info = self.info(job_id)
         if info.status is not JobStatus.COMPLETED or not info.model:
             raise JobError(f"job {job_id} has no model yet (status {info.status.value})")
         return self.storage.download_model(info.model["name"], info.model["version"], Path(dest))
+
+    def fetch_registered(self, name: str, version: str, dest: str | Path) -> Path:
+        """Download model ``name`` v``version`` from the local registry (storage) to ``dest``."""
+        return self.storage.download_model(name, str(version), Path(dest))
 
     # -- process bookkeeping -------------------------------------------------------------
 
@@ -178,6 +221,7 @@ class LocalBackend:
                 state = update_state(
                     jdir / STATE_FILE, JobStatus.FAILED, message="the job process ended without a final status"
                 )
+                _end_run(state, "FAILED")
         return state
 
     def _group_alive(self, job_id: str, pgid: int) -> bool:
@@ -185,6 +229,18 @@ class LocalBackend:
         if proc is not None and proc.pid == pgid:
             proc.poll()  # reap the leader if it exited
         return _group_exists(pgid)
+
+
+def _end_run(state: dict, status: str) -> None:
+    """End the job's MLflow run when the job could not (killed, vanished); an ended run keeps its status."""
+    if not (state.get("tracking_uri") and state.get("mlflow_run_id")):
+        return
+    from remote.tracking import TrackingError, end_run
+
+    try:
+        end_run(state["tracking_uri"], state["mlflow_run_id"], status)
+    except TrackingError:
+        pass  # the job's status in state.json is what counts; the run's label is cosmetic
 
 
 def _is_active(state: dict) -> bool:

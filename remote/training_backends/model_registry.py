@@ -48,11 +48,20 @@ def model_entity(info, job_id: str, *, output: str = "model"):
 
 def version_row(model) -> dict:
     """What the app and ``neurohsi cloud registry`` show of one registered version."""
-    tags = dict(getattr(model, "tags", None) or {})
     created = getattr(getattr(model, "creation_context", None), "created_at", None)
+    return _row(model.name, model.version, created, dict(getattr(model, "tags", None) or {}))
+
+
+def local_version_row(model, stored: dict | None) -> dict:
+    """The same row for a model a local job uploaded (``remote.blob_storage`` ``RemoteModel``),
+    tags from the ``registry_tags`` its job stored in metrics.json (``{"tags": {...}}``)."""
+    return _row(model.name, model.version, model.last_modified, dict((stored or {}).get("tags") or {}))
+
+
+def _row(name: str, version, created, tags: dict) -> dict:
     return {
-        "name": model.name,
-        "version": str(model.version),
+        "name": name,
+        "version": str(version),
         "created": None if created is None else str(created),
         "profile": tags.get(TAG_PREFIX + "profile"),
         "dataset_sha256": tags.get(TAG_PREFIX + "dataset_sha256"),

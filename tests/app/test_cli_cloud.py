@@ -75,8 +75,15 @@ def test_upload_train_fetch_classify(cli, tmp_path):
     assert status["progress"]["epochs_done"] == 2
     assert status["metrics"]["held_out"]["capture_ids"] == [held_out]
     assert status["model"]["name"] == "demo-net"
-    assert "status: Completed" in cli("cloud", "logs", job, "--tail", "5").stdout
+    logs = cli("cloud", "logs", job, "--tail", "5")
+    assert "status: Completed" in logs.stdout
+    # the metrics line comes from the job's MLflow run, the same reader as status and the dialog
+    last = status["progress"]["last_epoch"]
+    assert f"metrics: 2 epochs logged; last epoch 2: loss {last['loss']:.4f}" in logs.stderr
 
+    [row] = json.loads(cli("cloud", "registry", "demo-net", "--backend", "local").stdout)  # the local registry
+    assert row["version"] == job and row["profile"] and len(row["dataset_sha256"]) == 64
+    assert row["held_out_oacc"] == f"{status['metrics']['held_out']['overall']['oacc']:.4f}"
     models = json.loads(cli("cloud", "models").stdout)
     assert [(m["name"], m["version"]) for m in models] == [("demo-net", job)]
 

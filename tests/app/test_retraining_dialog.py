@@ -232,6 +232,19 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
         phases == ["checking", "uploading", "queued", "selecting", "downloading", "evaluating"], phases
     statuses = [s for s, _ in snap.timeline]
     assert statuses[-1] == "Completed", (statuses, snap.log)
+    # the chart's epochs came through the job's MLflow run: the same values training stored with the model
+    from remote.tracking import read_job_metrics
+
+    backend = dialog.env.backend("local", dialog.env.storage())
+    assert backend.tracking_location(snap.job_id) is not None
+    stored = [(e["epoch"], e["loss"]) for e in read_job_metrics(backend, snap.job_id) if e["event"] == "epoch"]
+    assert [(e["epoch"], e["loss"]) for e in snap.epochs] == stored and len(stored) == 2
+    # the completed job's model is listed under "Registered models" (the local registry), with its tags
+    qtbot.waitUntil(lambda: dialog.registry.table.rowCount() >= 1, timeout=30_000)
+    row = next(r for r in dialog.registry.rows if r["version"] == snap.job_id)
+    assert row["profile"] == "synthetic-small" and len(row["dataset_sha256"]) == 64
+    shown_version = [dialog.registry.table.item(r, 1).text() for r in range(dialog.registry.table.rowCount())]
+    assert snap.job_id in shown_version and "registered version" in dialog.registry.status_label.text()
     assert snap.upload[0] == snap.upload[1] > 0
     assert dialog.job.phase_label.text() == "Finished" and dialog.job.phase_bar.value() == 100
     assert snap.ended is not None and snap.elapsed_s() == snap.elapsed_s(now=snap.ended + 100.0)

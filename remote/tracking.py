@@ -1,0 +1,249 @@
+"""Training metrics through MLflow: one writer for ``neurohsi train``, one reader for the app and the CLI.
+
+Writer: :class:`MlflowProgress` is a ``core.training`` progress callback that logs each
+epoch's ``loss`` and ``val_oacc`` (step = epoch, 1-based) to an MLflow run; double
+cross-validation fold models log under ``fold_<M>.loss`` / ``fold_<M>.val_oacc``
+(M = outer * folds + inner, as ``TrainingProgress.fold``) and carry ``neurohsi.folds``
+in the run's params. :meth:`MlflowProgress.finish` logs the final metrics: numeric ones
+flattened as ``final.<path>``, the whole nested dict as the artifact ``final_metrics.json``.
+
+Reader: :func:`read_run_metrics` turns a run back into the events ``neurohsi train
+--progress-jsonl`` writes (``{"event": "epoch", ...}`` per epoch, then ``{"event":
+"done", "metrics": {...}}``), so the dialog, ``neurohsi cloud status/logs`` and the
+chart read a RUNNING job the same way; :func:`read_job_metrics` picks the run of a job
+from its backend (:meth:`tracking_location`) and falls back to ``backend.metrics``.
+
+MLflow is imported only inside these functions (about 0.8 s), never by core/, the GUI's
+start or CLI commands that do not train. Local stores are MLflow's file store
+(``file:<dir>/mlruns``), which MLflow 3 allows only with ``MLFLOW_ALLOW_FILE_STORE``;
+telemetry is switched off (no network here, and a hospital's data stays in-house).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import threading
+import warnings
+from pathlib import Path
+
+from core.errors import NeuroHSIError
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own convention, honoured by neurohsi train
+RUN_ID_ENV = "MLFLOW_RUN_ID"  # set by Azure ML in a job, and by the local backend for its child
+EXPERIMENT = "neurohsi-training"
+FINAL_ARTIFACT = "final_metrics.json"
+FINAL_PREFIX = "final."
+FOLDS_PARAM = "neurohsi.folds"
+EPOCHS_PARAM = "epochs"
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-. /]")
+_FOLD_KEY = re.compile(r"^fold_(\d+)\.(loss|val_oacc)$")
+
+
+class TrackingError(NeuroHSIError, RuntimeError):
+    """The MLflow store cannot be written or read (one line, no secrets)."""
+
+
+def local_store_uri(folder: str | Path) -> str:
+    """MLflow file-store URI of ``folder`` (created), e.g. ``file:/jobs/<id>/mlruns``."""
+    path = Path(folder).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.as_uri()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """MLflow's own warnings (deprecations of its dependencies, file-store notices) are not ours."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def mlflow_client(tracking_uri: str):
+    """``mlflow.tracking.MlflowClient`` for ``tracking_uri``, imported lazily with telemetry off."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    with _quiet():
+        try:
+            from mlflow.tracking import MlflowClient
+
+            return MlflowClient(tracking_uri=tracking_uri)
+        except Exception as exc:  # MlflowException and friends: many kinds, one line
+            raise TrackingError(f"MLflow store {tracking_uri!r}: {_line(exc)}") from None
+
+
+def _line(exc: Exception) -> str:
+    from core.errors import one_line
+
+    return one_line(exc)[:300]
+
+
+def start_run(tracking_uri: str, *, run_name: str | None = None, params: dict | None = None,
+              tags: dict | None = None, experiment: str = EXPERIMENT) -> str:
+    """Create a run in ``experiment`` (created when missing); return its id."""
+    client = mlflow_client(tracking_uri)
+    with _quiet():
+        try:
+            exp = client.get_experiment_by_name(experiment)
+            exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+            run = client.create_run(exp_id, run_name=run_name, tags={str(k): str(v) for k, v in (tags or {}).items()})
+            for key, value in (params or {}).items():
+                client.log_param(run.info.run_id, key, value)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"MLflow store {tracking_uri!r}: {_line(exc)}") from None
+    return run.info.run_id
+
+
+def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Mark the run FINISHED / FAILED / KILLED (a run already ended keeps its status)."""
+    client = mlflow_client(tracking_uri)
+    with _quiet():
+        try:
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, status=status)
+        except Exception as exc:
+            raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+
+
+def flatten_numbers(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Finite numbers of a nested dict as ``a.b.c`` keys MLflow accepts (lists and text dropped)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = _KEY_BAD.sub("_", f"{prefix}{key}")
+        if isinstance(value, dict):
+            out.update(flatten_numbers(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+class MlflowProgress:
+    """``core.training`` progress callback logging per-epoch metrics to MLflow run ``run_id``.
+
+    Thread-safe: double cross-validation may train fold models on several threads.
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        self.tracking_uri, self.run_id = tracking_uri, run_id
+        self._client = mlflow_client(tracking_uri)
+        self._lock = threading.Lock()
+
+    def __call__(self, p) -> None:
+        """Log one ``core.training.TrainingProgress`` (loss, val_oacc at step = epoch)."""
+        from mlflow.entities import Metric
+
+        prefix = "" if p.fold is None else f"fold_{p.fold}."
+        stamp = _now_ms()
+        batch = [Metric(prefix + "loss", float(p.loss), stamp, int(p.epoch))]
+        if p.val_oacc is not None:
+            batch.append(Metric(prefix + "val_oacc", float(p.val_oacc), stamp, int(p.epoch)))
+        with self._lock, _quiet():
+            self._client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    def log_params(self, params: dict) -> None:
+        with self._lock, _quiet():
+            for key, value in params.items():
+                self._client.log_param(self.run_id, key, value)
+
+    def finish(self, metrics: dict) -> None:
+        """Final metrics: numbers as ``final.*`` metrics, the whole dict as ``final_metrics.json``."""
+        from mlflow.entities import Metric
+
+        stamp = _now_ms()
+        flat = [Metric(FINAL_PREFIX + k, v, stamp, 0) for k, v in flatten_numbers(metrics).items()]
+        with self._lock, _quiet():
+            for start in range(0, len(flat), 900):  # log_batch takes at most 1000 metrics
+                self._client.log_batch(self.run_id, metrics=flat[start:start + 900], synchronous=True)
+            self._client.log_dict(self.run_id, metrics, FINAL_ARTIFACT)
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def read_run_metrics(tracking_uri: str, run_id: str) -> list[dict]:
+    """The run as progress events: per-epoch ``{"event": "epoch", "stage", "fold", "epoch", "epochs",
+    "loss", "val_oacc", "fraction"}`` in the order they were logged, then ``{"event": "done",
+    "metrics": {...}}`` once the final metrics are there. Works while the run is RUNNING."""
+    client = mlflow_client(tracking_uri)
+    with _quiet():
+        try:
+            run = client.get_run(run_id)
+            keys = sorted(run.data.metrics)
+            params = run.data.params
+            histories = {key: client.get_metric_history(run_id, key) for key in keys
+                         if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
+        except Exception as exc:
+            raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+    epochs = int(params.get(EPOCHS_PARAM, 0) or 0)
+    folds = int(params.get(FOLDS_PARAM, 0) or 0)
+    rows: dict[tuple[int | None, int], dict] = {}
+    for key, history in histories.items():
+        match = _FOLD_KEY.match(key)
+        fold, name = (int(match.group(1)), match.group(2)) if match else (None, key)
+        for m in history:
+            row = rows.setdefault((fold, int(m.step)), {"fold": fold, "epoch": int(m.step), "t": m.timestamp,
+                                                        "loss": None, "val_oacc": None})
+            row[name] = m.value
+            row["t"] = min(row["t"], m.timestamp)
+    ordered = sorted(rows.values(), key=lambda r: (r["t"], -1 if r["fold"] is None else r["fold"], r["epoch"]))
+    n_models = folds * folds if any(r["fold"] is not None for r in ordered) and folds else 1
+    total = max(1, epochs * n_models) if epochs else max(1, len(ordered))
+    events: list[dict] = []
+    for index, row in enumerate(ordered, start=1):
+        events.append({"event": "epoch", "stage": "no-cv" if row["fold"] is None else "double-cv",
+                       "fold": row["fold"], "epoch": row["epoch"], "epochs": epochs or None,
+                       "loss": row["loss"], "val_oacc": row["val_oacc"], "fraction": min(1.0, index / total)})
+    final = _final_metrics(client, run_id, run.info.artifact_uri)
+    if final is not None:
+        events.append({"event": "done", "metrics": final})
+    return events
+
+
+def _final_metrics(client, run_id: str, artifact_uri: str | None) -> dict | None:
+    import json
+
+    if artifact_uri and artifact_uri.startswith("file:"):  # a local store: read the file, no download step
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(artifact_uri).path)) / FINAL_ARTIFACT
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+    with _quiet():
+        try:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                local = client.download_artifacts(run_id, FINAL_ARTIFACT, tmp)
+                return json.loads(Path(local).read_text())
+        except Exception:  # not logged yet (a running job), or no artifact store access
+            return None
+
+
+def read_job_metrics(backend, job_id: str) -> list[dict]:
+    """One reader for every job: the job's MLflow run when its backend names one
+    (``backend.tracking_location(job_id) -> (tracking_uri, run_id) | None``), else
+    ``backend.metrics(job_id)`` (e.g. an Azure ML job without the azureml-mlflow plugin)."""
+    locate = getattr(backend, "tracking_location", None)
+    location = locate(job_id) if callable(locate) else None
+    if location is None:
+        return backend.metrics(job_id)
+    return read_run_metrics(*location)
+
+
+def azureml_plugin_available() -> bool:
+    """True when ``azureml-mlflow`` is importable (it registers the ``azureml://`` tracking scheme)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("azureml.mlflow") is not None
+    except ImportError:  # no "azureml" namespace at all
+        return False
