@@ -94,7 +94,8 @@ class _Seen:
     size: int
     mtime_ns: int
     since: float  # perf_counter when (size, mtime) was first observed
-    done: bool = False  # emitted, skipped or reported: not looked at again unless it changes
+    done: bool = False  # emitted, skipped or reported: not looked at again unless replaced (new inode)
+    inode: int = 0
 
 
 class WatchedFolder(CaptureSource):
@@ -127,6 +128,7 @@ class WatchedFolder(CaptureSource):
         self.settle_s = float(settle_s)
         self.newest_only = newest_only
         self._seen: dict[str, _Seen] = {}
+        self._names: dict[str, re.Match | None] = {}  # every name in the folder -> its NEMESIS match (or None)
         self._fixed = references is not None
         self._references: References | None = None
         self._pending: list[SourceEvent] = []
@@ -148,24 +150,37 @@ class WatchedFolder(CaptureSource):
         return events
 
     def _scan(self, *, initial: bool) -> None:
+        # Polled every 20-50 ms in a folder that can hold thousands of files: per entry
+        # only a dict lookup unless the file is new or still settling. The listing itself
+        # is kept (no directory-mtime shortcut: on network shares the folder's attributes
+        # are cached by the client for seconds); names are matched once, and files already
+        # handled are not stat'ed again (a replaced file has a new inode: looked at again).
         now = time.perf_counter()
         stable: list[tuple[int, str, re.Match]] = []  # (mtime_ns, name, match) of settled, unhandled files
         present: dict[str, _Seen] = {}
+        names: dict[str, re.Match | None] = {}
+        known_names, seen_before = self._names, self._seen
         with os.scandir(self.folder) as entries:
             for entry in entries:
-                match = _NEMESIS.match(entry.name)
+                name = entry.name
+                match = known_names[name] if name in known_names else _NEMESIS.match(name)
+                names[name] = match
                 if match is None:
                     continue
-                seen = self._seen.get(entry.name)
+                seen = seen_before.get(name)
+                if seen is not None and seen.done and seen.inode == entry.inode():
+                    present[name] = seen  # handled: nothing more to learn from it
+                    continue
                 try:
                     st = entry.stat()
                 except OSError:  # removed between listing and stat
                     continue
-                if seen is None or (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                    seen = _Seen(st.st_size, st.st_mtime_ns, now)
-                present[entry.name] = seen
+                if seen is None or (seen.size, seen.mtime_ns, seen.inode) != (st.st_size, st.st_mtime_ns, st.st_ino):
+                    seen = _Seen(st.st_size, st.st_mtime_ns, now, inode=st.st_ino)
+                present[name] = seen
                 if not seen.done and st.st_size > 0 and (initial or now - seen.since >= self.settle_s):
-                    stable.append((st.st_mtime_ns, entry.name, match))
+                    stable.append((st.st_mtime_ns, name, match))
+        self._names = names  # only the names present now: bounded by the folder
         self._seen = present
         self._reported &= present.keys()
         stable.sort(reverse=True)  # newest first
