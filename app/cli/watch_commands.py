@@ -86,6 +86,16 @@ def capture_line(live, written: dict[str, str]) -> dict:
     }
 
 
+def drain(inbox: queue.Queue) -> list:
+    """Everything waiting in ``inbox`` now, oldest first, without blocking."""
+    items = []
+    while True:
+        try:
+            items.append(inbox.get_nowait())
+        except queue.Empty:
+            return items
+
+
 def _notice(event) -> str:
     from core.capture_source import ReferencesChanged, Skipped, SourceProblem
 
@@ -123,20 +133,30 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                kind, item = inbox.get(timeout=STATUS_EVERY_S)
+                batch = [inbox.get(timeout=STATUS_EVERY_S)]
             except queue.Empty:
                 continue
-            if kind == "result":
-                written = {}
-                if args.out is not None:
-                    cid = item.prepared.capture.capture_id
-                    written = write_outputs(item.result, output=args.out / f"{cid}_map.png",
-                                            npz=args.out / f"{cid}.npz", palette=args.palette)
-                print(json.dumps(capture_line(item, written), separators=(",", ":")), flush=True)
-            elif kind == "event":
-                print(_notice(item), file=sys.stderr, flush=True)
-            else:
-                print(f"neurohsi: warning: {item}", file=sys.stderr, flush=True)
+            batch += drain(inbox)
+            newest = max((i for i, (kind, _) in enumerate(batch) if kind == "result"), default=-1)
+            for i, (kind, item) in enumerate(batch):
+                if kind == "result":
+                    written = {}
+                    # Writing a map's PNG + npz costs ~85 ms of CPU: when maps came faster than
+                    # that, only the newest is written (the older ones still get their line), so
+                    # results never pile up here (each holds its cube: memory stays bounded).
+                    if args.out is not None and i == newest:
+                        cid = item.prepared.capture.capture_id
+                        written = write_outputs(item.result, output=args.out / f"{cid}_map.png",
+                                                npz=args.out / f"{cid}.npz", palette=args.palette)
+                    line = capture_line(item, written)
+                    if args.out is not None and i != newest:
+                        line["outputs_skipped"] = True  # a newer map was already waiting
+                    print(json.dumps(line, separators=(",", ":")), flush=True)
+                elif kind == "event":
+                    print(_notice(item), file=sys.stderr, flush=True)
+                else:
+                    print(f"neurohsi: warning: {item}", file=sys.stderr, flush=True)
+            del batch
     except KeyboardInterrupt:
         stats = pipeline.stats
         print(f"neurohsi: stopped watching: {stats.classified} classified, {stats.skipped} skipped",
