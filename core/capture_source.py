@@ -30,6 +30,7 @@ from core.metadata import CaptureMetadata
 
 # IDxxxxCyy (raw), IDxxxxCDyy (dark), IDxxxxCWyy (white): the NEMESIS names.
 _NEMESIS = re.compile(r"^(?P<id>ID\d+)C(?P<kind>[DW]?)(?P<n>\d+)\.tiff?$", re.IGNORECASE)
+_RECHECK_EVERY = 10  # polls between two looks at a handled file (for an in-place rewrite)
 UNREADABLE_AFTER_S = 5.0  # a stable file that still does not parse after this is reported, once
 
 
@@ -94,7 +95,9 @@ class _Seen:
     size: int
     mtime_ns: int
     since: float  # perf_counter when (size, mtime) was first observed
-    done: bool = False  # emitted, skipped or reported: not looked at again unless it changes
+    done: bool = False  # emitted, skipped or reported: not looked at again unless replaced (new inode)
+    inode: int = 0
+    slot: int = 0  # re-stat'ed, once handled, on polls where polls % _RECHECK_EVERY == slot
 
 
 class WatchedFolder(CaptureSource):
@@ -127,6 +130,8 @@ class WatchedFolder(CaptureSource):
         self.settle_s = float(settle_s)
         self.newest_only = newest_only
         self._seen: dict[str, _Seen] = {}
+        self._names: dict[str, re.Match | None] = {}  # every name in the folder -> its NEMESIS match (or None)
+        self._polls = 0
         self._fixed = references is not None
         self._references: References | None = None
         self._pending: list[SourceEvent] = []
@@ -148,24 +153,40 @@ class WatchedFolder(CaptureSource):
         return events
 
     def _scan(self, *, initial: bool) -> None:
+        # Polled every 20-50 ms in a folder that can hold thousands of files: per entry
+        # only a dict lookup unless the file is new or still settling. The listing itself
+        # is kept (no directory-mtime shortcut: on network shares the folder's attributes
+        # are cached by the client for seconds); names are matched once, and a file already
+        # handled is stat'ed only every _RECHECK_EVERY polls (rewritten in place: seen within
+        # ~0.2 s) or at once when replaced (renamed over: a new inode).
         now = time.perf_counter()
+        self._polls += 1
+        slot = self._polls % _RECHECK_EVERY
         stable: list[tuple[int, str, re.Match]] = []  # (mtime_ns, name, match) of settled, unhandled files
         present: dict[str, _Seen] = {}
+        names: dict[str, re.Match | None] = {}
+        known_names, seen_before = self._names, self._seen
         with os.scandir(self.folder) as entries:
             for entry in entries:
-                match = _NEMESIS.match(entry.name)
+                name = entry.name
+                match = known_names[name] if name in known_names else _NEMESIS.match(name)
+                names[name] = match
                 if match is None:
                     continue
-                seen = self._seen.get(entry.name)
+                seen = seen_before.get(name)
+                if seen is not None and seen.done and seen.inode == entry.inode() and seen.slot != slot:
+                    present[name] = seen  # handled, not replaced, not its turn to be re-checked for a rewrite
+                    continue
                 try:
                     st = entry.stat()
                 except OSError:  # removed between listing and stat
                     continue
-                if seen is None or (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                    seen = _Seen(st.st_size, st.st_mtime_ns, now)
-                present[entry.name] = seen
+                if seen is None or (seen.size, seen.mtime_ns, seen.inode) != (st.st_size, st.st_mtime_ns, st.st_ino):
+                    seen = _Seen(st.st_size, st.st_mtime_ns, now, inode=st.st_ino, slot=len(present) % _RECHECK_EVERY)
+                present[name] = seen
                 if not seen.done and st.st_size > 0 and (initial or now - seen.since >= self.settle_s):
-                    stable.append((st.st_mtime_ns, entry.name, match))
+                    stable.append((st.st_mtime_ns, name, match))
+        self._names = names  # only the names present now: bounded by the folder
         self._seen = present
         self._reported &= present.keys()
         stable.sort(reverse=True)  # newest first

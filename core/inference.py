@@ -23,7 +23,7 @@ from core.capture_io import Capture, load_capture
 from core.clock import utc_now_iso
 from core.cpu import usable_cores
 from core.model_file import LoadedModel, ModelInfo, check_compatible
-from core.preprocessing import Cube, preprocess_capture
+from core.preprocessing import CalibrationCache, CalibrationReferences, Cube, preprocess_capture
 from core.quality import QualityReport, assess_quality
 from core.rgb import synthetic_rgb
 from core.trust import trust_of
@@ -49,12 +49,15 @@ class ClassificationResult:
     ood_fraction: float | None = None  # share of valid pixels out of distribution; None when unavailable
 
 
-def _use_all_cores() -> None:
+def _use_all_cores(threads: int | None = None) -> None:
     import torch
 
     # torch defaults to the physical cores it sees, which under a CPU quota or
     # affinity mask can be more than the process may use; match the affinity.
-    cores = usable_cores()
+    # ``threads`` (live mode) pins the count: there another thread prepares the next
+    # capture, and two intra-op threads on 2 cores spin against it (measured: 2.4x
+    # the CPU per map for no faster map; docs/benchmarks/live.md).
+    cores = usable_cores() if threads is None else threads
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
 
@@ -65,6 +68,7 @@ def predict_dense(
     *,
     padding: str = "reflect",
     class_ids=None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``float32 (H, W, C)`` and labels ``uint8 (H, W)`` for every pixel of ``cube``.
 
@@ -73,6 +77,8 @@ def predict_dense(
     Labels are ``class_ids[argmax]``; ``class_ids`` defaults to ``1..C``.
     Border pixels are classified through ``padding`` (mode name as in the model file).
     ``net`` is the patch network (converted here) or its dense twin, whose own padding wins.
+    ``threads``: torch intra-op threads to use (default: every usable core). The
+    result does not depend on it.
     """
     import torch
 
@@ -87,7 +93,9 @@ def predict_dense(
     ids = np.arange(1, dense.n_classes + 1) if class_ids is None else np.asarray(class_ids)
     if ids.shape != (dense.n_classes,) or ids.min() < 0 or ids.max() > 255:
         raise ValueError(f"class_ids must be {dense.n_classes} ids in 0..255, got {class_ids!r}")
-    _use_all_cores()
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    _use_all_cores(threads)
     half = dense.patch_size // 2
     if dense.padding == "reflect" and min(data.shape[:2]) <= half:
         raise ValueError(
@@ -101,12 +109,28 @@ def predict_dense(
     with torch.inference_mode():
         x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0)  # (1, B, H+p-1, W+p-1), channels_last view
         logits = dense.eval().forward_padded(x)[0]  # (C, H, W)
-        probs = torch.softmax(logits, dim=0).permute(1, 2, 0).contiguous().numpy()  # (H, W, C)
+        # (H, W, C): channels_last output, so this is a view; a copy only if not.
+        logits_hwc = logits.permute(1, 2, 0).contiguous().numpy()
+    probs = _softmax_last(logits_hwc)
     labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
     if valid is not None and not valid.all():
         labels[~valid] = 0
         probs[~valid] = 0.0
     return probs, labels
+
+
+def _softmax_last(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, float32, in numpy: the same bits whatever torch's thread count.
+
+    ``torch.softmax`` splits its work by thread count and its vector and scalar
+    ``exp`` differ in the last bit, so live mode (1 torch thread) and the
+    single-capture path (every core) would disagree; this costs ~5 ms per full map,
+    less than torch's two-thread softmax on (C, H, W).
+    """
+    probs = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
+    np.exp(probs, out=probs)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs
 
 
 @dataclass(frozen=True)
@@ -124,10 +148,21 @@ class Prepared:
     quality: QualityReport | None = None  # core.quality.assess_quality of the capture
 
 
-def prepare(capture: Capture, *, profile_name: str | None = None) -> Prepared:
-    """Preprocess ``capture`` (calibration to normalised cube) and build its synthetic RGB."""
+def prepare(
+    capture: Capture,
+    *,
+    profile_name: str | None = None,
+    references: CalibrationCache | CalibrationReferences | None = None,
+) -> Prepared:
+    """Preprocess ``capture`` (calibration to normalised cube) and build its synthetic RGB.
+
+    ``references``: the reference half of calibration precomputed
+    (:func:`core.preprocessing.calibration_references`) or a
+    :class:`core.preprocessing.CalibrationCache` to take it from, for many captures
+    against one dark/white pair; the result is bit-identical to preparing without.
+    """
     start = time.perf_counter()
-    cube = preprocess_capture(capture, profile_name=profile_name)
+    cube = preprocess_capture(capture, profile_name=profile_name, references=references)
     t_pre = time.perf_counter()
     rgb = synthetic_rgb(cube)
     t_rgb = time.perf_counter()
@@ -153,17 +188,19 @@ def prepare_files(
     return replace(prepared, timings_s=timings)
 
 
-def classify_prepared(prepared: Prepared, model: LoadedModel) -> ClassificationResult:
+def classify_prepared(prepared: Prepared, model: LoadedModel, *, threads: int | None = None) -> ClassificationResult:
     """Step two: check the model fits the prepared cube and classify every pixel.
 
     Timings (s): the prepared stages, "infer" (compatibility check, dense network
     and softmax) and "total": the wall clock of preparing plus the wall clock of
     this call, so a capture prepared once and classified later (the GUI) does not
-    count the time the user spent looking at it.
+    count the time the user spent looking at it. ``threads``: see :func:`predict_dense`.
     """
     start = time.perf_counter()
     check_compatible(model.info, prepared.cube, path=model.path)
-    probs, labels = predict_dense(model.net, prepared.cube, padding=model.info.padding, class_ids=model.info.class_ids)
+    probs, labels = predict_dense(
+        model.net, prepared.cube, padding=model.info.padding, class_ids=model.info.class_ids, threads=threads
+    )
     t_infer = time.perf_counter()
     # The map is made even for an unusable capture; whoever shows or writes it decides
     # (core.quality.require_usable), so "show anyway" needs no second run.

@@ -25,6 +25,12 @@ from core.capture_source import CaptureSource, NewCapture, ReferencesChanged, Sk
 from core.errors import one_line
 from core.inference import ClassificationResult, Prepared, classify_prepared, prepare
 from core.model_file import LoadedModel
+from core.preprocessing import CalibrationCache
+
+# Torch intra-op threads for live inference: the reader prepares the next capture on
+# the other core meanwhile. With 2 threads on 2 cores the spinning helpers cost
+# 2.4x the CPU per map for no faster map (docs/benchmarks/live.md).
+LIVE_INFERENCE_THREADS = 1
 
 # What ``classify`` returns: the map and, when it was made locally after the endpoint failed, why.
 Classify = Callable[[Prepared], "tuple[ClassificationResult, str | None]"]
@@ -97,6 +103,8 @@ class LivePipeline:
         self.profile_name = profile_name
         self.stats = LiveStats()
         self._slot: tuple[Prepared, float] | None = None
+        # The reference half of calibration, once per dark/white pair (reader thread only).
+        self._calibration = CalibrationCache(size=2)
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._paused = threading.Event()
@@ -161,7 +169,7 @@ class LivePipeline:
         if isinstance(event, NewCapture):
             self.stats.captures += 1
             try:
-                prepared = prepare(event.capture, profile_name=self.profile_name)
+                prepared = prepare(event.capture, profile_name=self.profile_name, references=self._calibration)
                 # "total": wall clock from the start of reading the frame (in the source) to now.
                 total = event.read_s + (time.perf_counter() - event.complete_at)
                 prepared = replace(prepared, timings_s={"read": event.read_s, **prepared.timings_s, "total": total})
@@ -204,13 +212,28 @@ class LivePipeline:
             self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
 
 
-def local_classifier(model: LoadedModel) -> Classify:
-    """``classify`` for :class:`LivePipeline` that runs ``model`` here (no endpoint, so no fallback reason)."""
+def local_classifier(model: LoadedModel, *, threads: int | None = LIVE_INFERENCE_THREADS) -> Classify:
+    """``classify`` for :class:`LivePipeline` that runs ``model`` here (no endpoint, so no fallback reason).
+
+    The dense twin of the network is made once here, not per capture (same weights,
+    so the same maps as :func:`core.inference.classify`). ``threads``: torch threads
+    for each map (None: every usable core).
+    """
+    dense = LoadedModel(dense_net(model), model.info, model.path)
 
     def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
-        return classify_prepared(prepared, model), None
+        return classify_prepared(prepared, dense, threads=threads), None
 
     return classify
+
+
+def dense_net(model: LoadedModel):
+    """``model.net`` as a :class:`core.model.DenseConv2DNet` with the model file's padding (made once per session)."""
+    from core.model import DenseConv2DNet
+
+    if isinstance(model.net, DenseConv2DNet):
+        return model.net
+    return DenseConv2DNet.from_patch_model(model.net, padding=model.info.padding)
 
 
 def describe_error(capture_id: str, exc: BaseException) -> str:

@@ -121,12 +121,19 @@ def calibrate(raw: np.ndarray, dark: np.ndarray, white: np.ndarray) -> tuple[np.
 def _calibrate(raw: np.ndarray, dark: np.ndarray, white: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     if not (raw.shape == dark.shape == white.shape):
         raise ValueError(f"raw {raw.shape}, dark {dark.shape} and white {white.shape} must have one shape")
-    # Contiguous arithmetic in frame order, in place where possible: the cheapest order
-    # (the cube's strided mosaic order costs more than one transposed copy afterwards).
-    reflectance = np.subtract(raw, dark, dtype=np.float32)
     denominator = np.subtract(white, dark, dtype=np.float32)
     defined = denominator > 0
-    all_defined = bool(defined.all())
+    return _calibrate_with(raw, dark, denominator, defined, bool(defined.all()))
+
+
+def _calibrate_with(
+    raw: np.ndarray, dark: np.ndarray, denominator: np.ndarray, defined: np.ndarray, all_defined: bool
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The raw-dependent half of :func:`_calibrate`, given the reference-only half (the same operations)."""
+    # Contiguous arithmetic in frame order, in place where possible: the cheapest order
+    # (the cube's strided mosaic order costs more than one transposed copy afterwards).
+    # Divide, never multiply by a cached reciprocal: that would change the last bit.
+    reflectance = np.subtract(raw, dark, dtype=np.float32)
     if all_defined:  # good references: no masking work at all
         np.divide(reflectance, denominator, out=reflectance)
     else:
@@ -161,6 +168,61 @@ def rms_normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return cube, rms, ok
 
 
+@dataclass(frozen=True)
+class CalibrationReferences:
+    """What calibration needs from one dark/white pair, computed once per pair (:func:`calibration_references`).
+
+    Live mode classifies many raw frames against one pair; passing this to
+    :func:`preprocess` (or :func:`core.inference.prepare`) skips the reference half
+    of calibration (``white - dark``, where it is > 0, the cube's pattern mask)
+    while giving bit-identical cubes: the raw half runs the very same operations.
+    """
+
+    dark: np.ndarray  # the full dark frame (rows, cols), as given (kept to check it is the one used)
+    white: np.ndarray  # the full white frame (rows, cols), as given
+    profile_id: str
+    frame_offset_xy: tuple[int, int] | None
+    dark_area: np.ndarray  # dark cropped to the filter area (ph*H, pw*W), a view
+    denominator: np.ndarray  # float32 (ph*H, pw*W): white - dark, counts
+    defined: np.ndarray  # bool (ph*H, pw*W): denominator > 0
+    all_defined: bool
+    pattern_ok: np.ndarray  # bool (H, W): every band of the pixel's pattern defined (read-only)
+
+    def fits(self, dark: np.ndarray, white: np.ndarray, profile: CameraProfile, frame_offset_xy) -> bool:
+        """True when this was computed from exactly these frames (same objects), profile and offset."""
+        offset = None if frame_offset_xy is None else tuple(frame_offset_xy)
+        return (
+            self.dark is dark and self.white is white and self.profile_id == profile.id and self.frame_offset_xy == offset
+        )
+
+
+def calibration_references(
+    dark: np.ndarray, white: np.ndarray, profile: CameraProfile, *, frame_offset_xy: tuple[int, int] | None = None
+) -> CalibrationReferences:
+    """The reference-only half of calibration for ``dark`` / ``white`` frames ``(rows, cols)``.
+
+    Raises ``CaptureError`` named ``"dark"`` / ``"white"`` as :func:`preprocess` does.
+    The frames must not be modified afterwards (they are kept, not copied).
+    """
+    dark, white = np.asarray(dark), np.asarray(white)
+    dark_area = crop_filter_area(dark, profile, name="dark", frame_offset_xy=frame_offset_xy)
+    white_area = crop_filter_area(white, profile, name="white", frame_offset_xy=frame_offset_xy)
+    if white.shape != dark.shape:
+        raise CaptureError("white", f"reference shape {white.shape} differs from dark {dark.shape}")
+    denominator = np.subtract(white_area, dark_area, dtype=np.float32)
+    defined = denominator > 0
+    all_defined = bool(defined.all())
+    pw, ph = profile.pattern_wh
+    shape = (dark_area.shape[0] // ph, dark_area.shape[1] // pw)
+    pattern_ok = np.ones(shape, dtype=bool) if all_defined else form_cube_area(defined, profile).all(axis=-1)
+    for array in (denominator, defined, pattern_ok):
+        array.flags.writeable = False  # shared by every capture of the pair
+    offset = None if frame_offset_xy is None else tuple(frame_offset_xy)
+    return CalibrationReferences(
+        dark, white, profile.id, offset, dark_area, denominator, defined, all_defined, pattern_ok
+    )
+
+
 def preprocess(
     raw: np.ndarray,
     dark: np.ndarray,
@@ -168,6 +230,7 @@ def preprocess(
     profile: CameraProfile,
     *,
     frame_offset_xy: tuple[int, int] | None = None,
+    references: CalibrationReferences | None = None,
 ) -> Cube:
     """Raw, dark and white 2-D frames ``(rows, cols)`` to a normalised cube and validity mask.
 
@@ -176,16 +239,27 @@ def preprocess(
     sensor, from ``AbsoluteOffsetX/Y``) says it is a region of interest: then the
     cube is exactly the rows and columns of the full-sensor cube the frame covers
     (``Cube.origin_rc``). Extra rows and columns beyond whole patterns are ignored.
+    ``references``: :func:`calibration_references` of these very ``dark`` / ``white``
+    frames (checked: ``ValueError`` otherwise); the cube is bit-identical, only faster.
     Raises ``CaptureError`` named ``"raw"``, ``"dark"`` or ``"white"``.
     """
+    if references is not None and not references.fits(dark, white, profile, frame_offset_xy):
+        raise ValueError("the calibration references were computed from other frames, profile or offset")
     frames = {"raw": np.asarray(raw), "dark": np.asarray(dark), "white": np.asarray(white)}
+    names = ("raw",) if references is not None else ("raw", "dark", "white")
     areas = {
-        name: crop_filter_area(frame, profile, name=name, frame_offset_xy=frame_offset_xy) for name, frame in frames.items()
+        name: crop_filter_area(frames[name], profile, name=name, frame_offset_xy=frame_offset_xy) for name in names
     }  # validates first
     for name in ("dark", "white"):
         if frames[name].shape != frames["raw"].shape:
             raise CaptureError(name, f"reference shape {frames[name].shape} differs from raw frame {frames['raw'].shape}")
-    reflectance, pattern_ok = calibrated_cube(areas["raw"], areas["dark"], areas["white"], profile)
+    if references is None:
+        reflectance, pattern_ok = calibrated_cube(areas["raw"], areas["dark"], areas["white"], profile)
+    else:
+        flat, _, _ = _calibrate_with(
+            areas["raw"], references.dark_area, references.denominator, references.defined, references.all_defined
+        )
+        reflectance, pattern_ok = form_cube_area(flat, profile), references.pattern_ok
     cube = spectral_correction(reflectance, profile.scm)
     cube, rms, rms_ok = rms_normalise(cube)
     valid = pattern_ok & rms_ok & np.isfinite(rms)
@@ -225,8 +299,18 @@ def form_cube_area(area: np.ndarray, profile: CameraProfile) -> np.ndarray:
     return np.ascontiguousarray(area.reshape(h, ph, w, pw).transpose(0, 2, 1, 3)).reshape(h, w, b)
 
 
-def preprocess_capture(capture, profile: CameraProfile | None = None, *, profile_name: str | None = None) -> Cube:
+def preprocess_capture(
+    capture,
+    profile: CameraProfile | None = None,
+    *,
+    profile_name: str | None = None,
+    references: "CalibrationCache | CalibrationReferences | None" = None,
+) -> Cube:
     """Preprocess a :class:`core.capture_io.Capture`, resolving its profile when not given.
+
+    ``references``: precomputed :class:`CalibrationReferences` of the capture's own
+    dark/white frames, or a :class:`CalibrationCache` to take them from (and fill);
+    the cube is bit-identical to the one made without.
 
     Errors name the capture's files: a frame that does not fit the profile names
     that frame's path, a profile that cannot be resolved names the raw file.
@@ -242,10 +326,43 @@ def preprocess_capture(capture, profile: CameraProfile | None = None, *, profile
             raise ProfileError(f"{capture.raw_path}: {exc}") from None
     offset = None if capture.metadata is None else capture.metadata.absolute_offset_xy
     try:
-        return preprocess(capture.raw, capture.dark, capture.white, profile, frame_offset_xy=offset)
+        if isinstance(references, CalibrationCache):
+            references = references.get(capture.dark, capture.white, profile, frame_offset_xy=offset)
+        return preprocess(capture.raw, capture.dark, capture.white, profile, frame_offset_xy=offset, references=references)
     except CaptureError as exc:
         paths = {"raw": capture.raw_path, "dark": capture.dark_path, "white": capture.white_path}
         path = paths.get(exc.path or "")
         if path is None:
             raise
         raise CaptureError(path, exc.problem) from None
+
+
+class CalibrationCache:
+    """The :class:`CalibrationReferences` of the last ``size`` reference pairs, by frame identity.
+
+    Keyed by the dark and white frame objects (kept alive by the entries, so an id
+    is never reused while cached), profile and offset. Live mode reads each pair
+    once (:class:`core.capture_source.References`), so the same objects come with
+    every capture of the pair. Not thread-safe: one per thread that prepares.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.size = size
+        self._entries: list[CalibrationReferences] = []  # most recently used last
+        self.hits = self.misses = 0
+
+    def get(
+        self, dark: np.ndarray, white: np.ndarray, profile: CameraProfile, *, frame_offset_xy: tuple[int, int] | None = None
+    ) -> CalibrationReferences:
+        for entry in self._entries:
+            if entry.fits(dark, white, profile, frame_offset_xy):
+                self._entries.remove(entry)
+                self._entries.append(entry)
+                self.hits += 1
+                return entry
+        self.misses += 1
+        entry = calibration_references(dark, white, profile, frame_offset_xy=frame_offset_xy)
+        self._entries = [*self._entries[-(self.size - 1):], entry] if self.size > 1 else [entry]
+        return entry

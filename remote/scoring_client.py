@@ -144,6 +144,9 @@ class ScoringClient:
         self.session.mount(f"{parts.scheme}://{parts.netloc}/", self._adapter)
         self._held: OrderedDict[str, None] = OrderedDict()  # reference sha256 the service is believed to hold
         self._digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
+        # Live mode sends the same in-memory pair with every capture: its TIFF bytes and
+        # sha256 are made once per pair (frames by identity, kept alive here; metadata by value).
+        self._encoded_pairs: list[tuple[np.ndarray, np.ndarray, object, dict]] = []  # newest last, at most 2
         self.service_info: dict | None = None
         self.last_exchange: dict = {}  # request/response bytes and HTTP request count of the last call
 
@@ -198,11 +201,7 @@ class ScoringClient:
         """Classify an in-memory capture (frames re-encoded as TIFF, metadata kept on the raw frame)."""
         start = time.perf_counter()
         raw = frame_to_bytes(capture.raw, capture.metadata)
-        references = {}
-        for kind, frame in (("dark", capture.dark), ("white", capture.white)):
-            data = frame_to_bytes(frame, capture.metadata)
-            references[kind] = (hashlib.sha256(data).hexdigest(), lambda data=data: data)
-        result = self._score(raw, references, start)
+        result = self._score(raw, self._encoded_references(capture), start)
         result.timings_s["read"] = 0.0
         return result
 
@@ -211,6 +210,18 @@ class ScoringClient:
         self._held.clear()
 
     # ------------------------------------------------------------------- internals
+
+    def _encoded_references(self, capture: Capture) -> dict:
+        """``{kind: (sha256, loader)}`` of the capture's dark and white frames, encoded once per pair."""
+        for dark, white, metadata, references in self._encoded_pairs:
+            if dark is capture.dark and white is capture.white and metadata == capture.metadata:
+                return references
+        references = {}
+        for kind, frame in (("dark", capture.dark), ("white", capture.white)):
+            data = frame_to_bytes(frame, capture.metadata)
+            references[kind] = (hashlib.sha256(data).hexdigest(), lambda data=data: data)
+        self._encoded_pairs = [*self._encoded_pairs[-1:], (capture.dark, capture.white, capture.metadata, references)]
+        return references
 
     def _file_reference(self, path: Path):
         """(sha256, loader) of a reference file; the digest is remembered while the file is unchanged."""

@@ -86,6 +86,43 @@ def capture_line(live, written: dict[str, str]) -> dict:
     }
 
 
+def drain(inbox: queue.Queue) -> list:
+    """Everything waiting in ``inbox`` now, oldest first, without blocking."""
+    items = []
+    while True:
+        try:
+            items.append(inbox.get_nowait())
+        except queue.Empty:
+            return items
+
+
+def report_batch(batch: list, *, out: Path | None, palette: str):
+    """``(line, stream)`` for each ``(kind, item)`` of ``batch`` (oldest first); writes outputs to ``out``.
+
+    Writing a map's PNG + npz costs ~85 ms of CPU: when maps came faster than that, only
+    the newest of the batch is written (the older ones still get their JSON line, marked
+    ``"outputs_skipped": true``), so results never pile up (each holds its cube).
+    """
+    from app.cli.classify_commands import write_outputs
+
+    newest = max((i for i, (kind, _) in enumerate(batch) if kind == "result"), default=-1)
+    for i, (kind, item) in enumerate(batch):
+        if kind == "result":
+            written = {}
+            if out is not None and i == newest:
+                cid = item.prepared.capture.capture_id
+                written = write_outputs(item.result, output=out / f"{cid}_map.png", npz=out / f"{cid}.npz",
+                                        palette=palette)
+            line = capture_line(item, written)
+            if out is not None and i != newest:
+                line["outputs_skipped"] = True  # a newer map was already waiting
+            yield json.dumps(line, separators=(",", ":")), sys.stdout
+        elif kind == "event":
+            yield _notice(item), sys.stderr
+        else:
+            yield f"neurohsi: warning: {item}", sys.stderr
+
+
 def _notice(event) -> str:
     from core.capture_source import ReferencesChanged, Skipped, SourceProblem
 
@@ -101,7 +138,6 @@ def _notice(event) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     _check_args(args)
-    from app.cli.classify_commands import write_outputs
     from core.capture_source import WatchedFolder
     from core.live_pipeline import LivePipeline, describe_error
 
@@ -123,20 +159,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                kind, item = inbox.get(timeout=STATUS_EVERY_S)
+                batch = [inbox.get(timeout=STATUS_EVERY_S)]
             except queue.Empty:
                 continue
-            if kind == "result":
-                written = {}
-                if args.out is not None:
-                    cid = item.prepared.capture.capture_id
-                    written = write_outputs(item.result, output=args.out / f"{cid}_map.png",
-                                            npz=args.out / f"{cid}.npz", palette=args.palette)
-                print(json.dumps(capture_line(item, written), separators=(",", ":")), flush=True)
-            elif kind == "event":
-                print(_notice(item), file=sys.stderr, flush=True)
-            else:
-                print(f"neurohsi: warning: {item}", file=sys.stderr, flush=True)
+            batch += drain(inbox)
+            for line, stream in report_batch(batch, out=args.out, palette=args.palette):
+                print(line, file=stream, flush=True)
+            del batch
     except KeyboardInterrupt:
         stats = pipeline.stats
         print(f"neurohsi: stopped watching: {stats.classified} classified, {stats.skipped} skipped",

@@ -34,6 +34,7 @@ class LiveController(QObject):
         self.pipeline = None
         self.folder: Path | None = None
         self._last_reason: str | None = None
+        self._newest = None  # the newest LiveResult the pipeline made (set on its thread)
         self.watch_action = QAction("&Watch folder…", window)
         self.watch_action.setObjectName("action_watch_folder")
         self.watch_action.setToolTip("Classify every new capture saved into a folder, hands-free")
@@ -89,7 +90,7 @@ class LiveController(QObject):
         self.pipeline = LivePipeline(
             source,
             classify,
-            on_result=self.result_ready.emit,
+            on_result=self._post,
             on_event=self.source_event.emit,
             on_error=lambda cid, exc: self.capture_failed.emit(describe_error(cid, exc)),
         ).start()
@@ -143,13 +144,20 @@ class LiveController(QObject):
 
     # ---------------------------------------------------------------- painting
 
+    def _post(self, live) -> None:
+        """On the classifier thread: remember the newest map, then queue it to the GUI thread."""
+        self._newest = live  # one reference assignment: atomic
+        self.result_ready.emit(live)
+
     def _on_result(self, live) -> None:
         if self.pipeline is None:
             return  # stopped meanwhile
         from core.render import colour_map
 
-        self._show(live, latest=True)
         self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
+        if self._newest is not None and live is not self._newest:
+            return  # a newer map is already queued behind this one: paint only that (the GUI thread fell behind)
+        self._show(live, latest=True)
         self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
         if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
             self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")

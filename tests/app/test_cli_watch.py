@@ -124,3 +124,38 @@ def test_watch_with_a_dead_endpoint_falls_back_per_capture(tmp_path):
             proc.kill()
     assert line["capture_id"] == "ID0012C02" and line["source"] == "local"
     assert "cannot reach" in line["fallback_reason"] and url.split("/score")[0] in line["fallback_reason"]
+
+
+def test_when_maps_wait_only_the_newest_gets_its_files_and_every_map_its_line(tmp_path):
+    """The main thread's output writing (~85 ms a map) must not let results pile up behind it."""
+    from app.cli.watch_commands import report_batch
+    from core.capture_io import Capture
+    from core.inference import prepare
+    from core.live_pipeline import LiveResult, local_classifier
+    from core.model_file import load_model
+
+    synthetic = generate_capture(seed=4, profile=small_profile(24, 32))
+    raw_path = tmp_path / "ID0001C01.tif"
+    write_whole(raw_path, frame_to_bytes(synthetic.raw, synthetic.metadata))
+    write_whole(tmp_path / "ID0001CD01.tif", frame_to_bytes(synthetic.dark, synthetic.metadata))
+    write_whole(tmp_path / "ID0001CW01.tif", frame_to_bytes(synthetic.white, synthetic.metadata))
+    model = load_model(write_model(tmp_path / "m.safetensors", raw_path))
+    classify = local_classifier(model)
+    batch = []
+    for n in (1, 2, 3):
+        capture = Capture(synthetic.raw, synthetic.dark, synthetic.white, synthetic.metadata,
+                          tmp_path / f"ID0001C{n:02d}.tif", None, None, f"ID0001C{n:02d}")
+        prepared = prepare(capture)
+        batch.append(("result", LiveResult(prepared, classify(prepared)[0], None, 0.0, 0.05, 0)))
+    batch.insert(1, ("error", "ID0001C09: broken"))
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = list(report_batch(batch, out=out, palette="thesis"))
+    assert [stream is sys.stdout for _, stream in lines] == [True, False, True, True]
+    records = [json.loads(line) for line, stream in lines if stream is sys.stdout]
+    assert [r["capture_id"] for r in records] == ["ID0001C01", "ID0001C02", "ID0001C03"]
+    assert [r.get("outputs_skipped", False) for r in records] == [True, True, False]
+    assert sorted(p.name for p in out.iterdir()) == ["ID0001C03.npz", "ID0001C03_map.png"]
+    assert lines[1][0] == "neurohsi: warning: ID0001C09: broken"
+    alone = [json.loads(line) for line, _ in report_batch(batch[:1], out=None, palette="thesis")]
+    assert "outputs_skipped" not in alone[0]  # nothing asked to be written: nothing skipped

@@ -55,8 +55,17 @@ def test_watch_folder_shows_each_new_map_and_keeps_a_filmstrip(qtbot, make_windo
     assert window.result is first.result
     assert second.result is not first.result
     history = len(window.sink.history)
-    _write_and_wait(qtbot, live, folder, capture, 4)
+    third = _write_and_wait(qtbot, live, folder, capture, 4)
     assert len(window.sink.history) == history  # no note per capture: history stays bounded
+    # The GUI thread fell behind: two maps queued, the pipeline already made the newer one.
+    shown, strip = [], live.filmstrip.count()
+    live.shown.connect(shown.append)
+    live._newest = second
+    live._on_result(first)
+    assert shown == [] and window.result is third.result  # the older one is not painted...
+    live._on_result(second)
+    assert shown == [second] and window.result is second.result  # ...only the newest
+    assert live.filmstrip.count() == strip + 2  # both kept to step back to
     live.stop()
     assert not live.watching and not live.indicator.isVisible()
 

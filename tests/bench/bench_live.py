@@ -8,7 +8,11 @@ captures skipped, and file written -> map ready latency p50/p95; then the RSS of
 the process over N captures (old raw files are deleted as the run goes, as a
 camera station would rotate them).
 
-    .venv/bin/python tests/bench/bench_live.py [--rates 5,10,20] [--seconds 6] [--captures 200|1000]
+    .venv/bin/python tests/bench/bench_live.py [--rates 5,10,20] [--seconds 6] [--captures 200|1000] [--stages]
+
+``--stages`` first prints the CPU (``time.process_time``, all threads) and wall ms of each
+stage of one live capture, as the live path runs it (cached references, 1 torch thread)
+and as the single-capture path does (references computed per capture, every core).
 
 Weights are random (timing does not depend on them).
 """
@@ -106,11 +110,70 @@ def run(folder: Path, raw: bytes, model, *, rate: float, count: int, start_n: in
     }
 
 
+def stages(tmp: Path, synthetic, model, repeats: int = 8) -> None:
+    """CPU and wall ms per stage of one live capture (median of ``repeats``)."""
+    import json
+
+    from app.cli.watch_commands import capture_line
+    from core.capture_io import Capture, read_frame
+    from core.inference import prepare, predict_dense
+    from core.live_pipeline import LiveResult, dense_net
+    from core.preprocessing import CalibrationCache, preprocess_capture
+    from core.quality import assess_quality
+    from core.rgb import synthetic_rgb
+    from core.trust import trust_of
+
+    path = tmp / "ID0002C00001.tif"
+    path.write_bytes(frame_to_bytes(synthetic.raw, synthetic.metadata))
+    frame, meta = read_frame(path)
+    capture = Capture(frame, synthetic.dark, synthetic.white, meta, path, None, None, path.stem)
+    cache = CalibrationCache()
+    prepared = prepare(capture, references=cache)
+    dense = dense_net(model)
+    kw = {"padding": model.info.padding, "class_ids": model.info.class_ids}
+    result = local_result = None
+
+    def classify_live():
+        nonlocal local_result
+        from core.live_pipeline import local_classifier
+        local_result = local_classifier(model)(prepared)[0]
+
+    rows = [
+        ("read + parse raw TIFF (completeness check)", lambda: read_frame(path)),
+        ("quality checks", lambda: assess_quality(capture)),
+        ("preprocess, references per capture", lambda: preprocess_capture(capture)),
+        ("preprocess, cached references (live)", lambda: preprocess_capture(capture, references=cache)),
+        ("synthetic RGB", lambda: synthetic_rgb(prepared.cube)),
+        ("dense twin of the network (per map before)", lambda: dense_net(model)),
+        ("inference, every core (2 threads)", lambda: predict_dense(dense, prepared.cube, **kw)),
+        ("inference, 1 thread (live)", lambda: predict_dense(dense, prepared.cube, threads=1, **kw)),
+        ("OOD / trust", lambda: trust_of(prepared.quality, model.info, prepared.cube)),
+        ("local_classifier (live) incl. setup", classify_live),
+    ]
+    print(f"{'stage':<45} {'CPU ms':>7} {'wall ms':>8}")
+    for label, fn in rows:
+        fn()
+        cpu, wall = [], []
+        for _ in range(repeats):
+            c, w = time.process_time(), time.perf_counter()
+            fn()
+            cpu.append(time.process_time() - c)
+            wall.append(time.perf_counter() - w)
+        print(f"{label:<45} {1000 * float(np.median(cpu)):>7.1f} {1000 * float(np.median(wall)):>8.1f}")
+    result = local_result
+    live = LiveResult(prepared, result, None, 0.0, 0.1, 0)
+    c = time.process_time()
+    for _ in range(repeats):
+        json.dumps(capture_line(live, {}))
+    print(f"{'watch: JSON line':<45} {1000 * (time.process_time() - c) / repeats:>7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="5,10,20", help="offered capture rates per second (comma-separated)")
     parser.add_argument("--seconds", type=float, default=6.0, help="how long each rate is offered")
     parser.add_argument("--captures", type=int, default=200, help="captures for the RSS run (1000 for the target)")
+    parser.add_argument("--stages", action="store_true", help="first print CPU/wall ms per stage of one capture")
     args = parser.parse_args()
     global LOAD_BEFORE
     LOAD_BEFORE = f"{os.getloadavg()[0]:.2f}"
@@ -121,6 +184,8 @@ def main() -> None:
         tmp = Path(tmp)
         save_random_model(tmp / "model.safetensors", profile_id=THESIS_PROFILE_ID)
         model = load_model(tmp / "model.safetensors")
+        if args.stages:
+            stages(tmp, synthetic, model)
         folder = tmp / "watch"
         folder.mkdir()
         (folder / "ID0001CD00001.tif").write_bytes(frame_to_bytes(synthetic.dark, synthetic.metadata))

@@ -127,3 +127,36 @@ def test_files_there_before_the_start_are_not_captures_and_problems_are_one_line
     assert "ID0004C02.tif" in problem.message and "\n" not in problem.message
     with pytest.raises(CaptureError, match="folder to watch not found"):
         WatchedFolder(tmp_path / "missing")
+
+
+def test_in_a_busy_folder_handled_files_stay_handled_and_a_replaced_one_is_new_again(tmp_path, synthetic):
+    """Polling keeps state: 300 handled captures and 300 other files are not captures again; a file
+    replaced under the same name (renamed over: a new inode; or rewritten in place) is a new capture."""
+    raw, dark, white = _tiffs(synthetic)
+    write_whole(tmp_path / "ID0001CD01.tif", dark)
+    write_whole(tmp_path / "ID0001CW01.tif", white)
+    for n in range(300):
+        write_whole(tmp_path / f"ID0001C{n + 100:03d}.tif", raw)
+        (tmp_path / f"notes{n}.txt").write_text("x")
+    source = WatchedFolder(tmp_path, settle_s=0.0)
+    assert [type(e) for e in source.poll()] == [ReferencesChanged]
+    assert _poll_until(source, lambda ev: False, timeout=0.2) == []  # there before the start: never captures
+    write_whole(tmp_path / "ID0001C999.tif", raw)
+    events = _poll_until(source, lambda ev: any(isinstance(e, NewCapture) for e in ev))
+    assert [e.capture.capture_id for e in events if isinstance(e, NewCapture)] == ["ID0001C999"]
+    assert _poll_until(source, lambda ev: False, timeout=0.2) == []
+    other = frame_to_bytes(synthetic.raw[::-1].copy(), synthetic.metadata)
+    write_whole(tmp_path / "aside.tmp", other)
+    (tmp_path / "aside.tmp").replace(tmp_path / "ID0001C150.tif")
+    events = _poll_until(source, lambda ev: any(isinstance(e, NewCapture) for e in ev))
+    (new,) = [e for e in events if isinstance(e, NewCapture)]
+    assert new.capture.capture_id == "ID0001C150"
+    np.testing.assert_array_equal(new.capture.raw, synthetic.raw[::-1])
+    write_whole(tmp_path / "ID0001C120.tif", frame_to_bytes(synthetic.raw[:, ::-1].copy(), synthetic.metadata))
+    time.sleep(0.05)  # in place, same inode, new mtime: found on its turn for a re-check (every 10th poll)
+    events = _poll_until(source, lambda ev: any(isinstance(e, NewCapture) for e in ev))
+    assert [e.capture.capture_id for e in events if isinstance(e, NewCapture)] == ["ID0001C120"]
+    for n in range(300):  # files rotated away: the source forgets them
+        (tmp_path / f"notes{n}.txt").unlink()
+    source.poll()
+    assert len(source._names) == 300 + 3  # the captures, the pair and nothing removed

@@ -83,3 +83,5 @@ def test_live_remote_sends_only_the_raw_frame_after_the_first(folder, capture, m
     assert sorted(exchanges[0]["references_sent"]) == ["dark", "white"]
     assert exchanges[1]["references_sent"] == []
     np.testing.assert_array_equal(results[1].result.labels, classify(capture, model).labels)
+    (client,) = [c for idle in remote_or_local._pool.values() for c in idle]
+    assert len(client._encoded_pairs) == 1  # one in-memory pair: encoded and hashed once, not per capture
