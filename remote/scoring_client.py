@@ -26,13 +26,12 @@ may have reached the service is safe. Client errors (4xx) and 500 are never retr
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import time
 from collections import OrderedDict
 from dataclasses import fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -52,7 +51,14 @@ from remote.scoring_http import (
     DeadlineRetry,
     call_with_deadline,
     effective_status,
+    is_loopback,
+    is_plain_http_to_remote_host,
+    normalise_url,
+)
+from remote.scoring_http import (
     reason_of as _reason,
+)
+from remote.scoring_http import (
     service_message as _service_message,
 )
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
@@ -111,7 +117,7 @@ class ScoringClient:
         self.url = normalise_url(url)
         if key is not None and not key:
             raise ValueError("endpoint key is empty")
-        if key is not None and _is_plain_http_to_remote_host(self.url):
+        if key is not None and is_plain_http_to_remote_host(self.url):
             raise ValueError(f"refusing to send the endpoint key over plain http to {urlsplit(self.url).hostname}; use https")
         if len(timeout) != 2 or min(timeout) <= 0:
             raise ValueError(f"timeout must be (connect_s, read_s), both positive, got {timeout!r}")
@@ -133,7 +139,7 @@ class ScoringClient:
         # gzip level 1 costs ~60-90 ms per full frame and saves ~35% of the bytes (1.6 MB):
         # worth it on a network link (break-even near 100 Mbit/s), not on loopback.
         # None: compress unless the endpoint is on this machine.
-        self.compress_upload = (not _is_loopback(self.url)) if compress_upload is None else bool(compress_upload)
+        self.compress_upload = (not is_loopback(self.url)) if compress_upload is None else bool(compress_upload)
         # True or a CA bundle path: TLS certificates are always verified.
         self._verify: bool | str = str(ca_bundle) if ca_bundle is not None else True
         self._own_session = session is None
@@ -405,31 +411,6 @@ class ScoringClient:
         if detail and status not in (401, 403):
             message += f": {detail}"
         return RemoteError(status, message, response.content, url=self.url)
-
-
-def normalise_url(url: str) -> str:
-    """``url`` with ``/score`` appended when it names only a host (Azure ML scoring URIs end in /score)."""
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("endpoint URL is empty")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint URL must be http(s)://host[:port]/path, got {url!r}")
-    path = parts.path if parts.path not in ("", "/") else "/score"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_plain_http_to_remote_host(url: str) -> bool:
-    return urlsplit(url).scheme == "http" and not _is_loopback(url)
 
 
 def _read(path: Path) -> bytes:

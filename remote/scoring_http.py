@@ -23,11 +23,13 @@ server trickling one byte a second would otherwise hold the caller for minutes.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -182,3 +184,31 @@ def service_message(response) -> str:
             if isinstance(body.get(key), str):
                 return body[key]
     return ""
+
+
+# -- endpoint URLs ---------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """``url`` with ``/score`` appended when it names only a host (Azure ML scoring URIs end in /score)."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("endpoint URL is empty")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint URL must be http(s)://host[:port]/path, got {url!r}")
+    path = parts.path if parts.path not in ("", "/") else "/score"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_plain_http_to_remote_host(url: str) -> bool:
+    return urlsplit(url).scheme == "http" and not is_loopback(url)
