@@ -29,59 +29,25 @@ with one seed give bit-identical weights.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from core import defaults
 from core.classes import CLASS_IDS, class_table
 from core.cpu import usable_cores
+from core.double_cv import FoldRecord, plan_id, select_double_cv
 from core.errors import DatasetError, TrainingCancelled
+from core.folds import DoubleCVPlan, double_cv_plan, stratified_batch_plan
 from core.metrics import classification_metrics
 from core.model import Conv2DNet
-from core.double_cv import FoldRecord, plan_id, select_double_cv
-from core.folds import DoubleCVPlan, double_cv_plan, stratified_batch_plan
 from core.patches import PatchSet, build_patch_set
 from core.stacked_models import ModelGroups, deterministic, torch_threads
+from core.training_config import CV_MODES, TrainingConfig  # noqa: F401  (re-exported: the training API)
 
-CV_MODES = ("none", "double")
 PROGRESS_VAL_SAMPLES = 2048  # per model: the per-epoch val_oacc shown in progress is an estimate
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyper-parameters (the thesis's defaults)."""
-
-    epochs: int = defaults.EPOCHS
-    batch_size: int = defaults.BATCH_SIZE
-    patch_size: int = defaults.PATCH_SIZE
-    lr: float = defaults.LEARNING_RATE
-    folds: int = defaults.FOLDS
-    cross_validation: str = "none"  # "none" (one model) or "double" (folds x folds models)
-    seed: int = defaults.SEED
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.patch_size, int) or self.patch_size < 3 or self.patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be an odd integer >= 3, got {self.patch_size!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not isinstance(self.folds, int) or self.folds < 2:
-            raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
-        if self.cross_validation not in CV_MODES:
-            raise ValueError(f"cross_validation must be one of {CV_MODES}, got {self.cross_validation!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

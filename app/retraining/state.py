@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import defaults
 from core.classes import CLASS_IDS, class_table
+from core.training_config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
 MIN_CLASS_PIXELS = 100  # below this a class is flagged: too few patches to learn it
@@ -69,19 +69,6 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
     return rows
 
 
-@dataclass
-class HyperParameters:
-    """Thesis defaults (Table 4.1)."""
-
-    epochs: int = defaults.EPOCHS
-    batch_size: int = defaults.BATCH_SIZE
-    patch_size: int = defaults.PATCH_SIZE
-    folds: int = defaults.FOLDS
-    lr: float = defaults.LEARNING_RATE
-    double_cv: bool = True
-    seed: int = defaults.SEED
-
-
 @dataclass(frozen=True)
 class Check:
     """One pre-flight check: ``ok`` or the reason it fails (one line)."""
@@ -97,7 +84,8 @@ class RetrainingState:
     rows: list[CaptureRow] = field(default_factory=list)
     train_ids: set[str] = field(default_factory=set)
     test_ids: set[str] = field(default_factory=set)
-    params: HyperParameters = field(default_factory=HyperParameters)
+    # the thesis's defaults and its double cross-validation; validated on every change (frozen: replaced whole)
+    params: TrainingConfig = field(default_factory=lambda: TrainingConfig(cross_validation="double"))
     backend: str = "local"
     model_name: str = "conv2dnet"
     checks: list[Check] = field(default_factory=list)
@@ -174,7 +162,7 @@ class RetrainingState:
             train_capture_ids=tuple(sorted(self.train_ids)),
             test_capture_ids=tuple(sorted(self.test_ids)),
             epochs=int(p.epochs), batch_size=int(p.batch_size), patch_size=int(p.patch_size),
-            folds=int(p.folds), lr=float(p.lr), cross_validation="double" if p.double_cv else "none",
+            folds=int(p.folds), lr=float(p.lr), cross_validation=p.cross_validation,
             seed=int(p.seed), model_name=model_name or self.model_name, model_version=str(model_version),
         )
 

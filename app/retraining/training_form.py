@@ -1,4 +1,5 @@
-"""The training form of the retraining dialog, bound to ``state.params`` (thesis defaults), backend and name.
+"""The training form of the retraining dialog, bound to ``state.params`` (a ``core.training.TrainingConfig``
+with the thesis's defaults), backend and name.
 
 Every widget writes straight into :class:`app.retraining.state.RetrainingState` on
 change (STYLE.md 2: widgets bind to a state object) and emits ``changed``; the
@@ -9,6 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from app.retraining.state import BACKENDS, RetrainingState
+from core.training_config import TrainingConfig
 
 BACKEND_TITLES = {"local": "Local (this computer)", "azureml": "Azure ML"}
 
@@ -33,7 +35,7 @@ class TrainingForm(QtWidgets.QGroupBox):
         self.lr_spin.setSingleStep(1e-4)
         self.lr_spin.setValue(p.lr)
         self.cv_check = QtWidgets.QCheckBox("Double cross-validation", self)
-        self.cv_check.setChecked(p.double_cv)
+        self.cv_check.setChecked(p.cross_validation == "double")
         self.backend_combo = QtWidgets.QComboBox(self)
         for name in BACKENDS:
             self.backend_combo.addItem(BACKEND_TITLES[name], name)
@@ -65,10 +67,12 @@ class TrainingForm(QtWidgets.QGroupBox):
         return spin
 
     def _write(self, *_args) -> None:
-        p = self.state.params
-        p.epochs, p.batch_size = self.epochs_spin.value(), self.batch_spin.value()
-        p.patch_size, p.folds = self.patch_spin.value(), self.folds_spin.value()
-        p.lr, p.double_cv, p.seed = self.lr_spin.value(), self.cv_check.isChecked(), self.seed_spin.value()
+        # the spin boxes' ranges keep every value valid for TrainingConfig's checks
+        self.state.params = TrainingConfig(
+            epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
+            patch_size=self.patch_spin.value(), folds=self.folds_spin.value(), lr=self.lr_spin.value(),
+            cross_validation="double" if self.cv_check.isChecked() else "none", seed=self.seed_spin.value(),
+        )
         self.state.model_name = self.name_edit.text().strip()
         self.changed.emit()
 

@@ -86,7 +86,7 @@ def test_defaults_table_and_class_warnings(qtbot, dataset, azurite, tmp_path, se
     # the label PNGs are read on a worker of the app's job runner, never on the GUI thread
     assert readers and threading.main_thread() not in readers
     p = dialog.state.params
-    assert (p.epochs, p.batch_size, p.patch_size, p.folds, p.lr, p.double_cv, p.seed) == (100, 16, 7, 5, 1e-3, True, 0)
+    assert (p.epochs, p.batch_size, p.patch_size, p.folds, p.lr, p.cross_validation, p.seed) == (100, 16, 7, 5, 1e-3, "double", 0)
     assert (dialog.form.epochs_spin.value(), dialog.form.batch_spin.value(), dialog.form.patch_spin.value()) == (100, 16, 7)
     assert dialog.form.folds_spin.value() == 5 and dialog.form.lr_spin.value() == pytest.approx(1e-3)
     assert dialog.captures.table.rowCount() == 3

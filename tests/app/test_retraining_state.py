@@ -1,12 +1,13 @@
 """Retraining state without a dialog: dataset scan, roles, job spec, model install, time estimate."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from app.retraining.run_snapshot import RunSnapshot
-from app.retraining.state import RetrainingState, install_model, scan_dataset
-from app.retraining.state import flat_metrics
+from app.retraining.state import RetrainingState, flat_metrics, install_model, scan_dataset
 from core.errors import DatasetError, ModelFileError
 from core.label_store import save_labels
 
@@ -47,7 +48,7 @@ def test_scan_roles_and_labels_check(tmp_path):
     state.set_role("ID0003C01", "skip")
     spec = state.job_spec("ds")
     assert spec.train_capture_ids == ("ID0001C01",) and spec.epochs == 100 and spec.cross_validation == "double"
-    state.params.double_cv = False
+    state.params = dataclasses.replace(state.params, cross_validation="none")
     assert state.job_spec("ds").cross_validation == "none"
     with pytest.raises(ValueError, match="role"):
         state.set_role("ID0001C01", "maybe")
