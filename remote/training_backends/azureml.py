@@ -285,38 +285,32 @@ class AzureMLBackend:
 
     def fetch_registered(self, name: str, version: str, dest: str | Path) -> Path:
         """Download registered model ``name`` v``version``; the path of its model.safetensors in ``dest``."""
-        import shutil
-
-        from remote.training_job import MODEL_FILE
-
-        dest = Path(dest)
-        with tempfile.TemporaryDirectory() as tmp:
-            self._call("model download", self._ml_client().models.download, name=name, version=str(version),
-                       download_path=tmp)
-            found = sorted(Path(tmp).rglob(MODEL_FILE))
-            if not found:
-                raise JobError(f"registered model {name}:{version} holds no {MODEL_FILE}")
-            if dest.is_dir():
-                dest = dest / f"{name}-v{version}.safetensors"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(found[0], dest)
-        return dest
+        return self._download_model(
+            lambda tmp: self._ml_client().models.download(name=name, version=str(version), download_path=tmp),
+            dest, f"{name}-v{version}.safetensors", f"registered model {name}:{version}",
+        )
 
     def fetch_model(self, job_id: str, dest: str | Path) -> Path:
+        return self._download_model(
+            lambda tmp: self._ml_client().jobs.download(job_id, download_path=tmp, output_name="model"),
+            dest, f"{job_id}.safetensors", f"Azure ML job {job_id}'s 'model' output",
+        )
+
+    def _download_model(self, download, dest: str | Path, file_name: str, what: str) -> Path:
+        """``download(tmp_folder)``, then copy the model file it brought to ``dest`` (a file, or a folder
+        that gets ``file_name``); ``JobError`` naming ``what`` when there is none."""
         import shutil
 
         from remote.training_job import MODEL_FILE
 
         dest = Path(dest)
         with tempfile.TemporaryDirectory() as tmp:
-            self._call(
-                "model download", self._ml_client().jobs.download, job_id, download_path=tmp, output_name="model"
-            )
+            self._call("model download", download, tmp)
             found = sorted(Path(tmp).rglob(MODEL_FILE))
             if not found:
-                raise JobError(f"Azure ML job {job_id} has no {MODEL_FILE} in its 'model' output")
+                raise JobError(f"{what} holds no {MODEL_FILE}")
             if dest.is_dir():
-                dest = dest / f"{job_id}.safetensors"
+                dest = dest / file_name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(found[0], dest)
         return dest
