@@ -83,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after N seconds")
         if name == "logs":
             p.add_argument("--tail", type=int, default=100, help="last N lines (default 100)")
+            p.add_argument("--follow", action="store_true",
+                           help="print the log as the job writes it, until it ends (Azure ML: jobs.stream)")
         if name == "fetch":
             p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.safetensors")
         _azureml_options(p)
@@ -312,6 +314,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     backend = _backend(args)
+    if args.follow:
+        status = backend.follow_logs(args.job, lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+        return 0 if status.value == "Completed" else 1
     sys.stdout.write(backend.logs(args.job, tail=args.tail))
     if backend.name == "local" or _tracked(backend, args.job):  # metrics of a running job, same reader as status
         epochs = [e for e in read_job_metrics(backend, args.job) if e.get("event") == "epoch"]

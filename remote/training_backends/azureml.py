@@ -221,6 +221,14 @@ class AzureMLBackend:
         job = self._call("status", self._ml_client().jobs.get, job_id)
         return None if JobStatus.parse(job.status).terminal else job
 
+    def follow_logs(self, job_id: str, write, *, poll_s: float = 0.5) -> JobStatus:
+        """Azure ML's own live log stream (``jobs.stream``) until the job ends; the SDK prints it to
+        stdout itself, so ``write`` only gets the closing line."""
+        self._call("log stream", self._ml_client().jobs.stream, job_id)
+        status = self.status(job_id)
+        write(f"job {job_id}: {status.value}\n")
+        return status
+
     def logs(self, job_id: str, *, tail: int = 200) -> str:
         running = self._running(job_id)
         if running is not None:  # jobs.download refuses an unfinished job: say where the live log is

@@ -5,6 +5,8 @@ backend, the CLI and the GUI speak one vocabulary.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import re
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -190,6 +192,9 @@ class TrainingBackend(Protocol):
 
     def logs(self, job_id: str, *, tail: int = 200) -> str:
         """The last ``tail`` lines of the job's log."""
+
+    def follow_logs(self, job_id: str, write: Callable[[str], None], *, poll_s: float = 0.5) -> JobStatus:
+        """Pass the job's log to ``write`` as it grows, until the job ends; return the final status."""
 
     def metrics(self, job_id: str) -> list[dict]:
         """Per-epoch events as training reports them: ``{"event": "epoch", "fold", "epoch", "epochs", "loss", "val_oacc"}``,

@@ -9,6 +9,7 @@ vanished without saying goodbye (marked Failed).
 """
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import secrets
@@ -138,6 +139,27 @@ class LocalBackend:
                 return "".join(deque(fh, maxlen=max(1, tail)))
         except FileNotFoundError:
             return ""
+
+    def follow_logs(self, job_id: str, write, *, poll_s: float = 0.5) -> JobStatus:
+        """Pass the log file's new text to ``write`` as the job writes it, until the job ends."""
+        path = self.job_dir(job_id) / LOG_FILE
+        offset = 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span two reads
+        while True:
+            status = self.status(job_id)  # read before the log: what a finished job wrote is then all there
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+            except FileNotFoundError:
+                chunk = b""
+            offset += len(chunk)
+            text = decoder.decode(chunk, final=status.terminal)
+            if text:
+                write(text)
+            if status.terminal:
+                return status
+            time.sleep(poll_s)
 
     def tracking_location(self, job_id: str) -> tuple[str, str] | None:
         """``(tracking_uri, run_id)`` of the job's MLflow run; None for a job from before MLflow."""

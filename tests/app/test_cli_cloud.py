@@ -77,6 +77,8 @@ def test_upload_train_fetch_classify(cli, tmp_path):
     assert status["model"]["name"] == "demo-net"
     logs = cli("cloud", "logs", job, "--tail", "5")
     assert "status: Completed" in logs.stdout
+    followed = cli("cloud", "logs", job, "--follow")  # a finished job: its whole log, exit 0
+    assert followed.returncode == 0 and followed.stdout.endswith(logs.stdout)
     # the metrics line comes from the job's MLflow run, the same reader as status and the dialog
     last = status["progress"]["last_epoch"]
     assert f"metrics: 2 epochs logged; last epoch 2: loss {last['loss']:.4f}" in logs.stderr

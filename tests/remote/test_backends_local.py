@@ -44,7 +44,12 @@ def test_job_runs_to_completion_and_survives_a_backend_restart(uploaded, tmp_pat
     spec = JobSpec("ward", test_capture_ids=("ID0029C01",), epochs=2, cross_validation="none", model_name="w")
     job_id = backend.submit(spec)
     assert backend.status(job_id) in {JobStatus.QUEUED, JobStatus.PREPARING, JobStatus.RUNNING}
-    wait_for(lambda: backend.status(job_id) in TERMINAL, 120, "the job to finish")
+    chunks: list[str] = []  # the log followed while the job runs, as `neurohsi cloud logs --follow` does
+    assert backend.follow_logs(job_id, chunks.append, poll_s=0.2) is JobStatus.COMPLETED
+    assert backend.status(job_id) in TERMINAL
+    # the same lines as the whole log (logs() reads in text mode, so a progress bar's \r reads as \n)
+    assert "".join(chunks).splitlines() == backend.logs(job_id, tail=10_000).splitlines()
+    assert "status: Completed" in chunks[-1]
 
     # An app restart: a new backend on the same folder knows the job and its outcome.
     again = LocalBackend(uploaded, tmp_path / "jobs")
