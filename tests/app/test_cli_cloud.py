@@ -10,20 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.azurite import AzuriteMissing, AzuriteServer, connection_string
+from tests.support.azurite import connection_string, started_azurite
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def azurite_cli(tmp_path_factory):
-    try:
-        server = AzuriteServer(tmp_path_factory.mktemp("azurite-cli"))
-    except AzuriteMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    server.start()
-    yield server
-    server.stop()
+    yield from started_azurite(tmp_path_factory.mktemp("azurite-cli"))
 
 
 @pytest.fixture

@@ -7,20 +7,12 @@ import numpy as np
 import pytest
 
 from app.cli.main import main
+from tests.support.datasets import write_small_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
-
-    root = tmp_path_factory.mktemp("ds")
-    profile = small_profile()
-    for i, patient in enumerate(["ID30", "ID30", "ID34"]):
-        c = generate_capture(seed=i, patient=patient, profile=profile)
-        write_capture_folder(root, f"ID00{patient[2:]}C{i + 1:02d}", c.raw, c.dark, c.white, c.labels,
-                             metadata=c.metadata, meta={"patient": patient})
-    return root
+    return write_small_dataset(tmp_path_factory.mktemp("ds"))
 
 
 def _run(argv, capsys):

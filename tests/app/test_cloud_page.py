@@ -5,18 +5,12 @@ import pytest
 
 from app.application import create_application
 from app.retraining.cloud_page import CloudPage
-from tests.support.azurite import DEV_KEY, AzuriteMissing, AzuriteServer
+from tests.support.azurite import DEV_KEY, started_azurite
 
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory):
-    try:
-        server = AzuriteServer(tmp_path_factory.mktemp("azurite-cloudpage"), in_memory=True)
-    except AzuriteMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    server.start()
-    yield server
-    server.stop()
+    yield from started_azurite(tmp_path_factory.mktemp("azurite-cloudpage"))
 
 
 @pytest.fixture
@@ -95,9 +89,8 @@ def test_settings_dialog_opens_the_cloud_page_saving_into_the_registry(qtbot, tm
     cloud.page.save()
     assert settings.get("cloud_workspace") == "neurohsi-ws"
     assert settings.qsettings.value("cloud/environment") == "neurohsi-train:3"  # the key the docs name
-    from remote.cloud_config import resolve
-
     from app.retraining.cloud_page import load_cloud_settings
+    from remote.cloud_config import resolve
 
     assert resolve(load_cloud_settings(settings), {}).workspace == "neurohsi-ws"
     assert SettingsDialog(SettingsState()).cloud_button.isHidden()  # no registry given: no Cloud page

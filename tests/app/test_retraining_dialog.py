@@ -5,20 +5,14 @@ import numpy as np
 import pytest
 
 from app.application import create_application
-from app.retraining.runner import Environment
 from app.retraining.dialog import RetrainingDialog
-from tests.support.azurite import AzuriteMissing, AzuriteServer, connection_string
+from app.retraining.runner import Environment
+from tests.support.azurite import connection_string, started_azurite
 
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory):
-    try:
-        server = AzuriteServer(tmp_path_factory.mktemp("azurite-retrain"), in_memory=True)
-    except AzuriteMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    server.start()
-    yield server
-    server.stop()
+    yield from started_azurite(tmp_path_factory.mktemp("azurite-retrain"))
 
 
 @pytest.fixture(scope="module")

@@ -5,24 +5,13 @@ import uuid
 
 import pytest
 
-from tests.support.azurite import AzuriteMissing, AzuriteServer
-
-
-def _server(location, *, in_memory: bool) -> AzuriteServer:
-    try:
-        return AzuriteServer(location, in_memory=in_memory)
-    except AzuriteMissing as exc:
-        # A missing emulator is a broken set-up, not an optional feature: fail loudly.
-        pytest.fail(str(exc), pytrace=False)
+from tests.support.azurite import AzuriteServer, started_azurite
 
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory) -> AzuriteServer:
     """The session's Azurite (in-memory) on a free 127.0.0.1 port; stopped at the end."""
-    server = _server(tmp_path_factory.mktemp("azurite"), in_memory=True)
-    server.start()
-    yield server
-    server.stop()
+    yield from started_azurite(tmp_path_factory.mktemp("azurite"))
 
 
 @pytest.fixture
@@ -40,10 +29,7 @@ def container_name() -> str:
 @pytest.fixture
 def restartable_azurite(tmp_path):
     """An Azurite of this test's own, persisted on disk, that the test may stop and restart."""
-    server = _server(tmp_path / "azurite-disk", in_memory=False)
-    server.start()
-    yield server
-    server.stop()
+    yield from started_azurite(tmp_path / "azurite-disk", in_memory=False)
 
 
 @pytest.fixture

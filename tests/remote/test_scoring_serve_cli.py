@@ -35,6 +35,19 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
+
+def _wait_until_serving(process, client: ScoringClient, timeout_s: float = 60.0) -> None:
+    """Ping ``client`` until the ``serve`` process answers (it must not exit meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.ping()
+            return
+        except RemoteError:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, f"serve did not answer within {timeout_s:g} s"
+            time.sleep(0.2)
+
 def test_serve_prints_url_and_serves_with_key_on_loopback(tmp_path):
     capture = small_capture(0)
     model = tmp_path / "m.safetensors"
@@ -46,15 +59,7 @@ def test_serve_prints_url_and_serves_with_key_on_loopback(tmp_path):
         assert first.startswith("NeuroHSI scoring service: http://127.0.0.1:"), first
         url = first.split(": ", 1)[1]
         client = ScoringClient(url, key="s3cret", retries=0, timeout=(1, 30))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.ping()
-                break
-            except RemoteError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "serve did not answer within 60 s"
-                time.sleep(0.2)
+        _wait_until_serving(process, client)
         assert client.classify_capture(capture).labels.shape == (24, 32)
         with pytest.raises(RemoteError, match="endpoint key rejected"):
             ScoringClient(url, key="wrong").ping()
@@ -132,15 +137,7 @@ def test_serve_ignores_config_files_in_the_working_folder(tmp_path):
         assert first.startswith("NeuroHSI scoring service: http://127.0.0.1:"), first
         url = first.split(": ", 1)[1]
         client = ScoringClient(url, retries=0, timeout=(1, 30), deadline_s=None)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.ping()
-                break
-            except RemoteError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "serve did not answer within 60 s"
-                time.sleep(0.2)
+        _wait_until_serving(process, client)
         assert client.service_info["model"]["name"]  # the demo model, named explicitly
         port = int(url.split(":")[2].split("/")[0])
         addresses = listening_addresses(port)

@@ -134,3 +134,19 @@ def azurite_server(tmp_dir: Path, *, in_memory: bool = True) -> Iterator[str]:
     """Run Azurite on a free loopback port for the block; yield its connection string."""
     with AzuriteServer(Path(tmp_dir), in_memory=in_memory) as server:
         yield server.connection_string
+
+
+def started_azurite(tmp_dir: Path, *, in_memory: bool = True) -> Iterator[AzuriteServer]:
+    """For fixtures (``yield from``): a started Azurite, stopped afterwards. A missing emulator is a
+    broken set-up, not an optional feature: the test fails loudly."""
+    import pytest
+
+    try:
+        server = AzuriteServer(Path(tmp_dir), in_memory=in_memory)
+    except AzuriteMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
