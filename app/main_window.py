@@ -48,7 +48,7 @@ from app.status_panel import StatusPanel
 from app.theatre import TheatreController
 from app.trust_view import TrustView
 from app.view_controls import ViewControls, bind_checkable, persist_overlay
-from app.window_layout import fit_to_screen, restore_layout, save_layout
+from app.window_layout import fit_docks_to_screen, fit_to_screen, restore_layout, save_layout
 
 
 class MainWindow(QMainWindow):
@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._update_actions()
         self._rebuild_recent_menu()
+        fit_docks_to_screen(self, self.docks["Capture"], self.docks["Spectrum"])
         fit_to_screen(self, 1400, 860)
         restore_layout(self, self.settings)
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))

@@ -5,7 +5,7 @@ screen), which :class:`app.theatre.TheatreController` keeps while it is active.
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import QApplication, QMainWindow
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow
 
 from app.settings import WINDOW_STATE_VERSION, AppSettings
 
@@ -17,6 +17,21 @@ def fit_to_screen(window: QMainWindow, width: int, height: int) -> None:
     if area is not None and (area.width() < width or area.height() < height):
         width, height = min(width, area.width()), min(height, area.height() - 40)  # room for the title bar
     window.resize(width, height)
+
+
+SHORT_SCREEN_PX = 900  # below this free height the three side panels do not fit one above the other
+
+
+def fit_docks_to_screen(window: QMainWindow, lower: QDockWidget, upper: QDockWidget) -> None:
+    """On a short screen (a 1280 x 800 theatre PC) ``lower`` goes into a tab behind ``upper``.
+
+    Stacked, the legend, spectrum and capture panels need more height than such a screen has,
+    and the window would grow past its bottom edge, hiding the status bar that names the model.
+    """
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is not None and screen.availableGeometry().height() < SHORT_SCREEN_PX:
+        window.tabifyDockWidget(upper, lower)
+        upper.raise_()
 
 
 def restore_layout(window: QMainWindow, settings: AppSettings) -> None:
