@@ -24,15 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from core.model_file import load_model
+    from core.model_choice import resolve_model
     from remote.scoring_server import ENTRY_SCRIPT, check_port_free, free_port, scoring_url
 
-    if args.model == "demo":
-        from resources import DEMO_MODEL_PATH
-
-        args.model = DEMO_MODEL_PATH
-    # Fail here with one line rather than in a worker with a server log.
-    info = load_model(Path(args.model)).info
+    # The one model rule and messages; the demo model only when named. Fail here with one line
+    # rather than in a worker with a server log.
+    demo = args.model == "demo"
+    model = resolve_model(None if demo else args.model, allow_demo=demo)
+    args.model = model.path
+    info = model.info
     if args.key_env and not os.environ.get(args.key_env):
         raise ValueError(f"--key-env {args.key_env}: that environment variable is not set or empty")
     if args.port == 0:
