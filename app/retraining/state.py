@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.classes import CLASS_IDS, class_table
+from core.fileio import atomic_write
 from core.training_config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
@@ -244,11 +244,5 @@ def install_model(src: str | Path, models_dir: str | Path, *, name: str) -> Path
     while dest.exists():
         dest = models_dir / f"{stem}-{n}{MODEL_SUFFIX}"
         n += 1
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copyfile(src, tmp)
-    try:
-        load_model(tmp)  # a corrupt download never becomes the default
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    load_model(src)  # a corrupt download never becomes the default
+    return atomic_write(dest, src.read_bytes())  # models are small (about 50 KB)
