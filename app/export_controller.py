@@ -2,7 +2,7 @@
 
 The overlay export draws what the surgeon sees: the palette, opacity and hidden
 classes come from the window's :class:`app.overlay_state.OverlayState`, never
-from the view's widgets. Writing is done by :mod:`core.export` (the one export module of CLI and GUI).
+from the view's widgets. Writing is done by :mod:`core.output.export` (the one export module of CLI and GUI).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.export import overlay_image, write_label_png, write_npz, write_overlay_png
+from core.output.export import overlay_image, write_label_png, write_npz, write_overlay_png
 
 
 class ExportController:

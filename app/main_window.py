@@ -55,7 +55,7 @@ class MainWindow(QMainWindow):
     """Theatre view of one capture and its classification map."""
 
     capture_opened = Signal(object)  # app.workers.OpenedCapture
-    classified = Signal(object)  # core.inference.ClassificationResult
+    classified = Signal(object)  # core.model.inference.ClassificationResult
     job_failed = Signal(object)  # the exception of a failed open/classify job
     busy_changed = Signal(bool)
     map_shown = Signal(float)  # seconds from the Classify click to the map painted
@@ -241,7 +241,7 @@ class MainWindow(QMainWindow):
                 self.settings.add_recent_file(opened.capture.raw_path)
                 self._rebuild_recent_menu()
             self.sink.note(f"Opened {opened.capture.capture_id}")
-        quality = opened.quality  # core.quality.QualityReport; shown at once, before any map (self.trust: the map)
+        quality = opened.quality  # core.capture.quality.QualityReport; shown at once, before any map (self.trust: the map)
         if quality is not None and quality.status != "ok":
             self.show_warning("quality", f"{opened.capture.capture_id}: {quality.reason}")
         self._update_actions()
@@ -258,9 +258,9 @@ class MainWindow(QMainWindow):
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """The model :func:`core.model_choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
         from core.errors import ModelFileError
-        from core.model_choice import resolve_model_path
+        from core.model.choice import resolve_model_path
 
         try:
             return resolve_model_path(self.model_override, self.settings.get("default_model"))
@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
         from functools import partial
 
-        from core.model_choice import resolve_model
+        from core.model.choice import resolve_model
 
         if self.opened is None:
             self.sink.note("Open a capture before classifying", level="warning")
@@ -363,12 +363,12 @@ class MainWindow(QMainWindow):
     def load_model(self) -> None:
         """(Re)load the model in the background: torch and the weights are ready before the first click.
 
-        The one model rule (:func:`core.model_choice.resolve_model`) runs in the worker, so a
+        The one model rule (:func:`core.model.choice.resolve_model`) runs in the worker, so a
         missing or broken model is reported with its file name and how to fix it.
         """
         from functools import partial
 
-        from core.model_choice import resolve_model
+        from core.model.choice import resolve_model
 
         override, configured = self.model_override, self.settings.get("default_model")
         self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
-from core.camera_profiles import describe_calibration
+from core.capture.camera_profiles import describe_calibration
 
 FIELDS = (
     ("capture", "Capture"),

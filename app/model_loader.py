@@ -34,7 +34,7 @@ def preload_job(resolver: Callable[[], object]):
     """Worker job: ``resolver()`` (loads the model, cached), then one tiny forward pass; returns the model."""
     yield "loading"  # a cancel point before the heavy imports
     model = resolver()
-    from core.inference import predict_dense
+    from core.model.inference import predict_dense
 
     info = model.info
     predict_dense(model.net, np.zeros((*WARMUP_SHAPE, info.n_bands), np.float32), padding=info.padding,
@@ -51,7 +51,7 @@ class ModelLoader(QObject):
         super().__init__(parent)
         self.state = "idle"
         self.text = ""
-        self.model = None  # core.model_file.LoadedModel once ready
+        self.model = None  # core.model.files.LoadedModel once ready
         self.error: BaseException | None = None
         self._worker = None
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from core.classes import UNLABELLED, class_table
-from core.preprocessing import Cube
+from core.spectral.chain import Cube
 
 
 class SpectrumPanel(QWidget):

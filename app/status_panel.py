@@ -61,7 +61,7 @@ class StatusPanel(QWidget):
             layout.addWidget(widget)
 
     def show_model(self, info, source: str, *, classified_at: str | None = None) -> None:
-        """The map on screen came from ``info`` (a :class:`core.model_file.ModelInfo`), run at ``source``
+        """The map on screen came from ``info`` (a :class:`core.model.files.ModelInfo`), run at ``source``
         ("local" or the endpoint URL) at ``classified_at`` (ISO 8601 UTC), shown in local time."""
         trained = f" · trained {info.created[:10]}" if getattr(info, "created", "") else ""
         self.model_label.setText(f"Model: {info.name} v{info.version} · sha256 {info.sha256[:12]}{trained}")

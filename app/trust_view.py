@@ -2,7 +2,7 @@
 persistent watermark, and out-of-distribution pixels hatched grey with a legend entry.
 
 Bound to the main window's ``capture_opened`` and ``classified`` signals; the map itself is
-drawn by :class:`app.image_view.ImageView`, the hatch and watermark by :mod:`core.trust_render`
+drawn by :class:`app.image_view.ImageView`, the hatch and watermark by :mod:`core.output.trust_render`
 (the same as in exports). Warnings go through ``window.show_warning(kind, text)``.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QPushButton
 
-from core.ood import OOD_WARNING_FRACTION, UNAVAILABLE
-from core.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, ood_hatch_rgba
+from core.spectral.ood import OOD_WARNING_FRACTION, UNAVAILABLE
+from core.output.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, ood_hatch_rgba
 
 
 class TrustView:

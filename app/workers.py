@@ -3,7 +3,7 @@
 Each job is a generator (napari/superqt ``thread_worker`` style): it yields
 :class:`Progress` (and :class:`FallbackNotice` when the endpoint failed and the
 map was made locally instead) and returns its result. The steps are the shared
-pipeline (:mod:`core.inference`) and remote-or-local call
+pipeline (:mod:`core.model.inference`) and remote-or-local call
 (:mod:`remote.remote_or_local`); nothing here re-implements them. Yield points are where
 a job can be cancelled. :func:`start_job` runs a job in Qt's thread pool and
 routes errors to one handler; nothing here blocks or sleeps in the GUI thread.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from superqt.utils import GeneratorWorker, create_worker
 
-from core.inference import ClassificationResult, Prepared, prepare_files
-from core.model_file import LoadedModel
+from core.model.inference import ClassificationResult, Prepared, prepare_files
+from core.model.files import LoadedModel
 from remote.remote_or_local import RemotePolicy, RemoteTarget, classify_remote_or_local
 
 OpenedCapture = Prepared  # what the main window holds: the capture prepared for display and classification
@@ -52,7 +52,7 @@ def open_capture_job(
     *,
     profile_name: str | None = None,
 ) -> Generator[Progress, None, Prepared]:
-    """Read the triplet (references by name unless given) and prepare it: :func:`core.inference.prepare_files`."""
+    """Read the triplet (references by name unless given) and prepare it: :func:`core.model.inference.prepare_files`."""
     yield Progress(0.0, f"Opening {Path(raw_path).name}")
     return prepare_files(raw_path, dark_path, white_path, profile_name=profile_name)
 
@@ -67,7 +67,7 @@ def classify_job(
 ) -> Generator[Progress | FallbackNotice, None, Classified]:
     """Classify through :func:`remote.remote_or_local.classify_remote_or_local` (its one policy).
 
-    ``model_resolver`` (e.g. ``lambda: core.model_choice.resolve_model(...)``) runs in
+    ``model_resolver`` (e.g. ``lambda: core.model.choice.resolve_model(...)``) runs in
     this worker thread, and only when classifying locally.
     """
     yield Progress(0.1, f"Sending to {remote.url}" if remote is not None else "Classifying locally")

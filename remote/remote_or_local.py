@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from core.capture_io import Capture
+from core.capture.files import Capture
 from core.errors import one_line
-from core.inference import ClassificationResult, Prepared, classify_prepared, prepare
-from core.model_file import LoadedModel
+from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare
+from core.model.files import LoadedModel
 from remote.result_check import check_result, expected_cube_shape
 from remote.scoring_client import DEFAULT_DEADLINE_S, RemoteError, ScoringClient
 

@@ -25,12 +25,12 @@ class ResultRejected(RemoteError, ValueError):
 
 
 def expected_cube_shape(prepared_or_capture, profile_name: str | None = None) -> tuple[int, int]:
-    """``(H, W)`` of the cube of a :class:`core.inference.Prepared` (its cube) or a
-    :class:`core.capture_io.Capture` (its camera profile's cube, without preprocessing)."""
+    """``(H, W)`` of the cube of a :class:`core.model.inference.Prepared` (its cube) or a
+    :class:`core.capture.files.Capture` (its camera profile's cube, without preprocessing)."""
     cube = getattr(prepared_or_capture, "cube", None)
     if cube is not None:
         return tuple(int(n) for n in cube.data.shape[:2])
-    from core.camera_profiles import resolve_profile
+    from core.capture.camera_profiles import resolve_profile
 
     h, w, _bands = resolve_profile(prepared_or_capture.metadata, profile_name).cube_shape
     return int(h), int(w)
@@ -45,7 +45,7 @@ def check_result(
 ) -> None:
     """Raise :class:`ResultRejected` unless ``result`` fits the capture and a model's class table.
 
-    ``result`` is a :class:`core.inference.ClassificationResult`; ``cube_shape`` the
+    ``result`` is a :class:`core.model.inference.ClassificationResult`; ``cube_shape`` the
     capture's cube ``(H, W)``; ``class_ids`` the ids the answer may use (default: the
     ids the answer's own model identity declares). Checks, in order: model identity
     present (name, version, sha256); labels ``(H, W)`` equal to ``cube_shape``; label

@@ -1,7 +1,7 @@
 """Client of the NeuroHSI scoring service (Azure ML online endpoint, AKS, or ``neurohsi serve``).
 
 :class:`ScoringClient` sends a capture's TIFF bytes with the binary protocol
-(:mod:`remote.scoring_protocol`) and returns a :class:`core.inference.ClassificationResult`
+(:mod:`remote.scoring_protocol`) and returns a :class:`core.model.inference.ClassificationResult`
 whose ``source`` is the endpoint URL. Dark and white references are sent once:
 afterwards only their sha256 goes with the raw frame; when the service answers
 409 with ``"missing"`` (it restarted, or another worker took the request), the
@@ -37,11 +37,11 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from core.capture_io import Capture, find_references, frame_to_bytes
+from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
-from core.inference import ClassificationResult
-from core.model_file import ModelInfo
-from core.trust import from_header as trust_from_header
+from core.model.inference import ClassificationResult
+from core.model.files import ModelInfo
+from core.model.trust import from_header as trust_from_header
 from remote.scoring_http import (
     DEPLOYMENT_HEADER,
     MODEL_ERROR_STATUS,

@@ -52,13 +52,13 @@ import numpy as np
 from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 
-from core.capture_io import Capture, capture_from_bytes
+from core.capture.files import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
-from core.inference import classify_prepared, prepare
-from core.model_choice import resolve_model
-from core.model_file import LoadedModel
-from core.trust import summary as trust_summary
-from core.trust import to_header
+from core.model.inference import classify_prepared, prepare
+from core.model.choice import resolve_model
+from core.model.files import LoadedModel
+from core.model.trust import summary as trust_summary
+from core.model.trust import to_header
 from remote.env_settings import positive_float_env
 from remote.scoring_guards import (
     ComputeSlots,

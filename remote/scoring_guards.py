@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from core.metadata import CaptureMetadata
-from core.model_file import ModelInfo
+from core.capture.metadata import CaptureMetadata
+from core.model.files import ModelInfo
 
 _CHUNK = 1 << 20
 # A mosaic wider or taller than this is not a snapshot camera we know of (Ximea's are

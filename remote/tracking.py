@@ -1,6 +1,6 @@
 """Training metrics through MLflow: one writer for ``neurohsi train``, one reader for the app and the CLI.
 
-Writer: :class:`MlflowProgress` is a ``core.training`` progress callback that logs each
+Writer: :class:`MlflowProgress` is a ``core.training.trainer`` progress callback that logs each
 epoch's ``loss`` and ``val_oacc`` (step = epoch, 1-based) to an MLflow run; double
 cross-validation fold models log under ``fold_<M>.loss`` / ``fold_<M>.val_oacc``
 (M = outer * folds + inner, as ``TrainingProgress.fold``) and carry ``neurohsi.folds``
@@ -122,7 +122,7 @@ def flatten_numbers(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 
 class MlflowProgress:
-    """``core.training`` progress callback logging per-epoch metrics to MLflow run ``run_id``.
+    """``core.training.trainer`` progress callback logging per-epoch metrics to MLflow run ``run_id``.
 
     Thread-safe: double cross-validation may train fold models on several threads.
     """
@@ -133,7 +133,7 @@ class MlflowProgress:
         self._lock = threading.Lock()
 
     def __call__(self, p) -> None:
-        """Log one ``core.training.TrainingProgress`` (loss, val_oacc at step = epoch)."""
+        """Log one ``core.training.trainer.TrainingProgress`` (loss, val_oacc at step = epoch)."""
         from mlflow.entities import Metric
 
         prefix = "" if p.fold is None else f"fold_{p.fold}."

@@ -9,7 +9,7 @@ command job runs on the compute cluster.
 * Training is the ``neurohsi train`` CLI itself (same code path as the app), run with
   ``--progress-jsonl`` so metrics appear while it trains.
 * Before training the dataset is checked against its ``manifest.json`` (size and sha256
-  of every file, see :func:`core.dataset_check.verify_manifest`); a mismatch fails the
+  of every file, see :func:`core.dataset.check.verify_manifest`); a mismatch fails the
   job with one line naming the file. ``--skip-manifest-check`` is for a local folder
   that was never uploaded.
 * ``--state-file`` records Preparing -> Running -> Finalizing -> Completed/Failed/Canceled.
@@ -173,7 +173,7 @@ def run_training(cmd: list[str]) -> None:
 
 
 def _registry_tags(model_path: Path) -> dict:
-    from core.model_file import load_model
+    from core.model.files import load_model
     from remote.training_backends.model_registry import registry_tags
 
     try:
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             storage.download_dataset(args.dataset, dataset_dir)
             log.info("dataset downloaded in %.1f s", time.perf_counter() - t0)
-            from core.dataset_check import MANIFEST_FILE
+            from core.dataset.check import MANIFEST_FILE
 
             (dataset_dir / MANIFEST_FILE).write_text(json.dumps(storage.dataset_manifest(args.dataset)))
             name = args.dataset
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             name = dataset_dir.name
         dataset_sha256 = None
         if not args.skip_manifest_check:
-            from core.dataset_check import manifest_sha256, verify_manifest
+            from core.dataset.check import manifest_sha256, verify_manifest
 
             t0 = time.perf_counter()
             manifest = verify_manifest(dataset_dir)

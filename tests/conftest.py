@@ -9,8 +9,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the neurohsi entry poi
 import numpy as np
 import pytest
 
-from core.capture_io import write_frame
-from core.metadata import CaptureMetadata
+from core.capture.files import write_frame
+from core.capture.metadata import CaptureMetadata
 
 
 def random_triplet(rng: np.random.Generator, shape: tuple[int, int], *, bits: int = 10):

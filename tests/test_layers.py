@@ -135,7 +135,7 @@ def test_preprocessing_path_has_no_top_level_torch_import():
 def test_preprocessing_path_loads_without_torch_qt_or_network():
     code = (
         "import json, sys\n"
-        "import core.capture_io, core.camera_profiles, core.preprocessing, core.rgb, core.classes\n"
+        "import core.capture.files, core.capture.camera_profiles, core.spectral.chain, core.spectral.rgb, core.classes\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -88,9 +88,9 @@ def _classify(args: argparse.Namespace):
     import time
     from dataclasses import replace
 
-    from core.capture_io import load_capture
-    from core.inference import classify_files
-    from core.model_choice import resolve_model
+    from core.capture.files import load_capture
+    from core.model.inference import classify_files
+    from core.model.choice import resolve_model
 
     if args.endpoint is None:
         model = resolve_model(args.model)  # a bad model fails before the capture is read
@@ -126,8 +126,8 @@ def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
     result = _classify(args)
-    from core.capture_io import capture_id_for
-    from core.quality import require_usable
+    from core.capture.files import capture_id_for
+    from core.capture.quality import require_usable
 
     require_usable(result.quality, force=args.force, name=str(args.raw))  # before any file is written
     written = write_outputs(
@@ -159,8 +159,8 @@ def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:
 def write_outputs(
     result, *, output=None, overlay=None, npz=None, palette: str = "thesis", capture_id: str = "capture"
 ) -> dict[str, str]:
-    """Write the requested files for a :class:`core.inference.ClassificationResult`; returns kind -> path."""
-    from core.export import write_label_png, write_npz, write_overlay_png
+    """Write the requested files for a :class:`core.model.inference.ClassificationResult`; returns kind -> path."""
+    from core.output.export import write_label_png, write_npz, write_overlay_png
 
     quality = getattr(result, "quality", None)
     written = {}
@@ -186,7 +186,7 @@ def summarise(result, written: dict[str, str]) -> dict:
     """JSON-ready summary: model identity, where it ran, shape, class shares (%), timings (ms), files."""
     import numpy as np
 
-    from core.trust import summary as trust_summary
+    from core.model.trust import summary as trust_summary
 
     counts = np.bincount(result.labels.ravel(), minlength=256)
     total = max(result.labels.size, 1)

@@ -244,7 +244,7 @@ def _job_json(backend, job_id: str, info=None) -> dict:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from core.dataset_check import check_dataset_files
+    from core.dataset.check import check_dataset_files
 
     # every TIFF and label PNG decoded and label ids checked first: a truncated file is refused here,
     # not found by the training job after a long upload
@@ -349,7 +349,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import tempfile
 
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     backend = _backend(args)
     with tempfile.TemporaryDirectory() as tmp:  # the tags come from the model file itself

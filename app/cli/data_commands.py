@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def profile_summary(profile, serial: str | None = None) -> dict:
     """What ``info`` / ``classify --json`` say about the camera profile a capture is read with."""
-    from core.camera_profiles import calibration_note
+    from core.capture.camera_profiles import calibration_note
 
     return {
         "calibration": calibration_note(profile, serial),
@@ -48,8 +48,8 @@ def profile_summary(profile, serial: str | None = None) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from core.camera_profiles import resolve_profile
-    from core.capture_io import capture_id_for, read_frame
+    from core.capture.camera_profiles import resolve_profile
+    from core.capture.files import capture_id_for, read_frame
 
     frame, metadata = read_frame(args.raw)
     info = {
@@ -62,8 +62,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "profile": profile_summary(resolve_profile(metadata), None if metadata is None else metadata.serial),
     }
     try:
-        from core.capture_io import find_references, load_capture
-        from core.quality import assess_quality
+        from core.capture.files import find_references, load_capture
+        from core.capture.quality import assess_quality
 
         dark, white = find_references(args.raw)
         info["references"] = {"dark": str(dark), "white": str(white)}
@@ -77,10 +77,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_preprocess(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.capture_io import load_capture
+    from core.capture.files import load_capture
     from core.fileio import atomic_write, atomic_write_text
-    from core.preprocessing import preprocess_capture
-    from core.quality import assess_quality
+    from core.spectral.chain import preprocess_capture
+    from core.capture.quality import assess_quality
 
     if (args.dark is None) != (args.white is None):
         raise ValueError("give both --dark and --white, or neither")
@@ -109,7 +109,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     if args.rgb is not None:
         from PIL import Image
 
-        from core.rgb import synthetic_rgb
+        from core.spectral.rgb import synthetic_rgb
 
         Image.fromarray(synthetic_rgb(cube)).save(args.rgb, format="PNG")
     print(

@@ -63,8 +63,8 @@ def _check_output_folder(path: Path) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile, thesis_patients
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile, thesis_patients
 
     if args.captures < 1:
         raise ValueError(f"--captures must be >= 1, got {args.captures}")
@@ -98,8 +98,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_capture(args: argparse.Namespace) -> int:
-    from core.export import write_label_png
-    from core.synthetic import generate_capture
+    from core.output.export import write_label_png
+    from core.capture.synthetic.captures import generate_capture
 
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
@@ -115,8 +115,8 @@ def cmd_demo_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_import_nemesis(args: argparse.Namespace) -> int:
-    from core.dataset import import_nemesis
-    from core.nemesis_ground_truth import parse_crop_offset, read_crop_offsets
+    from core.dataset.folders import import_nemesis
+    from core.labels.nemesis import parse_crop_offset, read_crop_offsets
 
     _check_output_folder(args.dataset)
     offsets = read_crop_offsets(args.crop_offsets) if args.crop_offsets is not None else {}

@@ -74,7 +74,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def _warn_without_model(window, explicit: Path | None, settings) -> None:
     """Say at start-up, in the model-choice words, when classifying would find no model."""
     from core.errors import ModelFileError, one_line
-    from core.model_choice import resolve_model_path
+    from core.model.choice import resolve_model_path
 
     try:
         resolve_model_path(explicit, settings.get("default_model"))

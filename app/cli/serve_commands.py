@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from core.model_choice import resolve_model
+    from core.model.choice import resolve_model
     from remote.scoring_server import ENTRY_SCRIPT, check_port_free, free_port, scoring_url
 
     # The one model rule and messages; the demo model only when named. Fail here with one line

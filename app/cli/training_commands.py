@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace, cross_validation: str):
-    from core.training import TrainingConfig
+    from core.training.trainer import TrainingConfig
 
     return TrainingConfig(
         epochs=args.epochs,
@@ -98,7 +98,7 @@ def _config(args: argparse.Namespace, cross_validation: str):
 
 
 def _read_dataset(path: Path):
-    from core.dataset import read_dataset
+    from core.dataset.folders import read_dataset
     from core.errors import DatasetError
 
     if not path.is_dir():
@@ -195,8 +195,8 @@ def _summary_metrics(result, test: dict | None) -> dict:
 
 
 def _evaluate_held_out(result, test_captures) -> dict | None:
-    from core.metrics import classification_metrics, metrics_from_confusion
-    from core.training import patch_set_from_captures, predict_patches
+    from core.training.metrics import classification_metrics, metrics_from_confusion
+    from core.training.trainer import patch_set_from_captures, predict_patches
 
     if not test_captures:
         return None
@@ -240,8 +240,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not train_captures:
         raise DatasetError(args.dataset, "every capture is held out with --test-capture; none left to train on")
 
-    from core.model_file import save_model
-    from core.training import train
+    from core.model.files import save_model
+    from core.training.trainer import train
 
     if args.fold is not None:
         return _train_one_fold(args, config, train_captures)
@@ -253,7 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(train_captures, config, progress=sink, workers=args.workers)
         held_out = _evaluate_held_out(result, test_captures)
         metrics = _summary_metrics(result, held_out)
-        from core.training_data_description import describe_training_data
+        from core.training.data_description import describe_training_data
 
         described = describe_training_data(train_captures)  # wavelengths and OOD description for the model file
         info = save_model(
@@ -303,7 +303,7 @@ def _dataset_sha256(args: argparse.Namespace) -> str | None:
     """``--dataset-sha256``, else the manifest's identity when the folder holds one (an uploaded dataset)."""
     if args.dataset_sha256:
         return args.dataset_sha256
-    from core.dataset_check import MANIFEST_FILE, manifest_sha256, read_manifest
+    from core.dataset.check import MANIFEST_FILE, manifest_sha256, read_manifest
 
     if not (args.dataset / MANIFEST_FILE).is_file():
         return None
@@ -312,8 +312,8 @@ def _dataset_sha256(args: argparse.Namespace) -> str | None:
 
 def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
     """``train --fold M``: one fold model of the double-cv plan, its record beside it (a cluster trial)."""
-    from core.model_file import save_model
-    from core.training import patch_set_from_captures, train_fold_model
+    from core.model.files import save_model
+    from core.training.trainer import patch_set_from_captures, train_fold_model
 
     if config.cross_validation != "double":
         raise ValueError("--fold trains one fold model of double cross-validation: drop --no-cv")
@@ -346,9 +346,9 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
 
 
 def cmd_train_select(args: argparse.Namespace) -> int:
-    from core.double_cv import FoldRecord, select_double_cv
+    from core.training.double_cv import FoldRecord, select_double_cv
     from core.errors import DatasetError
-    from core.model_file import load_model, save_model
+    from core.model.files import load_model, save_model
 
     if not args.folds_dir.is_dir():
         raise DatasetError(args.folds_dir, "folder of fold results not found")
@@ -371,7 +371,7 @@ def cmd_train_select(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import format_evaluation_table, leave_one_patient_out, patient_groups
+    from core.training.evaluation import format_evaluation_table, leave_one_patient_out, patient_groups
 
     if args.no_cv and args.double_cv:
         raise ValueError("give --no-cv or --double-cv, not both")

@@ -51,8 +51,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _classifier(args: argparse.Namespace):
     """``classify(prepared) -> (result, fallback reason)`` for the live pipeline; the model is checked now."""
-    from core.live_pipeline import local_classifier
-    from core.model_choice import resolve_model
+    from core.model.live import local_classifier
+    from core.model.choice import resolve_model
 
     if args.endpoint is None:
         return local_classifier(resolve_model(args.model))  # a bad model fails before watching starts
@@ -124,7 +124,7 @@ def report_batch(batch: list, *, out: Path | None, palette: str):
 
 
 def _notice(event) -> str:
-    from core.capture_source import ReferencesChanged, Skipped, SourceProblem
+    from core.capture.source import ReferencesChanged, Skipped, SourceProblem
 
     if isinstance(event, ReferencesChanged):
         verb = "references" if event.replaced is None else "new references"
@@ -138,8 +138,8 @@ def _notice(event) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     _check_args(args)
-    from core.capture_source import WatchedFolder
-    from core.live_pipeline import LivePipeline, describe_error
+    from core.capture.source import WatchedFolder
+    from core.model.live import LivePipeline, describe_error
 
     classify = _classifier(args)
     references = None if args.dark is None else (args.dark, args.white)

@@ -18,10 +18,10 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.labelling.cursor import BrushCursor
-from core import label_editor as le
+from core.labels import editor as le
 from core.classes import class_table
-from core.label_editor import LabelEditor
-from core.label_geometry import EMPTY_RECT, MAX_DIAMETER, Rect
+from core.labels.editor import LabelEditor
+from core.labels.geometry import EMPTY_RECT, MAX_DIAMETER, Rect
 
 BRUSH, ERASER, FILL, POLYGON = "brush", "eraser", "fill", "polygon"
 TOOLS = (BRUSH, ERASER, FILL, POLYGON)
@@ -328,7 +328,7 @@ class LabelCanvas(pg.GraphicsLayoutWidget):
         if not show:
             self.cursor.hide()
             return
-        # the footprint is centred on the pixel under the mouse (see core.label_geometry.disc_footprint)
+        # the footprint is centred on the pixel under the mouse (see core.labels.geometry.disc_footprint)
         d = self.diameter()
         row, col = self.pixel_at(self._last_pos)
         cy, cx = row + 0.5 - (0.5 if d % 2 == 0 else 0.0), col + 0.5 - (0.5 if d % 2 == 0 else 0.0)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from app.build_info import app_version
-from core import label_store as store
+from core.labels import store
 from core.clock import utc_now_iso
-from core.dataset import read_nemesis_ground_truth
+from core.dataset.folders import read_nemesis_ground_truth
 from core.errors import DatasetError
-from core.label_editor import LabelEditor
-from core.label_geometry import Rect
+from core.labels.editor import LabelEditor
+from core.labels.geometry import Rect
 
 
 @dataclass
@@ -61,7 +61,7 @@ class LabellingSession:
         labels = np.zeros(tuple(int(s) for s in shape), np.uint8)
         saved = self.folder / store.LABELS_NAME
         if saved.is_file():
-            from core.labels import read_label_png
+            from core.labels.maps import read_label_png
 
             stored = read_label_png(saved)
             if stored.shape != labels.shape:

@@ -1,7 +1,7 @@
 """Labelling mode: canvas, tools, class picker with live counts, autosave and recovery.
 
 A thin view over :class:`app.labelling.session.LabellingSession` (which owns the
-:class:`core.label_editor.LabelEditor`). Open a capture with :meth:`LabellingWidget.open`:
+:class:`core.labels.editor.LabelEditor`). Open a capture with :meth:`LabellingWidget.open`:
 the folder that holds (or will hold) ``labels.png``, the synthetic RGB and, when
 there is one, the current prediction to start from.
 

@@ -1,4 +1,4 @@
-"""Live mode controller: runs a :class:`core.live_pipeline.LivePipeline` for one main window.
+"""Live mode controller: runs a :class:`core.model.live.LivePipeline` for one main window.
 
 The pipeline's callbacks come on its threads; they only emit Qt signals, which
 Qt queues to the GUI thread, where the map is painted through the window's
@@ -23,8 +23,8 @@ TICK_MS = 250  # indicator refresh
 class LiveController(QObject):
     """File ▸ Watch folder…, the live indicator and the filmstrip of one main window."""
 
-    result_ready = Signal(object)  # core.live_pipeline.LiveResult (queued to the GUI thread)
-    source_event = Signal(object)  # core.capture_source event
+    result_ready = Signal(object)  # core.model.live.LiveResult (queued to the GUI thread)
+    source_event = Signal(object)  # core.capture.source event
     capture_failed = Signal(str)  # one line
     shown = Signal(object)  # the LiveResult now on screen
 
@@ -76,8 +76,8 @@ class LiveController(QObject):
 
     def start(self, folder: str | Path) -> bool:
         """Watch ``folder``; False (with a message) when it cannot be watched or no model can be chosen."""
-        from core.capture_source import WatchedFolder
-        from core.live_pipeline import LivePipeline, describe_error
+        from core.capture.source import WatchedFolder
+        from core.model.live import LivePipeline, describe_error
 
         self.stop()
         try:
@@ -124,8 +124,8 @@ class LiveController(QObject):
 
     def _classifier(self):
         """Local with the window's model, or its endpoint with its fallback setting (one policy)."""
-        from core.live_pipeline import local_classifier
-        from core.model_choice import resolve_model
+        from core.model.live import local_classifier
+        from core.model.choice import resolve_model
 
         window = self.window
         remote = window.remote_target()
@@ -152,7 +152,7 @@ class LiveController(QObject):
     def _on_result(self, live) -> None:
         if self.pipeline is None:
             return  # stopped meanwhile
-        from core.render import colour_map
+        from core.output.render import colour_map
 
         self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
         if self._newest is not None and live is not self._newest:
@@ -174,7 +174,7 @@ class LiveController(QObject):
     def _on_event(self, event) -> None:
         import time
 
-        from core.capture_source import ReferencesChanged, Skipped, SourceProblem
+        from core.capture.source import ReferencesChanged, Skipped, SourceProblem
 
         if isinstance(event, ReferencesChanged):
             verb = "References" if event.replaced is None else "New references"

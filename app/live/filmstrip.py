@@ -39,7 +39,7 @@ class Filmstrip(QListWidget):
         self.itemClicked.connect(self._clicked)
 
     def add(self, live, overlay_rgb: np.ndarray) -> None:
-        """Put ``live`` (a :class:`core.live_pipeline.LiveResult`) first, its thumbnail from ``overlay_rgb``."""
+        """Put ``live`` (a :class:`core.model.live.LiveResult`) first, its thumbnail from ``overlay_rgb``."""
         self.entries.appendleft(live)
         item = QListWidgetItem(QIcon(thumbnail(overlay_rgb)), live.prepared.capture.capture_id)
         quality = getattr(getattr(live.prepared, "quality", None), "status", None)

@@ -1,7 +1,7 @@
 """The new model beside the installed one: a one-line verdict, the metrics side by side with plain
 names, both confusion matrices, and the "Use this model" / "Revert" buttons.
 
-A view of :class:`core.model_comparison.Comparison`; both models were scored on the
+A view of :class:`core.training.comparison.Comparison`; both models were scored on the
 same held-out captures (see that module), never on their own stored metrics.
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ class ComparisonView(QtWidgets.QGroupBox):
             box.table.setColumnCount(0)
 
     def show_comparison(self, comparison) -> None:
-        """Fill from a :class:`core.model_comparison.Comparison`."""
+        """Fill from a :class:`core.training.comparison.Comparison`."""
         pixels = f"{comparison.n_pixels:,} labelled pixels of {', '.join(comparison.capture_ids)}"
         self.verdict_label.setText(f"{comparison.verdict}\n(on {pixels})")
         self.metrics_table.setRowCount(len(comparison.rows))

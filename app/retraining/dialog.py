@@ -58,7 +58,7 @@ def revert_job(history: ModelHistory, current: str | None, target: str) -> Gener
     yield "reverting"
     label = ""
     if target:
-        from core.model_file import load_model
+        from core.model.files import load_model
 
         try:
             label = load_model(target).info.label
@@ -314,7 +314,7 @@ class RetrainingDialog(QtWidgets.QDialog):
 
     def use_model(self) -> None:
         """Check compatibility, ask, then install the new model (previous files kept) and make it the default."""
-        from core.model_comparison import install_problems
+        from core.training.comparison import install_problems
 
         snap = self.last
         if snap is None or snap.model_path is None or "install" in self._workers:
@@ -382,11 +382,11 @@ class RetrainingDialog(QtWidgets.QDialog):
         return None if self.current_model is None else str(self.current_model)
 
     def _current_model_path(self) -> Path | None:
-        """The model Classify uses now (core.model_choice: the settings' default, else the demo model)."""
+        """The model Classify uses now (core.model.choice: the settings' default, else the demo model)."""
         if self.settings is None:
             return self.current_model
         from core.errors import ModelFileError
-        from core.model_choice import resolve_model_path
+        from core.model.choice import resolve_model_path
 
         try:
             return resolve_model_path(None, self._default_model())

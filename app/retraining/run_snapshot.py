@@ -46,7 +46,7 @@ class RunSnapshot:
     metrics: dict | None = None  # from the "done" event
     model_path: Path | None = None  # fetched model of a Completed job
     model_metrics: dict[str, float] = field(default_factory=dict)  # flat metrics stored in that model file
-    comparison: object | None = None  # core.model_comparison.Comparison on the held-out captures
+    comparison: object | None = None  # core.training.comparison.Comparison on the held-out captures
     comparison_note: str = ""  # why there is no comparison
     new_info: object | None = None  # ModelInfo of the fetched model
     installed_info: object | None = None  # ModelInfo of the installed model, if any

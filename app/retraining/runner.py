@@ -204,7 +204,7 @@ class TrainingRun:
 
     def _check(self) -> Generator[RunSnapshot, None, None]:
         """Decode every capture the upload will send (a truncated file fails here, not in the job)."""
-        from core.dataset_check import check_dataset_files
+        from core.dataset.check import check_dataset_files
 
         def progress(done: int, total: int, capture_id: str) -> None:
             self._set(phase_progress=done / total, phase_detail=f"{capture_id} ({done} of {total})")
@@ -243,7 +243,7 @@ class TrainingRun:
             self._cancel.wait(self.poll_s)
 
     def _fetch_and_compare(self, job_id: str) -> Generator[RunSnapshot, None, None]:
-        from core.model_file import load_model
+        from core.model.files import load_model
 
         if self.snapshot().phase != "selecting":
             self._set(phase="selecting")  # a short job may end between two polls
@@ -264,8 +264,8 @@ class TrainingRun:
             self._set(comparison_note="No capture was held out, so the models cannot be compared fairly: "
                                       "set one capture to 'Held-out test' and train again.")
             return
-        from core.dataset import read_dataset
-        from core.model_comparison import compare_models
+        from core.dataset.folders import read_dataset
+        from core.training.comparison import compare_models
 
         captures = [c for c in read_dataset(self.folder) if c.capture_id in self.test_ids]
         comparison = compare_models(installed, new, captures)

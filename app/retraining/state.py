@@ -14,7 +14,7 @@ import numpy as np
 
 from core.classes import CLASS_IDS, class_table
 from core.fileio import atomic_write
-from core.training_config import TrainingConfig
+from core.training.config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
 MIN_CLASS_PIXELS = 100  # below this a class is flagged: too few patches to learn it
@@ -39,7 +39,7 @@ class CaptureRow:
 def scan_dataset(root: str | Path) -> list[CaptureRow]:
     """Capture rows of ``root/<capture_id>/`` folders, sorted by id (folders without raw.tif are skipped)."""
     from core.errors import DatasetError
-    from core.labels import read_label_png
+    from core.labels.maps import read_label_png
 
     root = Path(root)
     if not root.is_dir():
@@ -201,7 +201,7 @@ def model_metrics(path: str | Path | None) -> dict[str, float]:
     """Flat metrics stored in a model file; {} when there is none or it cannot be read (reads the file)."""
     if path is None or not Path(path).is_file():
         return {}
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     try:
         return flat_metrics(load_model(path).info.metrics)
@@ -233,7 +233,7 @@ def install_model(src: str | Path, models_dir: str | Path, *, name: str) -> Path
     so the previous models stay where they are. The copy is verified by loading it.
     Returns the installed path.
     """
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     src = Path(src)
     models_dir = Path(models_dir)

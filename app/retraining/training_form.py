@@ -1,4 +1,4 @@
-"""The training form of the retraining dialog, bound to ``state.params`` (a ``core.training.TrainingConfig``
+"""The training form of the retraining dialog, bound to ``state.params`` (a ``core.training.trainer.TrainingConfig``
 with the thesis's defaults), backend and name.
 
 Every widget writes straight into :class:`app.retraining.state.RetrainingState` on
@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from app.retraining.state import BACKENDS, RetrainingState
-from core.training_config import TrainingConfig
+from core.training.config import TrainingConfig
 
 BACKEND_TITLES = {"local": "Local (this computer)", "azureml": "Azure ML"}
 

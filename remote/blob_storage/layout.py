@@ -70,7 +70,7 @@ def model_blob(name: str, version: str, file: str = MODEL_FILE) -> str:
 
 def dataset_files(folder: Path) -> list[tuple[str, Path]]:
     """(relative posix path ``<capture_id>/<file>``, absolute path) of a dataset folder's files."""
-    from core.dataset import read_dataset
+    from core.dataset.folders import read_dataset
     from core.errors import DatasetError
 
     if not folder.is_dir():

@@ -13,7 +13,7 @@ TAG_PREFIX = "neurohsi."
 
 
 def registry_tags(info) -> dict[str, str]:
-    """Registry tags of a :class:`core.model_file.ModelInfo` (values are strings, as the registry stores them)."""
+    """Registry tags of a :class:`core.model.files.ModelInfo` (values are strings, as the registry stores them)."""
     training, metrics = dict(info.training or {}), dict(info.metrics or {})
     tags = {
         "dataset_sha256": str(training.get("dataset_sha256", "")),

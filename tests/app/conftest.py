@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
-from core.synthetic import generate_capture, small_profile
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.gui import write_capture, write_model
 
 

@@ -1,7 +1,7 @@
 """The GUI worker, the CLI and the scoring service make one capture's map through the same functions.
 
 Each path is run for real (the worker's generators as the thread pool runs them, ``neurohsi
-classify``, the service's binary-protocol handler) while the stages of ``core.inference`` are
+classify``, the service's binary-protocol handler) while the stages of ``core.model.inference`` are
 recorded: every path must go through them exactly once and give the same labels.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 
-import core.inference
+import core.model.inference
 from app.cli.main import main
 from app.workers import Classified, classify_job, open_capture_job
-from core.capture_io import load_capture
-from core.model_choice import resolve_model
+from core.capture.files import load_capture
+from core.model.choice import resolve_model
 from remote.scoring_protocol import ScoringParams, decode_result, encode_request
 
 
@@ -31,16 +31,16 @@ def _drive(job):
 
 @pytest.fixture
 def stages(monkeypatch):
-    """Count calls of the pipeline's stages, looked up in core.inference as every path must."""
+    """Count calls of the pipeline's stages, looked up in core.model.inference as every path must."""
     calls: dict[str, int] = {}
     for name in ("preprocess_capture", "synthetic_rgb", "predict_dense"):
-        original = getattr(core.inference, name)
+        original = getattr(core.model.inference, name)
 
         def counted(*args, _name=name, _original=original, **kwargs):
             calls[_name] = calls.get(_name, 0) + 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(core.inference, name, counted)
+        monkeypatch.setattr(core.model.inference, name, counted)
     return calls
 
 
@@ -50,7 +50,7 @@ def _service_result(model_path, raw_path, monkeypatch):
     monkeypatch.setenv("NEUROHSI_MODEL_PATH", str(model_path))
     scoring_entry.init()
     capture = load_capture(raw_path)
-    from core.capture_io import frame_to_bytes
+    from core.capture.files import frame_to_bytes
 
     raw, dark, white = (frame_to_bytes(f, capture.metadata) for f in (capture.raw, capture.dark, capture.white))
     params = ScoringParams(hashlib.sha256(dark).hexdigest(), hashlib.sha256(white).hexdigest())

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from app.cli.main import main
-from core.capture_io import write_frame
-from core.model import Conv2DNet
-from core.model_file import save_model
-from core.render import RESEARCH_NOTICE
-from core.synthetic import SMALL_PROFILE_ID, generate_capture, small_profile
+from core.capture.files import write_frame
+from core.model.network import Conv2DNet
+from core.model.files import save_model
+from core.output.render import RESEARCH_NOTICE
+from core.capture.synthetic.captures import SMALL_PROFILE_ID, generate_capture, small_profile
 
 NAMES = ("Healthy tissue", "Tumour", "Venous blood", "Arterial blood", "Dura mater")
 
@@ -69,8 +69,8 @@ def test_classify_writes_map_overlay_npz_and_json(tmp_path, raw_path, capsys, sy
         np.testing.assert_array_equal(npz["class_ids"], [1, 2, 3, 4, 5])
     valid = labels > 0
     np.testing.assert_array_equal(labels[valid], probs[valid].argmax(-1) + 1)
-    from core.capture_io import capture_id_for
-    from core.export import read_npz
+    from core.capture.files import capture_id_for
+    from core.output.export import read_npz
 
     stored = read_npz(out_npz)  # the one NPZ layout, with model identity and capture id
     assert stored["capture_id"] == capture_id_for(raw_path) and stored["model_sha256"] == summary["model"]["sha256"]

@@ -89,8 +89,8 @@ def test_upload_train_fetch_classify(cli, tmp_path):
     # the model records which uploaded dataset it was trained on (the manifest's identity)
     import hashlib
 
-    from core.dataset_check import manifest_sha256
-    from core.model_file import load_model
+    from core.dataset.check import manifest_sha256
+    from core.model.files import load_model
 
     files = [{"path": f"{p.parent.name}/{p.name}", "size": p.stat().st_size,
               "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in data.glob("*/*") if p.is_file()]

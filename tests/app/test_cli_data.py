@@ -8,8 +8,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from core.capture_io import frame_to_bytes, write_frame
-from core.metadata import CaptureMetadata
+from core.capture.files import frame_to_bytes, write_frame
+from core.capture.metadata import CaptureMetadata
 from tests.support.cli import assert_one_line_error, neurohsi
 
 THESIS_META = CaptureMetadata(

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from core.capture_io import load_capture, write_frame
-from core.dataset import read_dataset
-from core.labels import read_label_png
-from core.synthetic import generate_capture, small_profile
+from core.capture.files import load_capture, write_frame
+from core.dataset.folders import read_dataset
+from core.labels.maps import read_label_png
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.cli import assert_one_line_error, neurohsi
 
 

@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from core.errors import CaptureError, one_line
-from core.labels import label_png_shape, read_label_png
+from core.labels.maps import label_png_shape, read_label_png
 from tests.support.cli import assert_one_line_error, neurohsi
 
 

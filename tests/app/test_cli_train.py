@@ -22,7 +22,7 @@ def _run(argv, capsys):
 
 
 def test_train_writes_model_summary_and_progress_lines(dataset, tmp_path, capsys):
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     model, progress = tmp_path / "m.safetensors", tmp_path / "p.jsonl"
     code, out, err = _run(["train", dataset, "-o", model, "--no-cv", "--epochs", "3", "--seed", "1",
@@ -88,8 +88,8 @@ def test_bad_input_is_one_line(dataset, tmp_path, capsys):
 
 
 def test_dataset_without_labels_is_refused(tmp_path, capsys):
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     c = generate_capture(seed=0, profile=small_profile())
     write_capture_folder(tmp_path / "ds", "ID0001C01", c.raw, c.dark, c.white, np.zeros_like(c.labels),
@@ -104,9 +104,9 @@ def test_fold_models_one_by_one_then_train_select_match_local_double_cv(tmp_path
     import subprocess
     import sys
 
-    from core.dataset import write_capture_folder
-    from core.model_file import load_model
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import write_capture_folder
+    from core.model.files import load_model
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     root = tmp_path / "ds"
     for k, patient in enumerate(("ID18", "ID20")):

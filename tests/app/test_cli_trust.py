@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile
-from core.capture_io import write_frame
-from core.export import read_npz
-from core.synthetic import generate_capture
-from core.synthetic_frames import mosaic
+from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile
+from core.capture.files import write_frame
+from core.output.export import read_npz
+from core.capture.synthetic.captures import generate_capture
+from core.capture.synthetic.frames import mosaic
 from tests.support.cli import assert_one_line_error, neurohsi
 
 

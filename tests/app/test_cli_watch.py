@@ -11,8 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from core.capture_io import frame_to_bytes
-from core.synthetic import generate_capture, small_profile
+from core.capture.files import frame_to_bytes
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.cli import assert_one_line_error, neurohsi
 from tests.support.gui import write_model
 from tests.support.live_writer import write_progressively, write_whole
@@ -129,10 +129,10 @@ def test_watch_with_a_dead_endpoint_falls_back_per_capture(tmp_path):
 def test_when_maps_wait_only_the_newest_gets_its_files_and_every_map_its_line(tmp_path):
     """The main thread's output writing (~85 ms a map) must not let results pile up behind it."""
     from app.cli.watch_commands import report_batch
-    from core.capture_io import Capture
-    from core.inference import prepare
-    from core.live_pipeline import LiveResult, local_classifier
-    from core.model_file import load_model
+    from core.capture.files import Capture
+    from core.model.inference import prepare
+    from core.model.live import LiveResult, local_classifier
+    from core.model.files import load_model
 
     synthetic = generate_capture(seed=4, profile=small_profile(24, 32))
     raw_path = tmp_path / "ID0001C01.tif"

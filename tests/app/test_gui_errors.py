@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 
-from core.capture_io import write_frame
+from core.capture.files import write_frame
 from tests.support.gui import classify_and_wait, fail_and_wait, open_and_wait
 
 
@@ -94,7 +94,7 @@ def test_model_with_deeply_nested_metadata_is_one_message_not_a_stuck_app(qtbot,
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
-    from core.model_file import METADATA_KEY
+    from core.model.files import METADATA_KEY
 
     raw, good = small_files
     with safe_open(str(good), "np") as f:
@@ -139,8 +139,8 @@ def test_a_result_that_fails_while_drawn_is_reported_and_the_old_map_stays(qtbot
 def test_incompatible_model_says_what_to_do(qtbot, make_window, small_files, tmp_path):
     import torch
 
-    from core.model import Conv2DNet
-    from core.model_file import save_model
+    from core.model.network import Conv2DNet
+    from core.model.files import save_model
 
     raw, _ = small_files
     other = tmp_path / "other-camera.safetensors"

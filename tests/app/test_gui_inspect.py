@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from core.labels import read_label_png
+from core.labels.maps import read_label_png
 from tests.support.gui import classify_and_wait, open_and_wait
 
 

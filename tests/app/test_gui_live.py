@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from app.live import LiveController, install_live
-from core.capture_io import frame_to_bytes, load_capture
-from core.inference import classify
-from core.model_file import load_model
+from core.capture.files import frame_to_bytes, load_capture
+from core.model.inference import classify
+from core.model.files import load_model
 from tests.support.live_writer import write_progressively, write_whole
 
 

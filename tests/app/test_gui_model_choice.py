@@ -1,9 +1,9 @@
-"""The window chooses its model by core.model_choice and says, in its words, how to fix a missing one."""
+"""The window chooses its model by core.model.choice and says, in its words, how to fix a missing one."""
 from __future__ import annotations
 
 
 import resources
-from core.model_choice import HOW_TO_FIX, MSG_CONFIGURED_MISSING, MSG_DEMO_MISSING
+from core.model.choice import HOW_TO_FIX, MSG_CONFIGURED_MISSING, MSG_DEMO_MISSING
 from tests.support.gui import classify_and_wait, fail_and_wait, open_and_wait
 
 

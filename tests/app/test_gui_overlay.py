@@ -6,10 +6,10 @@ import re
 import numpy as np
 
 from app.overlay import boundaries, heat_rgba
-from core.capture_io import load_capture
+from core.capture.files import load_capture
 from core.classes import class_table
-from core.inference import classify
-from core.model_file import load_model
+from core.model.inference import classify
+from core.model.files import load_model
 from tests.support.gui import classify_and_wait, grab_array, open_and_wait
 
 

@@ -12,7 +12,7 @@ import time
 
 from PySide6.QtCore import QTimer
 
-import core.inference
+import core.model.inference
 
 MAX_GAP_S = 0.100
 
@@ -56,9 +56,9 @@ def record_thread(monkeypatch, module, name: str, threads: dict) -> None:
 def test_event_loop_keeps_ticking_during_full_resolution_classification(qtbot, make_window, full_files, monkeypatch):
     raw, model = full_files
     threads: dict[str, set[int]] = {}
-    record_thread(monkeypatch, core.inference, "load_capture", threads)
-    record_thread(monkeypatch, core.inference, "preprocess_capture", threads)
-    record_thread(monkeypatch, core.inference, "predict_dense", threads)
+    record_thread(monkeypatch, core.model.inference, "load_capture", threads)
+    record_thread(monkeypatch, core.model.inference, "preprocess_capture", threads)
+    record_thread(monkeypatch, core.model.inference, "predict_dense", threads)
     window = make_window(model)
     meter = GapMeter()
     # Start-up loads torch and the model on a worker (GIL-heavy imports); measure once it is ready.

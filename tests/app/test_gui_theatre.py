@@ -92,8 +92,8 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     import dataclasses
 
     import app.workers
-    from core.ood import OOD_WARNING_FRACTION
-    from core.quality import assess_quality
+    from core.spectral.ood import OOD_WARNING_FRACTION
+    from core.capture.quality import assess_quality
 
     raw, model = small_files
     window = make_window(model)
@@ -108,7 +108,7 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     def classify_ood(*args, **kwargs):
         classified = yield from real_classify(*args, **kwargs)
         labels = classified.result.labels
-        # every pixel unlike the training spectra, as core.inference reports it
+        # every pixel unlike the training spectra, as core.model.inference reports it
         result = dataclasses.replace(classified.result, ood_mask=np.ones(labels.shape, bool), ood_fraction=1.0)
         assert result.ood_fraction > OOD_WARNING_FRACTION
         return dataclasses.replace(classified, result=result)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.capture_io import load_capture
-from core.model import Conv2DNet
-from core.model_file import save_model
-from core.ood import fit_ood_from_cubes
-from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
-from core.trust_render import OOD_FILL, OOD_HATCH
+from core.capture.files import load_capture
+from core.model.network import Conv2DNet
+from core.model.files import save_model
+from core.spectral.ood import fit_ood_from_cubes
+from core.spectral.chain import preprocess_capture
+from core.capture.synthetic.captures import generate_capture, small_profile
+from core.output.trust_render import OOD_FILL, OOD_HATCH
 from tests.support.gui import CLASS_IDS, CLASS_NAMES, classify_and_wait, open_and_wait, write_capture
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from app.application import create_application
 from app.labelling import LabellingWidget, prompts
-from core import label_store as store
+from core.labels import store
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = 60, 80
@@ -32,7 +32,7 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 from app.application import create_application
 from app.labelling import LabellingWidget
-from core import label_store as store
+from core.labels import store
 
 folder = Path(sys.argv[1])
 app = create_application([])

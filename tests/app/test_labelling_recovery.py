@@ -11,7 +11,7 @@ from PySide6 import QtCore
 from app.application import create_application
 from app.labelling import LabellingWidget, prompts
 from core import fileio
-from core import label_store as store
+from core.labels import store
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NOMOD = QtCore.Qt.KeyboardModifier.NoModifier

@@ -14,8 +14,8 @@ from PySide6 import QtCore, QtWidgets
 
 from app.labelling import prompts
 from app.labelling.integration import install_labelling, labels_folder
-from core import label_store as store
-from core.labels import read_label_png
+from core.labels import store
+from core.labels.maps import read_label_png
 from tests.support.gui import open_and_wait
 
 LEFT = QtCore.Qt.MouseButton.LeftButton

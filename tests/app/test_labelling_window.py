@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from app.labelling.integration import install_labelling, labels_folder
-from core.labels import read_label_png
+from core.labels.maps import read_label_png
 from tests.support.gui import classify_and_wait, open_and_wait
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from app.cli.main import main
-from core.model import Conv2DNet
-from core.model_file import save_model
+from core.model.network import Conv2DNet
+from core.model.files import save_model
 from remote.scoring_server import local_scoring_server
 from tests.support.gui import CLASS_NAMES, classify_and_wait, fail_and_wait, open_and_wait
 
@@ -19,8 +19,8 @@ from tests.support.gui import CLASS_NAMES, classify_and_wait, fail_and_wait, ope
 @pytest.fixture(scope="module")
 def stranger_endpoint(small_files, tmp_path_factory):
     """URL of a real scoring service whose model declares class ids (1, 2, 3, 4, 9)."""
-    from core.capture_io import load_capture
-    from core.preprocessing import preprocess_capture
+    from core.capture.files import load_capture
+    from core.spectral.chain import preprocess_capture
 
     raw, _model = small_files
     path = tmp_path_factory.mktemp("stranger") / "stranger.safetensors"

@@ -18,8 +18,8 @@ def azurite(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Three tiny synthetic captures; the third has no labels."""
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     root = tmp_path_factory.mktemp("data") / "retrain-ds"
     profile = small_profile(16, 24)
@@ -153,8 +153,8 @@ def answer_next_question(qtbot, answer: str = "yes", seen: list | None = None) -
 
 
 def test_capture_table_shows_at_least_eight_rows_at_the_default_size(qtbot, tmp_path, settings):
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     root = tmp_path / "many"
     profile = small_profile(8, 8)
@@ -279,7 +279,7 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
     installed = dialog.installed
     assert installed.parent == tmp_path / "models" and installed.is_file() and "-v1" in installed.name
     assert settings.get("default_model") == str(installed) and dialog.previous_model == str(current)
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     assert load_model(installed).info.sha256 == info.sha256
     # one-click revert: the previous model is the default again, and the history says so
@@ -307,8 +307,8 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
 def _write_current_model(path):
     import torch
 
-    from core.model import Conv2DNet
-    from core.model_file import save_model
+    from core.model.network import Conv2DNet
+    from core.model.files import save_model
 
     torch.manual_seed(0)
     save_model(path, Conv2DNet(25, 5), name="current", class_ids=(1, 2, 3, 4, 5),

@@ -9,7 +9,7 @@ import pytest
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.state import RetrainingState, flat_metrics, install_model, scan_dataset
 from core.errors import DatasetError, ModelFileError
-from core.label_store import save_labels
+from core.labels.store import save_labels
 
 
 def fake_capture(root, cid, labels=None, *, frames=("raw", "dark", "white")):
@@ -60,8 +60,8 @@ def test_scan_roles_and_labels_check(tmp_path):
 def test_install_model_keeps_previous_and_rejects_corrupt(tmp_path):
     import torch
 
-    from core.model import Conv2DNet
-    from core.model_file import save_model
+    from core.model.network import Conv2DNet
+    from core.model.files import save_model
 
     torch.manual_seed(0)
     save_model(tmp_path / "m.safetensors", Conv2DNet(25, 5), name="m", class_ids=(1, 2, 3, 4, 5),

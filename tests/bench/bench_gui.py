@@ -94,10 +94,10 @@ def bench_sessions(tmp: Path, raw: Path, model: Path, runs: int = 3, warm: int =
 def demo_files(tmp: Path) -> tuple[Path, Path, str]:
     import torch
 
-    from core.capture_io import write_frame
-    from core.model import Conv2DNet
-    from core.model_file import save_model
-    from core.synthetic import generate_capture
+    from core.capture.files import write_frame
+    from core.model.network import Conv2DNet
+    from core.model.files import save_model
+    from core.capture.synthetic.captures import generate_capture
     from resources import DEMO_MODEL_PATH
 
     synthetic = generate_capture(seed=1)

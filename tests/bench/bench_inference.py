@@ -1,6 +1,6 @@
 """Benchmark: raw TIFF triplet (1088 x 2048, thesis profile) -> label map and probabilities.
 
-NeuroHSI (``core.inference.classify_files``: read, preprocess, dense Conv2DNet)
+NeuroHSI (``core.model.inference.classify_files``: read, preprocess, dense Conv2DNet)
 against a thesis-style implementation in the same run: every pixel's 7x7x25
 float64 patch built in a Python loop, the patches predicted in random batches of
 16 (as the thesis's scoring script does). Also the peak RSS of a
@@ -30,13 +30,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile  # noqa: E402
-from core.capture_io import load_capture, write_frame  # noqa: E402
-from core.inference import classify_files  # noqa: E402
-from core.model import Conv2DNet  # noqa: E402
-from core.model_file import load_model, save_model  # noqa: E402
-from core.preprocessing import preprocess_capture  # noqa: E402
-from core.synthetic import generate_capture  # noqa: E402
+from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile  # noqa: E402
+from core.capture.files import load_capture, write_frame  # noqa: E402
+from core.model.inference import classify_files  # noqa: E402
+from core.model.network import Conv2DNet  # noqa: E402
+from core.model.files import load_model, save_model  # noqa: E402
+from core.spectral.chain import preprocess_capture  # noqa: E402
+from core.capture.synthetic.captures import generate_capture  # noqa: E402
 
 NOTES_MARKER = "<!-- notes: kept when the benchmark rewrites this file -->"
 NAMES = ("Healthy tissue", "Tumour", "Venous blood", "Arterial blood", "Dura mater")

@@ -39,7 +39,7 @@ from app.application import create_application  # noqa: E402
 from app.labelling.session import LabellingSession  # noqa: E402
 from app.labelling import prompts  # noqa: E402
 from app.labelling.widget import LabellingWidget  # noqa: E402
-from core import label_store as store  # noqa: E402
+from core.labels import store
 
 SIZES = ((217, 409), (1085, 2045))
 BRUSHES = (5, 20, 50)
@@ -144,7 +144,7 @@ def bench_size(app, h, w, folder):
 
 def bench_history_and_close(app, folder):
     """Undo memory of 100 full-image strokes and close-with-save time on the full-sensor map."""
-    from core.label_editor import LabelEditor
+    from core.labels.editor import LabelEditor
 
     h, w = SIZES[-1]
     rows = []

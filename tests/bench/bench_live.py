@@ -2,7 +2,7 @@
 
 A writer thread saves real TIFF raw frames (the bytes tifffile writes, references
 saved once) into a folder at a given rate; the live pipeline
-(``core.capture_source.WatchedFolder`` + ``core.live_pipeline.LivePipeline``, local
+(``core.capture.source.WatchedFolder`` + ``core.model.live.LivePipeline``, local
 model) classifies them newest first. Reports per offered rate: maps per second,
 captures skipped, and file written -> map ready latency p50/p95; then the RSS of
 the process over N captures (old raw files are deleted as the run goes, as a
@@ -32,12 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile  # noqa: E402
-from core.capture_io import frame_to_bytes  # noqa: E402
-from core.capture_source import WatchedFolder  # noqa: E402
-from core.live_pipeline import LivePipeline, local_classifier  # noqa: E402
-from core.model_file import load_model  # noqa: E402
-from core.synthetic import generate_capture  # noqa: E402
+from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile  # noqa: E402
+from core.capture.files import frame_to_bytes  # noqa: E402
+from core.capture.source import WatchedFolder  # noqa: E402
+from core.model.live import LivePipeline, local_classifier  # noqa: E402
+from core.model.files import load_model  # noqa: E402
+from core.capture.synthetic.captures import generate_capture  # noqa: E402
 from tests.support.scoring import save_random_model  # noqa: E402
 
 LOAD_BEFORE = "?"
@@ -115,13 +115,13 @@ def stages(tmp: Path, synthetic, model, repeats: int = 8) -> None:
     import json
 
     from app.cli.watch_commands import capture_line
-    from core.capture_io import Capture, read_frame
-    from core.inference import prepare, predict_dense
-    from core.live_pipeline import LiveResult, dense_net
-    from core.preprocessing import CalibrationCache, preprocess_capture
-    from core.quality import assess_quality
-    from core.rgb import synthetic_rgb
-    from core.trust import trust_of
+    from core.capture.files import Capture, read_frame
+    from core.model.inference import prepare, predict_dense
+    from core.model.live import LiveResult, dense_net
+    from core.spectral.chain import CalibrationCache, preprocess_capture
+    from core.capture.quality import assess_quality
+    from core.spectral.rgb import synthetic_rgb
+    from core.model.trust import trust_of
 
     path = tmp / "ID0002C00001.tif"
     path.write_bytes(frame_to_bytes(synthetic.raw, synthetic.metadata))
@@ -135,7 +135,7 @@ def stages(tmp: Path, synthetic, model, repeats: int = 8) -> None:
 
     def classify_live():
         nonlocal local_result
-        from core.live_pipeline import local_classifier
+        from core.model.live import local_classifier
         local_result = local_classifier(model)(prepared)[0]
 
     rows = [

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.training import TrainingProgress
+from core.training.trainer import TrainingProgress
 from remote import tracking
 
 

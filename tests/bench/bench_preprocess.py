@@ -10,7 +10,7 @@ metadata, to TIFF files in a temporary folder, then times
   88,753 pixels), RMS normalisation;
 * the trust checks: ``assess_quality`` on the triplet and ``ood_mask`` on the cube
   (a description fitted on a synthetic brain capture), target <= 10 ms together;
-* raw -> map warm: ``core.inference.classify`` with the demo model, target <= 80 ms.
+* raw -> map warm: ``core.model.inference.classify`` with the demo model, target <= 80 ms.
 
 Run:  .venv/bin/python tests/bench/bench_preprocess.py [--runs 30] [--thesis-runs 3]
 Not collected by pytest; prints a table and the machine it ran on.
@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile, position_wavelengths
-from core.capture_io import load_capture, write_frame
-from core.metadata import CaptureMetadata
-from core.preprocessing import preprocess, preprocess_capture
-from core.quality import assess_quality
+from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile, position_wavelengths
+from core.capture.files import load_capture, write_frame
+from core.capture.metadata import CaptureMetadata
+from core.spectral.chain import preprocess, preprocess_capture
+from core.capture.quality import assess_quality
 
 SHAPE = (1088, 2048)
 
@@ -173,10 +173,10 @@ def main() -> int:
 
 def trust_and_map(capture, cube, runs: int):
     """Rows for the quality checks, the OOD mask and raw -> map; medians (ms) of trust checks and of the map."""
-    from core.inference import classify
-    from core.model_choice import resolve_model
-    from core.ood import fit_ood_from_cubes, ood_mask
-    from core.synthetic import generate_capture
+    from core.model.inference import classify
+    from core.model.choice import resolve_model
+    from core.spectral.ood import fit_ood_from_cubes, ood_mask
+    from core.capture.synthetic.captures import generate_capture
 
     brain = generate_capture(seed=5)
     brain_cube = preprocess_capture(brain.to_capture())

@@ -87,10 +87,10 @@ def main(argv=None) -> int:
     import numpy as np
     import requests
 
-    from core.capture_io import Capture
-    from core.inference import classify
-    from core.model_file import load_model
-    from core.synthetic import generate_capture
+    from core.capture.files import Capture
+    from core.model.inference import classify
+    from core.model.files import load_model
+    from core.capture.synthetic.captures import generate_capture
     from remote.scoring_client import RemoteError, ScoringClient
     from remote.scoring_server import local_scoring_server
     from resources import DEMO_MODEL_PATH

@@ -7,7 +7,7 @@ on 64 % of the pixels). Patch values are drawn from the class spectra
 (resources/spectra/class_spectra.json); their content does not change the cost.
 
 Also times ONE double-cv fold model trained alone (what one Azure ML sweep trial or one
-local worker does, ``core.training.train_fold_model``) and projects the 100-epoch
+local worker does, ``core.training.trainer.train_fold_model``) and projects the 100-epoch
 double cross-validation on 1, 5 and 25 workers: ceil(25 / W) fold models one after
 another per worker, plus the selection (node start-up and queueing not included).
 
@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from core.patches import PatchSet
-from core.training import TrainingConfig, train_fold_model, train_patch_set
+from core.model.patches import PatchSet
+from core.training.trainer import TrainingConfig, train_fold_model, train_patch_set
 from resources import CLASS_TABLE_PATH
 
 SPECTRA = CLASS_TABLE_PATH.parent / "spectra" / "class_spectra.json"
@@ -48,7 +48,7 @@ def thesis_patch_set(seed: int = 0) -> PatchSet:
 
 def thesis_style_seconds_per_batch(data: PatchSet, batches: int) -> float:
     """Per batch: Python-stacked float64 patches -> tensor, nn.Module + autograd + torch.optim.Adam."""
-    from core.model import Conv2DNet
+    from core.model.network import Conv2DNet
 
     net = Conv2DNet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)

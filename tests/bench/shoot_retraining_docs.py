@@ -20,8 +20,8 @@ from app.application import create_application
 from app.retraining.dialog import RetrainingDialog
 from app.retraining.runner import Environment
 from app.retraining.cloud_page import CloudSettingsDialog
-from core.dataset import write_capture_folder
-from core.synthetic import generate_capture, small_profile
+from core.dataset.folders import write_capture_folder
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.azurite import AzuriteServer, DEV_KEY
 out = Path(sys.argv[1])
 app = create_application([])
@@ -38,9 +38,9 @@ try:
     env = Environment(storage=lambda: BlobStorage(server.connection_string, container="neurohsi"),
                       backend=lambda n, s: LocalBackend(s, tmp / "jobs"))
     # an installed model to compare with
-    from core.dataset import read_dataset
-    from core.training import TrainingConfig, train
-    from core.model_file import save_model
+    from core.dataset.folders import read_dataset
+    from core.training.trainer import TrainingConfig, train
+    from core.model.files import save_model
     caps = read_dataset(root)
     r = train(caps[2:4], TrainingConfig(epochs=2, cross_validation="none"))
     current = tmp / "conv2dnet-ward6-20261101-v2.safetensors"

@@ -9,15 +9,15 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import CameraProfile
-from core.capture_io import Capture
+from core.capture.camera_profiles import CameraProfile
+from core.capture.files import Capture
 from core.errors import CaptureError
-from core.inference import classify, classify_prepared, predict_dense, prepare
-from core.live_pipeline import dense_net, local_classifier
-from core.model import Conv2DNet
-from core.model_file import load_model, save_model
-from core.preprocessing import CalibrationCache, calibration_references, preprocess
-from core.synthetic import generate_capture, small_profile
+from core.model.inference import classify, classify_prepared, predict_dense, prepare
+from core.model.live import dense_net, local_classifier
+from core.model.network import Conv2DNet
+from core.model.files import load_model, save_model
+from core.spectral.chain import CalibrationCache, calibration_references, preprocess
+from core.capture.synthetic.captures import generate_capture, small_profile
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

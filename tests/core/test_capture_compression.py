@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.capture_io import read_frame
+from core.capture.files import read_frame
 from core.errors import CaptureError
 from tests.support.ximea import real_xml
 
@@ -58,7 +58,7 @@ def test_lzw_without_imagecodecs_names_the_missing_package(tmp_path):
     path.write_bytes(tiff("lzw"))
     script = (
         "import tifffile._imagecodecs as fallback, tifffile.tifffile as t; t.imagecodecs = fallback\n"
-        "from core.capture_io import read_frame\n"
+        "from core.capture.files import read_frame\n"
         f"read_frame({str(path)!r})\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -7,8 +7,8 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import THESIS_PROFILE_ID, band_wavelengths, load_profile
-from core.capture_io import (
+from core.capture.camera_profiles import THESIS_PROFILE_ID, band_wavelengths, load_profile
+from core.capture.files import (
     capture_from_bytes,
     capture_id_for,
     find_references,
@@ -18,8 +18,8 @@ from core.capture_io import (
     write_frame,
 )
 from core.errors import CaptureError, ProfileError
-from core.metadata import CaptureMetadata
-from core.preprocessing import preprocess_capture
+from core.capture.metadata import CaptureMetadata
+from core.spectral.chain import preprocess_capture
 
 THESIS_META = CaptureMetadata(
     camera_model="MQ022HG-IM-SM5X5-NIR",

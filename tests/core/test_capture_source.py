@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from core.capture_io import frame_to_bytes
-from core.capture_source import NewCapture, ReferencesChanged, Skipped, SourceProblem, WatchedFolder
+from core.capture.files import frame_to_bytes
+from core.capture.source import NewCapture, ReferencesChanged, Skipped, SourceProblem, WatchedFolder
 from core.errors import CaptureError
-from core.synthetic import generate_capture, small_profile
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.live_writer import write_progressively, write_whole
 
 

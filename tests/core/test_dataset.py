@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from core.capture_io import write_frame
-from core.dataset import (
+from core.capture.files import write_frame
+from core.dataset.folders import (
     CAPTURE_FILES,
     import_nemesis,
     read_dataset,
@@ -18,9 +18,9 @@ from core.dataset import (
     write_capture_folder,
 )
 from core.errors import DatasetError
-from core.export import write_label_png
-from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
+from core.output.export import write_label_png
+from core.spectral.chain import preprocess_capture
+from core.capture.synthetic.captures import generate_capture, small_profile
 
 # Raw NEMESIS codes standing for each class (plus bone and background for class 0).
 CLASS_TO_CODE = {0: 400, 1: 101, 2: 220, 3: 301, 4: 302, 5: 321}

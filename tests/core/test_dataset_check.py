@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.dataset_check import check_dataset_files, verify_manifest
+from core.dataset.check import check_dataset_files, verify_manifest
 from core.errors import DatasetError
 
 
 @pytest.fixture
 def dataset(tmp_path):
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     root = tmp_path / "ds"
     profile = small_profile(16, 24)

@@ -1,4 +1,4 @@
-"""core.export: each writer, the NPZ layout round trip, label PNGs core.labels reads, atomic replacement."""
+"""core.output.export: each writer, the NPZ layout round trip, label PNGs core.labels.maps reads, atomic replacement."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.capture_io import capture_id_for
+from core.capture.files import capture_id_for
 from core.classes import class_table
 from core.errors import DatasetError
-from core.export import (
+from core.output.export import (
     NPZ_FIELDS,
     NPZ_LAYOUT_VERSION,
     overlay_image,
@@ -21,11 +21,11 @@ from core.export import (
     write_overlay_png,
 )
 from core.fileio import stale_temp_files
-from core.inference import classify_files
-from core.labels import read_label_png
-from core.model_choice import resolve_model
-from core.render import colour_map
-from core.synthetic import generate_capture
+from core.model.inference import classify_files
+from core.labels.maps import read_label_png
+from core.model.choice import resolve_model
+from core.output.render import colour_map
+from core.capture.synthetic.captures import generate_capture
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_npz_of_a_remote_result_without_cube(tmp_path, result):
 
 
 def test_hidden_classes_show_the_rgb_beneath(result):
-    from core.render import MIN_IMAGE_WIDTH
+    from core.output.render import MIN_IMAGE_WIDTH
 
     res, capture_id = result
     counts = np.bincount(res.labels.ravel(), minlength=6)
@@ -190,7 +190,7 @@ def test_failed_write_leaves_the_old_file(tmp_path, result):
             fh.write(b"half a png")
             raise OSError("disk full")
 
-    from core import export
+    from core.output import export
 
     with pytest.raises(OSError, match="disk full"):
         export._write_image(labels_path, Exploding())

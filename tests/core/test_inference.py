@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.capture_io import load_capture, write_frame
+from core.capture.files import load_capture, write_frame
 from core.errors import ModelFileError
-from core.inference import (
+from core.model.inference import (
     ClassificationResult,
     Prepared,
     classify,
@@ -17,9 +17,9 @@ from core.inference import (
     prepare,
     prepare_files,
 )
-from core.model import NUMPY_PADDING_MODES, Conv2DNet, DenseConv2DNet
-from core.model_file import load_model, save_model
-from core.preprocessing import Cube
+from core.model.network import NUMPY_PADDING_MODES, Conv2DNet, DenseConv2DNet
+from core.model.files import load_model, save_model
+from core.spectral.chain import Cube
 
 
 def per_patch(net: Conv2DNet, data: np.ndarray, padding: str) -> np.ndarray:
@@ -131,7 +131,7 @@ def test_dense_refuses_even_patch_and_bad_input():
 
 @pytest.fixture(scope="module")
 def synthetic():
-    from core.synthetic import generate_capture, small_profile
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     return generate_capture(seed=5, profile=small_profile())
 
@@ -151,7 +151,7 @@ def _loaded(tmp_path, net, profile_id):
 
 def test_dense_equals_per_patch_on_a_generated_capture(synthetic):
     """The acceptance test: a whole preprocessed synthetic capture, border and invalid pixels included."""
-    from core.preprocessing import preprocess_capture
+    from core.spectral.chain import preprocess_capture
 
     cube = preprocess_capture(synthetic.to_capture())
     net = _data_scaled(cube)
@@ -167,7 +167,7 @@ def test_dense_equals_per_patch_on_a_generated_capture(synthetic):
 
 
 def test_classify_files_on_a_generated_capture(tmp_path, synthetic):
-    from core.preprocessing import preprocess_capture
+    from core.spectral.chain import preprocess_capture
 
     raw_path = _write(tmp_path, synthetic)
     model = _loaded(tmp_path, _net(), synthetic.profile.id)
@@ -227,7 +227,7 @@ def test_total_is_the_wall_clock_around_the_call(tmp_path, synthetic, monkeypatc
     """"total" is measured start to end: it covers every stage, and time spent between stages too."""
     import time
 
-    import core.inference as inference
+    import core.model.inference as inference
 
     raw_path = _write(tmp_path, synthetic)
     model = _loaded(tmp_path, _net(), synthetic.profile.id)

@@ -1,4 +1,4 @@
-"""core.label_geometry, core.label_editor, core.label_store: brush, eraser, fills, preserve-labels, undo diffs, recovery and atomic save."""
+"""core.labels.geometry, core.labels.editor, core.labels.store: brush, eraser, fills, preserve-labels, undo diffs, recovery and atomic save."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from core import fileio
-from core import label_editor as le
-from core import label_geometry as geo
-from core import label_store as store
+from core.labels import editor as le
+from core.labels import geometry as geo
+from core.labels import store
 from core.errors import DatasetError
-from core.label_editor import LabelEditor
-from core.label_geometry import EMPTY_RECT, Rect
+from core.labels.editor import LabelEditor
+from core.labels.geometry import EMPTY_RECT, Rect
 
 
 def brute_capsule(shape, p0, p1, d):

@@ -1,4 +1,4 @@
-"""core.label_editor / label_history / label_store: history positions, bounded fills, provenance files."""
+"""core.labels.editor / label_history / label_store: history positions, bounded fills, provenance files."""
 from __future__ import annotations
 
 import os
@@ -7,9 +7,9 @@ import stat
 import numpy as np
 import pytest
 
-from core import label_store as store
-from core.label_editor import LabelEditor
-from core.label_history import UndoHistory
+from core.labels import store
+from core.labels.editor import LabelEditor
+from core.labels.history import UndoHistory
 
 
 def test_state_id_recognises_the_saved_map_after_undo_and_redo():

@@ -7,8 +7,8 @@ from PIL import Image
 
 from core.classes import class_table
 from core.errors import DatasetError
-from core.export import write_label_png
-from core.labels import label_counts, label_png_shape, map_nemesis_codes, read_label_png
+from core.output.export import write_label_png
+from core.labels.maps import label_counts, label_png_shape, map_nemesis_codes, read_label_png
 
 
 def test_label_png_round_trip_keeps_ids_and_uses_thesis_palette(tmp_path):

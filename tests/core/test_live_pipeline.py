@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from core.capture_io import frame_to_bytes
-from core.capture_source import ReferencesChanged, WatchedFolder
-from core.inference import classify, classify_prepared
-from core.live_pipeline import LivePipeline, local_classifier
-from core.model import Conv2DNet
-from core.model_file import load_model, save_model
-from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
+from core.capture.files import frame_to_bytes
+from core.capture.source import ReferencesChanged, WatchedFolder
+from core.model.inference import classify, classify_prepared
+from core.model.live import LivePipeline, local_classifier
+from core.model.network import Conv2DNet
+from core.model.files import load_model, save_model
+from core.spectral.chain import preprocess_capture
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.live_writer import write_progressively, write_whole
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import (
+from core.capture.camera_profiles import (
     THESIS_PROFILE_ID,
     list_profiles,
     load_profile,
@@ -15,7 +15,7 @@ from core.camera_profiles import (
     resolve_profile,
 )
 from core.errors import ProfileError
-from core.metadata import CaptureMetadata, build_ximea_xml, parse_ximea_xml
+from core.capture.metadata import CaptureMetadata, build_ximea_xml, parse_ximea_xml
 
 THESIS_CAMERA = "MQ022HG-IM-SM5X5-NIR"
 GEOMETRY_KEYS = ("ActiveAreaWidth", "ActiveAreaHeight", "AbsoluteOffsetX", "AbsoluteOffsetY")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from core.metrics import classification_metrics, confusion_matrix, format_metrics_table, oacc
+from core.training.metrics import classification_metrics, confusion_matrix, format_metrics_table, oacc
 
 TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
 PRED = np.array([0, 0, 1, 1, 0, 2, 2, 1, 2, 0])

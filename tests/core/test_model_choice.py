@@ -9,8 +9,8 @@ import torch
 
 import resources
 from core.errors import ModelFileError
-from core.model import Conv2DNet
-from core.model_choice import (
+from core.model.network import Conv2DNet
+from core.model.choice import (
     HOW_TO_FIX,
     MSG_CONFIGURED_MISSING,
     MSG_DEMO_MISSING,
@@ -20,7 +20,7 @@ from core.model_choice import (
     resolve_model,
     resolve_model_path,
 )
-from core.model_file import save_model
+from core.model.files import save_model
 
 
 def _save(path, seed=0, version="1"):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.model_comparison import MetricRow, compare_models, install_problems, metric_rows, verdict
+from core.training.comparison import MetricRow, compare_models, install_problems, metric_rows, verdict
 
 
 @pytest.fixture(scope="module")
 def captures(tmp_path_factory):
-    from core.dataset import read_dataset, write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import read_dataset, write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     root = tmp_path_factory.mktemp("cmp") / "ds"
     profile = small_profile(16, 24)
@@ -21,8 +21,8 @@ def captures(tmp_path_factory):
 
 
 def trained(captures, path, epochs, *, profile_id=None):
-    from core.model_file import load_model, save_model
-    from core.training import TrainingConfig, train
+    from core.model.files import load_model, save_model
+    from core.training.trainer import TrainingConfig, train
 
     result = train(captures, TrainingConfig(epochs=epochs, cross_validation="none", seed=1))
     save_model(path, result.net, name=path.stem, class_ids=result.class_ids, class_names=result.class_names,
@@ -31,7 +31,7 @@ def trained(captures, path, epochs, *, profile_id=None):
 
 
 def test_both_models_are_scored_on_the_same_held_out_pixels(captures, tmp_path):
-    from core.training import patch_set_from_captures, predict_patches
+    from core.training.trainer import patch_set_from_captures, predict_patches
 
     old = trained(captures[1:], tmp_path / "old.safetensors", 1)
     new = trained(captures[1:], tmp_path / "new.safetensors", 4)
@@ -79,7 +79,7 @@ def test_verdict_names_the_largest_gains_and_losses_in_points():
 
 
 def test_install_problems_name_bands_profile_and_classes():
-    from core.model_file import ModelInfo
+    from core.model.files import ModelInfo
 
     def info(**kw):
         base = dict(name="m", version="1", sha256="0" * 64, format_version=1, architecture="Conv2DNet",

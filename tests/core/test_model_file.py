@@ -12,15 +12,15 @@ import torch
 from safetensors.numpy import save as save_safetensors
 
 from core.errors import ModelFileError
-from core.model import Conv2DNet
-from core.model_file import (
+from core.model.network import Conv2DNet
+from core.model.files import (
     TENSOR_NAMES,
     ModelInfo,
     check_compatible,
     load_model,
     save_model,
 )
-from core.preprocessing import Cube
+from core.spectral.chain import Cube
 
 NAMES = ("Healthy tissue", "Tumour", "Venous blood", "Arterial blood", "Dura mater")
 
@@ -239,7 +239,7 @@ def test_model_info_and_results_import_without_torch():
     import subprocess
     import sys
 
-    code = "import sys, core.model_file, core.inference, core.render; print('torch' in sys.modules)"
+    code = "import sys, core.model.files, core.model.inference, core.output.render; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -273,7 +273,7 @@ def test_old_files_load_without_ood_description(tmp_path):
 
 
 def test_ood_description_is_stored_and_validated(tmp_path):
-    from core.ood import fit_ood
+    from core.spectral.ood import fit_ood
 
     rng = np.random.default_rng(0)
     desc = fit_ood(rng.normal(size=(300, 25)), rng.integers(1, 6, size=300))
@@ -304,7 +304,7 @@ def test_deeply_nested_json_is_one_line(tmp_path, where):
 
 
 def test_a_file_too_large_for_a_model_is_refused_before_reading(tmp_path):
-    from core.model_file import MAX_FILE_BYTES
+    from core.model.files import MAX_FILE_BYTES
 
     huge = tmp_path / "huge.safetensors"
     with huge.open("wb") as fh:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from core.dataset import import_nemesis, read_dataset, read_nemesis_ground_truth, read_nemesis_spectra
+from core.dataset.folders import import_nemesis, read_dataset, read_nemesis_ground_truth, read_nemesis_spectra
 from core.errors import DatasetError
-from core.nemesis_ground_truth import read_crop_offsets
-from core.synthetic import generate_capture, small_profile
+from core.labels.nemesis import read_crop_offsets
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.cli import assert_one_line_error, neurohsi
 
 CODES = {0: 0, 1: 101, 2: 200, 3: 300, 4: 302, 5: 320}
@@ -23,7 +23,7 @@ def capture():
 
 def archive(folder, capture, gt_codes):
     """A NEMESIS folder: IDxxxxCyy.tif triplet, and a SNAPgt map of raw codes as MATLAB writes it."""
-    from core.capture_io import write_frame
+    from core.capture.files import write_frame
 
     folder.mkdir(parents=True, exist_ok=True)
     write_frame(folder / "ID0018C01.tif", capture.raw, capture.metadata)

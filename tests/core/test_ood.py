@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.ood import OodDescription, fit_ood, fit_ood_from_cubes, ood_distance, ood_mask
-from core.preprocessing import preprocess
-from core.synthetic import generate_capture, small_profile
-from core.synthetic_frames import mosaic
+from core.spectral.ood import OodDescription, fit_ood, fit_ood_from_cubes, ood_distance, ood_mask
+from core.spectral.chain import preprocess
+from core.capture.synthetic.captures import generate_capture, small_profile
+from core.capture.synthetic.frames import mosaic
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def trained():
     items = []
     for seed in range(3):
         capture = generate_capture(seed=seed, profile=profile)
-        from core.preprocessing import preprocess_capture
+        from core.spectral.chain import preprocess_capture
 
         cube = preprocess_capture(capture.to_capture())
         items.append((cube.data, capture.labels, cube.valid))
@@ -39,7 +39,7 @@ def test_distance_matches_the_direct_formula():
 
 def test_synthetic_brain_capture_is_mostly_in_distribution(trained):
     desc, profile = trained
-    from core.preprocessing import preprocess_capture
+    from core.spectral.chain import preprocess_capture
 
     cube = preprocess_capture(generate_capture(seed=9, profile=profile).to_capture())
     assert ood_mask(desc, cube)[cube.valid].mean() < 0.1
@@ -105,7 +105,7 @@ def test_description_round_trips_and_bad_ones_are_refused(trained):
 def test_ood_for_model_uses_the_file_description(trained):
     from dataclasses import dataclass
 
-    from core.ood import ood_for_model
+    from core.spectral.ood import ood_for_model
 
     desc, profile = trained
 
@@ -115,7 +115,7 @@ def test_ood_for_model_uses_the_file_description(trained):
         sha256: str
         n_bands: int = 25
 
-    from core.preprocessing import preprocess_capture
+    from core.spectral.chain import preprocess_capture
 
     cube = preprocess_capture(generate_capture(seed=12, profile=profile).to_capture())
     result = ood_for_model(Info(desc.to_dict(), "a" * 64), cube)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.patches import build_patch_set, extract_patches
+from core.model.patches import build_patch_set, extract_patches
 
 
 def _naive_patch(cube: np.ndarray, row: int, col: int, p: int) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_patch_set_concatenates_captures_with_capture_index(scene):
 
 
 def test_accepts_a_cube_and_uses_its_validity_mask(scene):
-    from core.preprocessing import Cube
+    from core.spectral.chain import Cube
 
     cube, labels, valid = scene
     patches, targets = extract_patches(Cube(cube, valid, None, "test"), labels, 7)

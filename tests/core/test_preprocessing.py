@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import (
+from core.capture.camera_profiles import (
     THESIS_PROFILE_ID,
     CameraProfile,
     band_wavelengths,
@@ -22,8 +22,8 @@ from core.camera_profiles import (
     profile_from_metadata,
 )
 from core.errors import CaptureError
-from core.metadata import CaptureMetadata
-from core.preprocessing import (
+from core.capture.metadata import CaptureMetadata
+from core.spectral.chain import (
     Cube,
     calibrate,
     calibrated_cube,
@@ -326,8 +326,8 @@ def test_reference_of_another_shape_names_the_reference():
 @pytest.mark.parametrize("offset_xy", [(0, 0), (3, 2)])
 def test_generated_capture_matches_per_pixel_loop(offset_xy):
     """Synthetic captures (vignetting, noise, thesis SCM) through the chain and through the loop agree."""
-    from core.camera_profiles import resolve_profile
-    from core.synthetic import generate_capture, small_profile
+    from core.capture.camera_profiles import resolve_profile
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     capture = generate_capture(seed=5, profile=small_profile(12, 16).with_offset(offset_xy))
     profile = resolve_profile(capture.metadata)  # what a reader of the files would use

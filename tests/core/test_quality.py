@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.capture_io import load_capture
-from core.metadata import CaptureMetadata
-from core.quality import QualityReport, assess_quality
-from core.synthetic import generate_capture, small_profile
+from core.capture.files import load_capture
+from core.capture.metadata import CaptureMetadata
+from core.capture.quality import QualityReport, assess_quality
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.ximea import write_real_frame
 
 
@@ -91,7 +91,7 @@ def test_full_sensor_quality_costs_a_few_ms():
 
 
 def test_unusable_capture_is_refused_unless_forced(good):
-    from core.quality import UnusableCaptureError, require_usable
+    from core.capture.quality import UnusableCaptureError, require_usable
 
     report = assess_quality(replace(good, raw=np.full_like(good.raw, 1023)))
     with pytest.raises(UnusableCaptureError, match=r"^ID0018C01: capture unusable, no map made: 100\.0 % of pixels saturated") as err:
@@ -102,8 +102,8 @@ def test_unusable_capture_is_refused_unless_forced(good):
 
 
 def test_out_of_distribution_share_becomes_a_warning():
-    from core.ood import OodResult
-    from core.quality import make_report, ood_check
+    from core.spectral.ood import OodResult
+    from core.capture.quality import make_report, ood_check
 
     assert ood_check(OodResult(None, 0.05, True)).severity == "ok"
     high = ood_check(OodResult(None, 0.35, True))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core.classes import class_table
-from core.render import (
+from core.output.render import (
     LEGEND_WIDTH,
     blend,
     colour_map,

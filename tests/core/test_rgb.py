@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile
-from core.preprocessing import Cube, preprocess
-from core.rgb import DEFAULT_RGB_INDEX, choose_rgb_bands, synthetic_rgb
+from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile
+from core.spectral.chain import Cube, preprocess
+from core.spectral.rgb import DEFAULT_RGB_INDEX, choose_rgb_bands, synthetic_rgb
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from core.camera_profiles import THESIS_PROFILE_ID, load_profile, profile_from_metadata, resolve_profile
-from core.labels import label_counts
-from core.metadata import CaptureMetadata
-from core.preprocessing import preprocess
-from core.synthetic import (
+from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile, profile_from_metadata, resolve_profile
+from core.labels.maps import label_counts
+from core.capture.metadata import CaptureMetadata
+from core.spectral.chain import preprocess
+from core.capture.synthetic.captures import (
     SMALL_PROFILE_ID,
     generate_capture,
     patient_class_means,
@@ -231,7 +231,7 @@ def test_small_profile_rejects_empty_sizes():
 
 
 def test_nemesis_files_are_found_and_read_back(tmp_path):
-    from core.capture_io import capture_id_for, load_capture
+    from core.capture.files import capture_id_for, load_capture
 
     capture = generate_capture(seed=5, patient="ID47", profile=small_profile())
     raw_path = capture.write_nemesis_files(tmp_path)

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import TrainingCancelled
-from core.model import Conv2DNet
-from core.patches import PatchSet
-from core.stacked_net import StackedConv2DNet
-from core.folds import double_cv_plan, stratified_batch_plan, stratified_folds
-from core.training import (
+from core.model.network import Conv2DNet
+from core.model.patches import PatchSet
+from core.model.stacked_net import StackedConv2DNet
+from core.training.folds import double_cv_plan, stratified_batch_plan, stratified_folds
+from core.training.trainer import (
     TrainingConfig,
     patch_set_from_captures,
     predict_patches,
@@ -177,8 +177,8 @@ def test_config_validation():
 # -- learning on generated captures ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
-    from core.dataset import read_dataset, write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import read_dataset, write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     root = tmp_path_factory.mktemp("dataset")
     profile = small_profile()
@@ -231,8 +231,8 @@ def test_double_cv_plan_is_nested_disjoint_and_seeded():
 
 def test_fold_models_trained_one_by_one_select_the_same_model_as_training_them_together(tmp_path):
     """What a cluster does (one trial per fold model, then selection) matches the local lockstep run."""
-    from core.double_cv import FoldRecord, select_double_cv
-    from core.training import train_fold_model
+    from core.training.double_cv import FoldRecord, select_double_cv
+    from core.training.trainer import train_fold_model
 
     data = _toy_patches(90)
     config = TrainingConfig(epochs=2, batch_size=8, cross_validation="double", folds=2, seed=3)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.camera_profiles import load_profile
-from core.dataset import read_dataset, write_capture_folder
+from core.capture.camera_profiles import load_profile
+from core.dataset.folders import read_dataset, write_capture_folder
 from core.errors import DatasetError
-from core.metadata import CaptureMetadata
-from core.ood import ood_mask
-from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
-from core.training_data_description import describe_training_data
+from core.capture.metadata import CaptureMetadata
+from core.spectral.ood import ood_mask
+from core.spectral.chain import preprocess_capture
+from core.capture.synthetic.captures import generate_capture, small_profile
+from core.training.data_description import describe_training_data
 
 
 def dataset(root, seeds, *, shift_nm=0.0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.trust_render import OOD_FILL, OOD_HATCH, apply_ood, ood_hatch_rgba, watermark
+from core.output.trust_render import OOD_FILL, OOD_HATCH, apply_ood, ood_hatch_rgba, watermark
 
 
 def test_hatch_covers_exactly_the_mask_in_two_greys():

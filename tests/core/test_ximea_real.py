@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.camera_profiles import THESIS_PROFILE_ID, band_positions, load_profile, resolve_profile
-from core.capture_io import load_capture, read_frame
+from core.capture.camera_profiles import THESIS_PROFILE_ID, band_positions, load_profile, resolve_profile
+from core.capture.files import load_capture, read_frame
 from core.errors import CaptureError
-from core.metadata import parse_ximea_xml
-from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
+from core.capture.metadata import parse_ximea_xml
+from core.spectral.chain import preprocess_capture
+from core.capture.synthetic.captures import generate_capture, small_profile
 from tests.support.ximea import REAL_POSITION_WAVELENGTHS, real_xml, write_real_frame
 
 
@@ -130,7 +130,7 @@ def test_sensor_rows_32_to_1055_of_the_thesis_camera(tmp_path):
 
 
 def test_synthetic_rgb_picks_bands_by_real_wavelength():
-    from core.rgb import DEFAULT_RGB_NM, choose_rgb_bands
+    from core.spectral.rgb import DEFAULT_RGB_NM, choose_rgb_bands
 
     profile = resolve_profile(parse_ximea_xml(real_xml()))
     wavelengths = np.asarray(profile.wavelengths_nm)
@@ -142,7 +142,7 @@ def test_synthetic_rgb_picks_bands_by_real_wavelength():
 def test_calibration_note_says_whose_scm_a_capture_gets():
     from dataclasses import replace
 
-    from core.camera_profiles import calibration_note, profile_from_metadata
+    from core.capture.camera_profiles import calibration_note, profile_from_metadata
 
     thesis = load_profile(THESIS_PROFILE_ID)
     assert calibration_note(thesis, "CAMAU1912007").startswith("model-level calibration: SCM of profile thesis-sm5x5-nir")

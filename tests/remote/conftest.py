@@ -34,9 +34,9 @@ def restartable_azurite(tmp_path):
 
 @pytest.fixture
 def make_dataset(tmp_path):
-    """Factory: a real dataset folder of tiny synthetic captures (core.synthetic + core.dataset)."""
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    """Factory: a real dataset folder of tiny synthetic captures (core.capture.synthetic.captures + core.dataset.folders)."""
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     def make(name="ds", patients=("ID18", "ID20"), *, height=20, width=30):
         root = tmp_path / name

@@ -38,7 +38,7 @@ def uploaded(storage_connection_string, container_name, make_dataset):
 
 
 def test_job_runs_to_completion_and_survives_a_backend_restart(uploaded, tmp_path):
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     backend = LocalBackend(uploaded, tmp_path / "jobs")
     spec = JobSpec("ward", test_capture_ids=("ID0029C01",), epochs=2, cross_validation="none", model_name="w")

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from core.capture_io import frame_to_bytes
-from core.capture_source import WatchedFolder
-from core.inference import classify
-from core.live_pipeline import LivePipeline
-from core.model_file import load_model
+from core.capture.files import frame_to_bytes
+from core.capture.source import WatchedFolder
+from core.model.inference import classify
+from core.model.live import LivePipeline
+from core.model.files import load_model
 from remote import remote_or_local
 from remote.remote_or_local import RemoteTarget, classify_remote_or_local, drop_clients
 from tests.support.live_writer import write_whole

@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from core.model import Conv2DNet
-from core.model_file import load_model, save_model
+from core.model.network import Conv2DNet
+from core.model.files import load_model, save_model
 from remote.training_backends.azureml import AzureMLBackend
 from remote.training_backends.model_registry import model_entity, registry_tags
 

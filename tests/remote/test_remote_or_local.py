@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from core.inference import classify_prepared, prepare
-from core.model_file import load_model
+from core.model.inference import classify_prepared, prepare
+from core.model.files import load_model
 from remote.remote_or_local import (
     Outcome,
     RemotePolicy,

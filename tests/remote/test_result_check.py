@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.inference import ClassificationResult
-from core.model_file import ModelInfo
+from core.model.inference import ClassificationResult
+from core.model.files import ModelInfo
 from remote.result_check import ResultRejected, check_result
 
 INFO = ModelInfo(name="demo", version="1", sha256="ab" * 32, format_version=1, architecture="Conv2DNet",

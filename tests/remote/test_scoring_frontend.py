@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from core.inference import classify
-from core.model_file import load_model
+from core.model.inference import classify
+from core.model.files import load_model
 from remote.scoring_client import RemoteError, ScoringClient
 from remote.scoring_server import local_scoring_server
 from tests.support.scoring import profile_id_of, save_random_model, small_capture

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import requests
 
-from core.capture_io import frame_to_bytes
-from core.inference import classify
-from core.model_file import load_model, save_model
+from core.capture.files import frame_to_bytes
+from core.model.inference import classify
+from core.model.files import load_model, save_model
 from remote.scoring_client import ScoringClient
 from remote.scoring_protocol import ScoringParams, encode_request
 from remote.scoring_server import free_port, local_scoring_server
@@ -40,7 +40,7 @@ def capture():
 def model_path(tmp_path_factory, capture):
     import torch
 
-    from core.model import Conv2DNet
+    from core.model.network import Conv2DNet
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "m.safetensors"

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import requests
 
-from core.camera_profiles import THESIS_PROFILE_ID
-from core.capture_io import Capture, frame_to_bytes
-from core.inference import classify
-from core.model_file import load_model
+from core.capture.camera_profiles import THESIS_PROFILE_ID
+from core.capture.files import Capture, frame_to_bytes
+from core.model.inference import classify
+from core.model.files import load_model
 from remote.scoring_client import RemoteError, ScoringClient
 from remote.scoring_protocol import ScoringParams, decode_result, encode_request, gzip_body
 from remote.scoring_server import local_scoring_server
@@ -74,7 +74,7 @@ def _post_binary(url, raw, dark, white, params=None, headers=AUTH, **kwargs):
 
 def test_binary_and_thesis_json_match_local_classification(tmp_path):
     """Full-resolution thesis capture: local, binary protocol and thesis JSON give the same label map."""
-    from core.synthetic import generate_capture
+    from core.capture.synthetic.captures import generate_capture
 
     synthetic = generate_capture(seed=5)
     capture = Capture(synthetic.raw, synthetic.dark, synthetic.white, synthetic.metadata)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.capture_io import Capture
-from core.inference import classify
-from core.model_file import load_model, save_model
-from core.ood import fit_ood_from_cubes
-from core.preprocessing import preprocess_capture
-from core.synthetic import generate_capture, small_profile
+from core.capture.files import Capture
+from core.model.inference import classify
+from core.model.files import load_model, save_model
+from core.spectral.ood import fit_ood_from_cubes
+from core.spectral.chain import preprocess_capture
+from core.capture.synthetic.captures import generate_capture, small_profile
 from remote.scoring_client import ScoringClient
 from remote.scoring_server import local_scoring_server
 from tests.support.scoring import CLASS_IDS, CLASS_NAMES
@@ -25,7 +25,7 @@ def captures():
 def model_path(tmp_path_factory, captures):
     import torch
 
-    from core.model import Conv2DNet
+    from core.model.network import Conv2DNet
 
     items = []
     for c in captures[:2]:

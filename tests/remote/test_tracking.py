@@ -39,7 +39,7 @@ def _only_run(uri: str) -> str:
 
 def test_train_logs_each_epoch_and_final_metrics_to_mlflow_uri_from_the_environment(
         dataset, tmp_path, capsys, monkeypatch):
-    from core.model_file import load_model
+    from core.model.files import load_model
 
     uri = tracking.local_store_uri(tmp_path / "mlruns")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow's own convention

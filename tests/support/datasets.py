@@ -7,8 +7,8 @@ from pathlib import Path
 def write_small_dataset(root: Path, patients=("ID30", "ID30", "ID34")) -> Path:
     """``root`` as a dataset folder of one small synthetic capture per entry of ``patients``
     (capture ids ``ID00<nn>C<k>``), written as the dataset writer writes them; returns ``root``."""
-    from core.dataset import write_capture_folder
-    from core.synthetic import generate_capture, small_profile
+    from core.dataset.folders import write_capture_folder
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     profile = small_profile()
     for i, patient in enumerate(patients):

@@ -1,7 +1,7 @@
 """Helpers for the GUI tests: synthetic captures on disk, small models, waiting on the window, grabbing pixels.
 
-Captures come from ``core.synthetic`` written as NEMESIS-named TIFF triplets;
-models are small random-weight Conv2DNets saved with ``core.model_file``.
+Captures come from ``core.capture.synthetic.captures`` written as NEMESIS-named TIFF triplets;
+models are small random-weight Conv2DNets saved with ``core.model.files``.
 The fixtures built on these live in ``tests/app/conftest.py``.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.capture_io import load_capture, write_frame
-from core.model import Conv2DNet
-from core.model_file import save_model
-from core.preprocessing import preprocess_capture
+from core.capture.files import load_capture, write_frame
+from core.model.network import Conv2DNet
+from core.model.files import save_model
+from core.spectral.chain import preprocess_capture
 
 CLASS_IDS = (1, 2, 3, 4, 5)
 CLASS_NAMES = ("Healthy tissue", "Tumour", "Venous blood", "Arterial blood", "Dura mater")

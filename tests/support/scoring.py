@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.capture_io import Capture, frame_to_bytes, write_frame
-from core.model_file import ModelInfo, save_model
+from core.capture.files import Capture, frame_to_bytes, write_frame
+from core.model.files import ModelInfo, save_model
 
 CLASS_IDS = (1, 2, 3, 4, 5)
 CLASS_NAMES = ("healthy", "tumour", "venous blood", "arterial blood", "dura mater")
@@ -20,7 +20,7 @@ def save_random_model(path: str | Path, *, profile_id: str, seed: int = 0, name:
     """A Conv2DNet with seeded random weights saved as a NeuroHSI model file for ``profile_id``."""
     import torch
 
-    from core.model import Conv2DNet
+    from core.model.network import Conv2DNet
 
     torch.manual_seed(seed)
     net = Conv2DNet(25, len(CLASS_IDS))
@@ -32,7 +32,7 @@ def save_random_model(path: str | Path, *, profile_id: str, seed: int = 0, name:
 
 def small_capture(seed: int, *, height: int = 24, width: int = 32) -> Capture:
     """A synthetic capture of a tiny thesis-like camera (frames (5h+3, 5w+3) uint16, Ximea metadata)."""
-    from core.synthetic import generate_capture, small_profile
+    from core.capture.synthetic.captures import generate_capture, small_profile
 
     synthetic = generate_capture(seed=seed, profile=small_profile(height, width))
     return Capture(synthetic.raw, synthetic.dark, synthetic.white, synthetic.metadata, capture_id=synthetic.capture_id)
@@ -40,7 +40,7 @@ def small_capture(seed: int, *, height: int = 24, width: int = 32) -> Capture:
 
 def profile_id_of(capture: Capture) -> str:
     """The camera profile the scoring pipeline resolves for ``capture`` (what a model must be made for)."""
-    from core.camera_profiles import resolve_profile
+    from core.capture.camera_profiles import resolve_profile
 
     return resolve_profile(capture.metadata).id
 

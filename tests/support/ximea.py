@@ -1,6 +1,6 @@
 """Ximea xiAPI ``imageMetadata`` documents in the exact structure real cameras write.
 
-Hand-written (not ``core.metadata.build_ximea_xml``), so the parser is tested against
+Hand-written (not ``core.capture.metadata.build_ximea_xml``), so the parser is tested against
 the producer's layout: the fields NeuroHSI reads sit among elements it must ignore
 (frame counters, sensor_info, filter responses, other apiContextList keys), the band
 pattern position is an ATTRIBUTE, and the wavelength is the ``order="1"`` peak.

@@ -1,0 +1,1 @@
+"""Dataset folders (what training reads and what is uploaded), NEMESIS import and integrity checks."""

@@ -1,0 +1,1 @@
+"""Conv2DNet and its dense twin, model files, model choice, inference, live inference and the trust facts of a map."""

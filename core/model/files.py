@@ -1,0 +1,364 @@
+"""NeuroHSI model files: a Conv2DNet state dict in ``.safetensors`` plus JSON metadata.
+
+Tensors: ``conv.weight`` (16, B, 2, 2), ``conv.bias`` (16,), ``fc1.weight``
+(64, 16*q*q) with ``q = (p - 1) // 2`` (144 for p = 7), ``fc1.bias`` (64,),
+``fc2.weight`` (C, 64), ``fc2.bias`` (C,), all float32. Safetensors metadata is
+``dict[str, str]``: NeuroHSI stores one JSON document under the key ``"neurohsi"``.
+
+Loading parses the safetensors header itself and reads tensors with
+``safetensors.numpy``: a model file is never unpickled, and any file that is not
+a NeuroHSI model gets a one-line :class:`ModelFileError` naming it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.clock import utc_now_iso
+from core.errors import ModelFileError
+from core.fileio import atomic_write
+
+if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
+    from core.model.network import Conv2DNet
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+ARCHITECTURE = "Conv2DNet"
+METADATA_KEY = "neurohsi"
+TENSOR_NAMES = ("conv.weight", "conv.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+# A patch-7 model is ~45 KB; even patch 31 stays under 2 MB. Refusing huge files
+# early keeps a wrong path (a video, a disk image) from being read into memory.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# Band centres of a model and a capture may differ by calibration rounding, not by a band.
+WAVELENGTH_TOLERANCE_NM = 5.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity and contract of a model file."""
+
+    name: str
+    version: str
+    sha256: str  # of the .safetensors file bytes
+    format_version: int
+    architecture: str  # "Conv2DNet"
+    patch_size: int
+    n_bands: int
+    padding: str  # padding mode of border pixels: "reflect", "replicate" or "zeros"
+    class_ids: tuple[int, ...]
+    class_names: tuple[str, ...]
+    profile_id: str
+    created: str  # ISO 8601 UTC
+    # dicts are left out of the hash (sha256 already identifies the file) so ModelInfo can key caches
+    training: dict = field(default_factory=dict, hash=False)  # data ids, hyper-parameters
+    metrics: dict = field(default_factory=dict, hash=False)  # OACC etc.
+    # Band centres (nm) of the cubes it was trained on; None in files written before they were recorded.
+    wavelengths_nm: tuple[float, ...] | None = None
+    # core.spectral.ood description of the training spectra; None in older files ("check unavailable").
+    ood: dict | None = field(default=None, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # JSON (the scoring service's answer) gives lists; tuples keep ModelInfo hashable.
+        if self.wavelengths_nm is not None and not isinstance(self.wavelengths_nm, tuple):
+            object.__setattr__(self, "wavelengths_nm", tuple(float(w) for w in self.wavelengths_nm))
+
+    @property
+    def ood_available(self) -> bool:
+        """Whether the file describes its training spectra (``core.spectral.ood``); older files do not."""
+        return self.ood is not None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def label(self) -> str:
+        """``name vversion (sha256 prefix)`` for status bars, overlays and logs."""
+        return f"{self.name} v{self.version} ({self.sha256[:12]})"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["class_ids"], d["class_names"] = list(self.class_ids), list(self.class_names)
+        d["wavelengths_nm"] = None if self.wavelengths_nm is None else list(self.wavelengths_nm)
+        d.pop("ood")  # large and internal; ``ood_available`` says whether it is there
+        d["ood_available"] = self.ood is not None
+        return d
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference: the patch network (eval mode) and its info."""
+
+    net: "Conv2DNet"
+    info: ModelInfo
+    path: Path | None = None
+
+
+def save_model(
+    path: str | Path,
+    net: "Conv2DNet",
+    *,
+    name: str,
+    class_ids,
+    class_names,
+    profile_id: str,
+    training: dict | None = None,
+    metrics: dict | None = None,
+    padding: str = "reflect",
+    version: str = "1",
+    created: str | None = None,
+    wavelengths_nm=None,
+    ood: dict | None = None,
+) -> ModelInfo:
+    """Write ``net`` and its metadata to ``path`` (``.safetensors``); return the file's :class:`ModelInfo`.
+
+    ``training`` and ``metrics`` must be JSON-serialisable. ``created`` defaults to
+    now (UTC); pass it to make the file bytes (and sha256) reproducible.
+    ``wavelengths_nm`` (B,) are the band centres of the training cubes (checked at
+    classification); ``ood`` is a :func:`core.spectral.ood.fit_ood` description (``to_dict()``).
+    """
+    from safetensors.numpy import save
+
+    from core.model.network import PADDING_MODES
+
+    class_ids = tuple(int(c) for c in class_ids)
+    class_names = tuple(str(n) for n in class_names)
+    if len(class_ids) != net.n_classes or len(class_names) != net.n_classes:
+        raise ValueError(
+            f"the network has {net.n_classes} classes but {len(class_ids)} class ids and {len(class_names)} names were given"
+        )
+    if padding not in PADDING_MODES:
+        raise ValueError(f"unknown padding mode {padding!r} (known: {', '.join(PADDING_MODES)})")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "name": str(name),
+        "version": str(version),
+        "patch_size": int(net.patch_size),
+        "n_bands": int(net.n_bands),
+        "padding": padding,
+        "class_ids": list(class_ids),
+        "class_names": list(class_names),
+        "profile_id": str(profile_id),
+        "created": created or utc_now_iso(),
+        "training": training or {},
+        "metrics": metrics or {},
+    }
+    if wavelengths_nm is not None:
+        meta["wavelengths_nm"] = [float(w) for w in wavelengths_nm]
+    if ood is not None:
+        meta["ood"] = ood
+    _check_meta(meta, "<new model>")
+    state = net.state_dict()
+    tensors = {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
+    data = save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    atomic_write(path, data)  # a reader (the GUI, the service) never sees half a model
+    return _info(meta, hashlib.sha256(data).hexdigest())
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Read a NeuroHSI model file. ``ModelFileError(path, problem)`` for any bad file; never unpickles."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(path, "model file not found")
+    if not path.is_file():
+        raise ModelFileError(path, "is not a file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ModelFileError(path, f"too large for a NeuroHSI model ({size} bytes)")
+    data = path.read_bytes()
+    loaded = load_model_bytes(data, source=path)
+    return LoadedModel(loaded.net, loaded.info, path)
+
+
+def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedModel:
+    """Like :func:`load_model` for the file's bytes (e.g. a downloaded model); ``source`` names it in errors."""
+    from safetensors.numpy import load
+
+    from core.model.network import HIDDEN, N_FILTERS, Conv2DNet, pooled_size
+
+    header = _read_header(data, source)
+    raw_meta = header.get("__metadata__") or {}
+    if METADATA_KEY not in raw_meta:
+        raise ModelFileError(source, "safetensors file without NeuroHSI metadata (not a NeuroHSI model)")
+    try:
+        meta = json.loads(raw_meta[METADATA_KEY])
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(source, f"NeuroHSI metadata is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelFileError(source, "NeuroHSI metadata is nested too deeply (not a NeuroHSI model)") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(source, "NeuroHSI metadata is not a JSON object")
+    _check_meta(meta, source)
+    names = sorted(k for k in header if k != "__metadata__")
+    if names != sorted(TENSOR_NAMES):
+        raise ModelFileError(
+            source, f"tensor names {names} do not match a Conv2DNet ({', '.join(TENSOR_NAMES)})"
+        )
+    try:
+        tensors = load(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt payloads
+        raise ModelFileError(source, f"corrupt safetensors data ({exc})") from None
+    n_classes = len(meta["class_ids"])
+    q = pooled_size(meta["patch_size"])
+    expected = {
+        "conv.weight": (N_FILTERS, meta["n_bands"], 2, 2),
+        "conv.bias": (N_FILTERS,),
+        "fc1.weight": (HIDDEN, N_FILTERS * q * q),
+        "fc1.bias": (HIDDEN,),
+        "fc2.weight": (n_classes, HIDDEN),
+        "fc2.bias": (n_classes,),
+    }
+    import torch
+
+    state = {}
+    for key, shape in expected.items():
+        array = tensors[key]
+        if tuple(array.shape) != shape:
+            raise ModelFileError(
+                source,
+                f"tensor {key} has shape {tuple(array.shape)}, expected {shape} "
+                f"(patch {meta['patch_size']}, {meta['n_bands']} bands, {n_classes} classes)",
+            )
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ModelFileError(source, f"tensor {key} has dtype {array.dtype}, expected float32")
+        if not np.isfinite(array).all():
+            raise ModelFileError(source, f"tensor {key} holds NaN or infinite values")
+        state[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    net = Conv2DNet(meta["n_bands"], n_classes, meta["patch_size"])
+    net.load_state_dict(state)
+    net.eval()
+    return LoadedModel(net, _info(meta, hashlib.sha256(data).hexdigest()), None)
+
+
+def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -> None:
+    """Refuse (``ModelFileError``) a model whose band count, camera profile or patch size does not fit ``cube``.
+
+    ``cube`` is a :class:`core.spectral.chain.Cube`; ``path`` (the model file) names the error.
+    """
+    h, w, bands = cube.data.shape
+    who = f"model {info.name!r} v{info.version}"
+    if bands != info.n_bands:
+        raise ModelFileError(
+            path, f"{who} was trained on {info.n_bands} bands, but the capture has {bands} (profile {cube.profile_id!r})"
+        )
+    if cube.profile_id != info.profile_id:
+        raise ModelFileError(
+            path, f"{who} was trained for camera profile {info.profile_id!r}, but the capture uses {cube.profile_id!r}"
+        )
+    model_wl, cube_wl = info.wavelengths_nm, getattr(cube, "wavelengths_nm", None)
+    if model_wl is not None and cube_wl is not None:
+        model_wl, cube_wl = np.asarray(model_wl, dtype=np.float64), np.asarray(cube_wl, dtype=np.float64)
+        difference = np.abs(model_wl - cube_wl) if model_wl.shape == cube_wl.shape else None
+        if difference is None or difference.max() > WAVELENGTH_TOLERANCE_NM:
+            worst = "" if difference is None else f"; band {int(difference.argmax())} differs by {difference.max():.1f} nm"
+            raise ModelFileError(
+                path,
+                f"{who} was trained on bands at {_nm_list(model_wl)} nm, but the capture's bands are at "
+                f"{_nm_list(cube_wl)} nm{worst} (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)",
+            )
+    half = info.patch_size // 2
+    if info.patch_size % 2 == 0 or min(h, w) <= half:
+        raise ModelFileError(
+            path, f"{who} uses {info.patch_size}x{info.patch_size} patches, which do not fit a {h}x{w} cube"
+        )
+
+
+def _nm_list(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
+
+
+def _read_header(data: bytes, source) -> dict:
+    """The safetensors JSON header, checked by hand so no foreign format is ever parsed as one."""
+    header = None
+    if len(data) >= 8:
+        (n,) = struct.unpack("<Q", data[:8])
+        if 2 <= n <= len(data) - 8 and data[8:9] == b"{":
+            try:
+                header = json.loads(data[8 : 8 + n].decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                header = None
+            except RecursionError:
+                raise ModelFileError(source, "safetensors header is nested too deeply (corrupt or crafted file)") from None
+    if isinstance(header, dict):
+        return header
+    if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":  # pickle protocol >= 2; torch.save zip archive
+        raise ModelFileError(source, "looks like a pickle / torch.save file; NeuroHSI only reads .safetensors models")
+    raise ModelFileError(source, "not a safetensors file (no valid header)")
+
+
+def _check_meta(meta: dict, source) -> None:
+    from core.model.network import PADDING_MODES
+
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version not in SUPPORTED_FORMAT_VERSIONS:
+        raise ModelFileError(
+            source,
+            f"unsupported NeuroHSI model format version {version!r} "
+            f"(this NeuroHSI reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
+        )
+    if meta.get("architecture") != ARCHITECTURE:
+        raise ModelFileError(source, f"unsupported architecture {meta.get('architecture')!r} (expected {ARCHITECTURE})")
+    for key, kind in (("name", str), ("version", str), ("profile_id", str), ("created", str), ("padding", str)):
+        if not isinstance(meta.get(key), kind):
+            raise ModelFileError(source, f"metadata field {key!r} missing or not a {kind.__name__}")
+    for key in ("patch_size", "n_bands"):
+        value = meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ModelFileError(source, f"metadata field {key!r} must be a positive integer, got {value!r}")
+    if meta["patch_size"] < 3:
+        raise ModelFileError(source, f"patch size {meta['patch_size']} is below the minimum of 3")
+    if meta["padding"] not in PADDING_MODES:
+        raise ModelFileError(source, f"unknown padding mode {meta['padding']!r} (known: {', '.join(PADDING_MODES)})")
+    ids, names = meta.get("class_ids"), meta.get("class_names")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and 1 <= i <= 255 for i in ids):
+        raise ModelFileError(source, f"class_ids must be a non-empty list of ids 1..255, got {ids!r}")
+    if len(set(ids)) != len(ids):
+        raise ModelFileError(source, f"class_ids repeat an id: {ids}")
+    if not isinstance(names, list) or len(names) != len(ids) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(source, f"class_names must be {len(ids)} strings, got {names!r}")
+    for key in ("training", "metrics"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise ModelFileError(source, f"metadata field {key!r} must be a JSON object")
+    wavelengths = meta.get("wavelengths_nm")
+    if wavelengths is not None and (
+        not isinstance(wavelengths, list)
+        or len(wavelengths) != meta["n_bands"]
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1e5 for w in wavelengths)
+    ):
+        raise ModelFileError(source, f"wavelengths_nm must be {meta['n_bands']} positive numbers (nm)")
+    ood = meta.get("ood")
+    if ood is not None:
+        from core.spectral.ood import OodDescription
+
+        try:
+            OodDescription.from_dict(ood, n_bands=meta["n_bands"], n_classes=len(ids))
+        except ValueError as exc:
+            raise ModelFileError(source, f"out-of-distribution description: {exc}") from None
+
+
+def _info(meta: dict, sha256: str) -> ModelInfo:
+    return ModelInfo(
+        name=meta["name"],
+        version=meta["version"],
+        sha256=sha256,
+        format_version=meta["format_version"],
+        architecture=meta["architecture"],
+        patch_size=meta["patch_size"],
+        n_bands=meta["n_bands"],
+        padding=meta["padding"],
+        class_ids=tuple(meta["class_ids"]),
+        class_names=tuple(meta["class_names"]),
+        profile_id=meta["profile_id"],
+        created=meta["created"],
+        training=dict(meta.get("training", {})),
+        metrics=dict(meta.get("metrics", {})),
+        wavelengths_nm=None if meta.get("wavelengths_nm") is None else tuple(float(w) for w in meta["wavelengths_nm"]),
+        ood=meta.get("ood"),
+    )

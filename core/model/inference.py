@@ -1,0 +1,240 @@
+"""Whole-cube inference and the one-call pipeline (raw triplet -> label map).
+
+``predict_dense`` runs :class:`core.model.network.DenseConv2DNet` on the whole cube in one
+pass (no patches are built): per-class probabilities ``float32 (H, W, C)`` and
+class-id labels ``uint8 (H, W)``, 0 where the pixel is invalid.
+The pipeline has two steps: :func:`prepare` / :func:`prepare_files` (read,
+preprocess, synthetic RGB -> :class:`Prepared`) and :func:`classify_prepared`
+(compatibility check, dense inference -> :class:`ClassificationResult`);
+``classify`` / ``classify_files`` run both. The CLI, the GUI worker and the
+scoring service all call these. Timings are seconds of wall clock; "total" is
+always measured around what the caller waited for, never summed from stages.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.capture.files import Capture, load_capture
+from core.clock import utc_now_iso
+from core.cpu import usable_cores
+from core.model.files import LoadedModel, ModelInfo, check_compatible
+from core.spectral.chain import CalibrationCache, CalibrationReferences, Cube, preprocess_capture
+from core.capture.quality import QualityReport, assess_quality
+from core.spectral.rgb import synthetic_rgb
+from core.model.trust import trust_of
+
+if TYPE_CHECKING:  # torch is imported on first use, so ClassificationResult stays light (remote client, GUI)
+    from core.model.network import Conv2DNet, DenseConv2DNet
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """What one classification produced, local or remote."""
+
+    labels: np.ndarray  # uint8 (H, W) class ids, 0 where the pixel is invalid
+    probabilities: np.ndarray  # float32 (H, W, C), in model.class_ids order; 0 where invalid
+    rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
+    model: ModelInfo
+    timings_s: dict[str, float] = field(default_factory=dict)  # "read", "preprocess", "infer", "total", ...
+    cube: Cube | None = None  # None for remote results
+    source: str = "local"  # "local" or the endpoint URL
+    classified_at: str = field(default_factory=utc_now_iso)  # when the map was made, ISO 8601 UTC
+    quality: QualityReport | None = None  # capture quality incl. the out-of-distribution check (core.model.trust)
+    ood_mask: np.ndarray | None = None  # bool (H, W): unlike the training spectra; None when the model has no description
+    ood_fraction: float | None = None  # share of valid pixels out of distribution; None when unavailable
+
+
+def _use_all_cores(threads: int | None = None) -> None:
+    import torch
+
+    # torch defaults to the physical cores it sees, which under a CPU quota or
+    # affinity mask can be more than the process may use; match the affinity.
+    # ``threads`` (live mode) pins the count: there another thread prepares the next
+    # capture, and two intra-op threads on 2 cores spin against it (measured: 2.4x
+    # the CPU per map for no faster map; docs/benchmarks/live.md).
+    cores = usable_cores() if threads is None else threads
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+
+
+def predict_dense(
+    net: "Conv2DNet | DenseConv2DNet",
+    cube: Cube | np.ndarray,
+    *,
+    padding: str = "reflect",
+    class_ids=None,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``float32 (H, W, C)`` and labels ``uint8 (H, W)`` for every pixel of ``cube``.
+
+    ``cube`` is a :class:`Cube` (its ``valid`` mask applies: label 0 and all-zero
+    probabilities where invalid) or a float ``(H, W, B)`` array (all pixels valid).
+    Labels are ``class_ids[argmax]``; ``class_ids`` defaults to ``1..C``.
+    Border pixels are classified through ``padding`` (mode name as in the model file).
+    ``net`` is the patch network (converted here) or its dense twin, whose own padding wins.
+    ``threads``: torch intra-op threads to use (default: every usable core). The
+    result does not depend on it.
+    """
+    import torch
+
+    from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet
+
+    data, valid = (cube.data, cube.valid) if isinstance(cube, Cube) else (np.asarray(cube), None)
+    if data.ndim != 3:
+        raise ValueError(f"cube must be (H, W, B), got shape {data.shape}")
+    dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
+    if data.shape[-1] != dense.n_bands:
+        raise ValueError(f"the model expects {dense.n_bands} bands, the cube has {data.shape[-1]}")
+    ids = np.arange(1, dense.n_classes + 1) if class_ids is None else np.asarray(class_ids)
+    if ids.shape != (dense.n_classes,) or ids.min() < 0 or ids.max() > 255:
+        raise ValueError(f"class_ids must be {dense.n_classes} ids in 0..255, got {class_ids!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    _use_all_cores(threads)
+    half = dense.patch_size // 2
+    if dense.padding == "reflect" and min(data.shape[:2]) <= half:
+        raise ValueError(
+            f"cube {data.shape[0]}x{data.shape[1]} is too small for reflect padding of {half} (patch size {dense.patch_size})"
+        )
+    # Pad the (H, W, B) array in numpy: the padded copy is born channels_last, and
+    # numpy's reflect is several times faster than torch's on NCHW.
+    padded = np.pad(
+        np.asarray(data, dtype=np.float32), ((half, half), (half, half), (0, 0)), mode=NUMPY_PADDING_MODES[dense.padding]
+    )
+    with torch.inference_mode():
+        x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0)  # (1, B, H+p-1, W+p-1), channels_last view
+        logits = dense.eval().forward_padded(x)[0]  # (C, H, W)
+        # (H, W, C): channels_last output, so this is a view; a copy only if not.
+        logits_hwc = logits.permute(1, 2, 0).contiguous().numpy()
+    probs = _softmax_last(logits_hwc)
+    labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
+    if valid is not None and not valid.all():
+        labels[~valid] = 0
+        probs[~valid] = 0.0
+    return probs, labels
+
+
+def _softmax_last(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, float32, in numpy: the same bits whatever torch's thread count.
+
+    ``torch.softmax`` splits its work by thread count and its vector and scalar
+    ``exp`` differ in the last bit, so live mode (1 torch thread) and the
+    single-capture path (every core) would disagree; this costs ~5 ms per full map,
+    less than torch's two-thread softmax on (C, H, W).
+    """
+    probs = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
+    np.exp(probs, out=probs)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A capture ready to show and classify: step one of the pipeline (:func:`prepare`).
+
+    ``timings_s`` (s): "read" (only when read from files), "preprocess", "rgb" and
+    "total", the wall clock of the whole step (not a sum of the stages).
+    """
+
+    capture: Capture
+    cube: Cube  # float32 (H, W, B) normalised, with validity mask (H, W) and wavelengths (B,)
+    rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
+    timings_s: dict[str, float]
+    quality: QualityReport | None = None  # core.capture.quality.assess_quality of the capture
+
+
+def prepare(
+    capture: Capture,
+    *,
+    profile_name: str | None = None,
+    references: CalibrationCache | CalibrationReferences | None = None,
+) -> Prepared:
+    """Preprocess ``capture`` (calibration to normalised cube) and build its synthetic RGB.
+
+    ``references``: the reference half of calibration precomputed
+    (:func:`core.spectral.chain.calibration_references`) or a
+    :class:`core.spectral.chain.CalibrationCache` to take it from, for many captures
+    against one dark/white pair; the result is bit-identical to preparing without.
+    """
+    start = time.perf_counter()
+    cube = preprocess_capture(capture, profile_name=profile_name, references=references)
+    t_pre = time.perf_counter()
+    rgb = synthetic_rgb(cube)
+    t_rgb = time.perf_counter()
+    quality = assess_quality(capture)  # ~1 ms: every 4th row and column
+    end = time.perf_counter()
+    timings = {"preprocess": t_pre - start, "rgb": t_rgb - t_pre, "quality": end - t_rgb, "total": end - start}
+    return Prepared(capture, cube, rgb, timings, quality)
+
+
+def prepare_files(
+    raw: str | Path,
+    dark: str | Path | None = None,
+    white: str | Path | None = None,
+    *,
+    profile_name: str | None = None,
+) -> Prepared:
+    """Read a raw TIFF triplet (references found by name unless given) and :func:`prepare` it; adds "read"."""
+    start = time.perf_counter()
+    capture = load_capture(raw, dark, white)
+    t_read = time.perf_counter()
+    prepared = prepare(capture, profile_name=profile_name)
+    timings = {"read": t_read - start, **prepared.timings_s, "total": time.perf_counter() - start}
+    return replace(prepared, timings_s=timings)
+
+
+def classify_prepared(prepared: Prepared, model: LoadedModel, *, threads: int | None = None) -> ClassificationResult:
+    """Step two: check the model fits the prepared cube and classify every pixel.
+
+    Timings (s): the prepared stages, "infer" (compatibility check, dense network
+    and softmax) and "total": the wall clock of preparing plus the wall clock of
+    this call, so a capture prepared once and classified later (the GUI) does not
+    count the time the user spent looking at it. ``threads``: see :func:`predict_dense`.
+    """
+    start = time.perf_counter()
+    check_compatible(model.info, prepared.cube, path=model.path)
+    probs, labels = predict_dense(
+        model.net, prepared.cube, padding=model.info.padding, class_ids=model.info.class_ids, threads=threads
+    )
+    t_infer = time.perf_counter()
+    # The map is made even for an unusable capture; whoever shows or writes it decides
+    # (core.capture.quality.require_usable), so "show anyway" needs no second run.
+    quality, ood = trust_of(prepared.quality, model.info, prepared.cube)
+    end = time.perf_counter()
+    timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
+    timings["total"] = prepared.timings_s.get("total", 0.0) + (end - start)
+    return ClassificationResult(
+        labels, probs, prepared.rgb, model.info, timings, prepared.cube, "local",
+        quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction,
+    )
+
+
+def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:
+    """:func:`prepare` then :func:`classify_prepared`; "total" is measured around both."""
+    start = time.perf_counter()
+    result = classify_prepared(prepare(capture, profile_name=profile_name), model)
+    return _with_total(result, start)
+
+
+def classify_files(
+    raw_path: str | Path,
+    model: LoadedModel,
+    *,
+    dark: str | Path | None = None,
+    white: str | Path | None = None,
+    profile_name: str | None = None,
+) -> ClassificationResult:
+    """:func:`prepare_files` then :func:`classify_prepared`; "total" is measured around both."""
+    start = time.perf_counter()
+    result = classify_prepared(prepare_files(raw_path, dark, white, profile_name=profile_name), model)
+    return _with_total(result, start)
+
+
+def _with_total(result: ClassificationResult, start: float) -> ClassificationResult:
+    """``result`` with "total" = wall clock since ``start`` (``time.perf_counter``)."""
+    return replace(result, timings_s={**result.timings_s, "total": time.perf_counter() - start})

@@ -1,0 +1,241 @@
+"""Live mode: every new capture from a :class:`core.capture.source.CaptureSource` classified, newest first.
+
+Two threads (no Qt; the consumer gets plain callbacks, on these threads):
+
+- the *reader* polls the source every ``poll_s``, and prepares the newest complete
+  capture (:func:`core.model.inference.prepare`: read is done by the source,
+  preprocessing and synthetic RGB here);
+- the *classifier* takes the newest prepared capture and runs ``classify``
+  (local, or :func:`remote.remote_or_local.classify_remote_or_local` given by the app).
+
+Between them is a one-slot mailbox: a prepared capture that the classifier did not
+take before a newer one arrived is dropped and counted as skipped, so the map
+shown is always of the newest capture and memory is bounded (one frame being
+read, one waiting, one being classified; the references are shared).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from core.capture.source import CaptureSource, NewCapture, ReferencesChanged, Skipped, SourceEvent, SourceProblem
+from core.errors import one_line
+from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare
+from core.model.files import LoadedModel
+from core.spectral.chain import CalibrationCache
+
+# Torch intra-op threads for live inference: the reader prepares the next capture on
+# the other core meanwhile. With 2 threads on 2 cores the spinning helpers cost
+# 2.4x the CPU per map for no faster map (docs/benchmarks/live.md).
+LIVE_INFERENCE_THREADS = 1
+
+# What ``classify`` returns: the map and, when it was made locally after the endpoint failed, why.
+Classify = Callable[[Prepared], "tuple[ClassificationResult, str | None]"]
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """One classified live capture."""
+
+    prepared: Prepared
+    result: ClassificationResult
+    fallback_reason: str | None
+    complete_at: float  # perf_counter when the file was found complete
+    done_at: float  # perf_counter when the map was ready
+    skipped_total: int  # captures skipped so far this session
+
+    @property
+    def latency_s(self) -> float:
+        """File found complete -> map ready (s)."""
+        return self.done_at - self.complete_at
+
+
+@dataclass
+class LiveStats:
+    """Counters of a session (read them from any thread; they are only ever increased)."""
+
+    captures: int = 0  # complete raw frames seen
+    classified: int = 0
+    skipped: int = 0
+    problems: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=20))  # done_at of the last maps
+
+    def rate_per_s(self, now: float | None = None) -> float:
+        """Maps per second over the last (up to 20) maps; 0 with fewer than two."""
+        times = list(self.recent)
+        if len(times) < 2:
+            return 0.0
+        span = (time.perf_counter() if now is None else now) - times[0]
+        return (len(times) - 1) / span if span > 0 else 0.0
+
+
+class LivePipeline:
+    """Run ``source`` -> prepare -> ``classify`` on two threads until :meth:`stop`.
+
+    Callbacks (called on the pipeline's threads; keep them short, e.g. post to a GUI queue):
+    ``on_result(LiveResult)``, ``on_event(event)`` for references changed, skipped
+    captures and source problems, ``on_error(capture_id, exception)`` when one capture
+    fails (the session goes on).
+    """
+
+    def __init__(
+        self,
+        source: CaptureSource,
+        classify: Classify,
+        *,
+        on_result: Callable[[LiveResult], None],
+        on_event: Callable[[SourceEvent], None] | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
+        poll_s: float = 0.02,
+        profile_name: str | None = None,
+    ) -> None:
+        if poll_s <= 0:
+            raise ValueError(f"poll_s must be positive, got {poll_s}")
+        self.source = source
+        self._classify = classify
+        self._on_result = on_result
+        self._on_event = on_event or (lambda _event: None)
+        self._on_error = on_error or (lambda _cid, _exc: None)
+        self.poll_s = poll_s
+        self.profile_name = profile_name
+        self.stats = LiveStats()
+        self._slot: tuple[Prepared, float] | None = None
+        # The reference half of calibration, once per dark/white pair (reader thread only).
+        self._calibration = CalibrationCache(size=2)
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._paused = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---------------------------------------------------------------- control
+
+    def start(self) -> "LivePipeline":
+        if self._threads:
+            raise RuntimeError("live pipeline already started")
+        self._threads = [
+            threading.Thread(target=self._read_loop, name="neurohsi-live-read", daemon=True),
+            threading.Thread(target=self._classify_loop, name="neurohsi-live-classify", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop both threads (the capture being classified finishes first) and close the source."""
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        self.source.close()
+
+    def pause(self) -> None:
+        """Stop taking captures; on :meth:`resume` the newest one is next (the ones between are skipped)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def __enter__(self) -> "LivePipeline":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- threads
+
+    def _read_loop(self) -> None:
+        while not self._stopping.is_set():
+            started = time.perf_counter()
+            if not self._paused.is_set():
+                try:
+                    events = self.source.poll()
+                except Exception as exc:  # noqa: BLE001 - a folder gone away: say so, keep trying
+                    self.stats.problems += 1
+                    self._on_error("source", exc)
+                    events = []
+                for event in events:
+                    self._handle(event)
+            self._stopping.wait(max(0.0, self.poll_s - (time.perf_counter() - started)))
+
+    def _handle(self, event: SourceEvent) -> None:
+        if isinstance(event, NewCapture):
+            self.stats.captures += 1
+            try:
+                prepared = prepare(event.capture, profile_name=self.profile_name, references=self._calibration)
+                # "total": wall clock from the start of reading the frame (in the source) to now.
+                total = event.read_s + (time.perf_counter() - event.complete_at)
+                prepared = replace(prepared, timings_s={"read": event.read_s, **prepared.timings_s, "total": total})
+            except Exception as exc:  # noqa: BLE001 - one bad capture must not end the session
+                self.stats.problems += 1
+                self._on_error(event.capture.capture_id, exc)
+                return
+            with self._cond:
+                if self._slot is not None:
+                    self.stats.skipped += 1  # the classifier was busy; this newer one replaces it
+                self._slot = (prepared, event.complete_at)
+                self._cond.notify()
+            return
+        if isinstance(event, Skipped):
+            self.stats.captures += len(event.paths)
+            self.stats.skipped += len(event.paths)
+        elif isinstance(event, SourceProblem):
+            self.stats.problems += 1
+        elif not isinstance(event, ReferencesChanged):
+            return
+        self._on_event(event)
+
+    def _classify_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and not self._stopping.is_set():
+                    self._cond.wait()
+                if self._stopping.is_set():
+                    return
+                (prepared, complete_at), self._slot = self._slot, None
+            try:
+                result, reason = self._classify(prepared)
+            except Exception as exc:  # noqa: BLE001 - one failed capture must not end the session
+                self.stats.problems += 1
+                self._on_error(prepared.capture.capture_id, exc)
+                continue
+            done = time.perf_counter()
+            self.stats.classified += 1
+            self.stats.recent.append(done)
+            self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
+
+
+def local_classifier(model: LoadedModel, *, threads: int | None = LIVE_INFERENCE_THREADS) -> Classify:
+    """``classify`` for :class:`LivePipeline` that runs ``model`` here (no endpoint, so no fallback reason).
+
+    The dense twin of the network is made once here, not per capture (same weights,
+    so the same maps as :func:`core.model.inference.classify`). ``threads``: torch threads
+    for each map (None: every usable core).
+    """
+    dense = LoadedModel(dense_net(model), model.info, model.path)
+
+    def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
+        return classify_prepared(prepared, dense, threads=threads), None
+
+    return classify
+
+
+def dense_net(model: LoadedModel):
+    """``model.net`` as a :class:`core.model.network.DenseConv2DNet` with the model file's padding (made once per session)."""
+    from core.model.network import DenseConv2DNet
+
+    if isinstance(model.net, DenseConv2DNet):
+        return model.net
+    return DenseConv2DNet.from_patch_model(model.net, padding=model.info.padding)
+
+
+def describe_error(capture_id: str, exc: BaseException) -> str:
+    """One line for a failed live capture."""
+    return f"{capture_id}: {one_line(exc)}"

@@ -1,0 +1,252 @@
+"""Every file a classification or a label map is exported to: label PNG, colour PNG, overlay PNG, NPZ.
+
+One writer per kind, used by ``neurohsi classify``, the GUI's File menu, the
+labelling editor's save, dataset writing and the scoring service, so a file
+looks the same wherever it was made. All writes go through
+:func:`core.fileio.atomic_write`: a reader sees the old file or the complete new
+one, never half of either, and a failed write leaves the old file as it was.
+
+The pictures are drawn by :mod:`core.output.render`; this module encodes and writes them.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.classes import UNLABELLED, class_table
+from core.errors import DatasetError
+from core.fileio import atomic_write
+from core.labels.maps import validate_labels
+
+NPZ_LAYOUT_VERSION = 1
+# Every array of the NPZ layout; :func:`read_npz` refuses a file missing any of them.
+NPZ_FIELDS = (
+    "layout_version",  # int64 scalar, NPZ_LAYOUT_VERSION
+    "labels",  # uint8 (H, W) class ids, 0 where not classified
+    "probabilities",  # float32 (H, W, C) in class_ids order; 0 where not valid
+    "valid",  # bool (H, W): pixels that were classified
+    "class_ids",  # uint8 (C,)
+    "class_names",  # str (C,)
+    "wavelengths_nm",  # float32 (B,) band centres; (0,) when unknown (e.g. a remote result)
+    "model_name",  # str scalar
+    "model_version",  # str scalar
+    "model_sha256",  # str scalar, of the model file
+    "capture_id",  # str scalar
+    "classified_at",  # str scalar, ISO 8601 UTC
+    "source",  # str scalar: "local" or the scoring endpoint URL
+    "ood_mask",  # bool (H, W): pixels unlike the model's training spectra; all False when unavailable
+    "ood_available",  # bool scalar: whether the model could check (older model files cannot)
+    "quality",  # str scalar: the capture-quality report as JSON ("" when unknown); status "unusable" = shown anyway
+    "camera_profile",  # str scalar: JSON {id, geometry_source, wavelengths_nominal} of the calibration used ("" remote)
+)
+# Fields added after layout 1 was first written: files without them read with these values.
+_LATER_FIELDS = {"ood_available": False, "quality": "", "camera_profile": ""}
+_STRING_FIELDS = (
+    "model_name", "model_version", "model_sha256", "capture_id", "classified_at", "source", "quality", "camera_profile",
+)
+
+
+# -- label maps ----------------------------------------------------------------
+def label_png_bytes(labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None) -> bytes:
+    """A label map ``(H, W)`` of class ids 0..5 encoded as a palette ("P") PNG.
+
+    Pixel values *are* the class ids; the palette (class colours of ``palette``)
+    only makes the file readable in an image viewer. ``text`` adds PNG text chunks.
+    Raises ``ValueError`` when ``labels`` is not a 2-D integer map of class ids.
+    """
+    from PIL import Image, PngImagePlugin
+
+    labels = np.ascontiguousarray(validate_labels(labels))
+    # Built from raw bytes so the pixel values stay the class ids (no quantisation).
+    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
+    image.putpalette(class_table().lut(palette)[:, :3].reshape(-1).tolist())
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    # compress_level 1: label maps are mostly runs; ~5x faster than the default and barely larger.
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
+    return buffer.getvalue()
+
+
+def write_label_png(
+    path: str | Path, labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None
+) -> Path:
+    """Write a label map (class ids 0..5, ``(H, W)``) as a palette PNG; :func:`core.labels.maps.read_label_png` reads it.
+
+    Raises ``ValueError`` naming ``path`` when ``labels`` is not a label map.
+    """
+    path = Path(path)
+    try:
+        data = label_png_bytes(labels, palette=palette, text=text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return atomic_write(path, data)
+
+
+def write_colour_png(path: str | Path, labels: np.ndarray, *, palette: str = "thesis") -> Path:
+    """Write the class colours of a label map ``uint8 (H, W)`` as an RGB PNG ``(H, W, 3)``; 0 is black."""
+    from PIL import Image
+
+    from core.output.render import colour_map
+
+    rgb = colour_map(labels, palette=palette)
+    return _write_image(path, Image.fromarray(rgb, mode="RGB"))
+
+
+# -- overlay -----------------------------------------------------------------------
+def overlay_image(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    *,
+    model,
+    classified_at: str | None = None,
+    capture_id: str | None = None,
+    opacity: float = 0.45,
+    palette: str = "thesis",
+    source: str = "local",
+    hidden=(),
+    ood_mask: np.ndarray | None = None,
+    quality=None,
+):
+    """The overlay picture (``PIL.Image``, RGB) as the user sees it: map over ``rgb`` at ``opacity``,
+    ``hidden`` class ids left out (and named), legend, model identity, capture, research-use banner.
+
+    ``rgb`` uint8 (H, W, 3); ``labels`` uint8 (H, W); ``model`` a ``ModelInfo``; ``opacity`` 0..1.
+    ``ood_mask`` bool (H, W) pixels are drawn grey hatched (no class colour) and named under the legend;
+    a ``quality`` report of status "unusable" (shown anyway) watermarks the whole picture.
+    """
+    from core.output.render import model_identity_lines
+    from core.output.render import overlay_image as draw_overlay
+    from core.output.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, apply_ood, watermark
+
+    hidden = sorted(int(c) for c in hidden)
+    lines = model_identity_lines(model, source=source, classified_at=classified_at)
+    if capture_id:
+        lines += (f"Capture: {capture_id}",)
+    shown = np.asarray(labels)
+    if hidden:
+        shown = shown.copy()
+        shown[np.isin(shown, hidden)] = UNLABELLED
+        names = dict(zip(model.class_ids, model.class_names))
+        lines += ("Hidden: " + ", ".join(names.get(c, str(c)) for c in hidden),)
+    if ood_mask is not None and np.any(ood_mask):
+        shown = np.where(ood_mask, UNLABELLED, shown).astype(np.uint8)
+        rgb = apply_ood(rgb, ood_mask)  # hatched grey under no class colour
+        lines += (f"Grey hatched: {OOD_LEGEND}, {100.0 * np.mean(ood_mask):.1f} % of frame",)
+    picture = draw_overlay(
+        rgb,
+        shown,
+        class_ids=model.class_ids,
+        class_names=model.class_names,
+        model_lines=lines,
+        palette=palette,
+        alpha=float(np.clip(opacity, 0.0, 1.0)),
+    )
+    if quality is not None and getattr(quality, "status", None) == "unusable":
+        from PIL import Image
+
+        picture = Image.fromarray(watermark(np.asarray(picture), UNUSABLE_WATERMARK))
+    return picture
+
+
+def write_overlay_png(path: str | Path, rgb: np.ndarray, labels: np.ndarray, **options) -> Path:
+    """Write :func:`overlay_image` ``(rgb, labels, **options)`` as a PNG (atomically)."""
+    return _write_image(path, overlay_image(rgb, labels, **options), optimize=True)
+
+
+def _write_image(path: str | Path, image, **options) -> Path:
+    return atomic_write(path, lambda fh: image.save(fh, format="PNG", **options))
+
+
+# -- NPZ ---------------------------------------------------------------------------
+def npz_arrays(result, *, capture_id: str) -> dict[str, np.ndarray]:
+    """The arrays of the NPZ layout (:data:`NPZ_FIELDS`) for a ``core.model.inference.ClassificationResult``.
+
+    ``valid`` comes from the result's cube when it has one (local), else from
+    ``labels != 0`` (every classified pixel gets a class id >= 1). The wavelengths
+    come from the cube; a result without one records an empty array.
+    """
+    info = result.model
+    labels = np.asarray(result.labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"labels must be a uint8 (H, W) map, got {labels.dtype} {labels.shape}")
+    cube = getattr(result, "cube", None)
+    valid = getattr(result, "valid", None)
+    if valid is None:
+        valid = cube.valid if cube is not None else labels != UNLABELLED
+    wavelengths = getattr(result, "wavelengths_nm", None)
+    if wavelengths is None and cube is not None:
+        wavelengths = cube.wavelengths_nm
+    arrays = {
+        "layout_version": np.asarray(NPZ_LAYOUT_VERSION, dtype=np.int64),
+        "labels": labels,
+        "probabilities": np.asarray(result.probabilities, dtype=np.float32),
+        "valid": np.asarray(valid, dtype=bool),
+        "class_ids": np.asarray(info.class_ids, dtype=np.uint8),
+        "class_names": np.asarray(info.class_names, dtype=str),
+        "wavelengths_nm": np.asarray([] if wavelengths is None else wavelengths, dtype=np.float32).reshape(-1),
+        "model_name": info.name,
+        "model_version": info.version,
+        "model_sha256": info.sha256,
+        "capture_id": capture_id,
+        "classified_at": result.classified_at,
+        "source": result.source,
+    }
+    ood = getattr(result, "ood_mask", None)
+    quality = getattr(result, "quality", None)
+    arrays["ood_mask"] = np.zeros(labels.shape, bool) if ood is None else np.asarray(ood, dtype=bool)
+    arrays["ood_available"] = np.asarray(ood is not None)
+    arrays["quality"] = "" if quality is None else json.dumps(quality.to_dict())
+    arrays["camera_profile"] = "" if cube is None else json.dumps(
+        {"id": cube.profile_id, "geometry_source": cube.geometry_source, "wavelengths_nominal": cube.wavelengths_nominal}
+    )
+    for key in _STRING_FIELDS:
+        arrays[key] = np.asarray(str(arrays[key]))
+    if arrays["ood_mask"].shape != labels.shape:
+        raise ValueError(f"ood_mask {arrays['ood_mask'].shape} does not match labels {labels.shape}")
+    if arrays["valid"].shape != labels.shape or arrays["probabilities"].shape[:2] != labels.shape:
+        raise ValueError(
+            f"labels {labels.shape}, valid {arrays['valid'].shape} and probabilities "
+            f"{arrays['probabilities'].shape} do not match"
+        )
+    return arrays
+
+
+def write_npz(path: str | Path, result, *, capture_id: str) -> Path:
+    """Write a classification as a compressed NPZ of :data:`NPZ_FIELDS` (no pickled objects)."""
+    arrays = npz_arrays(result, capture_id=capture_id)
+    return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+def read_npz(path: str | Path) -> dict:
+    """An NPZ written by :func:`write_npz` as a dict: arrays stay arrays, string fields become ``str``,
+    ``layout_version`` an ``int``. Raises ``DatasetError`` naming the file when it is unreadable, from
+    another layout version, or misses a field.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise DatasetError(path, "classification file not found") from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(path, f"not a readable NPZ file ({exc.__class__.__name__})") from None
+    for key, default in _LATER_FIELDS.items():
+        data.setdefault(key, np.asarray(default))
+    if "ood_mask" not in data and "labels" in data:
+        data["ood_mask"] = np.zeros(np.shape(data["labels"]), bool)
+    missing = [key for key in NPZ_FIELDS if key not in data]
+    if missing:
+        raise DatasetError(path, f"not a NeuroHSI classification NPZ (missing {', '.join(missing)})")
+    version = int(data["layout_version"])
+    if version != NPZ_LAYOUT_VERSION:
+        raise DatasetError(path, f"NPZ layout version {version} is not supported (expected {NPZ_LAYOUT_VERSION})")
+    data["layout_version"] = version
+    data["ood_available"] = bool(data["ood_available"])
+    for key in _STRING_FIELDS:
+        data[key] = str(data[key])
+    return data
