@@ -266,6 +266,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             profile_id=result.profile_id,
             wavelengths_nm=described.wavelengths_nm,
             ood=described.ood.to_dict(),
+            temperature=result.temperature,  # double-cv: calibration and ensemble kept (core.model.ensemble)
+            ensemble=list(zip(result.members, result.member_temperatures)),
             training={
                 "data_ids": list(result.training_ids),
                 "test_ids": [c.capture_id for c in test_captures],
