@@ -70,29 +70,37 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def flag_rows(name: str, u: np.ndarray, wrong: np.ndarray) -> list[tuple]:
-    rows = []
+def flag_counts(u: np.ndarray, wrong: np.ndarray) -> dict[float, np.ndarray]:
+    """Threshold -> [flagged, flagged wrong, unflagged, unflagged wrong] pixel counts."""
+    out = {}
     for t in THRESHOLDS:
         flagged = u > t
-        e_f = wrong[flagged].mean() if flagged.any() else float("nan")
-        e_u = wrong[~flagged].mean() if (~flagged).any() else float("nan")
-        rows.append((name, t, flagged.mean(), e_f, e_u, e_f / e_u if e_u > 0 else float("nan")))
-    return rows
+        out[t] = np.array([flagged.sum(), (wrong & flagged).sum(), (~flagged).sum(), (wrong & ~flagged).sum()])
+    return out
 
 
-def run_lopo(patients, epochs: int) -> None:
+def _rates(c: np.ndarray) -> tuple[float, float, float, float]:
+    share = c[0] / max(c[0] + c[2], 1)
+    e_f = c[1] / c[0] if c[0] else float("nan")
+    e_u = c[3] / c[2] if c[2] else float("nan")
+    return share, e_f, e_u, (e_f / e_u if c[0] and e_u > 0 else float("nan"))
+
+
+def run_lopo(patients, epochs: int, seed: int) -> dict:
+    """One leave-one-patient-out pass; returns {(patient, measure): flag_counts}."""
     n_classes = 5
     all_rows = {}
+    print(f"seed {seed}")
     print(f"{'patient':<8} {'n':>5} {'err single':>10} {'err ens':>8} {'T single':>8} {'ECE raw':>8} {'ECE T':>7} "
           f"{'ECE ens':>8}")
     for held in patients:
         x_tr = np.concatenate([patients[p][0] for p in patients if p != held])
         y_tr = np.concatenate([patients[p][1] for p in patients if p != held])
         x_te, y_te = patients[held]
-        folds = stratified_folds(y_tr, MEMBERS, seed=1)
+        folds = stratified_folds(y_tr, MEMBERS, seed=seed + 1)
         probs, temps, raw0 = [], [], None
         for k in range(MEMBERS):
-            net = train_member(x_tr[folds != k], y_tr[folds != k], n_classes, seed=k, epochs=epochs)
+            net = train_member(x_tr[folds != k], y_tr[folds != k], n_classes, seed=100 * seed + k, epochs=epochs)
             t = fit_temperature(logits_of(net, x_tr[folds == k]), y_tr[folds == k])
             test_logits = logits_of(net, x_te)
             raw0 = test_logits if k == 0 else raw0
@@ -104,14 +112,27 @@ def run_lopo(patients, epochs: int) -> None:
         wrong_ens = mean.argmax(1) != y_te
         print(f"{held:<8} {len(y_te):>5} {wrong_single.mean():>10.3f} {wrong_ens.mean():>8.3f} {temps[0]:>8.2f} "
               f"{ece(softmax(raw0), y_te):>8.3f} {ece(probs[0], y_te):>7.3f} {ece(mean, y_te):>8.3f}")
-        all_rows[held] = (flag_rows("single entropy", predictive_entropy(probs[0]), wrong_single)
-                          + flag_rows("ensemble entropy", predictive_entropy(mean), wrong_ens)
-                          + flag_rows("ensemble disagreement", disagreement(member_probs), wrong_ens))
+        all_rows[(held, "single entropy")] = flag_counts(predictive_entropy(probs[0]), wrong_single)
+        all_rows[(held, "ensemble entropy")] = flag_counts(predictive_entropy(mean), wrong_ens)
+        # mutual information is small on these data: its own, lower thresholds
+        all_rows[(held, "ensemble MI x5")] = flag_counts(np.clip(5 * disagreement(member_probs), 0, 1), wrong_ens)
     print()
-    print(f"{'patient':<8} {'measure':<22} {'thr':>4} {'flagged':>8} {'err flagged':>11} {'err unflagged':>13} {'ratio':>6}")
-    for held, rows in all_rows.items():
-        for name, t, share, e_f, e_u, ratio in rows:
-            print(f"{held:<8} {name:<22} {t:>4.1f} {share:>8.3f} {e_f:>11.3f} {e_u:>13.3f} {ratio:>6.2f}")
+    return all_rows
+
+
+def print_flags(runs: list[dict]) -> None:
+    """Per patient and pooled over patients and seeds: flagged share, error flagged / unflagged, their ratio."""
+    keys = sorted({k for run in runs for k in run}, key=lambda k: (k[1], k[0]))
+    print(f"{'patient':<8} {'measure':<18} {'thr':>4} {'flagged':>8} {'err flagged':>11} {'err unflagged':>13} "
+          f"{'ratio':>6}   (summed over {len(runs)} seed(s))")
+    for measure in dict.fromkeys(k[1] for k in keys):
+        patients = [k[0] for k in keys if k[1] == measure]
+        for t in THRESHOLDS:
+            for patient in patients + ["pooled"]:
+                group = patients if patient == "pooled" else [patient]
+                c = sum(run[(p, measure)][t] for run in runs for p in group)
+                share, e_f, e_u, ratio = _rates(c)
+                print(f"{patient:<8} {measure:<18} {t:>4.1f} {share:>8.3f} {e_f:>11.3f} {e_u:>13.3f} {ratio:>6.2f}")
 
 
 def run_cost(repeats: int) -> None:
@@ -149,6 +170,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--cost", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--seeds", type=int, default=2, help="repeat the whole run with this many seeds")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.cost:
@@ -156,7 +178,8 @@ def main() -> None:
         run_cost(args.repeats)
         return
     start = time.perf_counter()
-    run_lopo(load_patients(args.data), args.epochs)
+    patients = load_patients(args.data)
+    print_flags([run_lopo(patients, args.epochs, seed) for seed in range(args.seeds)])
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 
