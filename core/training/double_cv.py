@@ -31,6 +31,7 @@ class FoldRecord:
     val_oacc: float
     test: dict  # core.training.metrics.classification_metrics on the outer test fold
     plan_id: str = ""  # same for every fold model of one run (samples, folds, seed, hyper-parameters)
+    temperature: float | None = None  # fitted on its validation fold (core.training.calibration); None: not fitted
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -38,8 +39,10 @@ class FoldRecord:
     @classmethod
     def from_file(cls, path: str | Path) -> "FoldRecord":
         data = json.loads(Path(path).read_text())
+        temperature = data.get("temperature")
         return cls(int(data["model"]), int(data["outer"]), int(data["inner"]), float(data["val_oacc"]),
-                   dict(data["test"]), str(data.get("plan_id", "")))
+                   dict(data["test"]), str(data.get("plan_id", "")),
+                   None if temperature is None else float(temperature))
 
 
 def plan_id(targets: np.ndarray, config: dict) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -288,7 +288,10 @@ def train_fold_model(
         [record] = _fold_records(models, patches, data.targets, plan, [model], data.class_ids, class_names,
                                  plan_id(data.targets, config.to_dict()))
         models.close()
-    return models.to_net(0), record
+        net, val = models.to_net(0), plan.val_rows[model]
+        record = replace(record, temperature=fit_temperature(patch_logits(net, data_rows(patches, val)),
+                                                             data.targets[val]))
+    return net, record
 
 
 def class_names_of(class_ids: tuple[int, ...]) -> tuple[str, ...]:
