@@ -33,6 +33,14 @@ def with_ensemble(model: LoadedModel, on: bool = True) -> LoadedModel:
     return model if model.use_ensemble == on else replace(model, use_ensemble=on)
 
 
+def resolve_model_ensemble(explicit, configured=None, *, ensemble: bool = False) -> LoadedModel:
+    """:func:`core.model.choice.resolve_model` (one model rule), then :func:`with_ensemble` when ``ensemble``."""
+    from core.model.choice import resolve_model
+
+    model = resolve_model(explicit, configured)
+    return with_ensemble(model) if ensemble else model
+
+
 def ensemble_of(model: LoadedModel, members, temperatures) -> LoadedModel:
     """``model`` with ``members`` (Conv2DNet, same shape) and their ``temperatures`` attached and turned on."""
     members, temperatures = tuple(members), tuple(float(t) for t in temperatures)

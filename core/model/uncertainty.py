@@ -94,11 +94,13 @@ def uncertain_mask(
 def with_uncertainty(result, threshold: float | None):
     """``result`` (a :class:`core.model.inference.ClassificationResult`) with its uncertain-pixel flag set.
 
-    ``threshold`` None clears the flag (``uncertain_mask`` and ``uncertain_fraction`` None).
-    Invalid pixels (label 0) are never flagged. Cheap (a few ms for a full map): the GUI calls
+    ``threshold`` None clears the flag (``uncertain_mask`` and ``uncertain_fraction`` None), and so
+    does a result without probabilities (a remote answer sent without them: ``(H, W, 0)``),
+    whose uncertainty is unknown. Invalid pixels (label 0) are never flagged. Cheap (a few ms for a full map): the GUI calls
     it again when the surgeon moves the threshold.
     """
-    if threshold is None:
+    probs = np.asarray(result.probabilities)
+    if threshold is None or probs.ndim != 3 or probs.shape[-1] == 0:
         return replace(result, uncertain_mask=None, uncertain_fraction=None)
     cube = getattr(result, "cube", None)
     valid = cube.valid if cube is not None else result.labels != 0

@@ -194,3 +194,8 @@ def test_changing_the_threshold_changes_the_mask_without_classifying_again(tmp_p
     assert (strict.uncertain_mask <= result.uncertain_mask).all()
     np.testing.assert_array_equal(strict.labels, result.labels)
     assert with_uncertainty(result, None).uncertain_mask is None
+    # a remote answer without probabilities: uncertainty unknown, no flag rather than an error
+    from dataclasses import replace
+
+    bare = replace(result, probabilities=np.zeros((*result.labels.shape, 0), np.float32), cube=None)
+    assert with_uncertainty(bare, 0.5).uncertain_mask is None
