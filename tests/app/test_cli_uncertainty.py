@@ -122,3 +122,26 @@ def test_the_threshold_setting_changes_the_mask(tmp_path, dataset, trained, qtbo
     assert settings.uncertainty_threshold() is None
     assert with_uncertainty(result, settings.uncertainty_threshold()).uncertain_mask is None
     assert SettingsState.from_settings(settings).uncertainty_threshold == high
+
+
+def test_the_main_window_classifies_with_the_ensemble_and_flags_by_the_settings(dataset, trained, make_window,
+                                                                                 qtbot, tmp_path):
+    from app.settings import AppSettings
+    from tests.support.gui import classify_and_wait, open_and_wait
+
+    ini = tmp_path / "gui.ini"
+    settings = AppSettings.from_file(ini)
+    settings.set("use_ensemble", True)
+    settings.set("show_uncertain", True)
+    settings.set("uncertainty_threshold", 0)
+    settings.sync()
+    window = make_window(trained[0], settings_file=ini)
+    folder = dataset / "ID0030C01"
+    open_and_wait(qtbot, window, folder / "raw.tif", folder / "dark.tif", folder / "white.tif")
+    result = classify_and_wait(qtbot, window)
+    assert "ensemble of 2" in result.model.name
+    assert result.uncertain_mask is not None and result.uncertain_fraction > 0.5
+    window.settings.set("show_uncertain", False)
+    window.settings.set("use_ensemble", False)
+    result = classify_and_wait(qtbot, window)
+    assert result.uncertain_mask is None and "ensemble" not in result.model.name
