@@ -162,6 +162,15 @@ def run_cost(repeats: int) -> None:
             classify_prepared(prepared, model)
             times.append(1000 * (time.perf_counter() - start))
         print(f"{name:<14} {np.median(times):>9.1f} {np.min(times):>7.1f}")
+    from core.model.uncertainty import uncertain_mask
+
+    probs = rng.dirichlet(np.ones(5), size=(h, w)).astype(np.float32)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        uncertain_mask(probs, 0.5, cube.valid)
+        times.append(1000 * (time.perf_counter() - start))
+    print(f"{'flag (entropy)':<14} {np.median(times):>9.1f} {np.min(times):>7.1f}")
 
 
 def main() -> None:
