@@ -118,5 +118,7 @@ def format_evaluation_table(report: dict) -> str:
     lines.append("-" * len(head))
     lines.append(f"OACC over held-out patients: mean {_f(report['oacc_mean'])}, "
                  f"range {_f(report['oacc_min'])} to {_f(report['oacc_max'])}")
+    if report.get("ece_mean") is not None:
+        lines.append(f"Expected calibration error over held-out patients: mean {_f(report['ece_mean'])}")
     lines.append(format_metrics_table(report["overall"], title="All held-out pixels pooled:"))
     return "\n".join(lines)
