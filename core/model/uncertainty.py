@@ -97,15 +97,19 @@ def with_uncertainty(result, threshold: float | None):
 
     ``threshold`` None clears the flag (``uncertain_mask`` and ``uncertain_fraction`` None), and so
     does a result without probabilities (a remote answer sent without them: ``(H, W, 0)``),
-    whose uncertainty is unknown. Invalid pixels (label 0) are never flagged. Cheap (a few ms for a full map): the GUI calls
+    whose uncertainty is unknown. Invalid pixels (label 0) are never flagged. ``result`` itself
+    comes back when its flag is already this one (callers may compare results by identity). Cheap (a few ms for a full map): the GUI calls
     it again when the surgeon moves the threshold.
     """
     probs = np.asarray(result.probabilities)
+    old = getattr(result, "uncertain_mask", None)
     if threshold is None or probs.ndim != 3 or probs.shape[-1] == 0:
-        return replace(result, uncertain_mask=None, uncertain_fraction=None)
+        return result if old is None else replace(result, uncertain_mask=None, uncertain_fraction=None)
     cube = getattr(result, "cube", None)
     valid = cube.valid if cube is not None else result.labels != 0
-    mask, fraction = uncertain_mask(result.probabilities, threshold, valid)
+    mask, fraction = uncertain_mask(probs, threshold, valid)
+    if old is not None and np.array_equal(old, mask):
+        return result
     return replace(result, uncertain_mask=mask, uncertain_fraction=fraction)
 
 

@@ -194,6 +194,7 @@ def test_changing_the_threshold_changes_the_mask_without_classifying_again(tmp_p
     assert (strict.uncertain_mask <= result.uncertain_mask).all()
     np.testing.assert_array_equal(strict.labels, result.labels)
     assert with_uncertainty(result, None).uncertain_mask is None
+    assert with_uncertainty(strict, high) is strict  # nothing changed: the same result, no copy
     # a remote answer without probabilities: uncertainty unknown, no flag rather than an error
     from dataclasses import replace
 
