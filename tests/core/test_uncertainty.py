@@ -200,3 +200,26 @@ def test_changing_the_threshold_changes_the_mask_without_classifying_again(tmp_p
 
     bare = replace(result, probabilities=np.zeros((*result.labels.shape, 0), np.float32), cube=None)
     assert with_uncertainty(bare, 0.5).uncertain_mask is None
+
+
+def test_double_cv_calibrates_each_outer_winner_on_its_own_validation_fold():
+    from core.model.patches import PatchSet
+    from core.training.calibration import patch_logits
+    from core.training.double_cv import outer_winners
+    from core.training.folds import double_cv_plan
+    from core.training.trainer import TrainingConfig, train_patch_set
+
+    rng = np.random.default_rng(0)
+    targets = rng.choice(3, size=150)
+    patches = (rng.normal(size=(150, 25, 7, 7)) * 0.8 + 0.3 * targets[:, None, None, None]).astype(np.float32)
+    data = PatchSet(patches, targets, np.zeros(150, np.int64), (1, 2, 3), ("toy",))
+    config = TrainingConfig(epochs=2, folds=3, cross_validation="double", seed=2)
+    result = train_patch_set(data, config, workers=1)
+    plan, winners = double_cv_plan(targets, 3, 2), outer_winners(result.metrics)
+    assert len(result.members) == 3 and len(winners) == 3
+    for member, index, temperature in zip(result.members, winners, result.member_temperatures):
+        val = plan.val_rows[index]
+        assert temperature == pytest.approx(fit_temperature(patch_logits(member, patches[val]), targets[val]),
+                                            rel=1e-4)
+    chosen = result.metrics["chosen"]["outer"]
+    assert result.temperature == result.member_temperatures[chosen]
