@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
         from functools import partial
 
-        from core.model.choice import resolve_model
+        from core.model.ensemble import resolve_model_ensemble
 
         if self.opened is None:
             self.sink.note("Open a capture before classifying", level="warning")
@@ -291,7 +291,8 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_resolver=partial(resolve_model, self.model_override, self.settings.get("default_model")),
+            model_resolver=partial(resolve_model_ensemble, self.model_override, self.settings.get("default_model"),
+                                   ensemble=bool(self.settings.get("use_ensemble"))),
             remote=remote, fallback_local=bool(self.settings.get("fallback_local")),
             policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
         )
@@ -299,7 +300,10 @@ class MainWindow(QMainWindow):
     def _classified(self, classified: workers.Classified, opened, started: float, *, quiet: bool = False) -> None:
         if opened is not self.opened:
             return  # a new capture was opened meanwhile; this map belongs to the old one
-        result = classified.result
+        from core.model.uncertainty import with_uncertainty
+
+        # the surgeon's threshold (Settings), or no flag; from the probabilities, so remote maps get it too
+        result = with_uncertainty(classified.result, self.settings.uncertainty_threshold())
         valid = result.cube.valid if result.cube is not None else opened.cube.valid
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
         self.result = result

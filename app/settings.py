@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from core.model.uncertainty import DEFAULT_THRESHOLD, SHOW_BY_DEFAULT
 from remote.cloud_config import ENV_VARS as _CLOUD_ENV_VARS
 
 ORGANISATION = "NeuroHSI"
@@ -38,6 +39,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
+    Setting("use_ensemble", "model/use_ensemble", bool, False,
+            "Classify with the model file's ensemble (double-cv outer-fold models): steadier, slower; off: one model."),
+    Setting("show_uncertain", "display/show_uncertain", bool, SHOW_BY_DEFAULT,
+            "Hatch pixels the model is unsure of (default from the real-data benchmark, docs/benchmarks/uncertainty.md)."),
+    Setting("uncertainty_threshold", "display/uncertainty_threshold", int, round(100 * DEFAULT_THRESHOLD),
+            "Percent 0-100: pixels whose predictive uncertainty (normalised entropy) exceeds it are flagged."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),
     Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
@@ -117,6 +124,12 @@ class AppSettings:
         files = files[:MAX_RECENT_FILES]
         self.set("recent_files", files)
         return files
+
+    def uncertainty_threshold(self) -> float | None:
+        """The flag's threshold in 0..1 (``core.model.uncertainty.with_uncertainty``), None when the flag is off."""
+        if not self.get("show_uncertain"):
+            return None
+        return min(max(self.get("uncertainty_threshold"), 0), 100) / 100.0
 
     def remote_enabled(self) -> bool:
         return bool(self.get("use_remote") and self.get("endpoint_url").strip())

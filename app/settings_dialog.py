@@ -1,4 +1,4 @@
-"""Settings dialog: scoring endpoint and key, model file, fallback, palette, theatre mode.
+"""Settings dialog: scoring endpoint and key, model file, fallback, palette, theatre mode, ensemble, uncertainty flag.
 
 The dialog owns a :class:`SettingsState` and binds its widgets to it (glue-qt
 style): tests set the state without showing the dialog. The endpoint key is
@@ -24,12 +24,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from app.settings import AppSettings
 from core.classes import PALETTES
+from core.model.uncertainty import SHOW_BY_DEFAULT
 
 
 @dataclass
@@ -41,6 +43,9 @@ class SettingsState:
     default_model: str = ""
     palette: str = "thesis"
     theatre_mode: bool = False
+    use_ensemble: bool = False
+    show_uncertain: bool = SHOW_BY_DEFAULT
+    uncertainty_threshold: int = 50  # percent
     key_session_only: bool = False  # keep the key in memory until the app closes (no keyring here)
     keyring_available: bool = field(default=True, compare=False)
     loaded_key: str = field(default="", compare=False, repr=False)  # the key as read: untouched means unchanged
@@ -63,6 +68,8 @@ class SettingsState:
             raise ValueError(f"endpoint URL {url!r} must use https:// (plain http only for this machine)")
         if self.palette not in PALETTES:
             raise ValueError(f"unknown palette {self.palette!r}")
+        if not 0 <= self.uncertainty_threshold <= 100:
+            raise ValueError(f"uncertainty threshold must be 0-100 %, got {self.uncertainty_threshold}")
 
     def save(self, settings: AppSettings) -> None:
         """Write to QSettings; the key goes to the keyring (or memory, session only), and only if edited."""
@@ -128,6 +135,13 @@ class SettingsDialog(QDialog):
             self.palette_combo.addItem({"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}.get(name, name),
                                        name)
         self.theatre_check = QCheckBox("Theatre mode (full screen, only the map and a large legend; F11)")
+        self.ensemble_check = QCheckBox("Classify with the model's ensemble (steadier, about 5x slower)")
+        self.uncertain_check = QCheckBox("Hatch pixels the model is unsure of")
+        self.threshold_spin = QSpinBox()
+        self.threshold_spin.setObjectName("uncertainty_threshold")
+        self.threshold_spin.setRange(0, 100)
+        self.threshold_spin.setSuffix(" %")
+        self.threshold_spin.setToolTip("Flag a pixel when its uncertainty (0 % sure, 100 % all classes alike) exceeds this")
         self.error_label = QLabel("")
         self.error_label.setStyleSheet("color: #ff7070;")
 
@@ -148,6 +162,9 @@ class SettingsDialog(QDialog):
         form.addRow("Default model", model_row)
         form.addRow("Palette", self.palette_combo)
         form.addRow("", self.theatre_check)
+        form.addRow("", self.ensemble_check)
+        form.addRow("", self.uncertain_check)
+        form.addRow("Uncertain above", self.threshold_spin)
         self.cloud_button = QPushButton("Cloud: storage and Azure ML…")
         self.cloud_button.setObjectName("cloud_button")
         self.cloud_button.clicked.connect(self.open_cloud)
@@ -172,6 +189,9 @@ class SettingsDialog(QDialog):
         )
         self.theatre_check.toggled.connect(lambda v: setattr(self.state, "theatre_mode", v))
         self.session_key_check.toggled.connect(lambda v: setattr(self.state, "key_session_only", v))
+        self.ensemble_check.toggled.connect(lambda v: setattr(self.state, "use_ensemble", v))
+        self.uncertain_check.toggled.connect(lambda v: setattr(self.state, "show_uncertain", v))
+        self.threshold_spin.valueChanged.connect(lambda v: setattr(self.state, "uncertainty_threshold", v))
         self.test_button.clicked.connect(self.test_connection)
 
     def set_state(self, state: SettingsState) -> None:
@@ -189,6 +209,9 @@ class SettingsDialog(QDialog):
         self.model_edit.setText(state.default_model)
         self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(state.palette), 0))
         self.theatre_check.setChecked(state.theatre_mode)
+        self.ensemble_check.setChecked(state.use_ensemble)
+        self.uncertain_check.setChecked(state.show_uncertain)
+        self.threshold_spin.setValue(state.uncertainty_threshold)
 
     def accept(self) -> None:
         try:

@@ -31,6 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--force", action="store_true",
         help="make the map even when the capture's quality is 'unusable' (its exports are watermarked)",
     )
+    p.add_argument(
+        "--ensemble", action="store_true",
+        help="classify with the model file's ensemble (the outer-fold models double cross-validation kept): "
+        "about one extra map time per member",
+    )
+    p.add_argument(
+        "--uncertain-threshold", type=float, default=None, metavar="U",
+        help="flag pixels whose predictive uncertainty (normalised entropy, 0..1) exceeds U; "
+        "counted in --json (uncertain_fraction); default: the product's default "
+        "(core.model.uncertainty)",
+    )
     add_remote_arguments(p)
     p.set_defaults(handler=cmd_classify)
 
@@ -75,6 +86,12 @@ def endpoint_target(args: argparse.Namespace):
 
 def _check_args(args: argparse.Namespace) -> None:
     check_reference_and_remote_args(args)
+    if args.ensemble and args.endpoint is not None:
+        raise ValueError("--ensemble classifies locally with the model file's ensemble: drop --endpoint")
+    if args.uncertain_threshold is not None:
+        from core.model.uncertainty import check_threshold
+
+        check_threshold(args.uncertain_threshold)
     for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
         if path is not None and not path.parent.is_dir():
             raise ValueError(f"{path}: folder for {option} does not exist")
@@ -94,6 +111,10 @@ def _classify(args: argparse.Namespace):
 
     if args.endpoint is None:
         model = resolve_model(args.model)  # a bad model fails before the capture is read
+        if args.ensemble:
+            from core.model.ensemble import with_ensemble
+
+            model = with_ensemble(model)
         return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
     start = time.perf_counter()
     capture = load_capture(args.raw, args.dark, args.white)
@@ -126,6 +147,10 @@ def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
     result = _classify(args)
+    if args.uncertain_threshold is not None:
+        from core.model.uncertainty import with_uncertainty
+
+        result = with_uncertainty(result, args.uncertain_threshold)
     from core.capture.files import capture_id_for
     from core.capture.quality import require_usable
 
@@ -203,6 +228,8 @@ def summarise(result, written: dict[str, str]) -> dict:
         "timings_ms": {k: round(1000 * v, 2) for k, v in result.timings_s.items()},
         "outputs": written,
         **trust_summary(result),
+        "uncertain_fraction": None if getattr(result, "uncertain_fraction", None) is None
+        else round(float(result.uncertain_fraction), 6),
         "camera_profile": _camera_profile(result),
         "notice": "Research use only - not for diagnostic use",
     }

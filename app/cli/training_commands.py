@@ -266,6 +266,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             profile_id=result.profile_id,
             wavelengths_nm=described.wavelengths_nm,
             ood=described.ood.to_dict(),
+            temperature=result.temperature,  # double-cv: calibration and ensemble kept (core.model.ensemble)
+            ensemble=list(zip(result.members, result.member_temperatures)),
             training={
                 "data_ids": list(result.training_ids),
                 "test_ids": [c.capture_id for c in test_captures],
@@ -337,7 +339,8 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
                training={"data_ids": list(data.capture_ids), "n_samples": len(data),
                          "hyper_parameters": config.to_dict(), "fold_model": args.fold, "dataset": str(args.dataset),
                          "dataset_sha256": _dataset_sha256(args)},
-               metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test})
+               metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test},
+               temperature=record.temperature)
     record_path.write_text(record.to_json())
     print(json.dumps({"fold": args.fold, "model": str(model_path), "record": str(record_path),
                       "val_oacc": record.val_oacc, "test_oacc": record.test["oacc"],
@@ -346,7 +349,7 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
 
 
 def cmd_train_select(args: argparse.Namespace) -> int:
-    from core.training.double_cv import FoldRecord, select_double_cv
+    from core.training.double_cv import FoldRecord, outer_winners, select_double_cv
     from core.errors import DatasetError
     from core.model.files import load_model, save_model
 
@@ -363,8 +366,13 @@ def cmd_train_select(args: argparse.Namespace) -> int:
     info = fold_model.info
     training = {**info.training, "selected_from": len(records)}
     training.pop("fold_model", None)
+    # every outer winner is kept as the ensemble, with the temperature its trial fitted (core.model.ensemble)
+    winners = [load_model(args.folds_dir / f"fold-{i}.safetensors") for i in outer_winners(metrics)]
+    metrics["calibration"] = {"temperatures": [w.info.temperature for w in winners],
+                              "fitted_on": "each outer winner's validation fold"}
     saved = save_model(args.output, fold_model.net, name=info.name, version=info.version, class_ids=info.class_ids,
-                       class_names=info.class_names, profile_id=info.profile_id, training=training, metrics=metrics)
+                       class_names=info.class_names, profile_id=info.profile_id, training=training, metrics=metrics,
+                       temperature=info.temperature, ensemble=[(w.net, w.info.temperature) for w in winners])
     print(json.dumps({"model": str(args.output), "sha256": saved.sha256, "chosen": metrics["chosen"],
                       "test_oacc_mean": metrics["test_oacc_mean"]}))
     return 0
