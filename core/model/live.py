@@ -1,17 +1,22 @@
 """Live mode: every new capture from a :class:`core.capture.source.CaptureSource` classified, newest first.
 
-Two threads (no Qt; the consumer gets plain callbacks, on these threads):
+Threads (no Qt; the consumer gets plain callbacks, on these threads):
 
 - the *reader* polls the source every ``poll_s``, and prepares the newest complete
   capture (:func:`core.model.inference.prepare`: read is done by the source,
   preprocessing and synthetic RGB here);
-- the *classifier* takes the newest prepared capture and runs ``classify``
+- one or more *classifiers* take the newest prepared capture and run ``classify``
   (local, or :func:`remote.remote_or_local.classify_remote_or_local` given by the app).
+  A local classifier asks for one per usable core, up to two (``classify.workers``):
+  one map takes ~50 ms of one core, so at 20 captures/s one classifier cannot keep up
+  while two, each on one torch thread, can (docs/benchmarks/live.md).
 
-Between them is a one-slot mailbox: a prepared capture that the classifier did not
-take before a newer one arrived is dropped and counted as skipped, so the map
-shown is always of the newest capture and memory is bounded (one frame being
-read, one waiting, one being classified; the references are shared).
+Between them is a one-slot mailbox: a prepared capture that no classifier took
+before a newer one arrived is dropped and counted as skipped, so the map shown is
+always of the newest capture and memory is bounded (one frame being read, one
+waiting, one being classified per classifier; the references are shared). Maps
+are handed on in capture order: a map finished after a newer one was handed on
+is dropped and counted as skipped (never an older map after a newer one).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.capture.source import CaptureSource, NewCapture, ReferencesChanged, Skipped, SourceEvent, SourceProblem
+from core.cpu import usable_cores
 from core.errors import one_line
 from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare
 from core.model.files import LoadedModel
@@ -32,7 +38,13 @@ from core.spectral.chain import CalibrationCache
 # 2.4x the CPU per map for no faster map (docs/benchmarks/live.md).
 LIVE_INFERENCE_THREADS = 1
 
+# Classifier threads a local classifier asks for (capped by the usable cores): two keep
+# both cores of the target station busy; more would only contend for them.
+LIVE_CLASSIFIERS = 2
+
 # What ``classify`` returns: the map and, when it was made locally after the endpoint failed, why.
+# A ``classify`` may carry an int attribute ``workers``: how many captures it may classify at
+# once (it must then be thread-safe); without it, one at a time.
 Classify = Callable[[Prepared], "tuple[ClassificationResult, str | None]"]
 
 
@@ -91,9 +103,14 @@ class LivePipeline:
         on_error: Callable[[str, BaseException], None] | None = None,
         poll_s: float = 0.02,
         profile_name: str | None = None,
+        workers: int | None = None,
     ) -> None:
         if poll_s <= 0:
             raise ValueError(f"poll_s must be positive, got {poll_s}")
+        workers = getattr(classify, "workers", 1) if workers is None else workers
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers  # classifier threads
         self.source = source
         self._classify = classify
         self._on_result = on_result
@@ -102,7 +119,10 @@ class LivePipeline:
         self.poll_s = poll_s
         self.profile_name = profile_name
         self.stats = LiveStats()
-        self._slot: tuple[Prepared, float] | None = None
+        self._slot: tuple[int, Prepared, float] | None = None  # (sequence, prepared, complete_at)
+        self._sequence = 0  # captures put in the slot so far (reader thread only)
+        self._delivered = -1  # sequence of the newest map handed on (under self._deliver)
+        self._deliver = threading.Lock()  # maps are handed on one at a time, in capture order
         # The reference half of calibration, once per dark/white pair (reader thread only).
         self._calibration = CalibrationCache(size=2)
         self._cond = threading.Condition()
@@ -117,7 +137,10 @@ class LivePipeline:
             raise RuntimeError("live pipeline already started")
         self._threads = [
             threading.Thread(target=self._read_loop, name="neurohsi-live-read", daemon=True),
-            threading.Thread(target=self._classify_loop, name="neurohsi-live-classify", daemon=True),
+            *(
+                threading.Thread(target=self._classify_loop, name=f"neurohsi-live-classify-{k}", daemon=True)
+                for k in range(self.workers)
+            ),
         ]
         for thread in self._threads:
             thread.start()
@@ -180,7 +203,8 @@ class LivePipeline:
             with self._cond:
                 if self._slot is not None:
                     self.stats.skipped += 1  # the classifier was busy; this newer one replaces it
-                self._slot = (prepared, event.complete_at)
+                self._slot = (self._sequence, prepared, event.complete_at)
+                self._sequence += 1
                 self._cond.notify()
             return
         if isinstance(event, Skipped):
@@ -199,31 +223,42 @@ class LivePipeline:
                     self._cond.wait()
                 if self._stopping.is_set():
                     return
-                (prepared, complete_at), self._slot = self._slot, None
+                (sequence, prepared, complete_at), self._slot = self._slot, None
             try:
                 result, reason = self._classify(prepared)
             except Exception as exc:  # noqa: BLE001 - one failed capture must not end the session
                 self.stats.problems += 1
                 self._on_error(prepared.capture.capture_id, exc)
                 continue
-            done = time.perf_counter()
-            self.stats.classified += 1
-            self.stats.recent.append(done)
-            self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
+            with self._deliver:
+                if sequence < self._delivered:  # another classifier already handed on a newer map
+                    with self._cond:
+                        self.stats.skipped += 1
+                    continue
+                self._delivered = sequence
+                done = time.perf_counter()
+                self.stats.classified += 1
+                self.stats.recent.append(done)
+                self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
 
 
-def local_classifier(model: LoadedModel, *, threads: int | None = LIVE_INFERENCE_THREADS) -> Classify:
+def local_classifier(
+    model: LoadedModel, *, threads: int | None = LIVE_INFERENCE_THREADS, workers: int | None = None
+) -> Classify:
     """``classify`` for :class:`LivePipeline` that runs ``model`` here (no endpoint, so no fallback reason).
 
     The dense twin of the network is made once here, not per capture (same weights,
     so the same maps as :func:`core.model.inference.classify`). ``threads``: torch threads
-    for each map (None: every usable core).
+    for each map (None: every usable core). ``workers``: captures classified at once
+    (default: one per usable core, at most :data:`LIVE_CLASSIFIERS`); the network is
+    only read (inference mode), so concurrent calls are safe.
     """
     dense = LoadedModel(dense_net(model), model.info, model.path)
 
     def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
         return classify_prepared(prepared, dense, threads=threads), None
 
+    classify.workers = max(1, min(LIVE_CLASSIFIERS, usable_cores())) if workers is None else workers
     return classify
 
 

@@ -118,3 +118,58 @@ def test_pause_then_resume_takes_the_newest(folder, synthetic, model):
         time.sleep(0.3)
     assert [r.prepared.capture.capture_id for r in sink.results] == ["ID0009C04"]
     assert live.stats.skipped == 2
+
+
+def test_two_classifiers_work_at_once_and_an_older_map_finished_late_is_dropped(folder, synthetic, model):
+    """Both cores busy: two captures are classified at the same time; maps still go out newest-last."""
+    sink = Collector()
+    inside, most = [], [0]
+    lock = threading.Lock()
+    both_in = threading.Barrier(2, timeout=10)
+
+    def classify(prepared):
+        cid = prepared.capture.capture_id
+        with lock:
+            inside.append(cid)
+            most[0] = max(most[0], len(inside))
+        if cid in ("ID0009C02", "ID0009C03"):
+            both_in.wait()  # only passes when the second classifier took C03 while C02 is in the first
+            if cid == "ID0009C02":
+                time.sleep(0.3)  # the older capture finishes after the newer one
+        result = classify_prepared(prepared, model), None
+        with lock:
+            inside.remove(cid)
+        return result
+
+    classify.workers = 2
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    with _pipeline(folder, classify, sink) as live:
+        assert live.workers == 2
+        write_whole(folder / "ID0009C02.tif", raw)
+        time.sleep(0.25)
+        write_whole(folder / "ID0009C03.tif", raw)
+        deadline = time.monotonic() + 20
+        while live.stats.classified + live.stats.skipped < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        stats = live.stats
+    assert not sink.errors
+    assert most[0] == 2  # the two captures were in the classifier at the same time
+    assert [r.prepared.capture.capture_id for r in sink.results] == ["ID0009C03"]
+    assert stats.classified == 1 and stats.skipped == 1  # C02's late map counted as skipped, not shown
+
+
+def test_one_classifier_unless_the_classifier_says_it_can_run_several(folder, synthetic, model, monkeypatch):
+    import core.model.live as live_module
+
+    def plain(prepared):
+        return classify_prepared(prepared, model), None
+
+    assert LivePipeline(WatchedFolder(folder), plain, on_result=print).workers == 1
+    monkeypatch.setattr(live_module, "usable_cores", lambda: 1)
+    assert local_classifier(model).workers == 1  # one core: a second classifier only contends
+    monkeypatch.setattr(live_module, "usable_cores", lambda: 16)
+    assert local_classifier(model).workers == live_module.LIVE_CLASSIFIERS == 2
+    assert local_classifier(model, workers=3).workers == 3
+    with pytest.raises(ValueError, match="workers"):
+        LivePipeline(WatchedFolder(folder), plain, on_result=print, workers=0)
