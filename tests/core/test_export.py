@@ -128,6 +128,17 @@ def test_npz_round_trip_records_every_field(tmp_path, result):
         assert str(npz["model_sha256"]) == res.model.sha256
 
 
+def test_npz_stores_float_arrays_and_deflates_the_rest(tmp_path, result):
+    """Deflating float32 probabilities costs ~60 ms a full map for 5 %: live mode writes them as they are."""
+    import zipfile
+
+    res, capture_id = result
+    with zipfile.ZipFile(write_npz(tmp_path / "r.npz", res, capture_id=capture_id)) as archive:
+        kinds = {info.filename: info.compress_type for info in archive.infolist()}
+    assert kinds["probabilities.npy"] == kinds["wavelengths_nm.npy"] == zipfile.ZIP_STORED
+    assert kinds["labels.npy"] == kinds["valid.npy"] == kinds["model_name.npy"] == zipfile.ZIP_DEFLATED
+
+
 def test_npz_of_a_remote_result_without_cube(tmp_path, result):
     res, _ = result
     remote = dataclasses.replace(res, cube=None, source="https://example.org/score")
