@@ -73,6 +73,7 @@ def predict_dense(
     class_ids=None,
     threads: int | None = None,
     temperature: float = 1.0,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``float32 (H, W, C)`` and labels ``uint8 (H, W)`` for every pixel of ``cube``.
 
@@ -84,9 +85,12 @@ def predict_dense(
     ``threads``: torch intra-op threads to use (default: every usable core). The
     result does not depend on it. ``temperature`` (> 0) divides the logits before the
     softmax (the model file's calibration); it never changes the labels.
+    ``device``: torch device name (default :func:`core.model.device.inference_device`: CUDA
+    when present, else the CPU); the maps agree within float32 rounding.
     """
     import torch
 
+    from core.model.device import inference_device, on_device
     from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet
 
     data, valid = (cube.data, cube.valid) if isinstance(cube, Cube) else (np.asarray(cube), None)
@@ -102,6 +106,7 @@ def predict_dense(
         raise ValueError(f"threads must be >= 1, got {threads}")
     if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    device = inference_device(device)
     _use_all_cores(threads)
     half = dense.patch_size // 2
     if dense.padding == "reflect" and min(data.shape[:2]) <= half:
@@ -115,9 +120,9 @@ def predict_dense(
     )
     with torch.inference_mode():
         x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0)  # (1, B, H+p-1, W+p-1), channels_last view
-        logits = dense.eval().forward_padded(x)[0]  # (C, H, W)
+        logits = on_device(dense, device).eval().forward_padded(x.to(device))[0]  # (C, H, W)
         # (H, W, C): channels_last output, so this is a view; a copy only if not.
-        logits_hwc = logits.permute(1, 2, 0).contiguous().numpy()
+        logits_hwc = logits.permute(1, 2, 0).contiguous().cpu().numpy()
     if temperature != 1.0:  # skipped at 1 so uncalibrated models keep their exact bits
         logits_hwc = np.divide(logits_hwc, np.float32(temperature), dtype=np.float32)
     probs = _softmax_last(logits_hwc)
