@@ -2,14 +2,16 @@
 
 Threads (no Qt; the consumer gets plain callbacks, on these threads):
 
-- the *reader* polls the source every ``poll_s``, and prepares the newest complete
-  capture (:func:`core.model.inference.prepare`: read is done by the source,
-  preprocessing and synthetic RGB here);
+- the *reader* polls the source every ``poll_s`` (the source reads each complete frame)
+  and, with one classifier, prepares the newest capture
+  (:func:`core.model.inference.prepare`: preprocessing, synthetic RGB, quality);
 - one or more *classifiers* take the newest prepared capture and run ``classify``
   (local, or :func:`remote.remote_or_local.classify_remote_or_local` given by the app).
   A local classifier asks for one per usable core, up to two (``classify.workers``):
   one map takes ~50 ms of one core, so at 20 captures/s one classifier cannot keep up
-  while two, each on one torch thread, can (docs/benchmarks/live.md).
+  while two, each on one torch thread, can (docs/benchmarks/live.md). With several,
+  each classifier prepares the capture it takes: under overload the reader then wastes
+  no preparation on captures replaced in the slot.
 
 Between them is a one-slot mailbox: a prepared capture that no classifier took
 before a newer one arrived is dropped and counted as skipped, so the map shown is
@@ -119,12 +121,13 @@ class LivePipeline:
         self.poll_s = poll_s
         self.profile_name = profile_name
         self.stats = LiveStats()
-        self._slot: tuple[int, Prepared, float] | None = None  # (sequence, prepared, complete_at)
+        # (sequence, prepared, complete_at); with several classifiers the capture is still to prepare
+        self._slot: tuple[int, Prepared | NewCapture, float] | None = None
         self._sequence = 0  # captures put in the slot so far (reader thread only)
         self._delivered = -1  # sequence of the newest map handed on (under self._deliver)
         self._deliver = threading.Lock()  # maps are handed on one at a time, in capture order
-        # The reference half of calibration, once per dark/white pair (reader thread only).
-        self._calibration = CalibrationCache(size=2)
+        # The reference half of calibration, once per dark/white pair, per preparing thread.
+        self._calibration = threading.local()
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._paused = threading.Event()
@@ -191,14 +194,10 @@ class LivePipeline:
     def _handle(self, event: SourceEvent) -> None:
         if isinstance(event, NewCapture):
             self.stats.captures += 1
-            try:
-                prepared = prepare(event.capture, profile_name=self.profile_name, references=self._calibration)
-                # "total": wall clock from the start of reading the frame (in the source) to now.
-                total = event.read_s + (time.perf_counter() - event.complete_at)
-                prepared = replace(prepared, timings_s={"read": event.read_s, **prepared.timings_s, "total": total})
-            except Exception as exc:  # noqa: BLE001 - one bad capture must not end the session
-                self.stats.problems += 1
-                self._on_error(event.capture.capture_id, exc)
+            # One classifier: prepare here, overlapping the map being made. Several: each
+            # prepares its own capture, so one replaced in the slot costs only its reading.
+            prepared = self._prepare(event) if self.workers == 1 else event
+            if prepared is None:
                 return
             with self._cond:
                 if self._slot is not None:
@@ -216,6 +215,21 @@ class LivePipeline:
             return
         self._on_event(event)
 
+    def _prepare(self, event: NewCapture) -> Prepared | None:
+        """``event``'s capture prepared (None after reporting a failure)."""
+        cache = getattr(self._calibration, "cache", None)
+        if cache is None:
+            cache = self._calibration.cache = CalibrationCache(size=2)
+        try:
+            prepared = prepare(event.capture, profile_name=self.profile_name, references=cache)
+        except Exception as exc:  # noqa: BLE001 - one bad capture must not end the session
+            self.stats.problems += 1
+            self._on_error(event.capture.capture_id, exc)
+            return None
+        # "total": wall clock from the start of reading the frame (in the source) to now.
+        total = event.read_s + (time.perf_counter() - event.complete_at)
+        return replace(prepared, timings_s={"read": event.read_s, **prepared.timings_s, "total": total})
+
     def _classify_loop(self) -> None:
         while True:
             with self._cond:
@@ -224,6 +238,10 @@ class LivePipeline:
                 if self._stopping.is_set():
                     return
                 (sequence, prepared, complete_at), self._slot = self._slot, None
+            if isinstance(prepared, NewCapture):
+                prepared = self._prepare(prepared)
+                if prepared is None:
+                    continue
             try:
                 result, reason = self._classify(prepared)
             except Exception as exc:  # noqa: BLE001 - one failed capture must not end the session

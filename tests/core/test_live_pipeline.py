@@ -173,3 +173,25 @@ def test_one_classifier_unless_the_classifier_says_it_can_run_several(folder, sy
     assert local_classifier(model, workers=3).workers == 3
     with pytest.raises(ValueError, match="workers"):
         LivePipeline(WatchedFolder(folder), plain, on_result=print, workers=0)
+
+
+@pytest.mark.parametrize("workers, preparer", [(1, "neurohsi-live-read"), (2, "neurohsi-live-classify")])
+def test_with_several_classifiers_each_prepares_its_own_capture(folder, synthetic, model, monkeypatch, workers, preparer):
+    """So a capture replaced in the slot under overload costs its reading only, not its preparation."""
+    import core.model.live as live_module
+
+    threads = []
+    real_prepare = live_module.prepare
+
+    def prepare(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(live_module, "prepare", prepare)
+    sink = Collector()
+    with _pipeline(folder, local_classifier(model, workers=workers), sink):
+        write_whole(folder / "ID0009C02.tif", frame_to_bytes(synthetic.raw, synthetic.metadata))
+        sink.wait_for(1)
+    assert not sink.errors and len(sink.results) == 1
+    assert len(threads) == 1 and threads[0].startswith(preparer)
+    np.testing.assert_array_equal(sink.results[0].result.rgb, classify(synthetic.to_capture(), model).rgb)
