@@ -11,6 +11,7 @@ here (the map and its files written: what a user waits for) p50/p95, the command
 its RSS (``/proc/PID/status`` VmRSS) every tenth of ``--captures`` captures at 10/s.
 
     .venv/bin/python tests/bench/bench_watch.py [--rates 20,10] [--seconds 10] [--captures 200|1000] [--stages]
+        [--code OTHER_CHECKOUT]   # run the command from another checkout (before/after, back to back)
 
 ``--stages`` first prints CPU and wall ms of each stage of one warm raw -> map in this
 process (demo model, its quality and out-of-distribution checks, cached references), on
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate is offered")
     parser.add_argument("--captures", type=int, default=200, help="captures for the RSS run at 10/s (1000: the target)")
     parser.add_argument("--stages", action="store_true", help="first print CPU/wall ms per stage of one raw -> map")
+    parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose command runs (default: this one)")
     args = parser.parse_args()
     load_before = os.getloadavg()
 
@@ -182,10 +184,10 @@ def main() -> None:
         out.mkdir()
         (folder / "ID0001CD00001.tif").write_bytes(frame_to_bytes(synthetic.dark, synthetic.metadata))
         (folder / "ID0001CW00001.tif").write_bytes(frame_to_bytes(synthetic.white, synthetic.metadata))
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(args.code)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli.main", "watch", str(folder), "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=args.code,
         )
         lines = Lines(proc.stdout)
         lines.start()
@@ -208,6 +210,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    print(f"code: {args.code}")
     print(f"neurohsi watch DIR --out OUT, demo model, 1088 x 2048 thesis captures, {platform.machine()} "
           f"{os.cpu_count()} CPU(s), poll 20 ms, settle 50 ms")
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f}, after: {os.getloadavg()[0]:.2f}")
