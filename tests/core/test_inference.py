@@ -253,3 +253,18 @@ def test_total_is_the_wall_clock_around_the_call(tmp_path, synthetic, monkeypatc
     prepared = prepare(synthetic.to_capture())
     prepared = Prepared(prepared.capture, prepared.cube, prepared.rgb, {**prepared.timings_s, "total": 5.0})
     assert real(prepared, model).timings_s["total"] >= 5.0
+
+
+def test_softmax_class_major_is_the_per_pixel_softmax_bit_for_bit():
+    """The fast class-plane softmax does per pixel what the plain last-axis softmax does, in the same order."""
+    from core.model.inference import _softmax_last
+
+    logits = np.random.default_rng(5).normal(0, 8, (37, 53, 5)).astype(np.float32)
+    logits[0, 0] = [100.0, -100.0, 100.0, 0.0, 1e-3]  # would overflow exp without the max shift
+    plain = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
+    np.exp(plain, out=plain)
+    plain /= plain.sum(axis=-1, keepdims=True)
+    probs = _softmax_last(logits)
+    assert probs.dtype == np.float32 and probs.shape == logits.shape and probs.flags.c_contiguous
+    np.testing.assert_array_equal(probs, plain)
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=-1), 1.0, atol=1e-6)
