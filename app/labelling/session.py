@@ -14,7 +14,7 @@ import numpy as np
 from app.build_info import app_version
 from core.labels import store
 from core.clock import utc_now_iso
-from core.dataset.folders import read_nemesis_ground_truth
+from core.dataset.nemesis_files import read_nemesis_ground_truth
 from core.errors import DatasetError
 from core.labels.editor import LabelEditor
 from core.labels.geometry import Rect
