@@ -1,4 +1,4 @@
-"""``neurohsi train`` and ``neurohsi evaluate``: Conv2DNet training and leave-one-patient-out evaluation.
+"""``neurohsi train`` and ``neurohsi evaluate``: training (Conv2DNet or SpectralNet) and leave-one-patient-out evaluation.
 
 ``train --progress-jsonl FILE`` appends one JSON object a line and flushes each:
 ``{"event": "epoch", "stage", "fold", "epoch", "epochs", "loss", "val_oacc", "fraction"}``
@@ -28,6 +28,12 @@ def _add_hyper_parameters(p: argparse.ArgumentParser, *, folds: bool = True) -> 
     p.add_argument("--seed", type=int, default=defaults.SEED, metavar="S", help=f"random seed (default {defaults.SEED})")
     if folds:
         p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K", help=f"folds of double cross-validation (default {defaults.FOLDS})")
+    p.add_argument("--model-kind", choices=("conv2dnet", "spectral"), default="conv2dnet",
+                   help="conv2dnet: the thesis's 7x7-patch network (default); spectral: a per-pixel 1-D network "
+                        "over the bands, for labelled spectra without an image")
+    p.add_argument("--balance", choices=("none", "sampling", "loss"), default="none",
+                   help="class balance: none (thesis), sampling (class-balanced batches), "
+                        "loss (inverse-frequency weighted loss; spectral model only)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,9 +82,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pixels. Reports OACC, per-class sensitivity/specificity and the confusion matrix.",
     )
     p.add_argument("dataset", type=Path, help="dataset folder")
-    _add_hyper_parameters(p)
-    p.add_argument("--no-cv", action="store_true", help="no-cv training in each round (the default)")
-    p.add_argument("--double-cv", action="store_true", help="double cross-validation in each round (25 models)")
+    _add_hyper_parameters(p, folds=False)
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="repeat every fold with seeds S..S+N-1; figures are means, with standard deviations")
+    p.add_argument("--baseline", action="store_true",
+                   help="also score a per-pixel linear SVM and the majority class on the same folds")
+    p.add_argument("--fixed-epochs", action="store_true",
+                   help="train every fold for --epochs (default: the epoch count is chosen by an inner "
+                        "leave-one-patient-out over the fold's training patients, when it has 2 or more)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.set_defaults(handler=cmd_evaluate)
 
@@ -94,6 +105,8 @@ def _config(args: argparse.Namespace, cross_validation: str):
         folds=getattr(args, "folds", defaults.FOLDS),
         cross_validation=cross_validation,
         seed=args.seed,
+        model_kind=args.model_kind,
+        balance=args.balance,
     )
 
 
@@ -202,7 +215,7 @@ def _evaluate_held_out(result, test_captures) -> dict | None:
         return None
     import numpy as np
 
-    data, _ = patch_set_from_captures(test_captures, result.config.patch_size)
+    data, _ = patch_set_from_captures(test_captures, result.config.patch_size, model_kind=result.config.model_kind)
     pred = predict_patches(result.net, data.patches)
     per_capture = {}
     for index, capture_id in enumerate(data.capture_ids):
@@ -313,16 +326,16 @@ def _dataset_sha256(args: argparse.Namespace) -> str | None:
 def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
     """``train --fold M``: one fold model of the double-cv plan, its record beside it (a cluster trial)."""
     from core.model.files import save_model
-    from core.training.trainer import patch_set_from_captures, train_fold_model
+    from core.training.trainer import patch_set_from_captures, sample_groups, train_fold_model
 
     if config.cross_validation != "double":
         raise ValueError("--fold trains one fold model of double cross-validation: drop --no-cv")
     start = time.perf_counter()
-    data, profile_id = patch_set_from_captures(captures, config.patch_size)
+    data, profile_id = patch_set_from_captures(captures, config.patch_size, model_kind=config.model_kind)
     tracking = _MlflowRun(args, config, fold=args.fold)
     sink = _ProgressSink(config.epochs, args.progress_jsonl, label=f"fold {args.fold}", tracker=tracking.start())
     try:
-        net, record = train_fold_model(data, config, args.fold, progress=sink)
+        net, record = train_fold_model(data, config, args.fold, progress=sink, groups=sample_groups(captures, data))
         if sink.tracker is not None:
             sink.tracker.finish({"val_oacc": record.val_oacc, "test": record.test})
         tracking.end("FINISHED")
@@ -373,14 +386,22 @@ def cmd_train_select(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.training.evaluation import format_evaluation_table, leave_one_patient_out, patient_groups
 
-    if args.no_cv and args.double_cv:
-        raise ValueError("give --no-cv or --double-cv, not both")
-    config = _config(args, "double" if args.double_cv else "none")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    config = _config(args, "none")
     captures = _read_dataset(args.dataset)
-    n_models = 1 if config.cross_validation == "none" else config.folds**2
-    sink = _ProgressSink(config.epochs * n_models * len(patient_groups(captures)), None, label="evaluating")
+    baselines = None
+    if args.baseline:
+        from app.cli.baselines import BASELINES
+
+        baselines = BASELINES
+    patients = len(patient_groups(captures))
+    # models trained per fold: the inner ones (one per training patient) and the fold's own
+    per_fold = 1 if args.fixed_epochs or patients - 1 < 2 else patients
+    sink = _ProgressSink(config.epochs * per_fold * patients * args.seeds, None, label="evaluating")
     try:
-        report = leave_one_patient_out(captures, config, progress=lambda patient, p: sink(p))
+        report = leave_one_patient_out(captures, config, seeds=args.seeds, inner=not args.fixed_epochs,
+                                       baselines=baselines, progress=lambda patient, p: sink(p))
     finally:
         sink.close()
     report["dataset"] = str(args.dataset)

@@ -1,6 +1,15 @@
-"""NeuroHSI model files: a Conv2DNet state dict in ``.safetensors`` plus JSON metadata.
+"""NeuroHSI model files: a network's state dict in ``.safetensors`` plus JSON metadata.
 
-Tensors: ``conv.weight`` (16, B, 2, 2), ``conv.bias`` (16,), ``fc1.weight``
+Two model kinds; the metadata records ``architecture``, ``model_kind`` and the ``inputs``
+it needs, so the app can refuse in one line a model that cannot run on what is open:
+
+* ``conv2dnet`` (architecture ``Conv2DNet``, inputs ``patches``): p x p neighbourhoods,
+  needs an image (raw capture or preprocessed cube);
+* ``spectral`` (architecture ``SpectralNet``, :mod:`core.model.spectral_net`, inputs
+  ``spectra``): one pixel's spectrum, runs on any capture, labelled spectra included.
+
+Files written before kinds existed have no ``model_kind``: they are Conv2DNet models.
+Conv2DNet tensors: ``conv.weight`` (16, B, 2, 2), ``conv.bias`` (16,), ``fc1.weight``
 (64, 16*q*q) with ``q = (p - 1) // 2`` (144 for p = 7), ``fc1.bias`` (64,),
 ``fc2.weight`` (C, 64), ``fc2.bias`` (C,), all float32. Safetensors metadata is
 ``dict[str, str]``: NeuroHSI stores one JSON document under the key ``"neurohsi"``.
@@ -32,6 +41,9 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 ARCHITECTURE = "Conv2DNet"
 METADATA_KEY = "neurohsi"
 TENSOR_NAMES = ("conv.weight", "conv.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+# architecture -> (model kind, inputs it needs); the CLI's --model-kind names the kinds.
+ARCHITECTURES = {"Conv2DNet": ("conv2dnet", "patches"), "SpectralNet": ("spectral", "spectra")}
+MODEL_KINDS = {kind: arch for arch, (kind, _) in ARCHITECTURES.items()}
 # A patch-7 model is ~45 KB; even patch 31 stays under 2 MB. Refusing huge files
 # early keeps a wrong path (a video, a disk image) from being read into memory.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -62,6 +74,8 @@ class ModelInfo:
     wavelengths_nm: tuple[float, ...] | None = None
     # core.spectral.ood description of the training spectra; None in older files ("check unavailable").
     ood: dict | None = field(default=None, hash=False, compare=False)
+    model_kind: str = "conv2dnet"  # "conv2dnet" or "spectral" (MODEL_KINDS)
+    inputs: str = "patches"  # "patches" (needs an image) or "spectra" (one pixel at a time)
 
     def __post_init__(self) -> None:
         # JSON (the scoring service's answer) gives lists; tuples keep ModelInfo hashable.
@@ -95,7 +109,7 @@ class ModelInfo:
 class LoadedModel:
     """A model ready for inference: the patch network (eval mode) and its info."""
 
-    net: "Conv2DNet"
+    net: "Conv2DNet"  # or a core.model.spectral_net.SpectralNet (info.model_kind says which)
     info: ModelInfo
     path: Path | None = None
 
@@ -127,6 +141,8 @@ def save_model(
 
     from core.model.network import PADDING_MODES
 
+    architecture = type(net).__name__ if type(net).__name__ in ARCHITECTURES else ARCHITECTURE
+    kind, inputs = ARCHITECTURES[architecture]
     class_ids = tuple(int(c) for c in class_ids)
     class_names = tuple(str(n) for n in class_names)
     if len(class_ids) != net.n_classes or len(class_names) != net.n_classes:
@@ -137,7 +153,9 @@ def save_model(
         raise ValueError(f"unknown padding mode {padding!r} (known: {', '.join(PADDING_MODES)})")
     meta = {
         "format_version": FORMAT_VERSION,
-        "architecture": ARCHITECTURE,
+        "architecture": architecture,
+        "model_kind": kind,
+        "inputs": inputs,
         "name": str(name),
         "version": str(version),
         "patch_size": int(net.patch_size),
@@ -156,7 +174,7 @@ def save_model(
         meta["ood"] = ood
     _check_meta(meta, "<new model>")
     state = net.state_dict()
-    tensors = {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
+    tensors = {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in _tensor_names(architecture)}
     data = save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
     atomic_write(path, data)  # a reader (the GUI, the service) never sees half a model
     return _info(meta, hashlib.sha256(data).hexdigest())
@@ -197,9 +215,10 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
         raise ModelFileError(source, "NeuroHSI metadata is not a JSON object")
     _check_meta(meta, source)
     names = sorted(k for k in header if k != "__metadata__")
-    if names != sorted(TENSOR_NAMES):
+    architecture = meta["architecture"]
+    if names != sorted(_tensor_names(architecture)):
         raise ModelFileError(
-            source, f"tensor names {names} do not match a Conv2DNet ({', '.join(TENSOR_NAMES)})"
+            source, f"tensor names {names} do not match a {architecture} ({', '.join(_tensor_names(architecture))})"
         )
     try:
         tensors = load(data)
@@ -215,6 +234,10 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
         "fc2.weight": (n_classes, HIDDEN),
         "fc2.bias": (n_classes,),
     }
+    if architecture == "SpectralNet":
+        from core.model.spectral_net import tensor_shapes
+
+        expected = tensor_shapes(meta["n_bands"], n_classes)
     import torch
 
     state = {}
@@ -231,7 +254,12 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
         if not np.isfinite(array).all():
             raise ModelFileError(source, f"tensor {key} holds NaN or infinite values")
         state[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    net = Conv2DNet(meta["n_bands"], n_classes, meta["patch_size"])
+    if architecture == "SpectralNet":
+        from core.model.spectral_net import SpectralNet
+
+        net = SpectralNet(meta["n_bands"], n_classes)
+    else:
+        net = Conv2DNet(meta["n_bands"], n_classes, meta["patch_size"])
     net.load_state_dict(state)
     net.eval()
     return LoadedModel(net, _info(meta, hashlib.sha256(data).hexdigest()), None)
@@ -264,10 +292,27 @@ def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -
                 f"{_nm_list(cube_wl)} nm{worst} (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)",
             )
     half = info.patch_size // 2
-    if info.patch_size % 2 == 0 or min(h, w) <= half:
+    if info.inputs == "patches" and (info.patch_size % 2 == 0 or min(h, w) <= half):
         raise ModelFileError(
             path, f"{who} uses {info.patch_size}x{info.patch_size} patches, which do not fit a {h}x{w} cube"
         )
+
+
+def check_runs_on(info: ModelInfo, *, has_image: bool, what: str, path: str | Path | None = None) -> None:
+    """Refuse (``ModelFileError``, one line) a patch model on data without an image (labelled spectra only)."""
+    if info.inputs == "patches" and not has_image:
+        raise ModelFileError(
+            path, f"model {info.name!r} v{info.version} ({info.model_kind}) needs {info.patch_size}x{info.patch_size} "
+            f"patches of an image, but {what} holds labelled spectra only; use a spectral model (--model-kind spectral)"
+        )
+
+
+def _tensor_names(architecture: str) -> tuple[str, ...]:
+    if architecture == "SpectralNet":
+        from core.model.spectral_net import TENSOR_NAMES as SPECTRAL_TENSORS
+
+        return SPECTRAL_TENSORS
+    return TENSOR_NAMES
 
 
 def _nm_list(values: np.ndarray) -> str:
@@ -303,8 +348,13 @@ def _check_meta(meta: dict, source) -> None:
             f"unsupported NeuroHSI model format version {version!r} "
             f"(this NeuroHSI reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
         )
-    if meta.get("architecture") != ARCHITECTURE:
-        raise ModelFileError(source, f"unsupported architecture {meta.get('architecture')!r} (expected {ARCHITECTURE})")
+    if meta.get("architecture") not in ARCHITECTURES:
+        raise ModelFileError(source, f"unsupported architecture {meta.get('architecture')!r} "
+                                     f"(expected one of {', '.join(ARCHITECTURES)})")
+    kind, inputs = ARCHITECTURES[meta["architecture"]]
+    if meta.get("model_kind", kind) != kind or meta.get("inputs", inputs) != inputs:
+        raise ModelFileError(source, f"model kind {meta.get('model_kind')!r} / inputs {meta.get('inputs')!r} do not "
+                                     f"match architecture {meta['architecture']!r} ({kind}, {inputs})")
     for key, kind in (("name", str), ("version", str), ("profile_id", str), ("created", str), ("padding", str)):
         if not isinstance(meta.get(key), kind):
             raise ModelFileError(source, f"metadata field {key!r} missing or not a {kind.__name__}")
@@ -312,7 +362,7 @@ def _check_meta(meta: dict, source) -> None:
         value = meta.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ModelFileError(source, f"metadata field {key!r} must be a positive integer, got {value!r}")
-    if meta["patch_size"] < 3:
+    if meta["patch_size"] < 3 and meta["architecture"] == ARCHITECTURE:
         raise ModelFileError(source, f"patch size {meta['patch_size']} is below the minimum of 3")
     if meta["padding"] not in PADDING_MODES:
         raise ModelFileError(source, f"unknown padding mode {meta['padding']!r} (known: {', '.join(PADDING_MODES)})")
@@ -361,4 +411,6 @@ def _info(meta: dict, sha256: str) -> ModelInfo:
         metrics=dict(meta.get("metrics", {})),
         wavelengths_nm=None if meta.get("wavelengths_nm") is None else tuple(float(w) for w in meta["wavelengths_nm"]),
         ood=meta.get("ood"),
+        model_kind=ARCHITECTURES[meta["architecture"]][0],
+        inputs=ARCHITECTURES[meta["architecture"]][1],
     )

@@ -84,9 +84,13 @@ def predict_dense(
 
     from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet
 
+    from core.model.spectral_net import SpectralNet
+
     data, valid = (cube.data, cube.valid) if isinstance(cube, Cube) else (np.asarray(cube), None)
     if data.ndim != 3:
         raise ValueError(f"cube must be (H, W, B), got shape {data.shape}")
+    if isinstance(net, SpectralNet):  # one pixel at a time: no padding, no neighbours
+        return _predict_spectral(net, data, valid, class_ids, threads)
     dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
     if data.shape[-1] != dense.n_bands:
         raise ValueError(f"the model expects {dense.n_bands} bands, the cube has {data.shape[-1]}")
@@ -112,6 +116,26 @@ def predict_dense(
         # (H, W, C): channels_last output, so this is a view; a copy only if not.
         logits_hwc = logits.permute(1, 2, 0).contiguous().numpy()
     probs = _softmax_last(logits_hwc)
+    labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
+    if valid is not None and not valid.all():
+        labels[~valid] = 0
+        probs[~valid] = 0.0
+    return probs, labels
+
+
+def _predict_spectral(net, data: np.ndarray, valid, class_ids, threads) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_dense` for a :class:`core.model.spectral_net.SpectralNet` (per-pixel logits)."""
+    from core.model.spectral_net import spectral_logits
+
+    if data.shape[-1] != net.n_bands:
+        raise ValueError(f"the model expects {net.n_bands} bands, the cube has {data.shape[-1]}")
+    ids = np.arange(1, net.n_classes + 1) if class_ids is None else np.asarray(class_ids)
+    if ids.shape != (net.n_classes,) or ids.min() < 0 or ids.max() > 255:
+        raise ValueError(f"class_ids must be {net.n_classes} ids in 0..255, got {class_ids!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    _use_all_cores(threads)
+    probs = _softmax_last(spectral_logits(net, np.asarray(data, dtype=np.float32)).numpy())
     labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
     if valid is not None and not valid.all():
         labels[~valid] = 0

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from core import defaults
 
 CV_MODES = ("none", "double")
+MODEL_KINDS = ("conv2dnet", "spectral")  # core.model.files.MODEL_KINDS: Conv2DNet patches, SpectralNet spectra
+BALANCE_MODES = ("none", "sampling", "loss")  # class balance: none (thesis), balanced batches, weighted loss
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class TrainingConfig:
     folds: int = defaults.FOLDS
     cross_validation: str = "none"  # "none" (one model) or "double" (folds x folds models)
     seed: int = defaults.SEED
+    model_kind: str = "conv2dnet"  # the thesis's Conv2DNet (default) or the per-pixel SpectralNet
+    balance: str = "none"  # "sampling": class-balanced batches; "loss": inverse-frequency weighted cross-entropy
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -37,6 +41,13 @@ class TrainingConfig:
             raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
         if self.cross_validation not in CV_MODES:
             raise ValueError(f"cross_validation must be one of {CV_MODES}, got {self.cross_validation!r}")
+        if self.model_kind not in MODEL_KINDS:
+            raise ValueError(f"model kind must be one of {', '.join(MODEL_KINDS)}, got {self.model_kind!r}")
+        if self.balance not in BALANCE_MODES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCE_MODES)}, got {self.balance!r}")
+        if self.balance == "loss" and self.model_kind == "conv2dnet":
+            # the stacked Conv2DNet engine computes the plain cross-entropy gradient in closed form
+            raise ValueError("balance 'loss' is for the spectral model; Conv2DNet balances by 'sampling'")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
