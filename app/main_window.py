@@ -190,7 +190,9 @@ class MainWindow(QMainWindow):
 
     # -- open --------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self.last_folder(), "TIFF (*.tif *.tiff)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open capture", self.last_folder(),
+            "Captures (*.tif *.tiff *.mat *.npz);;Raw frame (*.tif *.tiff);;Preprocessed cube (*.mat *.npz)")
         if path:
             self.open_capture(path)
 

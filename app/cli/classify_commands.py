@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Classify a raw capture with a Conv2DNet model, locally or on a scoring endpoint. "
         "Research use only - not for diagnostic use.",
     )
-    p.add_argument("raw", type=Path, help="raw frame (TIFF); references found by name unless given")
+    p.add_argument("raw", type=Path, help="raw frame (TIFF; references found by name unless given), or a preprocessed "
+                   "cube (.mat with preProcessedImage, or .npz from neurohsi preprocess; no references)")
     p.add_argument("--dark", type=Path, help="dark reference (TIFF)")
     p.add_argument("--white", type=Path, help="white reference (TIFF)")
     p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
@@ -92,6 +93,10 @@ def _classify(args: argparse.Namespace):
     from core.model.inference import classify_files
     from core.model.choice import resolve_model
 
+    from core.model.inference import is_cube_file
+
+    if is_cube_file(args.raw) and args.endpoint is not None:
+        raise ValueError(f"{args.raw}: a preprocessed cube is classified locally; drop --endpoint")
     if args.endpoint is None:
         model = resolve_model(args.model)  # a bad model fails before the capture is read
         return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)

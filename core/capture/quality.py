@@ -254,3 +254,20 @@ def _reference_metadata(metas) -> QualityCheck:
     if differences:
         return QualityCheck("reference_metadata", "warning", "references do not match the raw: " + ", ".join(differences))
     return QualityCheck("reference_metadata", "ok", "references' metadata matches the raw (where given)")
+
+
+# A preprocessed cube (NEMESIS preProcessedImage, neurohsi preprocess .npz) has no frames: of the
+# checks above only what shows in the cube applies (pixels the chain could not normalise), plus the
+# out-of-distribution check added at classification (core.model.trust).
+_INVALID_THRESHOLDS = (0.10, 0.90)
+
+
+def assess_cube_quality(cube) -> QualityReport:
+    """Quality checks that apply to a preprocessed cube (``cube.valid`` bool (H, W)): invalid pixels."""
+    valid = np.asarray(cube.valid, dtype=bool)
+    invalid = 1.0 - (np.count_nonzero(valid) / valid.size if valid.size else 0.0)
+    return make_report((
+        graded("invalid_pixels", invalid, "without a usable spectrum in the cube (NaN, zero or masked)",
+               _INVALID_THRESHOLDS),
+        QualityCheck("preprocessed_cube", "ok", "preprocessed cube: the frame and reference checks do not apply"),
+    ))

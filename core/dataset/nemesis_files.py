@@ -221,6 +221,10 @@ def read_preprocessed_cube(path: str | Path) -> PreprocessedCube:
     """Read a ``.mat`` (``preProcessedImage``) or ``.npz`` (``cube``, ``valid``, ``wavelengths_nm``) cube."""
     path = Path(path)
     if path.suffix.lower() == ".mat":
+        shapes = mat_variables(path)
+        if "preProcessedImage" not in shapes and {"data", "label4Classes"} <= set(shapes):
+            raise DatasetError(path, "holds labelled spectra only (a NEMESIS _dataset.mat), no image to view or "
+                                     "classify; import it with neurohsi import-nemesis to train or evaluate")
         data = load_mat(path, ("preProcessedImage",))["preProcessedImage"]
         data, valid = _checked_cube(path, data, None)
         wavelengths, profile_id = assumed_wavelengths(data.shape[-1])

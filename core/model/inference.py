@@ -204,12 +204,46 @@ def prepare_files(
     profile_name: str | None = None,
 ) -> Prepared:
     """Read a raw TIFF triplet (references found by name unless given) and :func:`prepare` it; adds "read"."""
+    if is_cube_file(raw):
+        if dark is not None or white is not None:
+            raise ValueError(f"{raw}: a preprocessed cube needs no dark or white reference")
+        return prepare_cube_file(raw)
     start = time.perf_counter()
     capture = load_capture(raw, dark, white)
     t_read = time.perf_counter()
     prepared = prepare(capture, profile_name=profile_name)
     timings = {"read": t_read - start, **prepared.timings_s, "total": time.perf_counter() - start}
     return replace(prepared, timings_s=timings)
+
+
+CUBE_SUFFIXES = (".mat", ".npz")
+
+
+def is_cube_file(path: str | Path) -> bool:
+    """Whether ``path`` names a preprocessed cube (NEMESIS ``.mat``, ``neurohsi preprocess`` ``.npz``), not a TIFF."""
+    return Path(path).suffix.lower() in CUBE_SUFFIXES
+
+
+def prepare_cube_file(path: str | Path) -> Prepared:
+    """A preprocessed cube file, ready to show and classify: no references, cube-level quality checks.
+
+    ``Prepared.capture`` is a placeholder (1 x 1 frames, ``raw_path`` = the cube file,
+    ``capture_id`` = its stem) so viewers that name the capture keep working.
+    """
+    from core.capture.quality import assess_cube_quality
+    from core.dataset.nemesis_files import read_preprocessed_cube
+
+    start = time.perf_counter()
+    cube = read_preprocessed_cube(path).to_cube()
+    t_read = time.perf_counter()
+    rgb = synthetic_rgb(cube)
+    t_rgb = time.perf_counter()
+    quality = assess_cube_quality(cube)
+    end = time.perf_counter()
+    placeholder = np.zeros((1, 1), np.uint16)
+    capture = Capture(placeholder, placeholder, placeholder, None, raw_path=Path(path), capture_id=Path(path).stem)
+    timings = {"read": t_read - start, "rgb": t_rgb - t_read, "quality": end - t_rgb, "total": end - start}
+    return Prepared(capture, cube, rgb, timings, quality)
 
 
 def classify_prepared(prepared: Prepared, model: LoadedModel, *, threads: int | None = None) -> ClassificationResult:
