@@ -57,16 +57,18 @@ def test_train_double_cv_reports_every_fold(dataset, tmp_path, capsys):
 
 
 def test_evaluate_leave_one_patient_out(dataset, capsys):
-    code, out, err = _run(["evaluate", dataset, "--epochs", "2", "--json"], capsys)
+    code, out, err = _run(["evaluate", dataset, "--epochs", "2", "--json", "--seeds", "2"], capsys)
     assert code == 0, err
     report = json.loads(out)
-    assert [r["patient"] for r in report["rounds"]] == ["ID30", "ID34"]
-    assert report["rounds"][0]["capture_ids"] == ["ID0030C01", "ID0030C02"]
-    n_held_out = sum(r["metrics"]["n"] for r in report["rounds"])
-    assert report["overall"]["n"] == n_held_out
-    assert np.array(report["overall"]["confusion"]).sum() == n_held_out
-    code, out, _ = _run(["evaluate", dataset, "--epochs", "1"], capsys)
-    assert code == 0 and "OACC over held-out patients" in out and "ID34" in out
+    assert set(report) >= {"model", "folds", "mean", "baselines"} and report["model"]["kind"] == "conv2dnet"
+    assert [f["patient"] for f in report["folds"]] == ["ID30", "ID34"]
+    assert report["folds"][0]["capture_ids"] == ["ID0030C01", "ID0030C02"]
+    for fold in report["folds"]:
+        assert np.array(fold["confusion"]).sum() == 2 * fold["n"]  # two seeds
+        assert sum(c["n"] for c in fold["per_class"].values()) == fold["n"]
+        assert fold["std"]["oacc"] is not None and len(fold["seeds"]) == 2
+    code, out, _ = _run(["evaluate", dataset, "--epochs", "1", "--baseline", "--model-kind", "spectral"], capsys)
+    assert code == 0 and "baseline linear_svm" in out and "vs linear_svm: beats it on" in out and "ID34" in out
 
 
 def _one_line_error(code, err, *needles):
