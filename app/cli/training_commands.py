@@ -83,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", type=Path, help="dataset folder")
     _add_hyper_parameters(p, folds=False)
+    p.add_argument("--no-cv", action="store_true", help="no-cv training in each round (always so; kept for old scripts)")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="repeat every fold with seeds S..S+N-1; figures are means, with standard deviations")
     p.add_argument("--baseline", action="store_true",
