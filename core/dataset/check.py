@@ -20,6 +20,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from core.errors import CaptureError, DatasetError
 
 MANIFEST_FILE = "manifest.json"
@@ -44,7 +46,15 @@ def check_capture(capture) -> dict[int, int]:
     """
     from core.dataset.folders import read_capture_folder  # header-level checks: files present, label size
 
-    read_capture_folder(capture.folder)
+    read_capture_folder(capture.folder)  # cube and spectra captures: their arrays are read and checked here
+    kind = getattr(capture, "kind", "raw")
+    if kind == "spectra":
+        ids, counts = np.unique(capture.load_spectra().class_ids, return_counts=True)
+        return {int(i): int(n) for i, n in zip(ids, counts) if i > 0}
+    if kind == "cube":
+        from core.labels.maps import label_counts
+
+        return label_counts(capture.load_labels())
     try:
         capture.load_capture()  # decodes every strip of raw, dark and white
     except CaptureError as exc:

@@ -69,6 +69,11 @@ def test_import_a_mix_of_forms(tmp_path):
     assert not captures["ID0003C02"].load_spectra().has_positions
     np.testing.assert_array_equal(captures["ID0002C01"].load_labels(), cube_gt["ID0002C01"].classes)
     np.testing.assert_allclose(captures["ID0002C01"].load_cube().data, cube_gt["ID0002C01"].cube, atol=1e-6)
+    from core.dataset.check import check_dataset_files  # what runs before an upload
+
+    counts = check_dataset_files(tmp_path / "ds")
+    assert counts["ID0001C01"] == {c: int((truth.classes == c).sum()) for c in range(1, 6) if (truth.classes == c).any()}
+    assert sum(counts["ID0002C01"].values()) == int((cube_gt["ID0002C01"].classes > 0).sum())
 
 
 def _declare_huge(path):
