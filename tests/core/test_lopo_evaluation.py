@@ -88,3 +88,27 @@ def test_evaluation_json_and_majority_baseline():
     assert aim["folds_checked"] == ["P1"]  # P2 has no tumour pixels
     assert aim["tumour_recall_met"] is True  # 40 / 100 >= 0.4
     assert report["folds"][0]["note"] == 1 and report["folds"][0]["tumour_recall"] == 0.4
+
+
+def test_inner_models_never_see_their_validation_patient_nor_the_test_patient(spectra_dataset, monkeypatch):
+    import core.training.evaluation as evaluation
+    from core.training.samples import samples_from_captures
+
+    seen = []
+    real = evaluation.train_on_rows
+
+    def spy(data, config, train_rows, **kwargs):
+        seen.append([np.asarray(r) for r in train_rows])
+        return real(data, config, train_rows, **kwargs)
+
+    monkeypatch.setattr(evaluation, "train_on_rows", spy)
+    config = TrainingConfig(epochs=2, batch_size=32, model_kind="spectral")
+    data, _ = samples_from_captures(spectra_dataset, "spectral")
+    patients = data.capture_index  # one capture per patient here
+    train_idx = np.flatnonzero(patients != 0)
+    net, chosen = evaluation.train_fold(data, patients, train_idx, config)
+    [rows] = seen
+    assert len(rows) == 3 and chosen["inner_patients"] == [1, 2]
+    assert set(patients[rows[0]]) == {2} and set(patients[rows[1]]) == {1}  # inner model j leaves patient j out
+    np.testing.assert_array_equal(rows[2], train_idx)  # the fold's own model: every training patient
+    assert not np.isin(np.flatnonzero(patients == 0), np.concatenate(rows)).any()  # the test patient: nowhere
