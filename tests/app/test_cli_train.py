@@ -133,3 +133,21 @@ def test_fold_models_one_by_one_then_train_select_match_local_double_cv(tmp_path
     a = load_model(tmp_path / "local.safetensors").info.metrics
     b = load_model(tmp_path / "selected.safetensors").info.metrics
     assert b["test_oacc_mean"] == a["test_oacc_mean"] and b["mode"] == "double-cv"
+
+
+def test_train_spectral_model_on_labelled_spectra_and_refuse_conv2dnet_without_positions(tmp_path, capsys):
+    from core.dataset.nemesis_import import import_nemesis
+    from core.model.files import load_model
+    from tests.support.nemesis_mat import write_archive
+
+    write_archive(tmp_path / "src", [("ID0001C01", 1), ("ID0002C01", 2)], forms=("spectra",))
+    import_nemesis(tmp_path / "src", tmp_path / "ds")
+    model = tmp_path / "s.safetensors"
+    code, out, err = _run(["train", tmp_path / "ds", "-o", model, "--no-cv", "--epochs", "2", "--model-kind",
+                           "spectral", "--balance", "loss", "--batch-size", "32"], capsys)
+    assert code == 0, err
+    info = load_model(model).info
+    assert info.model_kind == "spectral" and info.inputs == "spectra" and info.ood_available
+    assert info.training["hyper_parameters"]["balance"] == "loss" and info.profile_id == "thesis-sm5x5-nir"
+    code, _, err = _run(["train", tmp_path / "ds", "-o", model, "--no-cv", "--epochs", "1"], capsys)
+    _one_line_error(code, err, "ID0001C01: Conv2DNet needs 7x7 patches", "--model-kind spectral")
