@@ -153,10 +153,10 @@ def compare_models(installed, new, captures) -> Comparison:
     cache: dict[tuple, tuple] = {}
 
     def score(model) -> ModelScore:
-        key = (model.info.patch_size, tuple(model.info.class_ids))
+        key = (model.info.model_kind, model.info.patch_size, tuple(model.info.class_ids))
         try:
-            if key not in cache:
-                cache[key] = patch_set_from_captures(captures, key[0], class_ids=key[1])
+            if key not in cache:  # a spectral model takes spectra, a Conv2DNet its patch size
+                cache[key] = patch_set_from_captures(captures, max(key[1], 3), class_ids=key[2], model_kind=key[0])
             data, profile_id = cache[key]
             if profile_id != model.info.profile_id:
                 raise ModelFileError(model.path, f"model is for camera profile {model.info.profile_id!r}, "

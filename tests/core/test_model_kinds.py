@@ -164,3 +164,22 @@ def test_conv2dnet_samples_need_positions(tmp_path):
     patches, _ = samples_from_captures(captures[:1], "conv2dnet")
     assert patches.patches.shape[1:] == (25, 7, 7)
     np.testing.assert_array_equal(patches.patches[:, :, 3, 3], spectral.patches[: len(patches), :, 0, 0])
+
+
+def test_compare_a_spectral_model_with_a_conv2dnet_on_held_out_spectra(tmp_path):
+    from core.dataset.folders import read_dataset
+    from core.dataset.nemesis_import import import_nemesis
+    from core.model.network import Conv2DNet
+    from core.training.comparison import compare_models
+    from tests.support.nemesis_mat import write_archive
+
+    write_archive(tmp_path / "a", [("ID0001C01", 1)])
+    import_nemesis(tmp_path / "a", tmp_path / "ds")
+    captures = read_dataset(tmp_path / "ds")
+    kwargs = dict(class_ids=(1, 2, 3, 4, 5), class_names=tuple("abcde"), profile_id="thesis-sm5x5-nir")
+    save_model(tmp_path / "s.safetensors", _net(), name="s", **kwargs)
+    torch.manual_seed(0)
+    save_model(tmp_path / "c.safetensors", Conv2DNet(25, 5), name="c", **kwargs)
+    result = compare_models(load_model(tmp_path / "c.safetensors"), load_model(tmp_path / "s.safetensors"), captures)
+    n = len(captures[0].load_spectra().data)
+    assert result.new.metrics["n"] == n and result.installed.metrics["n"] == n  # spectra vs sparse patches
