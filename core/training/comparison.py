@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import ModelFileError
+from core.model.files import check_runs_on
 from core.training.metrics import classification_metrics
 
 MARGIN_POINTS = 1.0  # differences smaller than this (percentage points) count as "the same"
@@ -155,6 +156,9 @@ def compare_models(installed, new, captures) -> Comparison:
     def score(model) -> ModelScore:
         key = (model.info.model_kind, model.info.patch_size, tuple(model.info.class_ids))
         try:
+            for capture in captures:  # a patch model cannot score spectra that have no place in an image
+                if getattr(capture, "kind", "raw") == "spectra" and not capture.meta.get("positions"):
+                    check_runs_on(model.info, has_image=False, what=capture.capture_id, path=model.path)
             if key not in cache:  # a spectral model takes spectra, a Conv2DNet its patch size
                 cache[key] = patch_set_from_captures(captures, max(key[1], 3), class_ids=key[2], model_kind=key[0])
             data, profile_id = cache[key]

@@ -183,3 +183,9 @@ def test_compare_a_spectral_model_with_a_conv2dnet_on_held_out_spectra(tmp_path)
     result = compare_models(load_model(tmp_path / "c.safetensors"), load_model(tmp_path / "s.safetensors"), captures)
     n = len(captures[0].load_spectra().data)
     assert result.new.metrics["n"] == n and result.installed.metrics["n"] == n  # spectra vs sparse patches
+    write_archive(tmp_path / "b", [("ID0002C01", 2)], forms=("spectra",))  # no map: no positions
+    import_nemesis(tmp_path / "b", tmp_path / "ds2")
+    no_positions = read_dataset(tmp_path / "ds2")
+    result = compare_models(load_model(tmp_path / "c.safetensors"), load_model(tmp_path / "s.safetensors"), no_positions)
+    assert result.installed.metrics is None and "labelled spectra only" in result.installed.problem
+    assert result.new.metrics["n"] == len(no_positions[0].load_spectra().data)
