@@ -406,6 +406,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                        baselines=baselines, progress=lambda patient, p: sink(p))
     finally:
         sink.close()
-    report["dataset"] = str(args.dataset)
+    report["model"]["dataset"] = str(args.dataset)
     print(json.dumps(report) if args.json else format_evaluation_table(report))
     return 0

@@ -179,5 +179,6 @@ def leave_one_patient_out(
         "n_samples": len(data),
     }
     result = evaluation_json(model, folds, baseline_folds, extra_fold_fields=extra_fold_fields)
-    result["timings_s"] = {"prepare": prepared - start, "total": time.perf_counter() - start}
+    # inside "model": the report's top level is exactly {"model", "folds", "mean", "baselines"}
+    result["model"]["timings_s"] = {"prepare": prepared - start, "total": time.perf_counter() - start}
     return result
