@@ -14,9 +14,12 @@ def linear_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, see
     Bands are standardised on the training pixels first (an SVM's margin depends on the
     feature scale); one-vs-rest ``LinearSVC`` with scikit-learn's defaults otherwise.
     """
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
+    try:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import LinearSVC
+    except ImportError as exc:  # a slimmed install (the desktop bundle) may leave it out
+        raise ValueError(f"--baseline needs scikit-learn, which this installation lacks ({exc})") from None
 
     classes = np.unique(train_y)
     if classes.size == 1:  # nothing to separate
