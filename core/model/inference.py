@@ -207,6 +207,8 @@ def prepare_files(
     if is_cube_file(raw):
         if dark is not None or white is not None:
             raise ValueError(f"{raw}: a preprocessed cube needs no dark or white reference")
+        if profile_name is not None:
+            raise ValueError(f"{raw}: a preprocessed cube is already made; a camera profile does not apply to it")
         return prepare_cube_file(raw)
     start = time.perf_counter()
     capture = load_capture(raw, dark, white)

@@ -148,3 +148,9 @@ def test_cli_info_and_classify_a_cube_and_refuse_spectra(tmp_path):
     spectra_path = write_spectra(tmp_path, capture)
     assert_one_line_error(neurohsi("classify", spectra_path), "_dataset.mat", "labelled spectra only")
     assert_one_line_error(neurohsi("classify", cube_path, "--endpoint", "http://127.0.0.1:9"), "classified locally")
+    from core.model.inference import prepare_files
+
+    with pytest.raises(ValueError, match="needs no dark or white reference"):
+        prepare_files(cube_path, cube_path, cube_path)
+    with pytest.raises(ValueError, match="a camera profile does not apply"):
+        prepare_files(cube_path, profile_name="thesis-sm5x5-nir")
