@@ -127,6 +127,18 @@ def classification_details(result, *, capture: str | None = None) -> dict:
     }
 
 
+def record_model_change(event: str, path, label: str = "", previous: str | None = None) -> AuditEntry | None:
+    """Audit ``model_installed`` / ``model_reverted``: the model file ("" = the demo model) and its sha256."""
+    import hashlib
+
+    if event not in ("model_installed", "model_reverted"):
+        raise ValueError(f"not a model change: {event!r}")
+    sha256 = None
+    if path and Path(path).is_file():
+        sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()  # model files are about 50 KB
+    return record(event, model=str(path or "") or "demo", label=label, sha256=sha256, previous=previous or None)
+
+
 def _secret_key(key: str) -> bool:
     lowered = key.lower()
     return any(word in lowered for word in _SECRET_WORDS) and lowered not in {"sha256", "model_key"}
