@@ -79,3 +79,13 @@ def self_signed_tls(folder: Path) -> tuple[ssl.SSLContext, Path]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
     return context, cert_path
+
+
+if __name__ == "__main__":  # a PACS in its own process (the benchmark): prints its port, serves until killed
+    import sys
+    import time
+
+    server = StorageSCP(Path(sys.argv[1])).start()
+    print(server.port, flush=True)
+    while True:
+        time.sleep(3600)
