@@ -110,7 +110,7 @@ def classification_details(result, *, capture: str | None = None) -> dict:
     probabilities = getattr(result, "probabilities", None)
     uncertain = None
     if probabilities is not None and np.ndim(probabilities) == 3 and probabilities.shape[-1] > 0:
-        # "uncertain": the winning class holds under half the probability (the GUI's low-confidence hatch)
+        # "uncertain": the winning class holds under half the probability mass (no class is more likely than not)
         uncertain = float(np.mean(np.max(probabilities, axis=-1) < 0.5))
     quality = getattr(result, "quality", None)
     info = result.model

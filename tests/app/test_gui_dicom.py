@@ -175,3 +175,13 @@ def test_audit_log_dialog_shows_verifies_and_exports(qtbot, classified_window, t
     db.commit()
     db.close()
     assert dialog.verify() and dialog.result_label.text().startswith("NOT intact")
+
+
+def test_the_dialog_states_are_qt_free():
+    import subprocess
+    import sys
+
+    code = ("import sys, app.pacs_state; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt')]; "
+            "sys.exit(1 if bad else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
