@@ -23,7 +23,8 @@ RETRY_INTERVAL_MS = 30_000
 class PacsController:
     def __init__(self, window) -> None:
         self.window = window
-        self._worker = None
+        self._worker = None  # a background flush
+        self._export = None  # an export (and its send) started from the DICOM dialog
         set_operator(window.settings.get("operator_name"))
         self.label = QLabel("")
         self.label.setObjectName("pacs_outbox_label")
@@ -80,16 +81,19 @@ class PacsController:
         node = self.node() if state.send else None
         if state.send and node is None:
             return
-        self._worker = start_job(
+        self._export = start_job(
             export_job, window.result, state, capture_id=window.opened.capture.capture_id, node=node,
             palette=window.overlay_state.palette, opacity=window.overlay_state.opacity / 100.0,
             software_version=app_version(),
             on_yield=lambda text: window.statusBar().showMessage(str(text), 3000),
-            on_return=self._exported, on_error=self._failed,
+            on_return=self._exported, on_error=self._export_failed,
         )
 
+    def idle(self) -> bool:
+        return self._worker is None and self._export is None
+
     def _exported(self, outcome: dict) -> None:
-        self._worker = None
+        self._export = None
         text = "Wrote " + ", ".join(outcome["files"])
         if outcome["problem"]:
             self.window.sink.note(f"{text}. PACS: {outcome['problem']}; {outcome['waiting']} object(s) wait in the "
@@ -107,6 +111,11 @@ class PacsController:
     def _failed(self, exc: BaseException) -> None:
         self._worker = None
         self.window.sink.report(exc, context="PACS")
+        self.refresh()
+
+    def _export_failed(self, exc: BaseException) -> None:
+        self._export = None
+        self.window.sink.report(exc, context="DICOM export")
         self.refresh()
 
 

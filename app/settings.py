@@ -59,8 +59,10 @@ SETTINGS: tuple[Setting, ...] = (
       for name, var in _CLOUD_ENV_VARS.items()),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
-# Remembered view state, not a choice anyone needs to answer for: kept out of the audit log.
-_NOT_AUDITED = {"window_geometry", "window_state", "window_state_version", "recent_files"}
+# Remembered view state, not a choice anyone needs to answer for, kept out of the audit log: the
+# opacity changes with every slider step (an entry each would flood the log and block the GUI thread);
+# the labeller's name is in every labels_saved entry.
+_NOT_AUDITED = {"window_geometry", "window_state", "window_state_version", "recent_files", "opacity", "labeller_name"}
 
 
 class AppSettings:

@@ -41,7 +41,7 @@ def _configure(window, port):
 
 
 def _wait_export(qtbot, window):
-    qtbot.waitUntil(lambda: window.pacs._worker is None and window.sink.last is not None
+    qtbot.waitUntil(lambda: window.pacs.idle() and window.sink.last is not None
                     and ("Wrote" in window.sink.last.text or "PACS" in window.sink.last.text), timeout=30_000)
 
 
@@ -185,3 +185,13 @@ def test_the_dialog_states_are_qt_free():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt')]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_settings_changes_are_audited_but_not_every_opacity_step(make_window):
+    window = make_window()
+    for value in (10, 20, 30):
+        window.overlay_state.opacity = value
+    window.overlay_state.palette = "colourblind"
+    window.overlay_state.palette = "colourblind"  # unchanged: no entry
+    changed = [e.details for e in default_log().entries() if e.event == "settings_changed"]
+    assert changed == [{"setting": "palette", "old": "thesis", "new": "colourblind"}]

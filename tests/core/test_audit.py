@@ -155,3 +155,23 @@ def test_record_survives_an_unwritable_log(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("NEUROHSI_HOME", str(blocker))
     assert record("settings_changed", key="palette") is None
     assert "not written" in caplog.text
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path):
+    import threading
+
+    path = tmp_path / "audit.sqlite"
+
+    def write(n):
+        log = AuditLog(path)  # each writer its own connection, as the GUI and a CLI command would
+        for i in range(8):
+            log.append("exported", {"writer": n, "i": i}, os_user="u")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log = AuditLog(path)
+    assert len(log.entries()) == 24 and log.verify() == []
+    assert not any(e.event == "integrity_break" for e in log.entries())
