@@ -84,6 +84,9 @@ class AuditLogDialog(QDialog):
 
             self.result_label.setText(f"Export failed: {one_line(exc)}")
             return
+        from core.audit.events import record
+
+        record("exported", format="audit-log", files=[str(written)])
         self.result_label.setText(f"Exported to {written}")
 
     def export_dialog(self) -> None:

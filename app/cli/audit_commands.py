@@ -61,7 +61,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.audit.events import default_log
+    from core.audit.events import default_log, record
 
-    print(default_log().export(args.out))
+    written = default_log().export(args.out)
+    record("exported", format="audit-log", files=[str(written)])
+    print(written)
     return 0

@@ -95,7 +95,8 @@ class AuditLog:
         if not event or not isinstance(event, str):
             raise ValueError(f"audit event must be a non-empty string, got {event!r}")
         details_json = canonical_json(details)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner only: exported entries name patients, and the log stays on this machine.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes

@@ -82,7 +82,7 @@ class Outbox:
 
         source = Path(source)
         uid = str(dcmread(source, stop_before_pixels=True).SOPInstanceUID)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner only: the objects carry patient data
         existing = sorted(self.folder.glob("*.dcm"))
         n = 1 + max((int(p.name.split("-", 1)[0]) for p in existing if p.name.split("-", 1)[0].isdigit()), default=0)
         dest = self.folder / f"{n:06d}-{uid}.dcm"

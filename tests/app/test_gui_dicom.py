@@ -167,8 +167,10 @@ def test_audit_log_dialog_shows_verifies_and_exports(qtbot, classified_window, t
     dialog = window.findChild(AuditLogDialog, "audit_log_dialog")
     assert dialog.table.rowCount() >= 2 and dialog.table.item(0, 4).text() == "classified"  # newest first
     assert dialog.verify() == [] and dialog.result_label.text().startswith("Intact")
+    before = len(default_log().entries())
     dialog.export_to(tmp_path / "audit.csv")
-    assert (tmp_path / "audit.csv").read_text().count("\n") == len(default_log().entries()) + 1
+    assert (tmp_path / "audit.csv").read_text().count("\n") == before + 1  # header + every entry
+    assert default_log().entries()[-1].details["format"] == "audit-log"  # the export is on record too
     db = sqlite3.connect(default_log().path)
     db.execute("DROP TRIGGER entries_no_delete")
     db.execute("DELETE FROM entries WHERE seq = 1")

@@ -175,3 +175,8 @@ def test_concurrent_writers_keep_one_chain(tmp_path):
     log = AuditLog(path)
     assert len(log.entries()) == 24 and log.verify() == []
     assert not any(e.event == "integrity_break" for e in log.entries())
+
+
+def test_the_log_folder_is_the_owners_only(tmp_path):
+    log = _filled(tmp_path / "new", 1)
+    assert log.path.parent.stat().st_mode & 0o077 == 0
