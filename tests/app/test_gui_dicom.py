@@ -85,7 +85,8 @@ def test_export_and_send_from_the_dialog(qtbot, classified_window, tmp_path, scp
     assert {"capture_opened", "classified", "settings_changed"} <= {e for e, _ in events}
 
 
-def test_outbox_shows_waiting_objects_and_sends_them_when_the_pacs_is_back(qtbot, classified_window, tmp_path):
+def test_outbox_shows_waiting_objects_and_sends_them_when_the_pacs_is_back(qtbot, classified_window, tmp_path,
+                                                                           make_window):
     from app.dicom_dialog import show_dicom_export
     from app.pacs_controller import show_outbox
 
@@ -101,6 +102,8 @@ def test_outbox_shows_waiting_objects_and_sends_them_when_the_pacs_is_back(qtbot
     _wait_export(qtbot, window)
     assert "wait in the outbox" in window.sink.last.text
     assert window.pacs.label.isVisible() and "2 waiting" in window.pacs.label.text()
+    restarted = make_window()  # the app restarts: the outbox is read from disk
+    assert "2 waiting" in restarted.pacs.label.text()
     listing = show_outbox(window).findChild(QListWidget, "pacs_outbox_list")
     assert listing.count() == 2 and "1 tries" in listing.item(0).text()
     server = StorageSCP(tmp_path / "pacs", port=port).start()
