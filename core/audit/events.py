@@ -107,11 +107,15 @@ def classification_details(result, *, capture: str | None = None) -> dict:
 
     labels = np.asarray(result.labels)
     total = max(labels.size, 1)
-    probabilities = getattr(result, "probabilities", None)
-    uncertain = None
-    if probabilities is not None and np.ndim(probabilities) == 3 and probabilities.shape[-1] > 0:
-        # "uncertain": the winning class holds under half the probability mass (no class is more likely than not)
-        uncertain = float(np.mean(np.max(probabilities, axis=-1) < 0.5))
+    if hasattr(result, "uncertain_fraction"):
+        # the product's own flag (core.model.uncertainty, where this build has it): None when it is off
+        uncertain = result.uncertain_fraction
+    else:
+        uncertain = None
+        probabilities = getattr(result, "probabilities", None)
+        if probabilities is not None and np.ndim(probabilities) == 3 and probabilities.shape[-1] > 0:
+            # no flag in this build: share where no class is more likely than not
+            uncertain = float(np.mean(np.max(probabilities, axis=-1) < 0.5))
     quality = getattr(result, "quality", None)
     info = result.model
     return {
@@ -121,7 +125,7 @@ def classification_details(result, *, capture: str | None = None) -> dict:
         "endpoint": None if result.source == "local" else result.source,
         "quality": None if quality is None else quality.status,
         "ood_share": None if getattr(result, "ood_fraction", None) is None else round(float(result.ood_fraction), 6),
-        "uncertain_share": None if uncertain is None else round(uncertain, 6),
+        "uncertain_share": None if uncertain is None else round(float(uncertain), 6),
         "masked_share": round(float(np.count_nonzero(labels == 0)) / total, 6),
         "shape": list(labels.shape),
     }

@@ -180,3 +180,22 @@ def test_concurrent_writers_keep_one_chain(tmp_path):
 def test_the_log_folder_is_the_owners_only(tmp_path):
     log = _filled(tmp_path / "new", 1)
     assert log.path.parent.stat().st_mode & 0o077 == 0
+
+
+def test_classification_details_shares_and_model():
+    from types import SimpleNamespace
+
+    from core.audit.events import classification_details
+
+    labels = np.array([[0, 1], [2, 2]], np.uint8)
+    probabilities = np.array([[[0.2, 0.8], [0.9, 0.1]], [[0.45, 0.55], [0.3, 0.7]]], np.float32)
+    model = SimpleNamespace(name="m", version="2", sha256="ab" * 32)
+    plain = SimpleNamespace(labels=labels, probabilities=probabilities, model=model, source="https://x/score",
+                            quality=None, ood_fraction=0.5)
+    details = classification_details(plain, capture="ID1")
+    assert details["masked_share"] == 0.25 and details["ood_share"] == 0.5 and details["uncertain_share"] == 0.0
+    assert details["source"] == "remote" and details["endpoint"] == "https://x/score"
+    assert details["model"] == {"name": "m", "version": "2", "sha256": "ab" * 32}
+    flagged = SimpleNamespace(**vars(plain), uncertain_fraction=0.125)  # the product's own flag wins
+    assert classification_details(flagged)["uncertain_share"] == 0.125
+    assert "probabilities" not in json.dumps(details)
