@@ -42,6 +42,7 @@ from app.metadata_panel import MetadataPanel
 from app.model_loader import ModelIndicator, ModelLoader, model_hint
 from app.notifications import ErrorSink
 from app.overlay_state import OverlayState
+from app.pacs_controller import PacsController
 from app.settings import AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import StatusPanel
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
         self.model_loader.changed.connect(self._model_state)
         self.theatre = TheatreController(self)
         self.trust = TrustView(self)  # quality warnings, "Show anyway", hatched out-of-distribution pixels
+        self.pacs = PacsController(self)  # outbox in the status bar, retried in the background; the operator
         self.map_area.theatre.exit_button.clicked.connect(lambda: self.actions["theatre"].setChecked(False))
         self.map_area.empty.open_button.clicked.connect(self.open_dialog)
 
@@ -387,7 +389,7 @@ class MainWindow(QMainWindow):
         has_capture, busy = self.opened is not None, self.jobs.busy
         self.actions["classify"].setEnabled(has_capture)
         self.actions["cancel"].setEnabled(busy)
-        for name in ("export_overlay", "export_labels", "export_npz"):
+        for name in ("export_overlay", "export_labels", "export_npz", "export_dicom"):
             self.actions[name].setEnabled(self.result is not None)
 
     # -- settings ----------------------------------------------------------

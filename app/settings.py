@@ -53,11 +53,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
     Setting("window_state_version", "window/state_version", int, 0, "WINDOW_STATE_VERSION the state was saved with."),
     Setting("labeller_name", "labelling/display_name", str, "", "Name recorded as who drew labels; empty: login name."),
+    Setting("operator_name", "audit/operator_name", str, "", "Operator named in the audit log (shared theatre logins)."),
+    # Settings ▸ PACS: remote.pacs.node's names (the CLI's --pacs-* too); env NEUROHSI_PACS_* wins
+    Setting("pacs_ae_title", "pacs/ae_title", str, "", "PACS AE title (called AE)."),
+    Setting("pacs_host", "pacs/host", str, "", "PACS host name or address."),
+    Setting("pacs_port", "pacs/port", str, "", "PACS port (often 104 or 11112)."),
+    Setting("pacs_tls", "pacs/tls", bool, False, "Talk to the PACS over TLS (certificate verified)."),
+    Setting("pacs_calling_ae", "pacs/calling_ae", str, "NEUROHSI", "Our AE title, as the PACS knows us."),
+    Setting("pacs_ca_file", "pacs/ca_file", str, "", "CA certificates (PEM) for the PACS's TLS; empty: system store."),
     # Settings ▸ Cloud: remote.cloud_config's names (the CLI's too); env NEUROHSI_* wins; no secrets here
     *(Setting(f"cloud_{name}", f"cloud/{name}", str, "", f"Cloud: {name} (env {var} overrides)")
       for name, var in _CLOUD_ENV_VARS.items()),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
+# Remembered view state, not a choice anyone needs to answer for, kept out of the audit log: the
+# opacity changes with every slider step (an entry each would flood the log and block the GUI thread);
+# the labeller's name is in every labels_saved entry.
+_NOT_AUDITED = {"window_geometry", "window_state", "window_state_version", "recent_files", "opacity", "labeller_name"}
 
 
 class AppSettings:
@@ -102,6 +114,7 @@ class AppSettings:
 
     def set(self, name: str, value) -> None:
         s = self.setting(name)
+        before = None if name in _NOT_AUDITED else self.get(name)
         if s.type is bool:
             text = "true" if value else "false"
         elif s.type is int:
@@ -113,6 +126,10 @@ class AppSettings:
         else:
             text = str(value)
         self.qsettings.setValue(s.key, text)
+        if name not in _NOT_AUDITED and self.get(name) != before:
+            from core.audit.events import record
+
+            record("settings_changed", setting=name, old=before, new=self.get(name))
 
     def sync(self) -> None:
         self.qsettings.sync()
@@ -130,6 +147,10 @@ class AppSettings:
         if not self.get("show_uncertain"):
             return None
         return min(max(self.get("uncertainty_threshold"), 0), 100) / 100.0
+
+    def pacs_values(self) -> dict:
+        """Settings ▸ PACS as ``remote.pacs.node.PacsNode.from_values`` takes them."""
+        return {name: self.get(f"pacs_{name}") for name in ("ae_title", "host", "port", "tls", "calling_ae", "ca_file")}
 
     def remote_enabled(self) -> bool:
         return bool(self.get("use_remote") and self.get("endpoint_url").strip())

@@ -170,6 +170,11 @@ class SettingsDialog(QDialog):
         self.cloud_button.clicked.connect(self.open_cloud)
         self.cloud_button.setVisible(app_settings is not None)
         form.addRow("", self.cloud_button)
+        self.pacs_button = QPushButton("PACS and audit operator…")
+        self.pacs_button.setObjectName("pacs_button")
+        self.pacs_button.clicked.connect(self.open_pacs)
+        self.pacs_button.setVisible(app_settings is not None)
+        form.addRow("", self.pacs_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -228,6 +233,12 @@ class SettingsDialog(QDialog):
         from app.retraining.cloud_page import open_cloud_settings
 
         return open_cloud_settings(self.app_settings, self)
+
+    def open_pacs(self):
+        """Settings ▸ PACS (app.pacs_settings): the node with a "Test" (C-ECHO) button, the operator's name."""
+        from app.pacs_settings import open_pacs_settings
+
+        return open_pacs_settings(self.app_settings, self)
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", self.state.default_model, "Models (*.safetensors)")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from superqt.utils import GeneratorWorker, create_worker
 
+from core.audit.events import classification_details, record
 from core.model.inference import ClassificationResult, Prepared, prepare_files
 from core.model.files import LoadedModel
 from remote.remote_or_local import RemotePolicy, RemoteTarget, classify_remote_or_local
@@ -54,7 +55,10 @@ def open_capture_job(
 ) -> Generator[Progress, None, Prepared]:
     """Read the triplet (references by name unless given) and prepare it: :func:`core.model.inference.prepare_files`."""
     yield Progress(0.0, f"Opening {Path(raw_path).name}")
-    return prepare_files(raw_path, dark_path, white_path, profile_name=profile_name)
+    prepared = prepare_files(raw_path, dark_path, white_path, profile_name=profile_name)
+    record("capture_opened", capture=prepared.capture.capture_id, path=str(raw_path),
+           quality=None if prepared.quality is None else prepared.quality.status)
+    return prepared
 
 
 def classify_job(
@@ -78,6 +82,8 @@ def classify_job(
     if outcome.fallback_reason is not None:
         fallback = FallbackNotice(remote.url, outcome.fallback_reason)
         yield fallback
+    record("classified", **classification_details(outcome.result, capture=opened.capture.capture_id),
+           fallback=None if fallback is None else fallback.problem)
     return Classified(outcome.result, fallback)
 
 

@@ -76,3 +76,11 @@ def memory_keyring():
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def neurohsi_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own NEUROHSI_HOME (audit log, PACS outbox, jobs, models), never the user's."""
+    home = tmp_path_factory.mktemp("neurohsi-home")
+    monkeypatch.setenv("NEUROHSI_HOME", str(home))
+    return home

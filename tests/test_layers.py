@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 QT = ("PySide6", "shiboken6", "PyQt5", "PyQt6", "pyqtgraph", "superqt", "qtpy")
 FORBIDDEN = {
-    "core": QT + ("requests", "urllib3", "httpx", "azure", "azureml", "keyring", "remote", "app"),
+    "core": QT + ("requests", "urllib3", "httpx", "azure", "azureml", "keyring", "pynetdicom", "remote", "app"),
     "remote": QT + ("app",),
 }
 # Modules on the preprocessing path: torch must not even be imported at their top level.

@@ -154,11 +154,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from core.capture.files import capture_id_for
     from core.capture.quality import require_usable
 
+    record_classification(result, args.raw)
     require_usable(result.quality, force=args.force, name=str(args.raw))  # before any file is written
     written = write_outputs(
         result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette,
         capture_id=capture_id_for(args.raw),
     )
+    if written:
+        from core.audit.events import record
+
+        record("exported", format="files", capture=capture_id_for(args.raw), files=sorted(written.values()),
+               model_sha256=result.model.sha256)
     summary = summarise(result, written)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -173,6 +179,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
             else f"{escape_controls(str(args.raw))}: classified by {result.model.label}: {shares}"
         )
     return 0
+
+
+def record_classification(result, raw) -> None:
+    """Audit: the capture was opened and classified (model, quality, shares, local or remote)."""
+    from core.audit.events import classification_details, record
+    from core.capture.files import capture_id_for
+
+    record("capture_opened", capture=capture_id_for(raw), path=str(raw))
+    record("classified", **classification_details(result, capture=capture_id_for(raw)))
 
 
 def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:

@@ -22,11 +22,13 @@ COMMAND_MODULES = (
     "app.cli.data_commands",  # info, preprocess
     "app.cli.dataset_commands",  # demo-data, demo-capture, import-nemesis
     "app.cli.classify_commands",  # classify
+    "app.cli.dicom_commands",  # export-dicom, pacs
     "app.cli.training_commands",  # train, evaluate
     "app.cli.serve_commands",  # serve
     "app.cli.cloud_commands",  # cloud ...
     "app.cli.gui_commands",  # gui
     "app.cli.watch_commands",  # watch
+    "app.cli.audit_commands",  # audit
 )
 
 EXIT_ERROR = 2

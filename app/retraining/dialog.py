@@ -35,6 +35,7 @@ from app.retraining.state import (
 )
 from app.retraining.training_form import TrainingForm
 from app.workers import start_job
+from core.audit.events import record_model_change
 from core.errors import one_line
 
 
@@ -50,6 +51,7 @@ def install_job(src: Path, history: ModelHistory, name: str, label: str, previou
     yield f"installing {name}"
     path = install_model(src, history.models_dir, name=name)
     history.record("install", path, label, previous)
+    record_model_change("model_installed", path, label, previous)
     return path, history.revert_target(str(path))
 
 
@@ -65,6 +67,7 @@ def revert_job(history: ModelHistory, current: str | None, target: str) -> Gener
         except (OSError, ValueError):
             label = Path(target).name
     history.record("revert", target, label, current)
+    record_model_change("model_reverted", target, label, current)
     return target, history.revert_target(target)
 
 

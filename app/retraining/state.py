@@ -6,7 +6,6 @@ the state directly.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,9 +212,10 @@ def model_metrics(path: str | Path | None) -> dict[str, float]:
 
 
 def neurohsi_home() -> Path:
-    """Per-user data folder (env ``NEUROHSI_HOME`` overrides, as in the CLI and tests)."""
-    env = os.environ.get("NEUROHSI_HOME")
-    return Path(env) if env else Path.home() / ".local" / "share" / "neurohsi"
+    """Per-user data folder (``core.fileio.neurohsi_home``: env ``NEUROHSI_HOME`` overrides)."""
+    from core.fileio import neurohsi_home as home
+
+    return home()
 
 
 def default_jobs_dir() -> Path:

@@ -183,4 +183,8 @@ def save_labels(
     write_label_png(labels_path, labels)  # the one label-PNG writer (atomic)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     recovery_path(folder).unlink(missing_ok=True)  # its content is now in labels.png
+    from core.audit.events import record
+
+    record("labels_saved", capture=folder.name, folder=str(folder), author=meta["labels"]["author"],
+           counts=meta["labels"]["counts"], prelabel_model_sha256=None if model is None else model["sha256"])
     return labels_path

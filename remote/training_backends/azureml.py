@@ -198,6 +198,10 @@ class AzureMLBackend:
     def submit(self, spec: JobSpec) -> str:
         job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
         created = self._call("submit", self._ml_client().jobs.create_or_update, job)
+        from core.audit.events import record
+        from remote.training_backends.base import audit_spec
+
+        record("training_submitted", backend=self.name, job_id=created.name, **audit_spec(spec))
         return created.name
 
     def status(self, job_id: str) -> JobStatus:

@@ -23,7 +23,7 @@ from pathlib import Path
 from core.clock import utc_now_stamp
 from core.fileio import atomic_write_text
 from remote.blob_storage import BlobStorage
-from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
+from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus, audit_spec
 from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
 
 LOG_FILE = "job.log"
@@ -109,6 +109,9 @@ class LocalBackend:
             )
         self._children[job_id] = proc
         update_state(state_path, None, pid=proc.pid, pgid=proc.pid)
+        from core.audit.events import record
+
+        record("training_submitted", backend=self.name, job_id=job_id, **audit_spec(spec))
         return job_id
 
     def status(self, job_id: str) -> JobStatus:
