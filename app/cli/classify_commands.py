@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--force", action="store_true",
         help="make the map even when the capture's quality is 'unusable' (its exports are watermarked)",
     )
+    add_ensemble_arguments(p)
+    add_remote_arguments(p)
+    p.set_defaults(handler=cmd_classify)
+
+
+def add_ensemble_arguments(p: argparse.ArgumentParser) -> None:
+    """--ensemble and --uncertain-threshold, for every command that classifies a capture locally."""
     p.add_argument(
         "--ensemble", action="store_true",
         help="classify with the model file's ensemble (the outer-fold models double cross-validation kept): "
@@ -42,8 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "counted in --json (uncertain_fraction); default: the product's default "
         "(core.model.uncertainty)",
     )
-    add_remote_arguments(p)
-    p.set_defaults(handler=cmd_classify)
 
 
 def add_remote_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,6 +90,14 @@ def endpoint_target(args: argparse.Namespace):
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    check_classify_args(args)
+    for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
+        if path is not None and not path.parent.is_dir():
+            raise ValueError(f"{path}: folder for {option} does not exist")
+
+
+def check_classify_args(args: argparse.Namespace) -> None:
+    """References, remote and ensemble options of every command that classifies one capture."""
     check_reference_and_remote_args(args)
     if args.ensemble and args.endpoint is not None:
         raise ValueError("--ensemble classifies locally with the model file's ensemble: drop --endpoint")
@@ -92,9 +105,6 @@ def _check_args(args: argparse.Namespace) -> None:
         from core.model.uncertainty import check_threshold
 
         check_threshold(args.uncertain_threshold)
-    for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
-        if path is not None and not path.parent.is_dir():
-            raise ValueError(f"{path}: folder for {option} does not exist")
 
 
 def _classify(args: argparse.Namespace):
@@ -123,6 +133,16 @@ def _classify(args: argparse.Namespace):
     return replace(result, timings_s={**result.timings_s, "read": read, "total": time.perf_counter() - start})
 
 
+def classify_with_flags(args: argparse.Namespace):
+    """:func:`_classify`, then the uncertainty flag at ``--uncertain-threshold`` when one was given."""
+    result = _classify(args)
+    if args.uncertain_threshold is not None:
+        from core.model.uncertainty import with_uncertainty
+
+        result = with_uncertainty(result, args.uncertain_threshold)
+    return result
+
+
 def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
     target = endpoint_target(args)
     from remote.remote_or_local import RemotePolicy, classify_remote_or_local
@@ -146,11 +166,7 @@ def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
 
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
-    result = _classify(args)
-    if args.uncertain_threshold is not None:
-        from core.model.uncertainty import with_uncertainty
-
-        result = with_uncertainty(result, args.uncertain_threshold)
+    result = classify_with_flags(args)
     from core.capture.files import capture_id_for
     from core.capture.quality import require_usable
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from app.cli.classify_commands import add_remote_arguments
+    from app.cli.classify_commands import add_ensemble_arguments, add_remote_arguments
 
     p = subparsers.add_parser(
         "export-dicom",
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="export even an 'unusable' capture (the notice says so)")
     p.add_argument("--send", action="store_true", help="also send both objects to the PACS (kept in the outbox if it is down)")
     add_pacs_arguments(p)
+    add_ensemble_arguments(p)
     add_remote_arguments(p)
     p.set_defaults(handler=cmd_export_dicom)
 
@@ -84,19 +85,19 @@ def _field_of(var: str) -> str:
 
 def cmd_export_dicom(args: argparse.Namespace) -> int:
     from app.build_info import app_version
-    from app.cli.classify_commands import _classify, check_reference_and_remote_args
+    from app.cli.classify_commands import check_classify_args, classify_with_flags
     from app.cli.classify_commands import record_classification
     from core.audit.events import record
     from core.capture.files import capture_id_for
     from core.output.dicom import StudyInfo, build_dicom
 
-    check_reference_and_remote_args(args)
+    check_classify_args(args)
     study = StudyInfo(args.patient_id, args.patient_name, args.accession, args.study_uid, args.study_id,
                       args.study_description).validated()  # bad patient data fail before any work
     if not args.out.is_dir():
         raise ValueError(f"{args.out}: --out folder does not exist")
     node = pacs_node(args) if args.send else None
-    result = _classify(args)
+    result = classify_with_flags(args)
     capture_id = capture_id_for(args.raw)
     record_classification(result, args.raw)
     export = build_dicom(result, study, capture_id=capture_id, force=args.force, palette=args.palette,
