@@ -76,3 +76,10 @@ def memory_keyring():
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own NEUROHSI_HOME: the installed-model store (models/history.json) and local
+    jobs never come from, or go to, the user's folder (a test may set its own)."""
+    monkeypatch.setenv("NEUROHSI_HOME", str(tmp_path_factory.mktemp("home")))

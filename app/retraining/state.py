@@ -6,19 +6,16 @@ the state directly.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.classes import CLASS_IDS, class_table
-from core.fileio import atomic_write
 from core.training.config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
 MIN_CLASS_PIXELS = 100  # below this a class is flagged: too few patches to learn it
-MODEL_SUFFIX = ".safetensors"
 
 
 @dataclass(frozen=True)
@@ -212,37 +209,8 @@ def model_metrics(path: str | Path | None) -> dict[str, float]:
 # ---------------------------------------------------------------------------------- paths
 
 
-def neurohsi_home() -> Path:
-    """Per-user data folder (env ``NEUROHSI_HOME`` overrides, as in the CLI and tests)."""
-    env = os.environ.get("NEUROHSI_HOME")
-    return Path(env) if env else Path.home() / ".local" / "share" / "neurohsi"
-
-
 def default_jobs_dir() -> Path:
+    """``NEUROHSI_HOME/jobs``: local training jobs."""
+    from core.model.installed import neurohsi_home
+
     return neurohsi_home() / "jobs"
-
-
-def default_models_dir() -> Path:
-    return neurohsi_home() / "models"
-
-
-def install_model(src: str | Path, models_dir: str | Path, *, name: str) -> Path:
-    """Copy a fetched model into the user's model folder without replacing any existing file.
-
-    ``name`` becomes the file stem (``<name>.safetensors``; ``-2``, ``-3``... when taken),
-    so the previous models stay where they are. The copy is verified by loading it.
-    Returns the installed path.
-    """
-    from core.model.files import load_model
-
-    src = Path(src)
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name) or "model"
-    dest = models_dir / f"{stem}{MODEL_SUFFIX}"
-    n = 2
-    while dest.exists():
-        dest = models_dir / f"{stem}-{n}{MODEL_SUFFIX}"
-        n += 1
-    load_model(src)  # a corrupt download never becomes the default
-    return atomic_write(dest, src.read_bytes())  # models are small (about 50 KB)
