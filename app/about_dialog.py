@@ -48,7 +48,7 @@ BUNDLED_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("azure-storage-blob", "MIT"),
 )
 # Settings shown in diagnostics by value; the rest by name only (layouts are bytes, files are paths).
-_DIAGNOSTIC_VALUES = ("endpoint_url", "use_remote", "fallback_local", "default_model", "palette", "theatre_mode",
+_DIAGNOSTIC_VALUES = ("endpoint_url", "use_remote", "fallback_local", "palette", "theatre_mode",
                       "opacity")
 
 

@@ -37,7 +37,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
     Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
-    Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),
     Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
@@ -45,6 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
     Setting("window_state_version", "window/state_version", int, 0, "WINDOW_STATE_VERSION the state was saved with."),
+    Setting("retraining_memory", "retraining/memory", str, "", "Retraining dialog: last dataset and form (JSON)."),
     Setting("labeller_name", "labelling/display_name", str, "", "Name recorded as who drew labels; empty: login name."),
     # Settings ▸ Cloud: remote.cloud_config's names (the CLI's too); env NEUROHSI_* wins; no secrets here
     *(Setting(f"cloud_{name}", f"cloud/{name}", str, "", f"Cloud: {name} (env {var} overrides)")

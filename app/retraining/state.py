@@ -34,7 +34,12 @@ class CaptureRow:
 
 
 def scan_dataset(root: str | Path) -> list[CaptureRow]:
-    """Capture rows of ``root/<capture_id>/`` folders, sorted by id (folders without raw.tif are skipped)."""
+    """Capture rows of ``root/<capture_id>/`` folders, sorted by id.
+
+    Folders with neither raw.tif nor labels.png are skipped; labels without their frames
+    are listed with the reason (see :func:`core.dataset.camera_captures.why_not_a_capture`).
+    """
+    from core.dataset.camera_captures import why_not_a_capture
     from core.errors import DatasetError
     from core.labels.maps import read_label_png
 
@@ -43,12 +48,9 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
         raise DatasetError(root, "dataset folder does not exist")
     rows = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (folder / "raw.tif").is_file():
-            continue
-        problem = None
-        missing = [n for n in ("dark.tif", "white.tif") if not (folder / n).is_file()]
-        if missing:
-            problem = f"missing {', '.join(missing)}"
+        if not (folder / "raw.tif").is_file() and not (folder / "labels.png").is_file():
+            continue  # neither a capture nor labels: not ours
+        problem = why_not_a_capture(folder)  # labels without frames are listed, with why and how to fix it
         patient = None
         try:
             patient = json.loads((folder / "meta.json").read_text()).get("patient")
