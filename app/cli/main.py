@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "app.cli.classify_commands",  # classify
     "app.cli.training_commands",  # train, evaluate
     "app.cli.serve_commands",  # serve
+    "app.cli.model_commands",  # model list | current | install | revert
     "app.cli.cloud_commands",  # cloud ...
     "app.cli.gui_commands",  # gui
     "app.cli.watch_commands",  # watch
