@@ -58,6 +58,7 @@ class LabellingSession:
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"label map shape must be (H, W) with H, W >= 1, got {shape}")
         self.removed_temp_files = store.remove_stale_temp_files(self.folder)
+        self.counts_fixed = store.reconcile_counts(self.folder)  # a save killed between labels.png and meta.json
         labels = np.zeros(tuple(int(s) for s in shape), np.uint8)
         saved = self.folder / store.LABELS_NAME
         if saved.is_file():

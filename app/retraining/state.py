@@ -42,6 +42,7 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
     from core.dataset.camera_captures import why_not_a_capture
     from core.errors import DatasetError
     from core.labels.maps import read_label_png
+    from core.labels.store import reconcile_counts
 
     root = Path(root)
     if not root.is_dir():
@@ -59,6 +60,7 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
         counts = None
         if (folder / "labels.png").is_file():
             try:
+                reconcile_counts(folder)  # meta.json's counts as labels.png says (a killed save left them stale)
                 labels = read_label_png(folder / "labels.png")
                 n = np.bincount(labels.reshape(-1), minlength=max(CLASS_IDS) + 1)
                 counts = {c: int(n[c]) for c in CLASS_IDS}
