@@ -104,18 +104,21 @@ class RetrainingDialog(QtWidgets.QDialog):
     # ---- layout
     def _build(self) -> None:
         layout = QtWidgets.QVBoxLayout(self)
+        # captures beside the form and checks, job beside the comparison: two rows, so the whole
+        # dialog ("Use this model", "Revert", the chart) fits 1280 x 800 and 1366 x 768 screens
+        top = QtWidgets.QHBoxLayout()
         self.captures = DatasetTable(self.state, self)
         self.captures.folderChosen.connect(self.set_dataset)
         self.captures.rolesChanged.connect(self._sync)
-        layout.addWidget(self.captures, 3)
-
-        middle = QtWidgets.QHBoxLayout()
+        top.addWidget(self.captures, 3)
+        side = QtWidgets.QVBoxLayout()
         self.form = TrainingForm(self.state, self)
         self.form.changed.connect(self._sync)
         self.form.backendChanged.connect(lambda _name: self.run_checks())
-        middle.addWidget(self.form)
-        middle.addWidget(self._build_checks(), 1)
-        layout.addLayout(middle)
+        side.addWidget(self.form)
+        side.addWidget(self._build_checks(), 1)
+        top.addLayout(side, 2)
+        layout.addLayout(top, 3)
 
         bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
         self.job = JobPanel(bottom)
@@ -412,6 +415,9 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.start_button.setToolTip(blocker or "Upload the dataset and start training")
         if not (self.last and self.last.error):
             self.reason_label.setText(blocker or "")
+        # red only for what the user must fix; a running job is no problem
+        self.reason_label.setStyleSheet("" if self.state.running and not (self.last and self.last.error)
+                                        else "color: #e06060")
         self.cancel_button.setEnabled(self.state.running)
         lines = [f"{'✓' if c.ok else '✗'} {c.name}" + ("" if c.ok else f": {c.message}") for c in self.state.checks]
         labels = self.state.labels_check()

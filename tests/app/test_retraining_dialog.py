@@ -312,6 +312,7 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
     qtbot.waitUntil(lambda: not dialog.state.running, timeout=30_000)
     statuses = [s for s, _ in dialog.last.timeline]
     assert statuses[-1] == "Canceled" and "CancelRequested" in statuses
+    assert dialog.job.phase_label.text() == "Cancelled"  # never "Finished" for a cancelled job
     assert dialog.start_button.isEnabled() and not dialog.comparison.use_button.isEnabled()
 
 
