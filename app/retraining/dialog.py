@@ -22,7 +22,9 @@ from PySide6 import QtCore, QtWidgets
 from app.retraining.comparison_view import ComparisonView
 from app.retraining.dataset_table import DatasetTable
 from app.retraining.job_panel import JobPanel
-from app.retraining.installing import OVERRIDE_NOTE, check_reason, history_job, install_job, install_question, revert_job
+from app.retraining.installing import (
+    OVERRIDE_NOTE, check_reason, history_job, install_job, install_question, revert_job,
+)
 from app.retraining.registry_view import RegistryView
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.runner import Environment, TrainingRun, checks_job, default_environment
@@ -32,7 +34,7 @@ from app.retraining.state import (
     RetrainingState,
     scan_dataset,
 )
-from app.retraining.training_form import TrainingForm
+from app.retraining.training_form import TrainingForm, recall_form, remember_form
 from app.workers import start_job
 from core.errors import one_line
 from core.model.installed import HistoryEntry, ModelStore, model_name
@@ -382,27 +384,10 @@ class RetrainingDialog(QtWidgets.QDialog):
 
     # ---- remembered between openings (and restarts)
     def _recall(self) -> dict:
-        import json
-
-        if self.settings is None:
-            return {}
-        try:
-            data = json.loads(self.settings.get("retraining_memory") or "{}")
-        except ValueError:
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        self.form.restore(data)
-        return data
+        return recall_form(self.settings, self.form)
 
     def _remember(self) -> None:
-        import json
-
-        if self.settings is None:
-            return
-        data = self.form.memory()
-        data["dataset"] = "" if self.state.dataset is None else str(self.state.dataset)
-        self.settings.set("retraining_memory", json.dumps(data))
+        remember_form(self.settings, self.form, self.state.dataset)
 
     # ---- enabling
     def _sync(self) -> None:

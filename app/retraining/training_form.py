@@ -107,3 +107,30 @@ class TrainingForm(QtWidgets.QGroupBox):
         for w in (self.epochs_spin, self.batch_spin, self.patch_spin, self.folds_spin, self.lr_spin,
                   self.cv_check, self.seed_spin, self.backend_combo, self.name_edit):
             w.setEnabled(editable)
+
+
+def recall_form(settings, form: TrainingForm) -> dict:
+    """Show the form values remembered in ``settings`` (an AppSettings, or None); returns them with the dataset."""
+    import json
+
+    if settings is None:
+        return {}
+    try:
+        data = json.loads(settings.get("retraining_memory") or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    form.restore(data)
+    return data
+
+
+def remember_form(settings, form: TrainingForm, dataset) -> None:
+    """Keep the form values and the dataset folder for the next opening (also after a restart)."""
+    import json
+
+    if settings is None:
+        return
+    data = form.memory()
+    data["dataset"] = "" if dataset is None else str(dataset)
+    settings.set("retraining_memory", json.dumps(data))

@@ -8,7 +8,7 @@ import pytest
 
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.state import RetrainingState, flat_metrics, scan_dataset
-from core.errors import DatasetError, ModelFileError
+from core.errors import DatasetError
 from core.labels.store import save_labels
 
 
