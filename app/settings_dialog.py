@@ -96,7 +96,7 @@ def installed_model_text() -> str:
     if entry is None:
         return "the bundled demo model (nothing installed)"
     when = entry.when[:16].replace("T", " ")
-    return f"{entry.shown} ({entry.action} by {entry.user or 'unknown'}, {when} UTC)"
+    return f"{entry.shown} ({entry.action}ed by {entry.user or 'unknown'}, {when} UTC)"
 
 
 class SettingsDialog(QDialog):

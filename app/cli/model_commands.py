@@ -60,13 +60,14 @@ def cmd_list(args) -> int:
         print("nothing installed: classify uses the bundled demo model")
     for i, e in enumerate(entries):
         mark = "*" if i == len(entries) - 1 else " "
-        line = (f"{mark} {e.when[:16].replace('T', ' ')}  {e.action:<7} {e.shown}"
-                f"  by {e.user or 'unknown'}" + (f" ({e.via})" if e.via else ""))
+        lines = [f"{mark} {e.when[:16].replace('T', ' ')}  {e.action:<7} {e.shown}"
+                 f"  by {e.user or 'unknown'}" + (f" ({e.via})" if e.via else "")]
         if e.verdict:
-            line += f"\n      verdict: {e.verdict}"
+            lines.append(f"      verdict: {e.verdict}")
         if e.override:
-            line += f"\n      override: {e.override}"
-        print(escape_controls(line))
+            lines.append(f"      override: {e.override}")
+        for line in lines:  # each escaped: a name or reason with control characters cannot rewrite the terminal
+            print(escape_controls(line))
     for path in found.orphans:
         print(f"  not in the history (an install was interrupted?): {escape_controls(str(path))}; "
               "`neurohsi model install` it to use it")

@@ -129,6 +129,8 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.comparison.revert_button.clicked.connect(self.revert)
         bottom.addWidget(self.job)
         bottom.addWidget(self.comparison)
+        bottom.setStretchFactor(0, 2)  # a long verdict must not squeeze the chart
+        bottom.setStretchFactor(1, 3)
         layout.addWidget(bottom, 4)
         # registry versions of the chosen backend (local: models its jobs uploaded), a tab beside the comparison
         self.registry = RegistryView(lambda: self.env.backend(self.state.backend, self.env.storage()), self)
@@ -324,8 +326,9 @@ class RetrainingDialog(QtWidgets.QDialog):
 
     def ask_reason(self, title: str, text: str) -> str | None:
         """The typed reason for an override; None when the user cancels."""
-        reason, ok = QtWidgets.QInputDialog.getText(self, title, f"{text}\n\nReason:")
-        return reason if ok else None
+        from app.retraining.override_dialog import ask_override_reason
+
+        return ask_override_reason(self, title, text)
 
     def _installed(self, entry: HistoryEntry) -> None:
         path = Path(entry.path)
@@ -360,7 +363,8 @@ class RetrainingDialog(QtWidgets.QDialog):
         else:
             text = f"In use: {self.in_use.shown}"
             if self.in_use.user and self.in_use.when:
-                text += f" ({self.in_use.action} by {self.in_use.user}, {self.in_use.when[:16].replace('T', ' ')} UTC)"
+                when = self.in_use.when[:16].replace("T", " ")
+                text += f" ({self.in_use.action}ed by {self.in_use.user}, {when} UTC)"
         self.comparison.history_label.setText(text)
         self._sync()
 
@@ -422,14 +426,15 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.recheck_button.setEnabled(editable)
 
     def showEvent(self, event) -> None:
-        if self._closed:  # re-opened: watch jobs again, and read the store (the CLI may have changed it)
+        if self._closed:  # re-opened: watch jobs again
             self._closed = False
             self.timer.start()
-            self.refresh_history()
             remembered = self._recall() if self.state.dataset is None else {}
             if remembered.get("dataset") and Path(remembered["dataset"]).is_dir():
                 self.set_dataset(remembered["dataset"])
-            self._sync()
+        if "history" not in self._workers:
+            self.refresh_history()  # every showing: the CLI or another window may have changed the model
+        self._sync()
         super().showEvent(event)
 
     def closeEvent(self, event) -> None:

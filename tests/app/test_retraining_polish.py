@@ -108,3 +108,21 @@ def test_running_is_not_shown_as_an_error(qtbot, settings, tmp_path):
     dialog.state.running = False
     dialog._sync()
     assert "e06060" in dialog.reason_label.styleSheet()
+
+
+def test_override_reason_dialog_fits_and_needs_a_real_reason(qtbot):
+    from app.retraining.override_dialog import OverrideDialog
+
+    create_application([])
+    long_verdict = "Not recommended: worse on tumour sensitivity. " + "better on something by 1.0 points; " * 30
+    dialog = OverrideDialog("Install a model worse on tumour?", long_verdict)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    area = dialog.screen().availableGeometry()
+    assert dialog.frameGeometry().width() <= area.width() and dialog.frameGeometry().height() <= area.height()
+    assert not dialog.ok_button.isEnabled()
+    dialog.reason_edit.setText("ok")
+    assert not dialog.ok_button.isEnabled()  # too short to tell a later reader anything
+    dialog.reason_edit.setText("tumour labels of this ward are thin")
+    assert dialog.ok_button.isEnabled() and dialog.reason == "tumour labels of this ward are thin"
