@@ -23,7 +23,8 @@ class OverrideDialog(QtWidgets.QDialog):
         label.setWordWrap(True)
         label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         layout.addWidget(label)
-        layout.addWidget(QtWidgets.QLabel(f"Reason (at least {MIN_REASON_CHARS} characters; kept in the history):", self))
+        hint = f"Reason (at least {MIN_REASON_CHARS} characters; kept in the history):"
+        layout.addWidget(QtWidgets.QLabel(hint, self))
         self.reason_edit = QtWidgets.QLineEdit(self)
         self.reason_edit.setObjectName("override_reason")
         layout.addWidget(self.reason_edit)

@@ -17,7 +17,8 @@ from tests.support.gui import write_capture, write_model
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli-model")
     raw = write_capture(folder, generate_capture(seed=3, profile=small_profile(16, 24)), name="ID0031C01")
-    return raw, write_model(folder / "old.safetensors", raw, seed=0), write_model(folder / "new.safetensors", raw, seed=1)
+    old = write_model(folder / "old.safetensors", raw, seed=0)
+    return raw, old, write_model(folder / "new.safetensors", raw, seed=1)
 
 
 def run(capsys, *argv):
