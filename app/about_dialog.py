@@ -51,7 +51,7 @@ BUNDLED_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("pynetdicom", "MIT"),
 )
 # Settings shown in diagnostics by value; the rest by name only (layouts are bytes, files are paths).
-_DIAGNOSTIC_VALUES = ("endpoint_url", "use_remote", "fallback_local", "default_model", "palette", "theatre_mode",
+_DIAGNOSTIC_VALUES = ("endpoint_url", "use_remote", "fallback_local", "palette", "theatre_mode",
                       "opacity")
 
 

@@ -39,7 +39,7 @@ from app.job_runner import JobRunner
 from app.legend_panel import LegendPanel
 from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
-from app.model_loader import ModelIndicator, ModelLoader, model_hint
+from app.model_loader import ModelIndicator, ModelLoader, ModelStoreWatcher, model_hint
 from app.notifications import ErrorSink
 from app.overlay_state import OverlayState
 from app.pacs_controller import PacsController
@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
     job_failed = Signal(object)  # the exception of a failed open/classify job
     busy_changed = Signal(bool)
     map_shown = Signal(float)  # seconds from the Classify click to the map painted
+    model_changed = Signal()  # the installed model changed (here or by the CLI): live mode says so
 
     def __init__(
         self,
@@ -141,6 +142,8 @@ class MainWindow(QMainWindow):
         restore_layout(self, self.settings)
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
+        self.model_watch = ModelStoreWatcher(self)  # a change by the CLI reaches this window within seconds
+        self.model_watch.changed.connect(self._installed_model_changed)
 
     # -- extension points --------------------------------------------------
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -260,14 +263,20 @@ class MainWindow(QMainWindow):
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, installed, demo), or None."""
         from core.errors import ModelFileError
         from core.model.choice import resolve_model_path
 
         try:
-            return resolve_model_path(self.model_override, self.settings.get("default_model"))
+            return resolve_model_path(self.model_override)
         except ModelFileError:
             return None
+
+    def _installed_model_changed(self) -> None:
+        """The store changed (CLI, retraining dialog, another window): load and name the new model."""
+        if self.model_override is None:  # --model pins this window's model
+            self.load_model()
+            self.model_changed.emit()
 
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
@@ -293,7 +302,7 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_resolver=partial(resolve_model_ensemble, self.model_override, self.settings.get("default_model"),
+            model_resolver=partial(resolve_model_ensemble, self.model_override,
                                    ensemble=bool(self.settings.get("use_ensemble"))),
             remote=remote, fallback_local=bool(self.settings.get("fallback_local")),
             policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
@@ -376,8 +385,8 @@ class MainWindow(QMainWindow):
 
         from core.model.choice import resolve_model
 
-        override, configured = self.model_override, self.settings.get("default_model")
-        self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)
+        override = self.model_override
+        self.model_loader.start(partial(resolve_model, override), source=override)
 
     def _model_state(self, state: str, text: str) -> None:
         self.model_indicator.show_state(state, text)

@@ -38,7 +38,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
     Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
-    Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("use_ensemble", "model/use_ensemble", bool, False,
             "Classify with the model file's ensemble (double-cv outer-fold models): steadier, slower; off: one model."),
     Setting("show_uncertain", "display/show_uncertain", bool, SHOW_BY_DEFAULT,
@@ -52,6 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
     Setting("window_state_version", "window/state_version", int, 0, "WINDOW_STATE_VERSION the state was saved with."),
+    Setting("retraining_memory", "retraining/memory", str, "", "Retraining dialog: last dataset and form (JSON)."),
     Setting("labeller_name", "labelling/display_name", str, "", "Name recorded as who drew labels; empty: login name."),
     Setting("operator_name", "audit/operator_name", str, "", "Operator named in the audit log (shared theatre logins)."),
     # Settings ▸ PACS: remote.pacs.node's names (the CLI's --pacs-* too); env NEUROHSI_PACS_* wins

@@ -1,4 +1,5 @@
-"""Settings dialog: scoring endpoint and key, model file, fallback, palette, theatre mode, ensemble, uncertainty flag.
+"""Settings dialog: scoring endpoint and key, the installed model, fallback, palette, theatre mode, ensemble,
+uncertainty flag.
 
 The dialog owns a :class:`SettingsState` and binds its widgets to it (glue-qt
 style): tests set the state without showing the dialog. The endpoint key is
@@ -40,7 +41,6 @@ class SettingsState:
     endpoint_key: str = ""
     use_remote: bool = True
     fallback_local: bool = True
-    default_model: str = ""
     palette: str = "thesis"
     theatre_mode: bool = False
     use_ensemble: bool = False
@@ -96,6 +96,17 @@ def ping_job(url: str, key: str | None):
         return client.ping()
 
 
+def installed_model_text() -> str:
+    """"conv2dnet-ds-20261207 v3 (installed by ana, 2026-12-07 14:02 UTC)", or the demo model."""
+    from core.model.installed import ModelStore
+
+    entry = ModelStore().current()
+    if entry is None:
+        return "the bundled demo model (nothing installed)"
+    when = entry.when[:16].replace("T", " ")
+    return f"{entry.shown} ({entry.action}ed by {entry.user or 'unknown'}, {when} UTC)"
+
+
 class SettingsDialog(QDialog):
     """Thin view over a :class:`SettingsState`."""
 
@@ -126,9 +137,11 @@ class SettingsDialog(QDialog):
         self.test_button = QPushButton("Test connection")
         self.test_result = QLabel("")
         self.test_result.setObjectName("test_connection_result")
-        self.model_edit = QLineEdit()
-        self.model_edit.setPlaceholderText("bundled demo model")
-        browse = QPushButton("Browse…")
+        self.model_label = QLabel(installed_model_text())  # the store's model: the one every classify uses
+        self.model_label.setObjectName("installed_model")
+        self.model_label.setWordWrap(True)
+        browse = QPushButton("Install a model file…")
+        browse.setToolTip("Copy a .safetensors model into the models folder and use it (kept in the model history)")
         browse.clicked.connect(self._browse_model)
         self.palette_combo = QComboBox()
         for name in PALETTES:
@@ -157,9 +170,9 @@ class SettingsDialog(QDialog):
         test_row.addWidget(self.test_result, 1)
         form.addRow("", test_row)
         model_row = QHBoxLayout()
-        model_row.addWidget(self.model_edit, 1)
+        model_row.addWidget(self.model_label, 1)
         model_row.addWidget(browse)
-        form.addRow("Default model", model_row)
+        form.addRow("Model", model_row)
         form.addRow("Palette", self.palette_combo)
         form.addRow("", self.theatre_check)
         form.addRow("", self.ensemble_check)
@@ -188,7 +201,6 @@ class SettingsDialog(QDialog):
         self.key_edit.textChanged.connect(lambda t: setattr(self.state, "endpoint_key", t))
         self.use_remote_check.toggled.connect(lambda v: setattr(self.state, "use_remote", v))
         self.fallback_check.toggled.connect(lambda v: setattr(self.state, "fallback_local", v))
-        self.model_edit.textChanged.connect(lambda t: setattr(self.state, "default_model", t))
         self.palette_combo.currentIndexChanged.connect(
             lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
         )
@@ -211,7 +223,6 @@ class SettingsDialog(QDialog):
                                          else "not stored: this machine has no keyring")
         self.use_remote_check.setChecked(state.use_remote)
         self.fallback_check.setChecked(state.fallback_local)
-        self.model_edit.setText(state.default_model)
         self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(state.palette), 0))
         self.theatre_check.setChecked(state.theatre_mode)
         self.ensemble_check.setChecked(state.use_ensemble)
@@ -241,9 +252,25 @@ class SettingsDialog(QDialog):
         return open_pacs_settings(self.app_settings, self)
 
     def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model file", self.state.default_model, "Models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.safetensors)")
         if path:
-            self.model_edit.setText(path)
+            self.install_model_file(path)
+
+    def install_model_file(self, path: str) -> None:
+        """Install ``path`` into the store on a worker (copied, verified, recorded); the label names it."""
+        from pathlib import Path
+
+        from app.retraining.installing import install_job
+        from app.workers import start_job
+        from core.errors import one_line
+        from core.model.installed import ModelStore
+
+        self.model_label.setText("Installing…")
+        self._install_worker = start_job(
+            install_job, Path(path), ModelStore(), Path(path).stem, "installed from Settings ▸ Model (not compared)",
+            on_yield=lambda _v: None, on_return=lambda _entry: self.model_label.setText(installed_model_text()),
+            on_error=lambda exc: (self.model_label.setText(installed_model_text()),
+                                  self.error_label.setText(f"Not installed: {one_line(exc)}")))
 
     def test_connection(self) -> None:
         """Ping the endpoint in a worker; the latency (or the problem) appears next to the button."""

@@ -79,8 +79,7 @@ def memory_keyring():
 
 
 @pytest.fixture(autouse=True)
-def neurohsi_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own NEUROHSI_HOME (audit log, PACS outbox, jobs, models), never the user's."""
-    home = tmp_path_factory.mktemp("neurohsi-home")
-    monkeypatch.setenv("NEUROHSI_HOME", str(home))
-    return home
+def private_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own NEUROHSI_HOME: the installed-model store (models/history.json) and local
+    jobs never come from, or go to, the user's folder (a test may set its own)."""
+    monkeypatch.setenv("NEUROHSI_HOME", str(tmp_path_factory.mktemp("home")))

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("raw", type=Path, help="raw frame (TIFF); references found by name unless given")
     p.add_argument("--dark", type=Path, help="dark reference (TIFF)")
     p.add_argument("--white", type=Path, help="white reference (TIFF)")
-    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the installed model, "
+                                              "see `neurohsi model current`, else the demo model)")
     p.add_argument(
         "--profile", help="camera profile id for local classification (default: from the TIFF metadata, else thesis-sm5x5-nir)"
     )

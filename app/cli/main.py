@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "app.cli.dicom_commands",  # export-dicom, pacs
     "app.cli.training_commands",  # train, evaluate
     "app.cli.serve_commands",  # serve
+    "app.cli.model_commands",  # model list | current | install | revert
     "app.cli.cloud_commands",  # cloud ...
     "app.cli.gui_commands",  # gui
     "app.cli.watch_commands",  # watch

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Research use only - not for diagnostic use.",
     )
     p.add_argument("folder", type=Path, metavar="DIR", help="folder the camera software saves captures into")
-    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the installed model, "
+                                              "see `neurohsi model current`, else the demo model)")
     p.add_argument("--dark", type=Path, help="dark reference to use for the whole session (with --white)")
     p.add_argument("--white", type=Path, help="white reference to use for the whole session (with --dark)")
     p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata)")

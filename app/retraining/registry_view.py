@@ -14,7 +14,8 @@ from PySide6 import QtCore, QtWidgets
 from app.workers import start_job
 from core.errors import one_line
 
-COLUMNS = (("name", "Name"), ("version", "Version"), ("created", "Created"), ("profile", "Camera profile"),
+PERCENT_KEYS = {"held_out_oacc", "test_oacc_mean"}  # shown as the comparison shows them: 37.7 %, not 0.3771
+COLUMNS = (("name", "Name"), ("version", "Registry version"), ("created", "Created"), ("profile", "Camera profile"),
            ("dataset_sha256", "Dataset sha256"), ("held_out_oacc", "Held-out OACC"),
            ("test_oacc_mean", "CV OACC"))
 
@@ -90,6 +91,11 @@ class RegistryView(QtWidgets.QWidget):
             for c, (key, _title) in enumerate(COLUMNS):
                 value = row.get(key)
                 text = "" if value is None else str(value)
+                if key in PERCENT_KEYS and value is not None:
+                    try:
+                        text = f"{100 * float(value):.1f} %"
+                    except ValueError:
+                        pass  # a tag someone typed by hand: shown as it is
                 item = QtWidgets.QTableWidgetItem(text[:12] + "…" if key == "dataset_sha256" and len(text) > 12
                                                   else text)
                 item.setToolTip(text)

@@ -110,7 +110,7 @@ class TrainingRun:
     ``cancel()`` is honoured at every step. ``current_model``: the installed model the
     new one is compared with on the held-out (``test``) captures of the state.
     ``model_name`` (default ``state.model_name``) is stored in the model file with the
-    version ``history`` hands out (a :class:`app.retraining.model_history.ModelHistory`),
+    version ``history`` hands out (a :class:`core.model.installed.ModelStore`),
     else ``model_version``.
     """
 
@@ -126,7 +126,7 @@ class TrainingRun:
         # validated now, on the GUI thread: errors show at once
         self.spec = state.job_spec(self.dataset_name, model_name=model_name, model_version=str(model_version))
         self.test_ids = set(state.test_ids)
-        self.history = history  # ModelHistory: hands out the model version when the job starts
+        self.history = history  # ModelStore: hands out the model version when the job starts
         self.version_key = state.model_name or "conv2dnet"
         self.current_model = None if current_model is None else Path(current_model)
         self.poll_s = poll_s

@@ -5,30 +5,22 @@ import hashlib
 
 import numpy as np
 
-from app.retraining.dialog import install_job, revert_job
-from app.retraining.model_history import ModelHistory
 from core.audit.events import default_log
+from core.model.installed import ModelStore
 from core.labels.store import save_labels
 from resources import DEMO_MODEL_PATH
 
 
-def _run(job):
-    try:
-        while True:
-            next(job)
-    except StopIteration as stop:
-        return stop.value
-
-
 def test_model_install_and_revert_are_audited_with_the_sha256(tmp_path):
-    history = ModelHistory(tmp_path / "models")
-    path, _ = _run(install_job(DEMO_MODEL_PATH, history, "ward-7", "ward 7", None))
-    _run(revert_job(history, str(path), ""))
+    store = ModelStore(tmp_path / "models")
+    entry = store.install(DEMO_MODEL_PATH, name="ward-7")
+    store.revert()
     installed, reverted = [e for e in default_log().entries() if e.event.startswith("model_")]
-    assert installed.event == "model_installed" and installed.details["label"] == "ward 7"
+    assert installed.event == "model_installed" and installed.details["label"] == entry.label
+    assert installed.details["model"] == entry.path
     assert installed.details["sha256"] == hashlib.sha256(DEMO_MODEL_PATH.read_bytes()).hexdigest()
     assert reverted.event == "model_reverted" and reverted.details["model"] == "demo"
-    assert reverted.details["previous"] == str(path)
+    assert reverted.details["previous"] == entry.path
 
 
 def test_saving_labels_is_audited_without_the_labels(tmp_path):
