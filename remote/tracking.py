@@ -161,6 +161,47 @@ class MlflowProgress:
             self._client.log_dict(self.run_id, metrics, FINAL_ARTIFACT)
 
 
+class TrainingRun:
+    """The MLflow run one training logs to (``neurohsi train`` and the training job alike).
+
+    None unless ``uri`` is given or ``$MLFLOW_TRACKING_URI`` is set. A run named by
+    ``$MLFLOW_RUN_ID`` (Azure ML job, local backend job) is continued and left for its owner
+    to end; otherwise a run is created here and ended here. ``config``: the
+    ``core.training.config.TrainingConfig`` logged as the run's params.
+    """
+
+    def __init__(self, uri: str | None, config, *, dataset_name: str, run_name: str, model_name: str,
+                 fold: int | None = None, environ: dict | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.uri = uri or environ.get(TRACKING_URI_ENV) or None
+        self._given_run = environ.get(RUN_ID_ENV) or None
+        self.config, self.dataset_name, self.fold = config, dataset_name, fold
+        self.run_name, self.model_name = run_name, model_name
+        self.run_id: str | None = None
+        self.owned = False
+
+    def start(self) -> MlflowProgress | None:
+        """The progress logger, or None without a tracking URI."""
+        if self.uri is None:
+            return None
+        params = {**self.config.to_dict(), FOLDS_PARAM: self.config.folds, "dataset": self.dataset_name}
+        if self.fold is not None:
+            params["fold_model"] = self.fold
+        self.run_id = self._given_run
+        if self.run_id is None:
+            self.run_id = start_run(self.uri, run_name=self.run_name, tags={"neurohsi.model": self.model_name})
+            self.owned = True
+        logger = MlflowProgress(self.uri, self.run_id)
+        logger.log_params(params)
+        return logger
+
+    def end(self, status: str) -> None:
+        """End a run made here (FINISHED / FAILED); a no-op the second time or for a continued run."""
+        if self.owned and self.run_id is not None:
+            end_run(self.uri, self.run_id, status)
+            self.owned = False
+
+
 def _now_ms() -> int:
     import time
 

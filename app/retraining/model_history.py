@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core import defaults
 from core.clock import utc_now_iso
 from core.fileio import atomic_write_text
 
@@ -34,7 +35,7 @@ class HistoryEntry:
 def model_name(base: str, dataset: str, date: str | None = None) -> str:
     """``<base>-<dataset>-<YYYYMMDD>`` with characters a job spec refuses replaced by '-'."""
     day = (date or utc_now_iso())[:10].replace("-", "")
-    parts = [_NAME_PART.sub("-", p).strip("-") for p in (base or "conv2dnet", dataset, day)]
+    parts = [_NAME_PART.sub("-", p).strip("-") for p in (base or defaults.MODEL_NAME, dataset, day)]
     return "-".join(p for p in parts if p)[:120]
 
 

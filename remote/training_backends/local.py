@@ -89,7 +89,7 @@ class LocalBackend:
             "--state-file", str(state_path),
             "--upload-model",
             "--model-version", job_id,
-            *spec.train_cli_args(),
+            "--spec", str(jdir / SPEC_FILE),
         ]
         env = dict(os.environ)
         # The child has no access to this process's keyring session: hand it the
@@ -176,7 +176,8 @@ class LocalBackend:
             from remote.tracking import read_run_metrics
 
             return read_run_metrics(*location)
-        from remote.training_job import PROGRESS_FILE, read_progress
+        from core.training.run import read_progress
+        from remote.training_job import PROGRESS_FILE
 
         return read_progress(self.job_dir(job_id) / OUTPUT_DIR / PROGRESS_FILE)
 
