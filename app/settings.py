@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from core import defaults
 from remote.cloud_config import ENV_VARS as _CLOUD_ENV_VARS
 
 ORGANISATION = "NeuroHSI"
@@ -35,7 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("endpoint_url", "scoring/endpoint_url", str, "", "Scoring endpoint URL; empty means classify locally."),
     Setting("use_remote", "scoring/use_remote", bool, True, "Classify on the endpoint when one is configured."),
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
-    Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
+    Setting("remote_deadline_s", "scoring/deadline_s", int, int(defaults.REMOTE_DEADLINE_S), "Seconds to wait for a remote map, retries included."),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),

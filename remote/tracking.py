@@ -212,16 +212,24 @@ def read_run_metrics(tracking_uri: str, run_id: str) -> list[dict]:
     """The run as progress events: per-epoch ``{"event": "epoch", "stage", "fold", "epoch", "epochs",
     "loss", "val_oacc", "fraction"}`` in the order they were logged, then ``{"event": "done",
     "metrics": {...}}`` once the final metrics are there. Works while the run is RUNNING."""
+    import time
+
     client = mlflow_client(tracking_uri)
-    with _quiet():
-        try:
-            run = client.get_run(run_id)
-            keys = sorted(run.data.metrics)
-            params = run.data.params
-            histories = {key: client.get_metric_history(run_id, key) for key in keys
-                         if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
-        except Exception as exc:
-            raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+    # The file store creates a metric's file before its first line: a read at that moment finds it
+    # "malformed". That is a writer mid-write, not a broken run: read again shortly.
+    for attempt in range(3):
+        with _quiet():
+            try:
+                run = client.get_run(run_id)
+                keys = sorted(run.data.metrics)
+                params = run.data.params
+                histories = {key: client.get_metric_history(run_id, key) for key in keys
+                             if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
+                break
+            except Exception as exc:
+                if attempt == 2 or "malformed" not in str(exc):
+                    raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+        time.sleep(0.05)
     epochs = int(params.get(EPOCHS_PARAM, 0) or 0)
     folds = int(params.get(FOLDS_PARAM, 0) or 0)
     rows: dict[tuple[int | None, int], dict] = {}

@@ -123,24 +123,15 @@ class LiveController(QObject):
         return False
 
     def _classifier(self):
-        """Local with the window's model, or its endpoint with its fallback setting (one policy)."""
-        from core.model.live import local_classifier
+        """Local with the window's model, or its endpoint with its fallback and deadline settings
+        (:func:`remote.remote_or_local.live_classifier`, as ``neurohsi watch``)."""
         from core.model.choice import resolve_model
+        from remote.remote_or_local import live_classifier
 
         window = self.window
-        remote = window.remote_target()
-        model = lambda: resolve_model(window.model_override, window.settings.get("default_model"))  # noqa: E731
-        if remote is None:
-            return local_classifier(model())  # say now, not per capture, when there is no model
-        from remote.remote_or_local import classify_remote_or_local
-
-        fallback = bool(window.settings.get("fallback_local"))
-
-        def classify(prepared):
-            outcome = classify_remote_or_local(prepared, model_resolver=model, endpoint=remote, fallback_local=fallback)
-            return outcome.result, outcome.fallback_reason
-
-        return classify
+        return live_classifier(lambda: resolve_model(window.model_override, window.settings.get("default_model")),
+                               endpoint=window.remote_target(), fallback_local=bool(window.settings.get("fallback_local")),
+                               policy=window.remote_policy())
 
     # ---------------------------------------------------------------- painting
 

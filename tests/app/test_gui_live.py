@@ -120,3 +120,27 @@ def test_filmstrip_keeps_the_last_twenty(qtbot):
     with qtbot.waitSignal(strip.chosen) as chosen:
         strip.itemClicked.emit(strip.item(19))
     assert chosen.args[0].prepared.capture.capture_id == "C5"
+
+
+def test_gui_live_mode_honours_the_remote_deadline_setting(qtbot, make_window, small_files, monkeypatch):
+    """Live mode asks the endpoint with the user's deadline, as a single capture does (one classifier)."""
+    import remote.remote_or_local as remote_or_local
+
+    raw, model_path = small_files
+    window = make_window(model_path)
+    live = install_live(window)
+    window.settings.set("use_remote", True)
+    window.settings.set("endpoint_url", "http://127.0.0.1:9/score")
+    window.settings.set("remote_deadline_s", 7)
+    seen = []
+
+    def fake(prepared, **kwargs):
+        seen.append(kwargs)
+        raise remote_or_local.RemoteError(None, "no endpoint in this test")
+
+    monkeypatch.setattr(remote_or_local, "classify_remote_or_local", fake)
+    classify = live._classifier()
+    with pytest.raises(remote_or_local.RemoteError):
+        classify(object())
+    assert seen[0]["policy"].deadline_s == 7 and seen[0]["policy"] == window.remote_policy()
+    assert seen[0]["endpoint"].url == "http://127.0.0.1:9/score"
