@@ -60,8 +60,7 @@ class ModelLoader(QObject):
 
         ``source`` (the model file) is named in a failure message that does not name it already.
         """
-        from app.job_runner import surfacing
-        from app.workers import start_job
+        from app.job_runner import run_job
 
         if self._worker is not None:
             self._worker.quit()
@@ -91,7 +90,8 @@ class ModelLoader(QObject):
                     text += f" — {HOW_TO_FIX}"
                 self._set(state, f"Model not usable: {text}")
 
-        worker = start_job(surfacing(preload_job), resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
+        # No sink here: the loader's state (shown in the status bar) is how its failure is told.
+        worker = run_job(preload_job, resolver, on_return=done, on_error=failed)
         holder.append(worker)
         self._worker = worker
 

@@ -214,7 +214,7 @@ class SettingsDialog(QDialog):
     def test_connection(self) -> None:
         """Ping the endpoint in a worker; the latency (or the problem) appears next to the button."""
         from core.errors import one_line
-        from app.workers import start_job
+        from app.job_runner import run_job
 
         url = self.state.endpoint_url.strip()
         if not url:
@@ -222,13 +222,13 @@ class SettingsDialog(QDialog):
             return
         self.test_button.setEnabled(False)
         self.test_result.setText("Testing…")
-        self._worker = start_job(
+        self._worker = run_job(
             ping_job,
             url,
             self.state.endpoint_key.strip() or None,
-            on_yield=lambda _v: None,
             on_return=lambda seconds: self._report_test(f"OK — {1000 * seconds:.0f} ms"),
             on_error=lambda exc: self._report_test(f"Failed: {one_line(exc)}"),
+            owner=self, context="Test connection",
         )
 
     def _report_test(self, text: str) -> None:

@@ -1,6 +1,6 @@
 """Pre-flight checks and one training run, as generator jobs (no Qt).
 
-The dialog runs them with :func:`app.workers.start_job` (the app's one job runner)
+The dialog runs them with :func:`app.job_runner.run_job` (the app's one job runner)
 and never waits on them: a run's generator yields a :class:`RunSnapshot` after
 every poll, and a QTimer also reads :meth:`TrainingRun.snapshot` for the upload
 progress and the clock. A run uploads the dataset (resumable, see

@@ -212,6 +212,12 @@ class LocalBackend:
                 deadline = time.monotonic() + 5.0
                 while time.monotonic() < deadline and self._group_alive(job_id, pgid):
                     time.sleep(0.05)
+            proc = self._children.pop(job_id, None)
+            if proc is not None:  # the leader may have turned zombie after the last poll: reap it now
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
         # No-op when the job itself already recorded its end (Canceled, or Completed just before).
         update_state(jdir / STATE_FILE, JobStatus.CANCELED, message="cancelled by user")
         final = read_state(jdir / STATE_FILE)
