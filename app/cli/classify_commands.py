@@ -162,7 +162,8 @@ def write_outputs(
     result, *, output=None, overlay=None, npz=None, palette: str = "thesis", capture_id: str = "capture"
 ) -> dict[str, str]:
     """Write the requested files for a :class:`core.model.inference.ClassificationResult`; returns kind -> path."""
-    from core.output.export import write_label_png, write_npz, write_overlay_png
+    from core.labels.maps import write_label_png
+    from core.output.export import write_npz, write_overlay_png
 
     quality = getattr(result, "quality", None)
     written = {}
