@@ -104,9 +104,6 @@ class ModelLoader(QObject):
             worker.quit()
             QThreadPool.globalInstance().waitForDone(timeout_ms)
 
-    def is_ready(self) -> bool:
-        return self.state == "ready"
-
     def _set(self, state: str, text: str) -> None:
         self.state, self.text = state, text
         self.changed.emit(state, text)

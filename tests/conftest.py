@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the neurohsi entry point sets it (app/cli/main.py)
+from core.cpu import passive_openmp
+
+passive_openmp()  # as the neurohsi entry point does, before anything loads torch
 
 import numpy as np
 import pytest
