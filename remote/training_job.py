@@ -128,7 +128,7 @@ def select_captures(dataset_dir: Path, spec: JobSpec, work_dir: Path) -> Path:
 def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None, fold: int | None) -> dict:
     """Train ``spec`` on ``train_dir`` in this process (:mod:`core.training.run`), progress to
     ``out/progress.jsonl`` and MLflow; returns the summary. TrainingCancelled after SIGTERM."""
-    from core.training.run import ProgressLog, train_fold_file, train_model_file
+    from core.training.run import ProgressLog, train_model_file
     from remote.tracking import TrainingRun
 
     config = spec.training
@@ -143,19 +143,18 @@ def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None,
         if tracker is not None:
             tracker(p)
 
-    common = {"test_capture_ids": spec.test_capture_ids, "name": spec.model_name, "version": spec.model_version,
-              "dataset_sha256": dataset_sha256, "progress": progress, "should_stop": _STOP.is_set}
     log.info("training (fold model %s): %s", fold, json.dumps(config.to_dict()))
     _TRAINING.set()
     try:
         if _STOP.is_set():  # SIGTERM came just before: do not start
             raise TrainingCancelled("cancelled before training")
+        summary = train_model_file(train_dir, model_path, config, test_capture_ids=spec.test_capture_ids,
+                                   name=spec.model_name, version=spec.model_version, dataset_sha256=dataset_sha256,
+                                   progress=progress, should_stop=_STOP.is_set, fold=fold)
         if fold is not None:
-            summary = train_fold_file(train_dir, out, config, fold, **common)
             if tracker is not None:
                 tracker.finish({"val_oacc": summary["val_oacc"], "test": summary["test"]})
         else:
-            summary = train_model_file(train_dir, model_path, config, **common)
             log_file.done(summary["metrics"], model_path)
             if tracker is not None:
                 tracker.finish(summary["metrics"])

@@ -139,29 +139,28 @@ def _tracking(args: argparse.Namespace, config, *, fold: int | None = None):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.training.run import check_output, train_fold_file, train_model_file
+    from core.training.run import check_output, train_model_file
 
     config = _config(args, "none" if args.no_cv else "double")
     check_output(args.output)
     if args.progress_jsonl is not None and not args.progress_jsonl.parent.is_dir():
         raise ValueError(f"{args.progress_jsonl}: folder for --progress-jsonl does not exist")
-    if args.fold is not None and config.cross_validation != "double":
+    if args.fold is not None and config.cross_validation != "double":  # said in the flags' words
         raise ValueError("--fold trains one fold model of double cross-validation: drop --no-cv")
     fold = args.fold
     n_models = 1 if config.cross_validation == "none" or fold is not None else config.folds**2
     tracking = _tracking(args, config, fold=fold)
     label = "training" if fold is None else f"fold {fold}"
     sink = _ProgressSink(config.epochs * n_models, args.progress_jsonl, label=label, tracker=tracking.start())
-    common = {"test_capture_ids": args.test_capture, "name": args.name, "version": args.version,
-              "dataset_sha256": args.dataset_sha256, "progress": sink}
     try:
+        summary = train_model_file(args.dataset, args.output, config, test_capture_ids=args.test_capture,
+                                   name=args.name, version=args.version, dataset_sha256=args.dataset_sha256,
+                                   progress=sink, workers=args.workers, fold=fold)
         if fold is not None:
-            summary = train_fold_file(args.dataset, args.output.parent, config, fold, **common)
             if sink.tracker is not None:
                 sink.tracker.finish({"val_oacc": summary["val_oacc"], "test": summary["test"]})
             summary = {k: v for k, v in summary.items() if k != "test"}
         else:
-            summary = train_model_file(args.dataset, args.output, config, workers=args.workers, **common)
             sink.done(summary["metrics"], args.output)
         tracking.end("FINISHED")
     finally:

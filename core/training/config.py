@@ -56,9 +56,15 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainingConfig:
         """The inverse of :meth:`to_dict`; ValueError naming unknown keys (a typo must not train defaults)."""
-        if not isinstance(data, dict):
-            raise ValueError(f"training settings must be an object, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**check_fields(cls, data, what="training settings"))
+
+
+def check_fields(cls: type, data: object, *, what: str) -> dict:
+    """``data`` when it is a dict whose keys are all fields of dataclass ``cls``; else ValueError
+    naming ``what`` and the unknown keys (read from JSON files, where a typo must not pass)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be an object, got {type(data).__name__}")
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what}: {', '.join(sorted(unknown))}")
+    return data

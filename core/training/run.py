@@ -1,9 +1,9 @@
 """Train a model file from a dataset folder: the one training entry point.
 
 ``neurohsi train`` (app/cli/training_commands.py) and the training job
-(remote/training_job.py) both call :func:`train_model_file` (or :func:`train_fold_file`
-for one double-cv fold model, a cluster trial); they differ only in how progress is
-shown (a bar, a JSON-lines file, MLflow: callbacks passed in).
+(remote/training_job.py) both call :func:`train_model_file` (``fold=M`` for one double-cv
+fold model, a cluster trial); they differ only in how progress is shown (a bar, a
+JSON-lines file, MLflow: callbacks passed in).
 
 ``progress.jsonl`` (:class:`ProgressLog`) has one JSON object a line, flushed each:
 ``{"event": "epoch", "stage", "fold", "epoch", "epochs", "loss", "val_oacc", "fraction"}``
@@ -105,11 +105,15 @@ def train_model_file(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     workers: int | None = None,
+    fold: int | None = None,
 ) -> dict:
     """Train on ``dataset`` (less the held-out captures, which are evaluated) and write ``output``.
 
     Returns the summary ``{"model", "sha256", "mode", "training_ids", "test_ids", "n_samples",
     "config", "metrics", "timings_s"}`` (seconds). ``name`` defaults to the file's stem.
+    With ``fold`` M: only fold model M of the double-cv plan (a cluster trial), written as
+    ``fold-M.safetensors`` with its record ``fold-M.json`` in ``output``'s folder; returns
+    ``{"fold", "model", "record", "val_oacc", "test_oacc", "seconds", "test"}``.
     Raises DatasetError / ValueError naming the file before training; TrainingCancelled
     when ``should_stop()`` turns True.
     """
@@ -120,7 +124,13 @@ def train_model_file(
     start = time.perf_counter()
     dataset, output = Path(dataset), Path(output)
     check_output(output)
+    if fold is not None and config.cross_validation != "double":
+        raise ValueError("a fold model belongs to double cross-validation: cross_validation must be 'double'")
     train_captures, test_captures = split_held_out(dataset, read_training_dataset(dataset), test_capture_ids)
+    identity = dataset_identity(dataset, dataset_sha256)
+    if fold is not None:
+        return _train_fold(train_captures, output.parent, config, fold, name or defaults.MODEL_NAME, version,
+                           {"dataset": str(dataset), "dataset_sha256": identity}, progress, should_stop, start)
     result = train(train_captures, config, progress=progress, should_stop=should_stop, workers=workers)
     metrics = dict(result.metrics)
     held_out = _evaluate_held_out(result, test_captures)
@@ -134,8 +144,7 @@ def train_model_file(
         ood=described.ood.to_dict(),
         training={"data_ids": list(result.training_ids), "test_ids": test_ids, "n_samples": result.n_samples,
                   "hyper_parameters": config.to_dict(), "optimizer": "Adam", "loss": "cross-entropy",
-                  "batches": "stratified", "dataset": str(dataset),
-                  "dataset_sha256": dataset_identity(dataset, dataset_sha256)},
+                  "batches": "stratified", "dataset": str(dataset), "dataset_sha256": identity},
         metrics=metrics,
     )
     return {"model": str(output), "sha256": info.sha256, "mode": metrics["mode"],
@@ -144,38 +153,19 @@ def train_model_file(
             "timings_s": {**result.timings_s, "wall": time.perf_counter() - start}}
 
 
-def train_fold_file(
-    dataset: Path,
-    folder: Path,
-    config: TrainingConfig,
-    fold: int,
-    *,
-    test_capture_ids: Sequence[str] = (),
-    name: str | None = None,
-    version: str = "1",
-    dataset_sha256: str | None = None,
-    progress: ProgressFn | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict:
-    """One fold model of the double-cv plan (a cluster trial): ``folder/fold-M.safetensors`` and its
-    record ``fold-M.json`` beside it. Returns ``{"fold", "model", "record", "val_oacc", "test_oacc", "seconds",
-    "test"}`` (``test``: the fold model's metrics on its outer test fold)."""
+def _train_fold(captures, folder: Path, config: TrainingConfig, fold: int, name: str, version: str,
+                provenance: dict, progress, should_stop, start: float) -> dict:
+    """Fold model ``fold`` of the double-cv plan and its record, in ``folder`` (see :func:`train_model_file`)."""
     from core.model.files import save_model
     from core.training.trainer import patch_set_from_captures, train_fold_model
 
-    if config.cross_validation != "double":
-        raise ValueError("a fold model belongs to double cross-validation: cross_validation must be 'double'")
-    start = time.perf_counter()
-    dataset, folder = Path(dataset), Path(folder)
-    captures, _ = split_held_out(dataset, read_training_dataset(dataset), test_capture_ids)
     data, profile_id = patch_set_from_captures(captures, config.patch_size)
     net, record = train_fold_model(data, config, fold, progress=progress, should_stop=should_stop)
     model_path, record_path = folder / f"fold-{fold}.safetensors", folder / f"fold-{fold}.json"
-    save_model(model_path, net, name=name or defaults.MODEL_NAME, version=version, class_ids=data.class_ids,
+    save_model(model_path, net, name=name, version=version, class_ids=data.class_ids,
                class_names=tuple(record.test["class_names"]), profile_id=profile_id,
                training={"data_ids": list(data.capture_ids), "n_samples": len(data),
-                         "hyper_parameters": config.to_dict(), "fold_model": fold, "dataset": str(dataset),
-                         "dataset_sha256": dataset_identity(dataset, dataset_sha256)},
+                         "hyper_parameters": config.to_dict(), "fold_model": fold, **provenance},
                metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test})
     record_path.write_text(record.to_json())
     return {"fold": fold, "model": str(model_path), "record": str(record_path), "val_oacc": record.val_oacc,

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from core import defaults
 from core.errors import NeuroHSIError, one_line
-from core.training.config import TrainingConfig
+from core.training.config import TrainingConfig, check_fields
 
 
 class JobStatus(str, Enum):
@@ -110,15 +110,11 @@ class JobSpec:
     @classmethod
     def from_dict(cls, data: dict) -> JobSpec:
         """The inverse of :meth:`to_dict`; JobError naming what is wrong."""
-        if not isinstance(data, dict):
-            raise JobError(f"a job spec must be an object, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise JobError(f"unknown job spec fields: {', '.join(sorted(unknown))}")
         try:
+            check_fields(cls, data, what="job spec fields")
             training = TrainingConfig.from_dict(data.get("training", _double_cv().to_dict()))
         except (TypeError, ValueError) as exc:
-            raise JobError(f"job spec training settings: {exc}") from None
+            raise JobError(f"job spec: {exc}") from None
         return cls(**{**data, "training": training})
 
     @classmethod
