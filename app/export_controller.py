@@ -11,7 +11,8 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog
 
 from core.audit.events import record
-from core.output.export import overlay_image, write_label_png, write_npz, write_overlay_png
+from core.labels.maps import write_label_png
+from core.output.export import overlay_image, write_npz, write_overlay_png
 
 
 class ExportController:

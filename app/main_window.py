@@ -284,6 +284,10 @@ class MainWindow(QMainWindow):
         deployment = self.settings.get("deployment").strip() or None
         return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key(), deployment)
 
+    def remote_policy(self) -> workers.RemotePolicy:
+        """The endpoint policy with the user's deadline setting (single captures and live mode)."""
+        return workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s"))))
+
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
         from functools import partial
@@ -305,7 +309,7 @@ class MainWindow(QMainWindow):
             model_resolver=partial(resolve_model_ensemble, self.model_override,
                                    ensemble=bool(self.settings.get("use_ensemble"))),
             remote=remote, fallback_local=bool(self.settings.get("fallback_local")),
-            policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
+            policy=self.remote_policy(),
         )
 
     def _classified(self, classified: workers.Classified, opened, started: float, *, quiet: bool = False) -> None:

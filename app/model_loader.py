@@ -62,8 +62,7 @@ class ModelLoader(QObject):
 
         ``source`` (the model file) is named in a failure message that does not name it already.
         """
-        from app.job_runner import surfacing
-        from app.workers import start_job
+        from app.job_runner import run_job
 
         if self._worker is not None:
             self._worker.quit()
@@ -93,7 +92,8 @@ class ModelLoader(QObject):
                     text += f" — {HOW_TO_FIX}"
                 self._set(state, f"Model not usable: {text}")
 
-        worker = start_job(surfacing(preload_job), resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
+        # No sink here: the loader's state (shown in the status bar) is how its failure is told.
+        worker = run_job(preload_job, resolver, on_return=done, on_error=failed)
         holder.append(worker)
         self._worker = worker
 
@@ -105,9 +105,6 @@ class ModelLoader(QObject):
         if worker is not None:
             worker.quit()
             QThreadPool.globalInstance().waitForDone(timeout_ms)
-
-    def is_ready(self) -> bool:
-        return self.state == "ready"
 
     def _set(self, state: str, text: str) -> None:
         self.state, self.text = state, text

@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QPushButton, QVBoxLayout
 
 from app.pacs_state import PacsSettingsState, export_job, flush_job
-from app.workers import start_job
+from app.job_runner import run_job
 from core.audit.events import set_operator
 from core.errors import one_line
 
@@ -69,7 +69,7 @@ class PacsController:
         if node is None:
             self.refresh()
             return
-        self._worker = start_job(flush_job, node, force=force, on_yield=lambda _v: None,
+        self._worker = run_job(flush_job, node, force=force, on_yield=lambda _v: None,
                                  on_return=lambda report: self._flushed(report, node.label),
                                  on_error=self._failed)
 
@@ -81,7 +81,7 @@ class PacsController:
         node = self.node() if state.send else None
         if state.send and node is None:
             return
-        self._export = start_job(
+        self._export = run_job(
             export_job, window.result, state, capture_id=window.opened.capture.capture_id, node=node,
             palette=window.overlay_state.palette, opacity=window.overlay_state.opacity / 100.0,
             software_version=app_version(),

@@ -83,7 +83,7 @@ class PacsSettingsDialog(QDialog):
 
     def test(self) -> None:
         """C-ECHO on a worker; the answer (or the problem) appears next to the button."""
-        from app.workers import start_job
+        from app.job_runner import run_job
         from core.errors import one_line
 
         try:
@@ -93,7 +93,7 @@ class PacsSettingsDialog(QDialog):
             return
         self.test_button.setEnabled(False)
         self.test_result.setText("Testing…")
-        self._worker = start_job(echo_job, node, on_yield=lambda _v: None, on_return=lambda line: self._report(f"OK — {line}"),
+        self._worker = run_job(echo_job, node, on_yield=lambda _v: None, on_return=lambda line: self._report(f"OK — {line}"),
                                  on_error=lambda exc: self._report(f"Failed: {one_line(exc)}"))
 
     def _report(self, text: str) -> None:

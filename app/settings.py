@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from core import defaults
 from core.model.uncertainty import DEFAULT_THRESHOLD, SHOW_BY_DEFAULT
 from remote.cloud_config import ENV_VARS as _CLOUD_ENV_VARS
 
@@ -36,7 +37,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("endpoint_url", "scoring/endpoint_url", str, "", "Scoring endpoint URL; empty means classify locally."),
     Setting("use_remote", "scoring/use_remote", bool, True, "Classify on the endpoint when one is configured."),
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
-    Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
+    Setting("remote_deadline_s", "scoring/deadline_s", int, int(defaults.REMOTE_DEADLINE_S), "Seconds to wait for a remote map, retries included."),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("use_ensemble", "model/use_ensemble", bool, False,
             "Classify with the model file's ensemble (double-cv outer-fold models): steadier, slower; off: one model."),

@@ -261,12 +261,12 @@ class SettingsDialog(QDialog):
         from pathlib import Path
 
         from app.retraining.installing import install_job
-        from app.workers import start_job
+        from app.job_runner import run_job
         from core.errors import one_line
         from core.model.installed import ModelStore
 
         self.model_label.setText("Installing…")
-        self._install_worker = start_job(
+        self._install_worker = run_job(
             install_job, Path(path), ModelStore(), Path(path).stem, "installed from Settings ▸ Model (not compared)",
             on_yield=lambda _v: None, on_return=lambda _entry: self.model_label.setText(installed_model_text()),
             on_error=lambda exc: (self.model_label.setText(installed_model_text()),
@@ -275,7 +275,7 @@ class SettingsDialog(QDialog):
     def test_connection(self) -> None:
         """Ping the endpoint in a worker; the latency (or the problem) appears next to the button."""
         from core.errors import one_line
-        from app.workers import start_job
+        from app.job_runner import run_job
 
         url = self.state.endpoint_url.strip()
         if not url:
@@ -283,13 +283,13 @@ class SettingsDialog(QDialog):
             return
         self.test_button.setEnabled(False)
         self.test_result.setText("Testing…")
-        self._worker = start_job(
+        self._worker = run_job(
             ping_job,
             url,
             self.state.endpoint_key.strip() or None,
-            on_yield=lambda _v: None,
             on_return=lambda seconds: self._report_test(f"OK — {1000 * seconds:.0f} ms"),
             on_error=lambda exc: self._report_test(f"Failed: {one_line(exc)}"),
+            owner=self, context="Test connection",
         )
 
     def _report_test(self, text: str) -> None:

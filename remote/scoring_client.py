@@ -37,6 +37,7 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
+from core import defaults
 from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
@@ -63,7 +64,7 @@ from remote.scoring_http import (
 )
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
 
-DEFAULT_DEADLINE_S = 20.0
+DEFAULT_DEADLINE_S = defaults.REMOTE_DEADLINE_S
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 _FRIENDLY = {
     401: "endpoint key rejected",

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from core import defaults
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -59,8 +61,8 @@ def add_remote_arguments(p: argparse.ArgumentParser) -> None:
     remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
     remote.add_argument("--fallback-local", action="store_true", help="classify locally when the endpoint fails")
     remote.add_argument(
-        "--deadline", type=float, default=20.0, metavar="SECONDS",
-        help="give up on the endpoint after this long, retries included (default 20)",
+        "--deadline", type=float, default=defaults.REMOTE_DEADLINE_S, metavar="SECONDS",
+        help=f"give up on the endpoint after this long, retries included (default {defaults.REMOTE_DEADLINE_S:g})",
     )
     remote.add_argument(
         "--deployment", metavar="NAME", help="Azure ML deployment to route to (azureml-model-deployment header)"
@@ -217,7 +219,8 @@ def write_outputs(
     result, *, output=None, overlay=None, npz=None, palette: str = "thesis", capture_id: str = "capture"
 ) -> dict[str, str]:
     """Write the requested files for a :class:`core.model.inference.ClassificationResult`; returns kind -> path."""
-    from core.output.export import write_label_png, write_npz, write_overlay_png
+    from core.labels.maps import write_label_png
+    from core.output.export import write_npz, write_overlay_png
 
     quality = getattr(result, "quality", None)
     written = {}

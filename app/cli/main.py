@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-# Before torch loads its OpenMP runtime: idle OpenMP threads sleep instead of
-# spinning. On a quiet machine this costs about 10 % of inference time (52 -> 57 ms);
-# when anything else shares the cores (the GUI thread, a second app) spinning
-# threads made inference 3-10x slower and starved the event loop.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from core.cpu import passive_openmp
+
+passive_openmp()  # before any command loads torch
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (

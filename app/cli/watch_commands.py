@@ -52,24 +52,12 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _classifier(args: argparse.Namespace):
     """``classify(prepared) -> (result, fallback reason)`` for the live pipeline; the model is checked now."""
-    from core.model.live import local_classifier
     from core.model.choice import resolve_model
+    from remote.remote_or_local import RemotePolicy, live_classifier
 
-    if args.endpoint is None:
-        return local_classifier(resolve_model(args.model))  # a bad model fails before watching starts
-    target = endpoint_target(args)
-    from remote.remote_or_local import RemotePolicy, classify_remote_or_local
-
-    policy = RemotePolicy(deadline_s=args.deadline)
-
-    def classify(prepared):
-        outcome = classify_remote_or_local(
-            prepared, model_resolver=lambda: resolve_model(args.model), endpoint=target,
-            fallback_local=args.fallback_local, policy=policy,
-        )
-        return outcome.result, outcome.fallback_reason
-
-    return classify
+    return live_classifier(lambda: resolve_model(args.model),
+                           endpoint=None if args.endpoint is None else endpoint_target(args),
+                           fallback_local=args.fallback_local, policy=RemotePolicy(deadline_s=args.deadline))
 
 
 def capture_line(live, written: dict[str, str]) -> dict:

@@ -124,33 +124,15 @@ class LiveController(QObject):
         return False
 
     def _classifier(self):
-        """Local with the window's model, or its endpoint with its fallback setting (one policy)."""
-        from core.model.live import local_classifier
+        """Local with the window's model, or its endpoint with its fallback and deadline settings
+        (:func:`remote.remote_or_local.live_classifier`, as ``neurohsi watch``)."""
         from core.model.choice import resolve_model
+        from remote.remote_or_local import live_classifier
 
         window = self.window
-        remote = window.remote_target()
-        model = lambda: resolve_model(window.model_override)  # noqa: E731 - per capture: an install is used at once
-        if remote is None:
-            current = [model(), None]  # say now, not per capture, when there is no model
-            current[1] = local_classifier(current[0])
-
-            def local(prepared):
-                loaded = model()  # the installed model now (cached per file version: cheap)
-                if loaded is not current[0]:
-                    current[:] = [loaded, local_classifier(loaded)]
-                return current[1](prepared)
-
-            return local
-        from remote.remote_or_local import classify_remote_or_local
-
-        fallback = bool(window.settings.get("fallback_local"))
-
-        def classify(prepared):
-            outcome = classify_remote_or_local(prepared, model_resolver=model, endpoint=remote, fallback_local=fallback)
-            return outcome.result, outcome.fallback_reason
-
-        return classify
+        return live_classifier(lambda: resolve_model(window.model_override),
+                               endpoint=window.remote_target(), fallback_local=bool(window.settings.get("fallback_local")),
+                               policy=window.remote_policy())
 
     # ---------------------------------------------------------------- painting
 

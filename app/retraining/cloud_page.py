@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator
 
 from PySide6 import QtCore, QtWidgets
 
-from app.workers import start_job
+from app.job_runner import run_job
 from core.errors import one_line
 from remote.cloud_config import AUTH_TITLES, ENV_VARS, STORAGE_AUTH_METHODS, CloudConfig, check_azureml, \
     check_storage, overridden, resolve
@@ -197,8 +197,8 @@ class CloudPage(QtWidgets.QWidget):
         def finished() -> None:
             self._workers.pop(kind, None)
 
-        self._workers[kind] = start_job(job, *args, on_yield=lambda _m: None, on_return=on_return,
-                                        on_error=failed, on_finish=finished)
+        self._workers[kind] = run_job(job, *args, on_return=on_return, on_error=failed, on_finish=finished,
+                                      owner=self, context=f"Cloud settings ({kind})")
 
     @property
     def busy(self) -> bool:

@@ -5,7 +5,7 @@ Views over one :class:`app.retraining.state.RetrainingState` — the dataset tab
 (:mod:`.job_panel`) and the comparison (:mod:`.comparison_view`) — plus the
 pre-flight checks and Start/Cancel. Everything slow (scanning the dataset, checks,
 decoding, upload and job polling, fetching and comparing the model, installing,
-reverting) is a generator job run by :func:`app.workers.start_job`, the main
+reverting) is a generator job run by :func:`app.job_runner.run_job`, the main
 window's job runner; the GUI thread never reads a dataset file or waits on the
 network. A QTimer refreshes the clock and phase progress from the run's snapshot.
 Cancel and "Use this model" ask first (a model worse on tumour needs a typed reason);
@@ -35,7 +35,7 @@ from app.retraining.state import (
     scan_dataset,
 )
 from app.retraining.training_form import TrainingForm, recall_form, remember_form
-from app.workers import start_job
+from app.job_runner import run_job
 from core.errors import one_line
 from core.model.installed import HistoryEntry, ModelStore, model_name
 
@@ -189,8 +189,9 @@ class RetrainingDialog(QtWidgets.QDialog):
                 del self._workers[kind]
             self._sync()
 
-        worker = start_job(job, *args, on_yield=alive(on_yield or (lambda _item: None)), on_return=alive(on_return),
-                           on_error=alive(lambda exc: self._job_failed(kind, exc)), on_finish=alive(finished))
+        worker = run_job(job, *args, on_yield=alive(on_yield or (lambda _item: None)), on_return=alive(on_return),
+                         on_error=alive(lambda exc: self._job_failed(kind, exc)), on_finish=alive(finished),
+                         owner=self, context=f"Retraining ({kind})")
         self._workers[kind] = worker
 
     def _job_failed(self, kind: str, exc: BaseException) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator
 
 from PySide6 import QtCore, QtWidgets
 
-from app.workers import start_job
+from app.job_runner import run_job
 from core.errors import one_line
 
 PERCENT_KEYS = {"held_out_oacc", "test_oacc_mean"}  # shown as the comparison shows them: 37.7 %, not 0.3771
@@ -74,8 +74,8 @@ class RegistryView(QtWidgets.QWidget):
             self._worker = None
             self.refresh_button.setEnabled(True)
 
-        self._worker = start_job(registry_job, self.backend_of, on_yield=lambda _s: None, on_return=self.show_rows,
-                                 on_error=self._failed, on_finish=done)
+        self._worker = run_job(registry_job, self.backend_of, on_return=self.show_rows, on_error=self._failed,
+                               on_finish=done, owner=self, context="Model registry")
 
     def stop(self) -> None:
         """Stop watching a listing in progress (the dialog is closing)."""

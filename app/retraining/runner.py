@@ -1,6 +1,6 @@
 """Pre-flight checks and one training run, as generator jobs (no Qt).
 
-The dialog runs them with :func:`app.workers.start_job` (the app's one job runner)
+The dialog runs them with :func:`app.job_runner.run_job` (the app's one job runner)
 and never waits on them: a run's generator yields a :class:`RunSnapshot` after
 every poll, and a QTimer also reads :meth:`TrainingRun.snapshot` for the upload
 progress and the clock. A run uploads the dataset (resumable, see
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.retraining.run_snapshot import QUEUED_STATUSES, RunSnapshot, training_detail
 from app.retraining.state import Check, RetrainingState, model_metrics
+from core import defaults
 from remote.tracking import read_job_metrics
 
 POLL_S = 0.5
@@ -127,7 +128,7 @@ class TrainingRun:
         self.spec = state.job_spec(self.dataset_name, model_name=model_name, model_version=str(model_version))
         self.test_ids = set(state.test_ids)
         self.history = history  # ModelStore: hands out the model version when the job starts
-        self.version_key = state.model_name or "conv2dnet"
+        self.version_key = state.model_name or defaults.MODEL_NAME
         self.current_model = None if current_model is None else Path(current_model)
         self.poll_s = poll_s
         self._lock = threading.Lock()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import defaults
 from core.classes import CLASS_IDS, class_table
 from core.training.config import TrainingConfig
 
@@ -88,7 +89,7 @@ class RetrainingState:
     # the thesis's defaults and its double cross-validation; validated on every change (frozen: replaced whole)
     params: TrainingConfig = field(default_factory=lambda: TrainingConfig(cross_validation="double"))
     backend: str = "local"
-    model_name: str = "conv2dnet"
+    model_name: str = defaults.MODEL_NAME
     checks: list[Check] = field(default_factory=list)
     running: bool = False
 
@@ -157,14 +158,11 @@ class RetrainingState:
         """
         from remote.training_backends import JobSpec
 
-        p = self.params
         return JobSpec(
             dataset=dataset_name,
             train_capture_ids=tuple(sorted(self.train_ids)),
             test_capture_ids=tuple(sorted(self.test_ids)),
-            epochs=int(p.epochs), batch_size=int(p.batch_size), patch_size=int(p.patch_size),
-            folds=int(p.folds), lr=float(p.lr), cross_validation=p.cross_validation,
-            seed=int(p.seed), model_name=model_name or self.model_name, model_version=str(model_version),
+            training=self.params, model_name=model_name or self.model_name, model_version=str(model_version),
         )
 
     @property

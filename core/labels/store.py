@@ -16,7 +16,7 @@ import numpy as np
 from core.classes import CLASS_IDS
 from core.clock import utc_now_iso
 from core.errors import DatasetError
-from core.output.export import label_png_bytes, write_label_png
+from core.labels.maps import label_png_bytes, write_label_png
 from core.fileio import atomic_write, atomic_write_text, stale_temp_files
 
 RECOVERY_NAME = ".labels.recovery.png"

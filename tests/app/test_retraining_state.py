@@ -47,9 +47,9 @@ def test_scan_roles_and_labels_check(tmp_path):
     assert state.labels_check().message == "ID0003C01: missing dark.tif, white.tif"
     state.set_role("ID0003C01", "skip")
     spec = state.job_spec("ds")
-    assert spec.train_capture_ids == ("ID0001C01",) and spec.epochs == 100 and spec.cross_validation == "double"
+    assert spec.train_capture_ids == ("ID0001C01",) and spec.training.epochs == 100 and spec.training.cross_validation == "double"
     state.params = dataclasses.replace(state.params, cross_validation="none")
-    assert state.job_spec("ds").cross_validation == "none"
+    assert state.job_spec("ds").training.cross_validation == "none"
     with pytest.raises(ValueError, match="role"):
         state.set_role("ID0001C01", "maybe")
     assert state.start_blocker == "pre-flight checks have not run yet"
