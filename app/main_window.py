@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
         valid = result.cube.valid if result.cube is not None else opened.cube.valid
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
         self.result = result
-        self.legend.set_labels(result.labels)
+        self.legend.set_result(result)  # class shares and flag layers, as every export lists them
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)

@@ -174,3 +174,4 @@ class TheatreController:
             self.normal_state = self.normal_geometry = None
         self.active = on
         w.map_area.set_theatre(on)
+        w.trust.set_large(on)
