@@ -9,7 +9,7 @@ pixel counts once, so the screen and the files never disagree.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 
 from app.overlay_state import OverlayState
@@ -19,6 +19,8 @@ from core.output.legend import FLAG_MEANINGS, FLAG_ORDER, FLAG_STYLES, flag_laye
 
 class LegendPanel(QWidget):
     """One row per class: visibility checkbox with the class name, colour swatch, % of frame."""
+
+    rows_changed = Signal(object)  # the legend rows now on screen (list), or None without a map
 
     def __init__(self, parent: QWidget | None = None, *, state: OverlayState | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +66,7 @@ class LegendPanel(QWidget):
             self.flag_rows[key] = (swatch, text, percent)
         self.rows: list = []  # the core.output.legend.LegendRow list on screen
         self._result = None
+        self._shown: tuple | None = None  # (labels, flags) on screen, to recompute when classes are hidden
         layout.setRowStretch(len(self.table.classes) + len(FLAG_ORDER), 1)
         self.state.on_change("palette", self._show_palette)
         self.state.on_change("hidden", self._show_hidden)
@@ -78,11 +81,15 @@ class LegendPanel(QWidget):
         for class_id, check in self.checks.items():
             check.setChecked(class_id not in hidden)
             check.setText(self.table.by_id(class_id).name + (" (hidden)" if class_id in hidden else ""))
+        if self._shown is not None:
+            self.set_labels(*self._shown)  # rows carry "hidden"
 
     def set_labels(self, labels: np.ndarray | None, flags=()) -> None:
         """Update the percentages from a class map ``uint8 (H, W)`` and its flag layers (None clears them)."""
+        self._shown = None if labels is None else (labels, tuple(flags))
         if labels is None:
             self.rows = []
+            self.rows_changed.emit(None)
             for label in self.percent_labels.values():
                 label.setText("—")
             for widgets in self.flag_rows.values():
@@ -102,6 +109,7 @@ class LegendPanel(QWidget):
         for key, widgets in self.flag_rows.items():
             for widget in widgets:
                 widget.setVisible(key in shown)
+        self.rows_changed.emit(self.rows)
 
     def set_result(self, result) -> None:
         """The legend of a classification result: class shares and its flag layers (None clears)."""

@@ -72,6 +72,7 @@ class TrustView:
         self.legend_entry.setWordWrap(True)
         window.legend.layout().addWidget(self.legend_entry, window.legend.layout().rowCount(), 0, 1, 3)
         self.legend_entry.hide()
+        window.legend.rows_changed.connect(window.map_area.theatre.set_rows)  # one legend model, both legends
         window.capture_opened.connect(lambda _opened: self.reset())
         window.classified.connect(self.show_result)
 
