@@ -123,6 +123,19 @@ class TrustView:
                 item.clear()
             self.show_anyway.show()
 
+    def withheld(self, result, capture_id: str, *, say: bool = True) -> bool:
+        """When ``result``'s map is withheld (unusable, not forced): say so in the status bar, the
+        theatre line and (``say``) the notices, and return True; else False."""
+        quality = getattr(result, "quality", None)
+        if quality is None or quality.usable or self.forced:
+            return False
+        window = self.window
+        window.status.show_withheld(quality.reason)
+        window.map_area.theatre.set_model_line(f"{capture_id}: unusable capture, no map")
+        if say:
+            window.sink.note(f"{capture_id}: unusable capture, no map shown ({quality.reason})", level="warning")
+        return True
+
     def force_show(self) -> None:
         """Show the unusable capture's map, watermarked with why until another capture is opened."""
         result = self.result
@@ -136,6 +149,9 @@ class TrustView:
         self.show_anyway.hide()
         reason = result.quality.reason if result.quality is not None else ""
         self.watermark.setText(f"{UNUSABLE_WATERMARK}\n{reason}")
+        self.window.status.show_withheld(reason, shown=True)
+        self.window.map_area.theatre.set_model_line(
+            f"UNUSABLE, shown anyway · {result.model.name} v{result.model.version}")
         self.watermark.show()
         self._place_watermark()
 
