@@ -413,6 +413,8 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.sink.report(exc, context="settings")
         self.overlay_state.palette = state.palette
+        if not self.settings.remote_enabled():
+            self.warnings.acknowledge(("remote",))  # about an endpoint no longer in use
         self.actions["theatre"].setChecked(state.theatre_mode)
         self.load_model()  # the model may have changed; the cache makes an unchanged one instant
 

@@ -10,7 +10,7 @@ banner and the warning banner stay, in large type.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRect, Qt
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QPushButton, QWidget
 
@@ -199,7 +199,28 @@ class TheatreController:
             w.toolbar.show()
             state = w.windowState() & ~Qt.WindowState.WindowFullScreen
             w.setWindowState(state | Qt.WindowState.WindowMaximized if self._was_maximised else state)
+            self._restore_window(self.normal_geometry)
+            for delay_ms in (0, 150, 400):  # again after the window system has applied a late full-screen change
+                QTimer.singleShot(delay_ms, w, lambda g=self.normal_geometry: self._restore_window(g))
             self.normal_state = self.normal_geometry = None
         self.active = on
         w.map_area.set_theatre(on)
         w.trust.set_large(on)
+
+    def _restore_window(self, geometry: bytes | None) -> None:
+        """The window as it was before theatre mode: not full screen, its old size and place.
+
+        Leaving full screen right after entering it once left the window full screen (the
+        window system applied the entry after the exit), and once 1400 x 1003 with the status
+        bar off-screen; so the normal geometry is put back, and checked again a little later.
+        """
+        w = self.window
+        if self.active:
+            return  # theatre mode again meanwhile
+        if w.isFullScreen():
+            w.setWindowState(w.windowState() & ~Qt.WindowState.WindowFullScreen)
+        if self._was_maximised:
+            if not w.isMaximized():
+                w.showMaximized()
+        elif geometry is not None and bytes(w.saveGeometry().data()) != geometry:
+            w.restoreGeometry(geometry)
