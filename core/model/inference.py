@@ -271,3 +271,35 @@ def classify_files(
 def _with_total(result: ClassificationResult, start: float) -> ClassificationResult:
     """``result`` with "total" = wall clock since ``start`` (``time.perf_counter``)."""
     return replace(result, timings_s={**result.timings_s, "total": time.perf_counter() - start})
+
+
+def warm_up(model: LoadedModel) -> float | None:
+    """Classify one synthetic frame of the model's camera profile and throw the map away; seconds taken.
+
+    A process's first classification pays once for what later ones reuse (the profile and
+    its SCM read, torch's and BLAS's thread pools, first-touch of large buffers): measured on
+    the scoring service, the first request's preprocessing took 650 ms and the second 27 ms
+    (docs/benchmarks/remote.md). Calling this where the process starts (the service's
+    ``init()``) moves that cost out of the first user's wait. None when the model's profile is
+    not a built-in one (nothing to warm with).
+    """
+    from core.capture.camera_profiles import load_profile
+    from core.errors import ProfileError
+
+    start = time.perf_counter()
+    try:
+        profile = load_profile(model.info.profile_id)
+    except (ProfileError, OSError, ValueError):
+        return None
+    from core.capture.synthetic.captures import metadata_for
+
+    rows, cols = profile.min_frame_shape
+    rng = np.random.default_rng(0)
+    dark = np.full((rows, cols), 64, np.uint16)
+    white = np.full((rows, cols), 900, np.uint16)
+    raw = rng.integers(200, 800, size=(rows, cols), dtype=np.uint16)
+    # With camera metadata, as real captures come: resolving a profile from it imports
+    # scipy.optimize (band order, 0.6-1.2 s), the largest part of the first request's wait.
+    capture = Capture(raw, dark, white, metadata_for(profile))
+    classify_prepared(prepare(capture), model)
+    return time.perf_counter() - start
