@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +42,7 @@ class SettingsState:
     default_model: str = ""
     palette: str = "thesis"
     theatre_mode: bool = False
+    live_stale_after_s: int = 10  # live mode: the stale-map banner after this many seconds without a capture
     key_session_only: bool = False  # keep the key in memory until the app closes (no keyring here)
     keyring_available: bool = field(default=True, compare=False)
     loaded_key: str = field(default="", compare=False, repr=False)  # the key as read: untouched means unchanged
@@ -63,6 +65,8 @@ class SettingsState:
             raise ValueError(f"endpoint URL {url!r} must use https:// (plain http only for this machine)")
         if self.palette not in PALETTES:
             raise ValueError(f"unknown palette {self.palette!r}")
+        if not 1 <= int(self.live_stale_after_s) <= 3600:
+            raise ValueError(f"stale-map threshold must be 1..3600 s, got {self.live_stale_after_s}")
 
     def save(self, settings: AppSettings) -> None:
         """Write to QSettings; the key goes to the keyring (or memory, session only), and only if edited."""
@@ -128,6 +132,11 @@ class SettingsDialog(QDialog):
             self.palette_combo.addItem({"thesis": "Thesis colours", "colourblind": "Colour-blind safe"}.get(name, name),
                                        name)
         self.theatre_check = QCheckBox("Theatre mode (full screen, only the map and a large legend; F11)")
+        self.stale_spin = QSpinBox()
+        self.stale_spin.setObjectName("settings_live_stale")
+        self.stale_spin.setRange(1, 3600)
+        self.stale_spin.setSuffix(" s")
+        self.stale_spin.setToolTip("Live mode: a banner with the map's age when no new capture came for this long")
         self.error_label = QLabel("")
         self.error_label.setStyleSheet("color: #ff7070;")
 
@@ -148,6 +157,7 @@ class SettingsDialog(QDialog):
         form.addRow("Default model", model_row)
         form.addRow("Palette", self.palette_combo)
         form.addRow("", self.theatre_check)
+        form.addRow("Live map stale after", self.stale_spin)
         self.cloud_button = QPushButton("Cloud: storage and Azure ML…")
         self.cloud_button.setObjectName("cloud_button")
         self.cloud_button.clicked.connect(self.open_cloud)
@@ -171,6 +181,7 @@ class SettingsDialog(QDialog):
             lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
         )
         self.theatre_check.toggled.connect(lambda v: setattr(self.state, "theatre_mode", v))
+        self.stale_spin.valueChanged.connect(lambda v: setattr(self.state, "live_stale_after_s", int(v)))
         self.session_key_check.toggled.connect(lambda v: setattr(self.state, "key_session_only", v))
         self.test_button.clicked.connect(self.test_connection)
 
@@ -189,6 +200,7 @@ class SettingsDialog(QDialog):
         self.model_edit.setText(state.default_model)
         self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(state.palette), 0))
         self.theatre_check.setChecked(state.theatre_mode)
+        self.stale_spin.setValue(int(state.live_stale_after_s))
 
     def accept(self) -> None:
         try:

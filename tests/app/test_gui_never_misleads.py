@@ -153,3 +153,13 @@ def test_featureless_capture_gets_no_tissue_map(qtbot, make_window, captures, tm
     result = classify_and_wait(qtbot, window)
     assert result.quality.status == "unusable" and result.masked_fraction == 1.0
     assert window.image_view.labels is None  # no map by default
+
+
+def test_stale_threshold_is_a_setting_in_preferences_and_capture_panel_counts_measured(qtbot, make_window, captures):
+    window = make_window(captures["model"])
+    dialog = window.open_settings()
+    dialog.stale_spin.setValue(25)
+    dialog.accept()
+    assert window.settings.get("live_stale_after_s") == 25
+    open_and_wait(qtbot, window, captures["band"])
+    assert "not measured" in window.metadata.values["valid"] and not window.metadata.values["valid"].startswith("100")
