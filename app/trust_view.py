@@ -93,7 +93,9 @@ class TrustView:
         width = max(200, int(viewport.width() * 0.7))
         self.watermark.setFixedWidth(width)
         self.watermark.adjustSize()
-        self.watermark.move((viewport.width() - width) // 2, (viewport.height() - self.watermark.height()) // 2)
+        # Upper middle: below the theatre model line, clear of the large legend at the bottom left.
+        top = max(90, int(0.28 * (viewport.height() - self.watermark.height())))
+        self.watermark.move((viewport.width() - width) // 2, top)
         self.watermark.raise_()
 
     def reset(self) -> None:

@@ -163,22 +163,26 @@ class LiveController(QObject):
         self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
         if self._newest is not None and live is not self._newest:
             return  # a newer map is already queued behind this one: paint only that (the GUI thread fell behind)
-        self._show(live, latest=True)
-        self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        if self._show(live, latest=True):
+            self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        else:  # unusable: the folder is alive, but the map on screen is still the older one
+            self.indicator.capture_seen(live.complete_at)
         if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
             self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")
         self._last_reason = live.fallback_reason
 
-    def _show(self, live, *, latest: bool) -> None:
+    def _show(self, live, *, latest: bool) -> bool:
+        """Paint ``live``; False when its capture was unusable and the last good map stays instead."""
         import time
 
         # The window shows how long the map took: file found complete -> map, also when stepping back.
         started = live.complete_at if latest else time.perf_counter() - live.latency_s
         if latest and not self.gate.admit(live):  # unusable: the last good map stays, dimmed, with why
             self.shown.emit(live)
-            return
+            return False
         self.window.show_live(live.prepared, live.result, started)
         self.shown.emit(live)
+        return True
 
     def _on_event(self, event) -> None:
         import time

@@ -71,10 +71,10 @@ class LiveQualityGate:
             self._stale_shown = True
 
     def _new_map(self) -> None:
-        self._stale_acknowledged = False
-        if self._stale_shown and "stale" in self.window.warnings.warnings:
+        shown, self._stale_shown = self._stale_shown, False  # first: clearing it is not the user's acknowledgement
+        if shown and "stale" in self.window.warnings.warnings:
             self.window.warnings.acknowledge(("stale",))
-        self._stale_shown = False
+        self._stale_acknowledged = False
 
     def _acknowledged(self, kinds) -> None:
         if "stale" in kinds and self._stale_shown:

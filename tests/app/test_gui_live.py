@@ -166,5 +166,8 @@ def test_stale_live_map_raises_a_banner_with_its_age_in_theatre_too(qtbot, make_
     assert window.warnings.isHidden()  # acknowledged: not again until the next map
     _write_and_wait(qtbot, live, folder, capture, 3)
     qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)
+    _write_and_wait(qtbot, live, folder, capture, 4)  # a new map clears the banner...
+    assert "Stale map" not in window.warnings.text()
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)  # ...until it is stale again
     window.actions["theatre"].setChecked(False)
     live.stop()
