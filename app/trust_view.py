@@ -10,7 +10,8 @@ binds them to the capture on screen.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QLabel, QPushButton
 
 from core.output.legend import FLAG_ORDER, flag_layers, flag_rgba
@@ -92,9 +93,13 @@ class TrustView:
         viewport = self.window.image_view.viewport()
         width = max(200, int(viewport.width() * 0.7))
         self.watermark.setFixedWidth(width)
-        self.watermark.adjustSize()
+        self.watermark.ensurePolished()  # the style sheet's font, for measuring
+        inner = width - 2 * (10 + 3)  # padding and border of the style sheet
+        flags = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
+        text = QFontMetrics(self.watermark.font()).boundingRect(QRect(0, 0, inner, 10_000), flags, self.watermark.text())
+        self.watermark.setFixedHeight(text.height() + 2 * (10 + 3) + 4)  # wrapped text, no empty band
         # Upper middle: below the theatre model line, clear of the large legend at the bottom left.
-        top = max(90, int(0.28 * (viewport.height() - self.watermark.height())))
+        top = max(90, int(0.12 * (viewport.height() - self.watermark.height())))
         self.watermark.move((viewport.width() - width) // 2, top)
         self.watermark.raise_()
 

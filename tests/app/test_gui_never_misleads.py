@@ -163,3 +163,18 @@ def test_stale_threshold_is_a_setting_in_preferences_and_capture_panel_counts_me
     assert window.settings.get("live_stale_after_s") == 25
     open_and_wait(qtbot, window, captures["band"])
     assert "not measured" in window.metadata.values["valid"] and not window.metadata.values["valid"].startswith("100")
+
+
+def test_watermark_is_as_tall_as_its_text_and_under_the_model_line(qtbot, make_window, captures):
+    window = make_window(captures["model"])
+    open_and_wait(qtbot, window, captures["saturated"])
+    classify_and_wait(qtbot, window)
+    window.trust.show_anyway.click()
+    window.actions["theatre"].setChecked(True)
+    window.resize(1280, 800)
+    qtbot.wait(200)
+    mark, viewport = window.trust.watermark, window.image_view.viewport()
+    # as tall as its wrapped text: it once took a band taller than the map (506 px in a 463 px view)
+    assert mark.geometry().bottom() < viewport.height() and mark.height() < 0.8 * viewport.height()
+    assert mark.geometry().top() >= 90  # under the theatre model line
+    window.actions["theatre"].setChecked(False)

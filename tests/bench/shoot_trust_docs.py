@@ -102,7 +102,7 @@ def main() -> int:
     saturated_path = write(tmp / "sat", "ID0003C01", clean, np.full_like(clean.raw, 1023))
 
     settings = AppSettings.from_file(tmp / "settings.ini")
-    settings.set("live_stale_after_s", 3)
+    settings.set("live_stale_after_s", 8)
     window = MainWindow(settings, model_path=DEMO_MODEL_PATH)
     window.sink.show_dialogs = False
     window.showMaximized()
