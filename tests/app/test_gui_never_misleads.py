@@ -178,3 +178,44 @@ def test_watermark_is_as_tall_as_its_text_and_under_the_model_line(qtbot, make_w
     assert mark.geometry().bottom() < viewport.height() and mark.height() < 0.8 * viewport.height()
     assert mark.geometry().top() >= 90  # under the theatre model line
     window.actions["theatre"].setChecked(False)
+
+
+def test_uncertain_pixels_are_a_flag_layer_with_a_legend_share(qtbot, make_window, captures, monkeypatch):
+    """The interface agreed with per-pixel uncertainty: a non-None ``uncertain_mask`` is drawn hatched
+    with its share in the legend dock, the theatre legend and the export."""
+    import dataclasses
+
+    import app.workers
+
+    real = app.workers.classify_job
+
+    def classify_uncertain(*args, **kwargs):
+        classified = yield from real(*args, **kwargs)
+        mask = np.zeros(classified.result.labels.shape, bool)
+        mask[:10] = True
+        result = dataclasses.replace(classified.result, uncertain_mask=mask, uncertain_fraction=float(mask.mean()))
+        return dataclasses.replace(classified, result=result)
+
+    monkeypatch.setattr(app.workers, "classify_job", classify_uncertain)
+    window = make_window(captures["model"])
+    open_and_wait(qtbot, window, captures["clean"])
+    result = classify_and_wait(qtbot, window)
+    drawn = window.trust.flag_items["uncertain"].image
+    assert (drawn[10:, :, 3] == 0).all() and (drawn[:10, :, 3] > 0).any()
+    _swatch, name, percent = window.legend.flag_rows["uncertain"]
+    assert name.isVisible() and percent.text() == f"{100 * result.uncertain_fraction:.1f} %"
+    assert "uncertain" in {row.key for row in window.exports.legend_rows()}
+    assert "uncertain" in {key for key, _t, _c in window.map_area.theatre.legend_rows()}
+
+
+def test_status_timing_is_never_cut_on_a_narrow_window(qtbot, make_window, captures):
+    window = make_window(captures["model"])
+    open_and_wait(qtbot, window, captures["clean"])
+    classify_and_wait(qtbot, window)
+    window.resize(640, 600)
+    qtbot.wait(100)
+    timing = window.status.timings_label
+    assert timing.text().startswith("Map in") and timing.text().endswith(" ms")
+    assert timing.width() >= timing.fontMetrics().horizontalAdvance(timing.text())  # whole, not "…1887 m"
+    model = window.status.model_label
+    assert model.toolTip().startswith("Model: ")  # the full text when it has to give way
