@@ -152,3 +152,19 @@ def test_flag_layers_draw_and_travel_through_the_header():
     assert back["masked_fraction"] == 0.25
     with pytest.raises(ValueError):
         flags_from_header({"masked_fraction": 2}, labels.shape)
+
+
+@pytest.mark.parametrize("pattern_wh", [(5, 5), (4, 3)])
+def test_clipped_pixels_equals_the_plain_reduction(pattern_wh):
+    """The strided-OR reduction against the obvious one, on random frames with extra rows and columns."""
+    pw, ph = pattern_wh
+    rng = np.random.default_rng(7)
+    h, w = 9, 11
+    raw = rng.integers(0, 1024, size=(ph * h + 2, pw * w + 3)).astype(np.uint16)
+    dark = rng.integers(0, 60, size=raw.shape).astype(np.uint16)
+    raw[rng.random(raw.shape) < 0.01] = 1023
+    bad = (raw >= 1023) | (raw <= dark)
+    expected = bad[: ph * h, : pw * w].reshape(h, ph, w, pw).any(axis=(1, 3))
+    got = clipped_pixels(raw, dark, pattern_wh, full_scale=1023)
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(got, expected)
