@@ -7,8 +7,6 @@ burned into the pixels, so a screenshot or a printed copy cannot lose them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -21,14 +19,6 @@ _FONT_SIZE = 15
 _PAD = 12
 
 
-@dataclass(frozen=True)
-class LegendEntry:
-    class_id: int  # 0 = not classified (invalid pixels)
-    name: str
-    colour: tuple[int, int, int]
-    fraction: float  # of all pixels in the frame, 0..1
-
-
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype != np.uint8:
@@ -39,24 +29,6 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 def colour_map(labels: np.ndarray, *, palette: str = "thesis") -> np.ndarray:
     """Label map ``uint8 (H, W)`` -> RGB ``uint8 (H, W, 3)``; 0 (and unknown ids) black."""
     return class_table().colourise(_check_labels(labels), palette)
-
-
-def legend_entries(labels: np.ndarray, class_ids, class_names, *, palette: str = "thesis") -> list[LegendEntry]:
-    """One entry per model class (in model order), plus "Not classified" when some pixels are 0."""
-    labels = _check_labels(labels)
-    counts = np.bincount(labels.ravel(), minlength=256)
-    total = max(labels.size, 1)
-    table = class_table()
-    entries = []
-    for class_id, name in zip(class_ids, class_names):
-        try:
-            colour = table.colour(int(class_id), palette)
-        except KeyError:  # a model class the table does not know: grey, still listed
-            colour = (128, 128, 128)
-        entries.append(LegendEntry(int(class_id), str(name), colour, counts[int(class_id)] / total))
-    if counts[0]:
-        entries.append(LegendEntry(0, "Not classified", (0, 0, 0), counts[0] / total))
-    return entries
 
 
 def blend(rgb: np.ndarray, labels: np.ndarray, *, palette: str = "thesis", alpha: float = 0.45) -> np.ndarray:
