@@ -37,10 +37,12 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
+from core import defaults
 from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
 from core.model.files import ModelInfo
+from core.model.trust import flags_from_header
 from core.model.trust import from_header as trust_from_header
 from remote.scoring_http import (
     DEPLOYMENT_HEADER,
@@ -63,7 +65,7 @@ from remote.scoring_http import (
 )
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
 
-DEFAULT_DEADLINE_S = 20.0
+DEFAULT_DEADLINE_S = defaults.REMOTE_DEADLINE_S
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 _FRIENDLY = {
     401: "endpoint key rejected",
@@ -302,6 +304,7 @@ class ScoringClient:
             decoded = decode_result(response.content)
             info = _model_info(decoded.header["model"])
             quality, ood_mask, ood_fraction = trust_from_header(decoded.header, decoded.labels.shape)
+            flags = flags_from_header(decoded.header, decoded.labels.shape)
         except (ValueError, KeyError, TypeError) as exc:
             raise RemoteError(200, f"{self.url}: unreadable answer ({exc})", None, url=self.url) from None
         server = {k: float(v) for k, v in decoded.header.get("timings_s", {}).items() if isinstance(v, (int, float))}
@@ -320,7 +323,7 @@ class ScoringClient:
         rgb = decoded.rgb if decoded.rgb is not None else np.zeros((*decoded.labels.shape, 3), np.uint8)
         return ClassificationResult(
             decoded.labels, probabilities, rgb, info, timings, None, self.url,
-            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction,
+            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction, **flags,
         )
 
     @staticmethod

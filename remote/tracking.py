@@ -161,6 +161,47 @@ class MlflowProgress:
             self._client.log_dict(self.run_id, metrics, FINAL_ARTIFACT)
 
 
+class TrainingRun:
+    """The MLflow run one training logs to (``neurohsi train`` and the training job alike).
+
+    None unless ``uri`` is given or ``$MLFLOW_TRACKING_URI`` is set. A run named by
+    ``$MLFLOW_RUN_ID`` (Azure ML job, local backend job) is continued and left for its owner
+    to end; otherwise a run is created here and ended here. ``config``: the
+    ``core.training.config.TrainingConfig`` logged as the run's params.
+    """
+
+    def __init__(self, uri: str | None, config, *, dataset_name: str, run_name: str, model_name: str,
+                 fold: int | None = None, environ: dict | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.uri = uri or environ.get(TRACKING_URI_ENV) or None
+        self._given_run = environ.get(RUN_ID_ENV) or None
+        self.config, self.dataset_name, self.fold = config, dataset_name, fold
+        self.run_name, self.model_name = run_name, model_name
+        self.run_id: str | None = None
+        self.owned = False
+
+    def start(self) -> MlflowProgress | None:
+        """The progress logger, or None without a tracking URI."""
+        if self.uri is None:
+            return None
+        params = {**self.config.to_dict(), FOLDS_PARAM: self.config.folds, "dataset": self.dataset_name}
+        if self.fold is not None:
+            params["fold_model"] = self.fold
+        self.run_id = self._given_run
+        if self.run_id is None:
+            self.run_id = start_run(self.uri, run_name=self.run_name, tags={"neurohsi.model": self.model_name})
+            self.owned = True
+        logger = MlflowProgress(self.uri, self.run_id)
+        logger.log_params(params)
+        return logger
+
+    def end(self, status: str) -> None:
+        """End a run made here (FINISHED / FAILED); a no-op the second time or for a continued run."""
+        if self.owned and self.run_id is not None:
+            end_run(self.uri, self.run_id, status)
+            self.owned = False
+
+
 def _now_ms() -> int:
     import time
 
@@ -171,16 +212,24 @@ def read_run_metrics(tracking_uri: str, run_id: str) -> list[dict]:
     """The run as progress events: per-epoch ``{"event": "epoch", "stage", "fold", "epoch", "epochs",
     "loss", "val_oacc", "fraction"}`` in the order they were logged, then ``{"event": "done",
     "metrics": {...}}`` once the final metrics are there. Works while the run is RUNNING."""
+    import time
+
     client = mlflow_client(tracking_uri)
-    with _quiet():
-        try:
-            run = client.get_run(run_id)
-            keys = sorted(run.data.metrics)
-            params = run.data.params
-            histories = {key: client.get_metric_history(run_id, key) for key in keys
-                         if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
-        except Exception as exc:
-            raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+    # The file store creates a metric's file before its first line: a read at that moment finds it
+    # "malformed". That is a writer mid-write, not a broken run: read again shortly.
+    for attempt in range(3):
+        with _quiet():
+            try:
+                run = client.get_run(run_id)
+                keys = sorted(run.data.metrics)
+                params = run.data.params
+                histories = {key: client.get_metric_history(run_id, key) for key in keys
+                             if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
+                break
+            except Exception as exc:
+                if attempt == 2 or "malformed" not in str(exc):
+                    raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+        time.sleep(0.05)
     epochs = int(params.get(EPOCHS_PARAM, 0) or 0)
     folds = int(params.get(FOLDS_PARAM, 0) or 0)
     rows: dict[tuple[int | None, int], dict] = {}

@@ -16,6 +16,10 @@ in lockstep (:func:`core.training.trainer.train_on_rows`), so this costs one sta
 and any fit/predict function the caller passes, e.g. the CLI's linear SVM) run on the
 same folds and the same pixels. :func:`evaluation_json` builds the report (see
 :mod:`core.training.evaluation_report`).
+
+Each fold also reports the expected calibration error of its held-out pixels (``"calibration"``,
+:func:`core.training.calibration.calibration_report`, first seed; these per-fold models are
+uncalibrated, T = 1) and ``mean.ece`` averages it over folds.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from core.training.trainer import (
     predict_patches,
     train_on_rows,
 )
+from core.training.calibration import calibration_report, patch_logits
 
 CHECKPOINTS = 10  # inner validation scores the epoch count at this many evenly spaced epochs
 # fit_predict(train_spectra (n, B), train_targets (n,), test_spectra (m, B), seed) -> predicted targets (m,)
@@ -152,14 +157,18 @@ def leave_one_patient_out(
             raise DatasetError(None, f"only patient {patient} has labelled pixels")
         train_idx, test_idx = np.flatnonzero(~held_out), np.flatnonzero(held_out)
         report = None if progress is None else (lambda p, patient=patient: progress(patient, p))
-        runs, t0 = [], time.perf_counter()
+        runs, calibrations, t0 = [], [], time.perf_counter()
         for s in range(seeds):
             run_config = replace(config, seed=config.seed + s)
             net, chosen = train_fold(data, sample_patients, train_idx, run_config, inner=inner,
                                      progress=report, should_stop=should_stop)
-            pred = predict_patches(net, data.patches[test_idx])
+            logits = patch_logits(net, data.patches[test_idx])
+            pred = logits.argmax(axis=1)
+            calibrations.append(calibration_report(logits, data.targets[test_idx], None))
             runs.append((run_config.seed, confusion_matrix(data.targets[test_idx], pred, len(names)), chosen))
-        folds.append(score_fold(patient, ids, runs, names, train_s=time.perf_counter() - t0))
+        fold = score_fold(patient, ids, runs, names, train_s=time.perf_counter() - t0)
+        fold["calibration"] = {**calibrations[0], "ece_over_seeds": [c["ece"] for c in calibrations]}
+        folds.append(fold)
         for name, fit_predict in (baselines or {}).items():
             pred = fit_predict(centre_spectra(data.patches[train_idx]), data.targets[train_idx],
                                centre_spectra(data.patches[test_idx]), config.seed)
@@ -179,6 +188,8 @@ def leave_one_patient_out(
         "n_samples": len(data),
     }
     result = evaluation_json(model, folds, baseline_folds, extra_fold_fields=extra_fold_fields)
+    eces = [f["calibration"]["ece"] for f in result["folds"] if "calibration" in f]
+    result["mean"]["ece"] = float(np.mean(eces)) if eces else None
     # inside "model": the report's top level is exactly {"model", "folds", "mean", "baselines"}
     result["model"]["timings_s"] = {"prepare": prepared - start, "total": time.perf_counter() - start}
     return result

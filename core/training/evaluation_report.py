@@ -180,6 +180,8 @@ def format_evaluation_table(report: dict) -> str:
                      f"tumour recall >= {aim['tumour_recall_at_least']} on folds with >= "
                      f"{aim['on_folds_with_tumour_pixels_at_least']} tumour pixels ({', '.join(aim['folds_checked']) or 'none'}): "
                      f"{'met' if aim['tumour_recall_met'] else 'NOT met'}")
+    if mean.get("ece") is not None:
+        lines.append(f"expected calibration error over held-out patients: mean {_f(mean['ece'])}")
     for name, base in report["baselines"].items():
         m = base["mean"]
         lines.append(f"baseline {name:<11} mean OACC {_f(m.get('oacc'))}, macro F1 {_f(m.get('macro_f1'))}, "

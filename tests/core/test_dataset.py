@@ -13,7 +13,7 @@ from core.dataset.folders import CAPTURE_FILES, read_dataset, write_capture_fold
 from core.dataset.nemesis_files import read_nemesis_ground_truth, read_nemesis_spectra
 from core.dataset.nemesis_import import import_nemesis
 from core.errors import DatasetError
-from core.output.export import write_label_png
+from core.labels.maps import write_label_png
 from core.spectral.chain import preprocess_capture
 from core.capture.synthetic.captures import generate_capture, small_profile
 
