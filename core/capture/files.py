@@ -275,8 +275,21 @@ def load_capture(
     )
 
 
-def capture_from_bytes(raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture") -> Capture:
-    """A capture from the TIFF bytes of its three frames (as the scoring service receives them)."""
+def capture_from_bytes(
+    raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture", max_shape: tuple[int, int] | None = None
+) -> Capture:
+    """A capture from the TIFF bytes of its three frames (as the scoring service receives them).
+
+    ``max_shape`` (rows, cols), the sensor's, bounds every frame: all three headers are
+    checked before any pixel is decoded, so a few KB of deflate cannot claim gigabytes.
+    """
+    if max_shape is not None:
+        for name, data in (("raw", raw), ("dark", dark), ("white", white)):
+            (rows, cols), _, _ = read_frame_header(data, name=name)
+            if rows > max_shape[0] or cols > max_shape[1]:
+                raise CaptureError(
+                    name, f"frame is {rows}x{cols} (rows x cols), larger than the sensor ({max_shape[0]}x{max_shape[1]})"
+                )
     raw_frame, metadata = read_frame(raw, name="raw")
     dark_frame, dark_meta = read_frame(dark, name="dark")
     white_frame, white_meta = read_frame(white, name="white")

@@ -7,14 +7,15 @@ import threading
 
 class SlowClients:
     """``n`` connections that send a request a few bytes at a time: half stuck in the headers,
-    half in a body whose ``Content-Length`` is never reached. A context manager; the connections
-    close on exit. ``closed_by_server`` counts the ones the service cut."""
+    half in a body whose ``Content-Length`` is never reached (all in the headers with
+    ``headers_only``). A context manager; the connections close on exit. ``closed_by_server``
+    counts the ones the service cut."""
 
-    def __init__(self, address: tuple[str, int], n: int, interval_s: float = 0.3) -> None:
+    def __init__(self, address: tuple[str, int], n: int, interval_s: float = 0.3, *, headers_only: bool = False) -> None:
         self.sockets: list[socket.socket] = []
         for i in range(n):
             sock = socket.create_connection(address, timeout=5)
-            if i % 2:
+            if i % 2 and not headers_only:
                 sock.sendall(
                     b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n["
                 )
