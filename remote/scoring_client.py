@@ -38,7 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from core.capture.files import Capture, find_references, frame_to_bytes
-from core.errors import NeuroHSIError
+from core.errors import NeuroHSIError, escape_controls
 from core.model.inference import ClassificationResult
 from core.model.files import ModelInfo
 from core.model.trust import from_header as trust_from_header
@@ -75,6 +75,9 @@ _FRIENDLY = {
     429: "the service is busy (too many requests)",
 }
 _HELD_LIMIT = 64
+# The largest answer read: a full-sensor map with probabilities and RGB is ~3 MB; a broken or
+# hostile endpoint answering gigabytes is cut off here instead of filling the memory.
+MAX_RESPONSE_BYTES = 64_000_000
 
 
 class RemoteError(NeuroHSIError):
@@ -134,6 +137,7 @@ class ScoringClient:
         self._key = key
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.retries = int(retries)
+        self.max_response_bytes = MAX_RESPONSE_BYTES
         self.backoff_s = float(backoff_s)
         self.return_probabilities = return_probabilities
         # gzip level 1 costs ~60-90 ms per full frame and saves ~35% of the bytes (1.6 MB):
@@ -355,7 +359,12 @@ class ScoringClient:
                 left = max(0.05, deadline - time.monotonic())
                 timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
             try:
-                return self.session.request(method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify)
+                # Never redirected: a 307 to another host would re-send the capture (and the key) there.
+                response = self.session.request(
+                    method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify,
+                    allow_redirects=False, stream=True,
+                )
+                return _read_capped(response, self.url, self.max_response_bytes)
             except DeadlineExceeded:
                 raise
             except requests.exceptions.SSLError as exc:
@@ -411,6 +420,31 @@ class ScoringClient:
         if detail and status not in (401, 403):
             message += f": {detail}"
         return RemoteError(status, message, response.content, url=self.url)
+
+
+def _read_capped(response: requests.Response, url: str, limit: int) -> requests.Response:
+    """``response`` with its body read, at most ``limit`` bytes; ``RemoteError`` for a redirect or a larger answer."""
+    try:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = escape_controls(response.headers.get("Location", "") or "(no Location)")[:120]
+            raise RemoteError(
+                status, f"{url}: the endpoint redirects (HTTP {status} to {location}); scoring requests are never "
+                "redirected: configure the endpoint's final URL", url=url,
+            )
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise RemoteError(status, f"{url}: answer of {int(declared)} bytes is over the {limit} byte limit", url=url)
+        chunks, total = [], 0
+        for chunk in response.iter_content(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise RemoteError(status, f"{url}: answer over the {limit} byte limit; stopped reading", url=url)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what requests itself stores when it reads the body
+    finally:
+        response.close()
+    return response
 
 
 def _read(path: Path) -> bytes:
