@@ -5,7 +5,6 @@ the state directly.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from core.classes import CLASS_IDS, class_table
-from core.fileio import atomic_write
+from core.errors import DatasetError
+from core.fileio import atomic_write, load_json_file
 from core.training.config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
@@ -38,7 +38,6 @@ class CaptureRow:
 
 def scan_dataset(root: str | Path) -> list[CaptureRow]:
     """Capture rows of ``root/<capture_id>/`` folders, sorted by id (folders without raw.tif are skipped)."""
-    from core.errors import DatasetError
     from core.labels.maps import read_label_png
 
     root = Path(root)
@@ -54,8 +53,9 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
             problem = f"missing {', '.join(missing)}"
         patient = None
         try:
-            patient = json.loads((folder / "meta.json").read_text()).get("patient")
-        except (OSError, ValueError):
+            meta = load_json_file(folder / "meta.json", DatasetError)
+            patient = meta.get("patient") if isinstance(meta, dict) else None
+        except (OSError, ValueError):  # shown as a capture without a patient; checking the dataset names the problem
             pass
         counts = None
         if (folder / "labels.png").is_file():

@@ -24,7 +24,7 @@ from core.capture.camera_profiles import CameraProfile, resolve_profile
 from core.clock import utc_now_iso
 from core.errors import CaptureError, DatasetError
 from core.output.export import write_label_png
-from core.fileio import atomic_write, atomic_write_text
+from core.fileio import atomic_write, atomic_write_text, load_json_file
 from core.labels.maps import label_counts, label_png_shape, map_nemesis_codes, read_label_png
 from core.capture.metadata import CaptureMetadata
 from core.labels.nemesis import kind_name, place_cropped_ground_truth
@@ -183,10 +183,7 @@ def read_capture_folder(folder: str | Path) -> DatasetCapture:
     missing = [name for name in CAPTURE_FILES if not (folder / name).is_file()]
     if missing:
         raise DatasetError(folder, f"capture folder lacks {', '.join(missing)}")
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(folder / "meta.json", f"not valid JSON ({exc})") from None
+    meta = load_json_file(folder / "meta.json", DatasetError)
     if not isinstance(meta, dict):
         raise DatasetError(folder / "meta.json", "must hold a JSON object")
     capture = _capture_from_folder(folder, meta)
