@@ -29,18 +29,20 @@ class Setting:
     type: type  # str, bool, int, list or bytes
     default: object
     doc: str
+    limits: tuple[int, int] | None = None  # inclusive range of an int setting; a value outside reads as the default
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("endpoint_url", "scoring/endpoint_url", str, "", "Scoring endpoint URL; empty means classify locally."),
     Setting("use_remote", "scoring/use_remote", bool, True, "Classify on the endpoint when one is configured."),
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
-    Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
+    Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included.",
+            (1, 3600)),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),
-    Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
+    Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent.", (0, 100)),
     Setting("recent_files", "files/recent_files", list, [], "Recently opened raw captures, newest first."),
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
@@ -83,13 +85,16 @@ class AppSettings:
             if s.type is bool:
                 return text.strip().lower() in ("1", "true", "yes", "on")
             if s.type is int:
-                return int(float(text))
+                value = int(float(text))  # "1e309" -> inf -> OverflowError; "nan" -> ValueError
+                if s.limits is not None and not s.limits[0] <= value <= s.limits[1]:
+                    return s.default
+                return value
             if s.type is list:
                 value = json.loads(text)
                 return [str(v) for v in value] if isinstance(value, list) else list(s.default)
             if s.type is bytes:
                 return base64.b64decode(text.encode("ascii"))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             return s.default  # a hand-edited or stale value: fall back rather than refuse to start
         return text
 
