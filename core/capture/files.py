@@ -24,6 +24,12 @@ _NEMESIS_RAW = re.compile(r"^(?P<id>ID\d+)C(?P<n>\d+)(?P<ext>\.tiff?)$", re.IGNO
 _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 # 64 Mpx: 30x the 2.2 Mpx Ximea sensor; a larger claim comes from a damaged header.
 _MAX_PIXELS = 64 * 1024 * 1024
+# TIFF compressions that change pixel values (JPEG quality 50 changed 8 % of a map that
+# still graded "ok"): a raw frame's counts are the measurement, so these are refused.
+LOSSY_COMPRESSIONS = frozenset({
+    "OJPEG", "JPEG", "JPEG_99", "ALT_JPEG", "JPEG_LOSSY", "JPEG_2000_LOSSY", "JPEGXR", "JPEGXR_NDPI", "LERC",
+    "WEBP", "WEBP_DEPRECATED", "APERIO_JP2000_YCBC", "APERIO_JP2000_RGB",
+})
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,12 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
                 # can claim terabytes, and a wrong kind of image needs no reading.
                 shape = _check_layout(label, tuple(page.shape), page.dtype)
                 dtype = np.dtype(page.dtype)
+                compression = getattr(page.compression, "name", str(page.compression))
+                if compression in LOSSY_COMPRESSIONS:
+                    raise CaptureError(
+                        label, f"frame is stored with lossy {compression} compression, which changes the sensor's counts; "
+                        "export it uncompressed or with a lossless compression (deflate, LZW)",
+                    )
                 if pixels:
                     try:
                         frame = page.asarray()
