@@ -100,6 +100,13 @@ def _cube_hw(raw_path: Path, header=None) -> tuple[int, int]:
     return window.h, window.w
 
 
+def _cube_bands(raw_path: Path) -> int:
+    """Band count of the cube of the raw frame at ``raw_path`` (its camera profile's pattern)."""
+    _, metadata = _read_tiff_header(raw_path)
+    pw, ph = resolve_profile(metadata).pattern_wh
+    return int(pw * ph)
+
+
 def _check_capture_id(capture_id: str) -> str:
     if not isinstance(capture_id, str) or not _CAPTURE_ID.match(capture_id):
         raise ValueError(f"capture id {capture_id!r} must be letters, digits, '_', '-' or '.' (a folder name)")
@@ -231,23 +238,37 @@ class NemesisSpectra:
     label4classes: np.ndarray  # uint8 (N,) class ids 1..5
 
 
+# A NEMESIS .mat holds at most a cube's spectra (88,753 x 25 float64: 18 MB) or ground truth;
+# more declared than this is a damaged or crafted file, refused before scipy allocates it.
+MAX_MAT_BYTES = 64_000_000
+
+
 def _loadmat(path: Path) -> dict:
+    import zlib
+
     import scipy.io
     from scipy.io.matlab import MatReadError
 
+    from core.dataset.mat_limits import check_mat_sizes
+
     try:
+        check_mat_sizes(path, MAX_MAT_BYTES)
         return scipy.io.loadmat(path)
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
     except NotImplementedError:
         raise DatasetError(path, "MATLAB v7.3 (HDF5) .mat files are not supported; re-save it with save(..., '-v7')") from None
-    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError) as exc:
+    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError, zlib.error) as exc:
         # scipy reports damaged files with many exception types; all mean "cannot read this file".
-        raise DatasetError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})") from None
+        raise DatasetError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {str(exc)[:200]})") from None
 
 
-def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
-    """Read ``<ID>_dataset.mat`` (keys ``data`` N x B, ``label``, ``label4Classes``)."""
+def read_nemesis_spectra(path: str | Path, *, n_bands: int | None = None) -> NemesisSpectra:
+    """Read ``<ID>_dataset.mat`` (keys ``data`` N x B, ``label``, ``label4Classes``).
+
+    ``n_bands``: the band count of the capture's cube; spectra of another length are refused.
+    Spectra must be finite; ``label`` must hold NEMESIS codes (integers 0..65535).
+    """
     path = Path(path)
     content = _loadmat(path)
     for key in ("data", "label", "label4Classes"):
@@ -264,6 +285,16 @@ def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
         raise DatasetError(path, f"'data' must be N x bands, got shape {data.shape}")
     if len(label) != len(data) or len(label4) != len(data):
         raise DatasetError(path, f"{len(data)} spectra but {len(label)} labels and {len(label4)} label4Classes")
+    if n_bands is not None and data.shape[1] != n_bands:
+        raise DatasetError(path, f"spectra have {data.shape[1]} bands, the capture's cube has {n_bands}")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).any(axis=1).sum())
+        raise DatasetError(path, f"'data' holds NaN or infinite values in {bad} of {len(data)} spectra")
+    # MATLAB stores the codes as double: -5 or 1.5 would wrap or truncate silently in uint16 (-5 -> 65531).
+    if label.size and (
+        not np.isfinite(label).all() or label.min() < 0 or label.max() > 65535 or not np.all(label == np.round(label))
+    ):
+        raise DatasetError(path, "'label' holds values that are not NEMESIS codes (integers 0..65535)")
     if label4.size and (label4.min() < 0 or label4.max() > 5 or not np.all(label4 == np.round(label4))):
         raise DatasetError(path, "'label4Classes' holds values other than the class ids 0..5")
     return NemesisSpectra(data, label.astype(np.uint16), label4.astype(np.uint8))
@@ -285,6 +316,9 @@ def read_nemesis_ground_truth(path: str | Path) -> np.ndarray:
         labels = map_nemesis_codes(codes)
     except ValueError as exc:
         raise DatasetError(path, str(exc)) from None
+    if not labels.any() and (codes.size == 0 or codes.max() <= 0):
+        # As an all-background map: importing it would train on a capture labelled nowhere.
+        raise DatasetError(path, "'groundTruthMap' labels no pixel (all zero)")
     if codes.size and codes.max() > 0 and not labels.any():
         # MATLAB saves a logical mask as uint8 0/1: it would import as "nothing labelled", silently.
         found = ", ".join(str(int(v)) for v in np.unique(codes)[:8])
@@ -340,7 +374,7 @@ def _plan_nemesis(src: Path, crop_offsets: dict[str, tuple[int, int]]) -> tuple[
             read_nemesis_ground_truth(gt_path), _cube_hw(raw_path), offset, gt_path=gt_path, raw_name=raw_path.name
         )
         spectra_path = _find_one(src, [f"{capture_id}_dataset.mat", f"{patient}_dataset.mat"])
-        spectra = None if spectra_path is None else read_nemesis_spectra(spectra_path)
+        spectra = None if spectra_path is None else read_nemesis_spectra(spectra_path, n_bands=_cube_bands(raw_path))
         items.append(
             _NemesisItem(capture_id, patient, raw_path, dark_path, white_path, gt_path, labels, offset, spectra_path, spectra)
         )
