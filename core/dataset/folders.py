@@ -254,6 +254,8 @@ def _loadmat(path: Path) -> dict:
     try:
         check_mat_sizes(path, MAX_MAT_BYTES)
         return scipy.io.loadmat(path)
+    except DatasetError:
+        raise
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
     except NotImplementedError:

@@ -78,12 +78,14 @@ def model_bytes(header: dict, body: bytes) -> bytes:
     return struct.pack("<Q", len(text)) + text + body
 
 
-def with_meta(data: bytes, change: Callable[[dict], None]) -> bytes:
-    """A model file's bytes with its NeuroHSI metadata changed by ``change(meta)``."""
+def with_meta(data: bytes, change: Callable[[dict], None], *, replace: tuple[str, str] | None = None) -> bytes:
+    """A model file's bytes with its NeuroHSI metadata changed by ``change(meta)``, then text
+    ``replace[0]`` replaced by ``replace[1]`` in the metadata JSON (for what json.dumps cannot write)."""
     header, body = model_header(data)
     meta = json.loads(header["__metadata__"]["neurohsi"])
     change(meta)
-    header["__metadata__"]["neurohsi"] = json.dumps(meta)
+    text = json.dumps(meta)
+    header["__metadata__"]["neurohsi"] = text if replace is None else text.replace(*replace)
     return model_bytes(header, body)
 
 
