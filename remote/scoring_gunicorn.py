@@ -198,7 +198,9 @@ def _content_length(head: bytes) -> int | None:
     for line in head.split(b"\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
-        if name == b"transfer-encoding":
+        if name in (b"transfer-encoding", b"expect"):
+            # Chunked framing, or a client waiting for "100 Continue" before it sends the body
+            # (curl does for bodies over 1 MB): the thread's parser handles both.
             return None
         if name == b"content-length":
             value = value.strip()

@@ -370,7 +370,8 @@ def _check_names_match_table(ids: list[int], names: list[str], source) -> None:
     table = {tissue.id: _name_forms(tissue.key) | _name_forms(tissue.name) for tissue in class_table().classes}
     for class_id, name in zip(ids, names):
         forms = _name_forms(name)
-        if forms & table.get(class_id, set()):
+        # An id the table lacks is judged where the map is used (remote.result_check), not here.
+        if class_id not in table or forms & table[class_id]:
             continue
         owners = sorted(other for other, known in table.items() if other != class_id and forms & known)
         if owners:

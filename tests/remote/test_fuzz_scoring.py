@@ -268,3 +268,13 @@ def test_thesis_json_frame_larger_than_the_sensor_is_refused(service):
     answer = requests.post(service, data=body, headers={"Content-Type": "application/json"}, timeout=30)
     assert answer.status_code == 400
     assert "larger than the sensor (203x303)" in answer.json()["error"]
+
+
+def test_expect_100_continue_is_answered_before_the_body(service):
+    with socket.create_connection(_address(service), timeout=10) as sock:
+        sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")  # the front does not wait for the body
+        sock.sendall(b"[]")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400") and b"must be a JSON object" in answer
