@@ -67,6 +67,14 @@ def test_meta_json_nested_deep_or_with_a_huge_number(capture_folder, text, fragm
     refused(lambda: read_capture_folder(capture_folder), path, DatasetError, fragment)
 
 
+def test_saving_labels_beside_a_meta_json_nested_deep(capture_folder):
+    from core.labels.store import save_labels
+
+    path = write(capture_folder / "meta.json", nested(100_000).encode())
+    labels = np.ones((4, 4), np.uint8)
+    refused(lambda: save_labels(capture_folder, labels, author="fuzz"), path, DatasetError, "nested too deeply")
+
+
 @pytest.mark.parametrize("text, fragment", [(nested(100_000), "nested too deeply"),
                                              ('{"files": [' + "1" * 5000 + "]}", "more than 4300 digits")])
 def test_manifest_json_nested_deep_or_with_a_huge_number(tmp_path, text, fragment):
