@@ -38,7 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from core.capture.files import Capture, find_references, frame_to_bytes
-from core.errors import NeuroHSIError, escape_controls
+from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
 from core.model.files import ModelInfo
 from core.model.trust import from_header as trust_from_header
@@ -61,6 +61,7 @@ from remote.scoring_http import (
 from remote.scoring_http import (
     service_message as _service_message,
 )
+from remote.scoring_answer import MAX_RESPONSE_BYTES, read_capped
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
 
 DEFAULT_DEADLINE_S = 20.0
@@ -75,9 +76,6 @@ _FRIENDLY = {
     429: "the service is busy (too many requests)",
 }
 _HELD_LIMIT = 64
-# The largest answer read: a full-sensor map with probabilities and RGB is ~3 MB; a broken or
-# hostile endpoint answering gigabytes is cut off here instead of filling the memory.
-MAX_RESPONSE_BYTES = 64_000_000
 
 
 class RemoteError(NeuroHSIError):
@@ -364,7 +362,7 @@ class ScoringClient:
                     method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify,
                     allow_redirects=False, stream=True,
                 )
-                return _read_capped(response, self.url, self.max_response_bytes)
+                return read_capped(response, self.url, self.max_response_bytes, RemoteError)
             except DeadlineExceeded:
                 raise
             except requests.exceptions.SSLError as exc:
@@ -420,31 +418,6 @@ class ScoringClient:
         if detail and status not in (401, 403):
             message += f": {detail}"
         return RemoteError(status, message, response.content, url=self.url)
-
-
-def _read_capped(response: requests.Response, url: str, limit: int) -> requests.Response:
-    """``response`` with its body read, at most ``limit`` bytes; ``RemoteError`` for a redirect or a larger answer."""
-    try:
-        status = response.status_code
-        if 300 <= status < 400:
-            location = escape_controls(response.headers.get("Location", "") or "(no Location)")[:120]
-            raise RemoteError(
-                status, f"{url}: the endpoint redirects (HTTP {status} to {location}); scoring requests are never "
-                "redirected: configure the endpoint's final URL", url=url,
-            )
-        declared = response.headers.get("Content-Length", "").strip()
-        if declared.isdigit() and int(declared) > limit:
-            raise RemoteError(status, f"{url}: answer of {int(declared)} bytes is over the {limit} byte limit", url=url)
-        chunks, total = [], 0
-        for chunk in response.iter_content(1 << 20):
-            total += len(chunk)
-            if total > limit:
-                raise RemoteError(status, f"{url}: answer over the {limit} byte limit; stopped reading", url=url)
-            chunks.append(chunk)
-        response._content = b"".join(chunks)  # what requests itself stores when it reads the body
-    finally:
-        response.close()
-    return response
 
 
 def _read(path: Path) -> bytes:
