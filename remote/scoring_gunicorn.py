@@ -15,10 +15,10 @@ every 8 s held all 32 threads of gunicorn's ``gthread`` worker for their whole r
 Here each worker process is gunicorn's thread worker with a buffering front
 (:class:`SlowClientSafeWorker`):
 
-- the request line, headers and a ``Content-Length`` body are read by the worker's event
-  loop (non-blocking, no thread) into the connection's buffer; only a complete request is
-  handed to one of ``THREADS`` threads (default 32), so hundreds of slow connections cost
-  a few KB each and no thread;
+- the request line, headers and body (``Content-Length`` or chunked) are read by the
+  worker's event loop (non-blocking, no thread) into the connection's buffer; only a
+  complete request is handed to one of ``THREADS`` threads (default 32), so hundreds of
+  slow connections cost a few KB each and no thread;
 - per-connection deadlines in that front: headers within ``HEADER_DEADLINE_S`` of the
   connection (or of the previous answer on a kept-alive one), the whole request within
   ``READ_BUDGET_S``, and never ``READ_IDLE_S`` without a byte; a cut connection gets
@@ -28,9 +28,9 @@ Here each worker process is gunicorn's thread worker with a buffering front
   accepting, and the liveness route with it);
 - bodies buffered by the front are bounded together (``FRONT_BUFFER_MB``): past that the
   service answers 503 with ``Retry-After`` rather than growing past the instance type's
-  memory request; a ``Content-Length`` over ``NEUROHSI_MAX_REQUEST_MB`` and chunked bodies
-  go to a thread at once (the entry script answers 413, or reads under the socket read
-  deadlines below);
+  memory request; a ``Content-Length`` over ``NEUROHSI_MAX_REQUEST_MB`` and requests with
+  ``Expect: 100-continue`` or unusual framing go to a thread at once (the entry script
+  answers 413; gunicorn answers 100 Continue or refuses the framing);
 - a read timeout on every client socket a thread reads (``READ_IDLE_S``) and a read budget
   per request (``READ_BUDGET_S``);
 - gunicorn's own error answers (bad request line, header too large, bad chunk size...)
@@ -188,38 +188,48 @@ class _ReadDeadlineLog(logging.Filter):
         return True
 
 
+CHUNKED = -1
+
+
 def _content_length(head: bytes) -> int | None:
-    """The single valid ``Content-Length`` of a header block without ``Transfer-Encoding``; else ``None``.
+    """The body length a header block declares: its single valid ``Content-Length`` (0 without one),
+    ``CHUNKED`` for ``Transfer-Encoding: chunked`` alone; ``None`` for anything else.
 
     ``None`` sends the request to a thread, where gunicorn's parser decides (and refuses
     what is malformed); the front only buffers what is unambiguous.
     """
-    length = None
+    length, chunked = None, False
     for line in head.split(b"\n")[1:]:
         name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name in (b"transfer-encoding", b"expect"):
-            # Chunked framing, or a client waiting for "100 Continue" before it sends the body
-            # (curl does for bodies over 1 MB): the thread's parser handles both.
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"expect":
+            # A client waiting for "100 Continue" before it sends the body (curl does for
+            # bodies over 1 MB): the thread's parser answers it.
             return None
+        if name == b"transfer-encoding":
+            if chunked or value != b"chunked":
+                return None
+            chunked = True
         if name == b"content-length":
-            value = value.strip()
             if length is not None or not value.isdigit() or len(value) > 15:
                 return None
             length = int(value)
+    if chunked:
+        return None if length is not None else CHUNKED  # both: gunicorn refuses it (request smuggling)
     return 0 if length is None else length
 
 
 class _Front:
     """What the event loop knows of a connection it is still reading (no thread yet)."""
 
-    __slots__ = ("started", "last_byte", "need", "searched")
+    __slots__ = ("started", "last_byte", "need", "searched", "chunked_from")
 
     def __init__(self, now: float) -> None:
         self.started = now
         self.last_byte = now
         self.need: int | None = None  # total bytes (headers + body) once the headers are in
-        self.searched = 0  # where the search for the end of the headers resumes
+        self.searched = 0  # where the search for the end of the headers (or of a chunked body) resumes
+        self.chunked_from: int | None = None  # where a chunked body starts
 
 
 class SlowClientSafeWorker(gthread.ThreadWorker):
@@ -294,17 +304,67 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
             head_len = end + 4
             length = _content_length(bytes(buffered[:end]))
             if length is None or length > MAX_REQUEST_BYTES:
-                self._to_thread(conn)  # chunked or odd framing, or a 413 the entry script gives at once
+                self._to_thread(conn)  # odd framing, or a 413 the entry script gives at once
                 return
-            if self.front_bytes - len(buffered) + head_len + length > FRONT_BUFFER_BYTES:
-                self._leave_front(conn)
-                self.nr_conns -= 1
-                self._refuse(sock, 503, "Service Unavailable",
-                             "the service is receiving too much at once; retry shortly", retry_after=RETRY_AFTER_S)
+            if length == CHUNKED:
+                state.need, state.chunked_from, state.searched = head_len, head_len, head_len
+            elif self.front_bytes - len(buffered) + head_len + length > FRONT_BUFFER_BYTES:
+                self._refuse_busy(conn)
                 return
-            state.need = head_len + length
-        if len(sock.buffered) >= state.need:
+            else:
+                state.need = head_len + length
+        if state.chunked_from is not None:
+            self._on_chunked_bytes(conn, state)
+        elif len(sock.buffered) >= state.need:
             self._to_thread(conn)
+
+    def _on_chunked_bytes(self, conn, state: _Front) -> None:
+        """Follow a chunked body's framing; hand it to a thread once the last chunk is in.
+
+        Anything that is not plain framing (a bad size line, a chunk without its CRLF, a
+        chunk over the request limit) goes to the thread at once, where gunicorn's parser
+        answers 400 (or the entry script 413). ``state.searched`` is the next chunk's start.
+        """
+        buffered = conn.sock.buffered
+        at = state.searched
+        while True:
+            line_end = buffered.find(b"\r\n", at)
+            if line_end < 0:
+                if len(buffered) - at > 1024:  # no chunk-size line is this long
+                    self._to_thread(conn)
+                    return
+                break
+            size_text = bytes(buffered[at:line_end]).split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 15 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+                self._to_thread(conn)
+                return
+            size = int(size_text, 16)
+            if size == 0:
+                if buffered.find(b"\r\n\r\n", line_end) >= 0:  # after the trailer fields, if any
+                    self._to_thread(conn)
+                    return
+                break
+            following = line_end + 2 + size + 2
+            if size > MAX_REQUEST_BYTES:
+                self._to_thread(conn)
+                return
+            if following > len(buffered):
+                break
+            if buffered[following - 2:following] != b"\r\n":
+                self._to_thread(conn)
+                return
+            at = following
+        state.searched = at
+        if len(buffered) - state.chunked_from > MAX_REQUEST_BYTES:
+            self._to_thread(conn)  # the entry script answers 413
+        elif self.front_bytes > FRONT_BUFFER_BYTES:
+            self._refuse_busy(conn)
+
+    def _refuse_busy(self, conn) -> None:
+        self._leave_front(conn)
+        self.nr_conns -= 1
+        self._refuse(conn.sock, 503, "Service Unavailable",
+                     "the service is receiving too much at once; retry shortly", retry_after=RETRY_AFTER_S)
 
     def _to_thread(self, conn) -> None:
         self._leave_front(conn)

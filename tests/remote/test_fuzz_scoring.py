@@ -283,3 +283,40 @@ def test_expect_100_continue_is_answered_before_the_body(service):
                 break
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") and b"must be a JSON object" in answer
+
+
+def test_40_slow_chunked_bodies_hold_no_thread_and_get_408_at_the_budget(service):
+    base = service.rsplit("/", 1)[0]
+    head = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n"
+    socks = [socket.create_connection(_address(service), timeout=15) for _ in range(40)]  # more than the 32 threads
+    for sock in socks:
+        sock.sendall(head)
+    stop = threading.Event()
+
+    def trickle():  # a one-byte chunk every 0.5 s: never idle, never finished
+        while not stop.wait(0.5):
+            for sock in socks:
+                try:
+                    sock.sendall(b"1\r\n1\r\n")
+                except OSError:
+                    pass
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        time.sleep(1.0)
+        statuses = [requests.get(base + "/", timeout=2).status_code for _ in range(5)]
+        answers = []
+        for sock in socks:
+            sock.settimeout(15)
+            try:
+                answers.append(sock.recv(4096))
+            except OSError:
+                answers.append(b"")
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+        for sock in socks:
+            sock.close()
+    assert statuses == [200] * 5
+    assert all(a.startswith(b"HTTP/1.1 408") and b"not received in time" in a for a in answers), answers[:2]
