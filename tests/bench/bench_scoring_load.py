@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.slow_clients import SlowClients  # noqa: E402  (after the path insert)
 
+KEEP_MARK = "<!-- written by hand below: kept by the script -->"
 INSTANCE_TYPE = ROOT / "packaging" / "scoring" / "instancetype-neurohsi-scoring.yaml"
 
 
@@ -239,17 +240,21 @@ def main(argv=None) -> int:
         "other jobs ran too, so latencies vary by tens of percent between runs).",
         "Oversize-frame answers: " + ", ".join(f"{n} x HTTP {code}" for code, n in sorted(bomb_answers.items())) + ".",
         "Errors: " + ("; ".join(sorted(set(errors))[:3]) if errors else "none") + ".",
-        "Command: `.venv/bin/python tests/bench/bench_scoring_load.py`.",
+        "Command: `.venv/bin/python tests/bench/bench_scoring_load.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+        + "`.",
     ]
     print(table)
     print()
     print("\n".join(context))
     if not args.no_write:
         out = ROOT / "docs" / "benchmarks" / "scoring-load.md"
+        # Notes below the marker (a run of the previous worker, by hand) are kept.
+        kept = out.read_text().split(KEEP_MARK, 1)[1] if out.exists() and KEEP_MARK in out.read_text() else ""
         out.write_text(
             "# Scoring service under attack\n\n`tests/bench/bench_scoring_load.py` (issue 26): targets liveness p95 <= 1 s, "
             "0 failed or wrong valid requests, worker RSS under the instance type's memory request.\n\n"
             + table + "\n\n" + "\n".join(f"- {line}" for line in context) + "\n"
+            + (f"\n{KEEP_MARK}{kept}" if kept else "")
         )
         print(f"\nwrote {out.relative_to(ROOT)}")
     ok = not errors and not wrong and _percentile(live, 0.95) <= 1.0 and peak_worker < request_mib * 2**20
