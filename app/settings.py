@@ -31,13 +31,15 @@ class Setting:
     type: type  # str, bool, int, list or bytes
     default: object
     doc: str
+    limits: tuple[int, int] | None = None  # inclusive range of an int setting; a value outside reads as the default
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("endpoint_url", "scoring/endpoint_url", str, "", "Scoring endpoint URL; empty means classify locally."),
     Setting("use_remote", "scoring/use_remote", bool, True, "Classify on the endpoint when one is configured."),
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
-    Setting("remote_deadline_s", "scoring/deadline_s", int, int(defaults.REMOTE_DEADLINE_S), "Seconds to wait for a remote map, retries included."),
+    Setting("remote_deadline_s", "scoring/deadline_s", int, int(defaults.REMOTE_DEADLINE_S), "Seconds to wait for a remote map, retries included.",
+            (1, 3600)),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
     Setting("use_ensemble", "model/use_ensemble", bool, False,
             "Classify with the model file's ensemble (double-cv outer-fold models): steadier, slower; off: one model."),
@@ -47,9 +49,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Percent 0-100: pixels whose predictive uncertainty (normalised entropy) exceeds it are flagged."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),
-    Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
+    Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent.", (0, 100)),
     Setting("live_stale_after_s", "live/stale_after_s", int, 10,
-            "Live mode: a banner with the map's age when no new capture came for this many seconds."),
+            "Live mode: a banner with the map's age when no new capture came for this many seconds.", (1, 3600)),
     Setting("recent_files", "files/recent_files", list, [], "Recently opened raw captures, newest first."),
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),
@@ -105,13 +107,16 @@ class AppSettings:
             if s.type is bool:
                 return text.strip().lower() in ("1", "true", "yes", "on")
             if s.type is int:
-                return int(float(text))
+                value = int(float(text))  # "1e309" -> inf -> OverflowError; "nan" -> ValueError
+                if s.limits is not None and not s.limits[0] <= value <= s.limits[1]:
+                    return s.default
+                return value
             if s.type is list:
                 value = json.loads(text)
                 return [str(v) for v in value] if isinstance(value, list) else list(s.default)
             if s.type is bytes:
                 return base64.b64decode(text.encode("ascii"))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             return s.default  # a hand-edited or stale value: fall back rather than refuse to start
         return text
 

@@ -82,3 +82,30 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def parse_json(text: str | bytes, path: str | Path, error: Callable[[str | Path, str], Exception]) -> object:
+    """``json.loads(text)``; ``error(path, problem)`` for anything that is not JSON we can hold.
+
+    Besides malformed text, Python's parser fails in ways ``JSONDecodeError`` does not
+    cover: ``RecursionError`` for arrays nested ~1000 deep, ``ValueError`` "Exceeds the
+    limit (4300 digits)" for a huge integer. All become one line naming ``path``.
+    """
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise error(path, "not valid JSON we can read (nested too deeply)") from None
+    except UnicodeDecodeError:
+        raise error(path, "not valid JSON (not UTF-8 text)") from None
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        detail = "a number with more than 4300 digits" if "digits" in str(exc) else str(exc)[:100]
+        raise error(path, f"not valid JSON we can read ({detail})") from None
+
+
+def load_json_file(path: str | Path, error: Callable[[str | Path, str], Exception]) -> object:
+    """The parsed JSON of the file at ``path`` (see :func:`parse_json`); ``OSError`` when it cannot be read."""
+    return parse_json(Path(path).read_bytes(), path, error)

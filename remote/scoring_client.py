@@ -63,6 +63,7 @@ from remote.scoring_http import (
 from remote.scoring_http import (
     service_message as _service_message,
 )
+from remote.scoring_answer import MAX_RESPONSE_BYTES, read_capped
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
 
 DEFAULT_DEADLINE_S = defaults.REMOTE_DEADLINE_S
@@ -136,6 +137,7 @@ class ScoringClient:
         self._key = key
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.retries = int(retries)
+        self.max_response_bytes = MAX_RESPONSE_BYTES
         self.backoff_s = float(backoff_s)
         self.return_probabilities = return_probabilities
         # gzip level 1 costs ~60-90 ms per full frame and saves ~35% of the bytes (1.6 MB):
@@ -358,7 +360,12 @@ class ScoringClient:
                 left = max(0.05, deadline - time.monotonic())
                 timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
             try:
-                return self.session.request(method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify)
+                # Never redirected: a 307 to another host would re-send the capture (and the key) there.
+                response = self.session.request(
+                    method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify,
+                    allow_redirects=False, stream=True,
+                )
+                return read_capped(response, self.url, self.max_response_bytes, RemoteError)
             except DeadlineExceeded:
                 raise
             except requests.exceptions.SSLError as exc:

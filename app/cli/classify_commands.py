@@ -196,12 +196,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
         from core.errors import escape_controls
 
         shares = ", ".join(f"{name} {pct:.1f}%" for name, pct in summary["classes_percent"].items())
-        print(
-            f"{escape_controls(str(args.raw))}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
+        # Every part may come from a file or an endpoint (a model named with ANSI codes): escape the line.
+        print(escape_controls(
+            f"{args.raw}: {result.labels.shape[0]}x{result.labels.shape[1]} px classified by {result.model.label} "
             f"({result.source}) in {summary['timings_ms']['total']:.0f} ms: {shares}"
             if "total" in summary["timings_ms"]
-            else f"{escape_controls(str(args.raw))}: classified by {result.model.label}: {shares}"
-        )
+            else f"{args.raw}: classified by {result.model.label}: {shares}"
+        ))
     return 0
 
 

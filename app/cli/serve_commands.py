@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     model = resolve_model(None if demo else args.model, allow_demo=demo)
     args.model = model.path
     info = model.info
+    _check_profile_exists(info, model.path)
     if args.key_env and not os.environ.get(args.key_env):
         raise ValueError(f"--key-env {args.key_env}: that environment variable is not set or empty")
     if args.port == 0:
@@ -55,3 +56,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # model, must not be inherited by the server's forked workers (OpenMP is not fork-safe).
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _check_profile_exists(info, path) -> None:
+    """Refuse a model for a camera profile this NeuroHSI does not have: the service would start,
+    answer liveness, and then refuse every capture (a profile from frame metadata is always there)."""
+    from core.capture.camera_profiles import list_profiles
+    from core.errors import ModelFileError
+
+    if info.profile_id in list_profiles() or info.profile_id.startswith("metadata:"):
+        return
+    raise ModelFileError(
+        path, f"model {info.label} is for camera profile {info.profile_id[:80]!r}, which does not exist here "
+        f"(known: {', '.join(list_profiles())}); it could score no capture",
+    )

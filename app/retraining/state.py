@@ -6,6 +6,7 @@ the state directly.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from core import defaults
 from core.classes import CLASS_IDS, class_table
+from core.errors import DatasetError
+from core.fileio import atomic_write, load_json_file
 from core.training.config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
@@ -55,8 +58,9 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
         problem = why_not_a_capture(folder)  # labels without frames are listed, with why and how to fix it
         patient = None
         try:
-            patient = json.loads((folder / "meta.json").read_text()).get("patient")
-        except (OSError, ValueError):
+            meta = load_json_file(folder / "meta.json", DatasetError)
+            patient = meta.get("patient") if isinstance(meta, dict) else None
+        except (OSError, ValueError):  # shown as a capture without a patient; checking the dataset names the problem
             pass
         counts = None
         if (folder / "labels.png").is_file():

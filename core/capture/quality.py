@@ -11,6 +11,8 @@ Checks (code: what it measures, warning / unusable thresholds):
 - ``saturated``: raw pixels at the sensor's full scale (2 % / 25 %).
 - ``white_saturated``: white-reference pixels at full scale (2 % / 25 %).
 - ``underexposed``: raw barely above dark, ``raw - dark < 2 %`` of full scale (30 % / 90 %).
+- ``raw_beyond_references``: raw counts above the full scale of the references' bit depth
+  (1 % / 10 %): a frame from another sensor mode, scaled, or not a raw frame at all.
 - ``white_not_above_dark``: ``white <= dark`` (1 % / 50 %): swapped or missing references.
 - ``raw_matches_white`` / ``raw_matches_dark``: raw within noise of a reference (- / 90 %):
   the reference given as the raw, or the raw given as a reference.
@@ -36,6 +38,7 @@ _THRESHOLDS = {
     "white_saturated": (0.02, 0.25),
     "underexposed": (0.30, 0.90),
     "white_not_above_dark": (0.01, 0.50),
+    "raw_beyond_references": (0.01, 0.10),
     "raw_matches_white": (None, 0.90),
     "raw_matches_dark": (None, 0.90),
 }
@@ -193,6 +196,17 @@ def assess_quality(capture) -> QualityReport:
             np.count_nonzero(signal < _UNDEREXPOSED_LEVEL * full) / n,
             "under-exposed (raw barely above dark)",
             _THRESHOLDS["underexposed"],
+        )
+    )
+    # The references fix the sensor's range (2**bits - 1 of their metadata, else the container
+    # their counts fit): a raw frame far beyond it (16x a 10-bit range) was not taken with them.
+    reference_full = _full_scale(frames[1:], depths[1:], [dark, white])
+    checks.append(
+        graded(
+            "raw_beyond_references",
+            np.count_nonzero(raw > reference_full) / n,
+            f"above the references' full scale (count {reference_full})",
+            _THRESHOLDS["raw_beyond_references"],
         )
     )
     checks.append(

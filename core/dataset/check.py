@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import CaptureError, DatasetError
+from core.fileio import load_json_file
 
 MANIFEST_FILE = "manifest.json"
 CHUNK = 8 * 2**20
@@ -96,10 +97,10 @@ def read_manifest(root: str | Path) -> dict:
     """``root/manifest.json`` as a dict with a ``files`` list; DatasetError when missing or malformed."""
     path = Path(root) / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text())
+        manifest = load_json_file(path, DatasetError)
     except FileNotFoundError:
         raise DatasetError(path, "no manifest: the dataset upload did not finish (run neurohsi cloud upload again)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:
         raise DatasetError(path, f"unreadable manifest ({exc.__class__.__name__})") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, list) or not all(

@@ -30,7 +30,7 @@ from core.capture.camera_profiles import CameraProfile, resolve_profile
 from core.clock import utc_now_iso
 from core.errors import CaptureError, DatasetError
 from core.labels.maps import write_label_png
-from core.fileio import atomic_write, atomic_write_text
+from core.fileio import atomic_write, atomic_write_text, load_json_file
 from core.labels.maps import label_counts, label_png_shape, read_label_png
 from core.capture.metadata import CaptureMetadata
 
@@ -125,6 +125,13 @@ def _cube_hw(raw_path: Path, header=None) -> tuple[int, int]:
     except (CaptureError, ValueError) as exc:
         raise DatasetError(raw_path, getattr(exc, "problem", str(exc))) from None
     return window.h, window.w
+
+
+def _cube_bands(raw_path: Path) -> int:
+    """Band count of the cube of the raw frame at ``raw_path`` (its camera profile's pattern)."""
+    _, metadata = _read_tiff_header(raw_path)
+    pw, ph = resolve_profile(metadata).pattern_wh
+    return int(pw * ph)
 
 
 def _check_capture_id(capture_id: str) -> str:
@@ -222,10 +229,7 @@ def read_capture_folder(folder: str | Path) -> DatasetCapture:
     if missing:
         hint = "" if kind != "raw" or (folder / "raw.tif").is_file() else " (or cube.npz + labels.png, or spectra.npz)"
         raise DatasetError(folder, f"capture folder lacks {', '.join(missing)}{hint}")
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(folder / "meta.json", f"not valid JSON ({exc})") from None
+    meta = load_json_file(folder / "meta.json", DatasetError)
     if not isinstance(meta, dict):
         raise DatasetError(folder / "meta.json", "must hold a JSON object")
     capture = _capture_from_folder(folder, meta, kind)

@@ -13,8 +13,9 @@ Three forms (``Libraries/hsi_dataManager.py`` of the thesis's repository):
   (H, W, 25) preprocessed cube. The ``.npz`` that ``neurohsi preprocess`` writes is the
   same kind of capture and is read here too.
 
-Every ``.mat`` is sized with ``scipy.io.whosmat`` before it is read, so a huge or
-mislabelled file is refused in one line instead of filling memory; only the named
+Every ``.mat`` is sized from its variables' headers (:func:`core.dataset.mat_limits.check_mat_sizes`,
+a few KB whatever the file declares) and then with ``scipy.io.whosmat`` before it is read, so a
+huge or mislabelled file is refused in one line instead of filling memory; only the named
 variables are loaded (the ``dataResults`` struct holds images and is skipped).
 """
 from __future__ import annotations
@@ -32,8 +33,12 @@ from core.labels.nemesis import kind_name
 # 64 M elements (512 MB as float64): a full preprocessed NEMESIS cube (217 x 409 x 25)
 # is 2.2 M; anything far larger is not a NEMESIS capture.
 MAX_MAT_ELEMENTS = 64 * 1024 * 1024
+# A NEMESIS .mat holds at most a cube (217 x 409 x 25 float64: 18 MB) or ground truth; more
+# declared bytes than this is a damaged or crafted file, refused before scipy inflates it.
+MAX_MAT_BYTES = 64_000_000
 # The thesis's camera: files without wavelengths are read as this profile's output bands.
 ASSUMED_PROFILE = "thesis-sm5x5-nir"
+ASSUMED_BANDS = 25  # that camera's output bands: labelled spectra of another length are refused
 
 
 def _mat_error(path: Path, exc: BaseException) -> DatasetError:
@@ -46,17 +51,23 @@ def mat_variables(path: str | Path) -> dict[str, tuple[int, ...]]:
     ``DatasetError`` (one line) for a missing, corrupt or v7.3 file, or a variable
     declared larger than :data:`MAX_MAT_ELEMENTS` elements.
     """
+    import zlib
+
     import scipy.io
     from scipy.io.matlab import MatReadError
+
+    from core.dataset.mat_limits import check_mat_sizes
 
     path = Path(path)
     if not path.is_file():
         raise DatasetError(path, "file not found" if not path.exists() else "is not a file")
+    check_mat_sizes(path, MAX_MAT_BYTES)  # whosmat itself inflates a compressed variable whole
     try:
         found = scipy.io.whosmat(path)
     except NotImplementedError:
         raise DatasetError(path, "MATLAB v7.3 (HDF5) .mat files are not supported; re-save it with save(..., '-v7')") from None
-    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError, OverflowError) as exc:
+    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError, OverflowError,
+            zlib.error) as exc:
         # scipy reports damaged files with many exception types; all mean "cannot read this file".
         raise _mat_error(path, exc) from None
     shapes = {}
@@ -73,6 +84,8 @@ def mat_variables(path: str | Path) -> dict[str, tuple[int, ...]]:
 
 def load_mat(path: str | Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The variables ``names`` of a ``.mat`` file (sizes checked first); ``DatasetError`` naming a missing one."""
+    import zlib
+
     import scipy.io
     from scipy.io.matlab import MatReadError
 
@@ -85,7 +98,7 @@ def load_mat(path: str | Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     try:
         content = scipy.io.loadmat(path, variable_names=list(names))
     except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError, NotImplementedError,
-            OverflowError, MemoryError) as exc:
+            OverflowError, MemoryError, zlib.error) as exc:
         raise _mat_error(path, exc) from None
     return {n: content[n] for n in names}
 
@@ -106,8 +119,13 @@ class NemesisSpectra:
     label4classes: np.ndarray  # uint8 (N,) class ids 1..5
 
 
-def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
-    """Read ``<ID>_dataset.mat`` (keys ``data`` N x B, ``label``, ``label4Classes``)."""
+def read_nemesis_spectra(path: str | Path, *, n_bands: int | None = None) -> NemesisSpectra:
+    """Read ``<ID>_dataset.mat`` (keys ``data`` N x B, ``label``, ``label4Classes``).
+
+    ``n_bands``: the band count the spectra must have (the capture's cube, or the assumed
+    camera profile's); spectra of another length are refused. Spectra must be finite;
+    ``label`` must hold NEMESIS codes (integers 0..65535).
+    """
     path = Path(path)
     content = load_mat(path, ("data", "label", "label4Classes"))
     data = _numbers(path, "data", np.asarray(content["data"]))
@@ -118,10 +136,19 @@ def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
         raise DatasetError(path, f"'data' must be N x bands, got shape {data.shape}")
     if len(label) != len(data) or len(label4) != len(data):
         raise DatasetError(path, f"{len(data)} spectra but {len(label)} labels and {len(label4)} label4Classes")
-    if label4.size and (label4.min() < 0 or label4.max() > 5 or not np.all(label4 == np.round(label4))):
+    if n_bands is not None and data.shape[1] != n_bands:
+        raise DatasetError(path, f"spectra have {data.shape[1]} bands, the capture needs {n_bands}")
+    # MATLAB stores the codes as double: -5 or 1.5 would wrap or truncate silently in uint16 (-5 -> 65531).
+    if label.size and (
+        not np.isfinite(label).all() or label.min() < 0 or label.max() > 65535 or not np.all(label == np.round(label))
+    ):
+        raise DatasetError(path, "'label' holds values that are not NEMESIS codes (integers 0..65535)")
+    if label4.size and (not np.isfinite(label4).all() or label4.min() < 0 or label4.max() > 5
+                        or not np.all(label4 == np.round(label4))):
         raise DatasetError(path, "'label4Classes' holds values other than the class ids 0..5")
     if not np.isfinite(data).all():
-        raise DatasetError(path, "'data' holds NaN or infinite values")
+        bad = int((~np.isfinite(data)).any(axis=1).sum())
+        raise DatasetError(path, f"'data' holds NaN or infinite values in {bad} of {len(data)} spectra")
     return NemesisSpectra(data, label.astype(np.uint16), label4.astype(np.uint8))
 
 
@@ -145,6 +172,9 @@ def read_nemesis_ground_truth(path: str | Path) -> np.ndarray:
         labels = map_nemesis_codes(codes)
     except ValueError as exc:
         raise DatasetError(path, str(exc)) from None
+    if not labels.any() and (codes.size == 0 or codes.max() <= 0):
+        # As an all-background map: importing it would train on a capture labelled nowhere.
+        raise DatasetError(path, "'groundTruthMap' labels no pixel (all zero)")
     if codes.size and codes.max() > 0 and not labels.any():
         # MATLAB saves a logical mask as uint8 0/1: it would import as "nothing labelled", silently.
         found = ", ".join(str(int(v)) for v in np.unique(codes)[:8])

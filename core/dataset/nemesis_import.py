@@ -130,7 +130,7 @@ def _plan_one(plan: _Plan, crop_offsets: dict) -> str | None:
             plan.notes.append(f"{files['spectra'].name} not used: the cube holds every pixel's spectrum")
         return None
     if "spectra" in files:
-        nemesis = read_nemesis_spectra(files["spectra"])
+        nemesis = read_nemesis_spectra(files["spectra"], n_bands=ASSUMED_BANDS)
         rows = cols = shape = None
         if "gt" in files:
             codes = read_ground_truth_codes(files["gt"])

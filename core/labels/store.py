@@ -17,7 +17,7 @@ from core.classes import CLASS_IDS
 from core.clock import utc_now_iso
 from core.errors import DatasetError
 from core.labels.maps import label_png_bytes, write_label_png
-from core.fileio import atomic_write, atomic_write_text, stale_temp_files
+from core.fileio import atomic_write, atomic_write_text, load_json_file, stale_temp_files
 
 RECOVERY_NAME = ".labels.recovery.png"
 LABELS_NAME = "labels.png"
@@ -69,7 +69,7 @@ def read_recovery(folder: str | Path) -> tuple[np.ndarray, dict] | None:
     labels, text = _read_png(path)
     try:
         meta = json.loads(text.get("neurohsi-recovery", "{}"))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # damaged provenance text: the recovered labels still count
         meta = {}
     return labels, meta if isinstance(meta, dict) else {}
 
@@ -196,10 +196,9 @@ def save_labels(
     meta_path = folder / META_NAME
     meta: dict = {}
     if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(meta_path, f"not valid JSON ({exc})") from None
+        meta = load_json_file(meta_path, DatasetError)
+        if not isinstance(meta, dict):
+            raise DatasetError(meta_path, "must hold a JSON object")
     previous = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     now = utc_now_iso()
     firsts = [t for t in (previous.get("first_edit"), first_edit) if isinstance(t, str)]

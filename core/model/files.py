@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.clock import utc_now_iso
-from core.errors import ModelFileError
+from core.errors import ModelFileError, escape_controls
 from core.fileio import atomic_write
 
 if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
@@ -104,8 +104,8 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        """``name vversion (sha256 prefix)`` for status bars, overlays and logs."""
-        return f"{self.name} v{self.version} ({self.sha256[:12]})"
+        """``name vversion (sha256 prefix)`` for status bars, overlays and logs (control characters escaped)."""
+        return escape_controls(f"{self.name} v{self.version} ({self.sha256[:12]})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -239,7 +239,9 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
     try:
         meta = json.loads(raw_meta[METADATA_KEY])
     except (TypeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(source, f"NeuroHSI metadata is not valid JSON ({exc})") from None
+        raise ModelFileError(source, f"NeuroHSI metadata is not valid JSON ({str(exc)[:120]})") from None
+    except ValueError:  # "Exceeds the limit (4300 digits)"
+        raise ModelFileError(source, "NeuroHSI metadata holds a number with more than 4300 digits") from None
     except RecursionError:
         raise ModelFileError(source, "NeuroHSI metadata is nested too deeply (not a NeuroHSI model)") from None
     if not isinstance(meta, dict):
@@ -331,8 +333,13 @@ def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -
     if model_wl is not None and cube_wl is not None:
         model_wl, cube_wl = np.asarray(model_wl, dtype=np.float64), np.asarray(cube_wl, dtype=np.float64)
         difference = np.abs(model_wl - cube_wl) if model_wl.shape == cube_wl.shape else None
-        if difference is None or difference.max() > WAVELENGTH_TOLERANCE_NM:
-            worst = "" if difference is None else f"; band {int(difference.argmax())} differs by {difference.max():.1f} nm"
+        # NaN compares false with everything: a NaN wavelength must fail here, not pass.
+        if difference is None or not np.isfinite(difference).all() or difference.max() > WAVELENGTH_TOLERANCE_NM:
+            worst = ""
+            if difference is not None and not np.isfinite(difference).all():
+                worst = f"; band {int(np.flatnonzero(~np.isfinite(difference))[0])} has no valid wavelength (NaN)"
+            elif difference is not None:
+                worst = f"; band {int(difference.argmax())} differs by {difference.max():.1f} nm"
             raise ModelFileError(
                 path,
                 f"{who} was trained on bands at {_nm_list(model_wl)} nm, but the capture's bands are at "
@@ -376,6 +383,8 @@ def _read_header(data: bytes, source) -> dict:
                 header = json.loads(data[8 : 8 + n].decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 header = None
+            except ValueError:  # "Exceeds the limit (4300 digits)": a JSON header, but not one we accept
+                raise ModelFileError(source, "safetensors header holds a number with more than 4300 digits") from None
             except RecursionError:
                 raise ModelFileError(source, "safetensors header is nested too deeply (corrupt or crafted file)") from None
     if isinstance(header, dict):
@@ -420,6 +429,7 @@ def _check_meta(meta: dict, source) -> None:
         raise ModelFileError(source, f"class_ids repeat an id: {ids}")
     if not isinstance(names, list) or len(names) != len(ids) or not all(isinstance(n, str) for n in names):
         raise ModelFileError(source, f"class_names must be {len(ids)} strings, got {names!r}")
+    _check_names_match_table(ids, names, source)
     for key in ("training", "metrics"):
         if not isinstance(meta.get(key, {}), dict):
             raise ModelFileError(source, f"metadata field {key!r} must be a JSON object")
@@ -456,6 +466,35 @@ def _check_calibration(meta: dict, source) -> None:
     if (not isinstance(temperatures, list) or not 1 <= len(temperatures) <= MAX_MEMBERS
             or not all(_is_temperature(t) for t in temperatures)):
         raise ModelFileError(source, f"ensemble must name 1..{MAX_MEMBERS} member temperatures (positive numbers)")
+
+
+def _name_forms(name: str) -> set[str]:
+    """Ways a class may be named: "Venous blood" -> {"venous blood", "venous"}; "dura_mater" -> {"dura mater", "dura"}."""
+    text = " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+    return {text, text.split(" ")[0]} if text else set()
+
+
+def _check_names_match_table(ids: list[int], names: list[str], source) -> None:
+    """Refuse a model whose class names belong to other ids of the class table (swapped names).
+
+    A map painted from such a model would colour tumour as healthy. Names the table
+    does not know at all ("a", "class 1") are left alone: they contradict nothing.
+    """
+    from core.classes import class_table
+
+    table = {tissue.id: _name_forms(tissue.key) | _name_forms(tissue.name) for tissue in class_table().classes}
+    for class_id, name in zip(ids, names):
+        forms = _name_forms(name)
+        # An id the table lacks is judged where the map is used (remote.result_check), not here.
+        if class_id not in table or forms & table[class_id]:
+            continue
+        owners = sorted(other for other, known in table.items() if other != class_id and forms & known)
+        if owners:
+            raise ModelFileError(
+                source,
+                f"class {class_id} is named {escape_controls(name[:60])!r}, the class table's name for class {owners[0]}: "
+                "class names and ids are swapped (a map would show the wrong tissue)",
+            )
 
 
 def _info(meta: dict, sha256: str) -> ModelInfo:

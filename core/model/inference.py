@@ -22,6 +22,7 @@ import numpy as np
 from core.capture.files import Capture, load_capture
 from core.clock import utc_now_iso
 from core.cpu import usable_cores
+from core.errors import ModelFileError
 from core.model.files import LoadedModel, ModelInfo, check_compatible
 from core.spectral.chain import CalibrationCache, CalibrationReferences, Cube, preprocess_capture
 from core.capture.quality import QualityReport, assess_quality, make_report
@@ -165,9 +166,12 @@ def _softmax_last(logits: np.ndarray) -> np.ndarray:
     single-capture path (every core) would disagree; this costs ~5 ms per full map,
     less than torch's two-thread softmax on (C, H, W).
     """
-    probs = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
-    np.exp(probs, out=probs)
-    probs /= probs.sum(axis=-1, keepdims=True)
+    # Infinite logits (broken weights) give NaN, which the caller refuses in one line; numpy's
+    # own RuntimeWarning would be a second, raw line.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        probs = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
+        np.exp(probs, out=probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
     return probs
 
 
@@ -311,6 +315,12 @@ def classify_prepared(
     else:
         probs, labels = predict_dense(model.net, prepared.cube, padding=info.padding, class_ids=info.class_ids,
                                       threads=threads, temperature=info.temperature)
+    if not np.isfinite(probs).all():
+        # Weights that overflow float32 (x 1e37) give NaN: a map from them would be noise labelled as tissue.
+        raise ModelFileError(
+            model.path, f"model {model.info.label} gives non-finite probabilities (NaN or infinity) on this capture: "
+            "its weights are broken; reinstall or retrain it",
+        )
     t_infer = time.perf_counter()
     # The map is made even for an unusable capture; whoever shows or writes it decides
     # (core.capture.quality.require_usable), so "show anyway" needs no second run.

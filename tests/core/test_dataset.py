@@ -213,7 +213,7 @@ def test_nemesis_errors(tmp_path, captures):
     src = tmp_path / "nemesis"
     _nemesis_archive(src, captures[:1], with_spectra=False)
     gt = src / f"SNAPgt{captures[0].capture_id}_cropped_Pre-processed.mat"
-    scipy.io.savemat(gt, {"groundTruthMap": np.zeros((217, 409), np.uint16)})
+    scipy.io.savemat(gt, {"groundTruthMap": np.full((217, 409), 101, np.uint16)})
     with pytest.raises(DatasetError, match=r"SNAPgt.*\.mat: ground truth does not fit ID0025C01.tif"):
         import_nemesis(src, tmp_path / "out")
     scipy.io.savemat(gt, {"somethingElse": np.zeros((40, 60), np.uint16)})
