@@ -5,8 +5,6 @@ the state directly.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import numpy as np
 from core import defaults
 from core.classes import CLASS_IDS, class_table
 from core.errors import DatasetError
-from core.fileio import atomic_write, load_json_file
+from core.fileio import load_json_file
 from core.training.config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
@@ -44,7 +42,6 @@ def scan_dataset(root: str | Path) -> list[CaptureRow]:
     are listed with the reason (see :func:`core.dataset.camera_captures.why_not_a_capture`).
     """
     from core.dataset.camera_captures import why_not_a_capture
-    from core.errors import DatasetError
     from core.labels.maps import read_label_png
     from core.labels.store import reconcile_counts
 

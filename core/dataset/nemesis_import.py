@@ -35,6 +35,7 @@ from core.dataset.folders import (
     write_spectra_capture,
 )
 from core.dataset.nemesis_files import (
+    ASSUMED_BANDS,
     ASSUMED_PROFILE,
     assumed_wavelengths,
     read_ground_truth_codes,

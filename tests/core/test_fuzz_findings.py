@@ -116,7 +116,7 @@ def test_all_zero_ground_truth_is_refused(tmp_path):
         (lambda c: c["label"].__setitem__(0, -5), "not NEMESIS codes"),
         (lambda c: c["label"].__setitem__(0, np.nan), "not NEMESIS codes"),
         (lambda c: c["data"].__setitem__((3, 4), np.nan), "NaN or infinite values in 1 of 50 spectra"),
-        (lambda c: c.__setitem__("data", c["data"][:, :7]), "spectra have 7 bands, the capture's cube has 25"),
+        (lambda c: c.__setitem__("data", c["data"][:, :7]), "spectra have 7 bands, the capture needs 25"),
     ],
 )
 def test_bad_spectra_are_refused(tmp_path, change, fragment):

@@ -23,7 +23,7 @@ from core.errors import MAX_LINE_CHARS, NeuroHSIError, one_line
 from core.labels.maps import read_label_png
 from core.labels.nemesis import read_crop_offsets
 from core.model.files import load_model
-from core.output.export import write_label_png
+from core.labels.maps import write_label_png
 from tests.support.datasets import write_small_dataset
 from tests.support.fuzz import mutants, peak_bytes, write
 from tests.support.scoring import profile_id_of, save_random_model, small_capture

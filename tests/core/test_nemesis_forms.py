@@ -91,9 +91,10 @@ def test_huge_and_corrupt_mat_files_are_refused_in_one_line(tmp_path):
     src.mkdir()
     path = write_spectra(src, capture)
     _declare_huge(path)
-    with pytest.raises(DatasetError, match=r"declared 100000x100000 .* not read"):
+    with pytest.raises(DatasetError, match=r"variable 'data' declares 80000 MB .*refused before reading"):
         read_nemesis_spectra(path)
-    assert_one_line_error(neurohsi("import-nemesis", src, tmp_path / "ds"), "ID0001C01_dataset.mat", "not read")
+    assert_one_line_error(neurohsi("import-nemesis", src, tmp_path / "ds"), "ID0001C01_dataset.mat",
+                          "refused before reading")
     path.write_bytes(b"MATLAB 5.0 MAT-file, damaged" + b"\x00" * 40)
     assert_one_line_error(neurohsi("import-nemesis", src, tmp_path / "ds"), "ID0001C01_dataset.mat",
                           "not a readable MATLAB .mat file")
