@@ -2,9 +2,11 @@
 
 Policy (:class:`RemotePolicy`, the same for every caller):
 
-- the endpoint is asked through :class:`remote.scoring_client.ScoringClient` with
-  ``retries`` retries (connection errors and 408/429/502/503/504, also inside an Azure
-  ML 424; jittered backoff, ``Retry-After`` honoured), ``timeout_s = (connect, read)``
+- the endpoint is asked through :class:`remote.scoring_client.ScoringClient`: busy answers
+  (408/429/502/503/504, also inside an Azure ML 424) are retried until the deadline,
+  connection failures ``retries`` times (jittered backoff; ``Retry-After`` honoured, ignored
+  when garbage or negative; one past the deadline ends the attempt at once, saying so),
+  ``timeout_s = (connect, read)``
   per HTTP request, and the target's ``deployment`` as the ``azureml-model-deployment`` header;
 - the whole remote attempt is bounded by ``deadline_s`` of wall clock: past it the
   caller stops waiting (the abandoned request finishes on a daemon thread and its
@@ -46,7 +48,7 @@ class RemoteTarget:
 class RemotePolicy:
     """How long and how often to try the endpoint (see the module docstring)."""
 
-    retries: int = 1
+    retries: int = 1  # connection failures; busy answers are retried until the deadline
     timeout_s: tuple[float, float] = (3.0, 60.0)  # (connect, read) per HTTP request
     deadline_s: float = DEFAULT_DEADLINE_S  # the whole remote attempt, retries included (issue 14: 20 s)
 

@@ -64,7 +64,7 @@ from remote.scoring_http import (
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
 
 DEFAULT_DEADLINE_S = 20.0
-_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")  # Azure: a letter first, 3-32 characters
 _FRIENDLY = {
     401: "endpoint key rejected",
     403: "access to the endpoint denied",
@@ -114,6 +114,8 @@ class ScoringClient:
         deadline_s: float | None = DEFAULT_DEADLINE_S,
         deployment: str | None = None,
     ) -> None:
+        """``retries``: connection failures are retried this many times; busy answers (408/429/5xx)
+        until ``deadline_s`` (this many times when it is None); 0 retries nothing."""
         self.url = normalise_url(url)
         if key is not None and not key:
             raise ValueError("endpoint key is empty")
@@ -128,7 +130,7 @@ class ScoringClient:
         if deadline_s is not None and not deadline_s > 0:
             raise ValueError(f"deadline must be positive seconds (or None), got {deadline_s!r}")
         if deployment is not None and not _DEPLOYMENT_NAME.match(deployment):
-            raise ValueError(f"deployment name must be letters, digits and '-' (1-32), got {deployment!r}")
+            raise ValueError(f"deployment name must start with a letter and be 3-32 letters, digits or '-' (Azure's rule), got {deployment!r}")
         self.deadline_s = None if deadline_s is None else float(deadline_s)
         self.deployment = deployment
         self._key = key
@@ -347,15 +349,22 @@ class ScoringClient:
 
     def _exchange(self, method: str, body: bytes | None, headers: dict, deadline: float | None) -> requests.Response:
         """The HTTP exchange with retries; an answer cut short after its headers is sent again too."""
-        self._adapter.max_retries = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
+        retry = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
+        self._adapter.max_retries = retry
         timeout = self.timeout
         attempt = 0
+        started = time.monotonic()
         while True:
             if deadline is not None:
                 left = max(0.05, deadline - time.monotonic())
                 timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
             try:
-                return self.session.request(method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify)
+                response = self.session.request(
+                    method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify
+                )
+                # Why retrying stopped early (a wait past the deadline), for the error message.
+                response.neurohsi_gave_up = self._gave_up(retry, started)
+                return response
             except DeadlineExceeded:
                 raise
             except requests.exceptions.SSLError as exc:
@@ -382,9 +391,16 @@ class ScoringClient:
                     message = f"cannot reach {self.url} (no connection within {self.timeout[0]:g} s)"
                 else:
                     message = f"cannot reach {self.url} ({_reason(exc)})"
-                raise RemoteError(None, message, url=self.url) from None
+                raise RemoteError(None, message + self._gave_up(retry, started), url=self.url) from None
             except requests.exceptions.RequestException as exc:
                 raise RemoteError(None, f"{self.url}: request failed ({_reason(exc)})", url=self.url) from None
+
+    def _gave_up(self, retry: DeadlineRetry, started: float) -> str:
+        """``"; gave up after N s: <why>"`` when ``retry`` stopped because a wait would pass the deadline."""
+        if not retry.stopped:
+            return ""
+        return (f"; gave up after {time.monotonic() - started:.1f} s: {retry.stopped[-1]}, "
+                f"past the {self.deadline_s:g} s deadline")
 
     def _pause(self, attempt: int, deadline: float | None) -> None:
         wait = min(self.backoff_s * 2**attempt, 10.0)
@@ -410,6 +426,7 @@ class ScoringClient:
         message = f"{self.url}: {friendly} (HTTP {status})"
         if detail and status not in (401, 403):
             message += f": {detail}"
+        message += getattr(response, "neurohsi_gave_up", "")
         return RemoteError(status, message, response.content, url=self.url)
 
 

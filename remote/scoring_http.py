@@ -15,15 +15,21 @@ codes):
 - 502/503/504: the gateway or the container is restarting or busy.
 
 :class:`DeadlineRetry` is urllib3's ``Retry`` for those codes (and 424 wrapping one of
-them) on GET and POST, with jittered exponential backoff, ``Retry-After`` honoured for
-every retried code, and no wait that would end past the call's deadline.
+them) on GET and POST: with a deadline they are retried until it (not a fixed count: the
+front end may answer 429 several times in a row while it scales), ``Retry-After`` honoured
+for every retried code and ignored when garbage or negative (the jittered exponential
+backoff applies then). When the next wait would end past the deadline, the last answer
+comes back at once and the client's message says so ("the service asked to retry after
+30 s (Retry-After), past the 20 s deadline"), rather than waiting out the deadline.
 :func:`call_with_deadline` runs one exchange in a daemon thread and gives up at the
 deadline: ``requests`` timeouts bound each socket read, not the whole answer, so a
 server trickling one byte a second would otherwise hold the caller for minutes.
 """
 from __future__ import annotations
 
+import email.utils
 import ipaddress
+import math
 import re
 import threading
 import time
@@ -58,23 +64,67 @@ def effective_status(status: int, headers) -> int:
     return int(inner) if inner.isdigit() and 100 <= int(inner) <= 599 else status
 
 
+class RetryStopped(DeadlineExceeded):
+    """Retrying stopped before the deadline because the next wait would end past it.
+
+    ``status`` is the last answer's code (None after a connection failure), ``wait_s`` the wait
+    that did not fit, ``retry_after`` whether the service asked for it (``Retry-After``).
+    """
+
+    def __init__(self, message: str, *, status: int | None, wait_s: float, retry_after: bool) -> None:
+        super().__init__(message)
+        self.status, self.wait_s, self.retry_after = status, wait_s, retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date); None when absent or
+    unusable (garbage, negative, not finite): such a header is ignored and the backoff applies."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(text) if text else None
+        if parsed is None:
+            return None
+        try:
+            return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+        except (OverflowError, ValueError):
+            return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 class DeadlineRetry(Retry):
-    """``Retry`` on RETRY_STATUSES (also wrapped in a 424) that never sleeps past ``deadline`` (monotonic s)."""
+    """``Retry`` on RETRY_STATUSES (also wrapped in a 424) until ``deadline`` (monotonic s).
+
+    With a deadline, busy answers (408/429/5xx) are retried as long as the next wait ends before
+    it (``Retry-After`` when the service gives a usable one, else jittered exponential backoff);
+    connection failures ``retries`` times. Without one, both ``retries`` times. When a wait would
+    end past the deadline the last answer is handed back at once and :attr:`stopped` says why.
+    """
 
     # Every code we retry may carry Retry-After (Azure ML's 429, our 503); honour it on all.
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
 
-    def __init__(self, *args, deadline: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, deadline: float | None = None, stopped: list | None = None,
+                 next_wait: float = 0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
+        # Shared by every copy urllib3 makes (new()): the caller reads why retrying stopped.
+        self.stopped: list[RetryStopped] = [] if stopped is None else stopped
+        self.next_wait = next_wait
 
     @classmethod
     def for_call(cls, retries: int, backoff_s: float, deadline: float | None) -> "DeadlineRetry":
+        # Busy answers: unlimited by count when a deadline bounds them (Azure ML's front end
+        # may answer 429 several times in a row while instances scale); retries=0 means none.
+        status = retries if (deadline is None or retries == 0) else None
         return cls(
-            total=retries,
+            total=None,
             connect=retries,
             read=retries,
-            status=retries,
+            status=status,
             other=0,
             redirect=0,
             status_forcelist=RETRY_STATUSES | {MODEL_ERROR_STATUS},
@@ -82,7 +132,6 @@ class DeadlineRetry(Retry):
             backoff_factor=backoff_s,
             backoff_max=10.0,
             backoff_jitter=BACKOFF_JITTER_S,
-            retry_after_max=60.0,
             respect_retry_after_header=True,
             raise_on_status=False,
             raise_on_redirect=False,
@@ -92,7 +141,14 @@ class DeadlineRetry(Retry):
     def new(self, **kw) -> "DeadlineRetry":
         retry = super().new(**kw)
         retry.deadline = self.deadline
+        retry.stopped = self.stopped
         return retry
+
+    def parse_retry_after(self, retry_after: str) -> float | None:  # type: ignore[override]
+        return parse_retry_after(retry_after)
+
+    def get_retry_after(self, response) -> float | None:
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         if response is not None and response.status == MODEL_ERROR_STATUS:
@@ -103,9 +159,19 @@ class DeadlineRetry(Retry):
             # The service took the request and is silent: resending would double the wait
             # (and the work); the caller decides (fall back to local, say why).
             raise error
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise DeadlineExceeded("deadline passed before a retry")
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        asked = None if response is None else retry.get_retry_after(response)
+        wait = asked if asked is not None else retry.get_backoff_time()
+        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+            status = None if response is None else effective_status(response.status, response.headers)
+            why = (f"the service asked to retry after {wait:g} s (Retry-After)" if asked is not None
+                   else f"the next retry (in {wait:.1f} s)")
+            self.stopped.append(RetryStopped(why, status=status, wait_s=wait, retry_after=asked is not None))
+            # MaxRetryError hands a busy answer back to the caller (raise_on_status=False) and
+            # turns a connection failure into requests' ConnectionError: both say what happened.
+            raise MaxRetryError(_pool, url, error)
+        retry.next_wait = wait
+        return retry
 
     def get_backoff_time(self) -> float:
         # urllib3 waits nothing before the first retry; a busy service deserves a short pause too.
@@ -114,21 +180,10 @@ class DeadlineRetry(Retry):
             base = self.backoff_factor
         return base
 
-    def sleep_for_retry(self, response) -> bool:
-        retry_after = self.get_retry_after(response)
-        if retry_after is None:
-            return False
-        self._wait(retry_after)
-        return True
-
-    def _sleep_backoff(self) -> None:
-        self._wait(self.get_backoff_time())
-
-    def _wait(self, seconds: float) -> None:
-        if self.deadline is not None and time.monotonic() + seconds >= self.deadline:
-            raise DeadlineExceeded(f"the service asked to wait {seconds:.1f} s, past the deadline")
-        if seconds > 0:
-            time.sleep(seconds)
+    def sleep(self, response=None) -> None:
+        # The wait was chosen (and checked against the deadline) in increment().
+        if self.next_wait > 0:
+            time.sleep(self.next_wait)
 
 
 def call_with_deadline(function: Callable[[], T], timeout_s: float) -> T:
