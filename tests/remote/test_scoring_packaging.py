@@ -21,15 +21,57 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind"),
-    [("endpoint-managed.yml", "ManagedOnlineEndpoint"), ("endpoint-kubernetes.yml", "KubernetesOnlineEndpoint")],
+    ("name", "kind", "auth"),
+    [("endpoint-managed.yml", "ManagedOnlineEndpoint", "aad_token"),
+     # Azure: Entra ID token auth is for managed endpoints only.
+     ("endpoint-kubernetes.yml", "KubernetesOnlineEndpoint", "key")],
 )
-def test_endpoints_validate(name, kind):
+def test_endpoints_validate(name, kind, auth):
     from azure.ai.ml import load_online_endpoint
 
     endpoint = load_online_endpoint(PACKAGING / name)
     assert type(endpoint).__name__ == kind
-    assert endpoint.auth_mode == "key"
+    assert endpoint.auth_mode == auth
+
+
+def test_managed_endpoint_and_deployment_state_their_network_access():
+    from azure.ai.ml import load_online_deployment, load_online_endpoint
+
+    assert load_online_endpoint(PACKAGING / "endpoint-managed.yml").public_network_access in ("enabled", "disabled")
+    deployment = load_online_deployment(PACKAGING / "deployment-managed.yml")
+    assert deployment.egress_public_network_access in ("enabled", "disabled")
+
+
+@pytest.mark.parametrize("name", ["deployment-managed.yml", "deployment-kubernetes.yml"])
+def test_no_body_reaches_telemetry_and_no_deprecated_settings(name):
+    from azure.ai.ml import load_online_deployment
+
+    deployment = load_online_deployment(PACKAGING / name)
+    # azureml-inference-server-http logs every response body to App Insights unless told not to.
+    assert deployment.environment_variables["APP_INSIGHTS_LOG_RESPONSE_ENABLED"] == "false"
+    assert deployment.environment_variables["AML_MODEL_DC_STORAGE_ENABLED"] == "false"
+    assert "max_queue_wait_ms" not in (PACKAGING / name).read_text()  # deprecated by Azure ML
+    assert deployment.data_collector is None
+
+
+def test_server_reads_the_response_logging_switch_we_set(monkeypatch):
+    # The switch is the server's own setting name (a typo would leave bodies logged, silently).
+    from azureml_inference_server_http.server.config import AMLInferenceServerConfig
+
+    monkeypatch.setenv("APP_INSIGHTS_LOG_RESPONSE_ENABLED", "false")
+    assert AMLInferenceServerConfig().app_insights_log_response_enabled is False
+
+
+def test_both_images_and_environments_install_imagecodecs():
+    version = _pins(ROOT / "requirements" / "constraints.txt")["imagecodecs"]
+    assert _pins(PACKAGING / "requirements.txt")["imagecodecs"] == version
+    assert _pins(PACKAGING / "conda.yml")["imagecodecs"] == version
+    train = (ROOT / "packaging" / "azureml" / "Dockerfile.train").read_text()
+    installs = [line for line in train.replace("\\\n", " ").splitlines() if "pip install" in line]
+    assert any(re.search(r"-c requirements/constraints.txt .*\bimagecodecs\b", line) for line in installs), installs
+    # The training environment is built from that Dockerfile.
+    env = (ROOT / "packaging" / "azureml" / "train-environment.yml").read_text()
+    assert "dockerfile_path: packaging/azureml/Dockerfile.train" in env
 
 
 @pytest.mark.parametrize(
@@ -172,6 +214,8 @@ def test_instance_type_manifest_is_sized_for_the_measured_rss():
     rss = _measured_rss_mib()
     assert rss * 1.2 <= request <= limit, (rss, request, limit)
     assert float(resources["requests"]["cpu"]) >= 1
+    # Guaranteed QoS: every request equals its limit.
+    assert resources["requests"] == resources["limits"]
     deployment = load_online_deployment(PACKAGING / "deployment-kubernetes.yml")
     assert deployment.instance_type == manifest["metadata"]["name"]
     assert deployment.app_insights_enabled is True
