@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train only double-cv fold model FOLD (one trial of the Azure ML sweep); "
                         "writes fold-FOLD.safetensors and fold-FOLD.json to --output-dir")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
+    p.add_argument("--cv-run", default=None,
+                   help="with --fold: the double-cv run (pipeline) this trial belongs to; its MLflow run is tagged "
+                        "with it and holds the trial's outputs, which the selection step reads")
     return p
 
 
@@ -247,8 +250,8 @@ def run(args: argparse.Namespace) -> int:
         set_status(JobStatus.RUNNING)
         identity = [] if dataset_sha256 is None else ["--dataset-sha256", dataset_sha256]
         if args.fold is not None:  # one sweep trial: the selection step reads what it leaves in out/
-            run_training(train_command(train_dir, model_path, progress_path, spec) + identity
-                         + ["--fold", str(args.fold)])
+            trial = ["--fold", str(args.fold)] + ([] if args.cv_run is None else ["--cv-run", args.cv_run])
+            run_training(train_command(train_dir, model_path, progress_path, spec) + identity + trial)
             record = json.loads((out / f"fold-{args.fold}.json").read_text())
             set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": record["val_oacc"]})
             return 0

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fold", type=int, default=None, metavar="M",
                    help="train only double-cv fold model M (outer * folds + inner), as one cluster trial does; "
                         "writes fold-M.safetensors and fold-M.json into the folder of -o")
+    p.add_argument("--cv-run", default=None, metavar="ID",
+                   help="with --fold: the double-cv run this trial belongs to; tags its MLflow run and logs its "
+                        "outputs there, so train-select --from-mlflow finds every trial")
     p.set_defaults(handler=cmd_train)
 
     p = subparsers.add_parser(
@@ -64,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "selects as double cross-validation does: the best inner model by validation OACC per outer fold, "
         "then the outer winner with the best test OACC.",
     )
-    p.add_argument("folds_dir", type=Path, help="folder holding fold-*.json and fold-*.safetensors")
+    p.add_argument("folds_dirs", type=Path, nargs="*", metavar="FOLDER",
+                   help="folders holding fold-*.json and fold-*.safetensors (e.g. each trial's own output)")
+    p.add_argument("--from-mlflow", default=None, metavar="CV_RUN",
+                   help="read the trials of double-cv run CV_RUN from MLflow ($MLFLOW_TRACKING_URI or --mlflow-uri)")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI", help="MLflow tracking URI for --from-mlflow")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.safetensors")
     p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K")
     p.set_defaults(handler=cmd_train_select)
@@ -176,6 +183,8 @@ class _MlflowRun:
             self.owned = True
         logger = tracking.MlflowProgress(self.uri, self.run_id)
         logger.log_params(params)
+        if getattr(self.args, "cv_run", None):  # tagged at the start, so its progress is found while it runs
+            logger.set_tags({tracking.CV_RUN_TAG: self.args.cv_run})
         return logger
 
     def end(self, status: str) -> None:
@@ -243,6 +252,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.model.files import save_model
     from core.training.trainer import train
 
+    if args.cv_run is not None and args.fold is None:
+        raise ValueError("--cv-run names the double-cv run of one trial: give --fold too")
     if args.fold is not None:
         return _train_one_fold(args, config, train_captures)
     start = time.perf_counter()
@@ -321,24 +332,26 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
     data, profile_id = patch_set_from_captures(captures, config.patch_size)
     tracking = _MlflowRun(args, config, fold=args.fold)
     sink = _ProgressSink(config.epochs, args.progress_jsonl, label=f"fold {args.fold}", tracker=tracking.start())
+    folder = args.output.parent
+    model_path, record_path = folder / f"fold-{args.fold}.safetensors", folder / f"fold-{args.fold}.json"
     try:
         net, record = train_fold_model(data, config, args.fold, progress=sink)
+        names = tuple(record.test["class_names"])
+        save_model(model_path, net, name=args.name or "conv2dnet", version=args.version, class_ids=data.class_ids,
+                   class_names=names, profile_id=profile_id,
+                   training={"data_ids": list(data.capture_ids), "n_samples": len(data),
+                             "hyper_parameters": config.to_dict(), "fold_model": args.fold,
+                             "dataset": str(args.dataset), "dataset_sha256": _dataset_sha256(args)},
+                   metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test})
+        record_path.write_text(record.to_json())
         if sink.tracker is not None:
             sink.tracker.finish({"val_oacc": record.val_oacc, "test": record.test})
+            # The sweep's objective under its exact name, and this trial's own outputs for the selection.
+            sink.tracker.log_trial(record.val_oacc, [record_path, model_path])
         tracking.end("FINISHED")
     finally:
         tracking.end("FAILED")
         sink.close()
-    folder = args.output.parent
-    model_path, record_path = folder / f"fold-{args.fold}.safetensors", folder / f"fold-{args.fold}.json"
-    names = tuple(record.test["class_names"])
-    save_model(model_path, net, name=args.name or "conv2dnet", version=args.version, class_ids=data.class_ids,
-               class_names=names, profile_id=profile_id,
-               training={"data_ids": list(data.capture_ids), "n_samples": len(data),
-                         "hyper_parameters": config.to_dict(), "fold_model": args.fold, "dataset": str(args.dataset),
-                         "dataset_sha256": _dataset_sha256(args)},
-               metrics={"mode": "double-cv fold model", "val_oacc": record.val_oacc, "test": record.test})
-    record_path.write_text(record.to_json())
     print(json.dumps({"fold": args.fold, "model": str(model_path), "record": str(record_path),
                       "val_oacc": record.val_oacc, "test_oacc": record.test["oacc"],
                       "seconds": round(time.perf_counter() - start, 3)}))
@@ -346,20 +359,42 @@ def _train_one_fold(args: argparse.Namespace, config, captures) -> int:
 
 
 def cmd_train_select(args: argparse.Namespace) -> int:
+    import tempfile
+
+    if bool(args.folds_dirs) == bool(args.from_mlflow):
+        raise ValueError("give the trials' folders or --from-mlflow CV_RUN (one of them)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = args.folds_dirs
+        if args.from_mlflow:
+            import os
+
+            from remote import tracking
+
+            uri = args.mlflow_uri or os.environ.get(tracking.TRACKING_URI_ENV)
+            if not uri:
+                raise ValueError("--from-mlflow needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+            folders = tracking.fetch_cv_trials(uri, args.from_mlflow, tmp)
+        return _select_from(folders, args)
+
+
+def _select_from(folders: list[Path], args: argparse.Namespace) -> int:
     from core.training.double_cv import FoldRecord, select_double_cv
     from core.errors import DatasetError
     from core.model.files import load_model, save_model
 
-    if not args.folds_dir.is_dir():
-        raise DatasetError(args.folds_dir, "folder of fold results not found")
-    records = []
-    for path in sorted(args.folds_dir.glob("fold-*.json")):
-        try:
-            records.append(FoldRecord.from_file(path))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
+    records, where = [], {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise DatasetError(folder, "folder of fold results not found")
+        for path in sorted(folder.glob("fold-*.json")):
+            try:
+                record = FoldRecord.from_file(path)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
+            records.append(record)
+            where[record.model] = folder
     chosen, metrics = select_double_cv(records, args.folds)
-    fold_model = load_model(args.folds_dir / f"fold-{chosen}.safetensors")
+    fold_model = load_model(where[chosen] / f"fold-{chosen}.safetensors")
     info = fold_model.info
     training = {**info.training, "selected_from": len(records)}
     training.pop("fold_model", None)

@@ -1,4 +1,6 @@
-"""Azure ML training backend: a command job on a compute cluster running the same job script.
+"""Azure ML training backend: double cross-validation as a pipeline (one sweep trial per fold
+model, then the selection: :mod:`remote.training_backends.azureml_pipeline`), one model as a
+command job on a compute cluster running the same job script.
 
 The job entity is built by a pure function (:func:`build_command_job`) so it can be
 validated offline with the SDK's own schema; :class:`AzureMLBackend` is a thin layer
@@ -196,9 +198,40 @@ class AzureMLBackend:
                 self._call("environment lookup", client.environments.get, name, version=version)
 
     def submit(self, spec: JobSpec) -> str:
-        job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
+        """Double cross-validation: the pipeline (one sweep trial per fold model across the cluster,
+        then the selection; :mod:`remote.training_backends.azureml_pipeline`); else one command job."""
+        if spec.cross_validation == "double":
+            job = self.build_pipeline(spec)
+        else:
+            job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
         created = self._call("submit", self._ml_client().jobs.create_or_update, job)
         return created.name
+
+    def build_pipeline(self, spec: JobSpec, *, max_concurrent_trials: int | None = None):
+        """The double-cv ``PipelineJob`` for ``spec``; trials at once = the cluster's node count when
+        it can be read (``max_instances``), else 5."""
+        from remote.cloud_config import CloudConfigError, environment_reference
+        from remote.training_backends.azureml_pipeline import build_double_cv_pipeline
+
+        try:
+            reference = environment_reference(self.environment)
+        except CloudConfigError as exc:
+            raise JobError(str(exc)) from None
+        if max_concurrent_trials is None:
+            cluster = self._call("compute lookup", self._ml_client().compute.get, self.compute)
+            max_concurrent_trials = int(getattr(cluster, "max_instances", None) or 5)
+        from azure.ai.ml.entities import Environment
+
+        env = reference if reference.startswith("azureml:") else Environment(image=reference)
+        return build_double_cv_pipeline(
+            spec, compute=self.compute, environment=env, dataset_path=dataset_uri(spec.dataset, self.datastore),
+            max_concurrent_trials=max_concurrent_trials,
+        )
+
+    def cv_run_of(self, job_id: str) -> str | None:
+        """The ``neurohsi.cv_run`` tag of a double-cv pipeline job (its trials carry it in MLflow)."""
+        job = self._call("status", self._ml_client().jobs.get, job_id)
+        return (getattr(job, "tags", None) or {}).get("neurohsi.cv_run")
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.parse(self._call("status", self._ml_client().jobs.get, job_id).status)
