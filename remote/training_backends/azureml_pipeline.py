@@ -46,8 +46,9 @@ def new_cv_run() -> str:
     return "cv-" + uuid.uuid4().hex[:16]
 
 
-def fold_component(environment):
-    """The fold-model trial as a ``CommandComponent`` (inputs typed as in fold-model-component.yml)."""
+def fold_component(environment, spec: JobSpec | None = None):
+    """The fold-model trial as a ``CommandComponent`` (inputs typed as in fold-model-component.yml);
+    ``spec``'s training / held-out captures, if any, are flags of the command (as in the command job)."""
     from azure.ai.ml import Input, Output
     from azure.ai.ml.entities import CommandComponent
 
@@ -69,9 +70,16 @@ def fold_component(environment):
             "cv_run": Input(type="string"),
         },
         outputs={"folds": Output(type="uri_folder")},
-        command=FOLD_COMMAND,
+        command=FOLD_COMMAND + _capture_flags(spec),
         environment=environment,
     )
+
+
+def _capture_flags(spec: JobSpec | None) -> str:
+    if spec is None:
+        return ""
+    return "".join([f" --train-capture {cid}" for cid in spec.train_capture_ids]
+                   + [f" --test-capture {cid}" for cid in spec.test_capture_ids])
 
 
 def build_double_cv_pipeline(
@@ -96,17 +104,13 @@ def build_double_cv_pipeline(
 
     if spec.cross_validation != "double":
         raise JobError("the double cross-validation pipeline needs cross_validation='double'")
-    if spec.train_capture_ids or spec.test_capture_ids:
-        # The fold plan covers every capture of the dataset; a subset is a separate uploaded dataset.
-        raise JobError("the cluster pipeline trains on the whole uploaded dataset: upload the captures "
-                       "to use as their own dataset instead of naming captures")
     if not isinstance(max_concurrent_trials, int) or max_concurrent_trials < 1:
         raise JobError(f"max concurrent trials must be a positive integer, got {max_concurrent_trials!r}")
     cv_run = cv_run or new_cv_run()
     if not _CV_RUN.match(cv_run):
         raise JobError(f"double-cv run id must be 1-128 letters, digits or _.:-, got {cv_run[:40]!r}")
     n_models = spec.folds * spec.folds
-    trial = fold_component(environment)
+    trial = fold_component(environment, spec)
     selection = CommandComponent(
         name="neurohsi_double_cv_select",
         version="1",

@@ -233,13 +233,21 @@ def test_packaged_yaml_is_the_same_pipeline(packaged):
     assert p_sweep.search_space["fold"].values == list(range(folds * folds))
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"cross_validation": "none"}, "cross_validation='double'"),
-    ({"test_capture_ids": ("ID0018C01",)}, "whole uploaded dataset"),
-])
-def test_pipeline_refuses_what_it_cannot_run(kw, message):
-    with pytest.raises(JobError, match=message):
-        build_double_cv_pipeline(_spec(**kw), compute="c", environment="azureml:e:1", dataset_path="azureml://x")
+def test_held_out_captures_reach_every_trial():
+    from remote.training_job import build_parser
+
+    job = build_double_cv_pipeline(_spec(test_capture_ids=("ID0018C01",)), compute="c", environment="azureml:e:1",
+                                   dataset_path="azureml://x", cv_run="cv-1")
+    argv = _trial_argv(job.jobs["fold_models"].trial.command, dataset=Path("/mnt/ds"), out=Path("/mnt/out"),
+                       fold=1, cv_run="cv-1")
+    args = build_parser().parse_args(argv[3:])
+    assert args.test_capture == ["ID0018C01"] and args.fold == 1
+
+
+def test_pipeline_refuses_what_it_cannot_run():
+    with pytest.raises(JobError, match="cross_validation='double'"):
+        build_double_cv_pipeline(_spec(cross_validation="none"), compute="c", environment="azureml:e:1",
+                                 dataset_path="azureml://x")
     with pytest.raises(JobError, match="run id"):
         build_double_cv_pipeline(_spec(), compute="c", environment="azureml:e:1", dataset_path="azureml://x",
                                  cv_run="a b'")
