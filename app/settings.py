@@ -37,6 +37,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fallback_local", "scoring/fallback_local", bool, True, "Classify locally when the endpoint fails."),
     Setting("remote_deadline_s", "scoring/deadline_s", int, 20, "Seconds to wait for a remote map, retries included."),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
+    Setting("endpoint_auth", "scoring/endpoint_auth", str, "key",
+            "'key' (keyring) or 'entra': Entra ID token of the signed-in user (aad_token endpoints)."),
     Setting("default_model", "model/default_model", str, "", "Model file for local classification; empty: bundled demo."),
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),

@@ -37,11 +37,14 @@ from remote.scoring_client import DEFAULT_DEADLINE_S, RemoteError, ScoringClient
 
 @dataclass(frozen=True)
 class RemoteTarget:
-    """A scoring endpoint: URL, optional key, optional Azure ML deployment name."""
+    """A scoring endpoint: URL, optional key or Entra ID token auth, optional Azure ML deployment name."""
 
     url: str
     key: str | None = None
     deployment: str | None = None
+    # remote.endpoint_auth.EntraTokenAuth for an aad_token endpoint (instead of a key); kept per target,
+    # so its token is refreshed, not fetched again, from call to call.
+    token_auth: object | None = None
 
 
 @dataclass(frozen=True)
@@ -125,14 +128,14 @@ def _give_back(key: tuple, client: ScoringClient) -> None:
 
 
 def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
-    key = (endpoint.url, endpoint.key, endpoint.deployment, policy)
+    key = (endpoint.url, endpoint.key, endpoint.deployment, id(endpoint.token_auth), policy)
     with _pool_lock:
         idle = _pool.get(key)
         if idle:
             return key, idle.pop()
     client = ScoringClient(
         endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s,
-        deadline_s=policy.deadline_s, deployment=endpoint.deployment,
+        deadline_s=policy.deadline_s, deployment=endpoint.deployment, token_auth=endpoint.token_auth,
     )
     return key, client
 

@@ -113,14 +113,18 @@ class ScoringClient:
         compress_upload: bool | None = None,
         deadline_s: float | None = DEFAULT_DEADLINE_S,
         deployment: str | None = None,
+        token_auth=None,
     ) -> None:
         """``retries``: connection failures are retried this many times; busy answers (408/429/5xx)
         until ``deadline_s`` (this many times when it is None); 0 retries nothing."""
         self.url = normalise_url(url)
         if key is not None and not key:
             raise ValueError("endpoint key is empty")
-        if key is not None and is_plain_http_to_remote_host(self.url):
-            raise ValueError(f"refusing to send the endpoint key over plain http to {urlsplit(self.url).hostname}; use https")
+        if key is not None and token_auth is not None:
+            raise ValueError("give the endpoint key or Entra ID token auth, not both")
+        if (key is not None or token_auth is not None) and is_plain_http_to_remote_host(self.url):
+            what = "key" if key is not None else "Entra ID token"
+            raise ValueError(f"refusing to send the endpoint {what} over plain http to {urlsplit(self.url).hostname}; use https")
         if len(timeout) != 2 or min(timeout) <= 0:
             raise ValueError(f"timeout must be (connect_s, read_s), both positive, got {timeout!r}")
         if retries < 0:
@@ -134,6 +138,7 @@ class ScoringClient:
         self.deadline_s = None if deadline_s is None else float(deadline_s)
         self.deployment = deployment
         self._key = key
+        self._token_auth = token_auth  # remote.endpoint_auth.EntraTokenAuth (aad_token endpoints)
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
@@ -159,7 +164,8 @@ class ScoringClient:
         self.last_exchange: dict = {}  # request/response bytes and HTTP request count of the last call
 
     def __repr__(self) -> str:
-        return f"ScoringClient({self.url!r}, key={'set' if self._key else 'none'})"
+        auth = "key" if self._key else ("entra" if self._token_auth is not None else "none")
+        return f"ScoringClient({self.url!r}, auth={auth})"
 
     def close(self) -> None:
         if self._own_session:
@@ -334,6 +340,13 @@ class ScoringClient:
         headers = dict(headers)
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key}"
+        elif self._token_auth is not None:
+            from remote.endpoint_auth import TokenError
+
+            try:  # refreshed before it expires; a failed refresh is a failed call (the caller falls back)
+                headers["Authorization"] = self._token_auth.header()
+            except TokenError as exc:
+                raise RemoteError(None, f"{self.url}: {exc}", url=self.url) from None
         if self.deployment is not None:
             headers[DEPLOYMENT_HEADER] = self.deployment
         if deadline is None:
@@ -414,7 +427,11 @@ class ScoringClient:
         if not detail and response.status_code == MODEL_ERROR_STATUS:
             detail = " ".join(response.headers.get(MODEL_REASON_HEADER, "").split())[:200]
         friendly = _FRIENDLY.get(status)
-        if status == 401 and self._key is None:
+        if status == 401 and self._token_auth is not None:
+            friendly = "Entra ID token rejected"
+        elif status == 403 and self._token_auth is not None:
+            friendly = "the signed-in account may not score on this endpoint (it needs the score/action role)"
+        elif status == 401 and self._key is None:
             friendly = "the endpoint needs a key and none was given"
         if friendly is None:
             if status in RETRY_STATUSES:

@@ -17,7 +17,7 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from remote.credentials import AZUREML_CLIENT_SECRET, get_secret, redact
+from remote.credentials import redact
 from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
 
 DEFAULT_DATASTORE = "neurohsi"
@@ -117,9 +117,10 @@ def build_command_job(
 class AzureMLBackend:
     """Training on an Azure ML workspace (needs network access to Azure; not exercised by tests).
 
-    Authentication: a service principal when ``tenant_id`` and ``client_id`` are given
-    (secret from the keyring entry ``azureml-client-secret``), else azure-identity's
-    DefaultAzureCredential (managed identity, Azure CLI login, ...).
+    Authentication: ``credential`` (the technician's browser sign-in with NeuroHSI's app
+    registration, :func:`remote.cloud_config.browser_credential`), else azure-identity's
+    DefaultAzureCredential (the managed identity in the cloud, Azure CLI login on a developer's
+    machine). No service-principal secret sits on a workstation (docs/deploy.md).
     """
 
     name = "azureml"
@@ -133,8 +134,6 @@ class AzureMLBackend:
         environment: str,
         *,
         datastore: str = DEFAULT_DATASTORE,
-        tenant_id: str | None = None,
-        client_id: str | None = None,
         credential=None,
     ) -> None:
         for what, value in (
@@ -148,7 +147,7 @@ class AzureMLBackend:
                 raise JobError(f"Azure ML {what} is required")
         self.subscription_id, self.resource_group, self.workspace = subscription_id, resource_group, workspace
         self.compute, self.environment, self.datastore = compute, environment, datastore
-        self._tenant_id, self._client_id, self._credential = tenant_id, client_id, credential
+        self._credential = credential
         self._client = None
 
     def _ml_client(self):
@@ -157,17 +156,9 @@ class AzureMLBackend:
 
             credential = self._credential
             if credential is None:
-                if self._tenant_id and self._client_id:
-                    from azure.identity import ClientSecretCredential
+                from azure.identity import DefaultAzureCredential
 
-                    secret = get_secret(AZUREML_CLIENT_SECRET)
-                    if not secret:
-                        raise JobError("no service-principal secret: store 'azureml-client-secret' in the keyring")
-                    credential = ClientSecretCredential(self._tenant_id, self._client_id, secret)
-                else:
-                    from azure.identity import DefaultAzureCredential
-
-                    credential = DefaultAzureCredential()
+                credential = DefaultAzureCredential()
             self._client = MLClient(credential, self.subscription_id, self.resource_group, self.workspace)
         return self._client
 

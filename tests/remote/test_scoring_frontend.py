@@ -184,6 +184,7 @@ def test_remote_or_local_routes_to_the_deployment_and_falls_back_at_the_deadline
         (["--endpoint", "http://127.0.0.1:9/score", "--deadline", "0"], "--deadline must be a positive number of seconds"),
         (["--deployment", "blue"], "--deployment needs --endpoint"),
         (["--endpoint", "http://127.0.0.1:9/score", "--deployment", "blue green"], "deployment name"),
+        (["--endpoint-auth", "entra"], "--endpoint-auth entra needs --endpoint"),
     ],
 )
 def test_classify_deadline_and_deployment_flags_give_one_line(tmp_path, captures, args, message):
