@@ -233,3 +233,37 @@ def test_managed_deployment_has_two_instances_app_insights_and_matching_concurre
     from remote.scoring_client import DEFAULT_DEADLINE_S
 
     assert deployment.request_settings.request_timeout_ms < DEFAULT_DEADLINE_S * 1000
+
+
+def test_training_image_base_is_pinned_or_says_how_and_amlignore_keeps_the_upload_small(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    train = ROOT / "packaging" / "azureml" / "Dockerfile.train"
+    text = train.read_text()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE).group(1)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base) or (
+        base == "python:3.11-slim-bookworm" and "NOT YET PINNED" in text), base
+    # The same pin script pins it (a stand-in docker answers, as in the scoring test above).
+    copy = tmp_path / "Dockerfile.train"
+    shutil.copy(train, copy)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    digest = "sha256:" + "cd34" * 16
+    (fake / "docker").write_text("#!/bin/sh\n[ \"$2\" = version ] && exit 0\n"
+                                 f"printf 'Digest:    {digest}\\n'\n")
+    (fake / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("ACR", None)
+    done = subprocess.run(["sh", str(PACKAGING / "pin-base-image.sh"), "", str(copy)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    pinned = copy.read_text()
+    assert f"ARG BASE_IMAGE=python:3.11-slim-bookworm@{digest}" in pinned
+    assert "NOT YET PINNED" not in pinned and "FROM ${BASE_IMAGE}" in pinned and "COPY core/ core/" in pinned
+    # .amlignore: what the environment build uploads is what the image copies, nothing more.
+    rules = lambda path: [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert rules(ROOT / ".amlignore") == rules(ROOT / ".dockerignore")
+    assert rules(ROOT / ".amlignore")[0] == "*"
