@@ -231,10 +231,10 @@ def _quoted(value: str) -> str:
     return value
 
 
-def read_cv_run_metrics(tracking_uri: str, cv_run: str) -> list[dict]:
+def read_cv_run_metrics(tracking_uri: str, cv_run: str, *, client=None) -> list[dict]:
     """Progress of every trial of double-cv run ``cv_run`` (running ones too) as one event list,
     like :func:`read_run_metrics` of one run training all fold models (trials log ``fold_<M>.*``)."""
-    client = mlflow_client(tracking_uri)
+    client = client or mlflow_client(tracking_uri)
     with _quiet():
         try:
             experiments = [e.experiment_id for e in client.search_experiments()]
@@ -247,7 +247,7 @@ def read_cv_run_metrics(tracking_uri: str, cv_run: str) -> list[dict]:
     events: list[dict] = []
     for run in runs:
         # fold_<M>.* per epoch; the trial's unprefixed val_oacc is the sweep objective, not an epoch
-        events += [e for e in read_run_metrics(tracking_uri, run.info.run_id)
+        events += [e for e in read_run_metrics(tracking_uri, run.info.run_id, client=client)
                    if e["event"] == "epoch" and e["fold"] is not None]
     events.sort(key=lambda e: (e["fold"] if e["fold"] is not None else -1, e["epoch"]))
     done = sum(1 for e in events)
@@ -265,11 +265,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def read_run_metrics(tracking_uri: str, run_id: str) -> list[dict]:
+def read_run_metrics(tracking_uri: str, run_id: str, *, client=None) -> list[dict]:
     """The run as progress events: per-epoch ``{"event": "epoch", "stage", "fold", "epoch", "epochs",
     "loss", "val_oacc", "fraction"}`` in the order they were logged, then ``{"event": "done",
-    "metrics": {...}}`` once the final metrics are there. Works while the run is RUNNING."""
-    client = mlflow_client(tracking_uri)
+    "metrics": {...}}`` once the final metrics are there. Works while the run is RUNNING.
+    ``client``: an MlflowClient-like reader (``remote.mlflow_rest.MlflowRestClient``) instead of MLflow's."""
+    client = client or mlflow_client(tracking_uri)
     with _quiet():
         try:
             run = client.get_run(run_id)
@@ -332,13 +333,21 @@ def read_job_metrics(backend, job_id: str) -> list[dict]:
     ``backend.metrics(job_id)`` (e.g. an Azure ML job without the azureml-mlflow plugin)."""
     locate = getattr(backend, "tracking_location", None)
     location = locate(job_id) if callable(locate) else None
-    if location is None:
-        return backend.metrics(job_id)
+    client = None
+    if location is None:  # no MLflow plugin for the workspace: its REST API with the user's token, if offered
+        rest = getattr(backend, "mlflow_rest_client", None)
+        try:
+            client = rest() if callable(rest) else None
+        except Exception:  # NeuroHSIError and SDK errors alike: backend.metrics says what is wrong, in its words
+            client = None
+        if client is None:
+            return backend.metrics(job_id)
+        location = (client.base_url, job_id)  # an Azure ML job's MLflow run id is the job name
     cv_run_of = getattr(backend, "cv_run_of", None)
     cv_run = cv_run_of(job_id) if callable(cv_run_of) else None
     if cv_run:  # a double-cv pipeline: its trials' runs hold the progress
-        return read_cv_run_metrics(location[0], cv_run)
-    return read_run_metrics(*location)
+        return read_cv_run_metrics(location[0], cv_run, client=client)
+    return read_run_metrics(*location, client=client)
 
 
 def azureml_plugin_available() -> bool:

@@ -159,6 +159,7 @@ class AzureMLBackend:
                 from azure.identity import DefaultAzureCredential
 
                 credential = DefaultAzureCredential()
+            self._credential = credential  # also signs the workspace MLflow REST reader in
             self._client = MLClient(credential, self.subscription_id, self.resource_group, self.workspace)
         return self._client
 
@@ -278,6 +279,18 @@ class AzureMLBackend:
         workspace = self._call("workspace lookup", self._ml_client().workspaces.get, self.workspace)
         uri = getattr(workspace, "mlflow_tracking_uri", None)
         return (uri, job_id) if uri else None
+
+    def mlflow_rest_client(self):
+        """The workspace's MLflow REST API with this backend's sign-in (live metrics without
+        azureml-mlflow: :mod:`remote.mlflow_rest`); None when the workspace names no tracking URI."""
+        from remote.endpoint_auth import EntraTokenAuth
+        from remote.mlflow_rest import ARM_SCOPE, MlflowRestClient
+
+        workspace = self._call("workspace lookup", self._ml_client().workspaces.get, self.workspace)
+        uri = getattr(workspace, "mlflow_tracking_uri", None)
+        if not uri:
+            return None
+        return MlflowRestClient(uri, EntraTokenAuth(self._credential, scope=ARM_SCOPE))
 
     def metrics(self, job_id: str) -> list[dict]:
         from remote.training_job import PROGRESS_FILE, read_progress
