@@ -411,6 +411,7 @@ class MainWindow(QMainWindow):
             state.save(self.settings)
         except ValueError as exc:
             self.sink.report(exc, context="settings")
+        self._entra_auth = None  # the endpoint or the sign-in may have changed
         self.overlay_state.palette = state.palette
         self.actions["theatre"].setChecked(state.theatre_mode)
         self.load_model()  # the model may have changed; the cache makes an unchanged one instant
