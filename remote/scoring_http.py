@@ -34,6 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,16 +65,21 @@ def effective_status(status: int, headers) -> int:
     return int(inner) if inner.isdigit() and 100 <= int(inner) <= 599 else status
 
 
-class RetryStopped(DeadlineExceeded):
-    """Retrying stopped before the deadline because the next wait would end past it.
+@dataclass(frozen=True)
+class RetryStopped:
+    """Why retrying stopped before the deadline: the next wait (``wait_s``) would end past it.
 
-    ``status`` is the last answer's code (None after a connection failure), ``wait_s`` the wait
-    that did not fit, ``retry_after`` whether the service asked for it (``Retry-After``).
+    ``status`` is the last answer's code (None after a connection failure), ``retry_after``
+    whether the service asked for that wait (``Retry-After``); ``str()`` says it in words.
     """
 
-    def __init__(self, message: str, *, status: int | None, wait_s: float, retry_after: bool) -> None:
-        super().__init__(message)
-        self.status, self.wait_s, self.retry_after = status, wait_s, retry_after
+    why: str
+    status: int | None
+    wait_s: float
+    retry_after: bool
+
+    def __str__(self) -> str:
+        return self.why
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -166,7 +172,7 @@ class DeadlineRetry(Retry):
             status = None if response is None else effective_status(response.status, response.headers)
             why = (f"the service asked to retry after {wait:g} s (Retry-After)" if asked is not None
                    else f"the next retry (in {wait:.1f} s)")
-            self.stopped.append(RetryStopped(why, status=status, wait_s=wait, retry_after=asked is not None))
+            self.stopped.append(RetryStopped(why, status, wait, asked is not None))
             # MaxRetryError hands a busy answer back to the caller (raise_on_status=False) and
             # turns a connection failure into requests' ConnectionError: both say what happened.
             raise MaxRetryError(_pool, url, error)
