@@ -29,7 +29,6 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,19 +39,19 @@ from requests.adapters import HTTPAdapter
 from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
-from core.model.files import ModelInfo
 from core.model.trust import from_header as trust_from_header
 from remote.scoring_http import (
     DEPLOYMENT_HEADER,
     MODEL_ERROR_STATUS,
     MODEL_REASON_HEADER,
-    RETRY_STATUSES,
     DeadlineExceeded,
     DeadlineRetry,
     call_with_deadline,
     effective_status,
+    friendly_reason,
     is_loopback,
     is_plain_http_to_remote_host,
+    missing_references,
     normalise_url,
 )
 from remote.scoring_http import (
@@ -61,19 +60,17 @@ from remote.scoring_http import (
 from remote.scoring_http import (
     service_message as _service_message,
 )
-from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
+from remote.scoring_protocol import (
+    RESULT_CONTENT_TYPE,
+    ScoringParams,
+    decode_result,
+    encode_request,
+    gzip_body,
+    model_info_from,
+)
 
 DEFAULT_DEADLINE_S = 20.0
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")  # Azure: a letter first, 3-32 characters
-_FRIENDLY = {
-    401: "endpoint key rejected",
-    403: "access to the endpoint denied",
-    404: "no scoring service at this address",
-    405: "the address does not accept scoring requests",
-    413: "request too large",
-    408: "the service did not finish in time (request timeout)",
-    429: "the service is busy (too many requests)",
-}
 _HELD_LIMIT = 64
 
 
@@ -278,7 +275,7 @@ class ScoringClient:
                 # Resend both references, not only the one named missing: the next request may reach
                 # another worker or instance (each holds its own cache), and a self-sufficient
                 # request cannot be refused again for a missing reference.
-                for kind in _missing_from(response):
+                for kind in missing_references(response):
                     self._held.pop(digests[kind], None)
                 send = sorted(digests)
                 continue
@@ -308,7 +305,7 @@ class ScoringClient:
             )
         try:
             decoded = decode_result(response.content)
-            info = _model_info(decoded.header["model"])
+            info = model_info_from(decoded.header["model"])
             quality, ood_mask, ood_fraction = trust_from_header(decoded.header, decoded.labels.shape)
         except (ValueError, KeyError, TypeError) as exc:
             raise RemoteError(200, f"{self.url}: unreadable answer ({exc})", None, url=self.url) from None
@@ -426,20 +423,8 @@ class ScoringClient:
         detail = _service_message(response)
         if not detail and response.status_code == MODEL_ERROR_STATUS:
             detail = " ".join(response.headers.get(MODEL_REASON_HEADER, "").split())[:200]
-        friendly = _FRIENDLY.get(status)
-        if status == 401 and self._token_auth is not None:
-            friendly = "Entra ID token rejected"
-        elif status == 403 and self._token_auth is not None:
-            friendly = "the signed-in account may not score on this endpoint (it needs the score/action role)"
-        elif status == 401 and self._key is None:
-            friendly = "the endpoint needs a key and none was given"
-        if friendly is None:
-            if status in RETRY_STATUSES:
-                friendly = "service unavailable"
-            elif status >= 500:
-                friendly = "service error"
-            else:
-                friendly = "request rejected"
+        auth = "entra" if self._token_auth is not None else ("key" if self._key is not None else None)
+        friendly = friendly_reason(status, auth=auth)
         message = f"{self.url}: {friendly} (HTTP {status})"
         if detail and status not in (401, 403):
             message += f": {detail}"
@@ -453,18 +438,3 @@ def _read(path: Path) -> bytes:
     except OSError as exc:
         raise RemoteError(None, f"{path}: cannot read ({exc.strerror or exc})") from None
 
-
-def _missing_from(response: requests.Response) -> list[str]:
-    try:
-        missing = response.json().get("missing", [])
-    except (ValueError, AttributeError):
-        return []
-    return [kind for kind in missing if kind in ("dark", "white")]
-
-
-def _model_info(data: dict) -> ModelInfo:
-    known = {f.name for f in fields(ModelInfo)}
-    values = {k: v for k, v in data.items() if k in known}
-    values["class_ids"] = tuple(values.get("class_ids", ()))
-    values["class_names"] = tuple(values.get("class_names", ()))
-    return ModelInfo(**values)

@@ -230,6 +230,41 @@ def reason_of(exc: Exception) -> str:
     return " ".join((str(inner) or inner.__class__.__name__).split())[:200]
 
 
+_FRIENDLY = {
+    401: "endpoint key rejected",
+    403: "access to the endpoint denied",
+    404: "no scoring service at this address",
+    405: "the address does not accept scoring requests",
+    413: "request too large",
+    408: "the service did not finish in time (request timeout)",
+    429: "the service is busy (too many requests)",
+}
+
+
+def friendly_reason(status: int, *, auth: str | None) -> str:
+    """What an HTTP ``status`` means for the user; ``auth`` is how the client signed in: "key", "entra" or None."""
+    if status == 401 and auth == "entra":
+        return "Entra ID token rejected"
+    if status == 403 and auth == "entra":
+        return "the signed-in account may not score on this endpoint (it needs the score/action role)"
+    if status == 401 and auth is None:
+        return "the endpoint needs a key and none was given"
+    if status in _FRIENDLY:
+        return _FRIENDLY[status]
+    if status in RETRY_STATUSES:
+        return "service unavailable"
+    return "service error" if status >= 500 else "request rejected"
+
+
+def missing_references(response) -> list[str]:
+    """The references a 409 answer names as missing (``{"missing": ["dark", ...]}``)."""
+    try:
+        missing = response.json().get("missing", [])
+    except (ValueError, AttributeError):
+        return []
+    return [kind for kind in missing if kind in ("dark", "white")]
+
+
 def service_message(response) -> str:
     """The service's error message: ``{"error": ...}`` (NeuroHSI) or ``{"message": ...}`` (Azure ML front ends)."""
     try:
