@@ -92,6 +92,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("export_labels", "Export &label PNG…", (), "Class map as a palette PNG", lambda w: w.exports.labels_dialog),
     ActionSpec("export_npz", "Export labels and probabilities (&NPZ)…", (), "labels uint8 (H, W), probabilities "
                "float32 (H, W, C)", lambda w: w.exports.npz_dialog),
+    ActionSpec("export_dicom", "Export to &DICOM / PACS…", ("Ctrl+Shift+E",),
+               "Overlay as Secondary Capture and map as Segmentation, for the patient's record",
+               _dialog("app.dicom_dialog", "show_dicom_export")),
+    ActionSpec("pacs_outbox", "PACS o&utbox…", (), "Objects waiting for the PACS; send them now",
+               _dialog("app.pacs_controller", "show_outbox")),
+    ActionSpec("audit_log", "&Audit log…", (), "Who did what, when, with which model; verify and export",
+               _dialog("app.audit_dialog", "show_audit_log")),
     ActionSpec("settings", "&Settings…", ("Ctrl+,",), "Scoring endpoint, model, palette, theatre mode",
                lambda w: w.open_settings),
     ActionSpec("theatre", "&Theatre mode", ("F11",), "Full screen: only the map, a large legend and the model",
@@ -103,13 +110,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 MENUS: dict[str, tuple[str | None, ...]] = {
-    "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", None, "quit"),
+    "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", "export_dicom",
+              "pacs_outbox", None, "quit"),
     "&Classify": ("classify", "cancel"),
     "&View": ("fit", "actual_size", None, "overlay", "contour", "outline", "cycle_view", "opacity_down", "opacity_up",
               None, *(f"toggle_class_{t.id}" for t in class_table().classes if 1 <= t.id <= 9), None, "roi",
               "clear_pins", None, "theatre"),
     "&Tools": ("settings",),
-    "&Help": ("shortcuts", "about"),
+    "&Help": ("shortcuts", "audit_log", "about"),
 }
 TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "contour", "roi", None, "export_overlay",
                                    "theatre")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.output.export import overlay_image, write_label_png, write_npz, write_overlay_png
+from core.audit.events import record
+from core.labels.maps import write_label_png
+from core.output.export import overlay_image, write_npz, write_overlay_png
 
 
 class ExportController:
@@ -69,6 +71,8 @@ class ExportController:
         except (OSError, ValueError) as exc:
             window.sink.report(exc, context="export")
             return
+        record("exported", format=Path(path).suffix.lstrip(".") or "file", capture=window.opened.capture.capture_id,
+               files=[str(path)], model_sha256=window.result.model.sha256)
         window.sink.note(f"Wrote {path}")
 
     def overlay_dialog(self) -> None:

@@ -39,9 +39,10 @@ from app.job_runner import JobRunner
 from app.legend_panel import LegendPanel
 from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
-from app.model_loader import ModelIndicator, ModelLoader, model_hint
+from app.model_loader import ModelIndicator, ModelLoader, ModelStoreWatcher, model_hint
 from app.notifications import ErrorSink
 from app.overlay_state import OverlayState
+from app.pacs_controller import PacsController
 from app.settings import AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import StatusPanel
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
     job_failed = Signal(object)  # the exception of a failed open/classify job
     busy_changed = Signal(bool)
     map_shown = Signal(float)  # seconds from the Classify click to the map painted
+    model_changed = Signal()  # the installed model changed (here or by the CLI): live mode says so
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
         self.model_loader.changed.connect(self._model_state)
         self.theatre = TheatreController(self)
         self.trust = TrustView(self)  # quality warnings, "Show anyway", hatched out-of-distribution pixels
+        self.pacs = PacsController(self)  # outbox in the status bar, retried in the background; the operator
         self.map_area.theatre.exit_button.clicked.connect(lambda: self.actions["theatre"].setChecked(False))
         self.map_area.empty.open_button.clicked.connect(self.open_dialog)
 
@@ -139,6 +142,8 @@ class MainWindow(QMainWindow):
         restore_layout(self, self.settings)
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
+        self.model_watch = ModelStoreWatcher(self)  # a change by the CLI reaches this window within seconds
+        self.model_watch.changed.connect(self._installed_model_changed)
 
     # -- extension points --------------------------------------------------
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -258,14 +263,20 @@ class MainWindow(QMainWindow):
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, installed, demo), or None."""
         from core.errors import ModelFileError
         from core.model.choice import resolve_model_path
 
         try:
-            return resolve_model_path(self.model_override, self.settings.get("default_model"))
+            return resolve_model_path(self.model_override)
         except ModelFileError:
             return None
+
+    def _installed_model_changed(self) -> None:
+        """The store changed (CLI, retraining dialog, another window): load and name the new model."""
+        if self.model_override is None:  # --model pins this window's model
+            self.load_model()
+            self.model_changed.emit()
 
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
@@ -282,11 +293,15 @@ class MainWindow(QMainWindow):
                                         token_auth=self._entra_auth)
         return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key(), deployment)
 
+    def remote_policy(self) -> workers.RemotePolicy:
+        """The endpoint policy with the user's deadline setting (single captures and live mode)."""
+        return workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s"))))
+
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
         from functools import partial
 
-        from core.model.choice import resolve_model
+        from core.model.ensemble import resolve_model_ensemble
 
         if self.opened is None:
             self.sink.note("Open a capture before classifying", level="warning")
@@ -300,15 +315,19 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_resolver=partial(resolve_model, self.model_override, self.settings.get("default_model")),
+            model_resolver=partial(resolve_model_ensemble, self.model_override,
+                                   ensemble=bool(self.settings.get("use_ensemble"))),
             remote=remote, fallback_local=bool(self.settings.get("fallback_local")),
-            policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
+            policy=self.remote_policy(),
         )
 
     def _classified(self, classified: workers.Classified, opened, started: float, *, quiet: bool = False) -> None:
         if opened is not self.opened:
             return  # a new capture was opened meanwhile; this map belongs to the old one
-        result = classified.result
+        from core.model.uncertainty import with_uncertainty
+
+        # the surgeon's threshold (Settings), or no flag; from the probabilities, so remote maps get it too
+        result = with_uncertainty(classified.result, self.settings.uncertainty_threshold())
         valid = result.cube.valid if result.cube is not None else opened.cube.valid
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
         self.result = result
@@ -379,8 +398,8 @@ class MainWindow(QMainWindow):
 
         from core.model.choice import resolve_model
 
-        override, configured = self.model_override, self.settings.get("default_model")
-        self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)
+        override = self.model_override
+        self.model_loader.start(partial(resolve_model, override), source=override)
 
     def _model_state(self, state: str, text: str) -> None:
         self.model_indicator.show_state(state, text)
@@ -392,7 +411,7 @@ class MainWindow(QMainWindow):
         has_capture, busy = self.opened is not None, self.jobs.busy
         self.actions["classify"].setEnabled(has_capture)
         self.actions["cancel"].setEnabled(busy)
-        for name in ("export_overlay", "export_labels", "export_npz"):
+        for name in ("export_overlay", "export_labels", "export_npz", "export_dicom"):
             self.actions[name].setEnabled(self.result is not None)
 
     # -- settings ----------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QPushButton
 
-from core.spectral.ood import OOD_WARNING_FRACTION, UNAVAILABLE
+from core.capture.quality import OOD_WARNING_FRACTION
+from core.spectral.ood import UNAVAILABLE
 from core.output.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, ood_hatch_rgba
 
 

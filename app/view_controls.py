@@ -75,10 +75,6 @@ class ViewControls:
         self.mode_combo.setCurrentIndex(index)
         return tuple(self.mode_combo.itemData(index))
 
-    def mode_items(self) -> list[tuple[str, int | None]]:
-        """The view modes in combo order, ``(mode, class_id)`` (what ``V`` cycles through)."""
-        return [tuple(self.mode_combo.itemData(i)) for i in range(self.mode_combo.count())]
-
 
 def bind_checkable(action: QAction, state: OverlayState, name: str) -> None:
     """Keep a checkable action's check mark equal to boolean field ``name`` (the action's slot sets it)."""

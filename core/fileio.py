@@ -68,6 +68,15 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def neurohsi_home() -> Path:
+    """Per-user data folder (env ``NEUROHSI_HOME`` overrides, as in the CLI and tests).
+
+    Local jobs, installed models, the audit log and the PACS outbox live under it.
+    """
+    env = os.environ.get("NEUROHSI_HOME")
+    return Path(env) if env else Path.home() / ".local" / "share" / "neurohsi"
+
+
 def _default_mode() -> int:
     # mkstemp creates 0600 files; a saved file should be readable as open() would make it.
     umask = os.umask(0)

@@ -27,12 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from core import defaults
 from core.capture.files import Capture
 from core.errors import one_line
 from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare
 from core.model.files import LoadedModel
+from core.model.live import Classify, local_classifier
 from remote.result_check import check_result, expected_cube_shape
-from remote.scoring_client import DEFAULT_DEADLINE_S, RemoteError, ScoringClient
+from remote.scoring_client import RemoteError, ScoringClient
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class RemotePolicy:
 
     retries: int = 1  # connection failures; busy answers are retried until the deadline
     timeout_s: tuple[float, float] = (3.0, 60.0)  # (connect, read) per HTTP request
-    deadline_s: float = DEFAULT_DEADLINE_S  # the whole remote attempt, retries included (issue 14: 20 s)
+    deadline_s: float = defaults.REMOTE_DEADLINE_S  # the whole remote attempt, retries included
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -110,6 +112,38 @@ def classify_remote_or_local(
     if not isinstance(prepared, Prepared):
         prepared = prepare(prepared, profile_name=profile_name)
     return _outcome(classify_prepared(prepared, model), prepared_or_capture, reason, start)
+
+
+def live_classifier(
+    model_resolver: Callable[[], LoadedModel],
+    *,
+    endpoint: RemoteTarget | None,
+    fallback_local: bool,
+    policy: RemotePolicy,
+) -> Classify:
+    """The ``classify(prepared) -> (result, fallback reason)`` of live mode (``neurohsi watch`` and the
+    GUI alike): :func:`core.model.live.local_classifier` without an endpoint, else
+    :func:`classify_remote_or_local` with ``policy`` (the user's deadline) for every capture.
+    The model is resolved now (a bad model fails before watching starts) and again for every
+    capture (cached per file version: cheap), so an installed or reverted model maps the next capture."""
+    if endpoint is None:
+        current = [model_resolver(), None]
+        current[1] = local_classifier(current[0])
+
+        def local(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
+            loaded = model_resolver()
+            if loaded is not current[0]:
+                current[:] = [loaded, local_classifier(loaded)]
+            return current[1](prepared)
+
+        return local
+
+    def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
+        outcome = classify_remote_or_local(prepared, model_resolver=model_resolver, endpoint=endpoint,
+                                           fallback_local=fallback_local, policy=policy)
+        return outcome.result, outcome.fallback_reason
+
+    return classify
 
 
 def _outcome(result: ClassificationResult, given, reason: str | None, start: float) -> Outcome:

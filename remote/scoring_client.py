@@ -36,6 +36,7 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
+from core import defaults
 from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
@@ -69,7 +70,7 @@ from remote.scoring_protocol import (
     model_info_from,
 )
 
-DEFAULT_DEADLINE_S = 20.0
+DEFAULT_DEADLINE_S = defaults.REMOTE_DEADLINE_S
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")  # Azure: a letter first, 3-32 characters
 _HELD_LIMIT = 64
 

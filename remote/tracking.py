@@ -177,6 +177,12 @@ class MlflowProgress:
             for key, value in tags.items():
                 self._client.set_tag(self.run_id, key, str(value))
 
+    def finish_trial(self, summary: dict) -> None:
+        """The end of a double-cv fold trial (``core.training.run.train_model_file(fold=M)``'s summary:
+        ``val_oacc``, ``test``, ``model``, ``record``): final metrics, then :meth:`log_trial`."""
+        self.finish({"val_oacc": summary["val_oacc"], "test": summary["test"]})
+        self.log_trial(summary["val_oacc"], [Path(summary["record"]), Path(summary["model"])])
+
     def log_trial(self, val_oacc: float, files: list[Path]) -> None:
         """A double-cv fold trial's results: the sweep objective under its exact name and ``files``
         (fold-M.json, fold-M.safetensors) as artifacts, so the selection step reads every trial's
@@ -259,6 +265,49 @@ def read_cv_run_metrics(tracking_uri: str, cv_run: str, *, client=None) -> list[
     return events
 
 
+class TrainingRun:
+    """The MLflow run one training logs to (``neurohsi train`` and the training job alike).
+
+    None unless ``uri`` is given or ``$MLFLOW_TRACKING_URI`` is set. A run named by
+    ``$MLFLOW_RUN_ID`` (Azure ML job, local backend job) is continued and left for its owner
+    to end; otherwise a run is created here and ended here. ``config``: the
+    ``core.training.config.TrainingConfig`` logged as the run's params.
+    """
+
+    def __init__(self, uri: str | None, config, *, dataset_name: str, run_name: str, model_name: str,
+                 fold: int | None = None, cv_run: str | None = None, environ: dict | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.uri = uri or environ.get(TRACKING_URI_ENV) or None
+        self._given_run = environ.get(RUN_ID_ENV) or None
+        self.config, self.dataset_name, self.fold, self.cv_run = config, dataset_name, fold, cv_run
+        self.run_name, self.model_name = run_name, model_name
+        self.run_id: str | None = None
+        self.owned = False
+
+    def start(self) -> MlflowProgress | None:
+        """The progress logger, or None without a tracking URI."""
+        if self.uri is None:
+            return None
+        params = {**self.config.to_dict(), FOLDS_PARAM: self.config.folds, "dataset": self.dataset_name}
+        if self.fold is not None:
+            params["fold_model"] = self.fold
+        self.run_id = self._given_run
+        if self.run_id is None:
+            self.run_id = start_run(self.uri, run_name=self.run_name, tags={"neurohsi.model": self.model_name})
+            self.owned = True
+        logger = MlflowProgress(self.uri, self.run_id)
+        logger.log_params(params)
+        if self.cv_run:  # a double-cv trial, tagged at the start so its progress is found while it runs
+            logger.set_tags({CV_RUN_TAG: self.cv_run})
+        return logger
+
+    def end(self, status: str) -> None:
+        """End a run made here (FINISHED / FAILED); a no-op the second time or for a continued run."""
+        if self.owned and self.run_id is not None:
+            end_run(self.uri, self.run_id, status)
+            self.owned = False
+
+
 def _now_ms() -> int:
     import time
 
@@ -270,16 +319,24 @@ def read_run_metrics(tracking_uri: str, run_id: str, *, client=None) -> list[dic
     "loss", "val_oacc", "fraction"}`` in the order they were logged, then ``{"event": "done",
     "metrics": {...}}`` once the final metrics are there. Works while the run is RUNNING.
     ``client``: an MlflowClient-like reader (``remote.mlflow_rest.MlflowRestClient``) instead of MLflow's."""
+    import time
+
     client = client or mlflow_client(tracking_uri)
-    with _quiet():
-        try:
-            run = client.get_run(run_id)
-            keys = sorted(run.data.metrics)
-            params = run.data.params
-            histories = {key: client.get_metric_history(run_id, key) for key in keys
-                         if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
-        except Exception as exc:
-            raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+    # The file store creates a metric's file before its first line: a read at that moment finds it
+    # "malformed". That is a writer mid-write, not a broken run: read again shortly.
+    for attempt in range(3):
+        with _quiet():
+            try:
+                run = client.get_run(run_id)
+                keys = sorted(run.data.metrics)
+                params = run.data.params
+                histories = {key: client.get_metric_history(run_id, key) for key in keys
+                             if key in ("loss", "val_oacc") or _FOLD_KEY.match(key)}
+                break
+            except Exception as exc:
+                if attempt == 2 or "malformed" not in str(exc):
+                    raise TrackingError(f"MLflow run {run_id}: {_line(exc)}") from None
+        time.sleep(0.05)
     epochs = int(params.get(EPOCHS_PARAM, 0) or 0)
     folds = int(params.get(FOLDS_PARAM, 0) or 0)
     rows: dict[tuple[int | None, int], dict] = {}

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from core import defaults
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("raw", type=Path, help="raw frame (TIFF); references found by name unless given")
     p.add_argument("--dark", type=Path, help="dark reference (TIFF)")
     p.add_argument("--white", type=Path, help="white reference (TIFF)")
-    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the installed model, "
+                                              "see `neurohsi model current`, else the demo model)")
     p.add_argument(
         "--profile", help="camera profile id for local classification (default: from the TIFF metadata, else thesis-sm5x5-nir)"
     )
@@ -31,8 +34,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--force", action="store_true",
         help="make the map even when the capture's quality is 'unusable' (its exports are watermarked)",
     )
+    add_ensemble_arguments(p)
     add_remote_arguments(p)
     p.set_defaults(handler=cmd_classify)
+
+
+def add_ensemble_arguments(p: argparse.ArgumentParser) -> None:
+    """--ensemble and --uncertain-threshold, for every command that classifies a capture locally."""
+    p.add_argument(
+        "--ensemble", action="store_true",
+        help="classify with the model file's ensemble (the outer-fold models double cross-validation kept): "
+        "about one extra map time per member",
+    )
+    p.add_argument(
+        "--uncertain-threshold", type=float, default=None, metavar="U",
+        help="flag pixels whose predictive uncertainty (normalised entropy, 0..1) exceeds U; "
+        "counted in --json (uncertain_fraction); default: the product's default "
+        "(core.model.uncertainty)",
+    )
 
 
 def add_remote_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,8 +61,8 @@ def add_remote_arguments(p: argparse.ArgumentParser) -> None:
     remote.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key")
     remote.add_argument("--fallback-local", action="store_true", help="classify locally when the endpoint fails")
     remote.add_argument(
-        "--deadline", type=float, default=20.0, metavar="SECONDS",
-        help="give up on the endpoint after this long, retries included (default 20)",
+        "--deadline", type=float, default=defaults.REMOTE_DEADLINE_S, metavar="SECONDS",
+        help=f"give up on the endpoint after this long, retries included (default {defaults.REMOTE_DEADLINE_S:g})",
     )
     remote.add_argument(
         "--deployment", metavar="NAME", help="Azure ML deployment to route to (azureml-model-deployment header)"
@@ -88,10 +107,21 @@ def endpoint_target(args: argparse.Namespace):
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    check_reference_and_remote_args(args)
+    check_classify_args(args)
     for option, path in (("-o", args.output), ("--overlay", args.overlay), ("--npz", args.npz)):
         if path is not None and not path.parent.is_dir():
             raise ValueError(f"{path}: folder for {option} does not exist")
+
+
+def check_classify_args(args: argparse.Namespace) -> None:
+    """References, remote and ensemble options of every command that classifies one capture."""
+    check_reference_and_remote_args(args)
+    if args.ensemble and args.endpoint is not None:
+        raise ValueError("--ensemble classifies locally with the model file's ensemble: drop --endpoint")
+    if args.uncertain_threshold is not None:
+        from core.model.uncertainty import check_threshold
+
+        check_threshold(args.uncertain_threshold)
 
 
 def _classify(args: argparse.Namespace):
@@ -108,12 +138,26 @@ def _classify(args: argparse.Namespace):
 
     if args.endpoint is None:
         model = resolve_model(args.model)  # a bad model fails before the capture is read
+        if args.ensemble:
+            from core.model.ensemble import with_ensemble
+
+            model = with_ensemble(model)
         return classify_files(args.raw, model, dark=args.dark, white=args.white, profile_name=args.profile)
     start = time.perf_counter()
     capture = load_capture(args.raw, args.dark, args.white)
     read = time.perf_counter() - start
     result = _classify_remote_or_local(args, capture, lambda: resolve_model(args.model))
     return replace(result, timings_s={**result.timings_s, "read": read, "total": time.perf_counter() - start})
+
+
+def classify_with_flags(args: argparse.Namespace):
+    """:func:`_classify`, then the uncertainty flag at ``--uncertain-threshold`` when one was given."""
+    result = _classify(args)
+    if args.uncertain_threshold is not None:
+        from core.model.uncertainty import with_uncertainty
+
+        result = with_uncertainty(result, args.uncertain_threshold)
+    return result
 
 
 def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
@@ -139,15 +183,21 @@ def _classify_remote_or_local(args: argparse.Namespace, capture, resolver):
 
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_args(args)
-    result = _classify(args)
+    result = classify_with_flags(args)
     from core.capture.files import capture_id_for
     from core.capture.quality import require_usable
 
+    record_classification(result, args.raw)
     require_usable(result.quality, force=args.force, name=str(args.raw))  # before any file is written
     written = write_outputs(
         result, output=args.output, overlay=args.overlay, npz=args.npz, palette=args.palette,
         capture_id=capture_id_for(args.raw),
     )
+    if written:
+        from core.audit.events import record
+
+        record("exported", format="files", capture=capture_id_for(args.raw), files=sorted(written.values()),
+               model_sha256=result.model.sha256)
     summary = summarise(result, written)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -164,6 +214,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def record_classification(result, raw) -> None:
+    """Audit: the capture was opened and classified (model, quality, shares, local or remote)."""
+    from core.audit.events import classification_details, record
+    from core.capture.files import capture_id_for
+
+    record("capture_opened", capture=capture_id_for(raw), path=str(raw))
+    record("classified", **classification_details(result, capture=capture_id_for(raw)))
+
+
 def _remote_failure(endpoint: str, exc: BaseException) -> ValueError:
     from core.errors import one_line
 
@@ -174,7 +233,8 @@ def write_outputs(
     result, *, output=None, overlay=None, npz=None, palette: str = "thesis", capture_id: str = "capture"
 ) -> dict[str, str]:
     """Write the requested files for a :class:`core.model.inference.ClassificationResult`; returns kind -> path."""
-    from core.output.export import write_label_png, write_npz, write_overlay_png
+    from core.labels.maps import write_label_png
+    from core.output.export import write_npz, write_overlay_png
 
     quality = getattr(result, "quality", None)
     written = {}
@@ -217,6 +277,8 @@ def summarise(result, written: dict[str, str]) -> dict:
         "timings_ms": {k: round(1000 * v, 2) for k, v in result.timings_s.items()},
         "outputs": written,
         **trust_summary(result),
+        "uncertain_fraction": None if getattr(result, "uncertain_fraction", None) is None
+        else round(float(result.uncertain_fraction), 6),
         "camera_profile": _camera_profile(result),
         "notice": "Research use only - not for diagnostic use",
     }

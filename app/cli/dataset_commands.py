@@ -98,7 +98,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_capture(args: argparse.Namespace) -> int:
-    from core.output.export import write_label_png
+    from core.labels.maps import write_label_png
     from core.capture.synthetic.captures import generate_capture
 
     if args.seed < 0:

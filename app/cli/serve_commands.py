@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bound to 127.0.0.1 only. Prints the scoring URL; Ctrl+C stops it. Configuration files in the "
         "current folder (gunicorn.conf.py, config.json) are ignored.",
     )
-    p.add_argument("--model", required=True, help="model file (.safetensors), or 'demo' for the bundled demo model")
+    p.add_argument("--model", help="model file (.safetensors), or 'demo' for the bundled demo model "
+                                   "(default: the installed model, see `neurohsi model current`)")
     p.add_argument("--port", type=int, default=5001, help="port on 127.0.0.1 (default 5001; 0 picks a free one)")
     p.add_argument("--key-env", metavar="VAR", help="environment variable holding the endpoint key to require")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; each has many connection threads)")
@@ -27,7 +28,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from core.model.choice import resolve_model
     from remote.scoring_server import ENTRY_SCRIPT, check_port_free, free_port, scoring_url
 
-    # The one model rule and messages; the demo model only when named. Fail here with one line
+    # The one model rule and messages (--model, else the installed model); the demo model only
+    # when named. Fail here with one line
     # rather than in a worker with a server log.
     demo = args.model == "demo"
     model = resolve_model(None if demo else args.model, allow_demo=demo)

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Research use only - not for diagnostic use.",
     )
     p.add_argument("folder", type=Path, metavar="DIR", help="folder the camera software saves captures into")
-    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the installed model, "
+                                              "see `neurohsi model current`, else the demo model)")
     p.add_argument("--dark", type=Path, help="dark reference to use for the whole session (with --white)")
     p.add_argument("--white", type=Path, help="white reference to use for the whole session (with --dark)")
     p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata)")
@@ -51,24 +52,12 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _classifier(args: argparse.Namespace):
     """``classify(prepared) -> (result, fallback reason)`` for the live pipeline; the model is checked now."""
-    from core.model.live import local_classifier
     from core.model.choice import resolve_model
+    from remote.remote_or_local import RemotePolicy, live_classifier
 
-    if args.endpoint is None:
-        return local_classifier(resolve_model(args.model))  # a bad model fails before watching starts
-    target = endpoint_target(args)
-    from remote.remote_or_local import RemotePolicy, classify_remote_or_local
-
-    policy = RemotePolicy(deadline_s=args.deadline)
-
-    def classify(prepared):
-        outcome = classify_remote_or_local(
-            prepared, model_resolver=lambda: resolve_model(args.model), endpoint=target,
-            fallback_local=args.fallback_local, policy=policy,
-        )
-        return outcome.result, outcome.fallback_reason
-
-    return classify
+    return live_classifier(lambda: resolve_model(args.model),
+                           endpoint=None if args.endpoint is None else endpoint_target(args),
+                           fallback_local=args.fallback_local, policy=RemotePolicy(deadline_s=args.deadline))
 
 
 def capture_line(live, written: dict[str, str]) -> dict:

@@ -35,6 +35,7 @@ class LiveController(QObject):
         self.folder: Path | None = None
         self._last_reason: str | None = None
         self._newest = None  # the newest LiveResult the pipeline made (set on its thread)
+        self._model_sha: str | None = None  # the model of the last live map (a change gets a banner)
         self.watch_action = QAction("&Watch folder…", window)
         self.watch_action.setObjectName("action_watch_folder")
         self.watch_action.setToolTip("Classify every new capture saved into a folder, hands-free")
@@ -123,24 +124,15 @@ class LiveController(QObject):
         return False
 
     def _classifier(self):
-        """Local with the window's model, or its endpoint with its fallback setting (one policy)."""
-        from core.model.live import local_classifier
+        """Local with the window's model, or its endpoint with its fallback and deadline settings
+        (:func:`remote.remote_or_local.live_classifier`, as ``neurohsi watch``)."""
         from core.model.choice import resolve_model
+        from remote.remote_or_local import live_classifier
 
         window = self.window
-        remote = window.remote_target()
-        model = lambda: resolve_model(window.model_override, window.settings.get("default_model"))  # noqa: E731
-        if remote is None:
-            return local_classifier(model())  # say now, not per capture, when there is no model
-        from remote.remote_or_local import classify_remote_or_local
-
-        fallback = bool(window.settings.get("fallback_local"))
-
-        def classify(prepared):
-            outcome = classify_remote_or_local(prepared, model_resolver=model, endpoint=remote, fallback_local=fallback)
-            return outcome.result, outcome.fallback_reason
-
-        return classify
+        return live_classifier(lambda: resolve_model(window.model_override),
+                               endpoint=window.remote_target(), fallback_local=bool(window.settings.get("fallback_local")),
+                               policy=window.remote_policy())
 
     # ---------------------------------------------------------------- painting
 
@@ -157,11 +149,18 @@ class LiveController(QObject):
         self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
         if self._newest is not None and live is not self._newest:
             return  # a newer map is already queued behind this one: paint only that (the GUI thread fell behind)
+        self._say_model_change(live.result.model)
         self._show(live, latest=True)
         self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
         if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
             self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")
         self._last_reason = live.fallback_reason
+
+    def _say_model_change(self, info) -> None:
+        """A banner when this session's map comes from another model than the last one (an install or revert)."""
+        previous, self._model_sha = self._model_sha, info.sha256
+        if previous is not None and previous != info.sha256:
+            self.window.show_warning("model", f"Model changed: live maps now come from {info.name} v{info.version}")
 
     def _show(self, live, *, latest: bool) -> None:
         import time

@@ -25,6 +25,7 @@ import numpy as np
 from core.errors import NeuroHSIError
 
 SEVERITIES = ("ok", "warning", "unusable")
+OOD_WARNING_FRACTION = 0.20  # above this share of valid pixels out of distribution, quality is a warning
 _STRIDE = 4
 # (warning, unusable) fraction thresholds per check
 _THRESHOLDS = {
@@ -102,8 +103,7 @@ def require_usable(report: QualityReport | None, *, force: bool = False, name: s
 
 
 def ood_check(result) -> QualityCheck:
-    """The quality check of a :class:`core.spectral.ood.OodResult`: a warning above ``OOD_WARNING_FRACTION``."""
-    from core.spectral.ood import OOD_WARNING_FRACTION
+    """The quality check of a :class:`core.spectral.ood.OodResult`: a warning above :data:`OOD_WARNING_FRACTION`."""
 
     if not result.available:
         return QualityCheck("out_of_distribution", "ok", result.message, None)

@@ -23,7 +23,7 @@ import numpy as np
 from core.capture.camera_profiles import CameraProfile, resolve_profile
 from core.clock import utc_now_iso
 from core.errors import CaptureError, DatasetError
-from core.output.export import write_label_png
+from core.labels.maps import write_label_png
 from core.fileio import atomic_write, atomic_write_text
 from core.labels.maps import label_counts, label_png_shape, map_nemesis_codes, read_label_png
 from core.capture.metadata import CaptureMetadata

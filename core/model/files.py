@@ -5,6 +5,11 @@ Tensors: ``conv.weight`` (16, B, 2, 2), ``conv.bias`` (16,), ``fc1.weight``
 ``fc2.weight`` (C, 64), ``fc2.bias`` (C,), all float32. Safetensors metadata is
 ``dict[str, str]``: NeuroHSI stores one JSON document under the key ``"neurohsi"``.
 
+A file may also hold an ensemble (:mod:`core.model.ensemble`): the outer-fold models of
+double cross-validation as tensors ``ensemble.<i>.<name>`` (same names and shapes) and
+``"ensemble": {"temperatures": [...]}`` in the metadata; ``"temperature"`` (default 1) is
+the main network's temperature-scaling divisor of its logits (``core.training.calibration``).
+
 Loading parses the safetensors header itself and reads tensors with
 ``safetensors.numpy``: a model file is never unpickled, and any file that is not
 a NeuroHSI model gets a one-line :class:`ModelFileError` naming it.
@@ -13,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +38,8 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 ARCHITECTURE = "Conv2DNet"
 METADATA_KEY = "neurohsi"
 TENSOR_NAMES = ("conv.weight", "conv.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+MEMBER_PREFIX = "ensemble."  # ensemble member i's tensors are "ensemble.<i>.<name>"
+MAX_MEMBERS = 25  # double-cv with K folds keeps K outer models; 25 = all fold models of 5 x 5
 # A patch-7 model is ~45 KB; even patch 31 stays under 2 MB. Refusing huge files
 # early keeps a wrong path (a video, a disk image) from being read into memory.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -62,6 +70,9 @@ class ModelInfo:
     wavelengths_nm: tuple[float, ...] | None = None
     # core.spectral.ood description of the training spectra; None in older files ("check unavailable").
     ood: dict | None = field(default=None, hash=False, compare=False)
+    # Temperature scaling fitted on validation data (core.training.calibration); 1.0 = uncalibrated.
+    temperature: float = 1.0
+    ensemble_size: int = 0  # ensemble members in the file (core.model.ensemble); 0 = none
 
     def __post_init__(self) -> None:
         # JSON (the scoring service's answer) gives lists; tuples keep ModelInfo hashable.
@@ -98,6 +109,11 @@ class LoadedModel:
     net: "Conv2DNet"
     info: ModelInfo
     path: Path | None = None
+    # Ensemble members (Conv2DNet, eval mode) and their temperatures, as stored in the file;
+    # classification uses them only when ``use_ensemble`` (core.model.ensemble.with_ensemble).
+    members: tuple = ()
+    member_temperatures: tuple[float, ...] = ()
+    use_ensemble: bool = False
 
 
 def save_model(
@@ -115,6 +131,8 @@ def save_model(
     created: str | None = None,
     wavelengths_nm=None,
     ood: dict | None = None,
+    temperature: float | None = None,
+    ensemble: list | None = None,
 ) -> ModelInfo:
     """Write ``net`` and its metadata to ``path`` (``.safetensors``); return the file's :class:`ModelInfo`.
 
@@ -122,6 +140,8 @@ def save_model(
     now (UTC); pass it to make the file bytes (and sha256) reproducible.
     ``wavelengths_nm`` (B,) are the band centres of the training cubes (checked at
     classification); ``ood`` is a :func:`core.spectral.ood.fit_ood` description (``to_dict()``).
+    ``temperature``: the fitted temperature of ``net`` (None: not calibrated); ``ensemble``:
+    ``[(member_net, temperature), ...]`` of the same shape as ``net`` (double-cv outer-fold models).
     """
     from safetensors.numpy import save
 
@@ -154,12 +174,25 @@ def save_model(
         meta["wavelengths_nm"] = [float(w) for w in wavelengths_nm]
     if ood is not None:
         meta["ood"] = ood
+    if temperature is not None:
+        meta["temperature"] = float(temperature)
+    members = list(ensemble or [])
+    if members:
+        meta["ensemble"] = {"temperatures": [float(t) for _, t in members]}
     _check_meta(meta, "<new model>")
-    state = net.state_dict()
-    tensors = {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
+    tensors = _tensors_of(net)
+    for index, (member, _) in enumerate(members):
+        if (member.n_bands, member.n_classes, member.patch_size) != (net.n_bands, net.n_classes, net.patch_size):
+            raise ValueError(f"ensemble member {index} differs in bands, classes or patch size from the model")
+        tensors.update({f"{MEMBER_PREFIX}{index}.{k}": v for k, v in _tensors_of(member).items()})
     data = save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
     atomic_write(path, data)  # a reader (the GUI, the service) never sees half a model
     return _info(meta, hashlib.sha256(data).hexdigest())
+
+
+def _tensors_of(net) -> dict[str, np.ndarray]:
+    state = net.state_dict()
+    return {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
 
 
 def load_model(path: str | Path) -> LoadedModel:
@@ -174,14 +207,12 @@ def load_model(path: str | Path) -> LoadedModel:
         raise ModelFileError(path, f"too large for a NeuroHSI model ({size} bytes)")
     data = path.read_bytes()
     loaded = load_model_bytes(data, source=path)
-    return LoadedModel(loaded.net, loaded.info, path)
+    return replace(loaded, path=path)
 
 
 def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedModel:
     """Like :func:`load_model` for the file's bytes (e.g. a downloaded model); ``source`` names it in errors."""
     from safetensors.numpy import load
-
-    from core.model.network import HIDDEN, N_FILTERS, Conv2DNet, pooled_size
 
     header = _read_header(data, source)
     raw_meta = header.get("__metadata__") or {}
@@ -196,7 +227,12 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
     if not isinstance(meta, dict):
         raise ModelFileError(source, "NeuroHSI metadata is not a JSON object")
     _check_meta(meta, source)
-    names = sorted(k for k in header if k != "__metadata__")
+    names = sorted(k for k in header if k != "__metadata__" and not k.startswith(MEMBER_PREFIX))
+    n_members = len(meta.get("ensemble", {}).get("temperatures", []))
+    member_names = sorted(k for k in header if k.startswith(MEMBER_PREFIX))
+    expected_members = sorted(f"{MEMBER_PREFIX}{i}.{k}" for i in range(n_members) for k in TENSOR_NAMES)
+    if member_names != expected_members:
+        raise ModelFileError(source, f"ensemble tensors do not match the {n_members} members the metadata names")
     if names != sorted(TENSOR_NAMES):
         raise ModelFileError(
             source, f"tensor names {names} do not match a Conv2DNet ({', '.join(TENSOR_NAMES)})"
@@ -205,6 +241,16 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
         tensors = load(data)
     except Exception as exc:  # safetensors raises its own SafetensorError for corrupt payloads
         raise ModelFileError(source, f"corrupt safetensors data ({exc})") from None
+    net = _build_net(tensors, meta, source)
+    members = tuple(_build_net(tensors, meta, source, prefix=f"{MEMBER_PREFIX}{i}.") for i in range(n_members))
+    temperatures = tuple(float(t) for t in meta.get("ensemble", {}).get("temperatures", []))
+    return LoadedModel(net, _info(meta, hashlib.sha256(data).hexdigest()), None, members, temperatures)
+
+
+def _build_net(tensors: dict, meta: dict, source, *, prefix: str = "") -> "Conv2DNet":
+    """The Conv2DNet of tensors ``prefix + name``, every shape, dtype and value checked (eval mode)."""
+    from core.model.network import HIDDEN, N_FILTERS, Conv2DNet, pooled_size
+
     n_classes = len(meta["class_ids"])
     q = pooled_size(meta["patch_size"])
     expected = {
@@ -219,22 +265,21 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
 
     state = {}
     for key, shape in expected.items():
-        array = tensors[key]
+        array = tensors[prefix + key]
         if tuple(array.shape) != shape:
             raise ModelFileError(
                 source,
-                f"tensor {key} has shape {tuple(array.shape)}, expected {shape} "
+                f"tensor {prefix}{key} has shape {tuple(array.shape)}, expected {shape} "
                 f"(patch {meta['patch_size']}, {meta['n_bands']} bands, {n_classes} classes)",
             )
         if not np.issubdtype(array.dtype, np.floating):
-            raise ModelFileError(source, f"tensor {key} has dtype {array.dtype}, expected float32")
+            raise ModelFileError(source, f"tensor {prefix}{key} has dtype {array.dtype}, expected float32")
         if not np.isfinite(array).all():
-            raise ModelFileError(source, f"tensor {key} holds NaN or infinite values")
+            raise ModelFileError(source, f"tensor {prefix}{key} holds NaN or infinite values")
         state[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     net = Conv2DNet(meta["n_bands"], n_classes, meta["patch_size"])
     net.load_state_dict(state)
-    net.eval()
-    return LoadedModel(net, _info(meta, hashlib.sha256(data).hexdigest()), None)
+    return net.eval()
 
 
 def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -> None:
@@ -333,6 +378,7 @@ def _check_meta(meta: dict, source) -> None:
         or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1e5 for w in wavelengths)
     ):
         raise ModelFileError(source, f"wavelengths_nm must be {meta['n_bands']} positive numbers (nm)")
+    _check_calibration(meta, source)
     ood = meta.get("ood")
     if ood is not None:
         from core.spectral.ood import OodDescription
@@ -341,6 +387,23 @@ def _check_meta(meta: dict, source) -> None:
             OodDescription.from_dict(ood, n_bands=meta["n_bands"], n_classes=len(ids))
         except ValueError as exc:
             raise ModelFileError(source, f"out-of-distribution description: {exc}") from None
+
+
+def _is_temperature(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _check_calibration(meta: dict, source) -> None:
+    """``temperature`` (positive) and ``ensemble`` ({"temperatures": [positive, ...]}) when present."""
+    if "temperature" in meta and not _is_temperature(meta["temperature"]):
+        raise ModelFileError(source, f"temperature must be a positive number, got {meta['temperature']!r}")
+    ensemble = meta.get("ensemble")
+    if ensemble is None:
+        return
+    temperatures = ensemble.get("temperatures") if isinstance(ensemble, dict) else None
+    if (not isinstance(temperatures, list) or not 1 <= len(temperatures) <= MAX_MEMBERS
+            or not all(_is_temperature(t) for t in temperatures)):
+        raise ModelFileError(source, f"ensemble must name 1..{MAX_MEMBERS} member temperatures (positive numbers)")
 
 
 def _info(meta: dict, sha256: str) -> ModelInfo:
@@ -361,4 +424,6 @@ def _info(meta: dict, sha256: str) -> ModelInfo:
         metrics=dict(meta.get("metrics", {})),
         wavelengths_nm=None if meta.get("wavelengths_nm") is None else tuple(float(w) for w in meta["wavelengths_nm"]),
         ood=meta.get("ood"),
+        temperature=float(meta.get("temperature", 1.0)),
+        ensemble_size=len(meta.get("ensemble", {}).get("temperatures", [])),
     )

@@ -47,6 +47,9 @@ class ClassificationResult:
     quality: QualityReport | None = None  # capture quality incl. the out-of-distribution check (core.model.trust)
     ood_mask: np.ndarray | None = None  # bool (H, W): unlike the training spectra; None when the model has no description
     ood_fraction: float | None = None  # share of valid pixels out of distribution; None when unavailable
+    # bool (H, W): predictive uncertainty above the threshold (core.model.uncertainty); None when the flag is off
+    uncertain_mask: np.ndarray | None = None
+    uncertain_fraction: float | None = None  # share of valid pixels flagged uncertain; None when the flag is off
 
 
 def _use_all_cores(threads: int | None = None) -> None:
@@ -69,6 +72,7 @@ def predict_dense(
     padding: str = "reflect",
     class_ids=None,
     threads: int | None = None,
+    temperature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``float32 (H, W, C)`` and labels ``uint8 (H, W)`` for every pixel of ``cube``.
 
@@ -78,7 +82,8 @@ def predict_dense(
     Border pixels are classified through ``padding`` (mode name as in the model file).
     ``net`` is the patch network (converted here) or its dense twin, whose own padding wins.
     ``threads``: torch intra-op threads to use (default: every usable core). The
-    result does not depend on it.
+    result does not depend on it. ``temperature`` (> 0) divides the logits before the
+    softmax (the model file's calibration); it never changes the labels.
     """
     import torch
 
@@ -95,6 +100,8 @@ def predict_dense(
         raise ValueError(f"class_ids must be {dense.n_classes} ids in 0..255, got {class_ids!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     _use_all_cores(threads)
     half = dense.patch_size // 2
     if dense.padding == "reflect" and min(data.shape[:2]) <= half:
@@ -111,6 +118,8 @@ def predict_dense(
         logits = dense.eval().forward_padded(x)[0]  # (C, H, W)
         # (H, W, C): channels_last output, so this is a view; a copy only if not.
         logits_hwc = logits.permute(1, 2, 0).contiguous().numpy()
+    if temperature != 1.0:  # skipped at 1 so uncalibrated models keep their exact bits
+        logits_hwc = np.divide(logits_hwc, np.float32(temperature), dtype=np.float32)
     probs = _softmax_last(logits_hwc)
     labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
     if valid is not None and not valid.all():
@@ -188,19 +197,37 @@ def prepare_files(
     return replace(prepared, timings_s=timings)
 
 
-def classify_prepared(prepared: Prepared, model: LoadedModel, *, threads: int | None = None) -> ClassificationResult:
+_DEFAULT = object()  # "no threshold given": the product's default (core.model.uncertainty.default_threshold)
+
+
+def classify_prepared(
+    prepared: Prepared, model: LoadedModel, *, threads: int | None = None, uncertainty_threshold=_DEFAULT
+) -> ClassificationResult:
     """Step two: check the model fits the prepared cube and classify every pixel.
 
     Timings (s): the prepared stages, "infer" (compatibility check, dense network
     and softmax) and "total": the wall clock of preparing plus the wall clock of
     this call, so a capture prepared once and classified later (the GUI) does not
     count the time the user spent looking at it. ``threads``: see :func:`predict_dense`.
+    Probabilities are calibrated by the model file's temperature; with
+    ``model.use_ensemble`` (:func:`core.model.ensemble.with_ensemble`) they are the mean of
+    the ensemble members' and ``result.model`` names the ensemble.
+    ``uncertainty_threshold`` (0..1, None = no flag; default: the product's default) sets
+    ``uncertain_mask`` (:func:`core.model.uncertainty.with_uncertainty`).
     """
+    from core.model.uncertainty import default_threshold, with_uncertainty
+
     start = time.perf_counter()
     check_compatible(model.info, prepared.cube, path=model.path)
-    probs, labels = predict_dense(
-        model.net, prepared.cube, padding=model.info.padding, class_ids=model.info.class_ids, threads=threads
-    )
+    info = model.info
+    if model.use_ensemble:
+        from core.model.ensemble import ensemble_info, predict_ensemble
+
+        probs, labels = predict_ensemble(model, prepared.cube, threads=threads)
+        info = ensemble_info(info, len(model.members))
+    else:
+        probs, labels = predict_dense(model.net, prepared.cube, padding=info.padding, class_ids=info.class_ids,
+                                      threads=threads, temperature=info.temperature)
     t_infer = time.perf_counter()
     # The map is made even for an unusable capture; whoever shows or writes it decides
     # (core.capture.quality.require_usable), so "show anyway" needs no second run.
@@ -208,10 +235,12 @@ def classify_prepared(prepared: Prepared, model: LoadedModel, *, threads: int | 
     end = time.perf_counter()
     timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
     timings["total"] = prepared.timings_s.get("total", 0.0) + (end - start)
-    return ClassificationResult(
-        labels, probs, prepared.rgb, model.info, timings, prepared.cube, "local",
+    result = ClassificationResult(
+        labels, probs, prepared.rgb, info, timings, prepared.cube, "local",
         quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction,
     )
+    threshold = default_threshold() if uncertainty_threshold is _DEFAULT else uncertainty_threshold
+    return with_uncertainty(result, threshold)
 
 
 def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:

@@ -10,16 +10,14 @@ The pictures are drawn by :mod:`core.output.render`; this module encodes and wri
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from core.classes import UNLABELLED, class_table
+from core.classes import UNLABELLED
 from core.errors import DatasetError
 from core.fileio import atomic_write
-from core.labels.maps import validate_labels
 
 NPZ_LAYOUT_VERSION = 1
 # Every array of the NPZ layout; :func:`read_npz` refuses a file missing any of them.
@@ -50,43 +48,6 @@ _STRING_FIELDS = (
 
 
 # -- label maps ----------------------------------------------------------------
-def label_png_bytes(labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None) -> bytes:
-    """A label map ``(H, W)`` of class ids 0..5 encoded as a palette ("P") PNG.
-
-    Pixel values *are* the class ids; the palette (class colours of ``palette``)
-    only makes the file readable in an image viewer. ``text`` adds PNG text chunks.
-    Raises ``ValueError`` when ``labels`` is not a 2-D integer map of class ids.
-    """
-    from PIL import Image, PngImagePlugin
-
-    labels = np.ascontiguousarray(validate_labels(labels))
-    # Built from raw bytes so the pixel values stay the class ids (no quantisation).
-    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
-    image.putpalette(class_table().lut(palette)[:, :3].reshape(-1).tolist())
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    # compress_level 1: label maps are mostly runs; ~5x faster than the default and barely larger.
-    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
-    return buffer.getvalue()
-
-
-def write_label_png(
-    path: str | Path, labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None
-) -> Path:
-    """Write a label map (class ids 0..5, ``(H, W)``) as a palette PNG; :func:`core.labels.maps.read_label_png` reads it.
-
-    Raises ``ValueError`` naming ``path`` when ``labels`` is not a label map.
-    """
-    path = Path(path)
-    try:
-        data = label_png_bytes(labels, palette=palette, text=text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    return atomic_write(path, data)
-
-
 def write_colour_png(path: str | Path, labels: np.ndarray, *, palette: str = "thesis") -> Path:
     """Write the class colours of a label map ``uint8 (H, W)`` as an RGB PNG ``(H, W, 3)``; 0 is black."""
     from PIL import Image

@@ -159,7 +159,6 @@ def fit_ood_from_cubes(items, **kwargs) -> OodDescription:
     return fit_ood(np.concatenate(spectra), np.concatenate(ids), **kwargs)
 
 
-OOD_WARNING_FRACTION = 0.20  # above this share of valid pixels, the capture's quality is a warning
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ a :class:`FoldRecord` and :func:`select_double_cv` picks the same final model:
 * for every outer fold o, its inner winner is the fold model with the best
   validation OACC (first on ties);
 * the winner of outer fold o is tested on outer fold o (its test metrics);
-* the final model is the outer winner with the best test OACC (first on ties).
+* the final model is the outer winner with the best test OACC (first on ties);
+* all K outer winners are kept as the model file's ensemble (:func:`outer_winners`).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class FoldRecord:
     val_oacc: float
     test: dict  # core.training.metrics.classification_metrics on the outer test fold
     plan_id: str = ""  # same for every fold model of one run (samples, folds, seed, hyper-parameters)
+    temperature: float | None = None  # fitted on its validation fold (core.training.calibration); None: not fitted
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -37,8 +39,10 @@ class FoldRecord:
     @classmethod
     def from_file(cls, path: str | Path) -> "FoldRecord":
         data = json.loads(Path(path).read_text())
+        temperature = data.get("temperature")
         return cls(int(data["model"]), int(data["outer"]), int(data["inner"]), float(data["val_oacc"]),
-                   dict(data["test"]), str(data.get("plan_id", "")))
+                   dict(data["test"]), str(data.get("plan_id", "")),
+                   None if temperature is None else float(temperature))
 
 
 def plan_id(targets: np.ndarray, config: dict) -> str:
@@ -84,3 +88,14 @@ def select_double_cv(records: list[FoldRecord], folds: int) -> tuple[int, dict]:
         "test": outer[best]["test"],
     }
     return best * folds + outer[best]["winner_inner"], metrics
+
+
+def outer_winners(metrics: dict) -> list[int]:
+    """Fold-model indices (``outer * K + inner``) of every outer fold's winner, in outer order.
+
+    These are the ensemble training keeps (:mod:`core.model.ensemble`): K models, each
+    chosen on its own inner validation folds and never on the data of the others' tests.
+    ``metrics`` is :func:`select_double_cv`'s.
+    """
+    folds = metrics["folds"]
+    return [o["outer"] * folds + o["winner_inner"] for o in metrics["outer"]]

@@ -7,7 +7,9 @@ the whole dataset; each round trains a fresh model (no-cv by default) on the
 labelled pixels of the other patients and classifies the held-out patient's
 labelled pixels. Reported per held-out patient and overall (the pooled confusion
 matrix of all held-out pixels): OACC, per-class sensitivity and specificity,
-tumour sensitivity, confusion matrix.
+tumour sensitivity, confusion matrix; per patient also the expected calibration error
+(``"calibration"``, :func:`core.training.calibration.calibration_report`: before and after the
+model's temperature, which double-cv fits on validation folds; no-cv models are uncalibrated).
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ from core.training.trainer import (
     check_stop,
     class_names_of,
     patch_set_from_captures,
-    predict_patches,
     train_patch_set,
 )
+from core.training.calibration import calibration_report, patch_logits
 
 
 def patient_groups(captures) -> dict[str, list[int]]:
@@ -67,12 +69,14 @@ def leave_one_patient_out(
         result = train_patch_set(data.subset(np.flatnonzero(~held_out)), config, progress=report,
                                  should_stop=should_stop, class_names=names)
         test = data.subset(np.flatnonzero(held_out))
-        metrics = classification_metrics(test.targets, predict_patches(result.net, test.patches),
-                                         data.class_ids, names)
+        logits = patch_logits(result.net, test.patches)
+        metrics = classification_metrics(test.targets, logits.argmax(axis=1), data.class_ids, names)
         total += np.asarray(metrics["confusion"], dtype=np.int64)
         rounds.append({"patient": patient, "capture_ids": test_ids, "n_train": len(held_out) - int(held_out.sum()),
-                       "metrics": metrics, "train_s": time.perf_counter() - t0})
+                       "metrics": metrics, "calibration": calibration_report(logits, test.targets, result.temperature),
+                       "train_s": time.perf_counter() - t0})
     oaccs = [r["metrics"]["oacc"] for r in rounds if "metrics" in r]
+    eces = [r["calibration"]["ece"] for r in rounds if "calibration" in r]
     return {
         "method": "leave-one-patient-out",
         "config": config.to_dict(),
@@ -84,6 +88,7 @@ def leave_one_patient_out(
         "oacc_mean": float(np.mean(oaccs)) if oaccs else None,
         "oacc_min": float(np.min(oaccs)) if oaccs else None,
         "oacc_max": float(np.max(oaccs)) if oaccs else None,
+        "ece_mean": float(np.mean(eces)) if eces else None,
         "timings_s": {"prepare": prepared - start, "total": time.perf_counter() - start},
     }
 
@@ -113,5 +118,7 @@ def format_evaluation_table(report: dict) -> str:
     lines.append("-" * len(head))
     lines.append(f"OACC over held-out patients: mean {_f(report['oacc_mean'])}, "
                  f"range {_f(report['oacc_min'])} to {_f(report['oacc_max'])}")
+    if report.get("ece_mean") is not None:
+        lines.append(f"Expected calibration error over held-out patients: mean {_f(report['ece_mean'])}")
     lines.append(format_metrics_table(report["overall"], title="All held-out pixels pooled:"))
     return "\n".join(lines)

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from core.classes import CLASS_IDS, class_table
 from core.cpu import usable_cores
-from core.training.double_cv import FoldRecord, plan_id, select_double_cv
+from core.training.calibration import fit_temperature, patch_logits
+from core.training.double_cv import FoldRecord, outer_winners, plan_id, select_double_cv
 from core.errors import DatasetError, TrainingCancelled
 from core.training.folds import DoubleCVPlan, double_cv_plan, stratified_batch_plan
 from core.training.metrics import classification_metrics
@@ -78,6 +79,11 @@ class TrainingResult:
     profile_id: str | None = None
     n_bands: int = 25
     n_samples: int = 0
+    # Temperature scaling fitted on the chosen model's validation fold (double-cv; None for no-cv),
+    # and the outer-fold winners kept as the ensemble with their own temperatures (core.model.ensemble).
+    temperature: float | None = None
+    members: tuple = ()
+    member_temperatures: tuple[float, ...] = ()
 
 
 ProgressFn = Callable[[TrainingProgress], None]
@@ -201,14 +207,15 @@ def train_patch_set(
             metrics = {"mode": "no-cv",
                        "train": classification_metrics(targets, pred, data.class_ids, class_names)}
             final = models.to_net(0)
+            kept = (None, (), ())
         else:
-            final, metrics, trained = _double_cv(patches, onehot, targets, config, n_classes, data.class_ids,
-                                                 class_names, progress, should_stop, history, workers)
+            final, metrics, trained, kept = _double_cv(patches, onehot, targets, config, n_classes, data.class_ids,
+                                                       class_names, progress, should_stop, history, workers)
     end = time.perf_counter()
     timings = {"train": trained - start, "select": end - trained, "total": end - start,
                "per_epoch": (trained - start) / config.epochs}
     return TrainingResult(final, metrics, history, timings, config, tuple(data.class_ids), tuple(class_names),
-                          tuple(data.capture_ids), None, int(data.patches.shape[1]), n)
+                          tuple(data.capture_ids), None, int(data.patches.shape[1]), n, *kept)
 
 
 def _double_cv(patches, onehot, targets, config, n_classes, class_ids, class_names, progress, should_stop,
@@ -222,7 +229,19 @@ def _double_cv(patches, onehot, targets, config, n_classes, class_ids, class_nam
                             plan_id(targets, config.to_dict()))
     models.close()
     chosen, metrics = select_double_cv(records, config.folds)
-    return models.to_net(chosen), metrics, trained
+    # Keep every outer winner, each calibrated on its own validation fold (never on a test fold).
+    winners = outer_winners(metrics)
+    members = tuple(models.to_net(i) for i in winners)
+    temperatures = tuple(fit_temperature(patch_logits(net, data_rows(patches, plan.val_rows[i])),
+                                         targets[plan.val_rows[i]]) for net, i in zip(members, winners))
+    metrics["calibration"] = {"temperatures": list(temperatures), "fitted_on": "each outer winner's validation fold"}
+    return (models.to_net(chosen), metrics, trained,
+            (temperatures[winners.index(chosen)], members, temperatures))
+
+
+def data_rows(patches: torch.Tensor, rows: np.ndarray) -> np.ndarray:
+    """Patches ``float32 (len(rows), B, p, p)`` of the given sample rows, as numpy."""
+    return patches[torch.from_numpy(np.asarray(rows, dtype=np.int64))].numpy()
 
 
 def _fold_records(models: ModelGroups, patches, targets, plan: DoubleCVPlan, ids: list[int], class_ids,
@@ -269,7 +288,10 @@ def train_fold_model(
         [record] = _fold_records(models, patches, data.targets, plan, [model], data.class_ids, class_names,
                                  plan_id(data.targets, config.to_dict()))
         models.close()
-    return models.to_net(0), record
+        net, val = models.to_net(0), plan.val_rows[model]
+        record = replace(record, temperature=fit_temperature(patch_logits(net, data_rows(patches, val)),
+                                                             data.targets[val]))
+    return net, record
 
 
 def class_names_of(class_ids: tuple[int, ...]) -> tuple[str, ...]:

@@ -18,13 +18,14 @@ from collections import deque
 from pathlib import Path
 
 from remote.credentials import redact
-from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
+from remote.training_backends.base import TRAINING_FIELDS, JobError, JobInfo, JobSpec, JobStatus
 
 DEFAULT_DATASTORE = "neurohsi"
 DEFAULT_EXPERIMENT = "neurohsi-training"
 
 # Hyper-parameters become typed job inputs (visible and editable in Azure ML studio,
-# like the thesis's script arguments); capture lists are plain flags in the command.
+# like the thesis's script arguments; the job script builds the JobSpec from them, whose
+# TrainingConfig validates them); capture lists are plain flags in the command.
 _HYPER_INPUTS = (
     ("epochs", "--epochs"),
     ("batch_size", "--batch-size"),
@@ -96,7 +97,7 @@ def build_command_job(
         ),
     }
     for name, _ in _HYPER_INPUTS:
-        inputs[name] = getattr(spec, name)
+        inputs[name] = getattr(spec.training if name in TRAINING_FIELDS else spec, name)
     # CommandJob (not the command() builder, which makes a pipeline node) is what
     # load_job() returns for a command YAML, so the offline round trip is like for like.
     return CommandJob(
@@ -192,11 +193,15 @@ class AzureMLBackend:
     def submit(self, spec: JobSpec) -> str:
         """Double cross-validation: the pipeline (one sweep trial per fold model across the cluster,
         then the selection; :mod:`remote.training_backends.azureml_pipeline`); else one command job."""
-        if spec.cross_validation == "double":
+        if spec.training.cross_validation == "double":
             job = self.build_pipeline(spec)
         else:
             job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
         created = self._call("submit", self._ml_client().jobs.create_or_update, job)
+        from core.audit.events import record
+        from remote.training_backends.base import audit_spec
+
+        record("training_submitted", backend=self.name, job_id=created.name, **audit_spec(spec))
         return created.name
 
     def build_pipeline(self, spec: JobSpec, *, max_concurrent_trials: int | None = None):
@@ -293,7 +298,8 @@ class AzureMLBackend:
         return MlflowRestClient(uri, EntraTokenAuth(self._credential, scope=ARM_SCOPE))
 
     def metrics(self, job_id: str) -> list[dict]:
-        from remote.training_job import PROGRESS_FILE, read_progress
+        from core.training.run import read_progress
+        from remote.training_job import PROGRESS_FILE
 
         if self._running(job_id) is not None:
             return []  # outputs of a running job cannot be downloaded; progress shows once it ends

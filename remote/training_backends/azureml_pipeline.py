@@ -102,14 +102,15 @@ def build_double_cv_pipeline(
     from azure.ai.ml.entities import CommandComponent
     from azure.ai.ml.sweep import Choice
 
-    if spec.cross_validation != "double":
+    cfg = spec.training  # core.training.config.TrainingConfig
+    if cfg.cross_validation != "double":
         raise JobError("the double cross-validation pipeline needs cross_validation='double'")
     if not isinstance(max_concurrent_trials, int) or max_concurrent_trials < 1:
         raise JobError(f"max concurrent trials must be a positive integer, got {max_concurrent_trials!r}")
     cv_run = cv_run or new_cv_run()
     if not _CV_RUN.match(cv_run):
         raise JobError(f"double-cv run id must be 1-128 letters, digits or _.:-, got {cv_run[:40]!r}")
-    n_models = spec.folds * spec.folds
+    n_models = cfg.folds * cfg.folds
     trial = fold_component(environment, spec)
     selection = CommandComponent(
         name="neurohsi_double_cv_select",
@@ -143,8 +144,8 @@ def build_double_cv_pipeline(
 
     job = double_cv(
         dataset=Input(type="uri_folder", path=dataset_path, mode="ro_mount"),
-        epochs=spec.epochs, batch_size=spec.batch_size, patch_size=spec.patch_size, folds=spec.folds,
-        lr=float(spec.lr), seed=spec.seed, model_name=spec.model_name, model_version=spec.model_version,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, patch_size=cfg.patch_size, folds=cfg.folds,
+        lr=float(cfg.lr), seed=cfg.seed, model_name=spec.model_name, model_version=spec.model_version,
         run_id=cv_run,
     )
     job.tags = {"neurohsi.dataset": spec.dataset, "neurohsi.model": spec.model_name, "neurohsi.cv_run": cv_run}

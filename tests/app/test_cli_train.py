@@ -131,3 +131,8 @@ def test_fold_models_one_by_one_then_train_select_match_local_double_cv(tmp_path
     a = load_model(tmp_path / "local.safetensors").info.metrics
     b = load_model(tmp_path / "selected.safetensors").info.metrics
     assert b["test_oacc_mean"] == a["test_oacc_mean"] and b["mode"] == "double-cv"
+    # both keep the same calibrated ensemble of outer winners (issue 21, item 5)
+    local_model, selected_model = load_model(tmp_path / "local.safetensors"), load_model(tmp_path / "selected.safetensors")
+    assert selected_model.info.ensemble_size == local_model.info.ensemble_size == 2
+    assert selected_model.member_temperatures == pytest.approx(local_model.member_temperatures, rel=1e-5)
+    assert selected_model.info.temperature == pytest.approx(local_model.info.temperature, rel=1e-5)

@@ -9,6 +9,7 @@ from core.capture.files import frame_to_bytes, load_capture
 from core.model.inference import classify
 from core.model.files import load_model
 from tests.support.live_writer import write_progressively, write_whole
+from tests.support.maps import assert_maps_agree
 
 
 @pytest.fixture
@@ -43,7 +44,8 @@ def test_watch_folder_shows_each_new_map_and_keeps_a_filmstrip(qtbot, make_windo
     first = _write_and_wait(qtbot, live, folder, capture, 2, progressive=True)
     assert first.prepared.capture.capture_id == "ID0018C02"
     assert window.result is first.result and window.opened is first.prepared
-    np.testing.assert_array_equal(window.result.labels, classify(capture, load_model(model_path)).labels)
+    expected = classify(capture, load_model(model_path))  # every core; live runs 1 thread
+    assert_maps_agree(window.result.probabilities, window.result.labels, expected.probabilities, expected.labels)
     assert window.windowTitle().endswith("ID0018C02")
     live.indicator.tick()
     text = live.indicator.label.text()
@@ -118,3 +120,27 @@ def test_filmstrip_keeps_the_last_twenty(qtbot):
     with qtbot.waitSignal(strip.chosen) as chosen:
         strip.itemClicked.emit(strip.item(19))
     assert chosen.args[0].prepared.capture.capture_id == "C5"
+
+
+def test_gui_live_mode_honours_the_remote_deadline_setting(qtbot, make_window, small_files, monkeypatch):
+    """Live mode asks the endpoint with the user's deadline, as a single capture does (one classifier)."""
+    import remote.remote_or_local as remote_or_local
+
+    raw, model_path = small_files
+    window = make_window(model_path)
+    live = install_live(window)
+    window.settings.set("use_remote", True)
+    window.settings.set("endpoint_url", "http://127.0.0.1:9/score")
+    window.settings.set("remote_deadline_s", 7)
+    seen = []
+
+    def fake(prepared, **kwargs):
+        seen.append(kwargs)
+        raise remote_or_local.RemoteError(None, "no endpoint in this test")
+
+    monkeypatch.setattr(remote_or_local, "classify_remote_or_local", fake)
+    classify = live._classifier()
+    with pytest.raises(remote_or_local.RemoteError):
+        classify(object())
+    assert seen[0]["policy"].deadline_s == 7 and seen[0]["policy"] == window.remote_policy()
+    assert seen[0]["endpoint"].url == "http://127.0.0.1:9/score"

@@ -92,7 +92,7 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     import dataclasses
 
     import app.workers
-    from core.spectral.ood import OOD_WARNING_FRACTION
+    from core.capture.quality import OOD_WARNING_FRACTION
     from core.capture.quality import assess_quality
 
     raw, model = small_files

@@ -18,7 +18,7 @@ from core.dataset.folders import (
     write_capture_folder,
 )
 from core.errors import DatasetError
-from core.output.export import write_label_png
+from core.labels.maps import write_label_png
 from core.spectral.chain import preprocess_capture
 from core.capture.synthetic.captures import generate_capture, small_profile
 

@@ -1,6 +1,8 @@
 """The Azure ML command job built from a JobSpec validates offline with the SDK's own schema."""
 from __future__ import annotations
 
+from core.training.config import TrainingConfig
+
 import json
 from pathlib import Path
 
@@ -31,8 +33,9 @@ def plain(entity) -> dict:
     return json.loads(json.dumps(entity._to_dict()))
 
 
-def spec(**kw):
-    base = dict(dataset="ward7", test_capture_ids=("ID0018C01",), epochs=40, lr=5e-4, model_name="conv2dnet-w7")
+def spec(*, cross_validation="double", seed=0, **kw):
+    base = dict(dataset="ward7", test_capture_ids=("ID0018C01",), model_name="conv2dnet-w7",
+                training=TrainingConfig(epochs=40, lr=5e-4, cross_validation=cross_validation, seed=seed))
     base.update(kw)
     return JobSpec(**base)
 
@@ -78,7 +81,7 @@ def test_command_is_what_the_job_script_parses():
     line = job_command(s).replace("${{inputs.dataset}}", "/mnt/ds").replace("${{outputs.model}}", "/mnt/out")
     for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name",
                  "model_version"):
-        line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s, name)))
+        line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s.training if hasattr(s.training, name) else s, name)))
     argv = line.split()
     assert argv[:3] == ["python", "-m", "remote.training_job"]
     args = build_parser().parse_args(argv[3:])

@@ -165,8 +165,9 @@ def test_selection_over_the_trials_own_outputs_picks_the_right_model(trials, tmp
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["chosen"]["outer"] * K + summary["chosen"]["inner"] == chosen
     fold_weights = _weights(trials.outputs[chosen] / f"fold-{chosen}.safetensors")
-    for name, value in _weights(out).items():
-        np.testing.assert_array_equal(value, fold_weights[name])
+    selected = _weights(out)  # the chosen net, plus the outer winners as its ensemble
+    for name, value in fold_weights.items():
+        np.testing.assert_array_equal(selected[name], value)
 
 
 def test_selection_needs_folders_or_a_run(tmp_path, trials):
@@ -189,10 +190,11 @@ def test_the_trials_progress_is_read_as_one_run(trials):
 # ------------------------------------------------------------------ the pipeline job
 
 
-def _spec(**kw) -> JobSpec:
-    base = dict(dataset="ward7", epochs=3, folds=K, model_name="cv", model_version="3")
-    base.update(kw)
-    return JobSpec(**base)
+def _spec(cross_validation: str = "double", **kw) -> JobSpec:
+    from core.training.config import TrainingConfig
+
+    training = TrainingConfig(epochs=3, folds=K, cross_validation=cross_validation)
+    return JobSpec(**{"dataset": "ward7", "training": training, "model_name": "cv", "model_version": "3", **kw})
 
 
 def _built(**kw):
