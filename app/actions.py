@@ -99,8 +99,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                _dialog("app.pacs_controller", "show_outbox")),
     ActionSpec("audit_log", "&Audit log…", (), "Who did what, when, with which model; verify and export",
                _dialog("app.audit_dialog", "show_audit_log")),
-    ActionSpec("settings", "&Settings…", ("Ctrl+,",), "Scoring endpoint, model, palette, theatre mode",
-               lambda w: w.open_settings),
+        ActionSpec("settings", "&Preferences…", ("Ctrl+,",), "Settings: scoring endpoint, model, palette, theatre mode,"
+               " live mode", lambda w: w.open_settings),
     ActionSpec("theatre", "&Theatre mode", ("F11",), "Full screen: only the map, a large legend and the model",
                lambda w: w.set_theatre_mode, checkable=True, icon="SP_DesktopIcon"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Every key of this window", _dialog("app.shortcuts_dialog", "show_shortcuts")),
@@ -112,6 +112,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
 MENUS: dict[str, tuple[str | None, ...]] = {
     "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", "export_dicom",
               "pacs_outbox", None, "quit"),
+    "&Edit": ("settings",),  # where users look for settings (Edit ▸ Preferences); also under Tools
     "&Classify": ("classify", "cancel"),
     "&View": ("fit", "actual_size", None, "overlay", "contour", "outline", "cycle_view", "opacity_down", "opacity_up",
               None, *(f"toggle_class_{t.id}" for t in class_table().classes if 1 <= t.id <= 9), None, "roi",

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from core.audit.events import record
 from core.labels.maps import write_label_png
 from core.output.export import overlay_image, write_npz, write_overlay_png
+from core.output.legend import flag_layers, legend_rows
 
 
 class ExportController:
@@ -40,9 +41,16 @@ class ExportController:
             hidden=state.hidden,
             classified_at=result.classified_at,
             capture_id=self.window.opened.capture.capture_id,
-            ood_mask=getattr(result, "ood_mask", None),  # hatched, as on screen
+            flags=flag_layers(result),  # not measured, out of distribution, uncertain: hatched, as on screen
             quality=getattr(result, "quality", None),  # an unusable capture shown anyway is watermarked
         )
+
+    def legend_rows(self) -> list:
+        """The rows the overlay export lists (the screen's legend reads the same model)."""
+        args = self._overlay_arguments()
+        model = args["model"]
+        return legend_rows(args["labels"], model.class_ids, model.class_names, flags=args["flags"],
+                           hidden=args["hidden"], palette=args["palette"])
 
     def overlay_image(self):
         """The overlay PNG content as a PIL image (what :meth:`write_overlay` writes)."""

@@ -183,10 +183,15 @@ class MainWindow(QMainWindow):
         self.theatre.set_active(on)
         QTimer.singleShot(0, self.image_view.zoom_to_fit)  # once the new layout is in place
 
-    def show_warning(self, kind: str, text: str) -> None:
-        """A warning that stays on screen (banner) until acknowledged; also kept in the notice history."""
-        self.warnings.show_warning(kind, text)
-        self.sink.note(text, level="warning")
+    def show_warning(self, kind: str, text: str, capture: str | None = None) -> None:
+        """A warning that stays on screen (banner) until acknowledged or another capture is shown; also kept
+        in the notice history. Kinds about a capture name ``capture`` (default: the one on screen)."""
+        from app.warning_banner import CAPTURE_BOUND
+
+        if capture is None and kind in CAPTURE_BOUND and self.opened is not None:
+            capture = self.opened.capture.capture_id
+        self.warnings.show_warning(kind, text, capture=capture)
+        self.sink.note(f"{capture}: {text}" if capture else text, level="warning")
 
     def pin_spectrum(self, row: int, col: int) -> None:
         """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
@@ -228,6 +233,8 @@ class MainWindow(QMainWindow):
 
     def _opened(self, opened: workers.OpenedCapture, *, quiet: bool = False) -> None:
         self.opened, self.result = opened, None
+        self.warnings.capture_changed(opened.capture.capture_id)  # no banner over a capture it is not about
+        self.spectrum.clear_hover()
         self.map_area.show_map()
         self.map_area.colour_bar.set_has_map(False)
         self.map_area.theatre.set_model_line(f"{opened.capture.capture_id} — not classified yet (F5)")
@@ -248,7 +255,7 @@ class MainWindow(QMainWindow):
             self.sink.note(f"Opened {opened.capture.capture_id}")
         quality = opened.quality  # core.capture.quality.QualityReport; shown at once, before any map (self.trust: the map)
         if quality is not None and quality.status != "ok":
-            self.show_warning("quality", f"{opened.capture.capture_id}: {quality.reason}")
+            self.show_warning("quality", quality.reason)
         self._update_actions()
         self.capture_opened.emit(opened)
 
@@ -331,7 +338,7 @@ class MainWindow(QMainWindow):
         valid = result.cube.valid if result.cube is not None else opened.cube.valid
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
         self.result = result
-        self.legend.set_labels(result.labels)
+        self.legend.set_result(result)  # class shares and flag layers, as every export lists them
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)
@@ -343,6 +350,9 @@ class MainWindow(QMainWindow):
     def _map_painted(self, result, started: float, capture_id: str, say: bool) -> None:
         """The map is on screen: show the wall time since the click (what the user waited)."""
         waited = time.perf_counter() - started
+        if self.trust.withheld(result, capture_id, say=say):  # no map on screen: never "Map in N ms"
+            self.map_shown.emit(waited)
+            return
         self.status.show_waited(waited, result.timings_s)
         self.map_area.theatre.set_model_line(self.status.theatre_line(result, waited))
         if say:
@@ -432,6 +442,8 @@ class MainWindow(QMainWindow):
             self.sink.report(exc, context="settings")
         self._entra_auth = None  # the endpoint or the sign-in may have changed
         self.overlay_state.palette = state.palette
+        if not self.settings.remote_enabled():
+            self.warnings.acknowledge(("remote",))  # about an endpoint no longer in use
         self.actions["theatre"].setChecked(state.theatre_mode)
         self.load_model()  # the model may have changed; the cache makes an unchanged one instant
 

@@ -50,6 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("palette", "display/palette", str, "thesis", "Class colours: 'thesis' or 'colourblind'."),
     Setting("theatre_mode", "display/theatre_mode", bool, False, "Full screen, only the map with a large legend (F11); readable from 2 m."),
     Setting("opacity", "display/opacity", int, 60, "Overlay opacity in percent."),
+    Setting("live_stale_after_s", "live/stale_after_s", int, 10,
+            "Live mode: a banner with the map's age when no new capture came for this many seconds."),
     Setting("recent_files", "files/recent_files", list, [], "Recently opened raw captures, newest first."),
     Setting("window_geometry", "window/geometry", bytes, b"", "Main window geometry (Qt saveGeometry)."),
     Setting("window_state", "window/state", bytes, b"", "Docks and toolbars (Qt saveState)."),

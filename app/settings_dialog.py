@@ -47,6 +47,7 @@ class SettingsState:
     use_ensemble: bool = False
     show_uncertain: bool = SHOW_BY_DEFAULT
     uncertainty_threshold: int = 50  # percent
+    live_stale_after_s: int = 10  # live mode: the stale-map banner after this many seconds without a capture
     key_session_only: bool = False  # keep the key in memory until the app closes (no keyring here)
     keyring_available: bool = field(default=True, compare=False)
     loaded_key: str = field(default="", compare=False, repr=False)  # the key as read: untouched means unchanged
@@ -73,6 +74,8 @@ class SettingsState:
             raise ValueError(f"unknown palette {self.palette!r}")
         if not 0 <= self.uncertainty_threshold <= 100:
             raise ValueError(f"uncertainty threshold must be 0-100 %, got {self.uncertainty_threshold}")
+        if not 1 <= int(self.live_stale_after_s) <= 3600:
+            raise ValueError(f"stale-map threshold must be 1..3600 s, got {self.live_stale_after_s}")
 
     def save(self, settings: AppSettings) -> None:
         """Write to QSettings; the key goes to the keyring (or memory, session only), and only if edited."""
@@ -159,6 +162,11 @@ class SettingsDialog(QDialog):
         self.threshold_spin.setRange(0, 100)
         self.threshold_spin.setSuffix(" %")
         self.threshold_spin.setToolTip("Flag a pixel when its uncertainty (0 % sure, 100 % all classes alike) exceeds this")
+        self.stale_spin = QSpinBox()
+        self.stale_spin.setObjectName("settings_live_stale")
+        self.stale_spin.setRange(1, 3600)
+        self.stale_spin.setSuffix(" s")
+        self.stale_spin.setToolTip("Live mode: a banner with the map's age when no new capture came for this long")
         self.error_label = QLabel("")
         self.error_label.setStyleSheet("color: #ff7070;")
 
@@ -183,6 +191,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.ensemble_check)
         form.addRow("", self.uncertain_check)
         form.addRow("Uncertain above", self.threshold_spin)
+        form.addRow("Live map stale after", self.stale_spin)
         self.cloud_button = QPushButton("Cloud: storage and Azure ML…")
         self.cloud_button.setObjectName("cloud_button")
         self.cloud_button.clicked.connect(self.open_cloud)
@@ -211,6 +220,7 @@ class SettingsDialog(QDialog):
             lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
         )
         self.theatre_check.toggled.connect(lambda v: setattr(self.state, "theatre_mode", v))
+        self.stale_spin.valueChanged.connect(lambda v: setattr(self.state, "live_stale_after_s", int(v)))
         self.session_key_check.toggled.connect(lambda v: setattr(self.state, "key_session_only", v))
         self.ensemble_check.toggled.connect(lambda v: setattr(self.state, "use_ensemble", v))
         self.uncertain_check.toggled.connect(lambda v: setattr(self.state, "show_uncertain", v))
@@ -235,6 +245,7 @@ class SettingsDialog(QDialog):
         self.ensemble_check.setChecked(state.use_ensemble)
         self.uncertain_check.setChecked(state.show_uncertain)
         self.threshold_spin.setValue(state.uncertainty_threshold)
+        self.stale_spin.setValue(int(state.live_stale_after_s))
 
     def accept(self) -> None:
         try:

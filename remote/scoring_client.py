@@ -40,6 +40,7 @@ from core import defaults
 from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
+from core.model.trust import flags_from_header
 from core.model.trust import from_header as trust_from_header
 from remote.scoring_http import (
     DEPLOYMENT_HEADER,
@@ -308,6 +309,7 @@ class ScoringClient:
             decoded = decode_result(response.content)
             info = model_info_from(decoded.header["model"])
             quality, ood_mask, ood_fraction = trust_from_header(decoded.header, decoded.labels.shape)
+            flags = flags_from_header(decoded.header, decoded.labels.shape)
         except (ValueError, KeyError, TypeError) as exc:
             raise RemoteError(200, f"{self.url}: unreadable answer ({exc})", None, url=self.url) from None
         server = {k: float(v) for k, v in decoded.header.get("timings_s", {}).items() if isinstance(v, (int, float))}
@@ -326,7 +328,7 @@ class ScoringClient:
         rgb = decoded.rgb if decoded.rgb is not None else np.zeros((*decoded.labels.shape, 3), np.uint8)
         return ClassificationResult(
             decoded.labels, probabilities, rgb, info, timings, None, self.url,
-            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction,
+            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction, **flags,
         )
 
     @staticmethod

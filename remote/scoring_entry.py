@@ -55,7 +55,7 @@ from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from core.capture.files import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
-from core.model.inference import classify_prepared, prepare
+from core.model.inference import classify_prepared, prepare, warm_up
 from core.model.choice import resolve_model
 from core.model.files import LoadedModel
 from core.model.trust import summary as trust_summary
@@ -181,6 +181,12 @@ def init() -> None:
         positive_float_env(ENV_SCORING_WAIT_S, DEFAULT_SCORING_WAIT_S),
     )
     _STATE = ServiceState(model, key, max_bytes, ReferenceCache(capacity), slots)
+    try:  # the first request must not pay for the process's first classification
+        warmed = warm_up(model)
+    except Exception:  # noqa: BLE001 - a failed warm-up only costs the first request time
+        logger.exception("warm-up classification failed; the first request will be slower")
+    else:
+        logger.info("NeuroHSI scoring: warmed up in %s", "-" if warmed is None else f"{1000 * warmed:.0f} ms")
     logger.info(
         "NeuroHSI scoring: model %s, key %s, request limit %d bytes",
         model.info.label,

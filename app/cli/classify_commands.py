@@ -235,6 +235,7 @@ def write_outputs(
     """Write the requested files for a :class:`core.model.inference.ClassificationResult`; returns kind -> path."""
     from core.labels.maps import write_label_png
     from core.output.export import write_npz, write_overlay_png
+    from core.output.legend import flag_layers
 
     quality = getattr(result, "quality", None)
     written = {}
@@ -247,7 +248,7 @@ def write_outputs(
         write_overlay_png(
             overlay, result.rgb, result.labels, model=result.model, source=result.source,
             classified_at=result.classified_at, capture_id=capture_id, palette=palette,
-            ood_mask=getattr(result, "ood_mask", None), quality=quality,
+            quality=quality, flags=flag_layers(result),
         )
         written["overlay"] = str(overlay)
     if npz is not None:
@@ -258,22 +259,19 @@ def write_outputs(
 
 def summarise(result, written: dict[str, str]) -> dict:
     """JSON-ready summary: model identity, where it ran, shape, class shares (%), timings (ms), files."""
-    import numpy as np
-
     from core.model.trust import summary as trust_summary
+    from core.output.legend import flag_layers, legend_rows
 
-    counts = np.bincount(result.labels.ravel(), minlength=256)
-    total = max(result.labels.size, 1)
     info = result.model
+    # The legend model the screen and the overlay use: class shares exclude flagged pixels.
+    rows = legend_rows(result.labels, info.class_ids, info.class_names, flags=flag_layers(result))
     return {
         "model": {"name": info.name, "version": info.version, "sha256": info.sha256, "profile_id": info.profile_id},
         "source": result.source,
         "classified_at": result.classified_at,
         "shape": list(result.labels.shape),
-        "classes_percent": {
-            name: round(100.0 * counts[cid] / total, 2) for cid, name in zip(info.class_ids, info.class_names)
-        }
-        | ({"not classified": round(100.0 * counts[0] / total, 2)} if counts[0] else {}),
+        # Every legend row, flags ("not measured", "out of distribution", "uncertain") included: adds to 100.
+        "classes_percent": {row.name: round(100.0 * row.fraction, 2) for row in rows},
         "timings_ms": {k: round(1000 * v, 2) for k, v in result.timings_s.items()},
         "outputs": written,
         **trust_summary(result),

@@ -15,7 +15,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
 from app.live.filmstrip import Filmstrip
-from app.live.indicator import STALE_AFTER_S, LiveIndicator
+from app.live.indicator import LiveIndicator
+from app.live.quality_gate import LiveQualityGate
 
 TICK_MS = 250  # indicator refresh
 
@@ -28,7 +29,7 @@ class LiveController(QObject):
     capture_failed = Signal(str)  # one line
     shown = Signal(object)  # the LiveResult now on screen
 
-    def __init__(self, window, *, stale_after_s: float = STALE_AFTER_S) -> None:
+    def __init__(self, window, *, stale_after_s: float | None = None) -> None:
         super().__init__(window)
         self.window = window
         self.pipeline = None
@@ -48,6 +49,8 @@ class LiveController(QObject):
         before = next((a for a in file_menu.actions() if a.isSeparator()), None)
         file_menu.insertActions(before, [self.watch_action, self.stop_action])
 
+        if stale_after_s is None:
+            stale_after_s = float(window.settings.get("live_stale_after_s"))
         self.indicator = LiveIndicator(stale_after_s=stale_after_s)
         self.indicator.pause_toggled.connect(self.set_paused)
         self.indicator.hide()
@@ -58,6 +61,8 @@ class LiveController(QObject):
         self.dock.hide()
         self.timer = QTimer(self, interval=TICK_MS)
         self.timer.timeout.connect(self.indicator.tick)
+        self.gate = LiveQualityGate(window, self.indicator)  # quality checks and banners, as for one capture
+        self.timer.timeout.connect(self.gate.tick)
 
         self.result_ready.connect(self._on_result)
         self.source_event.connect(self._on_event)
@@ -96,6 +101,7 @@ class LiveController(QObject):
             on_error=lambda cid, exc: self.capture_failed.emit(describe_error(cid, exc)),
         ).start()
         self.indicator.pause_button.setChecked(False)
+        self.gate.started()
         self.indicator.show()
         self.dock.show()
         self.timer.start()
@@ -150,8 +156,10 @@ class LiveController(QObject):
         if self._newest is not None and live is not self._newest:
             return  # a newer map is already queued behind this one: paint only that (the GUI thread fell behind)
         self._say_model_change(live.result.model)
-        self._show(live, latest=True)
-        self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        if self._show(live, latest=True):
+            self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        else:  # unusable: the folder is alive, but the map on screen is still the older one
+            self.indicator.capture_seen(live.complete_at)
         if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
             self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")
         self._last_reason = live.fallback_reason
@@ -162,13 +170,18 @@ class LiveController(QObject):
         if previous is not None and previous != info.sha256:
             self.window.show_warning("model", f"Model changed: live maps now come from {info.name} v{info.version}")
 
-    def _show(self, live, *, latest: bool) -> None:
+    def _show(self, live, *, latest: bool) -> bool:
+        """Paint ``live``; False when its capture was unusable and the last good map stays instead."""
         import time
 
         # The window shows how long the map took: file found complete -> map, also when stepping back.
         started = live.complete_at if latest else time.perf_counter() - live.latency_s
+        if latest and not self.gate.admit(live):  # unusable: the last good map stays, dimmed, with why
+            self.shown.emit(live)
+            return False
         self.window.show_live(live.prepared, live.result, started)
         self.shown.emit(live)
+        return True
 
     def _on_event(self, event) -> None:
         import time

@@ -15,6 +15,9 @@ Checks (code: what it measures, warning / unusable thresholds):
 - ``raw_matches_white`` / ``raw_matches_dark``: raw within noise of a reference (- / 90 %):
   the reference given as the raw, or the raw given as a reference.
 - ``reference_metadata``: a reference's serial, exposure, gain or geometry differs from the raw's (warning).
+- ``flat_frame``: the raw frame holds (nearly) one value, no image at all (unusable).
+
+``core.spectral.tissue`` adds ``featureless`` (no tissue texture, spectra unlike tissue) from the cube.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ _THRESHOLDS = {
     "raw_matches_dark": (None, 0.90),
 }
 _UNDEREXPOSED_LEVEL = 0.02  # of full scale above dark
+_FLAT_FRAME_STD = 0.5  # counts: a real frame's mosaic alone spreads its counts far wider
 _MATCH_COUNTS = 3  # raw within this many counts (or 1 % of white - dark) of a reference "matches" it
 
 
@@ -130,6 +134,10 @@ def graded(code: str, fraction: float, what: str, thresholds: tuple[float | None
 
 
 def _bit_depth(frame: np.ndarray, metadata) -> int | None:
+    return sensor_bit_depth(metadata)
+
+
+def sensor_bit_depth(metadata) -> int | None:
     """Sensor bit depth from the xiAPI context when the camera says it, else None."""
     for key, value in (getattr(metadata, "api_context", None) or ()):
         if key.endswith(":SensorBitDepth") or key.endswith(":OutputDataBitDepth"):
@@ -213,6 +221,11 @@ def assess_quality(capture) -> QualityReport:
         )
     )
     checks.append(_reference_metadata(metas))
+    spread = float(raw.std()) if n else 0.0
+    if spread < _FLAT_FRAME_STD:
+        checks.append(QualityCheck("flat_frame", "unusable", f"the raw frame holds a single value ({int(np.median(raw))}): no image", 1.0))
+    else:
+        checks.append(QualityCheck("flat_frame", "ok", "the raw frame has an image", None))
     return make_report(checks)
 
 

@@ -24,9 +24,10 @@ from core.clock import utc_now_iso
 from core.cpu import usable_cores
 from core.model.files import LoadedModel, ModelInfo, check_compatible
 from core.spectral.chain import CalibrationCache, CalibrationReferences, Cube, preprocess_capture
-from core.capture.quality import QualityReport, assess_quality
+from core.capture.quality import QualityReport, assess_quality, make_report
 from core.spectral.rgb import synthetic_rgb
 from core.model.trust import trust_of
+from core.spectral.tissue import tissue_check
 
 if TYPE_CHECKING:  # torch is imported on first use, so ClassificationResult stays light (remote client, GUI)
     from core.model.network import Conv2DNet, DenseConv2DNet
@@ -47,9 +48,13 @@ class ClassificationResult:
     quality: QualityReport | None = None  # capture quality incl. the out-of-distribution check (core.model.trust)
     ood_mask: np.ndarray | None = None  # bool (H, W): unlike the training spectra; None when the model has no description
     ood_fraction: float | None = None  # share of valid pixels out of distribution; None when unavailable
-    # bool (H, W): predictive uncertainty above the threshold (core.model.uncertainty); None when the flag is off
-    uncertain_mask: np.ndarray | None = None
-    uncertain_fraction: float | None = None  # share of valid pixels flagged uncertain; None when the flag is off
+    # Pixels that were not measured and so not classified (label 0): outside the valid mask, clipped
+    # raw in any band (saturated or at/below dark), or no tissue (core.spectral.tissue).
+    masked_mask: np.ndarray | None = None  # bool (H, W); None when unknown (an old service)
+    masked_fraction: float | None = None  # share of the frame's pixels, 0..1
+    # Per-pixel uncertainty (core.model.uncertainty, above the threshold; None when the flag is off); drawn as a flag layer.
+    uncertain_mask: np.ndarray | None = None  # bool (H, W)
+    uncertain_fraction: float | None = None  # share of the frame's pixels, 0..1
 
 
 def _use_all_cores(threads: int | None = None) -> None:
@@ -154,7 +159,8 @@ class Prepared:
     cube: Cube  # float32 (H, W, B) normalised, with validity mask (H, W) and wavelengths (B,)
     rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
     timings_s: dict[str, float]
-    quality: QualityReport | None = None  # core.capture.quality.assess_quality of the capture
+    quality: QualityReport | None = None  # assess_quality of the capture + the "featureless" check
+    not_measured: np.ndarray | None = None  # bool (H, W): never classified (see :func:`not_measured_pixels`)
 
 
 def prepare(
@@ -176,9 +182,26 @@ def prepare(
     rgb = synthetic_rgb(cube)
     t_rgb = time.perf_counter()
     quality = assess_quality(capture)  # ~1 ms: every 4th row and column
+    quality, masked = not_measured_pixels(cube, quality)
     end = time.perf_counter()
     timings = {"preprocess": t_pre - start, "rgb": t_rgb - t_pre, "quality": end - t_rgb, "total": end - start}
-    return Prepared(capture, cube, rgb, timings, quality)
+    return Prepared(capture, cube, rgb, timings, quality, masked)
+
+
+def not_measured_pixels(cube: Cube, quality: QualityReport) -> tuple[QualityReport, np.ndarray]:
+    """``quality`` with the "featureless" check added, and ``bool (H, W)``: the pixels never classified.
+
+    Not measured: outside the valid mask, clipped in any band (``cube.clipped``), or not
+    tissue (:func:`core.spectral.tissue.tissue_check`: flat spectra, or every pixel of a
+    featureless frame). Such pixels get label 0 and their own legend entry, so a saturated
+    stripe or a grey card is never painted as a tissue class.
+    """
+    raw_flat = any(c.code == "flat_frame" and c.severity == "unusable" for c in quality.checks)
+    check, not_tissue = tissue_check(cube, raw_flat=raw_flat)
+    masked = ~np.asarray(cube.valid, dtype=bool) | not_tissue
+    if cube.clipped is not None:
+        masked |= cube.clipped
+    return quality.with_check(check), masked
 
 
 def prepare_files(
@@ -231,6 +254,12 @@ def classify_prepared(
     t_infer = time.perf_counter()
     # The map is made even for an unusable capture; whoever shows or writes it decides
     # (core.capture.quality.require_usable), so "show anyway" needs no second run.
+    masked = prepared.not_measured
+    if masked is None:  # a Prepared made by hand: the same rule
+        _, masked = not_measured_pixels(prepared.cube, prepared.quality or make_report(()))
+    if masked.any():
+        labels[masked] = 0
+        probs[masked] = 0.0
     quality, ood = trust_of(prepared.quality, model.info, prepared.cube)
     end = time.perf_counter()
     timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
@@ -238,6 +267,7 @@ def classify_prepared(
     result = ClassificationResult(
         labels, probs, prepared.rgb, info, timings, prepared.cube, "local",
         quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction,
+        masked_mask=masked, masked_fraction=float(np.mean(masked)) if masked.size else 0.0,
     )
     threshold = default_threshold() if uncertainty_threshold is _DEFAULT else uncertainty_threshold
     return with_uncertainty(result, threshold)
@@ -267,3 +297,35 @@ def classify_files(
 def _with_total(result: ClassificationResult, start: float) -> ClassificationResult:
     """``result`` with "total" = wall clock since ``start`` (``time.perf_counter``)."""
     return replace(result, timings_s={**result.timings_s, "total": time.perf_counter() - start})
+
+
+def warm_up(model: LoadedModel) -> float | None:
+    """Classify one synthetic frame of the model's camera profile and throw the map away; seconds taken.
+
+    A process's first classification pays once for what later ones reuse (the profile and
+    its SCM read, torch's and BLAS's thread pools, first-touch of large buffers): measured on
+    the scoring service, the first request's preprocessing took 650 ms and the second 27 ms
+    (docs/benchmarks/remote.md). Calling this where the process starts (the service's
+    ``init()``) moves that cost out of the first user's wait. None when the model's profile is
+    not a built-in one (nothing to warm with).
+    """
+    from core.capture.camera_profiles import load_profile
+    from core.errors import ProfileError
+
+    start = time.perf_counter()
+    try:
+        profile = load_profile(model.info.profile_id)
+    except (ProfileError, OSError, ValueError):
+        return None
+    from core.capture.synthetic.captures import metadata_for
+
+    rows, cols = profile.min_frame_shape
+    rng = np.random.default_rng(0)
+    dark = np.full((rows, cols), 64, np.uint16)
+    white = np.full((rows, cols), 900, np.uint16)
+    raw = rng.integers(200, 800, size=(rows, cols), dtype=np.uint16)
+    # With camera metadata, as real captures come: resolving a profile from it imports
+    # scipy.optimize (band order, 0.6-1.2 s), the largest part of the first request's wait.
+    capture = Capture(raw, dark, white, metadata_for(profile))
+    classify_prepared(prepare(capture), model)
+    return time.perf_counter() - start

@@ -246,15 +246,16 @@ def _codes():
 
 
 def _overlay_pixels(result, *, palette: str, opacity: float, forced: bool) -> np.ndarray:
-    """uint8 (H, W, 3): the map as shown (blend, OOD hatch, unusable watermark), at the cube's size."""
+    """uint8 (H, W, 3): the map as shown (blend, then the flag layers of :mod:`core.output.legend`: not
+    measured, out of distribution, uncertain; the unusable watermark), at the cube's size."""
+    from core.output.legend import apply_flags, flag_layers
     from core.output.render import blend
-    from core.output.trust_render import UNUSABLE_WATERMARK, apply_ood, watermark
+    from core.output.trust_render import UNUSABLE_WATERMARK, watermark
 
     labels = np.asarray(result.labels)
-    ood = getattr(result, "ood_mask", None)
-    shown = labels if ood is None else np.where(ood, 0, labels).astype(np.uint8)
-    rgb = result.rgb if ood is None else apply_ood(result.rgb, ood)
-    pixels = blend(np.asarray(rgb, dtype=np.uint8)[..., :3], shown, palette=palette, alpha=float(np.clip(opacity, 0, 1)))
+    pixels = blend(np.asarray(result.rgb, dtype=np.uint8)[..., :3], labels, palette=palette,
+                   alpha=float(np.clip(opacity, 0, 1)))
+    pixels = apply_flags(pixels, flag_layers(result))
     if forced:
         pixels = watermark(pixels, UNUSABLE_WATERMARK)[..., :3]
     return np.ascontiguousarray(pixels, dtype=np.uint8)

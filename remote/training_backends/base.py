@@ -161,9 +161,8 @@ def audit_spec(spec: JobSpec) -> dict:
     """What the audit log keeps of a submitted job: dataset, capture ids, hyper-parameters (no secrets)."""
     return {
         "dataset": spec.dataset, "train_captures": len(spec.train_capture_ids),
-        "test_captures": len(spec.test_capture_ids), "epochs": spec.epochs, "batch_size": spec.batch_size,
-        "lr": spec.lr, "folds": spec.folds, "seed": spec.seed, "model_name": spec.model_name,
-        "model_version": spec.model_version,
+        "test_captures": len(spec.test_capture_ids), "training": spec.training.to_dict(),
+        "model_name": spec.model_name, "model_version": spec.model_version,
     }
 
 

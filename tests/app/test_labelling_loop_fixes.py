@@ -37,7 +37,7 @@ def test_counts_left_stale_by_a_killed_save_are_recounted_on_open_and_scan(tmp_p
     folder = tmp_path / "ds" / "ID0001C01"
     folder.mkdir(parents=True)
     store.save_labels(folder, np.ones((6, 6), np.uint8), author="a")
-    from core.output.export import write_label_png
+    from core.labels.maps import write_label_png
 
     write_label_png(folder / "labels.png", np.full((6, 6), 2, np.uint8))  # the kill: new map, old meta.json
     session = LabellingSession(folder, (6, 6))
