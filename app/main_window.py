@@ -291,6 +291,15 @@ class MainWindow(QMainWindow):
         if not self.settings.remote_enabled():
             return None
         deployment = self.settings.get("deployment").strip() or None
+        if self.settings.get("endpoint_auth") == "entra":  # one token holder per window: refreshed, not refetched
+            if getattr(self, "_entra_auth", None) is None:
+                from app.retraining.cloud_page import load_cloud_settings
+                from remote.cloud_config import resolve, scoring_credential
+                from remote.endpoint_auth import EntraTokenAuth
+
+                self._entra_auth = EntraTokenAuth(scoring_credential(resolve(load_cloud_settings(self.settings))))
+            return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), None, deployment,
+                                        token_auth=self._entra_auth)
         return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key(), deployment)
 
     def remote_policy(self) -> workers.RemotePolicy:
@@ -433,6 +442,7 @@ class MainWindow(QMainWindow):
             state.save(self.settings)
         except ValueError as exc:
             self.sink.report(exc, context="settings")
+        self._entra_auth = None  # the endpoint or the sign-in may have changed
         self.overlay_state.palette = state.palette
         if not self.settings.remote_enabled():
             self.warnings.acknowledge(("remote",))  # about an endpoint no longer in use

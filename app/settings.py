@@ -41,6 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote_deadline_s", "scoring/deadline_s", int, int(defaults.REMOTE_DEADLINE_S), "Seconds to wait for a remote map, retries included.",
             (1, 3600)),
     Setting("deployment", "scoring/deployment", str, "", "Azure ML deployment to route to; empty: the traffic split."),
+    Setting("endpoint_auth", "scoring/endpoint_auth", str, "key",
+            "'key' (keyring) or 'entra': Entra ID token of the signed-in user (aad_token endpoints)."),
     Setting("use_ensemble", "model/use_ensemble", bool, False,
             "Classify with the model file's ensemble (double-cv outer-fold models): steadier, slower; off: one model."),
     Setting("show_uncertain", "display/show_uncertain", bool, SHOW_BY_DEFAULT,

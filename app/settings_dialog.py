@@ -39,6 +39,7 @@ from core.model.uncertainty import SHOW_BY_DEFAULT
 class SettingsState:
     endpoint_url: str = ""
     endpoint_key: str = ""
+    endpoint_auth: str = "key"  # or "entra": the signed-in user's Entra ID token (aad_token endpoints)
     use_remote: bool = True
     fallback_local: bool = True
     palette: str = "thesis"
@@ -67,6 +68,8 @@ class SettingsState:
         url = self.endpoint_url.strip()
         if url and not url.lower().startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise ValueError(f"endpoint URL {url!r} must use https:// (plain http only for this machine)")
+        if self.endpoint_auth not in ("key", "entra"):
+            raise ValueError(f"endpoint sign-in must be 'key' or 'entra', got {self.endpoint_auth!r}")
         if self.palette not in PALETTES:
             raise ValueError(f"unknown palette {self.palette!r}")
         if not 0 <= self.uncertainty_threshold <= 100:
@@ -137,6 +140,7 @@ class SettingsDialog(QDialog):
         self.keyring_note.setStyleSheet("color: #ffb000;")
         self.use_remote_check = QCheckBox("Classify on the endpoint when one is set")
         self.fallback_check = QCheckBox("Classify locally when the endpoint fails")
+        self.entra_check = QCheckBox("Sign in with Microsoft Entra ID instead of a key (aad_token endpoint)")
         self.test_button = QPushButton("Test connection")
         self.test_result = QLabel("")
         self.test_result.setObjectName("test_connection_result")
@@ -171,6 +175,7 @@ class SettingsDialog(QDialog):
         form.addRow("Endpoint key", self.key_edit)
         form.addRow("", self.keyring_note)
         form.addRow("", self.session_key_check)
+        form.addRow("", self.entra_check)
         form.addRow("", self.use_remote_check)
         form.addRow("", self.fallback_check)
         test_row = QHBoxLayout()
@@ -210,6 +215,7 @@ class SettingsDialog(QDialog):
         self.key_edit.textChanged.connect(lambda t: setattr(self.state, "endpoint_key", t))
         self.use_remote_check.toggled.connect(lambda v: setattr(self.state, "use_remote", v))
         self.fallback_check.toggled.connect(lambda v: setattr(self.state, "fallback_local", v))
+        self.entra_check.toggled.connect(lambda v: setattr(self.state, "endpoint_auth", "entra" if v else "key"))
         self.palette_combo.currentIndexChanged.connect(
             lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
         )
@@ -233,6 +239,7 @@ class SettingsDialog(QDialog):
                                          else "not stored: this machine has no keyring")
         self.use_remote_check.setChecked(state.use_remote)
         self.fallback_check.setChecked(state.fallback_local)
+        self.entra_check.setChecked(state.endpoint_auth == "entra")
         self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(state.palette), 0))
         self.theatre_check.setChecked(state.theatre_mode)
         self.ensemble_check.setChecked(state.use_ensemble)

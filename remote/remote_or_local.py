@@ -2,9 +2,11 @@
 
 Policy (:class:`RemotePolicy`, the same for every caller):
 
-- the endpoint is asked through :class:`remote.scoring_client.ScoringClient` with
-  ``retries`` retries (connection errors and 408/429/502/503/504, also inside an Azure
-  ML 424; jittered backoff, ``Retry-After`` honoured), ``timeout_s = (connect, read)``
+- the endpoint is asked through :class:`remote.scoring_client.ScoringClient`: busy answers
+  (408/429/502/503/504, also inside an Azure ML 424) are retried until the deadline,
+  connection failures ``retries`` times (jittered backoff; ``Retry-After`` honoured, ignored
+  when garbage or negative; one past the deadline ends the attempt at once, saying so),
+  ``timeout_s = (connect, read)``
   per HTTP request, and the target's ``deployment`` as the ``azureml-model-deployment`` header;
 - the whole remote attempt is bounded by ``deadline_s`` of wall clock: past it the
   caller stops waiting (the abandoned request finishes on a daemon thread and its
@@ -37,18 +39,21 @@ from remote.scoring_client import RemoteError, ScoringClient
 
 @dataclass(frozen=True)
 class RemoteTarget:
-    """A scoring endpoint: URL, optional key, optional Azure ML deployment name."""
+    """A scoring endpoint: URL, optional key or Entra ID token auth, optional Azure ML deployment name."""
 
     url: str
     key: str | None = None
     deployment: str | None = None
+    # remote.endpoint_auth.EntraTokenAuth for an aad_token endpoint (instead of a key); kept per target,
+    # so its token is refreshed, not fetched again, from call to call.
+    token_auth: object | None = None
 
 
 @dataclass(frozen=True)
 class RemotePolicy:
     """How long and how often to try the endpoint (see the module docstring)."""
 
-    retries: int = 1
+    retries: int = 1  # connection failures; busy answers are retried until the deadline
     timeout_s: tuple[float, float] = (3.0, 60.0)  # (connect, read) per HTTP request
     deadline_s: float = defaults.REMOTE_DEADLINE_S  # the whole remote attempt, retries included
 
@@ -157,14 +162,14 @@ def _give_back(key: tuple, client: ScoringClient) -> None:
 
 
 def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
-    key = (endpoint.url, endpoint.key, endpoint.deployment, policy)
+    key = (endpoint.url, endpoint.key, endpoint.deployment, id(endpoint.token_auth), policy)
     with _pool_lock:
         idle = _pool.get(key)
         if idle:
             return key, idle.pop()
     client = ScoringClient(
         endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s,
-        deadline_s=policy.deadline_s, deployment=endpoint.deployment,
+        deadline_s=policy.deadline_s, deployment=endpoint.deployment, token_auth=endpoint.token_auth,
     )
     return key, client
 

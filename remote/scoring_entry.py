@@ -10,7 +10,8 @@ request (``@rawhttp``) and routes by content type:
 - ``application/json``: the thesis protocol (``raw_image``, ``white_ref``,
   ``black_ref`` as nested integer lists, ``patch_size``, ``batch_size``,
   ``patient_id``), answered with JSON ``classification_map`` and the thesis's
-  timing fields;
+  timing fields (the ``patient_id`` is checked and dropped: no answer, log or telemetry
+  carries it);
 - ``GET``: the service's identity (model, limits), used by clients to test a connection.
 
 Configuration (environment):
@@ -412,12 +413,13 @@ def _score_thesis_json(state: ServiceState, body: bytes, start: float):
     for name, frame in (("white_ref", white), ("black_ref", dark)):
         if frame.shape != raw.shape:
             raise RequestError(400, f"{name} shape {frame.shape} differs from raw_image shape {raw.shape}")
-    capture = Capture(raw, dark, white, None, capture_id=str(patient_id or "capture"))
+    # The patient id is accepted (thesis clients send it) and dropped here: it never names the
+    # capture, reaches a log or telemetry, or comes back in the answer (issue 24).
+    capture = Capture(raw, dark, white, None, capture_id="capture")
     t_parsed = time.perf_counter()
     result = _classify(state, capture, profile)
     answer = {
         "classification_map": result.labels.tolist(),
-        "patient_id": patient_id,
         "time_parsing_data": t_parsed - start,
         "time_preProcessing_data": result.timings_s.get("preprocess", 0.0),
         # Dense inference builds no patch batches: the whole cube goes through the network at once.

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=None,
                    help="train only double-cv fold model FOLD (one trial of the Azure ML sweep); "
                         "writes fold-FOLD.safetensors and fold-FOLD.json to --output-dir")
+    p.add_argument("--cv-run", default=None,
+                   help="with --fold: the double-cv run (pipeline) this trial belongs to; its MLflow run is tagged "
+                        "with it and holds the trial's outputs, which the selection step reads")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
     return p
 
@@ -125,7 +128,8 @@ def select_captures(dataset_dir: Path, spec: JobSpec, work_dir: Path) -> Path:
     return subset
 
 
-def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None, fold: int | None) -> dict:
+def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None, fold: int | None,
+          cv_run: str | None = None) -> dict:
     """Train ``spec`` on ``train_dir`` in this process (:mod:`core.training.run`), progress to
     ``out/progress.jsonl`` and MLflow; returns the summary. TrainingCancelled after SIGTERM."""
     from core.training.run import ProgressLog, train_model_file
@@ -134,7 +138,7 @@ def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None,
     config = spec.training
     model_path = out / MODEL_FILE
     tracking = TrainingRun(None, config, dataset_name=train_dir.name, run_name=model_path.stem,
-                           model_name=spec.model_name, fold=fold)
+                           model_name=spec.model_name, fold=fold, cv_run=cv_run)
     log_file = ProgressLog(out / PROGRESS_FILE)
     tracker = tracking.start()
 
@@ -152,8 +156,8 @@ def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None,
                                    name=spec.model_name, version=spec.model_version, dataset_sha256=dataset_sha256,
                                    progress=progress, should_stop=_STOP.is_set, fold=fold)
         if fold is not None:
-            if tracker is not None:
-                tracker.finish({"val_oacc": summary["val_oacc"], "test": summary["test"]})
+            if tracker is not None:  # the sweep's objective and this trial's own files (remote.tracking)
+                tracker.finish_trial(summary)
         else:
             log_file.done(summary["metrics"], model_path)
             if tracker is not None:
@@ -240,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
 
         set_status(JobStatus.RUNNING)
         if args.fold is not None:  # one sweep trial: the selection step reads what it leaves in out/
-            summary = train(train_dir, out, spec, dataset_sha256, args.fold)
+            summary = train(train_dir, out, spec, dataset_sha256, args.fold, args.cv_run)
             set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": summary["val_oacc"]})
             return 0
         train(train_dir, out, spec, dataset_sha256, None)

@@ -68,6 +68,11 @@ def add_remote_arguments(p: argparse.ArgumentParser) -> None:
     remote.add_argument(
         "--deployment", metavar="NAME", help="Azure ML deployment to route to (azureml-model-deployment header)"
     )
+    remote.add_argument(
+        "--endpoint-auth", choices=("key", "entra"), default="key",
+        help="key (--key-env) or entra: a Microsoft Entra ID token for an aad_token endpoint, from the "
+             "browser sign-in of NeuroHSI's app (NEUROHSI_AZUREML_CLIENT_ID) or the managed identity",
+    )
 
 
 def check_reference_and_remote_args(args: argparse.Namespace) -> None:
@@ -80,6 +85,8 @@ def check_reference_and_remote_args(args: argparse.Namespace) -> None:
         raise ValueError(f"environment variable {args.key_env} (--key-env) is not set")
     if args.endpoint is None and args.deployment:
         raise ValueError("--deployment needs --endpoint")
+    if args.endpoint_auth == "entra" and (args.endpoint is None or args.key_env):
+        raise ValueError("--endpoint-auth entra needs --endpoint and no --key-env")
     if not args.deadline > 0:
         raise ValueError(f"--deadline must be a positive number of seconds, got {args.deadline:g}")
 
@@ -90,7 +97,14 @@ def endpoint_target(args: argparse.Namespace):
         from remote.remote_or_local import RemoteTarget
     except ImportError as exc:  # a slimmed install without the remote package
         raise ValueError(f"remote scoring is not available in this installation ({exc})") from None
-    return RemoteTarget(args.endpoint, os.environ[args.key_env] if args.key_env else None, args.deployment)
+    token_auth = None
+    if args.endpoint_auth == "entra":
+        from remote.cloud_config import resolve, scoring_credential
+        from remote.endpoint_auth import EntraTokenAuth
+
+        token_auth = EntraTokenAuth(scoring_credential(resolve()))
+    return RemoteTarget(args.endpoint, os.environ[args.key_env] if args.key_env else None, args.deployment,
+                        token_auth=token_auth)
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -112,6 +112,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(handler=cmd_check)
 
+    from app.cli.deploy_commands import add_deploy
+
+    add_deploy(sub, _azureml_options)
+
     p = sub.add_parser("secret", help="store or remove a secret in the OS keyring (value read from stdin)")
     p.add_argument("action", choices=("set", "delete"))
     p.add_argument("name", help="e.g. storage-connection-string, scoring-endpoint-key, azureml-client-secret")

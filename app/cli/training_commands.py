@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fold", type=int, default=None, metavar="M",
                    help="train only double-cv fold model M (outer * folds + inner), as one cluster trial does; "
                         "writes fold-M.safetensors and fold-M.json into the folder of -o")
+    p.add_argument("--cv-run", default=None, metavar="ID",
+                   help="with --fold: the double-cv run this trial belongs to; tags its MLflow run and logs its "
+                        "outputs there, so train-select --from-mlflow finds every trial")
     p.set_defaults(handler=cmd_train)
 
     p = subparsers.add_parser(
@@ -69,7 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "selects as double cross-validation does: the best inner model by validation OACC per outer fold, "
         "then the outer winner with the best test OACC.",
     )
-    p.add_argument("folds_dir", type=Path, help="folder holding fold-*.json and fold-*.safetensors")
+    p.add_argument("folds_dirs", type=Path, nargs="*", metavar="FOLDER",
+                   help="folders holding fold-*.json and fold-*.safetensors (e.g. each trial's own output)")
+    p.add_argument("--from-mlflow", default=None, metavar="CV_RUN",
+                   help="read the trials of double-cv run CV_RUN from MLflow ($MLFLOW_TRACKING_URI or --mlflow-uri)")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI", help="MLflow tracking URI for --from-mlflow")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.safetensors")
     p.add_argument("--folds", type=int, default=defaults.FOLDS, metavar="K")
     p.set_defaults(handler=cmd_train_select)
@@ -149,7 +156,7 @@ def _tracking(args: argparse.Namespace, config, *, fold: int | None = None):
     from remote.tracking import TrainingRun
 
     return TrainingRun(args.mlflow_uri, config, dataset_name=args.dataset.name, run_name=args.output.stem,
-                       model_name=args.name or args.output.stem, fold=fold)
+                       model_name=args.name or args.output.stem, fold=fold, cv_run=args.cv_run)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -161,6 +168,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.progress_jsonl}: folder for --progress-jsonl does not exist")
     if args.fold is not None and config.cross_validation != "double":  # said in the flags' words
         raise ValueError("--fold trains one fold model of double cross-validation: drop --no-cv")
+    if args.cv_run is not None and args.fold is None:
+        raise ValueError("--cv-run names the double-cv run of one trial: give --fold too")
     fold = args.fold
     n_models = 1 if config.cross_validation == "none" or fold is not None else config.folds**2
     tracking = _tracking(args, config, fold=fold)
@@ -171,8 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    name=args.name, version=args.version, dataset_sha256=args.dataset_sha256,
                                    progress=sink, workers=args.workers, fold=fold)
         if fold is not None:
-            if sink.tracker is not None:
-                sink.tracker.finish({"val_oacc": summary["val_oacc"], "test": summary["test"]})
+            if sink.tracker is not None:  # the sweep's objective and this trial's own files (remote.tracking)
+                sink.tracker.finish_trial(summary)
             summary = {k: v for k, v in summary.items() if k != "test"}
         else:
             sink.done(summary["metrics"], args.output)
@@ -185,25 +194,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_select(args: argparse.Namespace) -> int:
+    import tempfile
+
+    if bool(args.folds_dirs) == bool(args.from_mlflow):
+        raise ValueError("give the trials' folders or --from-mlflow CV_RUN (one of them)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = args.folds_dirs
+        if args.from_mlflow:
+            import os
+
+            from remote import tracking
+
+            uri = args.mlflow_uri or os.environ.get(tracking.TRACKING_URI_ENV)
+            if not uri:
+                raise ValueError("--from-mlflow needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+            folders = tracking.fetch_cv_trials(uri, args.from_mlflow, tmp)
+        return _select_from(folders, args)
+
+
+def _select_from(folders: list[Path], args: argparse.Namespace) -> int:
     from core.training.double_cv import FoldRecord, outer_winners, select_double_cv
     from core.errors import DatasetError
     from core.model.files import load_model, save_model
 
-    if not args.folds_dir.is_dir():
-        raise DatasetError(args.folds_dir, "folder of fold results not found")
-    records = []
-    for path in sorted(args.folds_dir.glob("fold-*.json")):
-        try:
-            records.append(FoldRecord.from_file(path))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
+    records, where = [], {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise DatasetError(folder, "folder of fold results not found")
+        for path in sorted(folder.glob("fold-*.json")):
+            try:
+                record = FoldRecord.from_file(path)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
+            records.append(record)
+            where[record.model] = folder
     chosen, metrics = select_double_cv(records, args.folds)
-    fold_model = load_model(args.folds_dir / f"fold-{chosen}.safetensors")
+    fold_model = load_model(where[chosen] / f"fold-{chosen}.safetensors")
     info = fold_model.info
     training = {**info.training, "selected_from": len(records)}
     training.pop("fold_model", None)
     # every outer winner is kept as the ensemble, with the temperature its trial fitted (core.model.ensemble)
-    winners = [load_model(args.folds_dir / f"fold-{i}.safetensors") for i in outer_winners(metrics)]
+    winners = [load_model(where[i] / f"fold-{i}.safetensors") for i in outer_winners(metrics)]
     metrics["calibration"] = {"temperatures": [w.info.temperature for w in winners],
                               "fitted_on": "each outer winner's validation fold"}
     saved = save_model(args.output, fold_model.net, name=info.name, version=info.version, class_ids=info.class_ids,

@@ -22,8 +22,8 @@ SECRET_FOR = {"connection-string": "storage-connection-string", "account-key": "
 FIELD_TITLES = {
     "storage_account_url": "Storage account URL", "container": "Container",
     "subscription_id": "Subscription id", "resource_group": "Resource group", "workspace": "Workspace",
-    "compute": "Compute cluster", "environment": "Environment", "tenant_id": "Tenant id (service principal)",
-    "client_id": "Client id (service principal)",
+    "compute": "Compute cluster", "environment": "Environment", "tenant_id": "Tenant id",
+    "client_id": "Client id (NeuroHSI app registration)",
 }
 PLACEHOLDERS = {
     "storage_account_url": "https://<account>.blob.core.windows.net", "environment": "neurohsi-train@latest",

@@ -125,18 +125,18 @@ def test_double_cv_pipeline_yaml_validates_and_runs_one_trial_per_fold_model(loa
     assert sweep.search_space["fold"].values == list(range(folds * folds))  # every fold model, once
     assert sweep.sampling_algorithm == "grid" and sweep.limits.max_total_trials == folds * folds
     assert 1 <= sweep.limits.max_concurrent_trials <= folds * folds
-    # the selection waits for the sweep and reads the folder every trial wrote into
-    assert select.inputs["folds"]._data == "${{parent.jobs.fold_models.outputs.folds}}"
-    assert "train-select" in select.command
+    # the selection waits for the sweep and reads every trial's own files from MLflow (no shared folder)
+    assert select.inputs["after_trials"]._data == "${{parent.jobs.fold_models.outputs.folds}}"
+    assert "train-select --from-mlflow ${{inputs.cv_run}}" in select.command
     line = sweep.trial.command
     for name, value in (("dataset", "/mnt/ds"), ("fold", "7"), ("epochs", "3"), ("batch_size", "16"),
                         ("patch_size", "7"), ("folds", "5"), ("lr", "0.001"), ("seed", "0"),
-                        ("model_name", "conv2dnet"), ("model_version", "4")):
+                        ("model_name", "conv2dnet"), ("model_version", "4"), ("cv_run", "cv-1")):
         line = line.replace(f"${{{{inputs.{name}}}}}", value)
     line = line.replace("${{outputs.folds}}", "/mnt/out")
     argv = line.split()
     args = build_parser().parse_args(argv[3:])
-    assert (args.fold, args.cross_validation, args.version) == (7, "double", "4")
+    assert (args.fold, args.cross_validation, args.version, args.cv_run) == (7, "double", "4", "cv-1")
     assert args.dataset_dir == Path("/mnt/ds") and not args.skip_manifest_check
 
 
