@@ -181,22 +181,18 @@ def test_watermark_is_as_tall_as_its_text_and_under_the_model_line(qtbot, make_w
 
 
 def test_uncertain_pixels_are_a_flag_layer_with_a_legend_share(qtbot, make_window, captures, monkeypatch):
-    """The interface agreed with per-pixel uncertainty: a non-None ``uncertain_mask`` is drawn hatched
-    with its share in the legend dock, the theatre legend and the export."""
+    """Whatever ``uncertain_mask`` a result carries (core.model.uncertainty sets it at the settings'
+    threshold) is drawn hatched there, with its share in the legend dock, the theatre legend and the export."""
     import dataclasses
 
-    import app.workers
+    import core.model.uncertainty
 
-    real = app.workers.classify_job
-
-    def classify_uncertain(*args, **kwargs):
-        classified = yield from real(*args, **kwargs)
-        mask = np.zeros(classified.result.labels.shape, bool)
+    def top_rows_uncertain(result, threshold):
+        mask = np.zeros(result.labels.shape, bool)
         mask[:10] = True
-        result = dataclasses.replace(classified.result, uncertain_mask=mask, uncertain_fraction=float(mask.mean()))
-        return dataclasses.replace(classified, result=result)
+        return dataclasses.replace(result, uncertain_mask=mask, uncertain_fraction=float(mask.mean()))
 
-    monkeypatch.setattr(app.workers, "classify_job", classify_uncertain)
+    monkeypatch.setattr(core.model.uncertainty, "with_uncertainty", top_rows_uncertain)
     window = make_window(captures["model"])
     open_and_wait(qtbot, window, captures["clean"])
     result = classify_and_wait(qtbot, window)
