@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import struct
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -55,8 +54,6 @@ MAX_MEMBERS = 25  # double-cv with K folds keeps K outer models; 25 = all fold m
 # A patch-7 model is ~45 KB; even patch 31 stays under 2 MB. Refusing huge files
 # early keeps a wrong path (a video, a disk image) from being read into memory.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-# Band centres of a model and a capture may differ by calibration rounding, not by a band.
-WAVELENGTH_TOLERANCE_NM = 5.0
 
 
 @dataclass(frozen=True)
@@ -197,7 +194,9 @@ def save_model(
     members = list(ensemble or [])
     if members:
         meta["ensemble"] = {"temperatures": [float(t) for _, t in members]}
-    _check_meta(meta, "<new model>")
+    from core.model.metadata_checks import check_meta
+
+    check_meta(meta, "<new model>")
     tensors = _tensors_of(net, architecture)
     for index, (member, _) in enumerate(members):
         if (member.n_bands, member.n_classes, member.patch_size) != (net.n_bands, net.n_classes, net.patch_size):
@@ -246,7 +245,9 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
         raise ModelFileError(source, "NeuroHSI metadata is nested too deeply (not a NeuroHSI model)") from None
     if not isinstance(meta, dict):
         raise ModelFileError(source, "NeuroHSI metadata is not a JSON object")
-    _check_meta(meta, source)
+    from core.model.metadata_checks import check_meta
+
+    check_meta(meta, source)
     architecture = meta["architecture"]
     names = sorted(k for k in header if k != "__metadata__" and not k.startswith(MEMBER_PREFIX))
     n_members = len(meta.get("ensemble", {}).get("temperatures", []))
@@ -314,63 +315,12 @@ def _build_net(tensors: dict, meta: dict, source, *, prefix: str = "") -> "Conv2
     return net.eval()
 
 
-def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -> None:
-    """Refuse (``ModelFileError``) a model whose band count, camera profile or patch size does not fit ``cube``.
-
-    ``cube`` is a :class:`core.spectral.chain.Cube`; ``path`` (the model file) names the error.
-    """
-    h, w, bands = cube.data.shape
-    who = f"model {info.name!r} v{info.version}"
-    if bands != info.n_bands:
-        raise ModelFileError(
-            path, f"{who} was trained on {info.n_bands} bands, but the capture has {bands} (profile {cube.profile_id!r})"
-        )
-    if cube.profile_id != info.profile_id:
-        raise ModelFileError(
-            path, f"{who} was trained for camera profile {info.profile_id!r}, but the capture uses {cube.profile_id!r}"
-        )
-    model_wl, cube_wl = info.wavelengths_nm, getattr(cube, "wavelengths_nm", None)
-    if model_wl is not None and cube_wl is not None:
-        model_wl, cube_wl = np.asarray(model_wl, dtype=np.float64), np.asarray(cube_wl, dtype=np.float64)
-        difference = np.abs(model_wl - cube_wl) if model_wl.shape == cube_wl.shape else None
-        # NaN compares false with everything: a NaN wavelength must fail here, not pass.
-        if difference is None or not np.isfinite(difference).all() or difference.max() > WAVELENGTH_TOLERANCE_NM:
-            worst = ""
-            if difference is not None and not np.isfinite(difference).all():
-                worst = f"; band {int(np.flatnonzero(~np.isfinite(difference))[0])} has no valid wavelength (NaN)"
-            elif difference is not None:
-                worst = f"; band {int(difference.argmax())} differs by {difference.max():.1f} nm"
-            raise ModelFileError(
-                path,
-                f"{who} was trained on bands at {_nm_list(model_wl)} nm, but the capture's bands are at "
-                f"{_nm_list(cube_wl)} nm{worst} (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)",
-            )
-    half = info.patch_size // 2
-    if info.inputs == "patches" and (info.patch_size % 2 == 0 or min(h, w) <= half):
-        raise ModelFileError(
-            path, f"{who} uses {info.patch_size}x{info.patch_size} patches, which do not fit a {h}x{w} cube"
-        )
-
-
-def check_runs_on(info: ModelInfo, *, has_image: bool, what: str, path: str | Path | None = None) -> None:
-    """Refuse (``ModelFileError``, one line) a patch model on data without an image (labelled spectra only)."""
-    if info.inputs == "patches" and not has_image:
-        raise ModelFileError(
-            path, f"model {info.name!r} v{info.version} ({info.model_kind}) needs {info.patch_size}x{info.patch_size} "
-            f"patches of an image, but {what} holds labelled spectra only; use a spectral model (--model-kind spectral)"
-        )
-
-
 def _tensor_names(architecture: str) -> tuple[str, ...]:
     if architecture == "SpectralNet":
         from core.model.spectral_net import TENSOR_NAMES as SPECTRAL_TENSORS
 
         return SPECTRAL_TENSORS
     return TENSOR_NAMES
-
-
-def _nm_list(values: np.ndarray) -> str:
-    return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
 
 
 def _read_header(data: bytes, source) -> dict:
@@ -392,109 +342,6 @@ def _read_header(data: bytes, source) -> dict:
     if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":  # pickle protocol >= 2; torch.save zip archive
         raise ModelFileError(source, "looks like a pickle / torch.save file; NeuroHSI only reads .safetensors models")
     raise ModelFileError(source, "not a safetensors file (no valid header)")
-
-
-def _check_meta(meta: dict, source) -> None:
-    from core.model.network import PADDING_MODES
-
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version not in SUPPORTED_FORMAT_VERSIONS:
-        raise ModelFileError(
-            source,
-            f"unsupported NeuroHSI model format version {version!r} "
-            f"(this NeuroHSI reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
-        )
-    if meta.get("architecture") not in ARCHITECTURES:
-        raise ModelFileError(source, f"unsupported architecture {meta.get('architecture')!r} "
-                                     f"(expected one of {', '.join(ARCHITECTURES)})")
-    kind, inputs = ARCHITECTURES[meta["architecture"]]
-    if meta.get("model_kind", kind) != kind or meta.get("inputs", inputs) != inputs:
-        raise ModelFileError(source, f"model kind {meta.get('model_kind')!r} / inputs {meta.get('inputs')!r} do not "
-                                     f"match architecture {meta['architecture']!r} ({kind}, {inputs})")
-    for key, kind in (("name", str), ("version", str), ("profile_id", str), ("created", str), ("padding", str)):
-        if not isinstance(meta.get(key), kind):
-            raise ModelFileError(source, f"metadata field {key!r} missing or not a {kind.__name__}")
-    for key in ("patch_size", "n_bands"):
-        value = meta.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ModelFileError(source, f"metadata field {key!r} must be a positive integer, got {value!r}")
-    if meta["patch_size"] < 3 and meta["architecture"] == ARCHITECTURE:
-        raise ModelFileError(source, f"patch size {meta['patch_size']} is below the minimum of 3")
-    if meta["padding"] not in PADDING_MODES:
-        raise ModelFileError(source, f"unknown padding mode {meta['padding']!r} (known: {', '.join(PADDING_MODES)})")
-    ids, names = meta.get("class_ids"), meta.get("class_names")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and 1 <= i <= 255 for i in ids):
-        raise ModelFileError(source, f"class_ids must be a non-empty list of ids 1..255, got {ids!r}")
-    if len(set(ids)) != len(ids):
-        raise ModelFileError(source, f"class_ids repeat an id: {ids}")
-    if not isinstance(names, list) or len(names) != len(ids) or not all(isinstance(n, str) for n in names):
-        raise ModelFileError(source, f"class_names must be {len(ids)} strings, got {names!r}")
-    _check_names_match_table(ids, names, source)
-    for key in ("training", "metrics"):
-        if not isinstance(meta.get(key, {}), dict):
-            raise ModelFileError(source, f"metadata field {key!r} must be a JSON object")
-    wavelengths = meta.get("wavelengths_nm")
-    if wavelengths is not None and (
-        not isinstance(wavelengths, list)
-        or len(wavelengths) != meta["n_bands"]
-        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1e5 for w in wavelengths)
-    ):
-        raise ModelFileError(source, f"wavelengths_nm must be {meta['n_bands']} positive numbers (nm)")
-    _check_calibration(meta, source)
-    ood = meta.get("ood")
-    if ood is not None:
-        from core.spectral.ood import OodDescription
-
-        try:
-            OodDescription.from_dict(ood, n_bands=meta["n_bands"], n_classes=len(ids))
-        except ValueError as exc:
-            raise ModelFileError(source, f"out-of-distribution description: {exc}") from None
-
-
-def _is_temperature(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
-def _check_calibration(meta: dict, source) -> None:
-    """``temperature`` (positive) and ``ensemble`` ({"temperatures": [positive, ...]}) when present."""
-    if "temperature" in meta and not _is_temperature(meta["temperature"]):
-        raise ModelFileError(source, f"temperature must be a positive number, got {meta['temperature']!r}")
-    ensemble = meta.get("ensemble")
-    if ensemble is None:
-        return
-    temperatures = ensemble.get("temperatures") if isinstance(ensemble, dict) else None
-    if (not isinstance(temperatures, list) or not 1 <= len(temperatures) <= MAX_MEMBERS
-            or not all(_is_temperature(t) for t in temperatures)):
-        raise ModelFileError(source, f"ensemble must name 1..{MAX_MEMBERS} member temperatures (positive numbers)")
-
-
-def _name_forms(name: str) -> set[str]:
-    """Ways a class may be named: "Venous blood" -> {"venous blood", "venous"}; "dura_mater" -> {"dura mater", "dura"}."""
-    text = " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-    return {text, text.split(" ")[0]} if text else set()
-
-
-def _check_names_match_table(ids: list[int], names: list[str], source) -> None:
-    """Refuse a model whose class names belong to other ids of the class table (swapped names).
-
-    A map painted from such a model would colour tumour as healthy. Names the table
-    does not know at all ("a", "class 1") are left alone: they contradict nothing.
-    """
-    from core.classes import class_table
-
-    table = {tissue.id: _name_forms(tissue.key) | _name_forms(tissue.name) for tissue in class_table().classes}
-    for class_id, name in zip(ids, names):
-        forms = _name_forms(name)
-        # An id the table lacks is judged where the map is used (remote.result_check), not here.
-        if class_id not in table or forms & table[class_id]:
-            continue
-        owners = sorted(other for other, known in table.items() if other != class_id and forms & known)
-        if owners:
-            raise ModelFileError(
-                source,
-                f"class {class_id} is named {escape_controls(name[:60])!r}, the class table's name for class {owners[0]}: "
-                "class names and ids are swapped (a map would show the wrong tissue)",
-            )
 
 
 def _info(meta: dict, sha256: str) -> ModelInfo:

@@ -23,7 +23,8 @@ from core.capture.files import Capture, load_capture
 from core.clock import utc_now_iso
 from core.cpu import usable_cores
 from core.errors import ModelFileError
-from core.model.files import LoadedModel, ModelInfo, check_compatible
+from core.model.compatibility import check_compatible
+from core.model.files import LoadedModel, ModelInfo
 from core.spectral.chain import CalibrationCache, CalibrationReferences, Cube, preprocess_capture
 from core.capture.quality import QualityReport, assess_quality, make_report
 from core.spectral.rgb import synthetic_rgb

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import ModelFileError
-from core.model.files import check_runs_on
+from core.model.compatibility import check_runs_on
 from core.training.metrics import TUMOUR_ID, classification_metrics
 
 MARGIN_POINTS = 1.0  # differences smaller than this (percentage points) count as "the same"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import DatasetError
-from core.model.files import WAVELENGTH_TOLERANCE_NM
+from core.model.compatibility import WAVELENGTH_TOLERANCE_NM
 from core.spectral.ood import OodDescription, fit_ood_from_cubes
 
 
@@ -29,7 +29,7 @@ def describe_training_data(captures) -> TrainingDataDescription:
     """Profile, wavelengths and OOD description of dataset captures (:class:`core.dataset.folders.DatasetCapture`).
 
     ``DatasetError`` when two captures' band wavelengths differ by more than the
-    tolerance of :func:`core.model.files.check_compatible` (one model, one camera calibration).
+    tolerance of :func:`core.model.compatibility.check_compatible` (one model, one camera calibration).
     """
     from core.training.samples import load_capture_data
 

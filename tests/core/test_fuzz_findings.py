@@ -18,7 +18,8 @@ from core.dataset.folders import read_capture_folder
 from core.dataset.nemesis_files import read_nemesis_ground_truth, read_nemesis_spectra
 from core.errors import MAX_LINE_CHARS, CaptureError, DatasetError, ModelFileError, one_line
 from core.labels.maps import read_label_png
-from core.model.files import check_compatible, load_model
+from core.model.compatibility import check_compatible
+from core.model.files import load_model
 from core.model.inference import classify
 from tests.support.datasets import write_small_dataset
 from tests.support.fuzz import nested, peak_bytes, with_meta, with_scaled_weights, write

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from core.errors import DatasetError, ModelFileError
-from core.model.files import check_runs_on, load_model, save_model
+from core.model.compatibility import check_runs_on
+from core.model.files import load_model, save_model
 from core.model.spectral_net import SpectralNet
 from core.training.config import TrainingConfig
 from core.training.folds import balanced_batch_plan, double_cv_plan, group_folds, stratified_batch_plan
