@@ -58,9 +58,9 @@ def _dialog(module: str, function: str) -> Callable[[QWidget], Callable]:
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "&Open capture…", ("Ctrl+O",), "Open a raw capture (references found by name)",
-               lambda w: w.open_dialog, icon="SP_DialogOpenButton"),
+               _dialog("app.open_dialogs", "open_capture_dialog"), icon="SP_DialogOpenButton"),
     ActionSpec("open_with_references", "Open with &references…", ("Ctrl+Shift+O",),
-               "Open a raw capture and choose its dark and white references", lambda w: w.open_with_references_dialog),
+               "Open a raw capture and choose its dark and white references", _dialog("app.open_dialogs", "open_with_references_dialog")),
     ActionSpec("classify", "&Classify", ("Ctrl+R", "F5"), "Classify the open capture (Ctrl+R / F5)",
                lambda w: w.classify, icon="SP_MediaPlay"),
     ActionSpec("cancel", "Cancel", ("Esc",), "Cancel the running job", lambda w: w.cancel_job, icon="SP_BrowserStop"),

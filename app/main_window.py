@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu, QToolBar, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QToolBar, QWidget
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
@@ -41,6 +41,7 @@ from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
 from app.model_loader import ModelIndicator, ModelLoader, ModelStoreWatcher, model_hint
 from app.notifications import ErrorSink
+from app.open_dialogs import RecentMenu, last_folder, open_capture_dialog
 from app.overlay_state import OverlayState
 from app.pacs_controller import PacsController
 from app.settings import AppSettings
@@ -97,9 +98,7 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self.actions = build_actions(self)
         self.menus = populate_menus(self, self.actions)
-        self.recent_menu = QMenu("Open &recent", self)
-        self.recent_menu.setObjectName("menu_recent")
-        self.menus["&File"].insertMenu(self.actions["open_with_references"], self.recent_menu)
+        self.recent_menu = RecentMenu(self)
         self.add_dock("Legend", self.legend)
         self.add_dock("Spectrum", self.spectrum)
         self.add_dock("Capture", self.metadata)
@@ -125,7 +124,7 @@ class MainWindow(QMainWindow):
         self.trust = TrustView(self)  # quality warnings, "Show anyway", hatched out-of-distribution pixels
         self.pacs = PacsController(self)  # outbox in the status bar, retried in the background; the operator
         self.map_area.theatre.exit_button.clicked.connect(lambda: self.actions["theatre"].setChecked(False))
-        self.map_area.empty.open_button.clicked.connect(self.open_dialog)
+        self.map_area.empty.open_button.clicked.connect(lambda: open_capture_dialog(self))
 
         self.image_view.hovered.connect(self.spectrum.show_pixel)
         self.image_view.left.connect(self.spectrum.clear_hover)
@@ -136,7 +135,6 @@ class MainWindow(QMainWindow):
 
         self.setAcceptDrops(True)
         self._update_actions()
-        self._rebuild_recent_menu()
         fit_docks_to_screen(self, self.docks["Capture"], self.docks["Spectrum"])
         fit_to_screen(self, 1400, 860)
         restore_layout(self, self.settings)
@@ -199,26 +197,8 @@ class MainWindow(QMainWindow):
             self.overlay_state.add_pin(row, col)
 
     # -- open --------------------------------------------------------------
-    def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open capture", self.last_folder(),
-            "Captures (*.tif *.tiff *.mat *.npz);;Raw frame (*.tif *.tiff);;Preprocessed cube (*.mat *.npz)")
-        if path:
-            self.open_capture(path)
-
-    def open_with_references_dialog(self) -> None:
-        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self.last_folder(), "TIFF (*.tif *.tiff)")
-        if not raw:
-            return
-        folder = str(Path(raw).parent)
-        dark, _ = QFileDialog.getOpenFileName(self, "Dark reference", folder, "TIFF (*.tif *.tiff)")
-        white, _ = QFileDialog.getOpenFileName(self, "White reference", folder, "TIFF (*.tif *.tiff)") if dark else ("", "")
-        if dark and white:
-            self.open_capture(raw, dark, white)
-
     def last_folder(self) -> str:
-        recent = self.settings.get("recent_files")
-        return str(Path(recent[0]).parent) if recent else ""
+        return last_folder(self.settings)
 
     def open_capture(self, raw_path, dark_path=None, white_path=None) -> None:
         """Open a capture in a worker; the current one stays until the new one is ready."""
@@ -253,22 +233,13 @@ class MainWindow(QMainWindow):
                 lambda: self.status.show_waited(time.perf_counter() - started, opened.timings_s, verb="Opened"))
             if opened.capture.raw_path is not None:
                 self.settings.add_recent_file(opened.capture.raw_path)
-                self._rebuild_recent_menu()
+                self.recent_menu.rebuild()
             self.sink.note(f"Opened {opened.capture.capture_id}")
         quality = opened.quality  # core.capture.quality.QualityReport; shown at once, before any map (self.trust: the map)
         if quality is not None and quality.status != "ok":
             self.show_warning("quality", quality.reason)
         self._update_actions()
         self.capture_opened.emit(opened)
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = self.settings.get("recent_files")
-        for path in files:
-            action = self.recent_menu.addAction(Path(path).name)
-            action.setToolTip(path)
-            action.triggered.connect(lambda _checked=False, p=path: self.open_capture(p))
-        self.recent_menu.setEnabled(bool(files))
 
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:

@@ -28,12 +28,7 @@ from app.retraining.installing import (
 from app.retraining.registry_view import RegistryView
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.runner import Environment, TrainingRun, checks_job, default_environment
-from app.retraining.state import (
-    CaptureRow,
-    Check,
-    RetrainingState,
-    scan_dataset,
-)
+from app.retraining.state import CaptureRow, Check, RetrainingState, scan_dataset
 from app.retraining.training_form import TrainingForm, recall_form, remember_form
 from app.job_runner import run_job
 from core.errors import one_line
