@@ -14,9 +14,6 @@ _SERVICE = ("the scoring service is not part of the desktop bundle: it runs in i
 _AZUREML = ("Azure ML training is not part of the desktop bundle: use the local backend here, "
             "or submit Azure ML jobs from a full install (docs/install.md)")
 
-_BASELINE = ("the linear-SVM baseline of `neurohsi evaluate --baseline` (scikit-learn) is not part of the desktop "
-             "bundle: evaluate with baselines from a full install (docs/install.md)")
-
 # top-level or dotted module name -> why it is not in the bundle
 LEFT_OUT: dict[str, str] = {
     "azure.ai": _AZUREML,  # azure-ai-ml and everything only it needs (marshmallow, pydash, strictyaml, msrest)
@@ -27,8 +24,6 @@ LEFT_OUT: dict[str, str] = {
     "flask_cors": _SERVICE,
     "gunicorn": _SERVICE,
     "azure.monitor": _SERVICE,  # the service's telemetry exporter
-    "sklearn": _BASELINE,  # and what only it needs (joblib, threadpoolctl, narwhals)
-    "joblib": _BASELINE,
 }
 
 # CLI commands that need a left-out package, refused before they start anything.
