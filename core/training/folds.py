@@ -22,12 +22,7 @@ def stratified_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.G
     key and cut into runs of b give every batch ``b * n_c / N`` samples of c, give or
     take one or two. Batch order is then shuffled.
     """
-    targets = np.asarray(targets)
-    n = targets.shape[0]
-    if n == 0:
-        raise ValueError("no samples to plan batches for")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    targets, n = _checked_targets(targets, batch_size)
     keys = np.empty(n, dtype=np.float64)
     classes, counts = np.unique(targets, return_counts=True)
     for c, count in zip(classes, counts):
@@ -43,6 +38,16 @@ def stratified_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.G
     return plan[rng.permutation(n_batches)]
 
 
+def _checked_targets(targets: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
+    """``(targets as an array, N)``; ValueError for no samples or a batch size below 1."""
+    targets = np.asarray(targets)
+    if targets.shape[0] == 0:
+        raise ValueError("no samples to plan batches for")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return targets, targets.shape[0]
+
+
 def balanced_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """One epoch of class-balanced batches: ``int64 (ceil(N / b), b)`` indices into ``targets``.
 
@@ -50,12 +55,7 @@ def balanced_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.Gen
     sample: rare classes (tumour, blood) are seen as often as healthy tissue. Batches
     are consecutive runs of a random order, so each holds ``b / C`` of each class on average.
     """
-    targets = np.asarray(targets)
-    n = targets.shape[0]
-    if n == 0:
-        raise ValueError("no samples to plan batches for")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    targets, n = _checked_targets(targets, batch_size)
     classes = np.unique(targets)
     n_batches = -(-n // batch_size)
     draws = np.bincount(rng.integers(0, classes.size, size=n_batches * batch_size), minlength=classes.size)
