@@ -1,6 +1,7 @@
 # NeuroHSI: two commands do all set-up on a fresh machine.
 #   make run   - install into .venv and launch the app on the demo capture
 #   make test  - install what the tests need (Python packages, Azurite) and run them
+#   make test-matrix  - the whole suite once per machine variant (threads, one core, time zone, locale)
 #   make bundle       - the desktop bundle dist/neurohsi/ (PyInstaller; no Python needed on the target)
 #   make bundle-test  - build it, copy it outside the repo and smoke-test it with a clean environment
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ AZURITE_LOCK := tests/support/azurite-npm/package-lock.json
 DEMO_DIR := .cache/demo
 DEMO_RAW := $(DEMO_DIR)/ID0001C01.tif
 
-.PHONY: run test install test-deps demo-capture demo-model bench constraints screenshot qt-system-libs clean \
+.PHONY: run test test-matrix install test-deps demo-capture demo-model bench constraints screenshot qt-system-libs clean \
 	bundle bundle-test
 
 # Without a display (a server, CI, ssh) the app renders offscreen, saves a grab of
@@ -72,6 +73,12 @@ $(AZURITE): $(AZURITE_LOCK) tests/support/azurite-npm/package.json
 
 test: test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The whole suite under torch threads 1 and 2, OMP_NUM_THREADS=1, taskset -c 0,
+# TZ=America/Los_Angeles, LANG=C.UTF-8 and de_DE.UTF-8 (docs/testing.md). CI runs `make test` only.
+# MATRIX="tz-la lang-de" picks variants; PYTEST_ARGS narrows the tests (to try the target).
+test-matrix: test-deps
+	bash tests/support/test_matrix.sh $(PY) $(PYTEST_ARGS)
 
 # Desktop bundle (packaging/desktop/, docs/install.md): PyInstaller, pinned in
 # requirements/bundle.txt, builds dist/neurohsi/ from the venv. The build identity

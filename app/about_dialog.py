@@ -46,9 +46,12 @@ BUNDLED_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("requests", "Apache-2.0"),
     ("keyring", "MIT"),
     ("azure-storage-blob", "MIT"),
+    ("pydicom", "MIT"),
+    ("highdicom", "MIT"),
+    ("pynetdicom", "MIT"),
 )
 # Settings shown in diagnostics by value; the rest by name only (layouts are bytes, files are paths).
-_DIAGNOSTIC_VALUES = ("endpoint_url", "use_remote", "fallback_local", "default_model", "palette", "theatre_mode",
+_DIAGNOSTIC_VALUES = ("endpoint_url", "use_remote", "fallback_local", "palette", "theatre_mode",
                       "opacity")
 
 

@@ -58,9 +58,9 @@ def _dialog(module: str, function: str) -> Callable[[QWidget], Callable]:
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "&Open capture…", ("Ctrl+O",), "Open a raw capture (references found by name)",
-               lambda w: w.open_dialog, icon="SP_DialogOpenButton"),
+               _dialog("app.open_dialogs", "open_capture_dialog"), icon="SP_DialogOpenButton"),
     ActionSpec("open_with_references", "Open with &references…", ("Ctrl+Shift+O",),
-               "Open a raw capture and choose its dark and white references", lambda w: w.open_with_references_dialog),
+               "Open a raw capture and choose its dark and white references", _dialog("app.open_dialogs", "open_with_references_dialog")),
     ActionSpec("classify", "&Classify", ("Ctrl+R", "F5"), "Classify the open capture (Ctrl+R / F5)",
                lambda w: w.classify, icon="SP_MediaPlay"),
     ActionSpec("cancel", "Cancel", ("Esc",), "Cancel the running job", lambda w: w.cancel_job, icon="SP_BrowserStop"),
@@ -92,8 +92,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("export_labels", "Export &label PNG…", (), "Class map as a palette PNG", lambda w: w.exports.labels_dialog),
     ActionSpec("export_npz", "Export labels and probabilities (&NPZ)…", (), "labels uint8 (H, W), probabilities "
                "float32 (H, W, C)", lambda w: w.exports.npz_dialog),
-    ActionSpec("settings", "&Settings…", ("Ctrl+,",), "Scoring endpoint, model, palette, theatre mode",
-               lambda w: w.open_settings),
+    ActionSpec("export_dicom", "Export to &DICOM / PACS…", ("Ctrl+Shift+E",),
+               "Overlay as Secondary Capture and map as Segmentation, for the patient's record",
+               _dialog("app.dicom_dialog", "show_dicom_export")),
+    ActionSpec("pacs_outbox", "PACS o&utbox…", (), "Objects waiting for the PACS; send them now",
+               _dialog("app.pacs_controller", "show_outbox")),
+    ActionSpec("audit_log", "&Audit log…", (), "Who did what, when, with which model; verify and export",
+               _dialog("app.audit_dialog", "show_audit_log")),
+        ActionSpec("settings", "&Preferences…", ("Ctrl+,",), "Settings: scoring endpoint, model, palette, theatre mode,"
+               " live mode", lambda w: w.open_settings),
     ActionSpec("theatre", "&Theatre mode", ("F11",), "Full screen: only the map, a large legend and the model",
                lambda w: w.set_theatre_mode, checkable=True, icon="SP_DesktopIcon"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Every key of this window", _dialog("app.shortcuts_dialog", "show_shortcuts")),
@@ -103,13 +110,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 MENUS: dict[str, tuple[str | None, ...]] = {
-    "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", None, "quit"),
+    "&File": ("open", "open_with_references", None, "export_overlay", "export_labels", "export_npz", "export_dicom",
+              "pacs_outbox", None, "quit"),
+    "&Edit": ("settings",),  # where users look for settings (Edit ▸ Preferences); also under Tools
     "&Classify": ("classify", "cancel"),
     "&View": ("fit", "actual_size", None, "overlay", "contour", "outline", "cycle_view", "opacity_down", "opacity_up",
               None, *(f"toggle_class_{t.id}" for t in class_table().classes if 1 <= t.id <= 9), None, "roi",
               "clear_pins", None, "theatre"),
     "&Tools": ("settings",),
-    "&Help": ("shortcuts", "about"),
+    "&Help": ("shortcuts", "audit_log", "about"),
 }
 TOOLBAR: tuple[str | None, ...] = ("open", "classify", "cancel", None, "contour", "roi", None, "export_overlay",
                                    "theatre")

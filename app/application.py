@@ -1,14 +1,11 @@
 """QApplication set-up: pyqtgraph options, the dark theatre theme, fonts (started by `neurohsi gui`)."""
 from __future__ import annotations
 
-import os
 import sys
 
-# torch's OpenMP threads spin for up to ~200 ms after each inference by default; on a 2-core
-# theatre PC that starves the GUI thread just when the new map is to be painted. Passive
-# waiting costs the inference almost nothing. Read by the OpenMP runtime when torch loads
-# (on the model-loading worker, after this module is imported); a value set outside wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from core.cpu import passive_openmp
+
+passive_openmp()  # torch loads later, on the model-loading worker
 
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette

@@ -1,4 +1,7 @@
-"""A colour bar with units for the confidence and P(class) views, drawn over the image.
+"""A colour bar with units for the confidence and P(class) views, beside the image.
+
+It sits in the map area's layout to the right of the image view, never over the
+map: in theatre mode (scale 2) a bar over the image hid a quarter of the tissue.
 
 The heat map maps a probability in [0, 1] through :func:`app.overlay.heat_lut`;
 the bar shows that ramp with ticks in percent and says what the colour means.
@@ -6,7 +9,7 @@ Hidden in the class-map view and before a map exists.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRect, Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -37,8 +40,6 @@ class ColourBar(QWidget):
         self.scale = 1.0
         self.has_map = False
         self._lut = heat_lut()
-        if parent is not None:
-            parent.installEventFilter(self)  # follow the view's size
         for name in ("view_mode", "probability_class", "visible"):
             state.on_change(name, self.refresh)
         self.refresh()
@@ -66,24 +67,15 @@ class ColourBar(QWidget):
         return font
 
     def _place(self) -> None:
-        parent = self.parentWidget()
-        if parent is None:
-            return
+        """Width for the title and ticks; the layout gives the height (the map's)."""
         metrics = QFontMetrics(self._font())
         width = max(int(90 * self.scale), metrics.horizontalAdvance(self.title()) + int(16 * self.scale))
-        height = min(int(320 * self.scale), max(parent.height() - 40, 120))
-        margin = int(12 * self.scale)
-        self.setGeometry(parent.width() - width - margin, margin, width, height)
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Type.Resize:
-            self._place()
-        return False
+        self.setFixedWidth(width)
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), QColor(0, 0, 0, 190))
+        painter.fillRect(self.rect(), QColor(0, 0, 0))
         font = self._font()
         painter.setFont(font)
         metrics = QFontMetrics(font)
@@ -91,7 +83,8 @@ class ColourBar(QWidget):
         painter.setPen(QPen(QColor("#ffffff")))
         painter.drawText(pad, pad + metrics.ascent(), self.title())
         top = pad * 2 + metrics.height()
-        bar = QRect(pad, top, int(24 * self.scale), self.height() - top - pad - metrics.height() // 2)
+        height = min(int(320 * self.scale), self.height() - top - pad - metrics.height() // 2)
+        bar = QRect(pad, top, int(24 * self.scale), height)
         gradient = QLinearGradient(0, bar.bottom(), 0, bar.top())  # low at the bottom
         for i in range(0, 256, 32):
             r, g, b, _a = (int(v) for v in self._lut[i])

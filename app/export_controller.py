@@ -10,7 +10,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.output.export import overlay_image, write_label_png, write_npz, write_overlay_png
+from core.audit.events import record
+from core.labels.maps import write_label_png
+from core.output.export import overlay_image, write_npz, write_overlay_png
+from core.output.legend import flag_layers, legend_rows
 
 
 class ExportController:
@@ -38,9 +41,16 @@ class ExportController:
             hidden=state.hidden,
             classified_at=result.classified_at,
             capture_id=self.window.opened.capture.capture_id,
-            ood_mask=getattr(result, "ood_mask", None),  # hatched, as on screen
+            flags=flag_layers(result),  # not measured, out of distribution, uncertain: hatched, as on screen
             quality=getattr(result, "quality", None),  # an unusable capture shown anyway is watermarked
         )
+
+    def legend_rows(self) -> list:
+        """The rows the overlay export lists (the screen's legend reads the same model)."""
+        args = self._overlay_arguments()
+        model = args["model"]
+        return legend_rows(args["labels"], model.class_ids, model.class_names, flags=args["flags"],
+                           hidden=args["hidden"], palette=args["palette"])
 
     def overlay_image(self):
         """The overlay PNG content as a PIL image (what :meth:`write_overlay` writes)."""
@@ -69,6 +79,8 @@ class ExportController:
         except (OSError, ValueError) as exc:
             window.sink.report(exc, context="export")
             return
+        record("exported", format=Path(path).suffix.lstrip(".") or "file", capture=window.opened.capture.capture_id,
+               files=[str(path)], model_sha256=window.result.model.sha256)
         window.sink.note(f"Wrote {path}")
 
     def overlay_dialog(self) -> None:

@@ -1,7 +1,14 @@
-"""One background job at a time for a window, and every way it can end reaches the user.
+"""Every GUI background job starts here, and every way it can end reaches the user.
 
-:class:`JobRunner` starts generator jobs through :func:`app.workers.start_job`
-(napari/superqt style), drops what a replaced or cancelled job still delivers,
+:func:`run_job` is the one way a job starts (main window, retraining dialog and its cloud
+page, settings dialog, registry view, model loader): a generator job (napari/superqt
+``thread_worker`` style) in Qt's thread pool; what it yields goes to ``on_yield``
+(progress), what it returns to ``on_return``, and an error to ``on_error`` (the caller's
+own state, e.g. a check that must block Start) *and* to the one error sink
+(:class:`app.notifications.ErrorSink`, the window's, found from ``owner``), as napari
+routes every worker's errors.
+
+:class:`JobRunner` (one job at a time for a window) drops what a replaced or cancelled job still delivers,
 and routes errors to one handler, including an exception raised while
 *handling* a result or a progress value in the GUI thread (a malformed endpoint
 answer that only fails while being drawn): the busy state always ends and the
@@ -17,7 +24,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from app import workers
+from superqt.utils import GeneratorWorker, create_worker
+
+from app.notifications import ErrorSink
 from core.errors import NeuroHSIError
 
 
@@ -40,6 +49,53 @@ def surfacing(job: Callable) -> Callable:
             raise JobCrashed(exc) from exc
 
     return run
+
+
+def sink_of(owner) -> ErrorSink | None:
+    """The error sink of ``owner``'s window: the first ``sink`` up the parent chain (None without one)."""
+    widget = owner
+    while widget is not None:
+        sink = getattr(widget, "sink", None)
+        if isinstance(sink, ErrorSink):
+            return sink
+        widget = widget.parentWidget() if hasattr(widget, "parentWidget") else None
+    return None
+
+
+def run_job(
+    job: Callable,
+    *args,
+    on_return: Callable[[object], None],
+    on_yield: Callable[[object], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
+    owner=None,
+    sink: ErrorSink | None = None,
+    context: str | None = None,
+    **kwargs,
+) -> GeneratorWorker:
+    """Run generator ``job(*args, **kwargs)`` in the thread pool; results come back on the GUI thread.
+
+    An error goes to ``on_error`` (when given), then to ``sink`` (default: the one of
+    ``owner``'s window) as one notice, prefixed with ``context``. Pass neither ``owner``
+    nor ``sink`` only where ``on_error`` itself reports to the sink (:class:`JobRunner`).
+    """
+    sink = sink if sink is not None else sink_of(owner)
+
+    def errored(exc: BaseException) -> None:
+        if on_error is not None:
+            on_error(exc)
+        if sink is not None:
+            sink.report(exc, context=context)
+
+    worker = create_worker(surfacing(job), *args, _start_thread=False, _ignore_errors=True, **kwargs)
+    worker.yielded.connect(on_yield or (lambda _value: None))
+    worker.returned.connect(on_return)
+    worker.errored.connect(errored)
+    if on_finish is not None:
+        worker.finished.connect(on_finish)
+    worker.start()
+    return worker
 
 
 class JobRunner:
@@ -86,8 +142,8 @@ class JobRunner:
                 self._end()
                 self._on_error(kind, exc)
 
-        worker = workers.start_job(
-            surfacing(job), *args,
+        worker = run_job(
+            job, *args,
             on_yield=lambda v: guarded(self._on_yield, v, ends=False),
             on_return=lambda v: guarded(self._on_return, v, ends=True),
             on_error=on_error,

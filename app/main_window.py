@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu, QToolBar, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QToolBar, QWidget
 
 from app import workers
 from app.actions import build_actions, populate_menus, populate_toolbar
@@ -39,9 +39,11 @@ from app.job_runner import JobRunner
 from app.legend_panel import LegendPanel
 from app.map_area import MapArea
 from app.metadata_panel import MetadataPanel
-from app.model_loader import ModelIndicator, ModelLoader, model_hint
+from app.model_loader import ModelIndicator, ModelLoader, ModelStoreWatcher, model_hint
 from app.notifications import ErrorSink
+from app.open_dialogs import RecentMenu, last_folder, open_capture_dialog
 from app.overlay_state import OverlayState
+from app.pacs_controller import PacsController
 from app.settings import AppSettings
 from app.spectrum_panel import SpectrumPanel
 from app.status_panel import StatusPanel
@@ -59,6 +61,7 @@ class MainWindow(QMainWindow):
     job_failed = Signal(object)  # the exception of a failed open/classify job
     busy_changed = Signal(bool)
     map_shown = Signal(float)  # seconds from the Classify click to the map painted
+    model_changed = Signal()  # the installed model changed (here or by the CLI): live mode says so
 
     def __init__(
         self,
@@ -95,9 +98,7 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self.actions = build_actions(self)
         self.menus = populate_menus(self, self.actions)
-        self.recent_menu = QMenu("Open &recent", self)
-        self.recent_menu.setObjectName("menu_recent")
-        self.menus["&File"].insertMenu(self.actions["open_with_references"], self.recent_menu)
+        self.recent_menu = RecentMenu(self)
         self.add_dock("Legend", self.legend)
         self.add_dock("Spectrum", self.spectrum)
         self.add_dock("Capture", self.metadata)
@@ -121,8 +122,9 @@ class MainWindow(QMainWindow):
         self.model_loader.changed.connect(self._model_state)
         self.theatre = TheatreController(self)
         self.trust = TrustView(self)  # quality warnings, "Show anyway", hatched out-of-distribution pixels
+        self.pacs = PacsController(self)  # outbox in the status bar, retried in the background; the operator
         self.map_area.theatre.exit_button.clicked.connect(lambda: self.actions["theatre"].setChecked(False))
-        self.map_area.empty.open_button.clicked.connect(self.open_dialog)
+        self.map_area.empty.open_button.clicked.connect(lambda: open_capture_dialog(self))
 
         self.image_view.hovered.connect(self.spectrum.show_pixel)
         self.image_view.left.connect(self.spectrum.clear_hover)
@@ -133,12 +135,13 @@ class MainWindow(QMainWindow):
 
         self.setAcceptDrops(True)
         self._update_actions()
-        self._rebuild_recent_menu()
         fit_docks_to_screen(self, self.docks["Capture"], self.docks["Spectrum"])
         fit_to_screen(self, 1400, 860)
         restore_layout(self, self.settings)
         self.actions["theatre"].setChecked(bool(self.settings.get("theatre_mode")))
         QTimer.singleShot(0, self.load_model)  # after the window is up: torch loads on a worker
+        self.model_watch = ModelStoreWatcher(self)  # a change by the CLI reaches this window within seconds
+        self.model_watch.changed.connect(self._installed_model_changed)
 
     # -- extension points --------------------------------------------------
     def add_dock(self, title: str, widget: QWidget, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -178,10 +181,15 @@ class MainWindow(QMainWindow):
         self.theatre.set_active(on)
         QTimer.singleShot(0, self.image_view.zoom_to_fit)  # once the new layout is in place
 
-    def show_warning(self, kind: str, text: str) -> None:
-        """A warning that stays on screen (banner) until acknowledged; also kept in the notice history."""
-        self.warnings.show_warning(kind, text)
-        self.sink.note(text, level="warning")
+    def show_warning(self, kind: str, text: str, capture: str | None = None) -> None:
+        """A warning that stays on screen (banner) until acknowledged or another capture is shown; also kept
+        in the notice history. Kinds about a capture name ``capture`` (default: the one on screen)."""
+        from app.warning_banner import CAPTURE_BOUND
+
+        if capture is None and kind in CAPTURE_BOUND and self.opened is not None:
+            capture = self.opened.capture.capture_id
+        self.warnings.show_warning(kind, text, capture=capture)
+        self.sink.note(f"{capture}: {text}" if capture else text, level="warning")
 
     def pin_spectrum(self, row: int, col: int) -> None:
         """Pin the spectrum of pixel ``(row, col)``: a curve and a marker in the next colour."""
@@ -189,24 +197,8 @@ class MainWindow(QMainWindow):
             self.overlay_state.add_pin(row, col)
 
     # -- open --------------------------------------------------------------
-    def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open raw capture", self.last_folder(), "TIFF (*.tif *.tiff)")
-        if path:
-            self.open_capture(path)
-
-    def open_with_references_dialog(self) -> None:
-        raw, _ = QFileDialog.getOpenFileName(self, "Raw frame", self.last_folder(), "TIFF (*.tif *.tiff)")
-        if not raw:
-            return
-        folder = str(Path(raw).parent)
-        dark, _ = QFileDialog.getOpenFileName(self, "Dark reference", folder, "TIFF (*.tif *.tiff)")
-        white, _ = QFileDialog.getOpenFileName(self, "White reference", folder, "TIFF (*.tif *.tiff)") if dark else ("", "")
-        if dark and white:
-            self.open_capture(raw, dark, white)
-
     def last_folder(self) -> str:
-        recent = self.settings.get("recent_files")
-        return str(Path(recent[0]).parent) if recent else ""
+        return last_folder(self.settings)
 
     def open_capture(self, raw_path, dark_path=None, white_path=None) -> None:
         """Open a capture in a worker; the current one stays until the new one is ready."""
@@ -223,6 +215,8 @@ class MainWindow(QMainWindow):
 
     def _opened(self, opened: workers.OpenedCapture, *, quiet: bool = False) -> None:
         self.opened, self.result = opened, None
+        self.warnings.capture_changed(opened.capture.capture_id)  # no banner over a capture it is not about
+        self.spectrum.clear_hover()
         self.map_area.show_map()
         self.map_area.colour_bar.set_has_map(False)
         self.map_area.theatre.set_model_line(f"{opened.capture.capture_id} — not classified yet (F5)")
@@ -239,39 +233,49 @@ class MainWindow(QMainWindow):
                 lambda: self.status.show_waited(time.perf_counter() - started, opened.timings_s, verb="Opened"))
             if opened.capture.raw_path is not None:
                 self.settings.add_recent_file(opened.capture.raw_path)
-                self._rebuild_recent_menu()
+                self.recent_menu.rebuild()
             self.sink.note(f"Opened {opened.capture.capture_id}")
         quality = opened.quality  # core.capture.quality.QualityReport; shown at once, before any map (self.trust: the map)
         if quality is not None and quality.status != "ok":
-            self.show_warning("quality", f"{opened.capture.capture_id}: {quality.reason}")
+            self.show_warning("quality", quality.reason)
         self._update_actions()
         self.capture_opened.emit(opened)
 
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = self.settings.get("recent_files")
-        for path in files:
-            action = self.recent_menu.addAction(Path(path).name)
-            action.setToolTip(path)
-            action.triggered.connect(lambda _checked=False, p=path: self.open_capture(p))
-        self.recent_menu.setEnabled(bool(files))
-
     # -- classify ----------------------------------------------------------
     def model_path(self) -> Path | None:
-        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, settings, demo), or None."""
+        """The model :func:`core.model.choice.resolve_model_path` chooses (``--model``, installed, demo), or None."""
         from core.errors import ModelFileError
         from core.model.choice import resolve_model_path
 
         try:
-            return resolve_model_path(self.model_override, self.settings.get("default_model"))
+            return resolve_model_path(self.model_override)
         except ModelFileError:
             return None
+
+    def _installed_model_changed(self) -> None:
+        """The store changed (CLI, retraining dialog, another window): load and name the new model."""
+        if self.model_override is None:  # --model pins this window's model
+            self.load_model()
+            self.model_changed.emit()
 
     def remote_target(self) -> workers.RemoteTarget | None:
         if not self.settings.remote_enabled():
             return None
         deployment = self.settings.get("deployment").strip() or None
+        if self.settings.get("endpoint_auth") == "entra":  # one token holder per window: refreshed, not refetched
+            if getattr(self, "_entra_auth", None) is None:
+                from app.retraining.cloud_page import load_cloud_settings
+                from remote.cloud_config import resolve, scoring_credential
+                from remote.endpoint_auth import EntraTokenAuth
+
+                self._entra_auth = EntraTokenAuth(scoring_credential(resolve(load_cloud_settings(self.settings))))
+            return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), None, deployment,
+                                        token_auth=self._entra_auth)
         return workers.RemoteTarget(self.settings.get("endpoint_url").strip(), self.settings.endpoint_key(), deployment)
+
+    def remote_policy(self) -> workers.RemotePolicy:
+        """The endpoint policy with the user's deadline setting (single captures and live mode)."""
+        return workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s"))))
 
     def classify(self) -> None:
         """Classify the open capture: remotely when an endpoint is configured, else locally."""
@@ -291,10 +295,10 @@ class MainWindow(QMainWindow):
             "classify",
             workers.classify_job,
             self.opened,
-            model_resolver=partial(resolve_model_ensemble, self.model_override, self.settings.get("default_model"),
+            model_resolver=partial(resolve_model_ensemble, self.model_override,
                                    ensemble=bool(self.settings.get("use_ensemble"))),
             remote=remote, fallback_local=bool(self.settings.get("fallback_local")),
-            policy=workers.RemotePolicy(deadline_s=max(1, int(self.settings.get("remote_deadline_s")))),
+            policy=self.remote_policy(),
         )
 
     def _classified(self, classified: workers.Classified, opened, started: float, *, quiet: bool = False) -> None:
@@ -307,7 +311,7 @@ class MainWindow(QMainWindow):
         valid = result.cube.valid if result.cube is not None else opened.cube.valid
         self.image_view.set_result(result.labels, result.probabilities, result.model.class_ids, valid)
         self.result = result
-        self.legend.set_labels(result.labels)
+        self.legend.set_result(result)  # class shares and flag layers, as every export lists them
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
         self.map_area.colour_bar.set_has_map(True)
@@ -319,6 +323,9 @@ class MainWindow(QMainWindow):
     def _map_painted(self, result, started: float, capture_id: str, say: bool) -> None:
         """The map is on screen: show the wall time since the click (what the user waited)."""
         waited = time.perf_counter() - started
+        if self.trust.withheld(result, capture_id, say=say):  # no map on screen: never "Map in N ms"
+            self.map_shown.emit(waited)
+            return
         self.status.show_waited(waited, result.timings_s)
         self.map_area.theatre.set_model_line(self.status.theatre_line(result, waited))
         if say:
@@ -374,8 +381,8 @@ class MainWindow(QMainWindow):
 
         from core.model.choice import resolve_model
 
-        override, configured = self.model_override, self.settings.get("default_model")
-        self.model_loader.start(partial(resolve_model, override, configured), source=override or configured or None)
+        override = self.model_override
+        self.model_loader.start(partial(resolve_model, override), source=override)
 
     def _model_state(self, state: str, text: str) -> None:
         self.model_indicator.show_state(state, text)
@@ -387,7 +394,7 @@ class MainWindow(QMainWindow):
         has_capture, busy = self.opened is not None, self.jobs.busy
         self.actions["classify"].setEnabled(has_capture)
         self.actions["cancel"].setEnabled(busy)
-        for name in ("export_overlay", "export_labels", "export_npz"):
+        for name in ("export_overlay", "export_labels", "export_npz", "export_dicom"):
             self.actions[name].setEnabled(self.result is not None)
 
     # -- settings ----------------------------------------------------------
@@ -406,7 +413,10 @@ class MainWindow(QMainWindow):
             state.save(self.settings)
         except ValueError as exc:
             self.sink.report(exc, context="settings")
+        self._entra_auth = None  # the endpoint or the sign-in may have changed
         self.overlay_state.palette = state.palette
+        if not self.settings.remote_enabled():
+            self.warnings.acknowledge(("remote",))  # about an endpoint no longer in use
         self.actions["theatre"].setChecked(state.theatre_mode)
         self.load_model()  # the model may have changed; the cache makes an unchanged one instant
 

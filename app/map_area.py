@@ -1,11 +1,11 @@
 """The centre of the main window: research-use banner, warning banner, then the empty state or the map.
 
-Over the image view (children of its viewport) sit the colour bar of the heat
-views and, in theatre mode, the large legend and model line.
+Beside the image view sits the colour bar of the heat views (never over the map); over
+it (children of its viewport), in theatre mode, the large legend and model line.
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QStackedWidget, QVBoxLayout, QWidget
 
 from app.colour_bar import ColourBar
 from app.empty_state import EmptyState
@@ -26,14 +26,19 @@ class MapArea(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.image_view)
-        self.colour_bar = ColourBar(state, self.image_view.viewport())
+        self.colour_bar = ColourBar(state)
         self.theatre = TheatreOverlay(state, self.image_view.viewport())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
         layout.addWidget(self.warnings)
-        layout.addWidget(self.stack, 1)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.stack, 1)
+        row.addWidget(self.colour_bar)
+        layout.addLayout(row, 1)
 
     def show_map(self, on: bool = True) -> None:
         """The image view (a capture is open) or the empty state."""

@@ -15,7 +15,7 @@ FIELDS = (
     ("time", "Acquired"),
     ("frame", "Frame"),
     ("cube", "Cube"),
-    ("valid", "Valid pixels"),
+    ("valid", "Measured pixels"),
     ("calibration", "Calibration"),
 )
 
@@ -53,7 +53,7 @@ class MetadataPanel(QWidget):
             "time": "—" if meta is None or not meta.acquisition_time else meta.acquisition_time,
             "frame": f"{capture.raw.shape[1]} x {capture.raw.shape[0]} px, {capture.raw.dtype}",
             "cube": f"{w} x {h} px, {b} bands ({cube.profile_id})",
-            "valid": f"{100.0 * cube.valid.mean():.1f} %",
+            "valid": _measured(opened),
             "calibration": describe_calibration(cube, None if meta is None else meta.serial),
         }
         for key, value in self.values.items():
@@ -65,3 +65,12 @@ class MetadataPanel(QWidget):
         self.values = {}
         for label in self.labels.values():
             label.setText("—")
+
+
+def _measured(opened) -> str:
+    """Share of pixels that will be classified: valid, not clipped in any band, tissue-like."""
+    masked = getattr(opened, "not_measured", None)
+    if masked is None:
+        return f"{100.0 * opened.cube.valid.mean():.1f} %"
+    share = 100.0 * float(masked.mean())
+    return f"{100.0 - share:.1f} %" + (f" ({share:.1f} % not measured: clipped or no tissue)" if share else "")

@@ -5,19 +5,21 @@ thread pool (the same job runner as every other slow step) and reports its
 state: ``"loading"``, ``"ready"`` (with the model), ``"missing"`` (no model: how
 to fix it) or ``"failed"`` (the one-line reason). The model lands in the shared
 per-file cache, so the first Classify finds it loaded and its kernels warm.
-:class:`ModelIndicator` is the small readout in the status bar.
+:class:`ModelIndicator` is the small readout in the status bar; :class:`ModelStoreWatcher`
+notices when the installed model changes (``neurohsi model install`` in a terminal).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
 from core.errors import one_line
 
-HOW_TO_FIX = "choose a model in Settings ▸ Model, or run make demo-model"
+HOW_TO_FIX = "install a model in Settings ▸ Model (or Labels ▸ Retrain), or run make demo-model"
+STORE_POLL_MS = 1000  # how often the installed-model store is checked (one stat of history.json)
 WARMUP_SHAPE = (16, 16)  # pixels of the warm-up forward pass: kernels and thread pools start here
 
 
@@ -60,8 +62,7 @@ class ModelLoader(QObject):
 
         ``source`` (the model file) is named in a failure message that does not name it already.
         """
-        from app.job_runner import surfacing
-        from app.workers import start_job
+        from app.job_runner import run_job
 
         if self._worker is not None:
             self._worker.quit()
@@ -91,7 +92,8 @@ class ModelLoader(QObject):
                     text += f" — {HOW_TO_FIX}"
                 self._set(state, f"Model not usable: {text}")
 
-        worker = start_job(surfacing(preload_job), resolver, on_yield=lambda _v: None, on_return=done, on_error=failed)
+        # No sink here: the loader's state (shown in the status bar) is how its failure is told.
+        worker = run_job(preload_job, resolver, on_return=done, on_error=failed)
         holder.append(worker)
         self._worker = worker
 
@@ -103,9 +105,6 @@ class ModelLoader(QObject):
         if worker is not None:
             worker.quit()
             QThreadPool.globalInstance().waitForDone(timeout_ms)
-
-    def is_ready(self) -> bool:
-        return self.state == "ready"
 
     def _set(self, state: str, text: str) -> None:
         self.state, self.text = state, text
@@ -129,3 +128,34 @@ class ModelIndicator(QLabel):
         self.setText(f"{self.MARKS.get(state, '○')} {short}")
         self.setToolTip(text)
         self.setStyleSheet(f"color: {self.COLOURS.get(state, '#b8bec6')}; font-weight: bold;")
+
+
+class ModelStoreWatcher(QObject):
+    """Polls the installed-model store (:class:`core.model.installed.ModelStore`); ``changed`` on every change.
+
+    A poll of history.json's (mtime, size), not QFileSystemWatcher: an atomic replace
+    swaps the file a watcher follows, and one stat a second costs nothing.
+    """
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None, *, models_dir=None, interval_ms: int = STORE_POLL_MS) -> None:
+        from core.model.installed import ModelStore
+
+        super().__init__(parent)
+        self.store = ModelStore(models_dir)
+        self.reconciled = self.store.reconcile()  # what a killed install left: temp files go, orphans are listed
+        self._stamp = self.store.stamp()
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+
+    def check(self) -> bool:
+        """True (and ``changed`` emitted) when the store changed since the last check."""
+        stamp = self.store.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        self.changed.emit()
+        return True

@@ -1,4 +1,5 @@
-"""Settings dialog: scoring endpoint and key, model file, fallback, palette, theatre mode, ensemble, uncertainty flag.
+"""Settings dialog: scoring endpoint and key, the installed model, fallback, palette, theatre mode, ensemble,
+uncertainty flag.
 
 The dialog owns a :class:`SettingsState` and binds its widgets to it (glue-qt
 style): tests set the state without showing the dialog. The endpoint key is
@@ -38,14 +39,15 @@ from core.model.uncertainty import SHOW_BY_DEFAULT
 class SettingsState:
     endpoint_url: str = ""
     endpoint_key: str = ""
+    endpoint_auth: str = "key"  # or "entra": the signed-in user's Entra ID token (aad_token endpoints)
     use_remote: bool = True
     fallback_local: bool = True
-    default_model: str = ""
     palette: str = "thesis"
     theatre_mode: bool = False
     use_ensemble: bool = False
     show_uncertain: bool = SHOW_BY_DEFAULT
     uncertainty_threshold: int = 50  # percent
+    live_stale_after_s: int = 10  # live mode: the stale-map banner after this many seconds without a capture
     key_session_only: bool = False  # keep the key in memory until the app closes (no keyring here)
     keyring_available: bool = field(default=True, compare=False)
     loaded_key: str = field(default="", compare=False, repr=False)  # the key as read: untouched means unchanged
@@ -66,10 +68,14 @@ class SettingsState:
         url = self.endpoint_url.strip()
         if url and not url.lower().startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise ValueError(f"endpoint URL {url!r} must use https:// (plain http only for this machine)")
+        if self.endpoint_auth not in ("key", "entra"):
+            raise ValueError(f"endpoint sign-in must be 'key' or 'entra', got {self.endpoint_auth!r}")
         if self.palette not in PALETTES:
             raise ValueError(f"unknown palette {self.palette!r}")
         if not 0 <= self.uncertainty_threshold <= 100:
             raise ValueError(f"uncertainty threshold must be 0-100 %, got {self.uncertainty_threshold}")
+        if not 1 <= int(self.live_stale_after_s) <= 3600:
+            raise ValueError(f"stale-map threshold must be 1..3600 s, got {self.live_stale_after_s}")
 
     def save(self, settings: AppSettings) -> None:
         """Write to QSettings; the key goes to the keyring (or memory, session only), and only if edited."""
@@ -94,6 +100,17 @@ def ping_job(url: str, key: str | None):
     yield None  # a cancel point before the network call
     with ScoringClient(url, key=key, retries=0, timeout=(3.0, 10.0)) as client:
         return client.ping()
+
+
+def installed_model_text() -> str:
+    """"conv2dnet-ds-20261207 v3 (installed by ana, 2026-12-07 14:02 UTC)", or the demo model."""
+    from core.model.installed import ModelStore
+
+    entry = ModelStore().current()
+    if entry is None:
+        return "the bundled demo model (nothing installed)"
+    when = entry.when[:16].replace("T", " ")
+    return f"{entry.shown} ({entry.action}ed by {entry.user or 'unknown'}, {when} UTC)"
 
 
 class SettingsDialog(QDialog):
@@ -123,12 +140,15 @@ class SettingsDialog(QDialog):
         self.keyring_note.setStyleSheet("color: #ffb000;")
         self.use_remote_check = QCheckBox("Classify on the endpoint when one is set")
         self.fallback_check = QCheckBox("Classify locally when the endpoint fails")
+        self.entra_check = QCheckBox("Sign in with Microsoft Entra ID instead of a key (aad_token endpoint)")
         self.test_button = QPushButton("Test connection")
         self.test_result = QLabel("")
         self.test_result.setObjectName("test_connection_result")
-        self.model_edit = QLineEdit()
-        self.model_edit.setPlaceholderText("bundled demo model")
-        browse = QPushButton("Browse…")
+        self.model_label = QLabel(installed_model_text())  # the store's model: the one every classify uses
+        self.model_label.setObjectName("installed_model")
+        self.model_label.setWordWrap(True)
+        browse = QPushButton("Install a model file…")
+        browse.setToolTip("Copy a .safetensors model into the models folder and use it (kept in the model history)")
         browse.clicked.connect(self._browse_model)
         self.palette_combo = QComboBox()
         for name in PALETTES:
@@ -142,6 +162,11 @@ class SettingsDialog(QDialog):
         self.threshold_spin.setRange(0, 100)
         self.threshold_spin.setSuffix(" %")
         self.threshold_spin.setToolTip("Flag a pixel when its uncertainty (0 % sure, 100 % all classes alike) exceeds this")
+        self.stale_spin = QSpinBox()
+        self.stale_spin.setObjectName("settings_live_stale")
+        self.stale_spin.setRange(1, 3600)
+        self.stale_spin.setSuffix(" s")
+        self.stale_spin.setToolTip("Live mode: a banner with the map's age when no new capture came for this long")
         self.error_label = QLabel("")
         self.error_label.setStyleSheet("color: #ff7070;")
 
@@ -150,6 +175,7 @@ class SettingsDialog(QDialog):
         form.addRow("Endpoint key", self.key_edit)
         form.addRow("", self.keyring_note)
         form.addRow("", self.session_key_check)
+        form.addRow("", self.entra_check)
         form.addRow("", self.use_remote_check)
         form.addRow("", self.fallback_check)
         test_row = QHBoxLayout()
@@ -157,19 +183,25 @@ class SettingsDialog(QDialog):
         test_row.addWidget(self.test_result, 1)
         form.addRow("", test_row)
         model_row = QHBoxLayout()
-        model_row.addWidget(self.model_edit, 1)
+        model_row.addWidget(self.model_label, 1)
         model_row.addWidget(browse)
-        form.addRow("Default model", model_row)
+        form.addRow("Model", model_row)
         form.addRow("Palette", self.palette_combo)
         form.addRow("", self.theatre_check)
         form.addRow("", self.ensemble_check)
         form.addRow("", self.uncertain_check)
         form.addRow("Uncertain above", self.threshold_spin)
+        form.addRow("Live map stale after", self.stale_spin)
         self.cloud_button = QPushButton("Cloud: storage and Azure ML…")
         self.cloud_button.setObjectName("cloud_button")
         self.cloud_button.clicked.connect(self.open_cloud)
         self.cloud_button.setVisible(app_settings is not None)
         form.addRow("", self.cloud_button)
+        self.pacs_button = QPushButton("PACS and audit operator…")
+        self.pacs_button.setObjectName("pacs_button")
+        self.pacs_button.clicked.connect(self.open_pacs)
+        self.pacs_button.setVisible(app_settings is not None)
+        form.addRow("", self.pacs_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -183,11 +215,12 @@ class SettingsDialog(QDialog):
         self.key_edit.textChanged.connect(lambda t: setattr(self.state, "endpoint_key", t))
         self.use_remote_check.toggled.connect(lambda v: setattr(self.state, "use_remote", v))
         self.fallback_check.toggled.connect(lambda v: setattr(self.state, "fallback_local", v))
-        self.model_edit.textChanged.connect(lambda t: setattr(self.state, "default_model", t))
+        self.entra_check.toggled.connect(lambda v: setattr(self.state, "endpoint_auth", "entra" if v else "key"))
         self.palette_combo.currentIndexChanged.connect(
             lambda i: setattr(self.state, "palette", self.palette_combo.itemData(i))
         )
         self.theatre_check.toggled.connect(lambda v: setattr(self.state, "theatre_mode", v))
+        self.stale_spin.valueChanged.connect(lambda v: setattr(self.state, "live_stale_after_s", int(v)))
         self.session_key_check.toggled.connect(lambda v: setattr(self.state, "key_session_only", v))
         self.ensemble_check.toggled.connect(lambda v: setattr(self.state, "use_ensemble", v))
         self.uncertain_check.toggled.connect(lambda v: setattr(self.state, "show_uncertain", v))
@@ -206,12 +239,13 @@ class SettingsDialog(QDialog):
                                          else "not stored: this machine has no keyring")
         self.use_remote_check.setChecked(state.use_remote)
         self.fallback_check.setChecked(state.fallback_local)
-        self.model_edit.setText(state.default_model)
+        self.entra_check.setChecked(state.endpoint_auth == "entra")
         self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(state.palette), 0))
         self.theatre_check.setChecked(state.theatre_mode)
         self.ensemble_check.setChecked(state.use_ensemble)
         self.uncertain_check.setChecked(state.show_uncertain)
         self.threshold_spin.setValue(state.uncertainty_threshold)
+        self.stale_spin.setValue(int(state.live_stale_after_s))
 
     def accept(self) -> None:
         try:
@@ -229,15 +263,37 @@ class SettingsDialog(QDialog):
 
         return open_cloud_settings(self.app_settings, self)
 
+    def open_pacs(self):
+        """Settings ▸ PACS (app.pacs_settings): the node with a "Test" (C-ECHO) button, the operator's name."""
+        from app.pacs_settings import open_pacs_settings
+
+        return open_pacs_settings(self.app_settings, self)
+
     def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model file", self.state.default_model, "Models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.safetensors)")
         if path:
-            self.model_edit.setText(path)
+            self.install_model_file(path)
+
+    def install_model_file(self, path: str) -> None:
+        """Install ``path`` into the store on a worker (copied, verified, recorded); the label names it."""
+        from pathlib import Path
+
+        from app.retraining.installing import install_job
+        from app.job_runner import run_job
+        from core.errors import one_line
+        from core.model.installed import ModelStore
+
+        self.model_label.setText("Installing…")
+        self._install_worker = run_job(
+            install_job, Path(path), ModelStore(), Path(path).stem, "installed from Settings ▸ Model (not compared)",
+            on_yield=lambda _v: None, on_return=lambda _entry: self.model_label.setText(installed_model_text()),
+            on_error=lambda exc: (self.model_label.setText(installed_model_text()),
+                                  self.error_label.setText(f"Not installed: {one_line(exc)}")))
 
     def test_connection(self) -> None:
         """Ping the endpoint in a worker; the latency (or the problem) appears next to the button."""
         from core.errors import one_line
-        from app.workers import start_job
+        from app.job_runner import run_job
 
         url = self.state.endpoint_url.strip()
         if not url:
@@ -245,13 +301,13 @@ class SettingsDialog(QDialog):
             return
         self.test_button.setEnabled(False)
         self.test_result.setText("Testing…")
-        self._worker = start_job(
+        self._worker = run_job(
             ping_job,
             url,
             self.state.endpoint_key.strip() or None,
-            on_yield=lambda _v: None,
             on_return=lambda seconds: self._report_test(f"OK — {1000 * seconds:.0f} ms"),
             on_error=lambda exc: self._report_test(f"Failed: {one_line(exc)}"),
+            owner=self, context="Test connection",
         )
 
     def _report_test(self, text: str) -> None:

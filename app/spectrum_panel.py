@@ -70,6 +70,9 @@ class SpectrumPanel(QWidget):
         self.hover_curve.setData([], [])
         self.roi_curve.setData([], [])
         self.roi_readout.setText("")
+        # The readout described a pixel of the previous capture: never leave it under a new one.
+        self.readout.setText("Open a capture, then hover over the image" if cube is None
+                             else "Hover over the image for a pixel's spectrum")
         self.clear_pins()
 
     def set_result(self, labels, probabilities, class_ids) -> None:
@@ -84,7 +87,9 @@ class SpectrumPanel(QWidget):
             return text
         table = class_table()
         class_id = int(self.labels[row, col])
-        name = "unclassified" if class_id == UNLABELLED else table.by_id(class_id).name
+        if class_id == UNLABELLED:
+            return text + " — not measured (clipped raw or no tissue): not classified"
+        name = table.by_id(class_id).name
         probs = self.probabilities[row, col]
         parts = [f"{_short_name(c)} {100.0 * p:.0f}%" for c, p in zip(self.class_ids, probs)]
         return f"{text} — {name} ({100.0 * float(probs.max()):.0f}%) · " + ", ".join(parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
 
 BANNER_TEXT = "Research use only — not for diagnostic use"
 
@@ -35,14 +35,48 @@ class ResearchBanner(QLabel):
         )
 
 
+class ElidedLabel(QLabel):
+    """A label that shortens its text with "…" when squeezed (full text in the tooltip), so status
+    texts next to it are never cut or drawn over each other."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.full_text = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.full_text = str(text)
+        self.setToolTip(self.full_text)
+        self._elide()
+
+    def text(self) -> str:
+        return self.full_text
+
+    def sizeHint(self):  # noqa: N802 - Qt's name
+        hint = super().sizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance(self.full_text) + 8)
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, max(self.width(), 40))
+        QLabel.setText(self, shown)
+
+
 class StatusPanel(QWidget):
     """Model identity, where the map came from, per-stage timings, progress and cancel."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model_label = QLabel("Model: —")
+        # The model and source texts give way ("…", full text in the tooltip); the timing never does.
+        self.model_label = ElidedLabel("Model: —")
         self.model_label.setObjectName("status_model")
-        self.source_label = QLabel("")
+        self.source_label = ElidedLabel("")
         self.source_label.setObjectName("status_source")
         self.timings_label = QLabel("")
         self.timings_label.setObjectName("status_timings")
@@ -57,8 +91,9 @@ class StatusPanel(QWidget):
         self.cancel_button.hide()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.model_label, self.source_label, self.timings_label, self.progress, self.cancel_button):
-            layout.addWidget(widget)
+        for widget, stretch in ((self.model_label, 3), (self.source_label, 2), (self.timings_label, 0),
+                                (self.progress, 0), (self.cancel_button, 0)):
+            layout.addWidget(widget, stretch)
 
     def show_model(self, info, source: str, *, classified_at: str | None = None) -> None:
         """The map on screen came from ``info`` (a :class:`core.model.files.ModelInfo`), run at ``source``
@@ -76,8 +111,16 @@ class StatusPanel(QWidget):
     def show_waited(self, waited_s: float, timings_s: dict[str, float], *, verb: str = "Map") -> None:
         """The wall time from the click to the result on screen ("Map in 180 ms"); stages only in the tooltip."""
         self.timings_label.setText(f"{verb} in {1000 * waited_s:.0f} ms")
+        self.timings_label.setMinimumWidth(self.timings_label.sizeHint().width())  # never cut ("…1887 m")
         stages = " · ".join(f"{k} {1000 * v:.0f} ms" for k, v in timings_s.items())
         self.timings_label.setToolTip(f"From the click to the result on screen. Stages: {stages}")
+
+    def show_withheld(self, reason: str, *, shown: bool = False) -> None:
+        """A map was made but is not shown (an unusable capture; ``shown``: shown anyway, watermarked):
+        never say "Map in N ms" as if it were a normal map."""
+        self.timings_label.setText("Unusable capture: map shown anyway" if shown else "No map shown: capture unusable")
+        self.timings_label.setMinimumWidth(self.timings_label.sizeHint().width())
+        self.timings_label.setToolTip(reason)
 
     def theatre_line(self, result, waited_s: float) -> str:
         """Model and map time for theatre mode's large type."""

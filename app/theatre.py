@@ -10,7 +10,7 @@ banner and the warning banner stay, in large type.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRect, Qt
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QPushButton, QWidget
 
@@ -48,7 +48,8 @@ class TheatreOverlay(QWidget):
         self.swatch_px = SWATCH_PX
         self.text_font = font_with_cap_height(self.font(), CAP_HEIGHT_PX)
         self.title_font = font_with_cap_height(self.font(), TITLE_CAP_HEIGHT_PX)
-        self.swatch_rects: dict[object, QRect] = {}  # class id (or "outline") -> where its swatch was painted
+        self.swatch_rects: dict[object, QRect] = {}  # class id (or "outline", a flag key) -> where its swatch was painted
+        self.rows: list | None = None  # core.output.legend.LegendRow list of the map on screen (None: no map)
         self.exit_button = QPushButton("Exit theatre (F11)", parent)
         self.exit_button.setObjectName("theatre_exit")
         self.exit_button.setStyleSheet("QPushButton { font-size: 20px; padding: 8px 14px; }")
@@ -65,6 +66,11 @@ class TheatreOverlay(QWidget):
 
     def set_model_line(self, text: str) -> None:
         self.model_line = text
+        self.update()
+
+    def set_rows(self, rows) -> None:
+        """The legend model of the map on screen (shares, flag layers, hidden classes); None without a map."""
+        self.rows = None if rows is None else list(rows)
         self.update()
 
     def set_busy(self, text: str | None) -> None:
@@ -87,16 +93,30 @@ class TheatreOverlay(QWidget):
         self.exit_button.raise_()
 
     def legend_rows(self) -> list[tuple[object, str, QColor]]:
-        """``(key, text, colour)`` per legend row: the visible classes in table order, or the tumour
-        border in outline mode; none in the heat views (their colour bar explains them)."""
+        """``(key, text, colour)`` per legend row, from the legend model every export uses: each class
+        with its share (a hidden class stays, marked hidden, so it never reads as "none of it"), or the
+        tumour border in outline mode, then the flag layers (not measured, out of distribution,
+        uncertain) with their shares; only the flags in the heat views (their colour bar explains them)."""
         state = self.state
-        if state.view_mode != "classes" or not state.visible:
+        if not state.visible:
             return []
         table = class_table()
+        rows = self.rows
+        flags = [(r.key, r.text(), QColor(*r.colour)) for r in rows or () if r.is_flag]
+        if state.view_mode != "classes":
+            return flags
         if state.outline:
-            return [("outline", "Tumour border", QColor(OUTLINE_COLOUR))]
-        return [(t.id, t.name, QColor(*table.colour(t.id, state.palette)))
-                for t in table.classes if t.id not in state.hidden]
+            return [("outline", "Tumour border", QColor(OUTLINE_COLOUR)), *flags]
+        if rows is None:  # no map yet: the classes, as the legend dock lists them
+            return [(t.id, t.name + (" (hidden)" if t.id in state.hidden else ""),
+                     QColor(*table.colour(t.id, state.palette))) for t in table.classes]
+        hidden = state.hidden
+        classes = []
+        for r in rows:
+            if not r.is_flag:
+                text = f"{r.name}{' (hidden)' if r.key in hidden else ''} {100.0 * r.fraction:.1f} %"
+                classes.append((r.key, text, QColor(*table.colour(r.key, state.palette))))
+        return classes + flags
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
@@ -129,9 +149,17 @@ class TheatreOverlay(QWidget):
         for i, (key, text, colour) in enumerate(rows):
             top = box.top() + pad // 2 + i * row_h + (row_h - self.swatch_px) // 2
             swatch = QRect(box.left() + pad, top, self.swatch_px, self.swatch_px)
-            painter.fillRect(swatch, colour)
+            hidden = key in self.state.hidden
+            if hidden:  # an empty frame in the class colour: listed, not on the map
+                painter.setPen(QPen(colour, 4))
+                painter.drawRect(swatch.adjusted(2, 2, -2, -2))
+            else:
+                painter.fillRect(swatch, colour)
+            if isinstance(key, str) and key != "outline":  # a flag layer: its hatch, as on the map
+                painter.setPen(QPen(QColor("#ffffff"), 3))
+                painter.drawLine(swatch.bottomLeft(), swatch.topRight())
             self.swatch_rects[key] = swatch
-            painter.setPen(QPen(QColor("#ffffff")))
+            painter.setPen(QPen(QColor("#888888") if hidden else QColor("#ffffff")))
             text_rect = QRect(swatch.right() + pad, box.top() + pad // 2 + i * row_h, width, row_h)
             painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, text)
         painter.end()
@@ -171,6 +199,28 @@ class TheatreController:
             w.toolbar.show()
             state = w.windowState() & ~Qt.WindowState.WindowFullScreen
             w.setWindowState(state | Qt.WindowState.WindowMaximized if self._was_maximised else state)
+            self._restore_window(self.normal_geometry)
+            for delay_ms in (0, 150, 400):  # again after the window system has applied a late full-screen change
+                QTimer.singleShot(delay_ms, w, lambda g=self.normal_geometry: self._restore_window(g))
             self.normal_state = self.normal_geometry = None
         self.active = on
         w.map_area.set_theatre(on)
+        w.trust.set_large(on)
+
+    def _restore_window(self, geometry: bytes | None) -> None:
+        """The window as it was before theatre mode: not full screen, its old size and place.
+
+        Leaving full screen right after entering it once left the window full screen (the
+        window system applied the entry after the exit), and once 1400 x 1003 with the status
+        bar off-screen; so the normal geometry is put back, and checked again a little later.
+        """
+        w = self.window
+        if self.active:
+            return  # theatre mode again meanwhile
+        if w.isFullScreen():
+            w.setWindowState(w.windowState() & ~Qt.WindowState.WindowFullScreen)
+        if self._was_maximised:
+            if not w.isMaximized():
+                w.showMaximized()
+        elif geometry is not None and bytes(w.saveGeometry().data()) != geometry:
+            w.restoreGeometry(geometry)

@@ -23,12 +23,25 @@ class ViewControls:
 
     def __init__(self, toolbar: QToolBar, state: OverlayState) -> None:
         self.state = state
+        # The view mode first: on a 1280-px-wide screen the toolbar's overflow menu swallows its
+        # last widgets, and the view mode (what the colours mean) must stay in sight.
         toolbar.addSeparator()
+        self.mode_combo = QComboBox()
+        self.mode_combo.setObjectName("view_mode_combo")
+        self.mode_combo.setToolTip("Class map, confidence (max probability) or one class's probability (V cycles)")
+        self.mode_combo.addItem("Class map", ("classes", None))
+        self.mode_combo.addItem("Confidence", ("confidence", None))
+        for tissue in class_table().classes:
+            self.mode_combo.addItem(f"P({tissue.name})", ("probability", tissue.id))
+        self.mode_combo.currentIndexChanged.connect(lambda i: state.set_view_mode(*self.mode_combo.itemData(i)))
+        state.on_change("view_mode", self._show_mode)
+        state.on_change("probability_class", self._show_mode)
+        toolbar.addWidget(self.mode_combo)
         toolbar.addWidget(QLabel(" Opacity "))
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setObjectName("opacity_slider")
         self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setFixedWidth(160)
+        self.opacity_slider.setFixedWidth(120)
         self.opacity_slider.setToolTip("Overlay opacity")
         self.opacity_slider.setValue(state.opacity)
         self.opacity_slider.valueChanged.connect(lambda v: setattr(state, "opacity", v))
@@ -46,17 +59,6 @@ class ViewControls:
         state.on_change("palette", self._show_palette)
         toolbar.addWidget(self.palette_combo)
 
-        self.mode_combo = QComboBox()
-        self.mode_combo.setObjectName("view_mode_combo")
-        self.mode_combo.setToolTip("Class map, confidence (max probability) or one class's probability (V cycles)")
-        self.mode_combo.addItem("Class map", ("classes", None))
-        self.mode_combo.addItem("Confidence", ("confidence", None))
-        for tissue in class_table().classes:
-            self.mode_combo.addItem(f"P({tissue.name})", ("probability", tissue.id))
-        self.mode_combo.currentIndexChanged.connect(lambda i: state.set_view_mode(*self.mode_combo.itemData(i)))
-        state.on_change("view_mode", self._show_mode)
-        state.on_change("probability_class", self._show_mode)
-        toolbar.addWidget(self.mode_combo)
 
     def _show_palette(self, palette: str) -> None:
         self.palette_combo.setCurrentIndex(max(self.palette_combo.findData(palette), 0))
@@ -74,10 +76,6 @@ class ViewControls:
         index = (self.mode_combo.currentIndex() + 1) % self.mode_combo.count()
         self.mode_combo.setCurrentIndex(index)
         return tuple(self.mode_combo.itemData(index))
-
-    def mode_items(self) -> list[tuple[str, int | None]]:
-        """The view modes in combo order, ``(mode, class_id)`` (what ``V`` cycles through)."""
-        return [tuple(self.mode_combo.itemData(i)) for i in range(self.mode_combo.count())]
 
 
 def bind_checkable(action: QAction, state: OverlayState, name: str) -> None:

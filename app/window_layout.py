@@ -5,12 +5,12 @@ screen), which :class:`app.theatre.TheatreController` keeps while it is active.
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
 
 from app.settings import WINDOW_STATE_VERSION, AppSettings
 
 
-def fit_to_screen(window: QMainWindow, width: int, height: int) -> None:
+def fit_to_screen(window: QWidget, width: int, height: int) -> None:
     """Start at ``width`` x ``height`` px, or the screen's free area on a smaller screen (1280 x 800)."""
     screen = window.screen() or QApplication.primaryScreen()
     area = screen.availableGeometry() if screen is not None else None

@@ -5,8 +5,8 @@ Each job is a generator (napari/superqt ``thread_worker`` style): it yields
 map was made locally instead) and returns its result. The steps are the shared
 pipeline (:mod:`core.model.inference`) and remote-or-local call
 (:mod:`remote.remote_or_local`); nothing here re-implements them. Yield points are where
-a job can be cancelled. :func:`start_job` runs a job in Qt's thread pool and
-routes errors to one handler; nothing here blocks or sleeps in the GUI thread.
+a job can be cancelled. :func:`app.job_runner.run_job` runs every job in Qt's thread
+pool; nothing here blocks or sleeps in the GUI thread.
 """
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from superqt.utils import GeneratorWorker, create_worker
-
+from core.audit.events import classification_details, record
 from core.model.inference import ClassificationResult, Prepared, prepare_files
 from core.model.files import LoadedModel
 from remote.remote_or_local import RemotePolicy, RemoteTarget, classify_remote_or_local
 
 OpenedCapture = Prepared  # what the main window holds: the capture prepared for display and classification
 __all__ = ["Classified", "FallbackNotice", "OpenedCapture", "Progress", "RemoteTarget", "classify_job",
-           "open_capture_job", "start_job"]
+           "open_capture_job"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,10 @@ def open_capture_job(
 ) -> Generator[Progress, None, Prepared]:
     """Read the triplet (references by name unless given) and prepare it: :func:`core.model.inference.prepare_files`."""
     yield Progress(0.0, f"Opening {Path(raw_path).name}")
-    return prepare_files(raw_path, dark_path, white_path, profile_name=profile_name)
+    prepared = prepare_files(raw_path, dark_path, white_path, profile_name=profile_name)
+    record("capture_opened", capture=prepared.capture.capture_id, path=str(raw_path),
+           quality=None if prepared.quality is None else prepared.quality.status)
+    return prepared
 
 
 def classify_job(
@@ -78,24 +80,6 @@ def classify_job(
     if outcome.fallback_reason is not None:
         fallback = FallbackNotice(remote.url, outcome.fallback_reason)
         yield fallback
+    record("classified", **classification_details(outcome.result, capture=opened.capture.capture_id),
+           fallback=None if fallback is None else fallback.problem)
     return Classified(outcome.result, fallback)
-
-
-def start_job(
-    job: Callable,
-    *args,
-    on_yield: Callable[[object], None],
-    on_return: Callable[[object], None],
-    on_error: Callable[[BaseException], None],
-    on_finish: Callable[[], None] | None = None,
-    **kwargs,
-) -> GeneratorWorker:
-    """Run generator ``job(*args, **kwargs)`` in the thread pool; results come back as Qt signals."""
-    worker = create_worker(job, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-    worker.yielded.connect(on_yield)
-    worker.returned.connect(on_return)
-    worker.errored.connect(on_error)
-    if on_finish is not None:
-        worker.finished.connect(on_finish)
-    worker.start()
-    return worker

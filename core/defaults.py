@@ -11,3 +11,5 @@ LEARNING_RATE = 1e-3  # Adam
 EPOCHS = 100
 FOLDS = 5  # outer and inner folds of double cross-validation
 SEED = 0
+MODEL_NAME = "conv2dnet"  # the name a trained model gets unless the user gives one (the thesis's network)
+REMOTE_DEADLINE_S = 20.0  # s: the whole remote attempt at a map, retries included (issue 14); then local

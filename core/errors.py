@@ -61,7 +61,21 @@ def one_line(exc: BaseException) -> str:
         text = str(exc) or exc.__class__.__name__
     else:
         text = f"unexpected {exc.__class__.__name__}: {exc}"
-    return redact(escape_controls(" ".join(text.split())))
+    # Redact before shortening, so a secret is never cut where its pattern no longer matches.
+    return escape_controls(shorten(redact(" ".join(text.split()))))
+
+
+# A message line longer than this echoes the user's input back (a 52 MB option value, a
+# 5 MB model header): keep its start (the file) and its end (the problem).
+MAX_LINE_CHARS = 600
+
+
+def shorten(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """``text`` cut in the middle to about ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]} ...[{len(text) - head - tail} characters cut]... {text[-tail:]}"
 
 
 def escape_controls(text: str) -> str:

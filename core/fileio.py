@@ -68,8 +68,44 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def neurohsi_home() -> Path:
+    """Per-user data folder (env ``NEUROHSI_HOME`` overrides, as in the CLI and tests).
+
+    Local jobs, installed models, the audit log and the PACS outbox live under it.
+    """
+    env = os.environ.get("NEUROHSI_HOME")
+    return Path(env) if env else Path.home() / ".local" / "share" / "neurohsi"
+
+
 def _default_mode() -> int:
     # mkstemp creates 0600 files; a saved file should be readable as open() would make it.
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def parse_json(text: str | bytes, path: str | Path, error: Callable[[str | Path, str], Exception]) -> object:
+    """``json.loads(text)``; ``error(path, problem)`` for anything that is not JSON we can hold.
+
+    Besides malformed text, Python's parser fails in ways ``JSONDecodeError`` does not
+    cover: ``RecursionError`` for arrays nested ~1000 deep, ``ValueError`` "Exceeds the
+    limit (4300 digits)" for a huge integer. All become one line naming ``path``.
+    """
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise error(path, "not valid JSON we can read (nested too deeply)") from None
+    except UnicodeDecodeError:
+        raise error(path, "not valid JSON (not UTF-8 text)") from None
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        detail = "a number with more than 4300 digits" if "digits" in str(exc) else str(exc)[:100]
+        raise error(path, f"not valid JSON we can read ({detail})") from None
+
+
+def load_json_file(path: str | Path, error: Callable[[str | Path, str], Exception]) -> object:
+    """The parsed JSON of the file at ``path`` (see :func:`parse_json`); ``OSError`` when it cannot be read."""
+    return parse_json(Path(path).read_bytes(), path, error)

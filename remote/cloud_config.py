@@ -14,9 +14,10 @@ Storage sign-in (``storage_auth``):
 * ``entra-id``: ``storage_account_url`` + Microsoft Entra ID through azure-identity's
   DefaultAzureCredential (managed identity, Azure CLI / VS Code sign-in, environment),
   for tenants that disable shared-key access;
-* ``entra-browser``: the same with an interactive browser sign-in, its tokens kept in
-  a persistent encrypted cache (``TokenCachePersistenceOptions``), so the technician
-  signs in once, not at every start. Both also sign in to Azure ML.
+* ``entra-browser``: the same with an interactive browser sign-in as NeuroHSI's own app
+  registration (``client_id``), its tokens kept in a persistent encrypted cache
+  (``TokenCachePersistenceOptions``), so the technician signs in once, not at every start.
+  Both also sign in to Azure ML. No service-principal secret is used on a workstation.
 
 :func:`check_storage` and :func:`check_azureml` (the "Test" buttons) answer in one line what works.
 """
@@ -192,19 +193,44 @@ def make_storage(config: CloudConfig, **options):
 
 
 def entra_credential(config: CloudConfig):
-    """The azure-identity credential of an Entra ID sign-in (None for key/SAS/connection-string sign-in)."""
-    if config.storage_auth == "entra-browser":
-        from azure.identity import InteractiveBrowserCredential, TokenCachePersistenceOptions
+    """The azure-identity credential of an Entra ID sign-in (None for key/SAS/connection-string sign-in).
 
-        return InteractiveBrowserCredential(
-            tenant_id=config.tenant_id or None,
-            cache_persistence_options=TokenCachePersistenceOptions(name=TOKEN_CACHE_NAME),
-        )
+    ``entra-browser`` (a technician at a workstation): interactive user sign-in with NeuroHSI's
+    own app registration (``client_id``, a public client the hospital registers once:
+    docs/deploy.md, "Sign-in"), never another product's application id; ``entra-id`` (the
+    cloud, a build agent): DefaultAzureCredential, i.e. the managed identity where there is one.
+    """
+    if config.storage_auth == "entra-browser":
+        return browser_credential(config)
     if config.storage_auth == "entra-id":
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential()
     return None
+
+
+def browser_credential(config: CloudConfig):
+    """Interactive browser sign-in as NeuroHSI's app registration, tokens in a persistent encrypted cache."""
+    if not config.client_id:
+        raise CloudConfigError("browser sign-in needs NeuroHSI's own app registration: set its client id "
+                               f"({ENV_VARS['client_id']} or Settings ▸ Cloud; docs/deploy.md, \"Sign-in\")")
+    from azure.identity import InteractiveBrowserCredential, TokenCachePersistenceOptions
+
+    return InteractiveBrowserCredential(
+        tenant_id=config.tenant_id or None,
+        client_id=config.client_id,
+        cache_persistence_options=TokenCachePersistenceOptions(name=TOKEN_CACHE_NAME),
+    )
+
+
+def scoring_credential(config: CloudConfig):
+    """The credential for an ``aad_token`` scoring endpoint: the browser sign-in of NeuroHSI's app
+    when a client id is set (workstations), else DefaultAzureCredential (a managed identity)."""
+    if config.client_id:
+        return browser_credential(config)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
 
 
 def check_storage(config: CloudConfig, **options) -> tuple[bool, str]:
@@ -233,11 +259,10 @@ def make_azureml_backend(config: CloudConfig, **options):
         raise JobError(f"workspace not configured: {titles} missing (Settings ▸ Cloud or NEUROHSI_AZUREML_*)")
     from remote.training_backends.azureml import AzureMLBackend
 
-    if config.storage_auth == "entra-browser" and not config.client_id:
-        options.setdefault("credential", entra_credential(config))  # one browser sign-in for both
+    if config.storage_auth == "entra-browser" or config.client_id:
+        options.setdefault("credential", browser_credential(config))  # one browser sign-in for both
     return AzureMLBackend(config.subscription_id, config.resource_group, config.workspace, config.compute,
-                          environment_reference(config.environment), tenant_id=config.tenant_id or None,
-                          client_id=config.client_id or None, **options)
+                          environment_reference(config.environment), **options)
 
 
 def check_azureml(config: CloudConfig, **options) -> tuple[bool, str]:

@@ -88,9 +88,30 @@ def keyring_available() -> bool:
     return not isinstance(backend, NoKeyring)
 
 
-def get_secret(name: str) -> str | None:
-    """The secret stored under ``name``, or None when there is none."""
+_SESSION_SECRETS: dict[str, str] = {}  # "for this session only" (no keyring here): process memory, never disk
+
+
+def set_session_secret(name: str, value: str | None) -> None:
+    """Keep ``value`` under ``name`` in this process's memory until it exits (None forgets it).
+
+    For machines without a keyring: the technician can still finish from the GUI, and
+    nothing is written anywhere. :func:`get_secret` returns it before the keyring's.
+    """
     _check_name(name)
+    if value is None:
+        _SESSION_SECRETS.pop(name, None)
+        return
+    if not isinstance(value, str) or not value:
+        raise CredentialError(f"secret {name!r} must be a non-empty string")
+    remember_secret(value)
+    _SESSION_SECRETS[name] = value
+
+
+def get_secret(name: str) -> str | None:
+    """The secret under ``name``: this session's (see :func:`set_session_secret`), else the keyring's, else None."""
+    _check_name(name)
+    if name in _SESSION_SECRETS:
+        return _SESSION_SECRETS[name]
     from keyring.errors import NoKeyringError
 
     try:

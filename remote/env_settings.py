@@ -1,6 +1,7 @@
 """Numeric settings read from environment variables (the scoring service's configuration)."""
 from __future__ import annotations
 
+import math
 import os
 
 
@@ -14,6 +15,6 @@ def positive_float_env(name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {text!r}")
+    if not math.isfinite(value) or value <= 0:  # NaN compares false with everything: refuse it explicitly
+        raise ValueError(f"{name} must be a positive finite number, got {text!r}")
     return value

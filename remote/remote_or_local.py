@@ -2,9 +2,11 @@
 
 Policy (:class:`RemotePolicy`, the same for every caller):
 
-- the endpoint is asked through :class:`remote.scoring_client.ScoringClient` with
-  ``retries`` retries (connection errors and 408/429/502/503/504, also inside an Azure
-  ML 424; jittered backoff, ``Retry-After`` honoured), ``timeout_s = (connect, read)``
+- the endpoint is asked through :class:`remote.scoring_client.ScoringClient`: busy answers
+  (408/429/502/503/504, also inside an Azure ML 424) are retried until the deadline,
+  connection failures ``retries`` times (jittered backoff; ``Retry-After`` honoured, ignored
+  when garbage or negative; one past the deadline ends the attempt at once, saying so),
+  ``timeout_s = (connect, read)``
   per HTTP request, and the target's ``deployment`` as the ``azureml-model-deployment`` header;
 - the whole remote attempt is bounded by ``deadline_s`` of wall clock: past it the
   caller stops waiting (the abandoned request finishes on a daemon thread and its
@@ -25,30 +27,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from core import defaults
 from core.capture.files import Capture
 from core.errors import one_line
 from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare
 from core.model.files import LoadedModel
+from core.model.live import Classify, local_classifier
 from remote.result_check import check_result, expected_cube_shape
-from remote.scoring_client import DEFAULT_DEADLINE_S, RemoteError, ScoringClient
+from remote.scoring_client import RemoteError, ScoringClient
 
 
 @dataclass(frozen=True)
 class RemoteTarget:
-    """A scoring endpoint: URL, optional key, optional Azure ML deployment name."""
+    """A scoring endpoint: URL, optional key or Entra ID token auth, optional Azure ML deployment name."""
 
     url: str
     key: str | None = None
     deployment: str | None = None
+    # remote.endpoint_auth.EntraTokenAuth for an aad_token endpoint (instead of a key); kept per target,
+    # so its token is refreshed, not fetched again, from call to call.
+    token_auth: object | None = None
 
 
 @dataclass(frozen=True)
 class RemotePolicy:
     """How long and how often to try the endpoint (see the module docstring)."""
 
-    retries: int = 1
+    retries: int = 1  # connection failures; busy answers are retried until the deadline
     timeout_s: tuple[float, float] = (3.0, 60.0)  # (connect, read) per HTTP request
-    deadline_s: float = DEFAULT_DEADLINE_S  # the whole remote attempt, retries included (issue 14: 20 s)
+    deadline_s: float = defaults.REMOTE_DEADLINE_S  # the whole remote attempt, retries included
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -107,6 +114,38 @@ def classify_remote_or_local(
     return _outcome(classify_prepared(prepared, model), prepared_or_capture, reason, start)
 
 
+def live_classifier(
+    model_resolver: Callable[[], LoadedModel],
+    *,
+    endpoint: RemoteTarget | None,
+    fallback_local: bool,
+    policy: RemotePolicy,
+) -> Classify:
+    """The ``classify(prepared) -> (result, fallback reason)`` of live mode (``neurohsi watch`` and the
+    GUI alike): :func:`core.model.live.local_classifier` without an endpoint, else
+    :func:`classify_remote_or_local` with ``policy`` (the user's deadline) for every capture.
+    The model is resolved now (a bad model fails before watching starts) and again for every
+    capture (cached per file version: cheap), so an installed or reverted model maps the next capture."""
+    if endpoint is None:
+        current = [model_resolver(), None]
+        current[1] = local_classifier(current[0])
+
+        def local(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
+            loaded = model_resolver()
+            if loaded is not current[0]:
+                current[:] = [loaded, local_classifier(loaded)]
+            return current[1](prepared)
+
+        return local
+
+    def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:
+        outcome = classify_remote_or_local(prepared, model_resolver=model_resolver, endpoint=endpoint,
+                                           fallback_local=fallback_local, policy=policy)
+        return outcome.result, outcome.fallback_reason
+
+    return classify
+
+
 def _outcome(result: ClassificationResult, given, reason: str | None, start: float) -> Outcome:
     waited = time.perf_counter() - start
     before = given.timings_s.get("total", 0.0) if isinstance(given, Prepared) else 0.0
@@ -123,14 +162,14 @@ def _give_back(key: tuple, client: ScoringClient) -> None:
 
 
 def _take_client(endpoint: RemoteTarget, policy: RemotePolicy) -> tuple[tuple, ScoringClient]:
-    key = (endpoint.url, endpoint.key, endpoint.deployment, policy)
+    key = (endpoint.url, endpoint.key, endpoint.deployment, id(endpoint.token_auth), policy)
     with _pool_lock:
         idle = _pool.get(key)
         if idle:
             return key, idle.pop()
     client = ScoringClient(
         endpoint.url, key=endpoint.key, retries=policy.retries, timeout=policy.timeout_s,
-        deadline_s=policy.deadline_s, deployment=endpoint.deployment,
+        deadline_s=policy.deadline_s, deployment=endpoint.deployment, token_auth=endpoint.token_auth,
     )
     return key, client
 

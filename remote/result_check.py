@@ -50,7 +50,8 @@ def check_result(
     ids the answer's own model identity declares). Checks, in order: model identity
     present (name, version, sha256); labels ``(H, W)`` equal to ``cube_shape``; label
     values in ``{0} | class_ids``; probabilities, when present, ``(H, W, C)`` with one
-    channel per declared class.
+    channel per declared class, finite, in 0..1, summing to 1 on every labelled pixel, and
+    agreeing with the labels (a pixel's label is a class of highest probability).
     """
     model = getattr(result, "model", None)
     missing = [k for k in ("name", "version", "sha256") if not str(getattr(model, k, "") or "").strip()]
@@ -79,3 +80,43 @@ def check_result(
         if shape != (*expected, len(declared)) and shape != (*expected, 0):
             raise ResultRejected(
                 f"probabilities shape {shape} differs from (H, W, C) = {(*expected, len(declared))}", url=url)
+        if shape[-1:] != (0,):
+            _check_probabilities(np.asarray(probabilities), labels, declared, url)
+
+
+# float32 softmax sums to 1 within a few ulps per class; a garbled answer misses by far more.
+_SUM_TOLERANCE = 1e-3
+# Two classes of (nearly) equal probability may be labelled either way.
+_TIE_TOLERANCE = 1e-4
+
+
+def _check_probabilities(probabilities: np.ndarray, labels: np.ndarray, class_ids: tuple[int, ...], url) -> None:
+    """Refuse probabilities (H, W, C) that are not a distribution or disagree with ``labels`` (H, W)."""
+    if probabilities.dtype.kind not in "fiu":
+        raise ResultRejected(f"probabilities of type {probabilities.dtype} are not numbers", url=url)
+    if not np.isfinite(probabilities).all():
+        raise ResultRejected("probabilities hold NaN or infinite values", url=url)
+    low, high = float(probabilities.min()), float(probabilities.max())
+    if low < 0 or high > 1 + _SUM_TOLERANCE:
+        raise ResultRejected(f"probabilities outside 0..1 (from {low:g} to {high:g})", url=url)
+    labelled = labels != 0
+    if not labelled.any():
+        return
+    per_pixel = probabilities[labelled]  # (N, C)
+    sums = per_pixel.sum(axis=-1, dtype=np.float64)
+    off = np.abs(sums - 1.0) > _SUM_TOLERANCE
+    if off.any():
+        raise ResultRejected(
+            f"probabilities of {int(off.sum())} labelled pixel(s) do not sum to 1 (e.g. {float(sums[off][0]):.4g})", url=url
+        )
+    channel = np.full(256, -1, np.int64)
+    channel[list(class_ids)] = np.arange(len(class_ids))
+    index = channel[labels[labelled].astype(np.int64)]
+    if (index < 0).any():
+        raise ResultRejected("labels use class ids the probabilities have no channel for", url=url)
+    chosen = per_pixel[np.arange(per_pixel.shape[0]), index]
+    disagree = chosen < per_pixel.max(axis=-1) - _TIE_TOLERANCE
+    if disagree.any():
+        raise ResultRejected(
+            f"the class map disagrees with its own probabilities on {int(disagree.sum())} pixel(s)", url=url
+        )

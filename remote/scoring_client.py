@@ -29,7 +29,6 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,22 +36,24 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
+from core import defaults
 from core.capture.files import Capture, find_references, frame_to_bytes
 from core.errors import NeuroHSIError
 from core.model.inference import ClassificationResult
-from core.model.files import ModelInfo
+from core.model.trust import flags_from_header
 from core.model.trust import from_header as trust_from_header
 from remote.scoring_http import (
     DEPLOYMENT_HEADER,
     MODEL_ERROR_STATUS,
     MODEL_REASON_HEADER,
-    RETRY_STATUSES,
     DeadlineExceeded,
     DeadlineRetry,
     call_with_deadline,
     effective_status,
+    friendly_reason,
     is_loopback,
     is_plain_http_to_remote_host,
+    missing_references,
     normalise_url,
 )
 from remote.scoring_http import (
@@ -61,19 +62,18 @@ from remote.scoring_http import (
 from remote.scoring_http import (
     service_message as _service_message,
 )
-from remote.scoring_protocol import RESULT_CONTENT_TYPE, ScoringParams, decode_result, encode_request, gzip_body
+from remote.scoring_answer import MAX_RESPONSE_BYTES, read_capped
+from remote.scoring_protocol import (
+    RESULT_CONTENT_TYPE,
+    ScoringParams,
+    decode_result,
+    encode_request,
+    gzip_body,
+    model_info_from,
+)
 
-DEFAULT_DEADLINE_S = 20.0
-_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
-_FRIENDLY = {
-    401: "endpoint key rejected",
-    403: "access to the endpoint denied",
-    404: "no scoring service at this address",
-    405: "the address does not accept scoring requests",
-    413: "request too large",
-    408: "the service did not finish in time (request timeout)",
-    429: "the service is busy (too many requests)",
-}
+DEFAULT_DEADLINE_S = defaults.REMOTE_DEADLINE_S
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")  # Azure: a letter first, 3-32 characters
 _HELD_LIMIT = 64
 
 
@@ -113,12 +113,18 @@ class ScoringClient:
         compress_upload: bool | None = None,
         deadline_s: float | None = DEFAULT_DEADLINE_S,
         deployment: str | None = None,
+        token_auth=None,
     ) -> None:
+        """``retries``: connection failures are retried this many times; busy answers (408/429/5xx)
+        until ``deadline_s`` (this many times when it is None); 0 retries nothing."""
         self.url = normalise_url(url)
         if key is not None and not key:
             raise ValueError("endpoint key is empty")
-        if key is not None and is_plain_http_to_remote_host(self.url):
-            raise ValueError(f"refusing to send the endpoint key over plain http to {urlsplit(self.url).hostname}; use https")
+        if key is not None and token_auth is not None:
+            raise ValueError("give the endpoint key or Entra ID token auth, not both")
+        if (key is not None or token_auth is not None) and is_plain_http_to_remote_host(self.url):
+            what = "key" if key is not None else "Entra ID token"
+            raise ValueError(f"refusing to send the endpoint {what} over plain http to {urlsplit(self.url).hostname}; use https")
         if len(timeout) != 2 or min(timeout) <= 0:
             raise ValueError(f"timeout must be (connect_s, read_s), both positive, got {timeout!r}")
         if retries < 0:
@@ -128,12 +134,14 @@ class ScoringClient:
         if deadline_s is not None and not deadline_s > 0:
             raise ValueError(f"deadline must be positive seconds (or None), got {deadline_s!r}")
         if deployment is not None and not _DEPLOYMENT_NAME.match(deployment):
-            raise ValueError(f"deployment name must be letters, digits and '-' (1-32), got {deployment!r}")
+            raise ValueError(f"deployment name must start with a letter and be 3-32 letters, digits or '-' (Azure's rule), got {deployment!r}")
         self.deadline_s = None if deadline_s is None else float(deadline_s)
         self.deployment = deployment
         self._key = key
+        self._token_auth = token_auth  # remote.endpoint_auth.EntraTokenAuth (aad_token endpoints)
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.retries = int(retries)
+        self.max_response_bytes = MAX_RESPONSE_BYTES
         self.backoff_s = float(backoff_s)
         self.return_probabilities = return_probabilities
         # gzip level 1 costs ~60-90 ms per full frame and saves ~35% of the bytes (1.6 MB):
@@ -157,7 +165,8 @@ class ScoringClient:
         self.last_exchange: dict = {}  # request/response bytes and HTTP request count of the last call
 
     def __repr__(self) -> str:
-        return f"ScoringClient({self.url!r}, key={'set' if self._key else 'none'})"
+        auth = "key" if self._key else ("entra" if self._token_auth is not None else "none")
+        return f"ScoringClient({self.url!r}, auth={auth})"
 
     def close(self) -> None:
         if self._own_session:
@@ -270,7 +279,7 @@ class ScoringClient:
                 # Resend both references, not only the one named missing: the next request may reach
                 # another worker or instance (each holds its own cache), and a self-sufficient
                 # request cannot be refused again for a missing reference.
-                for kind in _missing_from(response):
+                for kind in missing_references(response):
                     self._held.pop(digests[kind], None)
                 send = sorted(digests)
                 continue
@@ -300,8 +309,9 @@ class ScoringClient:
             )
         try:
             decoded = decode_result(response.content)
-            info = _model_info(decoded.header["model"])
+            info = model_info_from(decoded.header["model"])
             quality, ood_mask, ood_fraction = trust_from_header(decoded.header, decoded.labels.shape)
+            flags = flags_from_header(decoded.header, decoded.labels.shape)
         except (ValueError, KeyError, TypeError) as exc:
             raise RemoteError(200, f"{self.url}: unreadable answer ({exc})", None, url=self.url) from None
         server = {k: float(v) for k, v in decoded.header.get("timings_s", {}).items() if isinstance(v, (int, float))}
@@ -320,7 +330,7 @@ class ScoringClient:
         rgb = decoded.rgb if decoded.rgb is not None else np.zeros((*decoded.labels.shape, 3), np.uint8)
         return ClassificationResult(
             decoded.labels, probabilities, rgb, info, timings, None, self.url,
-            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction,
+            quality=quality, ood_mask=ood_mask, ood_fraction=ood_fraction, **flags,
         )
 
     @staticmethod
@@ -332,6 +342,13 @@ class ScoringClient:
         headers = dict(headers)
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key}"
+        elif self._token_auth is not None:
+            from remote.endpoint_auth import TokenError
+
+            try:  # refreshed before it expires; a failed refresh is a failed call (the caller falls back)
+                headers["Authorization"] = self._token_auth.header()
+            except TokenError as exc:
+                raise RemoteError(None, f"{self.url}: {exc}", url=self.url) from None
         if self.deployment is not None:
             headers[DEPLOYMENT_HEADER] = self.deployment
         if deadline is None:
@@ -347,15 +364,24 @@ class ScoringClient:
 
     def _exchange(self, method: str, body: bytes | None, headers: dict, deadline: float | None) -> requests.Response:
         """The HTTP exchange with retries; an answer cut short after its headers is sent again too."""
-        self._adapter.max_retries = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
+        retry = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
+        self._adapter.max_retries = retry
         timeout = self.timeout
         attempt = 0
+        started = time.monotonic()
         while True:
             if deadline is not None:
                 left = max(0.05, deadline - time.monotonic())
                 timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
             try:
-                return self.session.request(method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify)
+                # Never redirected: a 307 to another host would re-send the capture (and the key) there.
+                response = self.session.request(
+                    method, self.url, data=body, headers=headers, timeout=timeout, verify=self._verify,
+                    allow_redirects=False, stream=True,
+                )
+                # Why retrying stopped early (a wait past the deadline), for the error message.
+                response.neurohsi_gave_up = self._gave_up(retry, started)
+                return read_capped(response, self.url, self.max_response_bytes, RemoteError)
             except DeadlineExceeded:
                 raise
             except requests.exceptions.SSLError as exc:
@@ -382,9 +408,16 @@ class ScoringClient:
                     message = f"cannot reach {self.url} (no connection within {self.timeout[0]:g} s)"
                 else:
                     message = f"cannot reach {self.url} ({_reason(exc)})"
-                raise RemoteError(None, message, url=self.url) from None
+                raise RemoteError(None, message + self._gave_up(retry, started), url=self.url) from None
             except requests.exceptions.RequestException as exc:
                 raise RemoteError(None, f"{self.url}: request failed ({_reason(exc)})", url=self.url) from None
+
+    def _gave_up(self, retry: DeadlineRetry, started: float) -> str:
+        """``"; gave up after N s: <why>"`` when ``retry`` stopped because a wait would pass the deadline."""
+        if not retry.stopped:
+            return ""
+        return (f"; gave up after {time.monotonic() - started:.1f} s: {retry.stopped[-1]}, "
+                f"past the {self.deadline_s:g} s deadline")
 
     def _pause(self, attempt: int, deadline: float | None) -> None:
         wait = min(self.backoff_s * 2**attempt, 10.0)
@@ -397,19 +430,12 @@ class ScoringClient:
         detail = _service_message(response)
         if not detail and response.status_code == MODEL_ERROR_STATUS:
             detail = " ".join(response.headers.get(MODEL_REASON_HEADER, "").split())[:200]
-        friendly = _FRIENDLY.get(status)
-        if status == 401 and self._key is None:
-            friendly = "the endpoint needs a key and none was given"
-        if friendly is None:
-            if status in RETRY_STATUSES:
-                friendly = "service unavailable"
-            elif status >= 500:
-                friendly = "service error"
-            else:
-                friendly = "request rejected"
+        auth = "entra" if self._token_auth is not None else ("key" if self._key is not None else None)
+        friendly = friendly_reason(status, auth=auth)
         message = f"{self.url}: {friendly} (HTTP {status})"
         if detail and status not in (401, 403):
             message += f": {detail}"
+        message += getattr(response, "neurohsi_gave_up", "")
         return RemoteError(status, message, response.content, url=self.url)
 
 
@@ -419,18 +445,3 @@ def _read(path: Path) -> bytes:
     except OSError as exc:
         raise RemoteError(None, f"{path}: cannot read ({exc.strerror or exc})") from None
 
-
-def _missing_from(response: requests.Response) -> list[str]:
-    try:
-        missing = response.json().get("missing", [])
-    except (ValueError, AttributeError):
-        return []
-    return [kind for kind in missing if kind in ("dark", "white")]
-
-
-def _model_info(data: dict) -> ModelInfo:
-    known = {f.name for f in fields(ModelInfo)}
-    values = {k: v for k, v in data.items() if k in known}
-    values["class_ids"] = tuple(values.get("class_ids", ()))
-    values["class_names"] = tuple(values.get("class_names", ()))
-    return ModelInfo(**values)

@@ -10,7 +10,8 @@ request (``@rawhttp``) and routes by content type:
 - ``application/json``: the thesis protocol (``raw_image``, ``white_ref``,
   ``black_ref`` as nested integer lists, ``patch_size``, ``batch_size``,
   ``patient_id``), answered with JSON ``classification_map`` and the thesis's
-  timing fields;
+  timing fields (the ``patient_id`` is checked and dropped: no answer, log or telemetry
+  carries it);
 - ``GET``: the service's identity (model, limits), used by clients to test a connection.
 
 Configuration (environment):
@@ -23,6 +24,8 @@ Configuration (environment):
   ``Authorization: Bearer <key>`` (401 otherwise);
 - ``NEUROHSI_MAX_REQUEST_MB``: request-size limit in MB (default 64), 413 beyond it;
 - ``NEUROHSI_REFERENCE_CACHE``: how many dark/white frames to keep (default 8);
+- ``NEUROHSI_BODY_BUDGET_MB``: request bodies held at once per worker process (default 256),
+  503 with ``Retry-After`` beyond (keeps the worker under the instance type's memory request);
 - ``NEUROHSI_MAX_CONCURRENT_SCORING``: requests scored at once per worker process
   (default 2); others wait up to ``NEUROHSI_SCORING_WAIT_S`` (default 30 s), then 503.
 
@@ -54,18 +57,20 @@ from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from core.capture.files import Capture, capture_from_bytes
 from core.errors import CaptureError, ModelFileError, NeuroHSIError, ProfileError
-from core.model.inference import classify_prepared, prepare
+from core.model.inference import classify_prepared, prepare, warm_up
 from core.model.choice import resolve_model
 from core.model.files import LoadedModel
 from core.model.trust import summary as trust_summary
 from core.model.trust import to_header
 from remote.env_settings import positive_float_env
 from remote.scoring_guards import (
+    ByteBudget,
     ComputeSlots,
     RequestError,
     check_capture_geometry,
     public_model_identity,
     read_body,
+    sensor_limit,
 )
 from remote.scoring_protocol import RESULT_CONTENT_TYPE, decode_request, encode_result, inflate_body
 
@@ -78,6 +83,8 @@ ENV_MAX_REQUEST_MB = "NEUROHSI_MAX_REQUEST_MB"
 ENV_REFERENCE_CACHE = "NEUROHSI_REFERENCE_CACHE"
 ENV_MAX_CONCURRENT = "NEUROHSI_MAX_CONCURRENT_SCORING"
 ENV_SCORING_WAIT_S = "NEUROHSI_SCORING_WAIT_S"
+ENV_BODY_BUDGET_MB = "NEUROHSI_BODY_BUDGET_MB"
+DEFAULT_BODY_BUDGET_MB = 256.0
 DEFAULT_MAX_REQUEST_MB = 64.0
 DEFAULT_REFERENCE_CACHE = 8
 DEFAULT_MAX_CONCURRENT = 2
@@ -127,11 +134,15 @@ class ServiceState:
     without registering it in ``sys.modules``, which ``dataclasses`` needs.
     """
 
-    __slots__ = ("model", "key", "max_request_bytes", "cache", "slots")
+    __slots__ = ("model", "key", "max_request_bytes", "cache", "slots", "budget", "max_frame")
 
     def __init__(
-        self, model: LoadedModel, key: str | None, max_request_bytes: int, cache: ReferenceCache, slots: ComputeSlots
+        self, model: LoadedModel, key: str | None, max_request_bytes: int, cache: ReferenceCache, slots: ComputeSlots,
+        budget: ByteBudget | None = None,
     ) -> None:
+        self.budget = budget or ByteBudget(int(DEFAULT_BODY_BUDGET_MB * 1_000_000))
+        # (rows, cols) no frame may exceed: the sensor of the model's camera.
+        self.max_frame = sensor_limit(model.info.profile_id)
         self.model = model
         self.key = key
         self.max_request_bytes = max_request_bytes
@@ -179,7 +190,14 @@ def init() -> None:
         int(positive_float_env(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)),
         positive_float_env(ENV_SCORING_WAIT_S, DEFAULT_SCORING_WAIT_S),
     )
-    _STATE = ServiceState(model, key, max_bytes, ReferenceCache(capacity), slots)
+    budget = ByteBudget(int(positive_float_env(ENV_BODY_BUDGET_MB, DEFAULT_BODY_BUDGET_MB) * 1_000_000))
+    _STATE = ServiceState(model, key, max_bytes, ReferenceCache(capacity), slots, budget)
+    try:  # the first request must not pay for the process's first classification
+        warmed = warm_up(model)
+    except Exception:  # noqa: BLE001 - a failed warm-up only costs the first request time
+        logger.exception("warm-up classification failed; the first request will be slower")
+    else:
+        logger.info("NeuroHSI scoring: warmed up in %s", "-" if warmed is None else f"{1000 * warmed:.0f} ms")
     logger.info(
         "NeuroHSI scoring: model %s, key %s, request limit %d bytes",
         model.info.label,
@@ -213,13 +231,15 @@ def _dispatch(request):
     start = time.perf_counter()
     mimetype = (request.mimetype or "").lower()
     if mimetype == "multipart/form-data":
-        body = read_body(request, state.max_request_bytes, inflate_body)
-        with state.slots.slot():
-            return _score_binary(state, body, request.content_type, start)
+        with state.budget.hold() as hold:
+            body = read_body(request, state.max_request_bytes, inflate_body, hold)
+            with state.slots.slot():
+                return _score_binary(state, body, request.content_type, start)
     if mimetype == JSON_CONTENT_TYPE:
-        body = read_body(request, min(state.max_request_bytes, MAX_JSON_BYTES), inflate_body)
-        with state.slots.slot():
-            return _score_thesis_json(state, body, start)
+        with state.budget.hold() as hold:
+            body = read_body(request, min(state.max_request_bytes, MAX_JSON_BYTES), inflate_body, hold)
+            with state.slots.slot():
+                return _score_thesis_json(state, body, start)
     raise RequestError(
         415, f"unsupported content type {mimetype or '(none)'}: send multipart/form-data or application/json"
     )
@@ -299,7 +319,7 @@ def _score_binary(state: ServiceState, body: bytes, content_type: str, start: fl
         )
     t_parsed = time.perf_counter()
     try:
-        capture = capture_from_bytes(req.raw, references["dark"], references["white"])
+        capture = capture_from_bytes(req.raw, references["dark"], references["white"], max_shape=state.max_frame)
     except CaptureError as exc:
         raise RequestError(400, _client_message(exc)) from None
     check_capture_geometry(capture.metadata, capture.raw.shape, state.model.info.n_bands)
@@ -339,7 +359,7 @@ def _reject_number(text: str):
     raise RequestError(400, f"frames must hold integers, found {text!r}")
 
 
-def _frame_from_lists(value, name: str) -> np.ndarray:
+def _frame_from_lists(value, name: str, max_shape: tuple[int, int]) -> np.ndarray:
     """A uint16 (H, W) frame from a nested list of integers, validated."""
     if not isinstance(value, list) or not value:
         raise RequestError(400, f"{name} must be a non-empty 2-D list of integers")
@@ -349,6 +369,10 @@ def _frame_from_lists(value, name: str) -> np.ndarray:
         raise RequestError(400, f"{name} must be a rectangular 2-D list of integers") from None
     if array.ndim != 2 or array.size == 0:
         raise RequestError(400, f"{name} must be a 2-D list of integers, got {array.ndim} dimension(s)")
+    if array.shape[0] > max_shape[0] or array.shape[1] > max_shape[1]:
+        raise RequestError(
+            400, f"{name} is {array.shape[0]}x{array.shape[1]}, larger than the sensor ({max_shape[0]}x{max_shape[1]})"
+        )
     if array.dtype.kind not in "iu":
         raise RequestError(400, f"{name} must hold integers only, got {array.dtype.kind!r} values")
     if array.min() < 0 or array.max() > 65535:
@@ -383,18 +407,19 @@ def _score_thesis_json(state: ServiceState, body: bytes, start: float):
     profile = obj.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise RequestError(400, "profile must be a string")
-    raw = _frame_from_lists(obj["raw_image"], "raw_image")
-    white = _frame_from_lists(obj["white_ref"], "white_ref")
-    dark = _frame_from_lists(obj["black_ref"], "black_ref")
+    raw = _frame_from_lists(obj["raw_image"], "raw_image", state.max_frame)
+    white = _frame_from_lists(obj["white_ref"], "white_ref", state.max_frame)
+    dark = _frame_from_lists(obj["black_ref"], "black_ref", state.max_frame)
     for name, frame in (("white_ref", white), ("black_ref", dark)):
         if frame.shape != raw.shape:
             raise RequestError(400, f"{name} shape {frame.shape} differs from raw_image shape {raw.shape}")
-    capture = Capture(raw, dark, white, None, capture_id=str(patient_id or "capture"))
+    # The patient id is accepted (thesis clients send it) and dropped here: it never names the
+    # capture, reaches a log or telemetry, or comes back in the answer (issue 24).
+    capture = Capture(raw, dark, white, None, capture_id="capture")
     t_parsed = time.perf_counter()
     result = _classify(state, capture, profile)
     answer = {
         "classification_map": result.labels.tolist(),
-        "patient_id": patient_id,
         "time_parsing_data": t_parsed - start,
         "time_preProcessing_data": result.timings_s.get("preprocess", 0.0),
         # Dense inference builds no patch batches: the whole cube goes through the network at once.

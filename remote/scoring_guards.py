@@ -13,6 +13,11 @@ with a one-line message), never a 500 or gigabytes of memory:
   raw frame's metadata must fit the frame and give the model's band count; otherwise
   the camera profile would allocate a (B, B) correction matrix for any B the request
   claims (a 150 x 150 pattern: B = 22,500, 2 GB).
+- :func:`sensor_limit`: no frame may be larger than the sensor of the model's camera
+  (decompressed sizes are bounded by it, checked on the TIFF headers before decoding);
+- :class:`ByteBudget`: the request bodies held at once by one worker process are bounded
+  together (503 with ``Retry-After`` beyond), so the worker stays under the instance
+  type's memory request however many clients send at once;
 - :class:`ComputeSlots`: at most N requests compute at once per worker process; the
   others wait up to a bound and then get 503 with ``Retry-After``.
 - :func:`public_model_identity`: the model fields a response may carry (never the
@@ -25,6 +30,11 @@ import threading
 
 from core.capture.metadata import CaptureMetadata
 from core.model.files import ModelInfo
+
+try:  # the server's HTTP parser raises these while the body is read (gunicorn runs the service on Linux)
+    from gunicorn.http.errors import ParseException as _HTTP_PARSE_ERRORS
+except ImportError:  # pragma: no cover - gunicorn is not installed on Windows desktops
+    _HTTP_PARSE_ERRORS = ()
 
 _CHUNK = 1 << 20
 # A mosaic wider or taller than this is not a snapshot camera we know of (Ximea's are
@@ -49,12 +59,69 @@ class RequestError(Exception):
         self.headers = headers or {}
 
 
-def read_body(request, limit: int, inflate) -> bytes:
+class ByteBudget:
+    """Bytes of request bodies held at once in one worker process, at most ``capacity`` (thread-safe).
+
+    ``with budget.hold() as hold: hold.add(n)`` counts ``n`` more bytes for this request
+    (503 with ``Retry-After`` when the budget would be exceeded) and gives them all back at
+    the end of the request.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"byte budget must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.used = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self):
+        hold = _Hold(self)
+        try:
+            yield hold
+        finally:
+            with self._lock:
+                self.used -= hold.bytes
+
+    def _add(self, hold: "_Hold", n: int) -> None:
+        with self._lock:
+            if self.used + n > self.capacity:
+                raise RequestError(
+                    503, "the service is receiving too much at once; retry shortly", headers={"Retry-After": "2"}
+                )
+            self.used += n
+            hold.bytes += n
+
+
+class _Hold:
+    __slots__ = ("budget", "bytes")
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget = budget
+        self.bytes = 0
+
+    def add(self, n: int) -> None:
+        self.budget._add(self, n)
+
+
+def sensor_limit(profile_id: str | None) -> tuple[int, int]:
+    """The largest frame (rows, cols) a request may carry: the sensor of the model's camera profile,
+    or the largest built-in sensor when the model names a profile derived from frame metadata."""
+    from core.capture.camera_profiles import list_profiles, load_profile
+
+    if profile_id in list_profiles():
+        return tuple(load_profile(profile_id).sensor_shape)
+    shapes = [load_profile(name).sensor_shape for name in list_profiles()]
+    return max(s[0] for s in shapes), max(s[1] for s in shapes)
+
+
+def read_body(request, limit: int, inflate, hold: _Hold | None = None) -> bytes:
     """The request body, at most ``limit`` bytes after ``inflate(body, encoding, limit=...)``.
 
     413 at once when ``Content-Length`` declares more than ``limit`` (nothing is read);
     413 as soon as an undeclared (chunked) body passes ``limit``; 408 when the client
-    stops sending before the body is complete; 400 for an empty body.
+    stops sending before the body is complete; 400 for an empty body or a malformed
+    chunked body; 503 when ``hold`` (of a :class:`ByteBudget`) has no room for it.
     """
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -66,11 +133,15 @@ def read_body(request, limit: int, inflate) -> bytes:
             if not chunk:
                 break
             total += len(chunk)
+            if hold is not None:
+                hold.add(len(chunk))
             if total > limit:
                 raise RequestError(413, f"request too large: over {limit} bytes, the limit is {limit} bytes")
             chunks.append(chunk)
     except OSError as exc:  # TimeoutError from the socket read deadline, or the client went away
         raise RequestError(408, f"request body not received in time ({exc or 'read timed out'}); send it again") from None
+    except _HTTP_PARSE_ERRORS as exc:  # a malformed chunked body (bad chunk size, missing CRLF): the client's fault
+        raise RequestError(400, f"malformed request body ({type(exc).__name__}: {str(exc)[:200]})") from None
     if declared is not None and total < declared:
         raise RequestError(400, f"request body ended after {total} of {declared} bytes")
     if not total:
@@ -78,11 +149,14 @@ def read_body(request, limit: int, inflate) -> bytes:
     body = b"".join(chunks)
     encoding = request.headers.get("Content-Encoding", "")
     try:
-        return inflate(body, encoding, limit=limit)
+        inflated = inflate(body, encoding, limit=limit)
     except OverflowError:
         raise RequestError(413, f"request too large: inflated body over {limit} bytes, the limit is {limit} bytes") from None
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
+    if hold is not None and inflated is not body:
+        hold.add(len(inflated))
+    return inflated
 
 
 def check_capture_geometry(metadata: CaptureMetadata | None, frame_shape: tuple[int, int], n_bands: int) -> None:

@@ -15,19 +15,26 @@ codes):
 - 502/503/504: the gateway or the container is restarting or busy.
 
 :class:`DeadlineRetry` is urllib3's ``Retry`` for those codes (and 424 wrapping one of
-them) on GET and POST, with jittered exponential backoff, ``Retry-After`` honoured for
-every retried code, and no wait that would end past the call's deadline.
+them) on GET and POST: with a deadline they are retried until it (not a fixed count: the
+front end may answer 429 several times in a row while it scales), ``Retry-After`` honoured
+for every retried code and ignored when garbage or negative (the jittered exponential
+backoff applies then). When the next wait would end past the deadline, the last answer
+comes back at once and the client's message says so ("the service asked to retry after
+30 s (Retry-After), past the 20 s deadline"), rather than waiting out the deadline.
 :func:`call_with_deadline` runs one exchange in a daemon thread and gives up at the
 deadline: ``requests`` timeouts bound each socket read, not the whole answer, so a
 server trickling one byte a second would otherwise hold the caller for minutes.
 """
 from __future__ import annotations
 
+import email.utils
 import ipaddress
+import math
 import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -58,23 +65,72 @@ def effective_status(status: int, headers) -> int:
     return int(inner) if inner.isdigit() and 100 <= int(inner) <= 599 else status
 
 
+@dataclass(frozen=True)
+class RetryStopped:
+    """Why retrying stopped before the deadline: the next wait (``wait_s``) would end past it.
+
+    ``status`` is the last answer's code (None after a connection failure), ``retry_after``
+    whether the service asked for that wait (``Retry-After``); ``str()`` says it in words.
+    """
+
+    why: str
+    status: int | None
+    wait_s: float
+    retry_after: bool
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date); None when absent or
+    unusable (garbage, negative, not finite): such a header is ignored and the backoff applies."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(text) if text else None
+        if parsed is None:
+            return None
+        try:
+            return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+        except (OverflowError, ValueError):
+            return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 class DeadlineRetry(Retry):
-    """``Retry`` on RETRY_STATUSES (also wrapped in a 424) that never sleeps past ``deadline`` (monotonic s)."""
+    """``Retry`` on RETRY_STATUSES (also wrapped in a 424) until ``deadline`` (monotonic s).
+
+    With a deadline, busy answers (408/429/5xx) are retried as long as the next wait ends before
+    it (``Retry-After`` when the service gives a usable one, else jittered exponential backoff);
+    connection failures ``retries`` times. Without one, both ``retries`` times. When a wait would
+    end past the deadline the last answer is handed back at once and :attr:`stopped` says why.
+    """
 
     # Every code we retry may carry Retry-After (Azure ML's 429, our 503); honour it on all.
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
 
-    def __init__(self, *args, deadline: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, deadline: float | None = None, stopped: list | None = None,
+                 next_wait: float = 0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
+        # Shared by every copy urllib3 makes (new()): the caller reads why retrying stopped.
+        self.stopped: list[RetryStopped] = [] if stopped is None else stopped
+        self.next_wait = next_wait
 
     @classmethod
     def for_call(cls, retries: int, backoff_s: float, deadline: float | None) -> "DeadlineRetry":
+        # Busy answers: unlimited by count when a deadline bounds them (Azure ML's front end
+        # may answer 429 several times in a row while instances scale); retries=0 means none.
+        status = retries if (deadline is None or retries == 0) else None
         return cls(
-            total=retries,
+            total=None,
             connect=retries,
             read=retries,
-            status=retries,
+            status=status,
             other=0,
             redirect=0,
             status_forcelist=RETRY_STATUSES | {MODEL_ERROR_STATUS},
@@ -82,7 +138,6 @@ class DeadlineRetry(Retry):
             backoff_factor=backoff_s,
             backoff_max=10.0,
             backoff_jitter=BACKOFF_JITTER_S,
-            retry_after_max=60.0,
             respect_retry_after_header=True,
             raise_on_status=False,
             raise_on_redirect=False,
@@ -92,7 +147,14 @@ class DeadlineRetry(Retry):
     def new(self, **kw) -> "DeadlineRetry":
         retry = super().new(**kw)
         retry.deadline = self.deadline
+        retry.stopped = self.stopped
         return retry
+
+    def parse_retry_after(self, retry_after: str) -> float | None:  # type: ignore[override]
+        return parse_retry_after(retry_after)
+
+    def get_retry_after(self, response) -> float | None:
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         if response is not None and response.status == MODEL_ERROR_STATUS:
@@ -103,9 +165,19 @@ class DeadlineRetry(Retry):
             # The service took the request and is silent: resending would double the wait
             # (and the work); the caller decides (fall back to local, say why).
             raise error
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise DeadlineExceeded("deadline passed before a retry")
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        asked = None if response is None else retry.get_retry_after(response)
+        wait = asked if asked is not None else retry.get_backoff_time()
+        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+            status = None if response is None else effective_status(response.status, response.headers)
+            why = (f"the service asked to retry after {wait:g} s (Retry-After)" if asked is not None
+                   else f"the next retry (in {wait:.1f} s)")
+            self.stopped.append(RetryStopped(why, status, wait, asked is not None))
+            # MaxRetryError hands a busy answer back to the caller (raise_on_status=False) and
+            # turns a connection failure into requests' ConnectionError: both say what happened.
+            raise MaxRetryError(_pool, url, error)
+        retry.next_wait = wait
+        return retry
 
     def get_backoff_time(self) -> float:
         # urllib3 waits nothing before the first retry; a busy service deserves a short pause too.
@@ -114,21 +186,10 @@ class DeadlineRetry(Retry):
             base = self.backoff_factor
         return base
 
-    def sleep_for_retry(self, response) -> bool:
-        retry_after = self.get_retry_after(response)
-        if retry_after is None:
-            return False
-        self._wait(retry_after)
-        return True
-
-    def _sleep_backoff(self) -> None:
-        self._wait(self.get_backoff_time())
-
-    def _wait(self, seconds: float) -> None:
-        if self.deadline is not None and time.monotonic() + seconds >= self.deadline:
-            raise DeadlineExceeded(f"the service asked to wait {seconds:.1f} s, past the deadline")
-        if seconds > 0:
-            time.sleep(seconds)
+    def sleep(self, response=None) -> None:
+        # The wait was chosen (and checked against the deadline) in increment().
+        if self.next_wait > 0:
+            time.sleep(self.next_wait)
 
 
 def call_with_deadline(function: Callable[[], T], timeout_s: float) -> T:
@@ -167,6 +228,41 @@ def reason_of(exc: Exception) -> str:
         if marker in text:
             return marker.lower()
     return " ".join((str(inner) or inner.__class__.__name__).split())[:200]
+
+
+_FRIENDLY = {
+    401: "endpoint key rejected",
+    403: "access to the endpoint denied",
+    404: "no scoring service at this address",
+    405: "the address does not accept scoring requests",
+    413: "request too large",
+    408: "the service did not finish in time (request timeout)",
+    429: "the service is busy (too many requests)",
+}
+
+
+def friendly_reason(status: int, *, auth: str | None) -> str:
+    """What an HTTP ``status`` means for the user; ``auth`` is how the client signed in: "key", "entra" or None."""
+    if status == 401 and auth == "entra":
+        return "Entra ID token rejected"
+    if status == 403 and auth == "entra":
+        return "the signed-in account may not score on this endpoint (it needs the score/action role)"
+    if status == 401 and auth is None:
+        return "the endpoint needs a key and none was given"
+    if status in _FRIENDLY:
+        return _FRIENDLY[status]
+    if status in RETRY_STATUSES:
+        return "service unavailable"
+    return "service error" if status >= 500 else "request rejected"
+
+
+def missing_references(response) -> list[str]:
+    """The references a 409 answer names as missing (``{"missing": ["dark", ...]}``)."""
+    try:
+        missing = response.json().get("missing", [])
+    except (ValueError, AttributeError):
+        return []
+    return [kind for kind in missing if kind in ("dark", "white")]
 
 
 def service_message(response) -> str:

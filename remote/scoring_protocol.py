@@ -352,3 +352,16 @@ def decode_result(body: bytes) -> DecodedResult:
         planar = np.ascontiguousarray(shuffled.T).view("<f2").reshape(n_classes, height, width)
         probabilities = np.ascontiguousarray(planar.transpose(1, 2, 0), dtype=np.float32)
     return DecodedResult(header, labels, rgb, probabilities)
+
+
+def model_info_from(data: dict):
+    """A result header's ``model`` dict as :class:`core.model.files.ModelInfo` (unknown keys dropped)."""
+    from dataclasses import fields
+
+    from core.model.files import ModelInfo
+
+    known = {f.name for f in fields(ModelInfo)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["class_ids"] = tuple(values.get("class_ids", ()))
+    values["class_names"] = tuple(values.get("class_names", ()))
+    return ModelInfo(**values)

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import requests
 
+from core.cpu import passive_openmp
+
 LOOPBACK = "127.0.0.1"
 ENTRY_SCRIPT = Path(__file__).resolve().with_name("scoring_entry.py")
 SERVER_CONFIG = Path(__file__).resolve().with_name("scoring_server_config.json")
@@ -118,9 +120,7 @@ def configure_environment(args: argparse.Namespace, environ: dict | None = None)
         environ["NEUROHSI_MAX_REQUEST_MB"] = str(args.max_request_mb)
     for name in _BIND_OVERRIDES:
         environ.pop(name, None)
-    # OpenMP threads that spin while idle make every request crawl when workers (or
-    # anything else) share the cores: measured 0.35 s instead of 1 ms for a small cube.
-    environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp(environ)
     gunicorn_args = f"--config {GUNICORN_CONFIG}"
     if _gunicorn_has_setting("control_socket_disable"):
         # gunicorn >= 25 opens a control socket at one fixed path per user; two local

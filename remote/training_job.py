@@ -1,13 +1,18 @@
 """The training job script: what the local backend runs in a subprocess and what an Azure ML
 command job runs on the compute cluster.
 
-    python -m remote.training_job (--dataset NAME | --dataset-dir DIR) --output-dir DIR [options]
+    python -m remote.training_job (--dataset NAME | --dataset-dir DIR) --output-dir DIR
+                                  (--spec spec.json | hyper-parameter flags) [options]
 
 * ``--dataset NAME`` downloads ``datasets/NAME/`` from Blob storage (connection string from
   env ``NEUROHSI_STORAGE_CONNECTION_STRING`` or the keyring); ``--dataset-dir`` reads a local
   folder instead (Azure ML mounts the ``uri_folder`` input there).
-* Training is the ``neurohsi train`` CLI itself (same code path as the app), run with
-  ``--progress-jsonl`` so metrics appear while it trains.
+* ``--spec`` reads the settings from the ``spec.json`` the local backend writes
+  (:meth:`remote.training_backends.base.JobSpec.read`); an Azure ML job passes them as flags
+  instead (typed job inputs, editable in the studio), which become the same ``JobSpec``.
+* Training is :func:`core.training.run.train_model_file`, in this process: the function
+  ``neurohsi train`` calls too. Progress goes to ``progress.jsonl`` as it trains, and to
+  MLflow when the backend names a run (``MLFLOW_TRACKING_URI`` / ``MLFLOW_RUN_ID``).
 * Before training the dataset is checked against its ``manifest.json`` (size and sha256
   of every file, see :func:`core.dataset.check.verify_manifest`); a mismatch fails the
   job with one line naming the file. ``--skip-manifest-check`` is for a local folder
@@ -24,13 +29,16 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from core import defaults
 from core.clock import utc_now_stamp
+from core.errors import TrainingCancelled
+from core.training.config import TrainingConfig
+from core.training.run import read_progress
 from remote.training_backends.base import JobSpec, JobStatus
 from remote.training_backends.job_state import read_state, update_state
 
@@ -45,6 +53,12 @@ class _Terminated(Exception):
     """SIGTERM arrived (cancel from the backend, or the machine shutting down)."""
 
 
+# SIGTERM sets this; training polls it before every batch (a signal handler cannot raise
+# into double-cv's worker threads), and outside training the handler raises _Terminated.
+_STOP = threading.Event()
+_TRAINING = threading.Event()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m remote.training_job", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
@@ -57,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-file", type=Path, help="job state file to record status transitions in")
     p.add_argument("--upload-model", action="store_true", help="upload the model to models/<name>/<version>/")
     p.add_argument("--model-version", default=None, help="version to upload the model as (default: a timestamp)")
+    p.add_argument("--spec", type=Path, default=None,
+                   help="the job's spec.json (written by the backend); replaces the flags below")
     p.add_argument("--epochs", type=int, default=defaults.EPOCHS)
     p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
     p.add_argument("--patch-size", type=int, default=defaults.PATCH_SIZE)
@@ -64,31 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE)
     p.add_argument("--cross-validation", choices=("none", "double"), default="double")
     p.add_argument("--seed", type=int, default=defaults.SEED)
-    p.add_argument("--model-name", default="conv2dnet")
+    p.add_argument("--model-name", default=defaults.MODEL_NAME)
     p.add_argument("--version", default="1", help="version stored in the model file (ModelInfo.version)")
     p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
     p.add_argument("--fold", type=int, default=None,
                    help="train only double-cv fold model FOLD (one trial of the Azure ML sweep); "
                         "writes fold-FOLD.safetensors and fold-FOLD.json to --output-dir")
+    p.add_argument("--cv-run", default=None,
+                   help="with --fold: the double-cv run (pipeline) this trial belongs to; its MLflow run is tagged "
+                        "with it and holds the trial's outputs, which the selection step reads")
     p.add_argument("--test-capture", action="append", default=[], help="hold these captures out of training")
     return p
 
 
 def spec_from_args(args: argparse.Namespace, dataset_name: str) -> JobSpec:
-    return JobSpec(
-        dataset=dataset_name,
-        train_capture_ids=tuple(args.train_capture),
-        test_capture_ids=tuple(args.test_capture),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        folds=args.folds,
-        lr=args.lr,
-        cross_validation=args.cross_validation,
-        seed=args.seed,
-        model_name=args.model_name,
-        model_version=args.version,
-    )
+    """The job's settings: ``--spec`` when given, else the flags (JobError / ValueError on bad values)."""
+    if getattr(args, "spec", None) is not None:
+        return JobSpec.read(args.spec)
+    training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, patch_size=args.patch_size,
+                              folds=args.folds, lr=args.lr, cross_validation=args.cross_validation, seed=args.seed)
+    return JobSpec(dataset=dataset_name, train_capture_ids=tuple(args.train_capture),
+                   test_capture_ids=tuple(args.test_capture), training=training, model_name=args.model_name,
+                   model_version=args.version)
 
 
 def select_captures(dataset_dir: Path, spec: JobSpec, work_dir: Path) -> Path:
@@ -115,61 +128,46 @@ def select_captures(dataset_dir: Path, spec: JobSpec, work_dir: Path) -> Path:
     return subset
 
 
-def train_command(dataset_dir: Path, model_path: Path, progress_path: Path, spec: JobSpec) -> list[str]:
-    """The ``neurohsi train`` command line for ``spec`` (run with this interpreter)."""
-    cmd = [
-        sys.executable, "-m", "app.cli.main", "train", str(dataset_dir),
-        "-o", str(model_path),
-        "--progress-jsonl", str(progress_path),
-        "--epochs", str(spec.epochs),
-        "--batch-size", str(spec.batch_size),
-        "--patch-size", str(spec.patch_size),
-        "--folds", str(spec.folds),
-        "--lr", repr(float(spec.lr)),
-        "--seed", str(spec.seed),
-        "--name", spec.model_name,
-        "--version", spec.model_version,
-    ]
-    for cid in spec.test_capture_ids:
-        cmd += ["--test-capture", cid]
-    if spec.cross_validation == "none":
-        cmd.append("--no-cv")
-    return cmd
+def train(train_dir: Path, out: Path, spec: JobSpec, dataset_sha256: str | None, fold: int | None,
+          cv_run: str | None = None) -> dict:
+    """Train ``spec`` on ``train_dir`` in this process (:mod:`core.training.run`), progress to
+    ``out/progress.jsonl`` and MLflow; returns the summary. TrainingCancelled after SIGTERM."""
+    from core.training.run import ProgressLog, train_model_file
+    from remote.tracking import TrainingRun
 
+    config = spec.training
+    model_path = out / MODEL_FILE
+    tracking = TrainingRun(None, config, dataset_name=train_dir.name, run_name=model_path.stem,
+                           model_name=spec.model_name, fold=fold, cv_run=cv_run)
+    log_file = ProgressLog(out / PROGRESS_FILE)
+    tracker = tracking.start()
 
-def read_progress(path: Path) -> list[dict]:
-    """Events of a progress JSONL file; a half-written last line is skipped."""
-    events = []
+    def progress(p) -> None:
+        log_file(p)
+        if tracker is not None:
+            tracker(p)
+
+    log.info("training (fold model %s): %s", fold, json.dumps(config.to_dict()))
+    _TRAINING.set()
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return events
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
-def run_training(cmd: list[str]) -> None:
-    """Run the training CLI; its output goes to ours (the job log). RuntimeError on failure."""
-    log.info("training: %s", " ".join(cmd[2:]))
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-    try:
-        rc = proc.wait()
-    except _Terminated:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
-    if rc != 0:
-        raise RuntimeError(f"training failed (neurohsi train exit {rc}); see the job log")
+        if _STOP.is_set():  # SIGTERM came just before: do not start
+            raise TrainingCancelled("cancelled before training")
+        summary = train_model_file(train_dir, model_path, config, test_capture_ids=spec.test_capture_ids,
+                                   name=spec.model_name, version=spec.model_version, dataset_sha256=dataset_sha256,
+                                   progress=progress, should_stop=_STOP.is_set, fold=fold)
+        if fold is not None:
+            if tracker is not None:  # the sweep's objective and this trial's own files (remote.tracking)
+                tracker.finish_trial(summary)
+        else:
+            log_file.done(summary["metrics"], model_path)
+            if tracker is not None:
+                tracker.finish(summary["metrics"])
+        tracking.end("FINISHED")
+        return summary
+    finally:
+        _TRAINING.clear()
+        tracking.end("FAILED")  # no-op after FINISHED
+        log_file.close()
 
 
 def _registry_tags(model_path: Path) -> dict:
@@ -245,14 +243,11 @@ def run(args: argparse.Namespace) -> int:
         progress_path = out / PROGRESS_FILE
 
         set_status(JobStatus.RUNNING)
-        identity = [] if dataset_sha256 is None else ["--dataset-sha256", dataset_sha256]
         if args.fold is not None:  # one sweep trial: the selection step reads what it leaves in out/
-            run_training(train_command(train_dir, model_path, progress_path, spec) + identity
-                         + ["--fold", str(args.fold)])
-            record = json.loads((out / f"fold-{args.fold}.json").read_text())
-            set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": record["val_oacc"]})
+            summary = train(train_dir, out, spec, dataset_sha256, args.fold, args.cv_run)
+            set_status(JobStatus.COMPLETED, metrics={"fold": args.fold, "val_oacc": summary["val_oacc"]})
             return 0
-        run_training(train_command(train_dir, model_path, progress_path, spec) + identity)
+        train(train_dir, out, spec, dataset_sha256, None)
 
         set_status(JobStatus.FINALIZING)
         done = [e for e in read_progress(progress_path) if e.get("event") == "done"]
@@ -271,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
             log.info("model uploaded to %s", blob)
         set_status(JobStatus.COMPLETED, model=model, metrics=metrics["metrics"])
         return 0
-    except _Terminated:
+    except (_Terminated, TrainingCancelled):
         cancel_requested = state is not None and read_state(state)["status"] == JobStatus.CANCEL_REQUESTED.value
         if cancel_requested:
             set_status(JobStatus.CANCELED, message="cancelled by user")
@@ -296,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
     def on_term(signum, frame):
-        raise _Terminated()
+        _STOP.set()
+        if not _TRAINING.is_set():
+            raise _Terminated()
 
     signal.signal(signal.SIGTERM, on_term)
     return run(build_parser().parse_args(argv))

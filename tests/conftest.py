@@ -4,10 +4,15 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the neurohsi entry point sets it (app/cli/main.py)
+from core.cpu import passive_openmp
+
+passive_openmp()  # as the neurohsi entry point does, before anything loads torch
 
 import numpy as np
 import pytest
+import torch
+
+from core.cpu import THREADS_ENV, usable_cores
 
 from core.capture.files import write_frame
 from core.capture.metadata import CaptureMetadata
@@ -20,6 +25,16 @@ def random_triplet(rng: np.random.Generator, shape: tuple[int, int], *, bits: in
     white = rng.integers(top // 2, top, size=shape, dtype=np.uint16)
     raw = (dark + (white - dark) * rng.uniform(0.05, 0.95, size=shape)).astype(np.uint16)
     return raw, dark, white
+
+
+# make test-matrix runs the suite under NEUROHSI_TORCH_THREADS=1 and 2: core reads it
+# (core.cpu.usable_cores) for inference and training; torch starts with it too.
+if os.environ.get(THREADS_ENV):
+    torch.set_num_threads(usable_cores())
+
+
+def pytest_report_header(config):
+    return f"torch threads: {torch.get_num_threads()} ({THREADS_ENV}={os.environ.get(THREADS_ENV, '')!r})"
 
 
 @pytest.fixture
@@ -76,3 +91,10 @@ def memory_keyring():
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own NEUROHSI_HOME: the installed-model store (models/history.json) and local
+    jobs never come from, or go to, the user's folder (a test may set its own)."""
+    monkeypatch.setenv("NEUROHSI_HOME", str(tmp_path_factory.mktemp("home")))

@@ -23,12 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 QT = ("PySide6", "shiboken6", "PyQt5", "PyQt6", "pyqtgraph", "superqt", "qtpy")
 FORBIDDEN = {
-    "core": QT + ("requests", "urllib3", "httpx", "azure", "azureml", "keyring", "remote", "app"),
+    "core": QT + ("requests", "urllib3", "httpx", "azure", "azureml", "keyring", "pynetdicom", "remote", "app"),
     "remote": QT + ("app",),
 }
 # Modules on the preprocessing path: torch must not even be imported at their top level.
-TORCH_FREE = ("errors", "capture.metadata", "capture.files", "capture.camera_profiles", "spectral.chain",
-              "spectral.rgb", "classes")
+TORCH_FREE = ("errors", "capture/metadata", "capture/files", "capture/camera_profiles", "spectral/chain",
+              "spectral/rgb", "classes")
+# Plain state and generator jobs of the GUI: importable, and tested, with no Qt at all.
+QT_FREE_APP = ("app.overlay_state", "app.retraining.state", "app.retraining.runner", "app.retraining.run_snapshot",
+               "app.labelling.session")
+CONTRACTS = ("layers: app above remote above core", "core is free of Qt, network and cloud libraries",
+             "remote is free of Qt", "app state and jobs are free of Qt",
+             "core subpackages: each uses only those below it")
 
 
 def imported_modules(path: Path, *, package: str, top_level_only: bool = False) -> list[tuple[int, str]]:
@@ -89,17 +95,18 @@ def test_import_linter_contracts_are_kept():
         [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 kept, 0 broken" in result.stdout
-    for name in ("layers: app above remote above core", "core is free of Qt, network and cloud libraries",
-                 "remote is free of Qt"):
+    assert f"{len(CONTRACTS)} kept, 0 broken" in result.stdout
+    for name in CONTRACTS:
         assert f"{name} KEPT" in result.stdout
 
 
 def test_layers_contract_checks_chains_of_imports_too():
     """One ``layers`` contract, in order, that does not let an indirect import up the layers pass."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
-    [layers] = [c for c in config["contracts"] if c["type"] == "layers"]
-    assert layers["layers"] == ["app", "remote", "core"]
+    [layers] = [c for c in config["contracts"] if c["name"] == CONTRACTS[0]]
+    assert layers["type"] == "layers" and layers["layers"] == ["app", "remote", "core"]
+    [qt_free] = [c for c in config["contracts"] if c["name"] == "app state and jobs are free of Qt"]
+    assert tuple(qt_free["source_modules"]) == QT_FREE_APP and "PySide6" in qt_free["forbidden_modules"]
     assert not any(c.get("allow_indirect_imports") for c in config["contracts"])
     assert config["include_external_packages"] is True  # the forbidden contracts name third-party packages
 
@@ -144,6 +151,21 @@ def test_preprocessing_path_loads_without_torch_qt_or_network():
     loaded = {name.split(".")[0] for name in json.loads(result.stdout)}
     assert "core" in loaded and "numpy" in loaded  # the probe really imported the chain
     assert loaded.isdisjoint({"torch", *QT, "requests", "azure", "keyring", "remote", "app"}), loaded
+
+
+def test_app_state_and_jobs_import_with_qt_blocked():
+    """Beyond the contract (static): the modules really import in an interpreter where Qt cannot load."""
+    code = (
+        "import json, sys\n"
+        "for name in ('PySide6', 'shiboken6', 'pyqtgraph', 'superqt', 'qtpy'):\n"
+        "    sys.modules[name] = None  # any import of it raises ImportError\n"
+        f"for module in {QT_FREE_APP!r}:\n"
+        "    __import__(module)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert set(QT_FREE_APP) <= set(json.loads(result.stdout))
 
 
 def test_checker_catches_forbidden_imports(tmp_path):

@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE)
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--no-cv", action="store_true", help="one model, no double cross-validation")
-    p.add_argument("--model-name", default="conv2dnet")
+    p.add_argument("--model-name", default=defaults.MODEL_NAME)
     p.add_argument("--model-version", dest="version", default="1", help="version stored in the model file")
     p.add_argument("--wait", action="store_true", help="wait until the job ends (progress on stderr)")
     _azureml_options(p)
@@ -111,6 +111,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _azureml_options(p)
     common(p)
     p.set_defaults(handler=cmd_check)
+
+    from app.cli.deploy_commands import add_deploy
+
+    add_deploy(sub, _azureml_options)
 
     p = sub.add_parser("secret", help="store or remove a secret in the OS keyring (value read from stdin)")
     p.add_argument("action", choices=("set", "delete"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="print a capture's metadata, camera profile and quality as JSON")
-    p.add_argument("raw", type=Path, help="raw frame (TIFF)")
+    p.add_argument("raw", type=Path, help="raw frame (TIFF), or a preprocessed cube (.mat preProcessedImage, .npz)")
     p.set_defaults(handler=cmd_info)
 
     p = subparsers.add_parser(
@@ -47,9 +47,36 @@ def profile_summary(profile, serial: str | None = None) -> dict:
     }
 
 
+def _cube_info(path: Path) -> dict:
+    """``info`` of a preprocessed cube file: shape, bands and their wavelengths (read or assumed), quality."""
+    from core.capture.quality import assess_cube_quality
+    from core.dataset.nemesis_files import read_preprocessed_cube
+
+    cube = read_preprocessed_cube(path)
+    wavelengths = None if cube.wavelengths_nm is None else [round(float(w), 3) for w in cube.wavelengths_nm]
+    return {
+        "file": str(path),
+        "kind": "preprocessed cube",
+        "capture_id": path.stem,
+        "shape": list(cube.data.shape),
+        "valid_pixels": int(cube.valid.sum()),
+        "profile_id": cube.profile_id,
+        "wavelengths_nm": wavelengths,
+        "wavelengths_assumed": cube.wavelengths_assumed,
+        "wavelengths_note": f"the file carries none; assumed the {cube.profile_id} camera's output bands"
+        if cube.wavelengths_assumed else "from the file",
+        "quality": assess_cube_quality(cube).to_dict(),
+    }
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from core.capture.camera_profiles import resolve_profile
     from core.capture.files import capture_id_for, read_frame
+    from core.model.inference import is_cube_file
+
+    if is_cube_file(args.raw):
+        print(json.dumps(_cube_info(args.raw), indent=2))
+        return 0
 
     frame, metadata = read_frame(args.raw)
     info = {

@@ -98,7 +98,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_capture(args: argparse.Namespace) -> int:
-    from core.output.export import write_label_png
+    from core.labels.maps import write_label_png
     from core.capture.synthetic.captures import generate_capture
 
     if args.seed < 0:
@@ -115,7 +115,7 @@ def cmd_demo_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_import_nemesis(args: argparse.Namespace) -> int:
-    from core.dataset.folders import import_nemesis
+    from core.dataset.nemesis_import import import_nemesis
     from core.labels.nemesis import parse_crop_offset, read_crop_offsets
 
     _check_output_folder(args.dataset)

@@ -19,7 +19,8 @@ LIVE_SETTLE_MS = 2_000  # with --watch: grab this long after the first live map
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("gui", help="open the desktop app (research use only)")
     p.add_argument("capture", nargs="?", type=Path, help="raw capture to open (references found by name)")
-    p.add_argument("--model", type=Path, help="model file (default: settings, else resources/models/demo.safetensors)")
+    p.add_argument("--model", type=Path,
+                   help="model file (default: the installed model, see `neurohsi model current`; else the demo model)")
     p.add_argument("--classify", action="store_true", help="classify the capture once it is open")
     p.add_argument("--watch", type=Path, metavar="DIR", help="live mode: classify every new capture saved into DIR")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save a grab of the window and exit")
@@ -77,7 +78,7 @@ def _warn_without_model(window, explicit: Path | None, settings) -> None:
     from core.model.choice import resolve_model_path
 
     try:
-        resolve_model_path(explicit, settings.get("default_model"))
+        resolve_model_path(explicit)  # --model, else the installed model (the store), else the demo
     except ModelFileError as exc:
         window.sink.note(f"No model: {one_line(exc)}", level="warning")
 

@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-# Before torch loads its OpenMP runtime: idle OpenMP threads sleep instead of
-# spinning. On a quiet machine this costs about 10 % of inference time (52 -> 57 ms);
-# when anything else shares the cores (the GUI thread, a second app) spinning
-# threads made inference 3-10x slower and starved the event loop.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from core.cpu import passive_openmp
+
+passive_openmp()  # before any command loads torch
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
     "app.cli.data_commands",  # info, preprocess
     "app.cli.dataset_commands",  # demo-data, demo-capture, import-nemesis
     "app.cli.classify_commands",  # classify
+    "app.cli.dicom_commands",  # export-dicom, pacs
     "app.cli.training_commands",  # train, evaluate
     "app.cli.serve_commands",  # serve
+    "app.cli.model_commands",  # model list | current | install | revert
     "app.cli.cloud_commands",  # cloud ...
     "app.cli.gui_commands",  # gui
     "app.cli.watch_commands",  # watch
+    "app.cli.audit_commands",  # audit
 )
 
 EXIT_ERROR = 2

@@ -28,12 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Research use only - not for diagnostic use.",
     )
     p.add_argument("folder", type=Path, metavar="DIR", help="folder the camera software saves captures into")
-    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the demo model)")
+    p.add_argument("--model", type=Path, help="model file (.safetensors; default: the installed model, "
+                                              "see `neurohsi model current`, else the demo model)")
     p.add_argument("--dark", type=Path, help="dark reference to use for the whole session (with --white)")
     p.add_argument("--white", type=Path, help="white reference to use for the whole session (with --dark)")
     p.add_argument("--profile", help="camera profile id (default: from the TIFF metadata)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write <capture>_map.png and <capture>.npz here")
     p.add_argument("--palette", choices=("thesis", "colourblind"), default="thesis", help="map colours")
+    p.add_argument("--force", action="store_true",
+                   help="write --out files for unusable captures too (marked unusable); by default they get none")
     p.add_argument("--poll-ms", type=float, default=20.0, help="how often to look at the folder (default 20 ms)")
     add_remote_arguments(p)  # with --fallback-local, each capture falls back on its own
     p.set_defaults(handler=cmd_watch)
@@ -51,24 +54,12 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _classifier(args: argparse.Namespace):
     """``classify(prepared) -> (result, fallback reason)`` for the live pipeline; the model is checked now."""
-    from core.model.live import local_classifier
     from core.model.choice import resolve_model
+    from remote.remote_or_local import RemotePolicy, live_classifier
 
-    if args.endpoint is None:
-        return local_classifier(resolve_model(args.model))  # a bad model fails before watching starts
-    target = endpoint_target(args)
-    from remote.remote_or_local import RemotePolicy, classify_remote_or_local
-
-    policy = RemotePolicy(deadline_s=args.deadline)
-
-    def classify(prepared):
-        outcome = classify_remote_or_local(
-            prepared, model_resolver=lambda: resolve_model(args.model), endpoint=target,
-            fallback_local=args.fallback_local, policy=policy,
-        )
-        return outcome.result, outcome.fallback_reason
-
-    return classify
+    return live_classifier(lambda: resolve_model(args.model),
+                           endpoint=None if args.endpoint is None else endpoint_target(args),
+                           fallback_local=args.fallback_local, policy=RemotePolicy(deadline_s=args.deadline))
 
 
 def capture_line(live, written: dict[str, str]) -> dict:
@@ -76,9 +67,13 @@ def capture_line(live, written: dict[str, str]) -> dict:
     from app.cli.classify_commands import summarise
 
     summary = summarise(live.result, written)  # includes "quality" (report) and "out_of_distribution_fraction"
+    quality = live.result.quality
     return {
         "capture_id": live.prepared.capture.capture_id,
         "path": str(live.prepared.capture.raw_path),
+        # The same checks as a capture opened alone: status first, so a log reader cannot miss it.
+        "quality_status": None if quality is None else quality.status,
+        "warnings": [] if quality is None else [c.message for c in quality.problems],
         **summary,
         "fallback_reason": live.fallback_reason,
         "timings_ms": {**summary["timings_ms"], "file_to_map": round(1000 * live.latency_s, 2)},
@@ -96,12 +91,13 @@ def drain(inbox: queue.Queue) -> list:
             return items
 
 
-def report_batch(batch: list, *, out: Path | None, palette: str):
+def report_batch(batch: list, *, out: Path | None, palette: str, force: bool = False):
     """``(line, stream)`` for each ``(kind, item)`` of ``batch`` (oldest first); writes outputs to ``out``.
 
     Writing a map's PNG + npz costs ~85 ms of CPU: when maps came faster than that, only
     the newest of the batch is written (the older ones still get their JSON line, marked
-    ``"outputs_skipped": true``), so results never pile up (each holds its cube).
+    ``"outputs_skipped": true``), so results never pile up (each holds its cube). An unusable
+    capture gets no files unless ``force`` (its line says ``"outputs_withheld"`` and why).
     """
     from app.cli.classify_commands import write_outputs
 
@@ -109,12 +105,16 @@ def report_batch(batch: list, *, out: Path | None, palette: str):
     for i, (kind, item) in enumerate(batch):
         if kind == "result":
             written = {}
-            if out is not None and i == newest:
+            quality = item.result.quality
+            withheld = out is not None and not force and quality is not None and not quality.usable
+            if out is not None and i == newest and not withheld:
                 cid = item.prepared.capture.capture_id
                 written = write_outputs(item.result, output=out / f"{cid}_map.png", npz=out / f"{cid}.npz",
                                         palette=palette)
             line = capture_line(item, written)
-            if out is not None and i != newest:
+            if withheld:
+                line["outputs_withheld"] = f"capture unusable: {quality.reason} (--force writes it anyway)"
+            elif out is not None and i != newest:
                 line["outputs_skipped"] = True  # a newer map was already waiting
             yield json.dumps(line, separators=(",", ":")), sys.stdout
         elif kind == "event":
@@ -163,7 +163,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             except queue.Empty:
                 continue
             batch += drain(inbox)
-            for line, stream in report_batch(batch, out=args.out, palette=args.palette):
+            for line, stream in report_batch(batch, out=args.out, palette=args.palette, force=args.force):
                 print(line, file=stream, flush=True)
             del batch
     except KeyboardInterrupt:

@@ -39,13 +39,25 @@ def model_identity(info) -> dict[str, str]:
 
 
 class LabellingWindow(QtWidgets.QMainWindow):
-    """The labelling tool's own window; closing it asks to save unsaved labels first."""
+    """The labelling tool's own window, under the research-use notice; closing it asks to save first."""
 
     def __init__(self, parent: QtWidgets.QWidget, widget: LabellingWidget) -> None:
+        from app.status_panel import ResearchBanner
+        from app.window_layout import fit_to_screen
+
         super().__init__(parent)
         self.setObjectName("labelling_window")
+        self.setWindowTitle("Labelling[*]")  # the placeholder before the first modified flag (Qt warns otherwise)
         self.widget = widget
-        self.setCentralWidget(widget)
+        central = QtWidgets.QWidget(self)
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.banner = ResearchBanner(central)  # labels drawn here train models: the same notice as the map
+        layout.addWidget(self.banner)
+        layout.addWidget(widget, 1)
+        self.setCentralWidget(central)
+        fit_to_screen(self, 1300, 850)  # its close button stays on a 1280 x 800 screen
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         if not self.widget.maybe_save():
@@ -79,6 +91,25 @@ class LabellingController(QtCore.QObject):
         app = QtGui.QGuiApplication.instance()
         app.commitDataRequest.connect(self.commit_data)
         app.aboutToQuit.connect(self.about_to_quit)
+        QtCore.QTimer.singleShot(0, self.mention_recoverable)
+
+    def mention_recoverable(self) -> list[str]:
+        """At launch: name the recent captures whose unsaved labels wait in a recovery file (ids returned)."""
+        from core.labels.store import recovery_pending
+
+        waiting = []
+        for raw in self.window.settings.get("recent_files")[:10]:
+            raw = Path(raw)
+            capture_id = raw.parent.name if raw.name == "raw.tif" else raw.stem
+            try:
+                if recovery_pending(labels_folder(raw, capture_id)):
+                    waiting.append(capture_id)
+            except (OSError, ValueError):
+                continue
+        if waiting:
+            self.window.sink.note(f"Unsaved labels can be recovered for {', '.join(waiting)}: open the capture "
+                                  "and Labels ▸ Label this capture (Ctrl+L)", level="warning")
+        return waiting
 
     # ---- never lose unsaved labels
     def maybe_save(self) -> bool:
@@ -139,7 +170,6 @@ class LabellingController(QtCore.QObject):
         if self.widget is None:
             self.widget = LabellingWidget(None, error_sink=self.window.sink.report)
             self.labelling_window = LabellingWindow(self.window, self.widget)
-            self.labelling_window.resize(1300, 850)
             self.labelling_window.addAction(self.window.actions["quit"])  # Ctrl+Q here quits the app too
             self.widget.authorChanged.connect(lambda name: self.window.settings.set("labeller_name", name))
         session = self.widget.session
@@ -156,6 +186,10 @@ class LabellingController(QtCore.QObject):
             except (OSError, ValueError) as exc:
                 self.window.sink.report(exc)
                 return None
+            files = (capture.raw_path, capture.dark_path, capture.white_path)
+            if None not in files and Path(capture.raw_path).name != "raw.tif":
+                # a camera capture: its frames go into the folder on Save, so it can be trained on
+                self.widget.session.capture_files = tuple(Path(f) for f in files)
         self.labelling_window.setWindowTitle(f"Labelling — {capture.capture_id}[*]")
         self.widget.set_palette(self.window.settings.get("palette"))
         self.labelling_window.show()
@@ -178,8 +212,9 @@ class LabellingController(QtCore.QObject):
         from app.retraining.dialog import RetrainingDialog
 
         if self.dialog is None:
-            self.dialog = RetrainingDialog(self.window, settings=self.window.settings,
-                                           current_model=self.window.model_path())
+            self.dialog = RetrainingDialog(self.window, settings=self.window.settings)
+            # the status bar, classify and live mode use the new model at once (the store watch is the backup)
+            self.dialog.modelInstalled.connect(lambda _path: self.window.model_watch.check())
         self.dialog.show()
         self.dialog.raise_()
         return self.dialog

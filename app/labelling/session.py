@@ -14,7 +14,7 @@ import numpy as np
 from app.build_info import app_version
 from core.labels import store
 from core.clock import utc_now_iso
-from core.dataset.folders import read_nemesis_ground_truth
+from core.dataset.nemesis_files import read_nemesis_ground_truth
 from core.errors import DatasetError
 from core.labels.editor import LabelEditor
 from core.labels.geometry import Rect
@@ -58,6 +58,7 @@ class LabellingSession:
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"label map shape must be (H, W) with H, W >= 1, got {shape}")
         self.removed_temp_files = store.remove_stale_temp_files(self.folder)
+        self.counts_fixed = store.reconcile_counts(self.folder)  # a save killed between labels.png and meta.json
         labels = np.zeros(tuple(int(s) for s in shape), np.uint8)
         saved = self.folder / store.LABELS_NAME
         if saved.is_file():
@@ -77,6 +78,9 @@ class LabellingSession:
         self.os_user = os_user()
         self.author = (author or "").strip() or self.os_user  # display name, editable in Settings
         self.prelabel_model: dict[str, str] | None = None
+        self._prelabel_step: int | None = None  # the undo step that copied the prediction in
+        # (raw, dark, white) of a camera capture: copied into the folder on save so it can be trained on
+        self.capture_files: tuple[Path, Path, Path] | None = None
         self.first_edit: str | None = None  # ISO 8601 UTC of this session's edits
         self.last_edit: str | None = None
         self.editor.listeners.append(self._edited)
@@ -121,7 +125,8 @@ class LabellingSession:
         labels, info = found
         self.editor.replace_all(labels)
         model = info.get("prelabel_model")
-        self.prelabel_model = model if isinstance(model, dict) else self.prelabel_model
+        if isinstance(model, dict):
+            self.prelabel_model, self._prelabel_step = model, self.editor.state_id
         if isinstance(info.get("first_edit"), str):
             self.first_edit = min(info["first_edit"], self.first_edit or info["first_edit"])
         return True
@@ -186,10 +191,14 @@ class LabellingSession:
         state, revision = self.editor.state_id, self.editor.revision
         path = store.save_labels(
             self.folder, self.editor.labels, author=self.author, os_user=self.os_user,
-            first_edit=self.first_edit, last_edit=self.last_edit, prelabel_model=self.prelabel_model,
+            first_edit=self.first_edit, last_edit=self.last_edit, prelabel_model=self.effective_prelabel_model,
             tool_version=app_version(),
         )
         self._saved_state, self._autosaved_revision = state, revision
+        if self.capture_files is not None:
+            from core.dataset.camera_captures import adopt_capture_files
+
+            adopt_capture_files(self.folder, *self.capture_files)
         return path
 
     def prediction_change(self, prediction: Prediction, threshold: float = 0.0) -> tuple[int, int]:
@@ -200,8 +209,15 @@ class LabellingSession:
     def copy_prediction(self, prediction: Prediction, threshold: float = 0.0) -> Rect:
         rect = self.editor.copy_prediction(prediction.labels, prediction.probabilities, threshold)
         if not rect.empty and prediction.model:
-            self.prelabel_model = dict(prediction.model)
+            self.prelabel_model, self._prelabel_step = dict(prediction.model), self.editor.state_id
         return rect
+
+    @property
+    def effective_prelabel_model(self) -> dict[str, str] | None:
+        """The prediction's model while the step that copied it is still in the map (None once undone)."""
+        if self.prelabel_model is None or self._prelabel_step is None:
+            return None
+        return self.prelabel_model if self.editor.history.applied(self._prelabel_step) else None
 
     def import_nemesis(self, path: str | Path) -> Rect:
         """Replace the labels with a NEMESIS ``SNAPgt*.mat`` ground truth (one undo step)."""
@@ -213,7 +229,7 @@ class LabellingSession:
 
     def _info(self) -> dict:
         return {"author": self.author, "os_user": self.os_user, "first_edit": self.first_edit,
-                "prelabel_model": self.prelabel_model}
+                "prelabel_model": self.effective_prelabel_model}
 
 
 def os_user() -> str:

@@ -15,7 +15,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
 from app.live.filmstrip import Filmstrip
-from app.live.indicator import STALE_AFTER_S, LiveIndicator
+from app.live.indicator import LiveIndicator
+from app.live.quality_gate import LiveQualityGate
 
 TICK_MS = 250  # indicator refresh
 
@@ -28,13 +29,14 @@ class LiveController(QObject):
     capture_failed = Signal(str)  # one line
     shown = Signal(object)  # the LiveResult now on screen
 
-    def __init__(self, window, *, stale_after_s: float = STALE_AFTER_S) -> None:
+    def __init__(self, window, *, stale_after_s: float | None = None) -> None:
         super().__init__(window)
         self.window = window
         self.pipeline = None
         self.folder: Path | None = None
         self._last_reason: str | None = None
         self._newest = None  # the newest LiveResult the pipeline made (set on its thread)
+        self._model_sha: str | None = None  # the model of the last live map (a change gets a banner)
         self.watch_action = QAction("&Watch folder…", window)
         self.watch_action.setObjectName("action_watch_folder")
         self.watch_action.setToolTip("Classify every new capture saved into a folder, hands-free")
@@ -47,6 +49,8 @@ class LiveController(QObject):
         before = next((a for a in file_menu.actions() if a.isSeparator()), None)
         file_menu.insertActions(before, [self.watch_action, self.stop_action])
 
+        if stale_after_s is None:
+            stale_after_s = float(window.settings.get("live_stale_after_s"))
         self.indicator = LiveIndicator(stale_after_s=stale_after_s)
         self.indicator.pause_toggled.connect(self.set_paused)
         self.indicator.hide()
@@ -57,6 +61,8 @@ class LiveController(QObject):
         self.dock.hide()
         self.timer = QTimer(self, interval=TICK_MS)
         self.timer.timeout.connect(self.indicator.tick)
+        self.gate = LiveQualityGate(window, self.indicator)  # quality checks and banners, as for one capture
+        self.timer.timeout.connect(self.gate.tick)
 
         self.result_ready.connect(self._on_result)
         self.source_event.connect(self._on_event)
@@ -95,6 +101,7 @@ class LiveController(QObject):
             on_error=lambda cid, exc: self.capture_failed.emit(describe_error(cid, exc)),
         ).start()
         self.indicator.pause_button.setChecked(False)
+        self.gate.started()
         self.indicator.show()
         self.dock.show()
         self.timer.start()
@@ -123,24 +130,15 @@ class LiveController(QObject):
         return False
 
     def _classifier(self):
-        """Local with the window's model, or its endpoint with its fallback setting (one policy)."""
-        from core.model.live import local_classifier
+        """Local with the window's model, or its endpoint with its fallback and deadline settings
+        (:func:`remote.remote_or_local.live_classifier`, as ``neurohsi watch``)."""
         from core.model.choice import resolve_model
+        from remote.remote_or_local import live_classifier
 
         window = self.window
-        remote = window.remote_target()
-        model = lambda: resolve_model(window.model_override, window.settings.get("default_model"))  # noqa: E731
-        if remote is None:
-            return local_classifier(model())  # say now, not per capture, when there is no model
-        from remote.remote_or_local import classify_remote_or_local
-
-        fallback = bool(window.settings.get("fallback_local"))
-
-        def classify(prepared):
-            outcome = classify_remote_or_local(prepared, model_resolver=model, endpoint=remote, fallback_local=fallback)
-            return outcome.result, outcome.fallback_reason
-
-        return classify
+        return live_classifier(lambda: resolve_model(window.model_override),
+                               endpoint=window.remote_target(), fallback_local=bool(window.settings.get("fallback_local")),
+                               policy=window.remote_policy())
 
     # ---------------------------------------------------------------- painting
 
@@ -157,19 +155,33 @@ class LiveController(QObject):
         self.filmstrip.add(live, colour_map(live.result.labels, palette=self.window.settings.get("palette")))
         if self._newest is not None and live is not self._newest:
             return  # a newer map is already queued behind this one: paint only that (the GUI thread fell behind)
-        self._show(live, latest=True)
-        self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        self._say_model_change(live.result.model)
+        if self._show(live, latest=True):
+            self.indicator.map_shown(live.complete_at, self.pipeline.stats.rate_per_s())
+        else:  # unusable: the folder is alive, but the map on screen is still the older one
+            self.indicator.capture_seen(live.complete_at)
         if live.fallback_reason != self._last_reason and live.fallback_reason is not None:
             self.window.sink.note(f"Endpoint failed ({live.fallback_reason}); classifying locally", level="warning")
         self._last_reason = live.fallback_reason
 
-    def _show(self, live, *, latest: bool) -> None:
+    def _say_model_change(self, info) -> None:
+        """A banner when this session's map comes from another model than the last one (an install or revert)."""
+        previous, self._model_sha = self._model_sha, info.sha256
+        if previous is not None and previous != info.sha256:
+            self.window.show_warning("model", f"Model changed: live maps now come from {info.name} v{info.version}")
+
+    def _show(self, live, *, latest: bool) -> bool:
+        """Paint ``live``; False when its capture was unusable and the last good map stays instead."""
         import time
 
         # The window shows how long the map took: file found complete -> map, also when stepping back.
         started = live.complete_at if latest else time.perf_counter() - live.latency_s
+        if latest and not self.gate.admit(live):  # unusable: the last good map stays, dimmed, with why
+            self.shown.emit(live)
+            return False
         self.window.show_live(live.prepared, live.result, started)
         self.shown.emit(live)
+        return True
 
     def _on_event(self, event) -> None:
         import time

@@ -7,10 +7,10 @@ which need no Qt; the widgets live in :mod:`.dialog`, :mod:`.dataset_table`,
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.runner import Environment, TrainingRun, default_environment, run_checks
 from app.retraining.state import (
-    CaptureRow, Check, RetrainingState, flat_metrics, install_model, scan_dataset,
+    CaptureRow, Check, RetrainingState, flat_metrics, scan_dataset,
 )
 
 __all__ = [
     "CaptureRow", "Check", "Environment", "RetrainingState", "RunSnapshot", "TrainingRun",
-    "default_environment", "flat_metrics", "install_model", "run_checks", "scan_dataset",
+    "default_environment", "flat_metrics", "run_checks", "scan_dataset",
 ]

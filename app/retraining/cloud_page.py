@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator
 
 from PySide6 import QtCore, QtWidgets
 
-from app.workers import start_job
+from app.job_runner import run_job
 from core.errors import one_line
 from remote.cloud_config import AUTH_TITLES, ENV_VARS, STORAGE_AUTH_METHODS, CloudConfig, check_azureml, \
     check_storage, overridden, resolve
@@ -22,8 +22,8 @@ SECRET_FOR = {"connection-string": "storage-connection-string", "account-key": "
 FIELD_TITLES = {
     "storage_account_url": "Storage account URL", "container": "Container",
     "subscription_id": "Subscription id", "resource_group": "Resource group", "workspace": "Workspace",
-    "compute": "Compute cluster", "environment": "Environment", "tenant_id": "Tenant id (service principal)",
-    "client_id": "Client id (service principal)",
+    "compute": "Compute cluster", "environment": "Environment", "tenant_id": "Tenant id",
+    "client_id": "Client id (NeuroHSI app registration)",
 }
 PLACEHOLDERS = {
     "storage_account_url": "https://<account>.blob.core.windows.net", "environment": "neurohsi-train@latest",
@@ -37,12 +37,16 @@ def check_job(kind: str, config: CloudConfig) -> Generator[str, None, tuple[bool
     return check_storage(config) if kind == "storage" else check_azureml(config)
 
 
-def store_secret_job(name: str, value: str) -> Generator[str, None, str]:
+def store_secret_job(name: str, value: str, session_only: bool = False) -> Generator[str, None, str]:
+    """Generator job: the secret into the keyring, or (no keyring here) into memory for this session only."""
     yield f"storing {name}"
-    from remote.credentials import set_secret
+    from remote.credentials import set_secret, set_session_secret
 
+    if session_only:
+        set_session_secret(name, value)
+        return f"{name} kept for this session only (no keyring on this machine; never written to disk)"
     set_secret(name, value)
-    return name
+    return f"{name} stored in the keyring"
 
 
 class CloudPage(QtWidgets.QWidget):
@@ -66,8 +70,15 @@ class CloudPage(QtWidgets.QWidget):
             form.addRow(FIELD_TITLES[name], self._edit(name, storage))
         self.secret_edit = QtWidgets.QLineEdit(storage)
         self.secret_edit.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        self.secret_edit.setPlaceholderText("paste it here; it is stored in the system keyring, not in settings")
-        self.secret_button = QtWidgets.QPushButton("Store in keyring", storage)
+        from remote.credentials import keyring_available
+
+        self.session_only = not keyring_available()  # no keyring: the secret lives in memory until the app closes
+        self.secret_edit.setPlaceholderText(
+            "no keyring on this machine: kept in memory for this session only, never on disk" if self.session_only
+            else "paste it here; it is stored in the system keyring, not in settings")
+        self.secret_button = QtWidgets.QPushButton(
+            "Use for this session only" if self.session_only else "Store in keyring", storage)
+        self.secret_button.setObjectName("secret_button")
         self.secret_button.clicked.connect(self.store_secret)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.secret_edit, 1)
@@ -163,8 +174,8 @@ class CloudPage(QtWidgets.QWidget):
         if not value or name is None:
             return
         self.secret_edit.clear()  # the secret leaves the widget at once
-        self._run("secret", store_secret_job, name, value,
-                  on_return=lambda stored: self.storage_result.setText(f"{stored} stored in the keyring"))
+        self._run("secret", store_secret_job, name, value, self.session_only,
+                  on_return=self.storage_result.setText)
 
     def test(self, kind: str) -> None:
         """Run the storage or Azure ML check on a worker; its one line lands beside the button."""
@@ -186,8 +197,8 @@ class CloudPage(QtWidgets.QWidget):
         def finished() -> None:
             self._workers.pop(kind, None)
 
-        self._workers[kind] = start_job(job, *args, on_yield=lambda _m: None, on_return=on_return,
-                                        on_error=failed, on_finish=finished)
+        self._workers[kind] = run_job(job, *args, on_return=on_return, on_error=failed, on_finish=finished,
+                                      owner=self, context=f"Cloud settings ({kind})")
 
     @property
     def busy(self) -> bool:

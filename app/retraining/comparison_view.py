@@ -63,6 +63,9 @@ class ComparisonView(QtWidgets.QGroupBox):
         box.setObjectName("matrix")
         table = QtWidgets.QTableWidget(0, 0, box)
         table.setMinimumWidth(120)  # scrolls rather than widening the dialog
+        # columns as wide as their numbers and names: never clipped to "1,2…"
+        table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        table.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         inner.addWidget(table)
         box.table = table

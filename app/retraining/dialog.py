@@ -5,11 +5,12 @@ Views over one :class:`app.retraining.state.RetrainingState` — the dataset tab
 (:mod:`.job_panel`) and the comparison (:mod:`.comparison_view`) — plus the
 pre-flight checks and Start/Cancel. Everything slow (scanning the dataset, checks,
 decoding, upload and job polling, fetching and comparing the model, installing,
-reverting) is a generator job run by :func:`app.workers.start_job`, the main
+reverting) is a generator job run by :func:`app.job_runner.run_job`, the main
 window's job runner; the GUI thread never reads a dataset file or waits on the
 network. A QTimer refreshes the clock and phase progress from the run's snapshot.
-Cancel and "Use this model" ask first; installs are kept in
-:class:`app.retraining.model_history.ModelHistory` for one-click revert.
+Cancel and "Use this model" ask first (a model worse on tumour needs a typed reason);
+installs and reverts go through :class:`core.model.installed.ModelStore`, the store
+every classify reads, so a revert from any dialog, or after a restart, is the one in use.
 """
 from __future__ import annotations
 
@@ -21,21 +22,17 @@ from PySide6 import QtCore, QtWidgets
 from app.retraining.comparison_view import ComparisonView
 from app.retraining.dataset_table import DatasetTable
 from app.retraining.job_panel import JobPanel
-from app.retraining.model_history import ModelHistory, model_name
+from app.retraining.installing import (
+    OVERRIDE_NOTE, check_reason, history_job, install_job, install_question, revert_job,
+)
 from app.retraining.registry_view import RegistryView
 from app.retraining.run_snapshot import RunSnapshot
 from app.retraining.runner import Environment, TrainingRun, checks_job, default_environment
-from app.retraining.state import (
-    CaptureRow,
-    Check,
-    RetrainingState,
-    default_models_dir,
-    install_model,
-    scan_dataset,
-)
-from app.retraining.training_form import TrainingForm
-from app.workers import start_job
+from app.retraining.state import CaptureRow, Check, RetrainingState, scan_dataset
+from app.retraining.training_form import TrainingForm, recall_form, remember_form
+from app.job_runner import run_job
 from core.errors import one_line
+from core.model.installed import HistoryEntry, ModelStore, model_name
 
 
 def scan_job(root: Path) -> Generator[str, None, list[CaptureRow]]:
@@ -44,42 +41,13 @@ def scan_job(root: Path) -> Generator[str, None, list[CaptureRow]]:
     return scan_dataset(root)
 
 
-def install_job(src: Path, history: ModelHistory, name: str, label: str, previous: str | None,
-                ) -> Generator[str, None, tuple[Path, str | None]]:
-    """Generator job: copy and verify the model into the models folder, record it; (path, revert target)."""
-    yield f"installing {name}"
-    path = install_model(src, history.models_dir, name=name)
-    history.record("install", path, label, previous)
-    return path, history.revert_target(str(path))
-
-
-def revert_job(history: ModelHistory, current: str | None, target: str) -> Generator[str, None, tuple[str, str | None]]:
-    """Generator job: record going back to ``target`` ("" = demo model); (target, the next revert target)."""
-    yield "reverting"
-    label = ""
-    if target:
-        from core.model.files import load_model
-
-        try:
-            label = load_model(target).info.label
-        except (OSError, ValueError):
-            label = Path(target).name
-    history.record("revert", target, label, current)
-    return target, history.revert_target(target)
-
-
-def history_job(history: ModelHistory, current: str | None) -> Generator[str, None, str | None]:
-    """Generator job: the model to revert to from ``current`` (reads history.json)."""
-    yield "reading the model history"
-    return history.revert_target(current)
-
-
 class RetrainingDialog(QtWidgets.QDialog):
     """``env`` gives storage and backends (default: keyring/env storage, local jobs in NEUROHSI_HOME).
 
-    ``settings`` (an :class:`app.settings.AppSettings`) receives the new default model;
-    ``current_model`` is the model to compare against; ``models_dir`` where "Use this
-    model" installs (default ``NEUROHSI_HOME/models``).
+    ``settings`` (an :class:`app.settings.AppSettings`) remembers the dataset and the form;
+    ``current_model`` is the model to compare against (default: the installed one);
+    ``models_dir`` the store "Use this model" installs into (default ``NEUROHSI_HOME/models``).
+    ``modelInstalled`` carries the model now in use after an install or a revert.
     """
 
     modelInstalled = QtCore.Signal(Path)
@@ -105,13 +73,15 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.env = env
         self.settings = settings
         self.current_model = None if current_model is None else Path(current_model)
-        self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
+        self.store = ModelStore(models_dir)
+        self.models_dir = self.store.models_dir
+        if self.current_model is None:
+            self.current_model = self._current_model_path()
         self.run: TrainingRun | None = None
         self.installed: Path | None = None
-        self.previous_model: str | None = None
         self.current_metrics: dict[str, float] = {}
-        self.history = ModelHistory(self.models_dir)
-        self.revert_to: str | None = None  # default model before the current one ("" = demo); None: nothing
+        self.in_use: HistoryEntry | None = None  # the store's newest entry (None: nothing ever installed)
+        self.revert_to: HistoryEntry | None = None  # what Revert goes back to (path "" = demo); None: nothing
         self._workers: dict[str, object] = {}  # running jobs by kind: "scan", "checks", "run", "install"
         self._checks_generation = 0  # a newer checks job makes an older one's answer stale
         self._closed = False  # jobs that end after close() must not touch the widgets
@@ -120,26 +90,32 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.timer.setInterval(poll_ms)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
-        if dataset is not None:
+        remembered = self._recall()
+        if dataset is None and remembered.get("dataset") and Path(remembered["dataset"]).is_dir():
+            dataset = remembered["dataset"]  # the dataset of the last opening
+        if dataset is not None and str(dataset).strip():
             self.set_dataset(dataset)
-        self._start("history", history_job, self.history, self._default_model(), on_return=self._set_revert)
+        self.refresh_history()
         self._sync()
 
     # ---- layout
     def _build(self) -> None:
         layout = QtWidgets.QVBoxLayout(self)
+        # captures beside the form and checks, job beside the comparison: two rows, so the whole
+        # dialog ("Use this model", "Revert", the chart) fits 1280 x 800 and 1366 x 768 screens
+        top = QtWidgets.QHBoxLayout()
         self.captures = DatasetTable(self.state, self)
         self.captures.folderChosen.connect(self.set_dataset)
         self.captures.rolesChanged.connect(self._sync)
-        layout.addWidget(self.captures, 3)
-
-        middle = QtWidgets.QHBoxLayout()
+        top.addWidget(self.captures, 3)
+        side = QtWidgets.QVBoxLayout()
         self.form = TrainingForm(self.state, self)
         self.form.changed.connect(self._sync)
         self.form.backendChanged.connect(lambda _name: self.run_checks())
-        middle.addWidget(self.form)
-        middle.addWidget(self._build_checks(), 1)
-        layout.addLayout(middle)
+        side.addWidget(self.form)
+        side.addWidget(self._build_checks(), 1)
+        top.addLayout(side, 2)
+        layout.addLayout(top, 3)
 
         bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
         self.job = JobPanel(bottom)
@@ -148,11 +124,15 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.comparison.revert_button.clicked.connect(self.revert)
         bottom.addWidget(self.job)
         bottom.addWidget(self.comparison)
+        bottom.setStretchFactor(0, 2)  # a long verdict must not squeeze the chart
+        bottom.setStretchFactor(1, 3)
         layout.addWidget(bottom, 4)
         # registry versions of the chosen backend (local: models its jobs uploaded), a tab beside the comparison
         self.registry = RegistryView(lambda: self.env.backend(self.state.backend, self.env.storage()), self)
         self.comparison.tabs.addTab(self.registry, "Registered models")
-        self.resize(1280, 960)
+        from app.window_layout import fit_to_screen
+
+        fit_to_screen(self, 1280, 960)  # 1280 x 800 and 1366 x 768 screens get all of it
 
     def _build_checks(self) -> QtWidgets.QGroupBox:
         checks = QtWidgets.QGroupBox("Pre-flight checks", self)
@@ -204,8 +184,9 @@ class RetrainingDialog(QtWidgets.QDialog):
                 del self._workers[kind]
             self._sync()
 
-        worker = start_job(job, *args, on_yield=alive(on_yield or (lambda _item: None)), on_return=alive(on_return),
-                           on_error=alive(lambda exc: self._job_failed(kind, exc)), on_finish=alive(finished))
+        worker = run_job(job, *args, on_yield=alive(on_yield or (lambda _item: None)), on_return=alive(on_return),
+                         on_error=alive(lambda exc: self._job_failed(kind, exc)), on_finish=alive(finished),
+                         owner=self, context=f"Retraining ({kind})")
         self._workers[kind] = worker
 
     def _job_failed(self, kind: str, exc: BaseException) -> None:
@@ -260,7 +241,7 @@ class RetrainingDialog(QtWidgets.QDialog):
         dataset = self.state.dataset.name if self.state.dataset is not None else ""
         try:
             run = TrainingRun(self.env, self.state, current_model=self._current_model_path(),
-                              model_name=model_name(self.state.model_name, dataset), history=self.history)
+                              model_name=model_name(self.state.model_name, dataset), history=self.store)
         except ValueError as exc:
             self.reason_label.setText(one_line(exc))
             return
@@ -313,7 +294,7 @@ class RetrainingDialog(QtWidgets.QDialog):
         self._sync()
 
     def use_model(self) -> None:
-        """Check compatibility, ask, then install the new model (previous files kept) and make it the default."""
+        """Check compatibility, ask (a typed reason for a model worse on tumour), then install it on a worker."""
         from core.training.comparison import install_problems
 
         snap = self.last
@@ -321,47 +302,66 @@ class RetrainingDialog(QtWidgets.QDialog):
             return
         info = snap.new_info
         problems = install_problems(info, snap.installed_info, captures_profile=snap.captures_profile)
-        verdict = snap.comparison.verdict if snap.comparison is not None else snap.comparison_note
-        text = f"Make {info.label} the model used for classification?\n\n{verdict}"
-        if problems:
-            text += "\n\nWarning:\n" + "\n".join(f"• {p}" for p in problems)
-        if not self.ask("Use this model?", text):
+        verdict = snap.comparison.verdict if snap.comparison is not None else (snap.comparison_note or "Not compared.")
+        text = install_question(info, verdict, problems)
+        override = ""
+        if snap.comparison is not None and snap.comparison.tumour_worse:
+            reason = self.ask_reason("Install a model worse on tumour?", f"{text}\n\n{OVERRIDE_NOTE}")
+            if reason is None:
+                return
+            try:
+                override = check_reason(reason)
+            except ValueError as exc:
+                self.reason_label.setText(f"not installed: {exc}")
+                return
+        elif not self.ask("Use this model?", text):
             return
-        previous = self._default_model()
-        self._start("install", install_job, snap.model_path, self.history, f"{info.name}-v{info.version}",
-                    info.label, previous, on_return=lambda result: self._installed(result, previous))
+        self._start("install", install_job, snap.model_path, self.store, f"{info.name}-v{info.version}",
+                    verdict, override, on_return=self._installed)
         self._sync()
 
-    def _installed(self, result: tuple[Path, str | None], previous: str | None) -> None:
-        path, self.revert_to = result
-        if self.settings is not None:
-            self.settings.set("default_model", str(path))
-        self.previous_model = previous
+    def ask_reason(self, title: str, text: str) -> str | None:
+        """The typed reason for an override; None when the user cancels."""
+        from app.retraining.override_dialog import ask_override_reason
+
+        return ask_override_reason(self, title, text)
+
+    def _installed(self, entry: HistoryEntry) -> None:
+        path = Path(entry.path)
         self.installed = path
         self.current_model = path
-        self.reason_label.setText(f"installed {path.name}; it is now the default model")
-        self.comparison.history_label.setText(f"In use: {path.name}")
+        self.reason_label.setText(f"installed {entry.shown}; it is now the model used for classification")
         self.modelInstalled.emit(path)
-        self._sync()
+        self.refresh_history()
 
     def revert(self) -> None:
-        """Make the model before the current one the default again (one click; recorded in the history)."""
+        """Go back to the model before the current one (one click; recorded in the history)."""
         if self.revert_to is None or "revert" in self._workers:
             return
-        self._start("revert", revert_job, self.history, self._default_model(), self.revert_to,
-                    on_return=self._reverted)
+        self._start("revert", revert_job, self.store, on_return=self._reverted)
         self._sync()
 
-    def _reverted(self, result: tuple[str, str | None]) -> None:
-        target, self.revert_to = result
-        if self.settings is not None:
-            self.settings.set("default_model", target)
+    def _reverted(self, entry: HistoryEntry) -> None:
         self.current_model = self._current_model_path()
-        name = Path(target).name if target else "the bundled demo model"
-        self.reason_label.setText(f"reverted: {name} is the default model again")
-        self.comparison.history_label.setText(f"In use: {name}")
-        if target:
-            self.modelInstalled.emit(Path(target))
+        self.reason_label.setText(f"reverted: {entry.shown} is the model used for classification again")
+        if self.current_model is not None:
+            self.modelInstalled.emit(self.current_model)
+        self.refresh_history()
+
+    def refresh_history(self) -> None:
+        """Read the store on a worker: what is in use and what Revert would go back to (also after a CLI change)."""
+        self._start("history", history_job, self.store, on_return=self._history_read)
+
+    def _history_read(self, result: tuple[HistoryEntry | None, HistoryEntry | None]) -> None:
+        self.in_use, self.revert_to = result
+        if self.in_use is None:
+            text = "In use: the bundled demo model (nothing installed yet)"
+        else:
+            text = f"In use: {self.in_use.shown}"
+            if self.in_use.user and self.in_use.when:
+                when = self.in_use.when[:16].replace("T", " ")
+                text += f" ({self.in_use.action}ed by {self.in_use.user}, {when} UTC)"
+        self.comparison.history_label.setText(text)
         self._sync()
 
     def open_cloud_settings(self):
@@ -372,26 +372,22 @@ class RetrainingDialog(QtWidgets.QDialog):
         dialog.finished.connect(lambda _result: self.run_checks())
         return dialog
 
-    def _set_revert(self, target: str | None) -> None:
-        self.revert_to = target
-        self._sync()
-
-    def _default_model(self) -> str | None:
-        if self.settings is not None:
-            return self.settings.get("default_model") or ""
-        return None if self.current_model is None else str(self.current_model)
-
     def _current_model_path(self) -> Path | None:
-        """The model Classify uses now (core.model.choice: the settings' default, else the demo model)."""
-        if self.settings is None:
-            return self.current_model
+        """The model Classify uses now (core.model.choice: the store's installed model, else the demo model)."""
         from core.errors import ModelFileError
         from core.model.choice import resolve_model_path
 
         try:
-            return resolve_model_path(None, self._default_model())
+            return resolve_model_path(None, models_dir=self.models_dir)
         except ModelFileError:
             return self.current_model
+
+    # ---- remembered between openings (and restarts)
+    def _recall(self) -> dict:
+        return recall_form(self.settings, self.form)
+
+    def _remember(self) -> None:
+        remember_form(self.settings, self.form, self.state.dataset)
 
     # ---- enabling
     def _sync(self) -> None:
@@ -404,6 +400,9 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.start_button.setToolTip(blocker or "Upload the dataset and start training")
         if not (self.last and self.last.error):
             self.reason_label.setText(blocker or "")
+        # red only for what the user must fix; a running job is no problem
+        self.reason_label.setStyleSheet("" if self.state.running and not (self.last and self.last.error)
+                                        else "color: #e06060")
         self.cancel_button.setEnabled(self.state.running)
         lines = [f"{'✓' if c.ok else '✗'} {c.name}" + ("" if c.ok else f": {c.message}") for c in self.state.checks]
         labels = self.state.labels_check()
@@ -414,18 +413,34 @@ class RetrainingDialog(QtWidgets.QDialog):
         self.comparison.revert_button.setEnabled(self.revert_to is not None and not self._workers.keys() & {
             "install", "revert"})
         if self.revert_to is not None:
-            self.comparison.revert_button.setToolTip(
-                f"Make {Path(self.revert_to).name if self.revert_to else 'the bundled demo model'} the default again")
+            self.comparison.revert_button.setToolTip(f"Use {self.revert_to.shown} again")
+        else:
+            self.comparison.revert_button.setToolTip("No earlier model to go back to")
         editable = not self.state.running
         self.captures.set_editable(editable)
         self.form.set_editable(editable)
         self.recheck_button.setEnabled(editable)
 
+    def showEvent(self, event) -> None:
+        if self._closed:  # re-opened: watch jobs again
+            self._closed = False
+            self.timer.start()
+            remembered = self._recall() if self.state.dataset is None else {}
+            if remembered.get("dataset") and Path(remembered["dataset"]).is_dir():
+                self.set_dataset(remembered["dataset"])
+        if "history" not in self._workers:
+            self.refresh_history()  # every showing: the CLI or another window may have changed the model
+        self._sync()
+        super().showEvent(event)
+
     def closeEvent(self, event) -> None:
         # a running job keeps running (the backend owns it); the dialog just stops watching
+        self._remember()
         self._closed = True
         self.timer.stop()
         for worker in list(self._workers.values()):
             worker.quit()
+        # a job stopped here never reports back: forget it, or a re-opened dialog waits on it for ever
+        self._workers.clear()
         self.registry.stop()
         super().closeEvent(event)

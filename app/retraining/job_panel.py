@@ -40,15 +40,18 @@ class JobPanel(QtWidgets.QGroupBox):
 
         self.tabs = QtWidgets.QTabWidget(self)
         self.chart = pg.GraphicsLayoutWidget(self)
-        self.loss_plot = self.chart.addPlot(title="Training loss")
+        self.loss_plot = self.chart.addPlot(title="Loss")
         self.loss_plot.setLabel("bottom", "epoch")
         self.loss_plot.setLabel("left", "cross-entropy")
-        self.loss_plot.addLegend(offset=(-10, 10))
-        # side by side: each plot keeps the panel's full height
-        self.oacc_plot = self.chart.addPlot(title="Validation accuracy (inner folds)")
+        # side by side: each plot keeps the panel's full height; short titles are never clipped
+        self.oacc_plot = self.chart.addPlot(title="Validation OACC")
         self.oacc_plot.setLabel("bottom", "epoch")
         self.oacc_plot.setLabel("left", "OACC", units="%")
         self.oacc_plot.setXLink(self.loss_plot)
+        # the legend in its own column, beside the plots: never over the lines
+        self.legend = pg.LegendItem(offset=None, labelTextSize="8pt")
+        self.chart.addItem(self.legend, row=0, col=2)
+        self.loss_plot.legend = self.legend
         self.chart.setMinimumHeight(180)
         self.loss_curves: dict[str, pg.PlotDataItem] = {}
         self.oacc_curves: dict[str, pg.PlotDataItem] = {}
@@ -87,8 +90,7 @@ class JobPanel(QtWidgets.QGroupBox):
             for curve in curves.values():
                 plot.removeItem(curve)
             curves.clear()
-        if self.loss_plot.legend is not None:
-            self.loss_plot.legend.clear()
+        self.legend.clear()
         self.log_view.clear()
         self.summary_view.clear()
         self.phase_label.setText("Not started")
@@ -144,5 +146,7 @@ class JobPanel(QtWidgets.QGroupBox):
             for name, (xs, ys) in outer_fold_curves(snap.epochs, key).items():
                 if name not in curves:
                     colour = CURVE_COLOURS[len(curves) % len(CURVE_COLOURS)]
-                    curves[name] = plot.plot(pen=pg.mkPen(colour, width=2), name=name if key == "loss" else None)
+                    curves[name] = plot.plot(pen=pg.mkPen(colour, width=2))
+                    if key == "loss":
+                        self.legend.addItem(curves[name], name)
                 curves[name].setData(xs, [scale * y for y in ys])

@@ -11,10 +11,11 @@ from collections.abc import Callable, Generator
 
 from PySide6 import QtCore, QtWidgets
 
-from app.workers import start_job
+from app.job_runner import run_job
 from core.errors import one_line
 
-COLUMNS = (("name", "Name"), ("version", "Version"), ("created", "Created"), ("profile", "Camera profile"),
+PERCENT_KEYS = {"held_out_oacc", "test_oacc_mean"}  # shown as the comparison shows them: 37.7 %, not 0.3771
+COLUMNS = (("name", "Name"), ("version", "Registry version"), ("created", "Created"), ("profile", "Camera profile"),
            ("dataset_sha256", "Dataset sha256"), ("held_out_oacc", "Held-out OACC"),
            ("test_oacc_mean", "CV OACC"))
 
@@ -73,8 +74,8 @@ class RegistryView(QtWidgets.QWidget):
             self._worker = None
             self.refresh_button.setEnabled(True)
 
-        self._worker = start_job(registry_job, self.backend_of, on_yield=lambda _s: None, on_return=self.show_rows,
-                                 on_error=self._failed, on_finish=done)
+        self._worker = run_job(registry_job, self.backend_of, on_return=self.show_rows, on_error=self._failed,
+                               on_finish=done, owner=self, context="Model registry")
 
     def stop(self) -> None:
         """Stop watching a listing in progress (the dialog is closing)."""
@@ -90,6 +91,11 @@ class RegistryView(QtWidgets.QWidget):
             for c, (key, _title) in enumerate(COLUMNS):
                 value = row.get(key)
                 text = "" if value is None else str(value)
+                if key in PERCENT_KEYS and value is not None:
+                    try:
+                        text = f"{100 * float(value):.1f} %"
+                    except ValueError:
+                        pass  # a tag someone typed by hand: shown as it is
                 item = QtWidgets.QTableWidgetItem(text[:12] + "…" if key == "dataset_sha256" and len(text) > 12
                                                   else text)
                 item.setToolTip(text)

@@ -87,7 +87,18 @@ class RunSnapshot:
         return spent * (1.0 - f) / f
 
     @property
+    def outcome(self) -> str:
+        """"Finished" for a Completed job; "Cancelled" or "Failed" otherwise (never "Finished" for those)."""
+        if self.phase == "error" or self.status == "Failed":
+            return "Failed"
+        if self.status in ("Canceled", "CancelRequested"):
+            return "Cancelled"
+        return PHASE_TITLES["done"]
+
+    @property
     def phase_title(self) -> str:
+        if self.phase == "done":
+            return self.outcome
         title = PHASE_TITLES.get(self.phase, self.phase)
         return f"{title}: {self.phase_detail}" if self.phase_detail else title
 
@@ -101,7 +112,7 @@ class RunSnapshot:
         elif self.comparison_note:
             lines.append(f"        {self.comparison_note}")
         if self.phase == "done":
-            lines.append(f"{_clock(self.elapsed_s())}  Finished ({self.status or 'done'})")
+            lines.append(f"{_clock(self.elapsed_s())}  {self.outcome} ({self.status or 'done'})")
         elif self.phase == "error":
             lines.append(f"{_clock(self.elapsed_s())}  Failed: {self.error}")
         return lines
@@ -113,7 +124,11 @@ def _clock(seconds: float) -> str:
 
 
 def training_detail(epochs: list[dict]) -> tuple[float | None, str]:
-    """(progress 0..1, "fold k of n, epoch e of E") from the epoch events so far."""
+    """(progress 0..1, "epoch e of E, n fold models together") from the epoch events so far.
+
+    Fold models train in lockstep (all at once), so the fold of the newest event says
+    nothing about progress: "fold 25 of 25" at 3 % misled. The epoch does.
+    """
     if not epochs:
         return None, ""
     last = epochs[-1]
@@ -123,7 +138,7 @@ def training_detail(epochs: list[dict]) -> tuple[float | None, str]:
     if last.get("fold") is None:
         return progress, f"epoch {epoch} of {total}"
     n = max(int(e["fold"]) for e in epochs if e.get("fold") is not None) + 1
-    return progress, f"fold {int(last['fold']) + 1} of {n}, epoch {epoch} of {total}"
+    return progress, f"epoch {epoch} of {total}, {n} fold models together"
 
 
 def _curve_name(fold: int | None, k: int | None) -> str:

@@ -1,6 +1,6 @@
 """Pre-flight checks and one training run, as generator jobs (no Qt).
 
-The dialog runs them with :func:`app.workers.start_job` (the app's one job runner)
+The dialog runs them with :func:`app.job_runner.run_job` (the app's one job runner)
 and never waits on them: a run's generator yields a :class:`RunSnapshot` after
 every poll, and a QTimer also reads :meth:`TrainingRun.snapshot` for the upload
 progress and the clock. A run uploads the dataset (resumable, see
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.retraining.run_snapshot import QUEUED_STATUSES, RunSnapshot, training_detail
 from app.retraining.state import Check, RetrainingState, model_metrics
+from core import defaults
 from remote.tracking import read_job_metrics
 
 POLL_S = 0.5
@@ -110,7 +111,7 @@ class TrainingRun:
     ``cancel()`` is honoured at every step. ``current_model``: the installed model the
     new one is compared with on the held-out (``test``) captures of the state.
     ``model_name`` (default ``state.model_name``) is stored in the model file with the
-    version ``history`` hands out (a :class:`app.retraining.model_history.ModelHistory`),
+    version ``history`` hands out (a :class:`core.model.installed.ModelStore`),
     else ``model_version``.
     """
 
@@ -126,8 +127,8 @@ class TrainingRun:
         # validated now, on the GUI thread: errors show at once
         self.spec = state.job_spec(self.dataset_name, model_name=model_name, model_version=str(model_version))
         self.test_ids = set(state.test_ids)
-        self.history = history  # ModelHistory: hands out the model version when the job starts
-        self.version_key = state.model_name or "conv2dnet"
+        self.history = history  # ModelStore: hands out the model version when the job starts
+        self.version_key = state.model_name or defaults.MODEL_NAME
         self.current_model = None if current_model is None else Path(current_model)
         self.poll_s = poll_s
         self._lock = threading.Lock()

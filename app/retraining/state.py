@@ -5,20 +5,19 @@ the state directly.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from core import defaults
 from core.classes import CLASS_IDS, class_table
-from core.fileio import atomic_write
+from core.errors import DatasetError
+from core.fileio import load_json_file
 from core.training.config import TrainingConfig
 
 BACKENDS = ("local", "azureml")
 MIN_CLASS_PIXELS = 100  # below this a class is flagged: too few patches to learn it
-MODEL_SUFFIX = ".safetensors"
 
 
 @dataclass(frozen=True)
@@ -37,29 +36,33 @@ class CaptureRow:
 
 
 def scan_dataset(root: str | Path) -> list[CaptureRow]:
-    """Capture rows of ``root/<capture_id>/`` folders, sorted by id (folders without raw.tif are skipped)."""
-    from core.errors import DatasetError
+    """Capture rows of ``root/<capture_id>/`` folders, sorted by id.
+
+    Folders with neither raw.tif nor labels.png are skipped; labels without their frames
+    are listed with the reason (see :func:`core.dataset.camera_captures.why_not_a_capture`).
+    """
+    from core.dataset.camera_captures import why_not_a_capture
     from core.labels.maps import read_label_png
+    from core.labels.store import reconcile_counts
 
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "dataset folder does not exist")
     rows = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (folder / "raw.tif").is_file():
-            continue
-        problem = None
-        missing = [n for n in ("dark.tif", "white.tif") if not (folder / n).is_file()]
-        if missing:
-            problem = f"missing {', '.join(missing)}"
+        if not (folder / "raw.tif").is_file() and not (folder / "labels.png").is_file():
+            continue  # neither a capture nor labels: not ours
+        problem = why_not_a_capture(folder)  # labels without frames are listed, with why and how to fix it
         patient = None
         try:
-            patient = json.loads((folder / "meta.json").read_text()).get("patient")
-        except (OSError, ValueError):
+            meta = load_json_file(folder / "meta.json", DatasetError)
+            patient = meta.get("patient") if isinstance(meta, dict) else None
+        except (OSError, ValueError):  # shown as a capture without a patient; checking the dataset names the problem
             pass
         counts = None
         if (folder / "labels.png").is_file():
             try:
+                reconcile_counts(folder)  # meta.json's counts as labels.png says (a killed save left them stale)
                 labels = read_label_png(folder / "labels.png")
                 n = np.bincount(labels.reshape(-1), minlength=max(CLASS_IDS) + 1)
                 counts = {c: int(n[c]) for c in CLASS_IDS}
@@ -87,7 +90,7 @@ class RetrainingState:
     # the thesis's defaults and its double cross-validation; validated on every change (frozen: replaced whole)
     params: TrainingConfig = field(default_factory=lambda: TrainingConfig(cross_validation="double"))
     backend: str = "local"
-    model_name: str = "conv2dnet"
+    model_name: str = defaults.MODEL_NAME
     checks: list[Check] = field(default_factory=list)
     running: bool = False
 
@@ -156,14 +159,11 @@ class RetrainingState:
         """
         from remote.training_backends import JobSpec
 
-        p = self.params
         return JobSpec(
             dataset=dataset_name,
             train_capture_ids=tuple(sorted(self.train_ids)),
             test_capture_ids=tuple(sorted(self.test_ids)),
-            epochs=int(p.epochs), batch_size=int(p.batch_size), patch_size=int(p.patch_size),
-            folds=int(p.folds), lr=float(p.lr), cross_validation=p.cross_validation,
-            seed=int(p.seed), model_name=model_name or self.model_name, model_version=str(model_version),
+            training=self.params, model_name=model_name or self.model_name, model_version=str(model_version),
         )
 
     @property
@@ -212,37 +212,8 @@ def model_metrics(path: str | Path | None) -> dict[str, float]:
 # ---------------------------------------------------------------------------------- paths
 
 
-def neurohsi_home() -> Path:
-    """Per-user data folder (env ``NEUROHSI_HOME`` overrides, as in the CLI and tests)."""
-    env = os.environ.get("NEUROHSI_HOME")
-    return Path(env) if env else Path.home() / ".local" / "share" / "neurohsi"
-
-
 def default_jobs_dir() -> Path:
+    """``NEUROHSI_HOME/jobs``: local training jobs."""
+    from core.model.installed import neurohsi_home
+
     return neurohsi_home() / "jobs"
-
-
-def default_models_dir() -> Path:
-    return neurohsi_home() / "models"
-
-
-def install_model(src: str | Path, models_dir: str | Path, *, name: str) -> Path:
-    """Copy a fetched model into the user's model folder without replacing any existing file.
-
-    ``name`` becomes the file stem (``<name>.safetensors``; ``-2``, ``-3``... when taken),
-    so the previous models stay where they are. The copy is verified by loading it.
-    Returns the installed path.
-    """
-    from core.model.files import load_model
-
-    src = Path(src)
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name) or "model"
-    dest = models_dir / f"{stem}{MODEL_SUFFIX}"
-    n = 2
-    while dest.exists():
-        dest = models_dir / f"{stem}-{n}{MODEL_SUFFIX}"
-        n += 1
-    load_model(src)  # a corrupt download never becomes the default
-    return atomic_write(dest, src.read_bytes())  # models are small (about 50 KB)

@@ -80,7 +80,57 @@ class TrainingForm(QtWidgets.QGroupBox):
         self.state.backend = self.backend_combo.currentData()
         self.backendChanged.emit(self.state.backend)
 
+    def memory(self) -> dict:
+        """The form's values to remember between openings (JSON-able)."""
+        p = self.state.params
+        return {"epochs": p.epochs, "batch_size": p.batch_size, "patch_size": p.patch_size, "folds": p.folds,
+                "lr": p.lr, "cross_validation": p.cross_validation, "seed": p.seed,
+                "backend": self.state.backend, "model_name": self.state.model_name}
+
+    def restore(self, memory: dict) -> None:
+        """Show remembered values (unknown or out-of-range ones are ignored: the spin boxes clamp)."""
+        spins = {"epochs": self.epochs_spin, "batch_size": self.batch_spin, "patch_size": self.patch_spin,
+                 "folds": self.folds_spin, "seed": self.seed_spin}
+        for key, spin in spins.items():
+            if isinstance(memory.get(key), int):
+                spin.setValue(memory[key])
+        if isinstance(memory.get("lr"), (int, float)):
+            self.lr_spin.setValue(float(memory["lr"]))
+        if memory.get("cross_validation") in ("double", "none"):
+            self.cv_check.setChecked(memory["cross_validation"] == "double")
+        if isinstance(memory.get("model_name"), str) and memory["model_name"].strip():
+            self.name_edit.setText(memory["model_name"])
+        if memory.get("backend") in BACKENDS:
+            self.backend_combo.setCurrentIndex(BACKENDS.index(memory["backend"]))
+
     def set_editable(self, editable: bool) -> None:
         for w in (self.epochs_spin, self.batch_spin, self.patch_spin, self.folds_spin, self.lr_spin,
                   self.cv_check, self.seed_spin, self.backend_combo, self.name_edit):
             w.setEnabled(editable)
+
+
+def recall_form(settings, form: TrainingForm) -> dict:
+    """Show the form values remembered in ``settings`` (an AppSettings, or None); returns them with the dataset."""
+    import json
+
+    if settings is None:
+        return {}
+    try:
+        data = json.loads(settings.get("retraining_memory") or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    form.restore(data)
+    return data
+
+
+def remember_form(settings, form: TrainingForm, dataset) -> None:
+    """Keep the form values and the dataset folder for the next opening (also after a restart)."""
+    import json
+
+    if settings is None:
+        return
+    data = form.memory()
+    data["dataset"] = "" if dataset is None else str(dataset)
+    settings.set("retraining_memory", json.dumps(data))

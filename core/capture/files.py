@@ -24,6 +24,12 @@ _NEMESIS_RAW = re.compile(r"^(?P<id>ID\d+)C(?P<n>\d+)(?P<ext>\.tiff?)$", re.IGNO
 _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 # 64 Mpx: 30x the 2.2 Mpx Ximea sensor; a larger claim comes from a damaged header.
 _MAX_PIXELS = 64 * 1024 * 1024
+# TIFF compressions that change pixel values (JPEG quality 50 changed 8 % of a map that
+# still graded "ok"): a raw frame's counts are the measurement, so these are refused.
+LOSSY_COMPRESSIONS = frozenset({
+    "OJPEG", "JPEG", "JPEG_99", "ALT_JPEG", "JPEG_LOSSY", "JPEG_2000_LOSSY", "JPEGXR", "JPEGXR_NDPI", "LERC",
+    "WEBP", "WEBP_DEPRECATED", "APERIO_JP2000_YCBC", "APERIO_JP2000_RGB",
+})
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,12 @@ def _read_first_page(source: str | Path | bytes, name: str | None, *, pixels: bo
                 # can claim terabytes, and a wrong kind of image needs no reading.
                 shape = _check_layout(label, tuple(page.shape), page.dtype)
                 dtype = np.dtype(page.dtype)
+                compression = getattr(page.compression, "name", str(page.compression))
+                if compression in LOSSY_COMPRESSIONS:
+                    raise CaptureError(
+                        label, f"frame is stored with lossy {compression} compression, which changes the sensor's counts; "
+                        "export it uncompressed or with a lossless compression (deflate, LZW)",
+                    )
                 if pixels:
                     try:
                         frame = page.asarray()
@@ -275,8 +287,21 @@ def load_capture(
     )
 
 
-def capture_from_bytes(raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture") -> Capture:
-    """A capture from the TIFF bytes of its three frames (as the scoring service receives them)."""
+def capture_from_bytes(
+    raw: bytes, dark: bytes, white: bytes, *, capture_id: str = "capture", max_shape: tuple[int, int] | None = None
+) -> Capture:
+    """A capture from the TIFF bytes of its three frames (as the scoring service receives them).
+
+    ``max_shape`` (rows, cols), the sensor's, bounds every frame: all three headers are
+    checked before any pixel is decoded, so a few KB of deflate cannot claim gigabytes.
+    """
+    if max_shape is not None:
+        for name, data in (("raw", raw), ("dark", dark), ("white", white)):
+            (rows, cols), _, _ = read_frame_header(data, name=name)
+            if rows > max_shape[0] or cols > max_shape[1]:
+                raise CaptureError(
+                    name, f"frame is {rows}x{cols} (rows x cols), larger than the sensor ({max_shape[0]}x{max_shape[1]})"
+                )
     raw_frame, metadata = read_frame(raw, name="raw")
     dark_frame, dark_meta = read_frame(dark, name="dark")
     white_frame, white_meta = read_frame(white, name="white")

@@ -25,6 +25,7 @@ malformed number is an error, and every size is bounded before anyone allocates.
 """
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
@@ -102,7 +103,9 @@ def _to_number(text: str, what: str, kind: type = float):
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"metadata element <{what}> is not a number: {text!r}") from None
+        raise ValueError(f"metadata element <{what}> is not a number: {text[:40]!r}") from None
+    if not math.isfinite(value):  # NaN would pass every later range check (it compares false)
+        raise ValueError(f"metadata element <{what}> is not a finite number: {text[:40]!r}")
     if kind is int:
         # Pixel offsets and sizes: "4.0" is fine, "4.5" or "inf" is a broken file, not 4.
         if not value.is_integer():

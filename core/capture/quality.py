@@ -11,10 +11,15 @@ Checks (code: what it measures, warning / unusable thresholds):
 - ``saturated``: raw pixels at the sensor's full scale (2 % / 25 %).
 - ``white_saturated``: white-reference pixels at full scale (2 % / 25 %).
 - ``underexposed``: raw barely above dark, ``raw - dark < 2 %`` of full scale (30 % / 90 %).
+- ``raw_beyond_references``: raw counts above the full scale of the references' bit depth
+  (1 % / 10 %): a frame from another sensor mode, scaled, or not a raw frame at all.
 - ``white_not_above_dark``: ``white <= dark`` (1 % / 50 %): swapped or missing references.
 - ``raw_matches_white`` / ``raw_matches_dark``: raw within noise of a reference (- / 90 %):
   the reference given as the raw, or the raw given as a reference.
 - ``reference_metadata``: a reference's serial, exposure, gain or geometry differs from the raw's (warning).
+- ``flat_frame``: the raw frame holds (nearly) one value, no image at all (unusable).
+
+``core.spectral.tissue`` adds ``featureless`` (no tissue texture, spectra unlike tissue) from the cube.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import numpy as np
 from core.errors import NeuroHSIError
 
 SEVERITIES = ("ok", "warning", "unusable")
+OOD_WARNING_FRACTION = 0.20  # above this share of valid pixels out of distribution, quality is a warning
 _STRIDE = 4
 # (warning, unusable) fraction thresholds per check
 _THRESHOLDS = {
@@ -32,10 +38,12 @@ _THRESHOLDS = {
     "white_saturated": (0.02, 0.25),
     "underexposed": (0.30, 0.90),
     "white_not_above_dark": (0.01, 0.50),
+    "raw_beyond_references": (0.01, 0.10),
     "raw_matches_white": (None, 0.90),
     "raw_matches_dark": (None, 0.90),
 }
 _UNDEREXPOSED_LEVEL = 0.02  # of full scale above dark
+_FLAT_FRAME_STD = 0.5  # counts: a real frame's mosaic alone spreads its counts far wider
 _MATCH_COUNTS = 3  # raw within this many counts (or 1 % of white - dark) of a reference "matches" it
 
 
@@ -102,8 +110,7 @@ def require_usable(report: QualityReport | None, *, force: bool = False, name: s
 
 
 def ood_check(result) -> QualityCheck:
-    """The quality check of a :class:`core.spectral.ood.OodResult`: a warning above ``OOD_WARNING_FRACTION``."""
-    from core.spectral.ood import OOD_WARNING_FRACTION
+    """The quality check of a :class:`core.spectral.ood.OodResult`: a warning above :data:`OOD_WARNING_FRACTION`."""
 
     if not result.available:
         return QualityCheck("out_of_distribution", "ok", result.message, None)
@@ -130,6 +137,10 @@ def graded(code: str, fraction: float, what: str, thresholds: tuple[float | None
 
 
 def _bit_depth(frame: np.ndarray, metadata) -> int | None:
+    return sensor_bit_depth(metadata)
+
+
+def sensor_bit_depth(metadata) -> int | None:
     """Sensor bit depth from the xiAPI context when the camera says it, else None."""
     for key, value in (getattr(metadata, "api_context", None) or ()):
         if key.endswith(":SensorBitDepth") or key.endswith(":OutputDataBitDepth"):
@@ -187,6 +198,17 @@ def assess_quality(capture) -> QualityReport:
             _THRESHOLDS["underexposed"],
         )
     )
+    # The references fix the sensor's range (2**bits - 1 of their metadata, else the container
+    # their counts fit): a raw frame far beyond it (16x a 10-bit range) was not taken with them.
+    reference_full = _full_scale(frames[1:], depths[1:], [dark, white])
+    checks.append(
+        graded(
+            "raw_beyond_references",
+            np.count_nonzero(raw > reference_full) / n,
+            f"above the references' full scale (count {reference_full})",
+            _THRESHOLDS["raw_beyond_references"],
+        )
+    )
     checks.append(
         graded(
             "white_not_above_dark",
@@ -213,6 +235,11 @@ def assess_quality(capture) -> QualityReport:
         )
     )
     checks.append(_reference_metadata(metas))
+    spread = float(raw.std()) if n else 0.0
+    if spread < _FLAT_FRAME_STD:
+        checks.append(QualityCheck("flat_frame", "unusable", f"the raw frame holds a single value ({int(np.median(raw))}): no image", 1.0))
+    else:
+        checks.append(QualityCheck("flat_frame", "ok", "the raw frame has an image", None))
     return make_report(checks)
 
 
@@ -254,3 +281,20 @@ def _reference_metadata(metas) -> QualityCheck:
     if differences:
         return QualityCheck("reference_metadata", "warning", "references do not match the raw: " + ", ".join(differences))
     return QualityCheck("reference_metadata", "ok", "references' metadata matches the raw (where given)")
+
+
+# A preprocessed cube (NEMESIS preProcessedImage, neurohsi preprocess .npz) has no frames: of the
+# checks above only what shows in the cube applies (pixels the chain could not normalise), plus the
+# out-of-distribution check added at classification (core.model.trust).
+_INVALID_THRESHOLDS = (0.10, 0.90)
+
+
+def assess_cube_quality(cube) -> QualityReport:
+    """Quality checks that apply to a preprocessed cube (``cube.valid`` bool (H, W)): invalid pixels."""
+    valid = np.asarray(cube.valid, dtype=bool)
+    invalid = 1.0 - (np.count_nonzero(valid) / valid.size if valid.size else 0.0)
+    return make_report((
+        graded("invalid_pixels", invalid, "without a usable spectrum in the cube (NaN, zero or masked)",
+               _INVALID_THRESHOLDS),
+        QualityCheck("preprocessed_cube", "ok", "preprocessed cube: the frame and reference checks do not apply"),
+    ))

@@ -42,10 +42,20 @@ class References:
     white: np.ndarray
     dark_path: Path | None
     white_path: Path | None
+    # Their own metadata: live captures get the same reference checks (exposure, gain...) as opened ones.
+    dark_metadata: CaptureMetadata | None = None
+    white_metadata: CaptureMetadata | None = None
 
     @property
     def name(self) -> str:
         return f"{self.dark_path.name if self.dark_path else 'dark'} / {self.white_path.name if self.white_path else 'white'}"
+
+
+def read_references(dark: Path, white: Path) -> References:
+    """A dark/white pair read from files, with their metadata."""
+    dark_frame, dark_meta = read_frame(dark)
+    white_frame, white_meta = read_frame(white)
+    return References(dark_frame, white_frame, Path(dark), Path(white), dark_meta, white_meta)
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,7 @@ class WatchedFolder(CaptureSource):
         self._reported: set[str] = set()
         if references is not None:
             dark, white = (Path(p) for p in references)
-            self._set_references(References(read_frame(dark)[0], read_frame(white)[0], dark, white))
+            self._set_references(read_references(dark, white))
         self._scan(initial=True)
 
     @property
@@ -237,8 +247,8 @@ class WatchedFolder(CaptureSource):
 
     def _read_pair(self, dark: str, white: str, now: float) -> References | None:
         try:
-            dark_frame, _ = read_frame(self.folder / dark)
-            white_frame, _ = read_frame(self.folder / white)
+            dark_frame, dark_meta = read_frame(self.folder / dark)
+            white_frame, white_meta = read_frame(self.folder / white)
         except CaptureError as exc:
             self._unreadable(dark, exc, now)
             return None
@@ -247,7 +257,7 @@ class WatchedFolder(CaptureSource):
                                f"dark {dark_frame.shape}")
             self._seen[dark].done = self._seen[white].done = True
             return None
-        return References(dark_frame, white_frame, self.folder / dark, self.folder / white)
+        return References(dark_frame, white_frame, self.folder / dark, self.folder / white, dark_meta, white_meta)
 
     def _set_references(self, references: References) -> None:
         self._pending.append(ReferencesChanged(references, self._references))
@@ -261,7 +271,7 @@ class WatchedFolder(CaptureSource):
             own = [self.folder / f"{match['id']}C{k}{match['n']}{path.suffix}" for k in ("D", "W")]
             if all(p.exists() for p in own) and (references is None or references.dark_path != own[0]):
                 try:  # its own pair, not the current one (an older capture): read it for this capture only
-                    references = References(read_frame(own[0])[0], read_frame(own[1])[0], own[0], own[1])
+                    references = read_references(own[0], own[1])
                 except CaptureError:
                     return None  # being written: look again on the next poll
         start = time.perf_counter()
@@ -292,4 +302,4 @@ class WatchedFolder(CaptureSource):
 
 def _capture(path: Path, frame: np.ndarray, metadata: CaptureMetadata | None, references: References) -> Capture:
     return Capture(frame, references.dark, references.white, metadata, path, references.dark_path,
-                   references.white_path, path.stem)
+                   references.white_path, path.stem, references.dark_metadata, references.white_metadata)

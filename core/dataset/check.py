@@ -20,7 +20,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from core.errors import CaptureError, DatasetError
+from core.fileio import load_json_file
 
 MANIFEST_FILE = "manifest.json"
 CHUNK = 8 * 2**20
@@ -44,7 +47,15 @@ def check_capture(capture) -> dict[int, int]:
     """
     from core.dataset.folders import read_capture_folder  # header-level checks: files present, label size
 
-    read_capture_folder(capture.folder)
+    read_capture_folder(capture.folder)  # cube and spectra captures: their arrays are read and checked here
+    kind = getattr(capture, "kind", "raw")
+    if kind == "spectra":
+        ids, counts = np.unique(capture.load_spectra().class_ids, return_counts=True)
+        return {int(i): int(n) for i, n in zip(ids, counts) if i > 0}
+    if kind == "cube":
+        from core.labels.maps import label_counts
+
+        return label_counts(capture.load_labels())
     try:
         capture.load_capture()  # decodes every strip of raw, dark and white
     except CaptureError as exc:
@@ -86,10 +97,10 @@ def read_manifest(root: str | Path) -> dict:
     """``root/manifest.json`` as a dict with a ``files`` list; DatasetError when missing or malformed."""
     path = Path(root) / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text())
+        manifest = load_json_file(path, DatasetError)
     except FileNotFoundError:
         raise DatasetError(path, "no manifest: the dataset upload did not finish (run neurohsi cloud upload again)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:
         raise DatasetError(path, f"unreadable manifest ({exc.__class__.__name__})") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, list) or not all(

@@ -1,15 +1,21 @@
-"""Dataset folders (what training reads and what is uploaded), and NEMESIS import.
+"""Dataset folders: what training reads and what is uploaded. Three kinds of capture.
 
-Layout::
+Layout of ``DATASET/<capture_id>/`` by kind (``meta.json`` says ``"kind"``; folders
+written before kinds existed are raw)::
 
-    DATASET/<capture_id>/raw.tif     raw frame, Ximea metadata in ImageDescription
-                         dark.tif    dark reference
-                         white.tif   white reference
-                         labels.png  uint8 class ids (palette PNG) of the cube's size
-                         meta.json   capture_id, patient, source, profile, label_counts, created, ...
+    raw       raw.tif, dark.tif, white.tif   Ximea frames (metadata in ImageDescription)
+              labels.png, meta.json          uint8 class ids of the cube's size; capture_id, patient, ...
+    cube      cube.npz                       preprocessed cube: cube float32 (H, W, B), valid (H, W),
+                                             wavelengths_nm (B,) (NEMESIS preProcessedImage, neurohsi preprocess)
+              labels.png, meta.json
+    spectra   spectra.npz                    labelled spectra only: data float32 (N, B), label4Classes uint8 (N,),
+                                             label uint16 (N,) codes, and when recovered from the ground-truth
+                                             map: rows, cols int64 (N,) and map_shape (2,)
+              meta.json
 
-A NEMESIS import may add ``spectra.npz`` (the archive's labelled spectra).
-Every non-hidden sub-folder of a dataset is a capture; files beside them are ignored.
+A raw capture imported from NEMESIS may also hold ``spectra.npz`` (kept, unused: the
+cube is made from the frames). Every non-hidden sub-folder of a dataset is a capture;
+files beside them are ignored. NEMESIS import: :mod:`core.dataset.nemesis_import`.
 """
 from __future__ import annotations
 
@@ -23,15 +29,16 @@ import numpy as np
 from core.capture.camera_profiles import CameraProfile, resolve_profile
 from core.clock import utc_now_iso
 from core.errors import CaptureError, DatasetError
-from core.output.export import write_label_png
-from core.fileio import atomic_write, atomic_write_text
-from core.labels.maps import label_counts, label_png_shape, map_nemesis_codes, read_label_png
+from core.labels.maps import write_label_png
+from core.fileio import atomic_write, atomic_write_text, load_json_file
+from core.labels.maps import label_counts, label_png_shape, read_label_png
 from core.capture.metadata import CaptureMetadata
-from core.labels.nemesis import kind_name, place_cropped_ground_truth
 
 CAPTURE_FILES = ("raw.tif", "dark.tif", "white.tif", "labels.png", "meta.json")
+# Files of each kind of capture folder (see the module docstring).
+KIND_FILES = {"raw": CAPTURE_FILES, "cube": ("cube.npz", "labels.png", "meta.json"), "spectra": ("spectra.npz", "meta.json")}
+CAPTURE_KINDS = tuple(KIND_FILES)
 _CAPTURE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_NEMESIS_RAW = re.compile(r"^(?P<id>ID\d+)C(?P<n>\d+)\.tiff?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,12 @@ class DatasetCapture:
     white_path: Path
     labels_path: Path
     meta: dict
+    kind: str = "raw"  # "raw" (frames), "cube" (preprocessed cube) or "spectra" (labelled spectra only)
+
+    @property
+    def has_image(self) -> bool:
+        """Whether every pixel's neighbourhood exists (raw or cube), as patch models need."""
+        return self.kind in ("raw", "cube")
 
     @property
     def patient(self) -> str:
@@ -66,8 +79,22 @@ class DatasetCapture:
         return read_label_png(self.labels_path)
 
     def metadata(self) -> CaptureMetadata | None:
-        """The raw frame's Ximea metadata, read from the TIFF header only."""
-        return _read_tiff_header(self.raw_path)[1]
+        """The raw frame's Ximea metadata, read from the TIFF header only (None for cube and spectra captures)."""
+        return _read_tiff_header(self.raw_path)[1] if self.kind == "raw" else None
+
+    def load_cube(self):
+        """The :class:`core.dataset.nemesis_files.PreprocessedCube` of a cube capture."""
+        from core.dataset.nemesis_files import read_preprocessed_cube
+
+        if self.kind != "cube":
+            raise DatasetError(self.folder, f"is a {self.kind} capture, not a preprocessed cube")
+        return read_preprocessed_cube(self.folder / "cube.npz")
+
+    def load_spectra(self) -> "LabelledSpectra":
+        """The labelled spectra of a spectra capture (:class:`LabelledSpectra`)."""
+        if self.kind != "spectra":
+            raise DatasetError(self.folder, f"is a {self.kind} capture, not labelled spectra")
+        return read_spectra_file(self.folder / "spectra.npz")
 
     def profile(self) -> CameraProfile:
         """The camera profile this capture is preprocessed with (from its metadata; see ``core.capture.synthetic.captures``)."""
@@ -98,6 +125,13 @@ def _cube_hw(raw_path: Path, header=None) -> tuple[int, int]:
     except (CaptureError, ValueError) as exc:
         raise DatasetError(raw_path, getattr(exc, "problem", str(exc))) from None
     return window.h, window.w
+
+
+def _cube_bands(raw_path: Path) -> int:
+    """Band count of the cube of the raw frame at ``raw_path`` (its camera profile's pattern)."""
+    _, metadata = _read_tiff_header(raw_path)
+    pw, ph = resolve_profile(metadata).pattern_wh
+    return int(pw * ph)
 
 
 def _check_capture_id(capture_id: str) -> str:
@@ -151,6 +185,7 @@ def write_capture_folder(
     write_label_png(folder / "labels.png", labels)
     info = {
         "capture_id": capture_id,
+        "kind": "raw",
         "patient": None,
         "source": "unknown",
         "profile": profile.id,
@@ -165,7 +200,7 @@ def write_capture_folder(
     return _capture_from_folder(folder, info)
 
 
-def _capture_from_folder(folder: Path, meta: dict) -> DatasetCapture:
+def _capture_from_folder(folder: Path, meta: dict, kind: str = "raw") -> DatasetCapture:
     return DatasetCapture(
         capture_id=folder.name,
         folder=folder,
@@ -174,22 +209,32 @@ def _capture_from_folder(folder: Path, meta: dict) -> DatasetCapture:
         white_path=folder / "white.tif",
         labels_path=folder / "labels.png",
         meta=meta,
+        kind=kind,
     )
 
 
+def _folder_kind(folder: Path) -> str:
+    """The kind of capture a folder holds, by its files (raw frames win over a cube, a cube over spectra)."""
+    for kind in ("raw", "cube", "spectra"):
+        if (folder / KIND_FILES[kind][0]).is_file():
+            return kind
+    return "raw"  # nothing recognised: report the files a raw capture lacks, as before kinds existed
+
+
 def read_capture_folder(folder: str | Path) -> DatasetCapture:
-    """One capture folder, checked: all five files present, meta.json valid, labels of the cube's size."""
+    """One capture folder, checked: its kind's files present, meta.json valid, labels of the cube's size."""
     folder = Path(folder)
-    missing = [name for name in CAPTURE_FILES if not (folder / name).is_file()]
+    kind = _folder_kind(folder)
+    missing = [name for name in KIND_FILES[kind] if not (folder / name).is_file()]
     if missing:
-        raise DatasetError(folder, f"capture folder lacks {', '.join(missing)}")
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(folder / "meta.json", f"not valid JSON ({exc})") from None
+        hint = "" if kind != "raw" or (folder / "raw.tif").is_file() else " (or cube.npz + labels.png, or spectra.npz)"
+        raise DatasetError(folder, f"capture folder lacks {', '.join(missing)}{hint}")
+    meta = load_json_file(folder / "meta.json", DatasetError)
     if not isinstance(meta, dict):
         raise DatasetError(folder / "meta.json", "must hold a JSON object")
-    capture = _capture_from_folder(folder, meta)
+    capture = _capture_from_folder(folder, meta, kind)
+    if kind != "raw":
+        return _check_other_kind(capture)
     raw_header = _read_tiff_header(capture.raw_path)
     raw_shape = raw_header[0]
     for reference in (capture.dark_path, capture.white_path):
@@ -222,190 +267,116 @@ def read_dataset(root: str | Path) -> list[DatasetCapture]:
     return [read_capture_folder(folder) for folder in folders]
 
 
-# --------------------------------------------------------------------------- NEMESIS archive
+# --------------------------------------------------------------------------- cube and spectra captures
 
 
 @dataclass(frozen=True)
-class NemesisSpectra:
-    """The labelled spectra of one NEMESIS capture (``<ID>_dataset.mat``)."""
+class LabelledSpectra:
+    """The labelled spectra of a spectra capture, with their map positions when known."""
 
-    data: np.ndarray  # float64 (N, B) preprocessed spectra
-    label: np.ndarray  # uint16 (N,) raw NEMESIS codes
-    label4classes: np.ndarray  # uint8 (N,) class ids 1..5
+    data: np.ndarray  # float32 (N, B) RMS-normalised spectra
+    class_ids: np.ndarray  # uint8 (N,) class ids 1..5 (label4Classes)
+    codes: np.ndarray  # uint16 (N,) raw NEMESIS codes
+    rows: np.ndarray | None  # int64 (N,) row in the ground-truth map, None when not recovered
+    cols: np.ndarray | None  # int64 (N,)
+    map_shape: tuple[int, int] | None  # (H, W) of the ground-truth map
+
+    @property
+    def has_positions(self) -> bool:
+        return self.rows is not None
 
 
-def _loadmat(path: Path) -> dict:
-    import scipy.io
-    from scipy.io.matlab import MatReadError
+def write_spectra_file(path: Path, spectra: LabelledSpectra) -> None:
+    """``spectra.npz`` of a spectra capture (atomic)."""
+    arrays = {"data": np.asarray(spectra.data, np.float32), "label4Classes": np.asarray(spectra.class_ids, np.uint8),
+              "label": np.asarray(spectra.codes, np.uint16)}
+    if spectra.has_positions:
+        arrays.update(rows=np.asarray(spectra.rows, np.int64), cols=np.asarray(spectra.cols, np.int64),
+                      map_shape=np.asarray(spectra.map_shape, np.int64))
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
+
+def read_spectra_file(path: Path) -> LabelledSpectra:
+    """Read and check a ``spectra.npz`` (see :func:`write_spectra_file`); ``DatasetError`` naming it."""
     try:
-        return scipy.io.loadmat(path)
-    except FileNotFoundError:
-        raise DatasetError(path, "file not found") from None
-    except NotImplementedError:
-        raise DatasetError(path, "MATLAB v7.3 (HDF5) .mat files are not supported; re-save it with save(..., '-v7')") from None
-    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, MatReadError) as exc:
-        # scipy reports damaged files with many exception types; all mean "cannot read this file".
-        raise DatasetError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})") from None
-
-
-def read_nemesis_spectra(path: str | Path) -> NemesisSpectra:
-    """Read ``<ID>_dataset.mat`` (keys ``data`` N x B, ``label``, ``label4Classes``)."""
-    path = Path(path)
-    content = _loadmat(path)
-    for key in ("data", "label", "label4Classes"):
-        if key not in content:
-            raise DatasetError(path, f"no {key!r} variable (found: {', '.join(k for k in content if not k.startswith('__'))})")
-    label = np.asarray(content["label"]).ravel()
-    label4 = np.asarray(content["label4Classes"]).ravel()
-    for key, values in (("data", np.asarray(content["data"])), ("label", label), ("label4Classes", label4)):
-        # A MATLAB char array or cell reads as text or objects: say so rather than fail inside numpy.
-        if values.dtype.kind not in "iuf":
-            raise DatasetError(path, f"{key!r} must hold numbers, got {kind_name(values.dtype)}")
-    data = np.asarray(content["data"], dtype=np.float64)
-    if data.ndim != 2:
-        raise DatasetError(path, f"'data' must be N x bands, got shape {data.shape}")
-    if len(label) != len(data) or len(label4) != len(data):
-        raise DatasetError(path, f"{len(data)} spectra but {len(label)} labels and {len(label4)} label4Classes")
-    if label4.size and (label4.min() < 0 or label4.max() > 5 or not np.all(label4 == np.round(label4))):
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise DatasetError(path, f"not a readable spectra file ({exc.__class__.__name__})") from None
+    for key in ("data", "label4Classes"):
+        if key not in arrays:
+            raise DatasetError(path, f"no {key!r} array")
+    data, ids = arrays["data"], arrays["label4Classes"].ravel()
+    if data.ndim != 2 or data.dtype.kind != "f" or len(ids) != len(data):
+        raise DatasetError(path, f"'data' must be N x bands floats with N class ids, got {data.shape} and {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() > 5):
         raise DatasetError(path, "'label4Classes' holds values other than the class ids 0..5")
-    return NemesisSpectra(data, label.astype(np.uint16), label4.astype(np.uint8))
+    rows = cols = shape = None
+    if "rows" in arrays:
+        rows, cols, shape = arrays["rows"].astype(np.int64), arrays["cols"].astype(np.int64), arrays["map_shape"]
+        shape = (int(shape[0]), int(shape[1]))
+        if rows.shape != ids.shape or cols.shape != ids.shape or (rows.size and (
+                rows.min() < 0 or cols.min() < 0 or rows.max() >= shape[0] or cols.max() >= shape[1])):
+            raise DatasetError(path, "pixel positions do not fit the ground-truth map")
+    codes = arrays.get("label", np.zeros(len(ids), np.uint16)).ravel().astype(np.uint16)
+    return LabelledSpectra(data.astype(np.float32, copy=False), ids.astype(np.uint8), codes, rows, cols, shape)
 
 
-def read_nemesis_ground_truth(path: str | Path) -> np.ndarray:
-    """Read ``SNAPgt<ID>_cropped_Pre-processed.mat`` (``groundTruthMap``) as uint8 class ids (H, W)."""
-    path = Path(path)
-    content = _loadmat(path)
-    if "groundTruthMap" not in content:
-        raise DatasetError(path, "no 'groundTruthMap' variable")
-    codes = np.asarray(content["groundTruthMap"])
-    if codes.ndim != 2:
-        raise DatasetError(path, f"'groundTruthMap' must be 2-D, got shape {codes.shape}")
-    if codes.dtype.kind not in "iuf":
-        # A logical map (true/false) holds no class codes; importing it would label nothing, silently.
-        raise DatasetError(path, f"'groundTruthMap' must hold NEMESIS class codes (numbers), got {kind_name(codes.dtype)}")
-    try:
-        labels = map_nemesis_codes(codes)
-    except ValueError as exc:
-        raise DatasetError(path, str(exc)) from None
-    if codes.size and codes.max() > 0 and not labels.any():
-        # MATLAB saves a logical mask as uint8 0/1: it would import as "nothing labelled", silently.
-        found = ", ".join(str(int(v)) for v in np.unique(codes)[:8])
-        raise DatasetError(
-            path, f"'groundTruthMap' labels no pixel with a NEMESIS class code (values found: {found}); a logical mask?"
-        )
-    return labels
+def _check_other_kind(capture: DatasetCapture) -> DatasetCapture:
+    """Checks of a cube capture (labels of the cube's size) and a spectra capture (readable)."""
+    if capture.kind == "spectra":
+        read_spectra_file(capture.folder / "spectra.npz")
+        return capture
+    cube = capture.load_cube()
+    found = label_png_shape(capture.labels_path)
+    if found != cube.valid.shape:
+        raise DatasetError(capture.labels_path, f"label map is {found[0]}x{found[1]}, the cube is "
+                                                f"{cube.valid.shape[0]}x{cube.valid.shape[1]}")
+    return capture
 
 
-def _find_one(folder: Path, names: list[str]) -> Path | None:
-    for name in names:
-        if (folder / name).is_file():
-            return folder / name
-    return None
+def _write_meta(folder: Path, capture_id: str, kind: str, labels_count: dict, meta: dict | None) -> dict:
+    info = {"capture_id": capture_id, "kind": kind, "patient": None, "source": "unknown",
+            "label_counts": {str(k): int(v) for k, v in labels_count.items()}, "created": utc_now_iso()}
+    info.update(meta or {})
+    atomic_write_text(folder / "meta.json", json.dumps(info, indent=1) + "\n")
+    return info
 
 
-@dataclass(frozen=True)
-class _NemesisItem:
-    capture_id: str
-    patient: str
-    raw_path: Path
-    dark_path: Path
-    white_path: Path
-    gt_path: Path
-    labels: np.ndarray  # uint8 (H, W) class ids, placed in the cube
-    offset_rc: tuple[int, int] | None  # where a cropped ground truth sits in the cube
-    spectra_path: Path | None
-    spectra: NemesisSpectra | None
+def write_cube_capture(root: str | Path, capture_id: str, cube, labels: np.ndarray, *, meta: dict | None = None
+                       ) -> DatasetCapture:
+    """Write ``root/<capture_id>/{cube.npz, labels.png, meta.json}``.
 
-
-def _plan_nemesis(src: Path, crop_offsets: dict[str, tuple[int, int]]) -> tuple[list[_NemesisItem], list[dict]]:
-    """Find and check every capture (references, ground truth, spectra, sizes) before anything is written."""
-    from core.capture.files import find_references
-
-    raws = sorted(p for p in src.iterdir() if p.is_file() and _NEMESIS_RAW.match(p.name))
-    if not raws:
-        raise DatasetError(src, "no NEMESIS captures (IDxxxxCyy.tif with IDxxxxCDyy.tif and IDxxxxCWyy.tif)")
-    items, skipped = [], []
-    for raw_path in raws:
-        capture_id, patient = raw_path.stem, _NEMESIS_RAW.match(raw_path.name)["id"]
-        gt_path = _find_one(
-            src, [f"SNAPgt{capture_id}_cropped_Pre-processed.mat", f"SNAPgt{patient}_cropped_Pre-processed.mat"]
-        )
-        if gt_path is None:
-            skipped.append({"capture_id": capture_id, "reason": f"no SNAPgt{capture_id}_cropped_Pre-processed.mat"})
-            continue
-        try:
-            dark_path, white_path = find_references(raw_path)
-        except CaptureError as exc:
-            raise DatasetError(exc.path, exc.problem) from None
-        offset = crop_offsets.get(capture_id, crop_offsets.get(patient))
-        labels = place_cropped_ground_truth(
-            read_nemesis_ground_truth(gt_path), _cube_hw(raw_path), offset, gt_path=gt_path, raw_name=raw_path.name
-        )
-        spectra_path = _find_one(src, [f"{capture_id}_dataset.mat", f"{patient}_dataset.mat"])
-        spectra = None if spectra_path is None else read_nemesis_spectra(spectra_path)
-        items.append(
-            _NemesisItem(capture_id, patient, raw_path, dark_path, white_path, gt_path, labels, offset, spectra_path, spectra)
-        )
-    if not items:
-        raise DatasetError(src, f"no capture has a ground-truth map ({len(skipped)} skipped)")
-    return items, skipped
-
-
-def import_nemesis(
-    src_folder: str | Path,
-    dst_dataset: str | Path,
-    *,
-    progress=None,
-    crop_offsets: dict[str, tuple[int, int]] | None = None,
-) -> dict:
-    """Import a NEMESIS archive folder into a dataset folder.
-
-    For each ``IDxxxxCyy.tif`` with its ``CDyy``/``CWyy`` references and a
-    ``SNAPgt<capture>_cropped_Pre-processed.mat`` ground truth (``<capture>`` is
-    ``IDxxxxCyy`` or ``IDxxxx``), writes ``dst/<IDxxxxCyy>/``; an
-    ``<capture>_dataset.mat`` spectra file is kept as ``spectra.npz``. Captures
-    without ground truth are skipped and listed. Everything but the frames' pixels
-    is checked before the first folder is written. ``progress(message)`` is called
-    per capture. ``crop_offsets`` maps a capture id (or patient id) to the (row, col)
-    of its cropped ground truth's top-left corner in the cube
-    (:func:`place_cropped_ground_truth`). Returns a summary dict; ``DatasetError``
-    naming the file on bad input.
+    ``cube``: a :class:`core.dataset.nemesis_files.PreprocessedCube` (or anything with
+    ``data`` (H, W, B), ``valid``, ``wavelengths_nm``, ``profile_id``); ``labels`` uint8 (H, W).
     """
-    from core.capture.files import load_capture
+    from core.labels.maps import validate_labels
 
-    src, dst = Path(src_folder), Path(dst_dataset)
-    if not src.is_dir():
-        raise DatasetError(src, "NEMESIS folder not found" if not src.exists() else "is not a folder")
-    items, skipped = _plan_nemesis(src, dict(crop_offsets or {}))
-    imported = []
-    for index, item in enumerate(items, start=1):
-        if progress is not None:
-            progress(f"[{index}/{len(items)}] importing {item.capture_id}")
-        try:
-            capture = load_capture(item.raw_path, item.dark_path, item.white_path)
-        except CaptureError as exc:
-            raise DatasetError(exc.path, exc.problem) from None
-        files = {"raw": item.raw_path.name, "ground_truth": item.gt_path.name}
-        meta = {"patient": item.patient, "source": "nemesis", "nemesis_files": files}
-        if item.offset_rc is not None:
-            meta["ground_truth_offset_rc"] = list(item.offset_rc)
-        if item.spectra is not None:
-            files["spectra"] = item.spectra_path.name
-            meta["nemesis_spectra"] = {
-                "n": int(len(item.spectra.data)),
-                "bands": int(item.spectra.data.shape[1]),
-                "label4classes_counts": {str(c): int((item.spectra.label4classes == c).sum()) for c in range(1, 6)},
-            }
-        written = write_capture_folder(
-            dst, item.capture_id, capture.raw, capture.dark, capture.white, item.labels,
-            metadata=capture.metadata, meta=meta,
-        )
-        spectra_file = written.folder / "spectra.npz"
-        if item.spectra is not None:
-            spectra = {"data": item.spectra.data, "label": item.spectra.label, "label4Classes": item.spectra.label4classes}
-            atomic_write(spectra_file, lambda fh: np.savez_compressed(fh, **spectra))
-        elif spectra_file.exists():  # left over from an earlier import of this capture
-            spectra_file.unlink()
-        imported.append({"capture_id": item.capture_id, "labelled_pixels": int((item.labels > 0).sum())})
-    return {"dataset": str(dst), "imported": imported, "skipped": skipped}
+    _check_capture_id(capture_id)
+    labels = validate_labels(labels)
+    folder = Path(root) / capture_id
+    if labels.shape != cube.data.shape[:2]:
+        raise DatasetError(folder, f"label map {labels.shape} does not match the cube {cube.data.shape[:2]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    wavelengths = np.asarray([] if cube.wavelengths_nm is None else cube.wavelengths_nm, np.float32)
+    description = np.asarray(json.dumps({"profile": cube.profile_id}))
+    arrays = {"cube": np.asarray(cube.data, np.float32), "valid": np.asarray(cube.valid, bool),
+              "wavelengths_nm": wavelengths, "description": description}
+    atomic_write(folder / "cube.npz", lambda fh: np.savez_compressed(fh, **arrays))
+    write_label_png(folder / "labels.png", labels)
+    info = _write_meta(folder, capture_id, "cube", label_counts(labels),
+                       {"profile": cube.profile_id, "cube_shape": list(cube.data.shape), **(meta or {})})
+    return _capture_from_folder(folder, info, "cube")
+
+
+def write_spectra_capture(root: str | Path, capture_id: str, spectra: LabelledSpectra, *, meta: dict | None = None
+                          ) -> DatasetCapture:
+    """Write ``root/<capture_id>/{spectra.npz, meta.json}``."""
+    _check_capture_id(capture_id)
+    folder = Path(root) / capture_id
+    folder.mkdir(parents=True, exist_ok=True)
+    write_spectra_file(folder / "spectra.npz", spectra)
+    ids, counts = np.unique(spectra.class_ids, return_counts=True)
+    info = _write_meta(folder, capture_id, "spectra", dict(zip(ids.tolist(), counts.tolist())),
+                       {"n_spectra": int(len(spectra.data)), "positions": spectra.has_positions, **(meta or {})})
+    return _capture_from_folder(folder, info, "spectra")

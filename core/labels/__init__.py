@@ -1,1 +1,1 @@
-"""Label maps, the label editor with its history, geometry and store, and NEMESIS ground truth."""
+"""Label maps (the label-PNG reader and writer), the label editor with its history, geometry and store, NEMESIS codes."""

@@ -84,6 +84,10 @@ class UndoHistory:
         """
         return self._undo[-1].serial if self._undo else self._floor
 
+    def applied(self, serial: int) -> bool:
+        """True when step ``serial`` is part of the map now: on the undo stack, or older than every kept step."""
+        return serial <= self._floor or any(d.serial == serial for d in self._undo)
+
     def push(self, rect: Rect, before: np.ndarray, after: np.ndarray) -> EditDiff:
         """Record a new step (``before``/``after`` uint8 patches of ``rect.shape``); clears redo."""
         self._serial += 1

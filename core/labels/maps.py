@@ -1,6 +1,6 @@
 """Label maps: uint8 class ids (H, W) stored as palette PNGs, and NEMESIS raw codes.
 
-Written by :func:`core.output.export.write_label_png` (the one label-PNG writer).
+Written by :func:`write_label_png` here (the one label-PNG writer), read by :func:`read_label_png`.
 Class ids are the thesis's label4Class (``core.classes``): 0 unlabelled,
 1 healthy, 2 tumour, 3 venous blood, 4 arterial blood, 5 dura mater. A label
 PNG is mode ``P`` (palette) whose pixel values *are* the class ids; the palette
@@ -8,13 +8,15 @@ only makes the file readable in an image viewer (thesis colours).
 """
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from core.classes import CLASS_IDS, UNLABELLED
+from core.classes import CLASS_IDS, UNLABELLED, class_table
 from core.errors import DatasetError
+from core.fileio import atomic_write
 
 MAX_CLASS_ID = max(CLASS_IDS)
 
@@ -43,6 +45,12 @@ MAX_LABEL_PIXELS = 16 * 1024 * 1024
 
 
 def _check_label_size(path: Path, image) -> None:
+    if image.format != "PNG":
+        # A JPEG renamed labels.png decodes as greyscale class ids, but its compression has
+        # changed the ids along every boundary (110 of 2400 pixels in the fuzz pass).
+        raise DatasetError(
+            path, f"label map is a {image.format or 'non-PNG'} image, not a PNG: lossy formats change labels; save it as PNG"
+        )
     width, height = image.size
     if width * height > MAX_LABEL_PIXELS:
         raise DatasetError(path, f"label map claims {width} x {height} pixels, far more than any cube (decompression bomb?)")
@@ -135,3 +143,40 @@ def label_counts(labels: np.ndarray) -> dict[int, int]:
     labels = validate_labels(labels)
     counts = np.bincount(labels.ravel(), minlength=MAX_CLASS_ID + 1)
     return {class_id: int(counts[class_id]) for class_id in CLASS_IDS}
+
+
+def label_png_bytes(labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None) -> bytes:
+    """A label map ``(H, W)`` of class ids 0..5 encoded as a palette ("P") PNG.
+
+    Pixel values *are* the class ids; the palette (class colours of ``palette``)
+    only makes the file readable in an image viewer. ``text`` adds PNG text chunks.
+    Raises ``ValueError`` when ``labels`` is not a 2-D integer map of class ids.
+    """
+    from PIL import Image, PngImagePlugin
+
+    labels = np.ascontiguousarray(validate_labels(labels))
+    # Built from raw bytes so the pixel values stay the class ids (no quantisation).
+    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
+    image.putpalette(class_table().lut(palette)[:, :3].reshape(-1).tolist())
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    # compress_level 1: label maps are mostly runs; ~5x faster than the default and barely larger.
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
+    return buffer.getvalue()
+
+
+def write_label_png(
+    path: str | Path, labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None
+) -> Path:
+    """Write a label map (class ids 0..5, ``(H, W)``) as a palette PNG; :func:`read_label_png` reads it.
+
+    Raises ``ValueError`` naming ``path`` when ``labels`` is not a label map.
+    """
+    path = Path(path)
+    try:
+        data = label_png_bytes(labels, palette=palette, text=text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return atomic_write(path, data)

@@ -7,12 +7,12 @@ or in a small JSON file, and says when a map does not fit and no offset was give
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import DatasetError
+from core.fileio import load_json_file
 
 
 def kind_name(dtype: np.dtype) -> str:
@@ -57,11 +57,9 @@ def read_crop_offsets(path: str | Path) -> dict[str, tuple[int, int]]:
     """``{"ID0018C01": [row, col], ...}`` (or ``{"row": r, "col": c}`` values) from a small JSON file."""
     path = Path(path)
     try:
-        content = json.loads(path.read_text())
+        content = load_json_file(path, DatasetError)
     except FileNotFoundError:
         raise DatasetError(path, "crop-offset file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise DatasetError(path, f"not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(content, dict):
         raise DatasetError(path, 'must hold a JSON object {"<capture id>": [row, col], ...}')
     offsets = {}

@@ -16,8 +16,8 @@ import numpy as np
 from core.classes import CLASS_IDS
 from core.clock import utc_now_iso
 from core.errors import DatasetError
-from core.output.export import label_png_bytes, write_label_png
-from core.fileio import atomic_write, atomic_write_text, stale_temp_files
+from core.labels.maps import label_png_bytes, write_label_png
+from core.fileio import atomic_write, atomic_write_text, load_json_file, stale_temp_files
 
 RECOVERY_NAME = ".labels.recovery.png"
 LABELS_NAME = "labels.png"
@@ -69,7 +69,7 @@ def read_recovery(folder: str | Path) -> tuple[np.ndarray, dict] | None:
     labels, text = _read_png(path)
     try:
         meta = json.loads(text.get("neurohsi-recovery", "{}"))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # damaged provenance text: the recovered labels still count
         meta = {}
     return labels, meta if isinstance(meta, dict) else {}
 
@@ -119,6 +119,42 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     return removed
 
 
+def reconcile_counts(folder: str | Path) -> bool:
+    """Make ``meta.json``'s label counts agree with ``labels.png`` (True when they had to be fixed).
+
+    :func:`save_labels` writes labels.png, then meta.json: a process killed between
+    the two leaves the old counts beside the new map. Both copies are fixed:
+    ``labels.counts`` (the labelling tool's) and ``label_counts`` (the dataset writer's).
+    Nothing to do without both files; a meta.json that is not a JSON object is left
+    for the dataset checks to report.
+    """
+    folder = Path(folder)
+    labels_path, meta_path = folder / LABELS_NAME, folder / META_NAME
+    if not (labels_path.is_file() and meta_path.is_file()):
+        return False
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    labels, _ = _read_png(labels_path)
+    counts = np.bincount(labels.reshape(-1), minlength=max(CLASS_IDS) + 1)
+    actual = {str(c): int(counts[c]) for c in CLASS_IDS}
+    stale = False
+    if isinstance(meta.get("labels"), dict) and meta["labels"].get("counts") != actual:
+        meta["labels"]["counts"] = actual
+        meta["labels"]["counts_fixed"] = utc_now_iso()  # says the counts were repaired after an interrupted save
+        stale = True
+    if "label_counts" in meta and meta["label_counts"] != actual:  # the dataset writer's copy
+        meta["label_counts"] = actual
+        stale = True
+    if not stale:
+        return False
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return True
+
+
 def save_labels(
     folder: str | Path,
     labels: np.ndarray,
@@ -160,10 +196,9 @@ def save_labels(
     meta_path = folder / META_NAME
     meta: dict = {}
     if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(meta_path, f"not valid JSON ({exc})") from None
+        meta = load_json_file(meta_path, DatasetError)
+        if not isinstance(meta, dict):
+            raise DatasetError(meta_path, "must hold a JSON object")
     previous = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     now = utc_now_iso()
     firsts = [t for t in (previous.get("first_edit"), first_edit) if isinstance(t, str)]
@@ -179,8 +214,14 @@ def save_labels(
         "prelabel_model": model,
         "counts": {str(c): int(counts[c]) for c in CLASS_IDS},
     }
+    if "label_counts" in meta:  # a dataset folder's own copy must not go stale either
+        meta["label_counts"] = dict(meta["labels"]["counts"])
     labels_path = folder / LABELS_NAME
     write_label_png(labels_path, labels)  # the one label-PNG writer (atomic)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     recovery_path(folder).unlink(missing_ok=True)  # its content is now in labels.png
+    from core.audit.events import record
+
+    record("labels_saved", capture=folder.name, folder=str(folder), author=meta["labels"]["author"],
+           counts=meta["labels"]["counts"], prelabel_model_sha256=None if model is None else model["sha256"])
     return labels_path

@@ -1,8 +1,11 @@
 """Which model to classify with: the one rule and the one set of messages.
 
 Order: the model given explicitly (``--model``, the GUI's command-line override,
-the service's ``NEUROHSI_MODEL_PATH``), else the configured one (Settings ▸ Model,
-the service's model folder), else the bundled demo model when ``allow_demo``.
+the service's ``NEUROHSI_MODEL_PATH``), else the configured one (the service's model
+folder), else the installed one (:mod:`core.model.installed`: the store in the models
+folder that the retraining dialog and ``neurohsi model`` change), else the bundled
+demo model when ``allow_demo``. An installed model whose file is gone is an error,
+never a silent fall-back to the demo model.
 A named file that does not exist is an error even when the demo model is there:
 silently classifying with another model than the one asked for would lie about
 where a map came from. Every message ends with :data:`HOW_TO_FIX`.
@@ -18,9 +21,11 @@ from pathlib import Path
 from core.errors import ModelFileError
 from core.model.files import LoadedModel, load_model
 
-HOW_TO_FIX = "choose one in Settings ▸ Model, pass --model, or run `make demo-model`"
+HOW_TO_FIX = ("install one (Labels ▸ Retrain, Settings ▸ Model or `neurohsi model install FILE`), "
+              "pass --model, or run `make demo-model`")
 MSG_EXPLICIT_MISSING = f"model file not found; {HOW_TO_FIX}"
 MSG_CONFIGURED_MISSING = f"model file chosen in the settings not found; {HOW_TO_FIX}"
+MSG_INSTALLED_MISSING = f"installed model file not found (history.json names it); {HOW_TO_FIX}"
 MSG_DEMO_MISSING = f"no model chosen and the demo model is missing; {HOW_TO_FIX}"
 MSG_NONE_CHOSEN = f"no model chosen; {HOW_TO_FIX}"
 
@@ -33,11 +38,13 @@ def _given(value: str | Path | None) -> Path | None:
 
 
 def resolve_model_path(
-    explicit: str | Path | None, configured: str | Path | None = None, *, allow_demo: bool = True
+    explicit: str | Path | None, configured: str | Path | None = None, *, allow_demo: bool = True,
+    models_dir: str | Path | None = None,
 ) -> Path:
     """The model file to use (see the module docstring); ``ModelFileError`` saying how to fix it otherwise.
 
-    Blank strings count as not given (an empty settings field).
+    Blank strings count as not given. ``models_dir``: the store to read (default
+    :func:`core.model.installed.default_models_dir`).
     """
     path = _given(explicit)
     if path is not None:
@@ -48,6 +55,14 @@ def resolve_model_path(
     if path is not None:
         if not path.is_file():
             raise ModelFileError(path, MSG_CONFIGURED_MISSING)
+        return path
+    from core.model.installed import ModelStore
+
+    installed = ModelStore(models_dir).current()
+    if installed is not None and installed.path:
+        path = Path(installed.path)
+        if not path.is_file():
+            raise ModelFileError(path, MSG_INSTALLED_MISSING)
         return path
     if not allow_demo:
         raise ModelFileError(None, MSG_NONE_CHOSEN)
@@ -85,7 +100,8 @@ def load_model_cached(path: str | Path) -> LoadedModel:
 
 
 def resolve_model(
-    explicit: str | Path | None, configured: str | Path | None = None, *, allow_demo: bool = True
+    explicit: str | Path | None, configured: str | Path | None = None, *, allow_demo: bool = True,
+    models_dir: str | Path | None = None,
 ) -> LoadedModel:
     """Load the model :func:`resolve_model_path` chooses (cached per file version)."""
-    return load_model_cached(resolve_model_path(explicit, configured, allow_demo=allow_demo))
+    return load_model_cached(resolve_model_path(explicit, configured, allow_demo=allow_demo, models_dir=models_dir))

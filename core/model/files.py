@@ -1,6 +1,15 @@
-"""NeuroHSI model files: a Conv2DNet state dict in ``.safetensors`` plus JSON metadata.
+"""NeuroHSI model files: a network's state dict in ``.safetensors`` plus JSON metadata.
 
-Tensors: ``conv.weight`` (16, B, 2, 2), ``conv.bias`` (16,), ``fc1.weight``
+Two model kinds; the metadata records ``architecture``, ``model_kind`` and the ``inputs``
+it needs, so the app can refuse in one line a model that cannot run on what is open:
+
+* ``conv2dnet`` (architecture ``Conv2DNet``, inputs ``patches``): p x p neighbourhoods,
+  needs an image (raw capture or preprocessed cube);
+* ``spectral`` (architecture ``SpectralNet``, :mod:`core.model.spectral_net`, inputs
+  ``spectra``): one pixel's spectrum, runs on any capture, labelled spectra included.
+
+Files written before kinds existed have no ``model_kind``: they are Conv2DNet models.
+Conv2DNet tensors: ``conv.weight`` (16, B, 2, 2), ``conv.bias`` (16,), ``fc1.weight``
 (64, 16*q*q) with ``q = (p - 1) // 2`` (144 for p = 7), ``fc1.bias`` (64,),
 ``fc2.weight`` (C, 64), ``fc2.bias`` (C,), all float32. Safetensors metadata is
 ``dict[str, str]``: NeuroHSI stores one JSON document under the key ``"neurohsi"``.
@@ -18,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import struct
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.clock import utc_now_iso
-from core.errors import ModelFileError
+from core.errors import ModelFileError, escape_controls
 from core.fileio import atomic_write
 
 if TYPE_CHECKING:  # torch is imported only when a model is built, so ModelInfo stays light
@@ -38,13 +46,14 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 ARCHITECTURE = "Conv2DNet"
 METADATA_KEY = "neurohsi"
 TENSOR_NAMES = ("conv.weight", "conv.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+# architecture -> (model kind, inputs it needs); the CLI's --model-kind names the kinds.
+ARCHITECTURES = {"Conv2DNet": ("conv2dnet", "patches"), "SpectralNet": ("spectral", "spectra")}
+MODEL_KINDS = {kind: arch for arch, (kind, _) in ARCHITECTURES.items()}
 MEMBER_PREFIX = "ensemble."  # ensemble member i's tensors are "ensemble.<i>.<name>"
 MAX_MEMBERS = 25  # double-cv with K folds keeps K outer models; 25 = all fold models of 5 x 5
 # A patch-7 model is ~45 KB; even patch 31 stays under 2 MB. Refusing huge files
 # early keeps a wrong path (a video, a disk image) from being read into memory.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-# Band centres of a model and a capture may differ by calibration rounding, not by a band.
-WAVELENGTH_TOLERANCE_NM = 5.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class ModelInfo:
     wavelengths_nm: tuple[float, ...] | None = None
     # core.spectral.ood description of the training spectra; None in older files ("check unavailable").
     ood: dict | None = field(default=None, hash=False, compare=False)
+    model_kind: str = "conv2dnet"  # "conv2dnet" or "spectral" (MODEL_KINDS)
+    inputs: str = "patches"  # "patches" (needs an image) or "spectra" (one pixel at a time)
     # Temperature scaling fitted on validation data (core.training.calibration); 1.0 = uncalibrated.
     temperature: float = 1.0
     ensemble_size: int = 0  # ensemble members in the file (core.model.ensemble); 0 = none
@@ -90,8 +101,8 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        """``name vversion (sha256 prefix)`` for status bars, overlays and logs."""
-        return f"{self.name} v{self.version} ({self.sha256[:12]})"
+        """``name vversion (sha256 prefix)`` for status bars, overlays and logs (control characters escaped)."""
+        return escape_controls(f"{self.name} v{self.version} ({self.sha256[:12]})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -106,7 +117,7 @@ class ModelInfo:
 class LoadedModel:
     """A model ready for inference: the patch network (eval mode) and its info."""
 
-    net: "Conv2DNet"
+    net: "Conv2DNet"  # or a core.model.spectral_net.SpectralNet (info.model_kind says which)
     info: ModelInfo
     path: Path | None = None
     # Ensemble members (Conv2DNet, eval mode) and their temperatures, as stored in the file;
@@ -147,6 +158,8 @@ def save_model(
 
     from core.model.network import PADDING_MODES
 
+    architecture = type(net).__name__ if type(net).__name__ in ARCHITECTURES else ARCHITECTURE
+    kind, inputs = ARCHITECTURES[architecture]
     class_ids = tuple(int(c) for c in class_ids)
     class_names = tuple(str(n) for n in class_names)
     if len(class_ids) != net.n_classes or len(class_names) != net.n_classes:
@@ -157,7 +170,9 @@ def save_model(
         raise ValueError(f"unknown padding mode {padding!r} (known: {', '.join(PADDING_MODES)})")
     meta = {
         "format_version": FORMAT_VERSION,
-        "architecture": ARCHITECTURE,
+        "architecture": architecture,
+        "model_kind": kind,
+        "inputs": inputs,
         "name": str(name),
         "version": str(version),
         "patch_size": int(net.patch_size),
@@ -179,20 +194,22 @@ def save_model(
     members = list(ensemble or [])
     if members:
         meta["ensemble"] = {"temperatures": [float(t) for _, t in members]}
-    _check_meta(meta, "<new model>")
-    tensors = _tensors_of(net)
+    from core.model.metadata_checks import check_meta
+
+    check_meta(meta, "<new model>")
+    tensors = _tensors_of(net, architecture)
     for index, (member, _) in enumerate(members):
         if (member.n_bands, member.n_classes, member.patch_size) != (net.n_bands, net.n_classes, net.patch_size):
             raise ValueError(f"ensemble member {index} differs in bands, classes or patch size from the model")
-        tensors.update({f"{MEMBER_PREFIX}{index}.{k}": v for k, v in _tensors_of(member).items()})
+        tensors.update({f"{MEMBER_PREFIX}{index}.{k}": v for k, v in _tensors_of(member, architecture).items()})
     data = save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
     atomic_write(path, data)  # a reader (the GUI, the service) never sees half a model
     return _info(meta, hashlib.sha256(data).hexdigest())
 
 
-def _tensors_of(net) -> dict[str, np.ndarray]:
+def _tensors_of(net, architecture: str) -> dict[str, np.ndarray]:
     state = net.state_dict()
-    return {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in TENSOR_NAMES}
+    return {k: state[k].detach().cpu().numpy().astype(np.float32, copy=False) for k in _tensor_names(architecture)}
 
 
 def load_model(path: str | Path) -> LoadedModel:
@@ -221,21 +238,26 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
     try:
         meta = json.loads(raw_meta[METADATA_KEY])
     except (TypeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(source, f"NeuroHSI metadata is not valid JSON ({exc})") from None
+        raise ModelFileError(source, f"NeuroHSI metadata is not valid JSON ({str(exc)[:120]})") from None
+    except ValueError:  # "Exceeds the limit (4300 digits)"
+        raise ModelFileError(source, "NeuroHSI metadata holds a number with more than 4300 digits") from None
     except RecursionError:
         raise ModelFileError(source, "NeuroHSI metadata is nested too deeply (not a NeuroHSI model)") from None
     if not isinstance(meta, dict):
         raise ModelFileError(source, "NeuroHSI metadata is not a JSON object")
-    _check_meta(meta, source)
+    from core.model.metadata_checks import check_meta
+
+    check_meta(meta, source)
+    architecture = meta["architecture"]
     names = sorted(k for k in header if k != "__metadata__" and not k.startswith(MEMBER_PREFIX))
     n_members = len(meta.get("ensemble", {}).get("temperatures", []))
     member_names = sorted(k for k in header if k.startswith(MEMBER_PREFIX))
-    expected_members = sorted(f"{MEMBER_PREFIX}{i}.{k}" for i in range(n_members) for k in TENSOR_NAMES)
+    expected_members = sorted(f"{MEMBER_PREFIX}{i}.{k}" for i in range(n_members) for k in _tensor_names(architecture))
     if member_names != expected_members:
         raise ModelFileError(source, f"ensemble tensors do not match the {n_members} members the metadata names")
-    if names != sorted(TENSOR_NAMES):
+    if names != sorted(_tensor_names(architecture)):
         raise ModelFileError(
-            source, f"tensor names {names} do not match a Conv2DNet ({', '.join(TENSOR_NAMES)})"
+            source, f"tensor names {names} do not match a {architecture} ({', '.join(_tensor_names(architecture))})"
         )
     try:
         tensors = load(data)
@@ -248,9 +270,11 @@ def load_model_bytes(data: bytes, *, source: str | Path = "<bytes>") -> LoadedMo
 
 
 def _build_net(tensors: dict, meta: dict, source, *, prefix: str = "") -> "Conv2DNet":
-    """The Conv2DNet of tensors ``prefix + name``, every shape, dtype and value checked (eval mode)."""
+    """The network (Conv2DNet or SpectralNet) of tensors ``prefix + name``, every shape, dtype and value
+    checked (eval mode)."""
     from core.model.network import HIDDEN, N_FILTERS, Conv2DNet, pooled_size
 
+    architecture = meta["architecture"]
     n_classes = len(meta["class_ids"])
     q = pooled_size(meta["patch_size"])
     expected = {
@@ -261,6 +285,10 @@ def _build_net(tensors: dict, meta: dict, source, *, prefix: str = "") -> "Conv2
         "fc2.weight": (n_classes, HIDDEN),
         "fc2.bias": (n_classes,),
     }
+    if architecture == "SpectralNet":
+        from core.model.spectral_net import tensor_shapes
+
+        expected = tensor_shapes(meta["n_bands"], n_classes)
     import torch
 
     state = {}
@@ -277,46 +305,22 @@ def _build_net(tensors: dict, meta: dict, source, *, prefix: str = "") -> "Conv2
         if not np.isfinite(array).all():
             raise ModelFileError(source, f"tensor {prefix}{key} holds NaN or infinite values")
         state[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    net = Conv2DNet(meta["n_bands"], n_classes, meta["patch_size"])
+    if architecture == "SpectralNet":
+        from core.model.spectral_net import SpectralNet
+
+        net = SpectralNet(meta["n_bands"], n_classes)
+    else:
+        net = Conv2DNet(meta["n_bands"], n_classes, meta["patch_size"])
     net.load_state_dict(state)
     return net.eval()
 
 
-def check_compatible(info: ModelInfo, cube, *, path: str | Path | None = None) -> None:
-    """Refuse (``ModelFileError``) a model whose band count, camera profile or patch size does not fit ``cube``.
+def _tensor_names(architecture: str) -> tuple[str, ...]:
+    if architecture == "SpectralNet":
+        from core.model.spectral_net import TENSOR_NAMES as SPECTRAL_TENSORS
 
-    ``cube`` is a :class:`core.spectral.chain.Cube`; ``path`` (the model file) names the error.
-    """
-    h, w, bands = cube.data.shape
-    who = f"model {info.name!r} v{info.version}"
-    if bands != info.n_bands:
-        raise ModelFileError(
-            path, f"{who} was trained on {info.n_bands} bands, but the capture has {bands} (profile {cube.profile_id!r})"
-        )
-    if cube.profile_id != info.profile_id:
-        raise ModelFileError(
-            path, f"{who} was trained for camera profile {info.profile_id!r}, but the capture uses {cube.profile_id!r}"
-        )
-    model_wl, cube_wl = info.wavelengths_nm, getattr(cube, "wavelengths_nm", None)
-    if model_wl is not None and cube_wl is not None:
-        model_wl, cube_wl = np.asarray(model_wl, dtype=np.float64), np.asarray(cube_wl, dtype=np.float64)
-        difference = np.abs(model_wl - cube_wl) if model_wl.shape == cube_wl.shape else None
-        if difference is None or difference.max() > WAVELENGTH_TOLERANCE_NM:
-            worst = "" if difference is None else f"; band {int(difference.argmax())} differs by {difference.max():.1f} nm"
-            raise ModelFileError(
-                path,
-                f"{who} was trained on bands at {_nm_list(model_wl)} nm, but the capture's bands are at "
-                f"{_nm_list(cube_wl)} nm{worst} (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)",
-            )
-    half = info.patch_size // 2
-    if info.patch_size % 2 == 0 or min(h, w) <= half:
-        raise ModelFileError(
-            path, f"{who} uses {info.patch_size}x{info.patch_size} patches, which do not fit a {h}x{w} cube"
-        )
-
-
-def _nm_list(values: np.ndarray) -> str:
-    return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
+        return SPECTRAL_TENSORS
+    return TENSOR_NAMES
 
 
 def _read_header(data: bytes, source) -> dict:
@@ -329,6 +333,8 @@ def _read_header(data: bytes, source) -> dict:
                 header = json.loads(data[8 : 8 + n].decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 header = None
+            except ValueError:  # "Exceeds the limit (4300 digits)": a JSON header, but not one we accept
+                raise ModelFileError(source, "safetensors header holds a number with more than 4300 digits") from None
             except RecursionError:
                 raise ModelFileError(source, "safetensors header is nested too deeply (corrupt or crafted file)") from None
     if isinstance(header, dict):
@@ -336,74 +342,6 @@ def _read_header(data: bytes, source) -> dict:
     if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":  # pickle protocol >= 2; torch.save zip archive
         raise ModelFileError(source, "looks like a pickle / torch.save file; NeuroHSI only reads .safetensors models")
     raise ModelFileError(source, "not a safetensors file (no valid header)")
-
-
-def _check_meta(meta: dict, source) -> None:
-    from core.model.network import PADDING_MODES
-
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version not in SUPPORTED_FORMAT_VERSIONS:
-        raise ModelFileError(
-            source,
-            f"unsupported NeuroHSI model format version {version!r} "
-            f"(this NeuroHSI reads {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
-        )
-    if meta.get("architecture") != ARCHITECTURE:
-        raise ModelFileError(source, f"unsupported architecture {meta.get('architecture')!r} (expected {ARCHITECTURE})")
-    for key, kind in (("name", str), ("version", str), ("profile_id", str), ("created", str), ("padding", str)):
-        if not isinstance(meta.get(key), kind):
-            raise ModelFileError(source, f"metadata field {key!r} missing or not a {kind.__name__}")
-    for key in ("patch_size", "n_bands"):
-        value = meta.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ModelFileError(source, f"metadata field {key!r} must be a positive integer, got {value!r}")
-    if meta["patch_size"] < 3:
-        raise ModelFileError(source, f"patch size {meta['patch_size']} is below the minimum of 3")
-    if meta["padding"] not in PADDING_MODES:
-        raise ModelFileError(source, f"unknown padding mode {meta['padding']!r} (known: {', '.join(PADDING_MODES)})")
-    ids, names = meta.get("class_ids"), meta.get("class_names")
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and 1 <= i <= 255 for i in ids):
-        raise ModelFileError(source, f"class_ids must be a non-empty list of ids 1..255, got {ids!r}")
-    if len(set(ids)) != len(ids):
-        raise ModelFileError(source, f"class_ids repeat an id: {ids}")
-    if not isinstance(names, list) or len(names) != len(ids) or not all(isinstance(n, str) for n in names):
-        raise ModelFileError(source, f"class_names must be {len(ids)} strings, got {names!r}")
-    for key in ("training", "metrics"):
-        if not isinstance(meta.get(key, {}), dict):
-            raise ModelFileError(source, f"metadata field {key!r} must be a JSON object")
-    wavelengths = meta.get("wavelengths_nm")
-    if wavelengths is not None and (
-        not isinstance(wavelengths, list)
-        or len(wavelengths) != meta["n_bands"]
-        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1e5 for w in wavelengths)
-    ):
-        raise ModelFileError(source, f"wavelengths_nm must be {meta['n_bands']} positive numbers (nm)")
-    _check_calibration(meta, source)
-    ood = meta.get("ood")
-    if ood is not None:
-        from core.spectral.ood import OodDescription
-
-        try:
-            OodDescription.from_dict(ood, n_bands=meta["n_bands"], n_classes=len(ids))
-        except ValueError as exc:
-            raise ModelFileError(source, f"out-of-distribution description: {exc}") from None
-
-
-def _is_temperature(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
-def _check_calibration(meta: dict, source) -> None:
-    """``temperature`` (positive) and ``ensemble`` ({"temperatures": [positive, ...]}) when present."""
-    if "temperature" in meta and not _is_temperature(meta["temperature"]):
-        raise ModelFileError(source, f"temperature must be a positive number, got {meta['temperature']!r}")
-    ensemble = meta.get("ensemble")
-    if ensemble is None:
-        return
-    temperatures = ensemble.get("temperatures") if isinstance(ensemble, dict) else None
-    if (not isinstance(temperatures, list) or not 1 <= len(temperatures) <= MAX_MEMBERS
-            or not all(_is_temperature(t) for t in temperatures)):
-        raise ModelFileError(source, f"ensemble must name 1..{MAX_MEMBERS} member temperatures (positive numbers)")
 
 
 def _info(meta: dict, sha256: str) -> ModelInfo:
@@ -424,6 +362,8 @@ def _info(meta: dict, sha256: str) -> ModelInfo:
         metrics=dict(meta.get("metrics", {})),
         wavelengths_nm=None if meta.get("wavelengths_nm") is None else tuple(float(w) for w in meta["wavelengths_nm"]),
         ood=meta.get("ood"),
+        model_kind=ARCHITECTURES[meta["architecture"]][0],
+        inputs=ARCHITECTURES[meta["architecture"]][1],
         temperature=float(meta.get("temperature", 1.0)),
         ensemble_size=len(meta.get("ensemble", {}).get("temperatures", [])),
     )

@@ -22,11 +22,14 @@ import numpy as np
 from core.capture.files import Capture, load_capture
 from core.clock import utc_now_iso
 from core.cpu import usable_cores
-from core.model.files import LoadedModel, ModelInfo, check_compatible
+from core.errors import ModelFileError
+from core.model.compatibility import check_compatible
+from core.model.files import LoadedModel, ModelInfo
 from core.spectral.chain import CalibrationCache, CalibrationReferences, Cube, preprocess_capture
-from core.capture.quality import QualityReport, assess_quality
+from core.capture.quality import QualityReport, assess_quality, make_report
 from core.spectral.rgb import synthetic_rgb
 from core.model.trust import trust_of
+from core.spectral.tissue import tissue_check
 
 if TYPE_CHECKING:  # torch is imported on first use, so ClassificationResult stays light (remote client, GUI)
     from core.model.network import Conv2DNet, DenseConv2DNet
@@ -47,9 +50,13 @@ class ClassificationResult:
     quality: QualityReport | None = None  # capture quality incl. the out-of-distribution check (core.model.trust)
     ood_mask: np.ndarray | None = None  # bool (H, W): unlike the training spectra; None when the model has no description
     ood_fraction: float | None = None  # share of valid pixels out of distribution; None when unavailable
-    # bool (H, W): predictive uncertainty above the threshold (core.model.uncertainty); None when the flag is off
-    uncertain_mask: np.ndarray | None = None
-    uncertain_fraction: float | None = None  # share of valid pixels flagged uncertain; None when the flag is off
+    # Pixels that were not measured and so not classified (label 0): outside the valid mask, clipped
+    # raw in any band (saturated or at/below dark), or no tissue (core.spectral.tissue).
+    masked_mask: np.ndarray | None = None  # bool (H, W); None when unknown (an old service)
+    masked_fraction: float | None = None  # share of the frame's pixels, 0..1
+    # Per-pixel uncertainty (core.model.uncertainty, above the threshold; None when the flag is off); drawn as a flag layer.
+    uncertain_mask: np.ndarray | None = None  # bool (H, W)
+    uncertain_fraction: float | None = None  # share of the frame's pixels, 0..1
 
 
 def _use_all_cores(threads: int | None = None) -> None:
@@ -93,9 +100,13 @@ def predict_dense(
     from core.model.device import inference_device, on_device
     from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet
 
+    from core.model.spectral_net import SpectralNet
+
     data, valid = (cube.data, cube.valid) if isinstance(cube, Cube) else (np.asarray(cube), None)
     if data.ndim != 3:
         raise ValueError(f"cube must be (H, W, B), got shape {data.shape}")
+    if isinstance(net, SpectralNet):  # one pixel at a time: no padding, no neighbours
+        return _predict_spectral(net, data, valid, class_ids, threads)
     dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
     if data.shape[-1] != dense.n_bands:
         raise ValueError(f"the model expects {dense.n_bands} bands, the cube has {data.shape[-1]}")
@@ -133,18 +144,41 @@ def predict_dense(
     return probs, labels
 
 
+def _predict_spectral(net, data: np.ndarray, valid, class_ids, threads) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_dense` for a :class:`core.model.spectral_net.SpectralNet` (per-pixel logits)."""
+    from core.model.spectral_net import spectral_logits
+
+    if data.shape[-1] != net.n_bands:
+        raise ValueError(f"the model expects {net.n_bands} bands, the cube has {data.shape[-1]}")
+    ids = np.arange(1, net.n_classes + 1) if class_ids is None else np.asarray(class_ids)
+    if ids.shape != (net.n_classes,) or ids.min() < 0 or ids.max() > 255:
+        raise ValueError(f"class_ids must be {net.n_classes} ids in 0..255, got {class_ids!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    _use_all_cores(threads)
+    probs = _softmax_last(spectral_logits(net, np.asarray(data, dtype=np.float32)).numpy())
+    labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
+    if valid is not None and not valid.all():
+        labels[~valid] = 0
+        probs[~valid] = 0.0
+    return probs, labels
+
+
 def _softmax_last(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, float32, in numpy: ``(H, W, C)`` -> probabilities ``(H, W, C)``.
+    """Softmax over the last axis, float32, in numpy: ``(..., C)`` logits -> probabilities ``(..., C)``.
 
     numpy rather than ``torch.softmax``, whose result depends on torch's thread count.
     Worked class-major ``(C, H, W)``: reductions over a last axis of 5 classes run
     element by element, while across whole class planes they vectorise (6.8 -> 1.8 ms
     a full map, the same bits: the same operations in the same order per pixel).
     """
-    planes = np.ascontiguousarray(np.moveaxis(logits, -1, 0), dtype=np.float32)  # (C, H, W), a copy
-    planes -= planes.max(axis=0)
-    np.exp(planes, out=planes)
-    planes /= planes.sum(axis=0)
+    # Infinite logits (broken weights) give NaN, which the caller refuses in one line; numpy's
+    # own RuntimeWarning would be a second, raw line.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        planes = np.ascontiguousarray(np.moveaxis(logits, -1, 0), dtype=np.float32)  # (C, ...), a copy
+        planes -= planes.max(axis=0)
+        np.exp(planes, out=planes)
+        planes /= planes.sum(axis=0)
     return np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
@@ -160,7 +194,8 @@ class Prepared:
     cube: Cube  # float32 (H, W, B) normalised, with validity mask (H, W) and wavelengths (B,)
     rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
     timings_s: dict[str, float]
-    quality: QualityReport | None = None  # core.capture.quality.assess_quality of the capture
+    quality: QualityReport | None = None  # assess_quality of the capture + the "featureless" check
+    not_measured: np.ndarray | None = None  # bool (H, W): never classified (see :func:`not_measured_pixels`)
 
 
 def prepare(
@@ -182,9 +217,26 @@ def prepare(
     rgb = synthetic_rgb(cube)
     t_rgb = time.perf_counter()
     quality = assess_quality(capture)  # ~1 ms: every 4th row and column
+    quality, masked = not_measured_pixels(cube, quality)
     end = time.perf_counter()
     timings = {"preprocess": t_pre - start, "rgb": t_rgb - t_pre, "quality": end - t_rgb, "total": end - start}
-    return Prepared(capture, cube, rgb, timings, quality)
+    return Prepared(capture, cube, rgb, timings, quality, masked)
+
+
+def not_measured_pixels(cube: Cube, quality: QualityReport) -> tuple[QualityReport, np.ndarray]:
+    """``quality`` with the "featureless" check added, and ``bool (H, W)``: the pixels never classified.
+
+    Not measured: outside the valid mask, clipped in any band (``cube.clipped``), or not
+    tissue (:func:`core.spectral.tissue.tissue_check`: flat spectra, or every pixel of a
+    featureless frame). Such pixels get label 0 and their own legend entry, so a saturated
+    stripe or a grey card is never painted as a tissue class.
+    """
+    raw_flat = any(c.code == "flat_frame" and c.severity == "unusable" for c in quality.checks)
+    check, not_tissue = tissue_check(cube, raw_flat=raw_flat)
+    masked = ~np.asarray(cube.valid, dtype=bool) | not_tissue
+    if cube.clipped is not None:
+        masked |= cube.clipped
+    return quality.with_check(check), masked
 
 
 def prepare_files(
@@ -195,12 +247,48 @@ def prepare_files(
     profile_name: str | None = None,
 ) -> Prepared:
     """Read a raw TIFF triplet (references found by name unless given) and :func:`prepare` it; adds "read"."""
+    if is_cube_file(raw):
+        if dark is not None or white is not None:
+            raise ValueError(f"{raw}: a preprocessed cube needs no dark or white reference")
+        if profile_name is not None:
+            raise ValueError(f"{raw}: a preprocessed cube is already made; a camera profile does not apply to it")
+        return prepare_cube_file(raw)
     start = time.perf_counter()
     capture = load_capture(raw, dark, white)
     t_read = time.perf_counter()
     prepared = prepare(capture, profile_name=profile_name)
     timings = {"read": t_read - start, **prepared.timings_s, "total": time.perf_counter() - start}
     return replace(prepared, timings_s=timings)
+
+
+CUBE_SUFFIXES = (".mat", ".npz")
+
+
+def is_cube_file(path: str | Path) -> bool:
+    """Whether ``path`` names a preprocessed cube (NEMESIS ``.mat``, ``neurohsi preprocess`` ``.npz``), not a TIFF."""
+    return Path(path).suffix.lower() in CUBE_SUFFIXES
+
+
+def prepare_cube_file(path: str | Path) -> Prepared:
+    """A preprocessed cube file, ready to show and classify: no references, cube-level quality checks.
+
+    ``Prepared.capture`` is a placeholder (1 x 1 frames, ``raw_path`` = the cube file,
+    ``capture_id`` = its stem) so viewers that name the capture keep working.
+    """
+    from core.capture.quality import assess_cube_quality
+    from core.dataset.nemesis_files import read_preprocessed_cube
+
+    start = time.perf_counter()
+    cube = read_preprocessed_cube(path).to_cube()
+    t_read = time.perf_counter()
+    rgb = synthetic_rgb(cube)
+    t_rgb = time.perf_counter()
+    quality = assess_cube_quality(cube)
+    end = time.perf_counter()
+    placeholder = np.zeros((1, 1), np.uint16)
+    capture = Capture(placeholder, placeholder, placeholder, None, raw_path=Path(path), capture_id=Path(path).stem)
+    timings = {"read": t_read - start, "rgb": t_rgb - t_read, "quality": end - t_rgb, "total": end - start}
+    return Prepared(capture, cube, rgb, timings, quality)
 
 
 _DEFAULT = object()  # "no threshold given": the product's default (core.model.uncertainty.default_threshold)
@@ -234,9 +322,21 @@ def classify_prepared(
     else:
         probs, labels = predict_dense(model.net, prepared.cube, padding=info.padding, class_ids=info.class_ids,
                                       threads=threads, temperature=info.temperature)
+    if not np.isfinite(probs).all():
+        # Weights that overflow float32 (x 1e37) give NaN: a map from them would be noise labelled as tissue.
+        raise ModelFileError(
+            model.path, f"model {model.info.label} gives non-finite probabilities (NaN or infinity) on this capture: "
+            "its weights are broken; reinstall or retrain it",
+        )
     t_infer = time.perf_counter()
     # The map is made even for an unusable capture; whoever shows or writes it decides
     # (core.capture.quality.require_usable), so "show anyway" needs no second run.
+    masked = prepared.not_measured
+    if masked is None:  # a Prepared made by hand: the same rule
+        _, masked = not_measured_pixels(prepared.cube, prepared.quality or make_report(()))
+    if masked.any():
+        labels[masked] = 0
+        probs[masked] = 0.0
     quality, ood = trust_of(prepared.quality, model.info, prepared.cube)
     end = time.perf_counter()
     timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
@@ -244,6 +344,7 @@ def classify_prepared(
     result = ClassificationResult(
         labels, probs, prepared.rgb, info, timings, prepared.cube, "local",
         quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction,
+        masked_mask=masked, masked_fraction=float(np.mean(masked)) if masked.size else 0.0,
     )
     threshold = default_threshold() if uncertainty_threshold is _DEFAULT else uncertainty_threshold
     return with_uncertainty(result, threshold)
@@ -273,3 +374,35 @@ def classify_files(
 def _with_total(result: ClassificationResult, start: float) -> ClassificationResult:
     """``result`` with "total" = wall clock since ``start`` (``time.perf_counter``)."""
     return replace(result, timings_s={**result.timings_s, "total": time.perf_counter() - start})
+
+
+def warm_up(model: LoadedModel) -> float | None:
+    """Classify one synthetic frame of the model's camera profile and throw the map away; seconds taken.
+
+    A process's first classification pays once for what later ones reuse (the profile and
+    its SCM read, torch's and BLAS's thread pools, first-touch of large buffers): measured on
+    the scoring service, the first request's preprocessing took 650 ms and the second 27 ms
+    (docs/benchmarks/remote.md). Calling this where the process starts (the service's
+    ``init()``) moves that cost out of the first user's wait. None when the model's profile is
+    not a built-in one (nothing to warm with).
+    """
+    from core.capture.camera_profiles import load_profile
+    from core.errors import ProfileError
+
+    start = time.perf_counter()
+    try:
+        profile = load_profile(model.info.profile_id)
+    except (ProfileError, OSError, ValueError):
+        return None
+    from core.capture.synthetic.captures import metadata_for
+
+    rows, cols = profile.min_frame_shape
+    rng = np.random.default_rng(0)
+    dark = np.full((rows, cols), 64, np.uint16)
+    white = np.full((rows, cols), 900, np.uint16)
+    raw = rng.integers(200, 800, size=(rows, cols), dtype=np.uint16)
+    # With camera metadata, as real captures come: resolving a profile from it imports
+    # scipy.optimize (band order, 0.6-1.2 s), the largest part of the first request's wait.
+    capture = Capture(raw, dark, white, metadata_for(profile))
+    classify_prepared(prepare(capture), model)
+    return time.perf_counter() - start

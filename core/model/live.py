@@ -284,7 +284,7 @@ def dense_net(model: LoadedModel):
     """``model.net`` as a :class:`core.model.network.DenseConv2DNet` with the model file's padding (made once per session)."""
     from core.model.network import DenseConv2DNet
 
-    if isinstance(model.net, DenseConv2DNet):
+    if isinstance(model.net, DenseConv2DNet) or model.info.inputs == "spectra":  # a SpectralNet runs per pixel as is
         return model.net
     return DenseConv2DNet.from_patch_model(model.net, padding=model.info.padding)
 

@@ -10,16 +10,14 @@ The pictures are drawn by :mod:`core.output.render`; this module encodes and wri
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from core.classes import UNLABELLED, class_table
+from core.classes import UNLABELLED
 from core.errors import DatasetError
 from core.fileio import atomic_write
-from core.labels.maps import validate_labels
 
 NPZ_LAYOUT_VERSION = 1
 # Every array of the NPZ layout; :func:`read_npz` refuses a file missing any of them.
@@ -41,6 +39,7 @@ NPZ_FIELDS = (
     "ood_available",  # bool scalar: whether the model could check (older model files cannot)
     "quality",  # str scalar: the capture-quality report as JSON ("" when unknown); status "unusable" = shown anyway
     "camera_profile",  # str scalar: JSON {id, geometry_source, wavelengths_nominal} of the calibration used ("" remote)
+    "masked_mask",  # bool (H, W): pixels not measured (clipped, invalid, no tissue), label 0; all False when unknown
 )
 # Fields added after layout 1 was first written: files without them read with these values.
 _LATER_FIELDS = {"ood_available": False, "quality": "", "camera_profile": ""}
@@ -50,43 +49,6 @@ _STRING_FIELDS = (
 
 
 # -- label maps ----------------------------------------------------------------
-def label_png_bytes(labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None) -> bytes:
-    """A label map ``(H, W)`` of class ids 0..5 encoded as a palette ("P") PNG.
-
-    Pixel values *are* the class ids; the palette (class colours of ``palette``)
-    only makes the file readable in an image viewer. ``text`` adds PNG text chunks.
-    Raises ``ValueError`` when ``labels`` is not a 2-D integer map of class ids.
-    """
-    from PIL import Image, PngImagePlugin
-
-    labels = np.ascontiguousarray(validate_labels(labels))
-    # Built from raw bytes so the pixel values stay the class ids (no quantisation).
-    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
-    image.putpalette(class_table().lut(palette)[:, :3].reshape(-1).tolist())
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    # compress_level 1: label maps are mostly runs; ~5x faster than the default and barely larger.
-    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)
-    return buffer.getvalue()
-
-
-def write_label_png(
-    path: str | Path, labels: np.ndarray, *, palette: str = "thesis", text: dict[str, str] | None = None
-) -> Path:
-    """Write a label map (class ids 0..5, ``(H, W)``) as a palette PNG; :func:`core.labels.maps.read_label_png` reads it.
-
-    Raises ``ValueError`` naming ``path`` when ``labels`` is not a label map.
-    """
-    path = Path(path)
-    try:
-        data = label_png_bytes(labels, palette=palette, text=text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    return atomic_write(path, data)
-
-
 def write_colour_png(path: str | Path, labels: np.ndarray, *, palette: str = "thesis") -> Path:
     """Write the class colours of a label map ``uint8 (H, W)`` as an RGB PNG ``(H, W, 3)``; 0 is black."""
     from PIL import Image
@@ -111,32 +73,40 @@ def overlay_image(
     hidden=(),
     ood_mask: np.ndarray | None = None,
     quality=None,
+    flags=None,
 ):
     """The overlay picture (``PIL.Image``, RGB) as the user sees it: map over ``rgb`` at ``opacity``,
     ``hidden`` class ids left out (and named), legend, model identity, capture, research-use banner.
 
     ``rgb`` uint8 (H, W, 3); ``labels`` uint8 (H, W); ``model`` a ``ModelInfo``; ``opacity`` 0..1.
-    ``ood_mask`` bool (H, W) pixels are drawn grey hatched (no class colour) and named under the legend;
-    a ``quality`` report of status "unusable" (shown anyway) watermarks the whole picture.
+    ``flags``: the :func:`core.output.legend.flag_layers` of the result (not measured, out of
+    distribution, uncertain), drawn hatched and listed in the legend as on screen; ``ood_mask``
+    bool (H, W) alone makes the out-of-distribution layer. A ``quality`` report of status
+    "unusable" (shown anyway) watermarks the whole picture with its reason.
     """
+    from core.output.legend import apply_flags, legend_rows, make_layer
     from core.output.render import model_identity_lines
     from core.output.render import overlay_image as draw_overlay
-    from core.output.trust_render import OOD_LEGEND, UNUSABLE_WATERMARK, apply_ood, watermark
+    from core.output.trust_render import UNUSABLE_WATERMARK, watermark
 
     hidden = sorted(int(c) for c in hidden)
     lines = model_identity_lines(model, source=source, classified_at=classified_at)
     if capture_id:
         lines += (f"Capture: {capture_id}",)
-    shown = np.asarray(labels)
+    labels = np.asarray(labels)
+    if flags is None:
+        flags = [] if ood_mask is None else [make_layer("ood", ood_mask)]
+    rows = legend_rows(labels, model.class_ids, model.class_names, flags=flags, hidden=hidden, palette=palette)
+    if quality is not None and getattr(quality, "status", None) == "unusable":
+        lines += (f"UNUSABLE CAPTURE: {quality.reason}",)
+    shown = labels
     if hidden:
         shown = shown.copy()
         shown[np.isin(shown, hidden)] = UNLABELLED
-        names = dict(zip(model.class_ids, model.class_names))
-        lines += ("Hidden: " + ", ".join(names.get(c, str(c)) for c in hidden),)
-    if ood_mask is not None and np.any(ood_mask):
-        shown = np.where(ood_mask, UNLABELLED, shown).astype(np.uint8)
-        rgb = apply_ood(rgb, ood_mask)  # hatched grey under no class colour
-        lines += (f"Grey hatched: {OOD_LEGEND}, {100.0 * np.mean(ood_mask):.1f} % of frame",)
+    for layer in flags:
+        if layer.fill is not None and layer.mask.any():  # no class colour under an opaque flag
+            shown = np.where(layer.mask, UNLABELLED, shown).astype(np.uint8)
+    rgb = apply_flags(rgb, flags)
     picture = draw_overlay(
         rgb,
         shown,
@@ -145,6 +115,7 @@ def overlay_image(
         model_lines=lines,
         palette=palette,
         alpha=float(np.clip(opacity, 0.0, 1.0)),
+        rows=rows,
     )
     if quality is not None and getattr(quality, "status", None) == "unusable":
         from PIL import Image
@@ -200,14 +171,17 @@ def npz_arrays(result, *, capture_id: str) -> dict[str, np.ndarray]:
     quality = getattr(result, "quality", None)
     arrays["ood_mask"] = np.zeros(labels.shape, bool) if ood is None else np.asarray(ood, dtype=bool)
     arrays["ood_available"] = np.asarray(ood is not None)
+    masked = getattr(result, "masked_mask", None)
+    arrays["masked_mask"] = np.zeros(labels.shape, bool) if masked is None else np.asarray(masked, dtype=bool)
     arrays["quality"] = "" if quality is None else json.dumps(quality.to_dict())
     arrays["camera_profile"] = "" if cube is None else json.dumps(
         {"id": cube.profile_id, "geometry_source": cube.geometry_source, "wavelengths_nominal": cube.wavelengths_nominal}
     )
     for key in _STRING_FIELDS:
         arrays[key] = np.asarray(str(arrays[key]))
-    if arrays["ood_mask"].shape != labels.shape:
-        raise ValueError(f"ood_mask {arrays['ood_mask'].shape} does not match labels {labels.shape}")
+    for key in ("ood_mask", "masked_mask"):
+        if arrays[key].shape != labels.shape:
+            raise ValueError(f"{key} {arrays[key].shape} does not match labels {labels.shape}")
     if arrays["valid"].shape != labels.shape or arrays["probabilities"].shape[:2] != labels.shape:
         raise ValueError(
             f"labels {labels.shape}, valid {arrays['valid'].shape} and probabilities "
@@ -255,8 +229,9 @@ def read_npz(path: str | Path) -> dict:
         raise DatasetError(path, f"not a readable NPZ file ({exc.__class__.__name__})") from None
     for key, default in _LATER_FIELDS.items():
         data.setdefault(key, np.asarray(default))
-    if "ood_mask" not in data and "labels" in data:
-        data["ood_mask"] = np.zeros(np.shape(data["labels"]), bool)
+    for key in ("ood_mask", "masked_mask"):  # added after layout 1 was first written
+        if key not in data and "labels" in data:
+            data[key] = np.zeros(np.shape(data["labels"]), bool)
     missing = [key for key in NPZ_FIELDS if key not in data]
     if missing:
         raise DatasetError(path, f"not a NeuroHSI classification NPZ (missing {', '.join(missing)})")

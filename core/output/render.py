@@ -7,8 +7,6 @@ burned into the pixels, so a screenshot or a printed copy cannot lose them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -21,14 +19,6 @@ _FONT_SIZE = 15
 _PAD = 12
 
 
-@dataclass(frozen=True)
-class LegendEntry:
-    class_id: int  # 0 = not classified (invalid pixels)
-    name: str
-    colour: tuple[int, int, int]
-    fraction: float  # of all pixels in the frame, 0..1
-
-
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype != np.uint8:
@@ -39,24 +29,6 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 def colour_map(labels: np.ndarray, *, palette: str = "thesis") -> np.ndarray:
     """Label map ``uint8 (H, W)`` -> RGB ``uint8 (H, W, 3)``; 0 (and unknown ids) black."""
     return class_table().colourise(_check_labels(labels), palette)
-
-
-def legend_entries(labels: np.ndarray, class_ids, class_names, *, palette: str = "thesis") -> list[LegendEntry]:
-    """One entry per model class (in model order), plus "Not classified" when some pixels are 0."""
-    labels = _check_labels(labels)
-    counts = np.bincount(labels.ravel(), minlength=256)
-    total = max(labels.size, 1)
-    table = class_table()
-    entries = []
-    for class_id, name in zip(class_ids, class_names):
-        try:
-            colour = table.colour(int(class_id), palette)
-        except KeyError:  # a model class the table does not know: grey, still listed
-            colour = (128, 128, 128)
-        entries.append(LegendEntry(int(class_id), str(name), colour, counts[int(class_id)] / total))
-    if counts[0]:
-        entries.append(LegendEntry(0, "Not classified", (0, 0, 0), counts[0] / total))
-    return entries
 
 
 def blend(rgb: np.ndarray, labels: np.ndarray, *, palette: str = "thesis", alpha: float = 0.45) -> np.ndarray:
@@ -100,10 +72,13 @@ def overlay_image(
     palette: str = "thesis",
     alpha: float = 0.45,
     scale: int | None = None,
+    rows=None,
 ) -> Image.Image:
     """The overlay picture: blended map (enlarged ``scale`` times, nearest neighbour), a legend panel on
     the right (colour, class name, % of frame), ``model_lines`` (model identity) under the legend, and
     the research-use notice in a banner across the bottom. RGB ``PIL.Image``.
+    ``rows``: the :func:`core.output.legend.legend_rows` to list (default: from ``labels``), so the
+    file's legend is the one on screen (flag layers, hidden classes).
     """
     blended = blend(rgb, labels, palette=palette, alpha=alpha)
     h, w = labels.shape
@@ -114,8 +89,11 @@ def overlay_image(
     picture = Image.fromarray(blended).resize((w * scale, h * scale), Image.NEAREST)
     font, small = _font(), _font(_FONT_SIZE - 2)
     line = _FONT_SIZE + 8
-    entries = legend_entries(labels, class_ids, class_names, palette=palette)
-    legend_h = _PAD + line * (len(entries) + 1) + _PAD + line * len(model_lines) + _PAD
+    if rows is None:
+        from core.output.legend import legend_rows
+
+        rows = legend_rows(labels, class_ids, class_names, palette=palette)
+    legend_h = _PAD + line * (len(rows) + 1) + _PAD + line * len(model_lines) + _PAD
     banner_h = line + _PAD
     height = max(picture.height, legend_h) + banner_h
     canvas = Image.new("RGB", (picture.width + LEGEND_WIDTH, height), (24, 24, 24))
@@ -126,9 +104,11 @@ def overlay_image(
     draw.text((x0, y), "Tissue classes (% of frame)", fill=(235, 235, 235), font=font)
     y += line
     swatch = _FONT_SIZE
-    for entry in entries:
-        draw.rectangle([x0, y + 1, x0 + swatch, y + 1 + swatch], fill=entry.colour, outline=(200, 200, 200))
-        label = f"{entry.name}  {100.0 * entry.fraction:.1f} %"
+    for row in rows:
+        draw.rectangle([x0, y + 1, x0 + swatch, y + 1 + swatch], fill=row.colour, outline=(200, 200, 200))
+        if row.hatch is not None:  # a flag layer: its hatch, as drawn on the map
+            draw.line([x0, y + 1 + swatch, x0 + swatch, y + 1], fill=row.hatch, width=2)
+        label = row.text()
         draw.text((x0 + swatch + 8, y), _fit(draw, label, font, text_w - swatch - 8), fill=(235, 235, 235), font=font)
         y += line
     y += _PAD

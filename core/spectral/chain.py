@@ -7,6 +7,9 @@
 
 Pixels whose ``white - dark <= 0`` in any band, or whose RMS is 0, are invalid:
 they are 0 in the cube and ``False`` in the validity mask, never inf or NaN.
+Pixels whose raw count is clipped in any band (at the sensor's full scale, or at or
+below the dark level) are marked in ``Cube.clipped``: their spectrum is not a
+measurement, so they are never classified (``core.model.inference``).
 Only the filter area is calibrated, so a full-sensor frame costs no more than a
 cropped one. This module never imports torch.
 """
@@ -32,6 +35,7 @@ class Cube:
     wavelengths_nominal: bool = True  # the profile's nominal list, not the camera's own calibration
     origin_rc: tuple[int, int] = (0, 0)  # (row, col) of data[0, 0] in the full-sensor cube
     geometry_source: str = ""  # "profile NAME" or "metadata (MODEL)..."
+    clipped: np.ndarray | None = None  # bool (H, W): raw at full scale or <= dark in any band; None = not checked
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -231,6 +235,7 @@ def preprocess(
     *,
     frame_offset_xy: tuple[int, int] | None = None,
     references: CalibrationReferences | None = None,
+    full_scale: int | None = None,
 ) -> Cube:
     """Raw, dark and white 2-D frames ``(rows, cols)`` to a normalised cube and validity mask.
 
@@ -241,6 +246,8 @@ def preprocess(
     (``Cube.origin_rc``). Extra rows and columns beyond whole patterns are ignored.
     ``references``: :func:`calibration_references` of these very ``dark`` / ``white``
     frames (checked: ``ValueError`` otherwise); the cube is bit-identical, only faster.
+    ``full_scale``: the sensor's largest count (``2**bits - 1``; default: from the raw's
+    type and data, see :func:`clipped_pixels`).
     Raises ``CaptureError`` named ``"raw"``, ``"dark"`` or ``"white"``.
     """
     if references is not None and not references.fits(dark, white, profile, frame_offset_xy):
@@ -260,6 +267,8 @@ def preprocess(
             areas["raw"], references.dark_area, references.denominator, references.defined, references.all_defined
         )
         reflectance, pattern_ok = form_cube_area(flat, profile), references.pattern_ok
+    dark_area = areas["dark"] if references is None else references.dark_area
+    clipped = clipped_pixels(areas["raw"], dark_area, profile.pattern_wh, full_scale=full_scale)
     cube = spectral_correction(reflectance, profile.scm)
     cube, rms, rms_ok = rms_normalise(cube)
     valid = pattern_ok & rms_ok & np.isfinite(rms)
@@ -272,8 +281,61 @@ def preprocess(
         win = filter_window(frames["raw"].shape, profile, frame_offset_xy=frame_offset_xy)
         origin = (win.cube_row0, win.cube_col0)
     return Cube(
-        cube, valid, wavelengths, profile.id, rms, profile.wavelengths_nominal, origin, profile.geometry_label
+        cube, valid, wavelengths, profile.id, rms, profile.wavelengths_nominal, origin, profile.geometry_label, clipped
     )
+
+
+def sensor_full_scale(raw: np.ndarray, bits: int | None = None) -> int:
+    """The largest count the sensor gives: ``2**bits - 1`` when the camera says its bit depth, else
+    255 for uint8 and, for wider types, the smallest of 10/12/16-bit full scale the data fits
+    (10- and 12-bit sensors store counts in uint16)."""
+    if bits is not None and 1 <= bits <= 16:
+        return 2**bits - 1
+    raw = np.asarray(raw)
+    if raw.dtype == np.uint8:
+        return 255
+    top = float(raw.max()) if raw.size else 0.0
+    return next((level for level in (1023, 4095, 65535) if top <= level), 65535)
+
+
+def capture_full_scale(capture) -> int:
+    """:func:`sensor_full_scale` of a capture: the camera's stated bit depth, else its raw and white data."""
+    from core.capture.quality import sensor_bit_depth
+
+    bits = sensor_bit_depth(capture.metadata)
+    if bits is not None:
+        return sensor_full_scale(capture.raw, bits)
+    return max(sensor_full_scale(capture.raw), sensor_full_scale(capture.white))
+
+
+def clipped_pixels(
+    raw_area: np.ndarray, dark_area: np.ndarray, pattern_wh: tuple[int, int], *, full_scale: int | None = None
+) -> np.ndarray:
+    """``bool (H, W)``: cube pixels with a clipped raw count in any band of their pattern.
+
+    ``raw_area`` / ``dark_area``: frames cropped to whole patterns ``(ph*H, pw*W)``, counts.
+    Clipped = at or above ``full_scale`` (saturated: the true value is higher) or at or
+    below the dark level (no signal above the sensor's offset: the true value is unknown).
+    Either way the pixel's spectrum is not a measurement, whatever its shape.
+    """
+    if raw_area.shape != dark_area.shape:
+        raise ValueError(f"raw area {raw_area.shape} and dark area {dark_area.shape} must have one shape")
+    pw, ph = pattern_wh
+    h, w = raw_area.shape[0] // ph, raw_area.shape[1] // pw
+    full = sensor_full_scale(raw_area) if full_scale is None else int(full_scale)
+    if full < 1:
+        raise ValueError(f"full_scale must be >= 1, got {full_scale}")
+    bad = raw_area[: ph * h, : pw * w] >= full
+    bad |= raw_area[: ph * h, : pw * w] <= dark_area[: ph * h, : pw * w]
+    # Reduce each pw x ph pattern (one cube pixel) with ph + pw strided ORs: 3x faster than
+    # any() over the axes of a (H, ph, W, pw) view, and no (H, W, B) cube is formed.
+    rows = bad[0::ph].copy()
+    for r in range(1, ph):
+        rows |= bad[r::ph]
+    out = rows[:, 0::pw].copy()
+    for c in range(1, pw):
+        out |= rows[:, c::pw]
+    return out
 
 
 def calibrated_cube(
@@ -305,6 +367,7 @@ def preprocess_capture(
     *,
     profile_name: str | None = None,
     references: "CalibrationCache | CalibrationReferences | None" = None,
+    full_scale: int | None = None,
 ) -> Cube:
     """Preprocess a :class:`core.capture.files.Capture`, resolving its profile when not given.
 
@@ -325,10 +388,15 @@ def preprocess_capture(
                 raise
             raise ProfileError(f"{capture.raw_path}: {exc}") from None
     offset = None if capture.metadata is None else capture.metadata.absolute_offset_xy
+    if full_scale is None:
+        full_scale = capture_full_scale(capture)
     try:
         if isinstance(references, CalibrationCache):
             references = references.get(capture.dark, capture.white, profile, frame_offset_xy=offset)
-        return preprocess(capture.raw, capture.dark, capture.white, profile, frame_offset_xy=offset, references=references)
+        return preprocess(
+            capture.raw, capture.dark, capture.white, profile,
+            frame_offset_xy=offset, references=references, full_scale=full_scale,
+        )
     except CaptureError as exc:
         paths = {"raw": capture.raw_path, "dark": capture.dark_path, "white": capture.white_path}
         path = paths.get(exc.path or "")

@@ -73,7 +73,19 @@ class OodDescription:
         arrays_finite = all(np.isfinite(a).all() for a in (mean, whitening, centres))
         if not arrays_finite or not np.isfinite(threshold) or threshold <= 0:
             raise ValueError("holds NaN, infinite or non-positive values")
+        if threshold > MAX_THRESHOLD:
+            raise ValueError(
+                f"threshold {threshold:.3g} is beyond {MAX_THRESHOLD:g} (squared whitened distance): the check would never fire"
+            )
+        if not 50.0 <= percentile < 100.0:
+            raise ValueError(f"percentile must be in [50, 100), got {percentile:g}")
         return cls(mean, whitening, centres, threshold, percentile, n)
+
+
+# Squared distances in the whitened space are ~chi-square with B degrees of freedom (B = 25:
+# the 99th percentile is ~45); a threshold past this means a distance of 1000 standard
+# deviations, i.e. no pixel is ever flagged: a crafted or broken description.
+MAX_THRESHOLD = 1e6
 
 
 def fit_ood(
@@ -159,7 +171,6 @@ def fit_ood_from_cubes(items, **kwargs) -> OodDescription:
     return fit_ood(np.concatenate(spectra), np.concatenate(ids), **kwargs)
 
 
-OOD_WARNING_FRACTION = 0.20  # above this share of valid pixels, the capture's quality is a warning
 
 
 @dataclass(frozen=True)

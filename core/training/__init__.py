@@ -1,1 +1,1 @@
-"""Training, folds and double cross-validation, training settings, evaluation, metrics and model comparison."""
+"""Training (the one entry point ``run``: dataset folder to model file), settings, folds, double CV, evaluation, metrics, comparison."""

@@ -7,9 +7,12 @@ specificity, confusion matrix). Metrics stored in the model files are never mixe
 in: they come from different data (training folds, other captures).
 
 :func:`compare_models` gives a :class:`Comparison`: one :class:`MetricRow` per metric
-with plain names ("Tumour tissue: sensitivity"), and a one-line verdict ("The new
-model is better on tumour tissue sensitivity by 4.0 points; worse on dura mater
-specificity by 2.1 points."). :func:`install_problems` lists, in plain words,
+with plain names ("Tumour tissue: sensitivity"), ranked by what matters in theatre:
+tumour sensitivity first, then macro F1, overall accuracy and the rest. The verdict
+opens with tumour sensitivity and says whether the new model is recommended; a
+model worse on tumour (or one that finds no tumour at all) is never recommended
+(``Comparison.tumour_worse``): installing it takes a typed reason the history keeps.
+:func:`install_problems` lists, in plain words,
 what would stop the new model from classifying the captures the installed one
 classifies (bands, camera profile, classes).
 """
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import ModelFileError
-from core.training.metrics import classification_metrics
+from core.model.compatibility import check_runs_on
+from core.training.metrics import TUMOUR_ID, classification_metrics
 
 MARGIN_POINTS = 1.0  # differences smaller than this (percentage points) count as "the same"
 VERDICT_ITEMS = 2  # at most this many metrics named on each side of the verdict
@@ -39,7 +43,7 @@ class ModelScore:
 class MetricRow:
     """One metric of both models, as fractions 0..1 (None: undefined or not evaluated)."""
 
-    key: str  # "oacc", "sensitivity:2", "specificity:5"
+    key: str  # "sensitivity:2" (tumour, first), "macro_f1", "oacc", "sensitivity:1", "specificity:5"
     title: str  # plain name for people
     installed: float | None
     new: float | None
@@ -61,9 +65,20 @@ class Comparison:
     rows: tuple[MetricRow, ...]
     verdict: str
 
+    @property
+    def tumour_worse(self) -> bool:
+        """True when the new model must not be recommended on tumour grounds (see :func:`tumour_worse`)."""
+        return tumour_worse(self.rows)
+
+    @property
+    def recommended(self) -> bool:
+        """The verdict recommends installing the new model."""
+        return recommended(self.rows)
+
     def to_dict(self) -> dict:
         return {
             "capture_ids": list(self.capture_ids), "n_pixels": self.n_pixels, "verdict": self.verdict,
+            "recommended": self.recommended, "tumour_worse": self.tumour_worse,
             "installed": None if self.installed is None else vars(self.installed),
             "new": vars(self.new),
             "rows": [{"key": r.key, "title": r.title, "installed": r.installed, "new": r.new} for r in self.rows],
@@ -84,8 +99,27 @@ def evaluate_on_patch_set(model, data) -> dict:
     return classification_metrics(data.targets, pred, data.class_ids, model.info.class_names)
 
 
+TUMOUR_KEY = f"sensitivity:{TUMOUR_ID}"
+
+
+def macro_f1(metrics: dict | None) -> float | None:
+    """Mean F1 over the classes that have true or predicted samples (from the confusion matrix)."""
+    if metrics is None or "confusion" not in metrics:
+        return None
+    m = np.asarray(metrics["confusion"], dtype=np.float64)
+    tp = np.diag(m)
+    denom = m.sum(axis=0) + m.sum(axis=1)  # 2 TP + FP + FN
+    present = denom > 0
+    if not present.any():
+        return None
+    return float(np.mean(2 * tp[present] / denom[present]))
+
+
 def metric_rows(installed: dict | None, new: dict | None) -> tuple[MetricRow, ...]:
-    """OACC, then sensitivity and specificity of every class, for two metrics dicts (either may be None)."""
+    """Tumour sensitivity, macro F1, OACC, then sensitivity and specificity of every other class.
+
+    The order is the ranking: what matters in theatre first. Either dict may be None.
+    """
     base = new or installed
     if base is None:
         return ()
@@ -97,9 +131,17 @@ def metric_rows(installed: dict | None, new: dict | None) -> tuple[MetricRow, ..
         v = metrics[key] if i is None else metrics[key][i]
         return None if v is None else float(v)
 
-    rows = [MetricRow("oacc", "Overall accuracy (OACC)", value(installed, "oacc"), value(new, "oacc"))]
+    rows = []
+    if TUMOUR_ID in ids:
+        i = list(ids).index(TUMOUR_ID)
+        rows.append(MetricRow(TUMOUR_KEY, f"{names[i]}: sensitivity", value(installed, "sensitivity", i),
+                              value(new, "sensitivity", i)))
+    rows.append(MetricRow("macro_f1", "Macro F1 (mean over classes)", macro_f1(installed), macro_f1(new)))
+    rows.append(MetricRow("oacc", "Overall accuracy (OACC)", value(installed, "oacc"), value(new, "oacc")))
     for what in ("sensitivity", "specificity"):
         for i, (class_id, name) in enumerate(zip(ids, names)):
+            if what == "sensitivity" and class_id == TUMOUR_ID:
+                continue
             rows.append(MetricRow(f"{what}:{class_id}", f"{name}: {what}", value(installed, what, i),
                                   value(new, what, i)))
     return tuple(rows)
@@ -108,34 +150,78 @@ def metric_rows(installed: dict | None, new: dict | None) -> tuple[MetricRow, ..
 def _plain(row: MetricRow) -> str:
     if row.key == "oacc":
         return "overall accuracy"
+    if row.key == "macro_f1":
+        return "macro F1"
     name, what = row.title.split(": ")
     return f"{name.lower()} {what}"
 
 
+def _row(rows: tuple[MetricRow, ...], key: str) -> MetricRow | None:
+    return next((r for r in rows if r.key == key), None)
+
+
+def tumour_worse(rows: tuple[MetricRow, ...]) -> bool:
+    """The new model is worse on tumour: lower tumour sensitivity than the installed one (any drop),
+    or no tumour found at all (0 %), or tumour sensitivity unknown (no tumour pixel held out)."""
+    row = _row(rows, TUMOUR_KEY)
+    if row is None or row.new is None or row.new <= 0.0:
+        return True
+    return row.installed is not None and row.new < row.installed
+
+
+def recommended(rows: tuple[MetricRow, ...], *, margin_points: float = MARGIN_POINTS) -> bool:
+    """Recommend only a model not worse on tumour, and (tumour the same) not worse on macro F1."""
+    if tumour_worse(rows):
+        return False
+    f1 = _row(rows, "macro_f1")
+    tumour = _row(rows, TUMOUR_KEY)
+    tumour_gain = tumour.delta_points if tumour is not None else None
+    if tumour_gain is not None and tumour_gain >= margin_points:
+        return True
+    return not (f1 is not None and f1.delta_points is not None and f1.delta_points <= -margin_points)
+
+
+def _tumour_line(rows: tuple[MetricRow, ...]) -> str:
+    row = _row(rows, TUMOUR_KEY)
+    if row is None or row.new is None:
+        return "Tumour sensitivity unknown (no tumour pixel in the held-out captures)"
+    if row.installed is None:
+        return f"Tumour sensitivity {100 * row.new:.1f} %"
+    return (f"Tumour sensitivity {100 * row.installed:.1f} % → {100 * row.new:.1f} % "
+            f"({row.delta_points:+.1f} points)")
+
+
 def verdict(rows: tuple[MetricRow, ...], *, margin_points: float = MARGIN_POINTS) -> str:
-    """One line: where the new model is better and worse by at least ``margin_points``: overall accuracy
-    first when it changed, then the largest other differences."""
-    deltas = [(r, r.delta_points) for r in rows if r.delta_points is not None]
-    if not deltas:
-        oacc = next((r.new for r in rows if r.key == "oacc"), None)
-        return ("No installed model to compare with on these captures" +
-                ("." if oacc is None else f"; the new model's overall accuracy is {100 * oacc:.1f} %."))
-    # overall accuracy first when it moved, then the largest other changes
-    better = sorted((d for d in deltas if d[1] >= margin_points), key=lambda d: (d[0].key != "oacc", -d[1]))
-    worse = sorted((d for d in deltas if d[1] <= -margin_points), key=lambda d: (d[0].key != "oacc", d[1]))
-    better, worse = better[:VERDICT_ITEMS], worse[:VERDICT_ITEMS]
-    if not better and not worse:
-        return f"The two models score within {margin_points:g} point of each other on every metric."
+    """One line, tumour sensitivity first: whether the new model is recommended, and why.
 
-    def listed(items) -> str:
-        return " and ".join(f"{_plain(r)} by {abs(d):.1f} points" for r, d in items)
-
-    parts = []
-    if better:
-        parts.append(f"better on {listed(better)}")
-    if worse:
-        parts.append(f"worse on {listed(worse)}")
-    return "The new model is " + "; ".join(parts) + "."
+    Then the other metrics that moved by at least ``margin_points``, in ranking order.
+    """
+    if not rows:
+        return "Nothing to compare."
+    head = _tumour_line(rows)
+    tumour = _row(rows, TUMOUR_KEY)
+    compared = any(r.delta_points is not None for r in rows)
+    if not compared:
+        oacc = _row(rows, "oacc")
+        no_base = "No installed model to compare with on these captures"
+        detail = f"{head}; overall accuracy {100 * oacc.new:.1f} %" if oacc and oacc.new is not None else head
+        decision = ("Not recommended: it finds no tumour" if tumour_worse(rows) else "Recommended with care")
+        return f"{decision}. {no_base}; {detail}."
+    if tumour_worse(rows):
+        why = ("it finds no tumour" if tumour is not None and tumour.new is not None and tumour.new <= 0
+               else "tumour sensitivity unknown" if tumour is None or tumour.new is None
+               else "worse on tumour sensitivity")
+        decision = f"Not recommended: {why}"
+    elif recommended(rows, margin_points=margin_points):
+        decision = "Recommended"
+    else:
+        decision = "Not recommended: same on tumour, worse on macro F1"
+    others = [r for r in rows if r.key != TUMOUR_KEY and r.delta_points is not None
+              and abs(r.delta_points) >= margin_points][:2 * VERDICT_ITEMS]
+    tail = "; ".join(f"{'better' if r.delta_points > 0 else 'worse'} on {_plain(r)} by {abs(r.delta_points):.1f} points"
+                     for r in others)
+    return f"{decision}. {head}" + (f"; {tail}." if tail else "; the other metrics within "
+                                                           f"{margin_points:g} point.")
 
 
 def compare_models(installed, new, captures) -> Comparison:
@@ -153,10 +239,13 @@ def compare_models(installed, new, captures) -> Comparison:
     cache: dict[tuple, tuple] = {}
 
     def score(model) -> ModelScore:
-        key = (model.info.patch_size, tuple(model.info.class_ids))
+        key = (model.info.model_kind, model.info.patch_size, tuple(model.info.class_ids))
         try:
-            if key not in cache:
-                cache[key] = patch_set_from_captures(captures, key[0], class_ids=key[1])
+            for capture in captures:  # a patch model cannot score spectra that have no place in an image
+                if getattr(capture, "kind", "raw") == "spectra" and not capture.meta.get("positions"):
+                    check_runs_on(model.info, has_image=False, what=capture.capture_id, path=model.path)
+            if key not in cache:  # a spectral model takes spectra, a Conv2DNet its patch size
+                cache[key] = patch_set_from_captures(captures, max(key[1], 3), class_ids=key[2], model_kind=key[0])
             data, profile_id = cache[key]
             if profile_id != model.info.profile_id:
                 raise ModelFileError(model.path, f"model is for camera profile {model.info.profile_id!r}, "
@@ -172,8 +261,8 @@ def compare_models(installed, new, captures) -> Comparison:
     rows = metric_rows(None if installed_score is None else installed_score.metrics, new_score.metrics)
     line = verdict(rows)
     if installed_score is not None and installed_score.metrics is None:
-        line = f"The installed model cannot classify these captures ({installed_score.problem}). " + verdict(
-            metric_rows(None, new_score.metrics))
+        rows = metric_rows(None, new_score.metrics)
+        line = f"The installed model cannot classify these captures ({installed_score.problem}). " + verdict(rows)
     ids = tuple(c.capture_id for c in captures)
     return Comparison(installed_score, new_score, ids, int(new_score.metrics["n"]), rows, line)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import DatasetError
-from core.model.files import WAVELENGTH_TOLERANCE_NM
+from core.model.compatibility import WAVELENGTH_TOLERANCE_NM
 from core.spectral.ood import OodDescription, fit_ood_from_cubes
 
 
@@ -29,20 +29,25 @@ def describe_training_data(captures) -> TrainingDataDescription:
     """Profile, wavelengths and OOD description of dataset captures (:class:`core.dataset.folders.DatasetCapture`).
 
     ``DatasetError`` when two captures' band wavelengths differ by more than the
-    tolerance of :func:`core.model.files.check_compatible` (one model, one camera calibration).
+    tolerance of :func:`core.model.compatibility.check_compatible` (one model, one camera calibration).
     """
-    from core.spectral.chain import preprocess_capture
+    from core.training.samples import load_capture_data
 
     items, profile_id, wavelengths, first = [], None, None, None
     for capture in captures:
-        cube = preprocess_capture(capture.load_capture())
-        items.append((cube.data, capture.load_labels(), cube.valid))
+        cube = load_capture_data(capture)  # raw, cube or spectra capture
+        if cube.spectra is not None:  # labelled spectra: a 1-pixel-wide "cube" of them
+            spectra = cube.spectra
+            items.append((spectra.data[:, None, :], spectra.class_ids[:, None], np.ones((len(spectra.data), 1), bool)))
+        else:
+            items.append((cube.cube, cube.labels, cube.valid))
         profile_id = profile_id or cube.profile_id
         if cube.wavelengths_nm is None:
             continue
+        cube_nm = np.asarray(cube.wavelengths_nm, dtype=np.float64)
         if wavelengths is None:
-            wavelengths, first = np.asarray(cube.wavelengths_nm, dtype=np.float64), capture.capture_id
-        elif cube.wavelengths_nm.shape != wavelengths.shape or np.abs(cube.wavelengths_nm - wavelengths).max() > WAVELENGTH_TOLERANCE_NM:
+            wavelengths, first = cube_nm, capture.capture_id
+        elif cube_nm.shape != wavelengths.shape or np.abs(cube_nm - wavelengths).max() > WAVELENGTH_TOLERANCE_NM:
             raise DatasetError(
                 capture.folder,
                 f"band wavelengths differ from those of {first} by more than {WAVELENGTH_TOLERANCE_NM:g} nm; "

@@ -22,12 +22,7 @@ def stratified_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.G
     key and cut into runs of b give every batch ``b * n_c / N`` samples of c, give or
     take one or two. Batch order is then shuffled.
     """
-    targets = np.asarray(targets)
-    n = targets.shape[0]
-    if n == 0:
-        raise ValueError("no samples to plan batches for")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    targets, n = _checked_targets(targets, batch_size)
     keys = np.empty(n, dtype=np.float64)
     classes, counts = np.unique(targets, return_counts=True)
     for c, count in zip(classes, counts):
@@ -41,6 +36,51 @@ def stratified_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.G
         order = np.concatenate([order, rng.choice(largest, size=short, replace=short > largest.size)])
     plan = order.reshape(n_batches, batch_size)
     return plan[rng.permutation(n_batches)]
+
+
+def _checked_targets(targets: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
+    """``(targets as an array, N)``; ValueError for no samples or a batch size below 1."""
+    targets = np.asarray(targets)
+    if targets.shape[0] == 0:
+        raise ValueError("no samples to plan batches for")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return targets, targets.shape[0]
+
+
+def balanced_batch_plan(targets: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of class-balanced batches: ``int64 (ceil(N / b), b)`` indices into ``targets``.
+
+    N draws with replacement, each class present equally likely and, within it, each
+    sample: rare classes (tumour, blood) are seen as often as healthy tissue. Batches
+    are consecutive runs of a random order, so each holds ``b / C`` of each class on average.
+    """
+    targets, n = _checked_targets(targets, batch_size)
+    classes = np.unique(targets)
+    n_batches = -(-n // batch_size)
+    draws = np.bincount(rng.integers(0, classes.size, size=n_batches * batch_size), minlength=classes.size)
+    picked = [rng.choice(np.flatnonzero(targets == c), size=k, replace=True) for c, k in zip(classes, draws)]
+    return rng.permutation(np.concatenate(picked)).reshape(n_batches, batch_size)
+
+
+def group_folds(groups: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Split sample indices into ``k`` folds by group (patient): a group's samples share one fold.
+
+    Groups are shuffled and dealt largest first to the fold with the fewest samples, so
+    folds are as even as whole patients allow. Needs at least ``k`` groups.
+    """
+    groups = np.asarray(groups)
+    names, counts = np.unique(groups, return_counts=True)
+    if names.size < k:
+        raise ValueError(f"{k} patient-grouped folds need at least {k} patients, got {names.size}")
+    order = rng.permutation(names.size)
+    order = order[np.argsort(-counts[order], kind="stable")]
+    sizes, members = np.zeros(k, np.int64), [[] for _ in range(k)]
+    for g in order:
+        f = int(np.argmin(sizes))
+        members[f].append(names[g])
+        sizes[f] += counts[g]
+    return [np.flatnonzero(np.isin(groups, m)).astype(np.int64) for m in members]
 
 
 def stratified_folds(targets: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -74,6 +114,7 @@ class DoubleCVPlan:
     outer: tuple[np.ndarray, ...]
     train_rows: tuple[np.ndarray, ...]
     val_rows: tuple[np.ndarray, ...]
+    grouped: bool = False  # True: folds split by patient; False: by pixel, stratified by class (the thesis)
 
     @property
     def n_models(self) -> int:
@@ -89,12 +130,28 @@ class DoubleCVPlan:
         return outer * self.folds + inner
 
 
-def double_cv_plan(targets: np.ndarray, k: int, seed: int) -> DoubleCVPlan:
+def grouped_plan_possible(groups: np.ndarray | None, k: int) -> bool:
+    """Whether patient-grouped double-cv is possible: every outer-training part still holds ``k`` patients.
+
+    Dealing patients into K outer folds leaves the fewest in the largest fold's
+    complement; ``k + ceil(n / k)`` patients guarantee ``k`` remain for the inner split.
+    """
+    if groups is None:
+        return False
+    n = np.unique(groups).size
+    return n >= k + -(-n // k)
+
+
+def double_cv_plan(targets: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> DoubleCVPlan:
     """The double cross-validation plan of samples with class indices ``targets (N,)``.
 
     Samples are split into K outer folds stratified by class; for outer fold o the
     other K-1 folds are split again into K inner folds; inner model (o, j) trains on
     the outer-training samples minus inner fold j and is validated on inner fold j.
+    With ``groups`` (patient index per sample) and enough patients
+    (:func:`grouped_plan_possible`) both splits are by patient instead
+    (:func:`group_folds`), so no patient sits on both sides of a validation split;
+    otherwise the thesis's pixel split is used. :attr:`DoubleCVPlan.grouped` says which.
     Everything derives from ``seed`` (``numpy.random.default_rng(seed)``).
     """
     targets = np.asarray(targets)
@@ -104,12 +161,20 @@ def double_cv_plan(targets: np.ndarray, k: int, seed: int) -> DoubleCVPlan:
         raise ValueError(f"double cross-validation with {k} folds needs at least {k * k} labelled pixels, "
                          f"got {targets.shape[0]}")
     rng = np.random.default_rng(seed)
-    outer = stratified_folds(targets, k, rng)
+    grouped = grouped_plan_possible(groups, k)
+    if grouped:
+        groups = np.asarray(groups)
+        if groups.shape != targets.shape:
+            raise ValueError(f"{groups.shape[0]} group ids for {targets.shape[0]} samples")
+    outer = group_folds(groups, k, rng) if grouped else stratified_folds(targets, k, rng)
     train_rows, val_rows = [], []
     for o in range(k):
         outer_train = np.concatenate([outer[i] for i in range(k) if i != o])
-        inner = stratified_folds(targets[outer_train], k, rng)
+        if grouped:
+            inner = group_folds(groups[outer_train], k, rng)
+        else:
+            inner = stratified_folds(targets[outer_train], k, rng)
         for j in range(k):
             train_rows.append(np.sort(np.concatenate([outer_train[inner[i]] for i in range(k) if i != j])))
             val_rows.append(outer_train[inner[j]])
-    return DoubleCVPlan(k, tuple(outer), tuple(train_rows), tuple(val_rows))
+    return DoubleCVPlan(k, tuple(outer), tuple(train_rows), tuple(val_rows), grouped)

@@ -109,3 +109,30 @@ def format_metrics_table(metrics: dict, *, title: str | None = None) -> str:
     for name, row in zip(names, metrics["confusion"]):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>8}" for v in row))
     return "\n".join(lines)
+
+
+def per_class_scores(matrix: np.ndarray, class_names) -> tuple[dict, float | None]:
+    """``({name: {recall, precision, f1, n}}, macro_f1)`` of a confusion matrix ``(C, C)``.
+
+    ``n`` is the class's true pixels; recall, precision and F1 are None where undefined
+    (no true pixels; never predicted). Macro F1 is the mean F1 over the classes with
+    true pixels (a class absent from a held-out patient neither helps nor hurts it; a
+    present class never predicted counts 0); None when there are none.
+    """
+    matrix = np.asarray(matrix, dtype=np.int64)
+    tp = np.diag(matrix)
+    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    scores, f1s = {}, []
+    for i, name in enumerate(class_names):
+        recall = _ratio(tp[i], support[i])
+        precision = _ratio(tp[i], predicted[i])
+        if recall is None:
+            f1 = None
+        elif not precision or not recall:
+            f1 = 0.0
+        else:
+            f1 = 2 * precision * recall / (precision + recall)
+        if support[i]:
+            f1s.append(f1)
+        scores[str(name)] = {"recall": recall, "precision": precision, "f1": f1, "n": int(support[i])}
+    return scores, (float(np.mean(f1s)) if f1s else None)

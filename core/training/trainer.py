@@ -1,4 +1,9 @@
-"""Training Conv2DNet as the thesis: Adam, cross-entropy, stratified batches, no-cv or double-cv.
+"""Training Conv2DNet as the thesis (Adam, cross-entropy, stratified batches, no-cv or double-cv), and SpectralNet.
+
+``config.model_kind`` picks the network: ``"conv2dnet"`` (patches, the default) or
+``"spectral"`` (per-pixel spectra, :mod:`core.training.spectral_trainer`); both run
+through the same no-cv / double-cv code below. ``config.balance`` adds class-balanced
+batches (``"sampling"``) or, for the spectral model, a weighted loss (``"loss"``).
 
 One code path for the CLI, the GUI and the cloud job: :func:`train` reports
 :class:`TrainingProgress` to ``progress`` after every epoch (of every fold model)
@@ -19,9 +24,11 @@ Samples are the labelled, valid pixels of the training captures (see
   winner with the best test OACC. K*K models in all, trained together in
   lockstep (:mod:`core.training.stacked_models` over :mod:`core.model.stacked_net`) — each
   exactly as if trained alone.
-  Note: folds split pixels, not patients, as the thesis did; pixels of one
-  capture are correlated, so these OACCs are optimistic. Use
-  :mod:`core.training.evaluation` (leave-one-patient-out) for an honest estimate.
+  Folds split pixels, as the thesis did, unless the samples' patients are given
+  (``groups``) and there are enough of them (:func:`core.training.folds.grouped_plan_possible`):
+  then folds split patients, so the model chosen is validated across patients (pixels of
+  one capture are correlated; pixel folds give optimistic OACCs). ``metrics["folds_by"]``
+  says which. :mod:`core.training.evaluation` (leave-one-patient-out) is the honest estimate.
 
 Determinism: fold splits, batch plans and initial weights all derive from
 ``config.seed``; every operation used is deterministic on the CPU, so two runs
@@ -41,10 +48,10 @@ from core.cpu import usable_cores
 from core.training.calibration import fit_temperature, patch_logits
 from core.training.double_cv import FoldRecord, outer_winners, plan_id, select_double_cv
 from core.errors import DatasetError, TrainingCancelled
-from core.training.folds import DoubleCVPlan, double_cv_plan, stratified_batch_plan
+from core.training.folds import DoubleCVPlan, balanced_batch_plan, double_cv_plan, stratified_batch_plan
 from core.training.metrics import classification_metrics
 from core.model.network import Conv2DNet
-from core.model.patches import PatchSet, build_patch_set
+from core.model.patches import PatchSet
 from core.training.stacked_models import ModelGroups, deterministic, torch_threads
 from core.training.config import CV_MODES, TrainingConfig  # noqa: F401  (re-exported: the training API)
 
@@ -68,7 +75,7 @@ class TrainingProgress:
 class TrainingResult:
     """A trained model with its metrics, per-epoch history and timings."""
 
-    net: Conv2DNet
+    net: Conv2DNet  # or a SpectralNet (config.model_kind == "spectral")
     metrics: dict
     history: list[dict]
     timings_s: dict[str, float]
@@ -111,13 +118,21 @@ def _train_models(
     history: list[dict],
     workers: int,
     model_ids: list[int] | None = None,
+    epoch_hook: Callable | None = None,
 ) -> ModelGroups:
     """Train ``len(train_rows)`` models, model m on samples ``train_rows[m]``, validated on ``val_rows[m]``.
 
     ``model_ids``: which models of the whole plan these are (default 0..M-1). Model i's
     initial weights and batch stream depend only on ``(config.seed, i)``, so a model
     trained alone (a cluster trial) starts and steps as it does among all of them.
+    ``epoch_hook(m, epoch, net)`` sees model m's network after each epoch (1-based).
     """
+    if config.model_kind == "spectral":
+        from core.training.spectral_trainer import train_spectral_models
+
+        return train_spectral_models(patches, targets, train_rows, val_rows, config, n_classes=n_classes, stage=stage,
+                                     progress=progress, should_stop=should_stop, history=history, model_ids=model_ids,
+                                     epoch_hook=epoch_hook)
     m_models, b = len(train_rows), config.batch_size
     ids = list(range(m_models)) if model_ids is None else list(model_ids)
     if len(ids) != m_models:
@@ -129,13 +144,14 @@ def _train_models(
     models = ModelGroups(nets, config.lr, workers)
     # every model has its own random stream, so results do not depend on how models are grouped
     rngs = [np.random.default_rng([config.seed, 1, i]) for i in ids]
+    plan_fn = balanced_batch_plan if config.balance == "sampling" else stratified_batch_plan
     probe = None
     if val_rows is not None:  # a fixed subsample of each validation fold for the per-epoch estimate
         probe = [np.sort(rngs[m].permutation(v)[:PROGRESS_VAL_SAMPLES]) for m, v in enumerate(val_rows)]
     try:
         inputs = models.training_inputs(patches)
         for epoch in range(config.epochs):
-            plans = [train_rows[m][stratified_batch_plan(targets[train_rows[m]], b, rngs[m])] for m in range(m_models)]
+            plans = [train_rows[m][plan_fn(targets[train_rows[m]], b, rngs[m])] for m in range(m_models)]
             mean_loss = models.train_epoch(inputs, onehot, plans, should_stop)
             val = None
             if probe is not None:
@@ -155,6 +171,8 @@ def _train_models(
                                 "val_oacc": record.val_oacc})
                 if progress is not None:
                     progress(record)
+                if epoch_hook is not None:
+                    epoch_hook(m, epoch + 1, models.to_net(m))
     except BaseException:
         models.close()
         raise
@@ -174,17 +192,17 @@ def train_patch_set(
     should_stop: StopFn | None = None,
     class_names: tuple[str, ...] | None = None,
     workers: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> TrainingResult:
     """Train on extracted patches (see module docstring for the cross-validation modes).
 
     ``workers``: threads training fold models side by side (double-cv; default: CPU
     cores, at most 2). ``should_stop`` may then be called from a worker thread.
+    ``groups``: patient index ``int64 (N,)`` of each sample, for patient-grouped double-cv folds.
     """
     start = time.perf_counter()
     n, n_classes = len(data), len(data.class_ids)
-    if data.patches.shape[-1] != config.patch_size:
-        raise ValueError(f"patches are {data.patches.shape[-1]}x{data.patches.shape[-1]}, "
-                         f"config.patch_size is {config.patch_size}")
+    _check_inputs(data, config)
     if n == 0:
         raise ValueError("no labelled pixels to train on")
     if class_names is None:
@@ -210,7 +228,7 @@ def train_patch_set(
             kept = (None, (), ())
         else:
             final, metrics, trained, kept = _double_cv(patches, onehot, targets, config, n_classes, data.class_ids,
-                                                       class_names, progress, should_stop, history, workers)
+                                                       class_names, progress, should_stop, history, workers, groups)
     end = time.perf_counter()
     timings = {"train": trained - start, "select": end - trained, "total": end - start,
                "per_epoch": (trained - start) / config.epochs}
@@ -218,9 +236,17 @@ def train_patch_set(
                           tuple(data.capture_ids), None, int(data.patches.shape[1]), n, *kept)
 
 
+def _check_inputs(data: PatchSet, config: TrainingConfig) -> None:
+    """Samples shaped for the model kind: p x p patches for Conv2DNet, 1 x 1 (spectra) for SpectralNet."""
+    side = 1 if config.model_kind == "spectral" else config.patch_size
+    if data.patches.shape[-1] != side:
+        raise ValueError(f"samples are {data.patches.shape[-1]}x{data.patches.shape[-1]} patches, the "
+                         f"{config.model_kind} model takes {side}x{side}")
+
+
 def _double_cv(patches, onehot, targets, config, n_classes, class_ids, class_names, progress, should_stop,
-               history, workers):
-    plan = double_cv_plan(targets, config.folds, config.seed)
+               history, workers, groups=None):
+    plan = double_cv_plan(targets, config.folds, config.seed, groups)
     models = _train_models(patches, onehot, targets, list(plan.train_rows), list(plan.val_rows), config,
                            n_classes=n_classes, stage="double-cv", progress=progress, should_stop=should_stop,
                            history=history, workers=workers)
@@ -229,6 +255,7 @@ def _double_cv(patches, onehot, targets, config, n_classes, class_ids, class_nam
                             plan_id(targets, config.to_dict()))
     models.close()
     chosen, metrics = select_double_cv(records, config.folds)
+    metrics["folds_by"] = "patient" if plan.grouped else "pixel"
     # Keep every outer winner, each calibrated on its own validation fold (never on a test fold).
     winners = outer_winners(metrics)
     members = tuple(models.to_net(i) for i in winners)
@@ -265,6 +292,7 @@ def train_fold_model(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     class_names: tuple[str, ...] | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[Conv2DNet, FoldRecord]:
     """Train fold model ``model`` (``outer * K + inner``) of the double-cv plan alone: one cluster trial.
 
@@ -274,11 +302,9 @@ def train_fold_model(
     k = config.folds
     if not 0 <= model < k * k:
         raise ValueError(f"fold model must be in 0..{k * k - 1}, got {model}")
-    if data.patches.shape[-1] != config.patch_size:
-        raise ValueError(f"patches are {data.patches.shape[-1]}x{data.patches.shape[-1]}, "
-                         f"config.patch_size is {config.patch_size}")
+    _check_inputs(data, config)
     class_names = class_names_of(data.class_ids) if class_names is None else class_names
-    plan = double_cv_plan(data.targets, k, config.seed)
+    plan = double_cv_plan(data.targets, k, config.seed, groups)
     patches = torch.from_numpy(np.ascontiguousarray(data.patches, dtype=np.float32))
     onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), len(data.class_ids)).float()
     with deterministic(), torch_threads(1):
@@ -294,6 +320,25 @@ def train_fold_model(
     return net, record
 
 
+def train_on_rows(data: PatchSet, config: TrainingConfig, train_rows: list[np.ndarray], *,
+                  epoch_hook: Callable | None = None, progress: ProgressFn | None = None,
+                  should_stop: StopFn | None = None) -> list:
+    """One model per entry of ``train_rows`` (no-cv each), trained together; their networks (eval mode).
+
+    ``epoch_hook(m, epoch, net)`` scores checkpoints (leave-one-patient-out's inner validation).
+    """
+    _check_inputs(data, config)
+    patches = torch.from_numpy(np.ascontiguousarray(data.patches, dtype=np.float32))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(data.targets), len(data.class_ids)).float()
+    with deterministic(), torch_threads(1):
+        models = _train_models(patches, onehot, data.targets, list(train_rows), None, config,
+                               n_classes=len(data.class_ids), stage="no-cv", progress=progress,
+                               should_stop=should_stop, history=[], workers=default_workers(), epoch_hook=epoch_hook)
+        nets = [models.to_net(m) for m in range(len(train_rows))]
+        models.close()
+    return nets
+
+
 def class_names_of(class_ids: tuple[int, ...]) -> tuple[str, ...]:
     table = class_table()
     return tuple(table.by_id(i).name if i in table.ids else str(i) for i in class_ids)
@@ -301,41 +346,28 @@ def class_names_of(class_ids: tuple[int, ...]) -> tuple[str, ...]:
 
 # -- from dataset captures -------------------------------------------------------------------------
 def load_labelled_cube(capture) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, str]:
-    """``(capture_id, cube (H, W, B), labels (H, W), valid (H, W), profile_id)`` of a dataset capture.
+    """``(capture_id, cube (H, W, B), labels (H, W), valid (H, W), profile_id)`` of a raw or cube capture."""
+    from core.training.samples import load_capture_data
 
-    ``capture`` is a :class:`core.dataset.folders.DatasetCapture` (anything with
-    ``capture_id``, ``labels_path``, ``load_capture()`` and ``load_labels()``).
-    """
-    from core.spectral.chain import preprocess_capture
-
-    # DatasetCapture knows its profile (the synthetic small profile is not a built-in one)
-    profile = capture.profile() if callable(getattr(capture, "profile", None)) else None
-    cube = preprocess_capture(capture.load_capture(), profile)
-    labels = capture.load_labels()
-    if labels.shape != cube.valid.shape:
-        raise DatasetError(getattr(capture, "labels_path", capture.capture_id),
-                           f"labels are {labels.shape[0]}x{labels.shape[1]}, the cube is "
-                           f"{cube.valid.shape[0]}x{cube.valid.shape[1]}")
-    return capture.capture_id, cube.data, labels, cube.valid, cube.profile_id
+    item = load_capture_data(capture)
+    if item.cube is None:
+        raise DatasetError(getattr(capture, "folder", None), "holds labelled spectra only, no cube")
+    return item.capture_id, item.cube, item.labels, item.valid, item.profile_id
 
 
-def patch_set_from_captures(captures, patch_size: int = 7, *, class_ids: tuple[int, ...] = CLASS_IDS):
-    """``(PatchSet, profile_id)`` of dataset captures; DatasetError when there is nothing labelled."""
-    if not captures:
-        raise DatasetError(None, "no captures to train on")
-    items, profiles = [], set()
-    for capture in captures:
-        capture_id, data, labels, valid, profile_id = load_labelled_cube(capture)
-        items.append((capture_id, data, labels, valid))
-        profiles.add(profile_id)
-    if len(profiles) > 1:
-        raise DatasetError(None, f"captures use different camera profiles: {sorted(profiles)}")
-    data = build_patch_set(items, patch_size, class_ids=class_ids)
-    if len(data) == 0:
-        folder = getattr(captures[0], "folder", None)
-        root = None if folder is None else folder.parent
-        raise DatasetError(root, "no labelled pixels in the training captures")
-    return data, profiles.pop()
+def patch_set_from_captures(captures, patch_size: int = 7, *, class_ids: tuple[int, ...] = CLASS_IDS,
+                            model_kind: str = "conv2dnet"):
+    """``(PatchSet, profile_id)`` of dataset captures of any kind for ``model_kind`` (:mod:`core.training.samples`)."""
+    from core.training.samples import samples_from_captures
+
+    return samples_from_captures(captures, model_kind, patch_size, class_ids=class_ids)
+
+
+def sample_groups(captures, data: PatchSet) -> np.ndarray:
+    """Patient index ``int64 (N,)`` of each sample of ``data`` (built from ``captures`` in order)."""
+    from core.training.samples import patients_of
+
+    return patients_of(captures)[data.capture_index]
 
 
 def train(
@@ -351,17 +383,18 @@ def train(
     ``workers``: threads training double-cv fold models side by side (see :func:`train_patch_set`).
     """
     start = time.perf_counter()
-    data, profile_id = patch_set_from_captures(captures, config.patch_size)
+    data, profile_id = patch_set_from_captures(captures, config.patch_size, model_kind=config.model_kind)
     prepared = time.perf_counter()
     check_stop(should_stop)
-    result = train_patch_set(data, config, progress=progress, should_stop=should_stop, workers=workers)
+    result = train_patch_set(data, config, progress=progress, should_stop=should_stop, workers=workers,
+                             groups=sample_groups(captures, data))
     result.profile_id = profile_id
     result.timings_s = {"prepare": prepared - start, **result.timings_s, "total": time.perf_counter() - start}
     return result
 
 
 def predict_patches(net: Conv2DNet, patches: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
-    """Class index ``int64 (N,)`` of patches ``float32 (N, B, p, p)`` (argmax of the logits)."""
+    """Class index ``int64 (N,)`` of patches ``float32 (N, B, p, p)`` (argmax of the logits; SpectralNet: p = 1)."""
     net.eval()
     out = []
     with torch.no_grad():

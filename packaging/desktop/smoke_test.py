@@ -147,9 +147,9 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     check(len(lines) == 1 and lines[0].startswith("neurohsi: error: ") and "missing.tif" in lines[0],
           f"bad input: stderr {bad.stderr!r}")
 
-    # Training as the local retraining backend runs it: `neurohsi -m MODULE ARGS` (here the CLI's
-    # own module; remote.training_job starts `-m app.cli.main train`). Needs torch's optimiser and
-    # compiler modules, which the spec must not leave out.
+    # Training through `neurohsi -m MODULE ARGS`, as the local retraining backend runs
+    # `-m remote.training_job` (which trains in-process with core.training.run, the code
+    # `train` runs here). Needs torch's optimiser and compiler modules, which the spec must not leave out.
     run("demo-data", "demo-data", "data", "--captures", "3", "--small", "--seed", "0")
     trained = json_out(run("-m app.cli.main train", "-m", "app.cli.main", "train", "data", "-o", "m.safetensors",
                            "--no-cv", "--epochs", "1", "--seed", "0"), "train")

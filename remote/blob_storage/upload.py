@@ -73,6 +73,10 @@ class Uploads:
             ],
         }
         self._put_json(f"{DATASETS}/{name}/{MANIFEST}", manifest)
+        from core.audit.events import record
+
+        record("dataset_uploaded", dataset=name, captures=len(manifest["capture_ids"]), files=len(files),
+               folder=str(folder))
         return name
 
     def upload_model(

@@ -1,4 +1,6 @@
-"""Azure ML training backend: a command job on a compute cluster running the same job script.
+"""Azure ML training backend: double cross-validation as a pipeline (one sweep trial per fold
+model, then the selection: :mod:`remote.training_backends.azureml_pipeline`), one model as a
+command job on a compute cluster running the same job script.
 
 The job entity is built by a pure function (:func:`build_command_job`) so it can be
 validated offline with the SDK's own schema; :class:`AzureMLBackend` is a thin layer
@@ -15,14 +17,15 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from remote.credentials import AZUREML_CLIENT_SECRET, get_secret, redact
-from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
+from remote.credentials import redact
+from remote.training_backends.base import TRAINING_FIELDS, JobError, JobInfo, JobSpec, JobStatus
 
 DEFAULT_DATASTORE = "neurohsi"
 DEFAULT_EXPERIMENT = "neurohsi-training"
 
 # Hyper-parameters become typed job inputs (visible and editable in Azure ML studio,
-# like the thesis's script arguments); capture lists are plain flags in the command.
+# like the thesis's script arguments; the job script builds the JobSpec from them, whose
+# TrainingConfig validates them); capture lists are plain flags in the command.
 _HYPER_INPUTS = (
     ("epochs", "--epochs"),
     ("batch_size", "--batch-size"),
@@ -94,7 +97,7 @@ def build_command_job(
         ),
     }
     for name, _ in _HYPER_INPUTS:
-        inputs[name] = getattr(spec, name)
+        inputs[name] = getattr(spec.training if name in TRAINING_FIELDS else spec, name)
     # CommandJob (not the command() builder, which makes a pipeline node) is what
     # load_job() returns for a command YAML, so the offline round trip is like for like.
     return CommandJob(
@@ -115,9 +118,10 @@ def build_command_job(
 class AzureMLBackend:
     """Training on an Azure ML workspace (needs network access to Azure; not exercised by tests).
 
-    Authentication: a service principal when ``tenant_id`` and ``client_id`` are given
-    (secret from the keyring entry ``azureml-client-secret``), else azure-identity's
-    DefaultAzureCredential (managed identity, Azure CLI login, ...).
+    Authentication: ``credential`` (the technician's browser sign-in with NeuroHSI's app
+    registration, :func:`remote.cloud_config.browser_credential`), else azure-identity's
+    DefaultAzureCredential (the managed identity in the cloud, Azure CLI login on a developer's
+    machine). No service-principal secret sits on a workstation (docs/deploy.md).
     """
 
     name = "azureml"
@@ -131,8 +135,6 @@ class AzureMLBackend:
         environment: str,
         *,
         datastore: str = DEFAULT_DATASTORE,
-        tenant_id: str | None = None,
-        client_id: str | None = None,
         credential=None,
     ) -> None:
         for what, value in (
@@ -146,7 +148,7 @@ class AzureMLBackend:
                 raise JobError(f"Azure ML {what} is required")
         self.subscription_id, self.resource_group, self.workspace = subscription_id, resource_group, workspace
         self.compute, self.environment, self.datastore = compute, environment, datastore
-        self._tenant_id, self._client_id, self._credential = tenant_id, client_id, credential
+        self._credential = credential
         self._client = None
 
     def _ml_client(self):
@@ -155,17 +157,10 @@ class AzureMLBackend:
 
             credential = self._credential
             if credential is None:
-                if self._tenant_id and self._client_id:
-                    from azure.identity import ClientSecretCredential
+                from azure.identity import DefaultAzureCredential
 
-                    secret = get_secret(AZUREML_CLIENT_SECRET)
-                    if not secret:
-                        raise JobError("no service-principal secret: store 'azureml-client-secret' in the keyring")
-                    credential = ClientSecretCredential(self._tenant_id, self._client_id, secret)
-                else:
-                    from azure.identity import DefaultAzureCredential
-
-                    credential = DefaultAzureCredential()
+                credential = DefaultAzureCredential()
+            self._credential = credential  # also signs the workspace MLflow REST reader in
             self._client = MLClient(credential, self.subscription_id, self.resource_group, self.workspace)
         return self._client
 
@@ -196,9 +191,44 @@ class AzureMLBackend:
                 self._call("environment lookup", client.environments.get, name, version=version)
 
     def submit(self, spec: JobSpec) -> str:
-        job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
+        """Double cross-validation: the pipeline (one sweep trial per fold model across the cluster,
+        then the selection; :mod:`remote.training_backends.azureml_pipeline`); else one command job."""
+        if spec.training.cross_validation == "double":
+            job = self.build_pipeline(spec)
+        else:
+            job = build_command_job(spec, compute=self.compute, environment=self.environment, datastore=self.datastore)
         created = self._call("submit", self._ml_client().jobs.create_or_update, job)
+        from core.audit.events import record
+        from remote.training_backends.base import audit_spec
+
+        record("training_submitted", backend=self.name, job_id=created.name, **audit_spec(spec))
         return created.name
+
+    def build_pipeline(self, spec: JobSpec, *, max_concurrent_trials: int | None = None):
+        """The double-cv ``PipelineJob`` for ``spec``; trials at once = the cluster's node count when
+        it can be read (``max_instances``), else 5."""
+        from remote.cloud_config import CloudConfigError, environment_reference
+        from remote.training_backends.azureml_pipeline import build_double_cv_pipeline
+
+        try:
+            reference = environment_reference(self.environment)
+        except CloudConfigError as exc:
+            raise JobError(str(exc)) from None
+        if max_concurrent_trials is None:
+            cluster = self._call("compute lookup", self._ml_client().compute.get, self.compute)
+            max_concurrent_trials = int(getattr(cluster, "max_instances", None) or 5)
+        from azure.ai.ml.entities import Environment
+
+        env = reference if reference.startswith("azureml:") else Environment(image=reference)
+        return build_double_cv_pipeline(
+            spec, compute=self.compute, environment=env, dataset_path=dataset_uri(spec.dataset, self.datastore),
+            max_concurrent_trials=max_concurrent_trials,
+        )
+
+    def cv_run_of(self, job_id: str) -> str | None:
+        """The ``neurohsi.cv_run`` tag of a double-cv pipeline job (its trials carry it in MLflow)."""
+        job = self._call("status", self._ml_client().jobs.get, job_id)
+        return (getattr(job, "tags", None) or {}).get("neurohsi.cv_run")
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.parse(self._call("status", self._ml_client().jobs.get, job_id).status)
@@ -255,8 +285,21 @@ class AzureMLBackend:
         uri = getattr(workspace, "mlflow_tracking_uri", None)
         return (uri, job_id) if uri else None
 
+    def mlflow_rest_client(self):
+        """The workspace's MLflow REST API with this backend's sign-in (live metrics without
+        azureml-mlflow: :mod:`remote.mlflow_rest`); None when the workspace names no tracking URI."""
+        from remote.endpoint_auth import EntraTokenAuth
+        from remote.mlflow_rest import ARM_SCOPE, MlflowRestClient
+
+        workspace = self._call("workspace lookup", self._ml_client().workspaces.get, self.workspace)
+        uri = getattr(workspace, "mlflow_tracking_uri", None)
+        if not uri:
+            return None
+        return MlflowRestClient(uri, EntraTokenAuth(self._credential, scope=ARM_SCOPE))
+
     def metrics(self, job_id: str) -> list[dict]:
-        from remote.training_job import PROGRESS_FILE, read_progress
+        from core.training.run import read_progress
+        from remote.training_job import PROGRESS_FILE
 
         if self._running(job_id) is not None:
             return []  # outputs of a running job cannot be downloaded; progress shows once it ends

@@ -5,16 +5,17 @@ backend, the CLI and the GUI speak one vocabulary.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
+import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core import defaults
-from core.errors import NeuroHSIError
+from core.errors import NeuroHSIError, one_line
+from core.training.config import TrainingConfig, check_fields
 
 
 class JobStatus(str, Enum):
@@ -53,7 +54,6 @@ class JobStatus(str, Enum):
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
-CROSS_VALIDATION_MODES = ("none", "double")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -61,32 +61,36 @@ class JobError(NeuroHSIError, ValueError):
     """A job cannot be submitted, found, cancelled or fetched."""
 
 
+TRAINING_FIELDS = frozenset(f.name for f in fields(TrainingConfig))
+
+
+def _double_cv() -> TrainingConfig:
+    return TrainingConfig(cross_validation="double")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One training run: which uploaded dataset, which captures, which hyper-parameters.
 
-    Defaults are the thesis's (Table 4.1): 100 epochs, batch 16, 7 x 7 patches,
-    5 folds, Adam lr 1e-3, double cross-validation. ``train_capture_ids`` empty means
-    every capture not held out in ``test_capture_ids``.
+    ``training`` is the one settings type (:class:`core.training.config.TrainingConfig`,
+    validated there); a job's default is the thesis's double cross-validation.
+    ``train_capture_ids`` empty means every capture not held out in ``test_capture_ids``.
+    The backend writes :meth:`to_dict` as the job's ``spec.json``; the job reads it back.
     """
 
     dataset: str
     train_capture_ids: tuple[str, ...] = ()
     test_capture_ids: tuple[str, ...] = ()
-    epochs: int = defaults.EPOCHS
-    batch_size: int = defaults.BATCH_SIZE
-    patch_size: int = defaults.PATCH_SIZE
-    folds: int = defaults.FOLDS
-    lr: float = defaults.LEARNING_RATE
-    cross_validation: str = "double"
-    seed: int = defaults.SEED
-    model_name: str = "conv2dnet"
+    training: TrainingConfig = field(default_factory=_double_cv)
+    model_name: str = defaults.MODEL_NAME
     model_version: str = "1"  # stored in the model file (ModelInfo.version); increments per retrained model
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_capture_ids", tuple(self.train_capture_ids))
         object.__setattr__(self, "test_capture_ids", tuple(self.test_capture_ids))
         object.__setattr__(self, "model_version", str(self.model_version))
+        if not isinstance(self.training, TrainingConfig):
+            raise JobError(f"training must be a TrainingConfig, got {type(self.training).__name__}")
         for what, value in (("dataset", self.dataset), ("model_name", self.model_name),
                             ("model_version", self.model_version)):
             if not isinstance(value, str) or not _ID_RE.match(value):
@@ -97,55 +101,33 @@ class JobSpec:
         overlap = set(self.train_capture_ids) & set(self.test_capture_ids)
         if overlap:
             raise JobError(f"captures both trained on and held out: {', '.join(sorted(overlap))}")
-        for what, value, low in (
-            ("epochs", self.epochs, 1),
-            ("batch_size", self.batch_size, 1),
-            ("patch_size", self.patch_size, 3),
-            ("folds", self.folds, 2),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise JobError(f"{what} must be an integer >= {low}, got {value!r}")
-        if self.patch_size % 2 == 0:
-            raise JobError(f"patch_size must be odd, got {self.patch_size}")
-        if not isinstance(self.lr, (int, float)) or not (0 < self.lr < 1):
-            raise JobError(f"lr must be in (0, 1), got {self.lr!r}")
-        if self.cross_validation not in CROSS_VALIDATION_MODES:
-            raise JobError(f"cross_validation must be one of {CROSS_VALIDATION_MODES}, got {self.cross_validation!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise JobError(f"seed must be an integer, got {self.seed!r}")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["train_capture_ids"] = list(self.train_capture_ids)
-        d["test_capture_ids"] = list(self.test_capture_ids)
-        return d
+        return {"dataset": self.dataset, "train_capture_ids": list(self.train_capture_ids),
+                "test_capture_ids": list(self.test_capture_ids), "training": self.training.to_dict(),
+                "model_name": self.model_name, "model_version": self.model_version}
 
     @classmethod
     def from_dict(cls, data: dict) -> JobSpec:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise JobError(f"unknown job spec fields: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        """The inverse of :meth:`to_dict`; JobError naming what is wrong."""
+        try:
+            check_fields(cls, data, what="job spec fields")
+            training = TrainingConfig.from_dict(data.get("training", _double_cv().to_dict()))
+        except (TypeError, ValueError) as exc:
+            raise JobError(f"job spec: {exc}") from None
+        return cls(**{**data, "training": training})
 
-    def train_cli_args(self) -> list[str]:
-        """Hyper-parameter flags for the training job script (``remote.training_job``)."""
-        args = [
-            "--epochs", str(self.epochs),
-            "--batch-size", str(self.batch_size),
-            "--patch-size", str(self.patch_size),
-            "--folds", str(self.folds),
-            "--lr", repr(float(self.lr)),
-            "--cross-validation", self.cross_validation,
-            "--seed", str(self.seed),
-            "--model-name", self.model_name,
-            "--version", self.model_version,
-        ]
-        for cid in self.train_capture_ids:
-            args += ["--train-capture", cid]
-        for cid in self.test_capture_ids:
-            args += ["--test-capture", cid]
-        return args
+    @classmethod
+    def read(cls, path: Path) -> JobSpec:
+        """The ``spec.json`` a backend wrote (JobError naming the file when it is not one)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise JobError(f"{path}: cannot read the job spec ({one_line(exc)})") from None
+        try:
+            return cls.from_dict(data)
+        except JobError as exc:
+            raise JobError(f"{path}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -173,6 +155,15 @@ class JobInfo:
             "message": self.message,
             "model": self.model,
         }
+
+
+def audit_spec(spec: JobSpec) -> dict:
+    """What the audit log keeps of a submitted job: dataset, capture ids, hyper-parameters (no secrets)."""
+    return {
+        "dataset": spec.dataset, "train_captures": len(spec.train_capture_ids),
+        "test_captures": len(spec.test_capture_ids), "training": spec.training.to_dict(),
+        "model_name": spec.model_name, "model_version": spec.model_version,
+    }
 
 
 @runtime_checkable

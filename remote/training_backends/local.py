@@ -23,7 +23,7 @@ from pathlib import Path
 from core.clock import utc_now_stamp
 from core.fileio import atomic_write_text
 from remote.blob_storage import BlobStorage
-from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus
+from remote.training_backends.base import JobError, JobInfo, JobSpec, JobStatus, audit_spec
 from remote.training_backends.job_state import STATE_FILE, init_state, read_state, update_state
 
 LOG_FILE = "job.log"
@@ -89,7 +89,7 @@ class LocalBackend:
             "--state-file", str(state_path),
             "--upload-model",
             "--model-version", job_id,
-            *spec.train_cli_args(),
+            "--spec", str(jdir / SPEC_FILE),
         ]
         env = dict(os.environ)
         # The child has no access to this process's keyring session: hand it the
@@ -109,6 +109,9 @@ class LocalBackend:
             )
         self._children[job_id] = proc
         update_state(state_path, None, pid=proc.pid, pgid=proc.pid)
+        from core.audit.events import record
+
+        record("training_submitted", backend=self.name, job_id=job_id, **audit_spec(spec))
         return job_id
 
     def status(self, job_id: str) -> JobStatus:
@@ -176,7 +179,8 @@ class LocalBackend:
             from remote.tracking import read_run_metrics
 
             return read_run_metrics(*location)
-        from remote.training_job import PROGRESS_FILE, read_progress
+        from core.training.run import read_progress
+        from remote.training_job import PROGRESS_FILE
 
         return read_progress(self.job_dir(job_id) / OUTPUT_DIR / PROGRESS_FILE)
 
@@ -211,6 +215,12 @@ class LocalBackend:
                 deadline = time.monotonic() + 5.0
                 while time.monotonic() < deadline and self._group_alive(job_id, pgid):
                     time.sleep(0.05)
+            proc = self._children.pop(job_id, None)
+            if proc is not None:  # the leader may have turned zombie after the last poll: reap it now
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
         # No-op when the job itself already recorded its end (Canceled, or Completed just before).
         update_state(jdir / STATE_FILE, JobStatus.CANCELED, message="cancelled by user")
         final = read_state(jdir / STATE_FILE)

@@ -1,12 +1,7 @@
 """Fixtures of the app tier: synthetic captures with models, and a MainWindow factory (settings in tmp_path)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-# As the app does (app.application): OpenMP threads wait passively, so the GUI thread is not
-# starved after each inference. Set before tests.support.gui imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

@@ -44,11 +44,13 @@ def stages(monkeypatch):
     return calls
 
 
-def _service_result(model_path, raw_path, monkeypatch):
+def _service_result(model_path, raw_path, monkeypatch, stages=None):
     from remote import scoring_entry
 
     monkeypatch.setenv("NEUROHSI_MODEL_PATH", str(model_path))
     scoring_entry.init()
+    if stages is not None:
+        stages.clear()  # init() warms up with one classification of its own: count the request's only
     capture = load_capture(raw_path)
     from core.capture.files import frame_to_bytes
 
@@ -75,7 +77,7 @@ def test_gui_worker_cli_and_service_give_identical_labels(small_files, tmp_path,
     assert stages == {"preprocess_capture": 1, "synthetic_rgb": 1, "predict_dense": 1}
 
     stages.clear()
-    service = _service_result(model_path, raw, monkeypatch)
+    service = _service_result(model_path, raw, monkeypatch, stages)
     assert stages == {"preprocess_capture": 1, "synthetic_rgb": 1, "predict_dense": 1}
 
     gui = classified.result

@@ -84,7 +84,7 @@ def test_bad_inputs_give_one_line(tmp_path):
     assert_one_line_error(neurohsi("import-nemesis", tmp_path / "none", tmp_path / "out"), "none", "not found")
     src = tmp_path / "nemesis"
     src.mkdir()
-    assert_one_line_error(neurohsi("import-nemesis", src, tmp_path / "out"), "no NEMESIS captures")
+    assert_one_line_error(neurohsi("import-nemesis", src, tmp_path / "out"), "no NEMESIS files")
     capture = generate_capture(seed=1, profile=small_profile())
     write_frame(src / "ID0018C01.tif", capture.raw, capture.metadata)
     write_frame(src / "ID0018CD01.tif", capture.dark, capture.metadata)

@@ -57,16 +57,18 @@ def test_train_double_cv_reports_every_fold(dataset, tmp_path, capsys):
 
 
 def test_evaluate_leave_one_patient_out(dataset, capsys):
-    code, out, err = _run(["evaluate", dataset, "--epochs", "2", "--json"], capsys)
+    code, out, err = _run(["evaluate", dataset, "--epochs", "2", "--json", "--seeds", "2"], capsys)
     assert code == 0, err
     report = json.loads(out)
-    assert [r["patient"] for r in report["rounds"]] == ["ID30", "ID34"]
-    assert report["rounds"][0]["capture_ids"] == ["ID0030C01", "ID0030C02"]
-    n_held_out = sum(r["metrics"]["n"] for r in report["rounds"])
-    assert report["overall"]["n"] == n_held_out
-    assert np.array(report["overall"]["confusion"]).sum() == n_held_out
-    code, out, _ = _run(["evaluate", dataset, "--epochs", "1"], capsys)
-    assert code == 0 and "OACC over held-out patients" in out and "ID34" in out
+    assert set(report) == {"model", "folds", "mean", "baselines"} and report["model"]["kind"] == "conv2dnet"
+    assert [f["patient"] for f in report["folds"]] == ["ID30", "ID34"]
+    assert report["folds"][0]["capture_ids"] == ["ID0030C01", "ID0030C02"]
+    for fold in report["folds"]:
+        assert np.array(fold["confusion"]).sum() == 2 * fold["n"]  # two seeds
+        assert sum(c["n"] for c in fold["per_class"].values()) == fold["n"]
+        assert fold["std"]["oacc"] is not None and len(fold["seeds"]) == 2
+    code, out, _ = _run(["evaluate", dataset, "--epochs", "1", "--baseline", "--model-kind", "spectral"], capsys)
+    assert code == 0 and "baseline linear_svm" in out and "vs linear_svm: beats it on" in out and "ID34" in out
 
 
 def _one_line_error(code, err, *needles):
@@ -136,3 +138,21 @@ def test_fold_models_one_by_one_then_train_select_match_local_double_cv(tmp_path
     assert selected_model.info.ensemble_size == local_model.info.ensemble_size == 2
     assert selected_model.member_temperatures == pytest.approx(local_model.member_temperatures, rel=1e-5)
     assert selected_model.info.temperature == pytest.approx(local_model.info.temperature, rel=1e-5)
+
+
+def test_train_spectral_model_on_labelled_spectra_and_refuse_conv2dnet_without_positions(tmp_path, capsys):
+    from core.dataset.nemesis_import import import_nemesis
+    from core.model.files import load_model
+    from tests.support.nemesis_mat import write_archive
+
+    write_archive(tmp_path / "src", [("ID0001C01", 1), ("ID0002C01", 2)], forms=("spectra",))
+    import_nemesis(tmp_path / "src", tmp_path / "ds")
+    model = tmp_path / "s.safetensors"
+    code, out, err = _run(["train", tmp_path / "ds", "-o", model, "--no-cv", "--epochs", "2", "--model-kind",
+                           "spectral", "--balance", "loss", "--batch-size", "32"], capsys)
+    assert code == 0, err
+    info = load_model(model).info
+    assert info.model_kind == "spectral" and info.inputs == "spectra" and info.ood_available
+    assert info.training["hyper_parameters"]["balance"] == "loss" and info.profile_id == "thesis-sm5x5-nir"
+    code, _, err = _run(["train", tmp_path / "ds", "-o", model, "--no-cv", "--epochs", "1"], capsys)
+    _one_line_error(code, err, "ID0001C01: Conv2DNet needs 7x7 patches", "--model-kind spectral")

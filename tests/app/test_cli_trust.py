@@ -98,3 +98,24 @@ def test_old_model_without_description_says_unavailable(tmp_path, brain):
     summary = json.loads(result.stdout)
     assert summary["out_of_distribution_fraction"] is None
     assert any("out-of-distribution check unavailable" in c["message"] for c in summary["quality"]["checks"])
+
+
+def test_saturated_band_is_reported_as_not_measured_with_label_0(tmp_path, brain):
+    """One band at full scale over a stripe of columns: masked_fraction >= the stripe's share, label 0 there."""
+    profile = load_profile(THESIS_PROFILE_ID)
+    h, w, _ = profile.cube_shape
+    (ox, oy), (pw, ph) = profile.offset_xy, profile.pattern_wh
+    cols = np.arange(100, 160)
+    raw = brain.raw.copy()
+    raw[np.ix_(oy + ph * np.arange(h) + 2, ox + pw * cols + 3)] = 1023  # band 13 only
+    path = write_triplet(tmp_path, raw, brain.dark, brain.white, brain.metadata)
+    out = tmp_path / "map.png"
+    result = neurohsi("classify", path, "--json", "-o", out, "--force")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["masked_fraction"] >= len(cols) / w - 1e-6  # rounded to 6 places
+    assert summary["classes_percent"]["not measured"] >= 100 * len(cols) / w - 0.01
+    assert abs(sum(summary["classes_percent"].values()) - 100.0) < 0.1
+    with Image.open(out) as png:
+        labels = np.asarray(png)
+    assert (labels[:, cols] == 0).all() and (labels[:, :100] > 0).mean() > 0.99

@@ -88,10 +88,10 @@ def test_evaluate_reports_expected_calibration_error_per_patient(dataset, capsys
     code, out, err = _run(capsys, "evaluate", dataset, "--epochs", "1", "--json")
     assert code == 0, err
     report = json.loads(out)
-    eces = [r["calibration"]["ece"] for r in report["rounds"]]
+    eces = [f["calibration"]["ece"] for f in report["folds"]]
     assert len(eces) == 2 and all(0.0 <= e <= 1.0 for e in eces)
-    assert report["rounds"][0]["calibration"]["n"] == report["rounds"][0]["metrics"]["n"]
-    assert report["ece_mean"] == pytest.approx(np.mean(eces))
+    assert report["folds"][0]["calibration"]["n"] == report["folds"][0]["n"]
+    assert report["mean"]["ece"] == pytest.approx(np.mean(eces))
 
 
 def test_the_threshold_setting_changes_the_mask(tmp_path, dataset, trained, qtbot):

@@ -159,3 +159,50 @@ def test_when_maps_wait_only_the_newest_gets_its_files_and_every_map_its_line(tm
     assert lines[1][0] == "neurohsi: warning: ID0001C09: broken"
     alone = [json.loads(line) for line, _ in report_batch(batch[:1], out=None, palette="thesis")]
     assert "outputs_skipped" not in alone[0]  # nothing asked to be written: nothing skipped
+
+
+def test_watch_lines_carry_quality_and_unusable_captures_get_no_files(tmp_path):
+    """A saturated frame and one whose exposure differs from the references: the same checks as opening
+    them alone, in every line; the unusable one writes nothing to --out unless --force."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from app.cli.watch_commands import report_batch
+    from core.capture.source import WatchedFolder
+    from core.model.files import load_model
+    from core.model.inference import prepare
+    from core.model.live import LiveResult, local_classifier
+
+    synthetic = generate_capture(seed=4, profile=small_profile(24, 32))
+    other = replace(synthetic.metadata, exposure_us=(synthetic.metadata.exposure_us or 41000) + 9000)
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    write_whole(watch / "ID0001CD01.tif", frame_to_bytes(synthetic.dark, synthetic.metadata))
+    write_whole(watch / "ID0001CW01.tif", frame_to_bytes(synthetic.white, synthetic.metadata))
+    source = WatchedFolder(watch, settle_s=0.0)
+    source.poll()  # the references
+    captures = {}
+    for name, frame, meta in (("ID0001C01", synthetic.raw, other),
+                              ("ID0001C02", np.full_like(synthetic.raw, 1023), synthetic.metadata)):
+        write_whole(watch / f"{name}.tif", frame_to_bytes(frame, meta))
+        for _ in range(100):
+            captures.update({e.capture.capture_id: e.capture for e in source.poll() if hasattr(e, "capture")})
+            if name in captures:
+                break
+            time.sleep(0.02)
+    assert set(captures) == {"ID0001C01", "ID0001C02"}
+    classify = local_classifier(load_model(write_model(tmp_path / "m.safetensors", watch / "ID0001C01.tif")))
+    results = {}
+    for cid, capture in captures.items():
+        prepared = prepare(capture)
+        results[cid] = LiveResult(prepared, classify(prepared)[0], None, 0.0, 0.05, 0)
+    out = tmp_path / "out"
+    out.mkdir()
+    mismatched = json.loads(next(report_batch([("result", results["ID0001C01"])], out=out, palette="thesis"))[0])
+    assert mismatched["quality_status"] == "warning" and any("exposure" in w for w in mismatched["warnings"])
+    saturated = json.loads(next(report_batch([("result", results["ID0001C02"])], out=out, palette="thesis"))[0])
+    assert saturated["quality_status"] == "unusable" and "saturated" in saturated["outputs_withheld"]
+    assert sorted(p.name for p in out.iterdir()) == ["ID0001C01.npz", "ID0001C01_map.png"]
+    forced = json.loads(next(report_batch([("result", results["ID0001C02"])], out=out, palette="thesis", force=True))[0])
+    assert "outputs_withheld" not in forced and (out / "ID0001C02_map.png").exists()

@@ -9,6 +9,7 @@ from core.capture.files import frame_to_bytes, load_capture
 from core.model.inference import classify
 from core.model.files import load_model
 from tests.support.live_writer import write_progressively, write_whole
+from tests.support.maps import assert_maps_agree
 
 
 @pytest.fixture
@@ -43,7 +44,8 @@ def test_watch_folder_shows_each_new_map_and_keeps_a_filmstrip(qtbot, make_windo
     first = _write_and_wait(qtbot, live, folder, capture, 2, progressive=True)
     assert first.prepared.capture.capture_id == "ID0018C02"
     assert window.result is first.result and window.opened is first.prepared
-    np.testing.assert_array_equal(window.result.labels, classify(capture, load_model(model_path)).labels)
+    expected = classify(capture, load_model(model_path))  # every core; live runs 1 thread
+    assert_maps_agree(window.result.probabilities, window.result.labels, expected.probabilities, expected.labels)
     assert window.windowTitle().endswith("ID0018C02")
     live.indicator.tick()
     text = live.indicator.label.text()
@@ -118,3 +120,80 @@ def test_filmstrip_keeps_the_last_twenty(qtbot):
     with qtbot.waitSignal(strip.chosen) as chosen:
         strip.itemClicked.emit(strip.item(19))
     assert chosen.args[0].prepared.capture.capture_id == "C5"
+
+
+def test_gui_live_mode_honours_the_remote_deadline_setting(qtbot, make_window, small_files, monkeypatch):
+    """Live mode asks the endpoint with the user's deadline, as a single capture does (one classifier)."""
+    import remote.remote_or_local as remote_or_local
+
+    raw, model_path = small_files
+    window = make_window(model_path)
+    live = install_live(window)
+    window.settings.set("use_remote", True)
+    window.settings.set("endpoint_url", "http://127.0.0.1:9/score")
+    window.settings.set("remote_deadline_s", 7)
+    seen = []
+
+    def fake(prepared, **kwargs):
+        seen.append(kwargs)
+        raise remote_or_local.RemoteError(None, "no endpoint in this test")
+
+    monkeypatch.setattr(remote_or_local, "classify_remote_or_local", fake)
+    classify = live._classifier()
+    with pytest.raises(remote_or_local.RemoteError):
+        classify(object())
+    assert seen[0]["policy"].deadline_s == 7 and seen[0]["policy"] == window.remote_policy()
+    assert seen[0]["endpoint"].url == "http://127.0.0.1:9/score"
+
+
+def test_unusable_live_capture_keeps_the_last_good_map_dimmed_with_a_banner(qtbot, make_window, small_files, live_folder):
+    """Live mode runs the same checks: a mismatched exposure warns, a saturated frame makes no map."""
+    from dataclasses import replace
+
+    _raw, model_path = small_files
+    folder, capture = live_folder
+    window = make_window(model_path)
+    live = LiveController(window, stale_after_s=60)
+    window.live = live
+    assert live.start(folder)
+    mismatched = replace(capture.metadata, exposure_us=(capture.metadata.exposure_us or 41000) + 9000)
+    with qtbot.waitSignal(live.shown, timeout=20_000):
+        write_whole(folder / "ID0018C02.tif", frame_to_bytes(capture.raw, mismatched))
+    assert "exposure" in window.warnings.text() and "ID0018C02" in window.warnings.text()
+    good_labels = window.image_view.labels
+    assert good_labels is not None and window.image_view.view.opacity() == 1.0
+    with qtbot.waitSignal(live.shown, timeout=20_000):
+        write_whole(folder / "ID0018C03.tif", frame_to_bytes(np.full_like(capture.raw, 1023), capture.metadata))
+    assert window.opened.capture.capture_id == "ID0018C02"  # the last good map stays...
+    assert window.image_view.labels is good_labels and window.image_view.view.opacity() < 0.5  # ...dimmed
+    assert "ID0018C03 is unusable" in window.warnings.text() and "saturated" in window.warnings.text()
+    with qtbot.waitSignal(live.shown, timeout=20_000):
+        write_whole(folder / "ID0018C04.tif", frame_to_bytes(capture.raw, capture.metadata))
+    assert window.opened.capture.capture_id == "ID0018C04" and window.image_view.view.opacity() == 1.0
+    assert "unusable" not in window.warnings.text() and "ID0018C02" not in window.warnings.text()
+    live.stop()
+
+
+def test_stale_live_map_raises_a_banner_with_its_age_in_theatre_too(qtbot, make_window, small_files, live_folder):
+    _raw, model_path = small_files
+    folder, capture = live_folder
+    window = make_window(model_path)
+    window.settings.set("live_stale_after_s", 1)
+    live = LiveController(window)
+    window.live = live
+    assert live.indicator.stale_after_s == 1.0  # from the setting
+    assert live.start(folder)
+    _write_and_wait(qtbot, live, folder, capture, 2)
+    window.actions["theatre"].setChecked(True)
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)
+    assert window.warnings.isVisible() and "s old" in window.warnings.text()
+    window.warnings.ack_button.click()
+    qtbot.wait(600)
+    assert window.warnings.isHidden()  # acknowledged: not again until the next map
+    _write_and_wait(qtbot, live, folder, capture, 3)
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)
+    _write_and_wait(qtbot, live, folder, capture, 4)  # a new map clears the banner...
+    assert "Stale map" not in window.warnings.text()
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)  # ...until it is stale again
+    window.actions["theatre"].setChecked(False)
+    live.stop()

@@ -1,24 +1,29 @@
 """The window chooses its model by core.model.choice and says, in its words, how to fix a missing one."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import resources
-from core.model.choice import HOW_TO_FIX, MSG_CONFIGURED_MISSING, MSG_DEMO_MISSING
+from core.model.choice import HOW_TO_FIX, MSG_DEMO_MISSING, MSG_INSTALLED_MISSING
+from core.model.installed import ModelStore
 from tests.support.gui import classify_and_wait, fail_and_wait, open_and_wait
 
 
-def test_settings_model_missing_fails_the_classify_job_with_the_fix(qtbot, make_window, small_files, tmp_path):
+def test_installed_model_missing_fails_the_classify_job_with_the_fix(qtbot, make_window, small_files, tmp_path):
     raw, model = small_files
     window = make_window()
-    window.settings.set("default_model", str(tmp_path / "gone.safetensors"))
+    installed = ModelStore().install(model, name="doomed")
+    window.model_watch.check()
+    assert window.model_path() == Path(installed.path)
+    Path(installed.path).unlink()  # deleted by hand: never a silent fall-back to the demo model
     assert window.model_path() is None
     open_and_wait(qtbot, window, raw)
     exc = fail_and_wait(qtbot, window, window.classify)
-    assert exc.problem == MSG_CONFIGURED_MISSING and "gone.safetensors" in str(exc)
+    assert exc.problem == MSG_INSTALLED_MISSING and "doomed" in str(exc)
     assert HOW_TO_FIX in window.sink.last.text
 
-    window.settings.set("default_model", str(model))  # fixed in Settings: the next classify uses it
-    assert window.model_path() == model
+    again = ModelStore().install(model)  # fixed by installing again: the next classify uses it
+    assert window.model_path() == Path(again.path)
     assert classify_and_wait(qtbot, window).model.name == "gui-test"
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -201,3 +202,28 @@ def test_without_a_keyring_ok_works_and_a_key_lives_for_the_session_only(qtbot, 
         assert third.result() == 0 and "session only" in third.error_label.text()
     finally:
         keyring.set_keyring(previous)
+
+
+def test_entra_sign_in_for_the_endpoint_is_a_setting_that_gives_token_auth(qtbot, make_window, small_files,
+                                                                          monkeypatch):
+    from types import SimpleNamespace
+
+    raw, model = small_files
+    window = make_window(model)
+    state = SettingsState.from_settings(window.settings)
+    state.endpoint_url, state.endpoint_auth = "https://neuro.example.org/score", "entra"
+    dialog = SettingsDialog(state)
+    assert dialog.entra_check.isChecked()
+    dialog.entra_check.setChecked(False)
+    assert dialog.state.endpoint_auth == "key"
+    dialog.entra_check.setChecked(True)
+    window.apply_settings_state(dialog.state)
+    assert SettingsState.from_settings(window.settings).endpoint_auth == "entra"
+    # No Entra ID here: a stand-in credential (nothing signs in while the target is built).
+    credential = SimpleNamespace(get_token=lambda *scopes, **kw: SimpleNamespace(token="t" * 20, expires_on=4e9))
+    monkeypatch.setattr("remote.cloud_config.scoring_credential", lambda config: credential)
+    target = window.remote_target()
+    assert target.key is None and target.token_auth.credential is credential
+    assert window.remote_target().token_auth is target.token_auth  # one token holder: refreshed, not refetched
+    with pytest.raises(ValueError, match="'key' or 'entra'"):
+        SettingsState(endpoint_auth="password").validate()

@@ -44,17 +44,24 @@ def test_theatre_legend_is_painted_large_on_the_image(qtbot, make_window, small_
     assert result.model.name in overlay.model_line and "ms" in overlay.model_line
     pixels = grab_array(window.image_view.viewport())
     table = class_table()
-    assert set(overlay.swatch_rects) == {t.id for t in table.classes}
-    for class_id, rect in overlay.swatch_rects.items():
+    classes = {k: r for k, r in overlay.swatch_rects.items() if isinstance(k, int)}
+    assert set(classes) == {t.id for t in table.classes}
+    assert "masked" in overlay.swatch_rects  # the not-measured share is listed, 0.0 % included
+    for class_id, rect in classes.items():
         assert rect.width() >= 40 and rect.height() >= 40
         assert window.image_view.viewport().rect().contains(rect)  # fits at 1280 x 800
         block = pixels[rect.top() + 2:rect.bottom() - 1, rect.left() + 2:rect.right() - 1, :3]
         assert block.shape[0] >= 36 and block.shape[1] >= 36
         assert (block == np.array(table.colour(class_id, "thesis"), np.uint8)).all(), class_id
-    # Hiding a class takes it out of the large legend too.
+    # A hidden class stays in the large legend, marked hidden: it must not read as "no tumour".
     window.overlay_state.set_class_visible(2, False)
     window.image_view.viewport().repaint()
-    assert 2 not in overlay.swatch_rects
+    assert 2 in overlay.swatch_rects
+    texts = {key: text for key, text, _c in overlay.legend_rows()}
+    assert texts[2].startswith("Tumour (hidden)") and "%" in texts[2]
+    rect = overlay.swatch_rects[2]
+    centre = grab_array(window.image_view.viewport())[rect.center().y(), rect.center().x(), :3]
+    assert tuple(centre) != table.colour(2, "thesis")  # an empty frame, not a filled swatch
 
 
 def test_warnings_stay_until_acknowledged_and_read_large_in_theatre(qtbot, make_window, small_files):
@@ -80,7 +87,8 @@ def test_theatre_legend_in_outline_mode_names_the_border(qtbot, make_window, sma
     window.overlay_state.outline = True
     window.image_view.viewport().repaint()
     overlay = window.map_area.theatre
-    assert list(overlay.swatch_rects) == ["outline"]
+    assert list(overlay.swatch_rects)[0] == "outline"
+    assert not any(isinstance(key, int) for key in overlay.swatch_rects)  # the border, then the flag layers
     rect = overlay.swatch_rects["outline"]
     pixels = grab_array(window.image_view.viewport())
     block = pixels[rect.top() + 2:rect.bottom() - 1, rect.left() + 2:rect.right() - 1, :3]
@@ -92,7 +100,7 @@ def test_capture_quality_and_out_of_distribution_raise_the_banner(qtbot, make_wi
     import dataclasses
 
     import app.workers
-    from core.spectral.ood import OOD_WARNING_FRACTION
+    from core.capture.quality import OOD_WARNING_FRACTION
     from core.capture.quality import assess_quality
 
     raw, model = small_files

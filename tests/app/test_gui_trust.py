@@ -48,7 +48,9 @@ def test_ood_pixels_are_hatched_grey_with_a_legend_entry(qtbot, make_window, fil
     np.testing.assert_array_equal(hatch[..., 3] > 0, result.ood_mask)
     if result.ood_mask.any():
         assert {tuple(c) for c in hatch[result.ood_mask][:, :3]} <= {OOD_FILL, OOD_HATCH}
-    assert window.trust.legend_entry.isVisible() and "out of distribution" in window.trust.legend_entry.text()
+    _swatch, name, percent = window.legend.flag_rows["ood"]
+    assert name.isVisible() and name.text() == "out of distribution"
+    assert percent.text() == f"{100 * result.ood_fraction:.1f} %" or result.masked_mask.any()
     assert window.image_view.overlay_item.image is not None  # a usable capture keeps its map
 
 

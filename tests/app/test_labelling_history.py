@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from PySide6 import QtCore
 
 from app.application import create_application
-from app.labelling import LabellingWidget, prompts
+from app.labelling import prompts
+from app.labelling.widget import LabellingWidget
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NOMOD = QtCore.Qt.KeyboardModifier.NoModifier

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from app.application import create_application
-from app.labelling import LabellingWidget, prompts
+from app.labelling import prompts
+from app.labelling.widget import LabellingWidget
 from core.labels import store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ import numpy as np
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 from app.application import create_application
-from app.labelling import LabellingWidget
+from app.labelling.widget import LabellingWidget
 from core.labels import store
 
 folder = Path(sys.argv[1])

@@ -9,7 +9,8 @@ from PIL import Image
 from PySide6 import QtCore
 
 from app.application import create_application
-from app.labelling import LabellingWidget, prompts
+from app.labelling import prompts
+from app.labelling.widget import LabellingWidget
 from core import fileio
 from core.labels import store
 

@@ -9,7 +9,8 @@ from PySide6 import QtCore
 
 from app.application import create_application
 from app.build_info import app_version
-from app.labelling import LabellingWidget, Prediction
+from app.labelling import Prediction
+from app.labelling.widget import LabellingWidget
 from app.labelling import canvas as cv
 from app.labelling import prompts
 

@@ -9,7 +9,8 @@ import pytest
 from PySide6 import QtCore, QtGui
 
 from app.application import create_application
-from app.labelling import LabellingWidget, Prediction, prompts
+from app.labelling import Prediction, prompts
+from app.labelling.widget import LabellingWidget
 from app.labelling import canvas as cv
 
 LEFT = QtCore.Qt.MouseButton.LeftButton

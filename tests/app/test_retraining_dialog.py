@@ -1,6 +1,8 @@
 """Retraining dialog end to end: a real local job through Azurite, cancel, failing pre-flight checks."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -184,11 +186,14 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
     for var in ("NEUROHSI_STORAGE_CONNECTION_STRING", "NEUROHSI_CONTAINER", "NEUROHSI_STORAGE_AUTH",
                 "NEUROHSI_STORAGE_ACCOUNT_URL"):
         monkeypatch.delenv(var, raising=False)
-    current = tmp_path / "current.safetensors"
-    _write_current_model(current)
-    settings.set("default_model", str(current))
+    from core.model.installed import ModelStore
+
+    source = tmp_path / "current.safetensors"
+    _write_current_model(source)
+    current = Path(ModelStore(tmp_path / "models").install(source).path)  # the model in use before
     # no env given: storage comes from Settings ▸ Cloud, filled in through its page like a technician does
-    dialog = open_dialog(qtbot, None, dataset, settings, tmp_path, current_model=current)
+    dialog = open_dialog(qtbot, None, dataset, settings, tmp_path)
+    assert dialog.current_model == current  # the store's model is the one compared against
     wait_checks(qtbot, dialog)
     assert not dialog.start_button.isEnabled() and "no blob storage configured" in dialog.reason_label.text()
     cloud = dialog.cloud_button.isEnabled() and dialog.open_cloud_settings()
@@ -262,32 +267,38 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
     assert cmp.installed.metrics is not None and cmp.new.metrics is not None
     assert cmp.installed.metrics["n"] == cmp.new.metrics["n"] == cmp.n_pixels > 0
     table = dialog.comparison.metrics_table
-    assert table.item(0, 0).text() == "Overall accuracy (OACC)"
+    assert table.item(0, 0).text().endswith(": sensitivity") and table.item(1, 0).text().startswith("Macro F1")
     assert table.item(0, 1).text().endswith("%") and table.item(0, 2).text().endswith("%")
     assert cmp.verdict in dialog.comparison.verdict_label.text()
+    assert cmp.verdict.startswith(("Recommended", "Not recommended")) and "Tumour sensitivity" in cmp.verdict
     assert dialog.comparison.new_matrix.table.rowCount() == 5
-    # "Use this model" asks first: No keeps everything as it was
+    # "Use this model" asks first (for a model worse on tumour: a typed reason); No keeps everything as it was
     assert dialog.comparison.use_button.isEnabled() and dialog.start_button.isEnabled()
     questions = []
-    answer_next_question(qtbot, "no", questions)
+    dialog.ask = lambda _title, text: questions.append(text) or False
+    dialog.ask_reason = lambda _title, text: questions.append(text) or None
     dialog.comparison.use_button.click()
-    assert questions and info.label in questions[0] and cmp.verdict in questions[0]
-    assert dialog.installed is None and settings.get("default_model") == str(current)
-    answer_next_question(qtbot, "yes")
+    assert questions and f"{info.name} v{info.version}" in questions[0] and cmp.verdict in questions[0]
+    assert dialog.installed is None and dialog.store.current_path() == current
+    dialog.ask = lambda _title, _text: True
+    dialog.ask_reason = lambda _title, _text: "two-epoch test model, installed on purpose"
     dialog.comparison.use_button.click()
     qtbot.waitUntil(lambda: dialog.installed is not None, timeout=30_000)  # copied and verified on a worker
     installed = dialog.installed
     assert installed.parent == tmp_path / "models" and installed.is_file() and "-v1" in installed.name
-    assert settings.get("default_model") == str(installed) and dialog.previous_model == str(current)
+    entry = dialog.store.current()
+    assert entry.path == str(installed) and entry.previous == str(current) and entry.verdict == cmp.verdict
+    assert entry.override == ("two-epoch test model, installed on purpose" if cmp.tumour_worse else "")
     from core.model.files import load_model
 
     assert load_model(installed).info.sha256 == info.sha256
-    # one-click revert: the previous model is the default again, and the history says so
+    # one-click revert: the previous model is in use again, and the history says so
     qtbot.waitUntil(lambda: dialog.comparison.revert_button.isEnabled(), timeout=10_000)
     dialog.comparison.revert_button.click()
-    qtbot.waitUntil(lambda: settings.get("default_model") == str(current), timeout=10_000)
-    assert [e.action for e in dialog.history.entries()] == ["install", "revert"]
+    qtbot.waitUntil(lambda: dialog.store.current_path() == current, timeout=10_000)
+    assert [e.action for e in dialog.store.entries()] == ["install", "install", "revert"]
     assert installed.is_file()  # reverting keeps the file
+    del dialog.ask, dialog.ask_reason  # the real questions again
     # second run: version 2; Cancel asks, No keeps it running, Yes cancels -> Canceled
     dialog.start_button.click()
     qtbot.waitUntil(lambda: dialog.last is not None and dialog.last.job_id is not None, timeout=60_000)
@@ -301,6 +312,7 @@ def test_local_job_checks_uploads_trains_compares_installs_reverts_then_cancels(
     qtbot.waitUntil(lambda: not dialog.state.running, timeout=30_000)
     statuses = [s for s, _ in dialog.last.timeline]
     assert statuses[-1] == "Canceled" and "CancelRequested" in statuses
+    assert dialog.job.phase_label.text() == "Cancelled"  # never "Finished" for a cancelled job
     assert dialog.start_button.isEnabled() and not dialog.comparison.use_button.isEnabled()
 
 

@@ -28,7 +28,7 @@ def test_rows_show_name_version_profile_and_a_short_dataset_hash(qtbot):
     assert shown.args == [1] and view.refresh_button.isEnabled()
     cells = [view.table.item(0, c).text() for c in range(view.table.columnCount())]
     assert cells == ["conv2dnet-ward-20261129", "2", "2026-11-29T05:00:00Z", "synthetic-small", "abababababab…",
-                     "0.9100", ""]
+                     "91.0 %", ""]  # as the comparison shows accuracy
     assert view.table.item(0, 4).toolTip() == "ab" * 32  # the whole sha256 on hover
     assert view.status_label.text() == "1 registered version(s)"
 

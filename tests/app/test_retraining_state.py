@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from app.retraining.run_snapshot import RunSnapshot
-from app.retraining.state import RetrainingState, flat_metrics, install_model, scan_dataset
-from core.errors import DatasetError, ModelFileError
+from app.retraining.state import RetrainingState, flat_metrics, scan_dataset
+from core.errors import DatasetError
 from core.labels.store import save_labels
 
 
@@ -47,36 +47,14 @@ def test_scan_roles_and_labels_check(tmp_path):
     assert state.labels_check().message == "ID0003C01: missing dark.tif, white.tif"
     state.set_role("ID0003C01", "skip")
     spec = state.job_spec("ds")
-    assert spec.train_capture_ids == ("ID0001C01",) and spec.epochs == 100 and spec.cross_validation == "double"
+    assert spec.train_capture_ids == ("ID0001C01",) and spec.training.epochs == 100 and spec.training.cross_validation == "double"
     state.params = dataclasses.replace(state.params, cross_validation="none")
-    assert state.job_spec("ds").cross_validation == "none"
+    assert state.job_spec("ds").training.cross_validation == "none"
     with pytest.raises(ValueError, match="role"):
         state.set_role("ID0001C01", "maybe")
     assert state.start_blocker == "pre-flight checks have not run yet"
     with pytest.raises(DatasetError, match="does not exist"):
         scan_dataset(tmp_path / "missing")
-
-
-def test_install_model_keeps_previous_and_rejects_corrupt(tmp_path):
-    import torch
-
-    from core.model.network import Conv2DNet
-    from core.model.files import save_model
-
-    torch.manual_seed(0)
-    save_model(tmp_path / "m.safetensors", Conv2DNet(25, 5), name="m", class_ids=(1, 2, 3, 4, 5),
-                     class_names=tuple("abcde"), profile_id="p")
-    src = tmp_path / "m.safetensors"
-    models = tmp_path / "models"
-    first = install_model(src, models, name="conv2dnet-job1")
-    second = install_model(src, models, name="conv2dnet-job1")
-    assert first.name == "conv2dnet-job1.safetensors" and second.name == "conv2dnet-job1-2.safetensors"
-    assert first.read_bytes() == src.read_bytes() == second.read_bytes()
-    bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(b"not a model")
-    with pytest.raises(ModelFileError):
-        install_model(bad, models, name="bad")
-    assert sorted(p.name for p in models.iterdir()) == ["conv2dnet-job1-2.safetensors", "conv2dnet-job1.safetensors"]
 
 
 def test_flat_metrics_and_time_estimate():

@@ -9,16 +9,11 @@ import pytest
 import scipy.io
 
 from core.capture.files import write_frame
-from core.dataset.folders import (
-    CAPTURE_FILES,
-    import_nemesis,
-    read_dataset,
-    read_nemesis_ground_truth,
-    read_nemesis_spectra,
-    write_capture_folder,
-)
+from core.dataset.folders import CAPTURE_FILES, read_dataset, write_capture_folder
+from core.dataset.nemesis_files import read_nemesis_ground_truth, read_nemesis_spectra
+from core.dataset.nemesis_import import import_nemesis
 from core.errors import DatasetError
-from core.output.export import write_label_png
+from core.labels.maps import write_label_png
 from core.spectral.chain import preprocess_capture
 from core.capture.synthetic.captures import generate_capture, small_profile
 
@@ -178,7 +173,8 @@ def test_import_nemesis_archive(tmp_path, captures):
     summary = import_nemesis(src, tmp_path / "DATASET", progress=messages.append)
     assert [i["capture_id"] for i in summary["imported"]] == ["ID0018C01", "ID0025C01"]
     assert [s["capture_id"] for s in summary["skipped"]] == ["ID0099C01"]
-    assert len(messages) == 2
+    assert len(messages) == 3 and "ID0099C01: skipped" in messages[2]
+    assert "_dataset.mat not used: the cube is made from the raw frames" in messages[0]
 
     items = read_dataset(tmp_path / "DATASET")
     by_id = {c.capture_id: c for c in captures}
@@ -188,10 +184,10 @@ def test_import_nemesis_archive(tmp_path, captures):
         expected[:2, :2] = 0
         np.testing.assert_array_equal(item.load_labels(), expected)
         assert item.meta["source"] == "nemesis" and item.patient == item.capture_id[:6]
-        assert item.meta["nemesis_spectra"]["n"] == int((original.labels > 0).sum())
+        assert item.kind == "raw" and item.meta["kind"] == "raw"
         np.testing.assert_array_equal(item.load_capture().raw, original.raw)
-        with np.load(item.folder / "spectra.npz") as spectra:
-            assert spectra["data"].shape == (int((original.labels > 0).sum()), 25)
+        # beside raw frames the archive's spectra are not copied: nothing would read them
+        assert not (item.folder / "spectra.npz").exists()
 
 
 def test_read_nemesis_files(tmp_path, captures):
@@ -211,13 +207,13 @@ def test_nemesis_errors(tmp_path, captures):
     with pytest.raises(DatasetError, match="NEMESIS folder not found"):
         import_nemesis(tmp_path / "none", tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="no NEMESIS captures"):
+    with pytest.raises(DatasetError, match="no NEMESIS files"):
         import_nemesis(tmp_path / "empty", tmp_path / "out")
 
     src = tmp_path / "nemesis"
     _nemesis_archive(src, captures[:1], with_spectra=False)
     gt = src / f"SNAPgt{captures[0].capture_id}_cropped_Pre-processed.mat"
-    scipy.io.savemat(gt, {"groundTruthMap": np.zeros((217, 409), np.uint16)})
+    scipy.io.savemat(gt, {"groundTruthMap": np.full((217, 409), 101, np.uint16)})
     with pytest.raises(DatasetError, match=r"SNAPgt.*\.mat: ground truth does not fit ID0025C01.tif"):
         import_nemesis(src, tmp_path / "out")
     scipy.io.savemat(gt, {"somethingElse": np.zeros((40, 60), np.uint16)})
@@ -230,7 +226,7 @@ def test_nemesis_errors(tmp_path, captures):
     with pytest.raises(DatasetError, match="not a readable MATLAB .mat file"):
         import_nemesis(src, tmp_path / "out")
     gt.unlink()
-    with pytest.raises(DatasetError, match="no capture has a ground-truth map"):
+    with pytest.raises(DatasetError, match="no capture can be imported.*raw frames but no SNAPgt"):
         import_nemesis(src, tmp_path / "out")
 
     bad = tmp_path / "bad_dataset.mat"

@@ -10,13 +10,13 @@ from PIL import Image
 from core.capture.files import capture_id_for
 from core.classes import class_table
 from core.errors import DatasetError
+from core.labels.maps import write_label_png
 from core.output.export import (
     NPZ_FIELDS,
     NPZ_LAYOUT_VERSION,
     overlay_image,
     read_npz,
     write_colour_png,
-    write_label_png,
     write_npz,
     write_overlay_png,
 )

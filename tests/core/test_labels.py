@@ -7,7 +7,7 @@ from PIL import Image
 
 from core.classes import class_table
 from core.errors import DatasetError
-from core.output.export import write_label_png
+from core.labels.maps import write_label_png
 from core.labels.maps import label_counts, label_png_shape, map_nemesis_codes, read_label_png
 
 

@@ -43,8 +43,9 @@ def test_both_models_are_scored_on_the_same_held_out_pixels(captures, tmp_path):
         assert score.metrics["n"] == len(data) == cmp.n_pixels
     assert cmp.capture_ids == (captures[0].capture_id,)
     titles = [r.title for r in cmp.rows]
-    assert titles[0] == "Overall accuracy (OACC)" and "Tumour: sensitivity" in titles
-    assert len(cmp.rows) == 1 + 2 * 5
+    # ranked by what matters in theatre: tumour sensitivity, macro F1, OACC, then the rest
+    assert titles[:3] == ["Tumour: sensitivity", "Macro F1 (mean over classes)", "Overall accuracy (OACC)"]
+    assert len(cmp.rows) == 2 + 2 * 5
     assert cmp.verdict == verdict(cmp.rows) and cmp.verdict.endswith(".")
 
 
@@ -58,24 +59,41 @@ def test_an_installed_model_for_another_camera_is_reported_not_scored(captures, 
         compare_models(other, new, [])
 
 
-def test_verdict_names_the_largest_gains_and_losses_in_points():
+def test_verdict_opens_with_tumour_sensitivity_and_never_recommends_worse_on_tumour():
     rows = (
-        MetricRow("oacc", "Overall accuracy (OACC)", 0.90, 0.905),
         MetricRow("sensitivity:2", "Tumour tissue: sensitivity", 0.70, 0.74),
+        MetricRow("macro_f1", "Macro F1 (mean over classes)", 0.80, 0.805),
+        MetricRow("oacc", "Overall accuracy (OACC)", 0.90, 0.905),
         MetricRow("specificity:5", "Dura mater: specificity", 0.95, 0.929),
         MetricRow("sensitivity:1", "Healthy tissue: sensitivity", 0.80, 0.82),
-        MetricRow("sensitivity:3", "Venous blood: sensitivity", 0.80, 0.815),
     )
-    assert verdict(rows) == ("The new model is better on tumour tissue sensitivity by 4.0 points and healthy "
-                             "tissue sensitivity by 2.0 points; worse on dura mater specificity by 2.1 points.")
-    moved = (MetricRow("oacc", "Overall accuracy (OACC)", 0.90, 0.93),) + rows[1:]
-    assert verdict(moved).startswith("The new model is better on overall accuracy by 3.0 points and tumour tissue "
-                                     "sensitivity by 4.0 points;")  # overall accuracy first when it moved
-    same = tuple(MetricRow(r.key, r.title, r.installed, r.installed) for r in rows)
-    assert verdict(same) == "The two models score within 1 point of each other on every metric."
-    assert verdict(metric_rows(None, {"oacc": 0.9, "class_ids": [1], "class_names": ["Healthy tissue"],
-                                      "sensitivity": [0.9], "specificity": [None]})) == (
-        "No installed model to compare with on these captures; the new model's overall accuracy is 90.0 %.")
+    assert verdict(rows) == ("Recommended. Tumour sensitivity 70.0 % → 74.0 % (+4.0 points); worse on dura mater "
+                             "specificity by 2.1 points; better on healthy tissue sensitivity by 2.0 points.")
+    # the case: better on healthy tissue, 0 % on tumour: never recommended, tumour named first
+    useless = (MetricRow("sensitivity:2", "Tumour tissue: sensitivity", 0.70, 0.0),) + rows[1:4] + (
+        MetricRow("sensitivity:1", "Healthy tissue: sensitivity", 0.80, 0.812),)
+    line = verdict(useless)
+    assert line.startswith("Not recommended: it finds no tumour. Tumour sensitivity 70.0 % → 0.0 %")
+    assert compare_flags(useless) == (True, False)
+    slightly = (MetricRow("sensitivity:2", "Tumour tissue: sensitivity", 0.70, 0.695),) + rows[1:]
+    assert verdict(slightly).startswith("Not recommended: worse on tumour sensitivity.")
+    assert compare_flags(slightly) == (True, False)  # any drop on tumour: never recommended
+    f1_worse = (MetricRow("sensitivity:2", "T: sensitivity", 0.7, 0.7),
+                MetricRow("macro_f1", "Macro F1 (mean over classes)", 0.80, 0.75))
+    assert compare_flags(f1_worse) == (False, False)
+    assert verdict(f1_worse).startswith("Not recommended: same on tumour, worse on macro F1")
+    assert compare_flags(rows) == (False, True)
+    first = verdict(metric_rows(None, {"oacc": 0.9, "class_ids": [1, 2], "class_names": ["Healthy", "Tumour"],
+                                       "sensitivity": [0.9, 0.6], "specificity": [None, None],
+                                       "confusion": [[9, 1], [4, 6]]}))
+    assert first == ("Recommended with care. No installed model to compare with on these captures; "
+                     "Tumour sensitivity 60.0 %; overall accuracy 90.0 %.")
+
+
+def compare_flags(rows):
+    from core.training.comparison import recommended, tumour_worse
+
+    return tumour_worse(rows), recommended(rows)
 
 
 def test_install_problems_name_bands_profile_and_classes():

@@ -13,10 +13,10 @@ from safetensors.numpy import save as save_safetensors
 
 from core.errors import ModelFileError
 from core.model.network import Conv2DNet
+from core.model.compatibility import check_compatible
 from core.model.files import (
     TENSOR_NAMES,
     ModelInfo,
-    check_compatible,
     load_model,
     save_model,
 )

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from core.dataset.folders import import_nemesis, read_dataset, read_nemesis_ground_truth, read_nemesis_spectra
+from core.dataset.folders import read_dataset
+from core.dataset.nemesis_files import read_nemesis_ground_truth, read_nemesis_spectra
+from core.dataset.nemesis_import import import_nemesis
 from core.errors import DatasetError
 from core.labels.nemesis import read_crop_offsets
 from core.capture.synthetic.captures import generate_capture, small_profile

@@ -1,7 +1,6 @@
 """Capture quality checks on synthetic captures with real-structure frames and metadata."""
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -79,15 +78,6 @@ def test_report_round_trips_as_json_dict(good):
     report = assess_quality(replace(good, raw=np.full_like(good.raw, 1023)))
     assert QualityReport.from_dict(report.to_dict()) == report
     assert report.to_dict()["status"] == "unusable" and {"code", "severity", "message", "fraction"} <= set(report.to_dict()["checks"][1])
-
-
-def test_full_sensor_quality_costs_a_few_ms():
-    capture = generate_capture(seed=0).to_capture()  # 1088 x 2048
-    assess_quality(capture)
-    start = time.perf_counter()
-    for _ in range(5):
-        assess_quality(capture)
-    assert (time.perf_counter() - start) / 5 < 0.05  # a few ms; generous for a shared 2-core VM
 
 
 def test_unusable_capture_is_refused_unless_forced(good):

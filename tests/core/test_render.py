@@ -9,7 +9,6 @@ from core.output.render import (
     LEGEND_WIDTH,
     blend,
     colour_map,
-    legend_entries,
     model_identity_lines,
     overlay_image,
 )
@@ -37,11 +36,12 @@ def test_colour_map_uses_class_table_colours():
 
 
 def test_legend_fractions_are_of_the_whole_frame():
-    entries = legend_entries(_labels(), IDS, NAMES)
-    shares = {e.name: e.fraction for e in entries}
+    from core.output.legend import legend_rows
+
+    shares = {row.name: row.fraction for row in legend_rows(_labels(), IDS, NAMES)}
     assert shares == {
         "Healthy tissue": 0.25, "Tumour": 0.25, "Venous blood": 0.0, "Arterial blood": 0.0, "Dura mater": 0.125,
-        "Not classified": 0.375,
+        "not classified": 0.375,
     }
     assert sum(shares.values()) == pytest.approx(1.0)
 

@@ -4,24 +4,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.output.trust_render import OOD_FILL, OOD_HATCH, apply_ood, ood_hatch_rgba, watermark
+from core.output.legend import apply_flags, flag_rgba, make_layer
+from core.output.trust_render import OOD_FILL, OOD_HATCH, watermark
 
 
 def test_hatch_covers_exactly_the_mask_in_two_greys():
     mask = np.zeros((20, 30), bool)
     mask[5:15, 10:25] = True
-    hatch = ood_hatch_rgba(mask)
+    hatch = flag_rgba([make_layer("ood", mask)])
     assert (hatch[..., 3] > 0).sum() == mask.sum() and not hatch[~mask].any()
     colours = {tuple(c) for c in hatch[mask][:, :3]}
     assert colours == {OOD_FILL, OOD_HATCH}
 
 
-def test_apply_ood_changes_only_masked_pixels():
+def test_apply_flags_changes_only_masked_pixels():
     rgb = np.full((10, 10, 3), 200, np.uint8)
     mask = np.eye(10, dtype=bool)
-    out = apply_ood(rgb, mask)
+    out = apply_flags(rgb, [make_layer("ood", mask)])
     assert (out[~mask] == 200).all() and not (out[mask] == 200).all(axis=-1).any()
-    assert (apply_ood(rgb, None) == rgb).all()
+    assert (apply_flags(rgb, []) == rgb).all()
 
 
 @pytest.mark.parametrize("channels", [3, 4])

@@ -156,7 +156,8 @@ def _prepared(seed: int = 0, h: int = 19, w: int = 23) -> Prepared:
     data = rng.random((h, w, 25), dtype=np.float32) + 0.5
     data[~valid] = 0.0
     cube = Cube(data, valid, None, "p")
-    return Prepared(capture=None, cube=cube, rgb=np.zeros((h, w, 3), np.uint8), timings_s={})
+    # random spectra are no tissue (core.spectral.tissue): only the invalid pixels are "not measured" here
+    return Prepared(capture=None, cube=cube, rgb=np.zeros((h, w, 3), np.uint8), timings_s={}, not_measured=~valid)
 
 
 def test_classify_with_the_ensemble_averages_calibrated_members_and_flags_uncertain_pixels(tmp_path):

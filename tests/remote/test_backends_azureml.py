@@ -1,6 +1,8 @@
 """The Azure ML command job built from a JobSpec validates offline with the SDK's own schema."""
 from __future__ import annotations
 
+from core.training.config import TrainingConfig
+
 import json
 from pathlib import Path
 
@@ -31,8 +33,9 @@ def plain(entity) -> dict:
     return json.loads(json.dumps(entity._to_dict()))
 
 
-def spec(**kw):
-    base = dict(dataset="ward7", test_capture_ids=("ID0018C01",), epochs=40, lr=5e-4, model_name="conv2dnet-w7")
+def spec(*, cross_validation="double", seed=0, **kw):
+    base = dict(dataset="ward7", test_capture_ids=("ID0018C01",), model_name="conv2dnet-w7",
+                training=TrainingConfig(epochs=40, lr=5e-4, cross_validation=cross_validation, seed=seed))
     base.update(kw)
     return JobSpec(**base)
 
@@ -78,7 +81,7 @@ def test_command_is_what_the_job_script_parses():
     line = job_command(s).replace("${{inputs.dataset}}", "/mnt/ds").replace("${{outputs.model}}", "/mnt/out")
     for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name",
                  "model_version"):
-        line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s, name)))
+        line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s.training if hasattr(s.training, name) else s, name)))
     argv = line.split()
     assert argv[:3] == ["python", "-m", "remote.training_job"]
     args = build_parser().parse_args(argv[3:])
@@ -122,18 +125,18 @@ def test_double_cv_pipeline_yaml_validates_and_runs_one_trial_per_fold_model(loa
     assert sweep.search_space["fold"].values == list(range(folds * folds))  # every fold model, once
     assert sweep.sampling_algorithm == "grid" and sweep.limits.max_total_trials == folds * folds
     assert 1 <= sweep.limits.max_concurrent_trials <= folds * folds
-    # the selection waits for the sweep and reads the folder every trial wrote into
-    assert select.inputs["folds"]._data == "${{parent.jobs.fold_models.outputs.folds}}"
-    assert "train-select" in select.command
+    # the selection waits for the sweep and reads every trial's own files from MLflow (no shared folder)
+    assert select.inputs["after_trials"]._data == "${{parent.jobs.fold_models.outputs.folds}}"
+    assert "train-select --from-mlflow ${{inputs.cv_run}}" in select.command
     line = sweep.trial.command
     for name, value in (("dataset", "/mnt/ds"), ("fold", "7"), ("epochs", "3"), ("batch_size", "16"),
                         ("patch_size", "7"), ("folds", "5"), ("lr", "0.001"), ("seed", "0"),
-                        ("model_name", "conv2dnet"), ("model_version", "4")):
+                        ("model_name", "conv2dnet"), ("model_version", "4"), ("cv_run", "cv-1")):
         line = line.replace(f"${{{{inputs.{name}}}}}", value)
     line = line.replace("${{outputs.folds}}", "/mnt/out")
     argv = line.split()
     args = build_parser().parse_args(argv[3:])
-    assert (args.fold, args.cross_validation, args.version) == (7, "double", "4")
+    assert (args.fold, args.cross_validation, args.version, args.cv_run) == (7, "double", "4", "cv-1")
     assert args.dataset_dir == Path("/mnt/ds") and not args.skip_manifest_check
 
 

@@ -1,6 +1,8 @@
 """Local training backend: real subprocess jobs against Azurite, state on disk, cancel without orphans."""
 from __future__ import annotations
 
+from core.training.config import TrainingConfig
+
 import json
 import os
 import subprocess
@@ -41,7 +43,7 @@ def test_job_runs_to_completion_and_survives_a_backend_restart(uploaded, tmp_pat
     from core.model.files import load_model
 
     backend = LocalBackend(uploaded, tmp_path / "jobs")
-    spec = JobSpec("ward", test_capture_ids=("ID0029C01",), epochs=2, cross_validation="none", model_name="w")
+    spec = JobSpec("ward", test_capture_ids=("ID0029C01",), training=TrainingConfig(epochs=2), model_name="w")
     job_id = backend.submit(spec)
     assert backend.status(job_id) in {JobStatus.QUEUED, JobStatus.PREPARING, JobStatus.RUNNING}
     chunks: list[str] = []  # the log followed while the job runs, as `neurohsi cloud logs --follow` does
@@ -73,16 +75,18 @@ def test_job_runs_to_completion_and_survives_a_backend_restart(uploaded, tmp_pat
     path = again.fetch_model(job_id, tmp_path / "fetched.safetensors")
     loaded = load_model(path)
     assert loaded.info.training["test_ids"] == ["ID0029C01"]
+    # The settings the job trained with are the spec.json's, carried as one TrainingConfig.
+    assert loaded.info.training["hyper_parameters"] == spec.training.to_dict()
 
 
 def test_cancel_stops_the_job_and_leaves_no_process(uploaded, tmp_path):
     backend = LocalBackend(uploaded, tmp_path / "jobs")
-    job_id = backend.submit(JobSpec("ward", epochs=5000, cross_validation="none"))
-    # Wait until training itself runs (the neurohsi train child exists and reports epochs).
+    job_id = backend.submit(JobSpec("ward", training=TrainingConfig(epochs=5000)))
+    # Wait until training itself runs (in the job process: core.training.run, no CLI child).
     wait_for(lambda: any(e["event"] == "epoch" for e in backend.metrics(job_id)), 120, "the first epoch")
     state = read_state(tmp_path / "jobs" / job_id / STATE_FILE)
     pids = group_pids(state["pgid"])
-    assert len(pids) >= 2  # the job script and the training CLI under it
+    assert pids == [state["pid"]]  # the job script alone: remote never starts app
 
     t0 = time.monotonic()
     status = backend.cancel(job_id)
@@ -133,11 +137,9 @@ def test_submit_checks_dataset_and_captures(uploaded, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"epochs": 0}, "epochs"),
-        ({"patch_size": 6}, "odd"),
-        ({"lr": 2.0}, "lr"),
-        ({"cross_validation": "triple"}, "cross_validation"),
         ({"dataset": "../x"}, "dataset"),
+        ({"model_name": "a b"}, "model_name"),
+        ({"training": {"epochs": 3}}, "TrainingConfig"),
         ({"train_capture_ids": ("A",), "test_capture_ids": ("A",)}, "both"),
     ],
 )
@@ -147,10 +149,26 @@ def test_job_spec_validation(kwargs, match):
         JobSpec(**base)
 
 
+@pytest.mark.parametrize(
+    "training, match",
+    [({"epochs": 0}, "epochs"), ({"patch_size": 6}, "odd"), ({"lr": 2.0}, "lr"), ({"seed": -1}, "seed"),
+     ({"cross_validation": "triple"}, "cross_validation"), ({"epoch": 3}, "unknown training settings")],
+)
+def test_one_validation_for_the_settings_in_code_and_in_spec_json(tmp_path, training, match):
+    """The rules are TrainingConfig's, whether built in code or read from a job's spec.json."""
+    with pytest.raises(ValueError, match=match):
+        TrainingConfig.from_dict(training)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({**JobSpec("ward").to_dict(), "training": training}))
+    with pytest.raises(JobError, match=match) as info:
+        JobSpec.read(path)
+    assert str(path) in str(info.value)
+
+
 def test_job_spec_round_trip_and_status_vocabulary():
-    spec = JobSpec("ward", train_capture_ids=["ID0018C01"], epochs=3)
+    spec = JobSpec("ward", train_capture_ids=["ID0018C01"], training=TrainingConfig(epochs=3, cross_validation="double"))
     assert JobSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
-    assert spec.epochs == 3 and JobSpec("x").epochs == 100 and JobSpec("x").batch_size == 16
+    assert spec.training.epochs == 3 and JobSpec("x").training == TrainingConfig(cross_validation="double")
     assert JobStatus.parse("completed") is JobStatus.COMPLETED and JobStatus.COMPLETED == "Completed"
     assert JobStatus.parse("Provisioning") is JobStatus.STARTING
     assert {s.value for s in TERMINAL} == {"Completed", "Failed", "Canceled"}

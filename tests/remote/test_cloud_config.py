@@ -97,7 +97,8 @@ def test_browser_sign_in_uses_a_persistent_token_cache_for_storage_and_azure_ml(
     from remote.cloud_config import make_azureml_backend, make_storage
 
     config = CloudConfig("entra-browser", "https://neurohsiward7.blob.core.windows.net", "neurohsi",
-                         subscription_id="s", resource_group="rg", workspace="ws", compute="cpu", tenant_id="t")
+                         subscription_id="s", resource_group="rg", workspace="ws", compute="cpu", tenant_id="t",
+                         client_id="00000000-0000-4000-8000-00000000abcd")
     storage = make_storage(config)
     credential = storage._service.credential
     assert isinstance(credential, InteractiveBrowserCredential)
@@ -106,5 +107,19 @@ def test_browser_sign_in_uses_a_persistent_token_cache_for_storage_and_azure_ml(
     assert storage.account_url == "https://neurohsiward7.blob.core.windows.net"
     backend = make_azureml_backend(config)
     assert isinstance(backend._credential, InteractiveBrowserCredential)
+    # NeuroHSI's own app registration signs the user in (never another product's application id).
+    assert credential._client_id == "00000000-0000-4000-8000-00000000abcd"
     with pytest.raises(CloudConfigError, match="needs the storage account URL"):
         make_storage(CloudConfig("entra-browser", "", "neurohsi"))
+
+
+def test_browser_sign_in_without_the_products_app_registration_is_refused():
+    from remote.cloud_config import make_azureml_backend, make_storage, scoring_credential
+
+    config = CloudConfig("entra-browser", "https://neurohsiward7.blob.core.windows.net", "neurohsi",
+                         subscription_id="s", resource_group="rg", workspace="ws", compute="cpu", tenant_id="t")
+    for build in (make_storage, make_azureml_backend):
+        with pytest.raises(CloudConfigError, match="NeuroHSI's own app registration"):
+            build(config)
+    # No client id: the cloud's managed identity (DefaultAzureCredential) scores on an aad_token endpoint.
+    assert type(scoring_credential(CloudConfig())).__name__ == "DefaultAzureCredential"

@@ -164,7 +164,8 @@ def test_connection_refused_says_cannot_reach():
 )
 def test_retries_on_408_429_502_503_504_only(script, attempts, outcome):
     with ScriptedServer(script) as server:
-        client = ScoringClient(server.url, key="k", retries=2, backoff_s=0.01)
+        # No deadline: busy answers are retried `retries` times (with one, until the deadline: below).
+        client = ScoringClient(server.url, key="k", retries=2, backoff_s=0.01, deadline_s=None)
         if outcome is None:
             assert client.ping() >= 0
             assert client.service_info == INFO
@@ -176,6 +177,51 @@ def test_retries_on_408_429_502_503_504_only(script, attempts, outcome):
             assert isinstance(info.value.body, bytes)
         assert len(server.requests) == attempts
         assert all(headers.get("Authorization") == "Bearer k" for _, headers in server.requests)
+
+
+def test_busy_answers_are_retried_until_the_deadline_then_it_says_so():
+    with ScriptedServer([(503, {"error": "busy"})]) as server:
+        client = ScoringClient(server.url, retries=1, backoff_s=0.05, deadline_s=2.0)
+        start = time.monotonic()
+        with pytest.raises(RemoteError, match=r"service unavailable \(HTTP 503\): busy; gave up after") as info:
+            client.ping()
+        elapsed = time.monotonic() - start
+    # More attempts than `retries`: the deadline, not a count, ends a run of busy answers.
+    assert len(server.requests) > 3
+    assert elapsed < 2.0
+    assert "past the 2 s deadline" in str(info.value)
+    assert info.value.status == 503
+
+
+@pytest.mark.parametrize("retry_after", ["soon", "-5", "nan", "", "Mon, 99 Foo 2026"])
+def test_garbage_or_negative_retry_after_is_ignored_not_fatal(retry_after):
+    script = [(429, {}, {"Retry-After": retry_after})] * 3 + [(200, INFO)]
+    with ScriptedServer(script) as server:
+        client = ScoringClient(server.url, retries=1, backoff_s=0.01, deadline_s=10.0)
+        assert client.ping() >= 0
+        assert len(server.requests) == 4
+
+
+def test_retry_after_past_the_deadline_gives_up_at_once_and_says_why():
+    with ScriptedServer([(429, {"message": "Too many pending requests"}, {"Retry-After": "30"}), (200, INFO)]) as server:
+        client = ScoringClient(server.url, retries=1, backoff_s=0.01, deadline_s=20.0)
+        start = time.monotonic()
+        with pytest.raises(RemoteError) as info:
+            client.ping()
+        elapsed = time.monotonic() - start
+        assert len(server.requests) == 1
+    message = str(info.value)
+    assert elapsed < 2.0
+    assert "HTTP 429" in message
+    assert "asked to retry after 30 s (Retry-After), past the 20 s deadline" in message
+    assert "no result" not in message  # it did not wait 20 s: it says what happened
+
+
+def test_retries_zero_retries_nothing():
+    with ScriptedServer([(503, {}), (200, INFO)]) as server:
+        with pytest.raises(RemoteError, match="HTTP 503"):
+            ScoringClient(server.url, retries=0, deadline_s=5.0).ping()
+        assert len(server.requests) == 1
 
 
 def test_scoring_post_is_retried_on_503_but_not_on_400():

@@ -15,6 +15,7 @@ import pytest
 from core.model.inference import classify
 from core.model.files import load_model
 from remote.scoring_client import RemoteError, ScoringClient
+from remote.remote_or_local import RemoteTarget, classify_remote_or_local, drop_clients
 from remote.scoring_server import local_scoring_server
 from tests.support.scoring import profile_id_of, save_random_model, small_capture
 from tests.support.scoring_frontend import ManagedEndpointFrontEnd
@@ -93,10 +94,28 @@ def test_rejection_behind_424_reports_the_container_code(frontend):
     assert frontend.statuses() == [424]  # a 4xx behind 424 is not retried
 
 
-def test_retries_stop_at_the_budget(frontend):
+def test_three_429s_in_a_row_do_not_fail_a_classify(frontend, captures, expected, model_path):
+    # Issue 24: a managed endpoint's front end may answer 429 (Retry-After: 1) several times in a
+    # row; the shared policy (one RemotePolicy for CLI, GUI and live mode) retries until its deadline.
+    frontend.retry_after_s = 1
+    frontend.inject("429", "429", "429")
+    try:
+        outcome = classify_remote_or_local(
+            captures[2], model_resolver=lambda: pytest.fail("must not fall back"),
+            endpoint=RemoteTarget(frontend.url, key=KEY), fallback_local=False,
+        )
+    finally:
+        drop_clients()
+    assert outcome.fallback_reason is None
+    np.testing.assert_array_equal(outcome.result.labels, expected[2])
+    assert frontend.statuses()[-4:] == [429, 429, 429, 200]
+    assert outcome.waited_s >= 3.0  # each Retry-After: 1 honoured
+
+
+def test_retries_stop_at_the_budget_without_a_deadline(frontend):
     frontend.inject("429", "429", "429", "429")
     frontend.retry_after_s = 0
-    client = ScoringClient(frontend.url, key=KEY, backoff_s=0.01, retries=2)
+    client = ScoringClient(frontend.url, key=KEY, backoff_s=0.01, retries=2, deadline_s=None)
     with pytest.raises(RemoteError, match=r"HTTP 429") as info:
         client.ping()
     assert info.value.status == 429
@@ -119,7 +138,7 @@ def test_retry_after_past_the_deadline_gives_up_at_once(frontend, captures):
     frontend.inject("429")
     client = ScoringClient(frontend.url, key=KEY, deadline_s=3.0)
     start = time.monotonic()
-    with pytest.raises(RemoteError, match="deadline"):
+    with pytest.raises(RemoteError, match=r"HTTP 429.*asked to retry after 30 s \(Retry-After\), past the 3 s deadline"):
         client.classify_capture(captures[0])
     assert time.monotonic() - start < 2.0
 
@@ -131,6 +150,14 @@ def test_deployment_header_is_sent(frontend):
     assert "azureml-model-deployment" not in frontend.log[1]["headers"]
     with pytest.raises(ValueError, match="deployment name"):
         ScoringClient(frontend.url, deployment="blue green")
+
+
+@pytest.mark.parametrize("name", ["1", "9x", "ab", "-blue", "blue_green", "a" * 33])
+def test_deployment_names_follow_azures_rule(name):
+    # Azure ML: a deployment name starts with a letter and has 3-32 letters, digits or '-'.
+    with pytest.raises(ValueError, match="start with a letter and be 3-32"):
+        ScoringClient("http://127.0.0.1:9/score", deployment=name)
+    assert ScoringClient("http://127.0.0.1:9/score", deployment="b" + "1" * 31).deployment == "b" + "1" * 31
 
 
 def test_remote_or_local_routes_to_the_deployment_and_falls_back_at_the_deadline(frontend, captures, model_path):
@@ -157,6 +184,7 @@ def test_remote_or_local_routes_to_the_deployment_and_falls_back_at_the_deadline
         (["--endpoint", "http://127.0.0.1:9/score", "--deadline", "0"], "--deadline must be a positive number of seconds"),
         (["--deployment", "blue"], "--deployment needs --endpoint"),
         (["--endpoint", "http://127.0.0.1:9/score", "--deployment", "blue green"], "deployment name"),
+        (["--endpoint-auth", "entra"], "--endpoint-auth entra needs --endpoint"),
     ],
 )
 def test_classify_deadline_and_deployment_flags_give_one_line(tmp_path, captures, args, message):

@@ -21,15 +21,57 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind"),
-    [("endpoint-managed.yml", "ManagedOnlineEndpoint"), ("endpoint-kubernetes.yml", "KubernetesOnlineEndpoint")],
+    ("name", "kind", "auth"),
+    [("endpoint-managed.yml", "ManagedOnlineEndpoint", "aad_token"),
+     # Azure: Entra ID token auth is for managed endpoints only.
+     ("endpoint-kubernetes.yml", "KubernetesOnlineEndpoint", "key")],
 )
-def test_endpoints_validate(name, kind):
+def test_endpoints_validate(name, kind, auth):
     from azure.ai.ml import load_online_endpoint
 
     endpoint = load_online_endpoint(PACKAGING / name)
     assert type(endpoint).__name__ == kind
-    assert endpoint.auth_mode == "key"
+    assert endpoint.auth_mode == auth
+
+
+def test_managed_endpoint_and_deployment_state_their_network_access():
+    from azure.ai.ml import load_online_deployment, load_online_endpoint
+
+    assert load_online_endpoint(PACKAGING / "endpoint-managed.yml").public_network_access in ("enabled", "disabled")
+    deployment = load_online_deployment(PACKAGING / "deployment-managed.yml")
+    assert deployment.egress_public_network_access in ("enabled", "disabled")
+
+
+@pytest.mark.parametrize("name", ["deployment-managed.yml", "deployment-kubernetes.yml"])
+def test_no_body_reaches_telemetry_and_no_deprecated_settings(name):
+    from azure.ai.ml import load_online_deployment
+
+    deployment = load_online_deployment(PACKAGING / name)
+    # azureml-inference-server-http logs every response body to App Insights unless told not to.
+    assert deployment.environment_variables["APP_INSIGHTS_LOG_RESPONSE_ENABLED"] == "false"
+    assert deployment.environment_variables["AML_MODEL_DC_STORAGE_ENABLED"] == "false"
+    assert "max_queue_wait_ms" not in (PACKAGING / name).read_text()  # deprecated by Azure ML
+    assert deployment.data_collector is None
+
+
+def test_server_reads_the_response_logging_switch_we_set(monkeypatch):
+    # The switch is the server's own setting name (a typo would leave bodies logged, silently).
+    from azureml_inference_server_http.server.config import AMLInferenceServerConfig
+
+    monkeypatch.setenv("APP_INSIGHTS_LOG_RESPONSE_ENABLED", "false")
+    assert AMLInferenceServerConfig().app_insights_log_response_enabled is False
+
+
+def test_both_images_and_environments_install_imagecodecs():
+    version = _pins(ROOT / "requirements" / "constraints.txt")["imagecodecs"]
+    assert _pins(PACKAGING / "requirements.txt")["imagecodecs"] == version
+    assert _pins(PACKAGING / "conda.yml")["imagecodecs"] == version
+    train = (ROOT / "packaging" / "azureml" / "Dockerfile.train").read_text()
+    installs = [line for line in train.replace("\\\n", " ").splitlines() if "pip install" in line]
+    assert any(re.search(r"-c requirements/constraints.txt .*\bimagecodecs\b", line) for line in installs), installs
+    # The training environment is built from that Dockerfile.
+    env = (ROOT / "packaging" / "azureml" / "train-environment.yml").read_text()
+    assert "dockerfile_path: packaging/azureml/Dockerfile.train" in env
 
 
 @pytest.mark.parametrize(
@@ -172,6 +214,8 @@ def test_instance_type_manifest_is_sized_for_the_measured_rss():
     rss = _measured_rss_mib()
     assert rss * 1.2 <= request <= limit, (rss, request, limit)
     assert float(resources["requests"]["cpu"]) >= 1
+    # Guaranteed QoS: every request equals its limit.
+    assert resources["requests"] == resources["limits"]
     deployment = load_online_deployment(PACKAGING / "deployment-kubernetes.yml")
     assert deployment.instance_type == manifest["metadata"]["name"]
     assert deployment.app_insights_enabled is True
@@ -189,3 +233,37 @@ def test_managed_deployment_has_two_instances_app_insights_and_matching_concurre
     from remote.scoring_client import DEFAULT_DEADLINE_S
 
     assert deployment.request_settings.request_timeout_ms < DEFAULT_DEADLINE_S * 1000
+
+
+def test_training_image_base_is_pinned_or_says_how_and_amlignore_keeps_the_upload_small(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    train = ROOT / "packaging" / "azureml" / "Dockerfile.train"
+    text = train.read_text()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE).group(1)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base) or (
+        base == "python:3.11-slim-bookworm" and "NOT YET PINNED" in text), base
+    # The same pin script pins it (a stand-in docker answers, as in the scoring test above).
+    copy = tmp_path / "Dockerfile.train"
+    shutil.copy(train, copy)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    digest = "sha256:" + "cd34" * 16
+    (fake / "docker").write_text("#!/bin/sh\n[ \"$2\" = version ] && exit 0\n"
+                                 f"printf 'Digest:    {digest}\\n'\n")
+    (fake / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("ACR", None)
+    done = subprocess.run(["sh", str(PACKAGING / "pin-base-image.sh"), "", str(copy)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    pinned = copy.read_text()
+    assert f"ARG BASE_IMAGE=python:3.11-slim-bookworm@{digest}" in pinned
+    assert "NOT YET PINNED" not in pinned and "FROM ${BASE_IMAGE}" in pinned and "COPY core/ core/" in pinned
+    # .amlignore: what the environment build uploads is what the image copies, nothing more.
+    rules = lambda path: [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert rules(ROOT / ".amlignore") == rules(ROOT / ".dockerignore")
+    assert rules(ROOT / ".amlignore")[0] == "*"

@@ -110,7 +110,9 @@ def test_binary_and_thesis_json_match_local_classification(tmp_path):
     np.testing.assert_array_equal(np.array(answer["classification_map"], dtype=np.uint8), local.labels)
     for field in ("time_parsing_data", "time_preProcessing_data", "time_preparing_batches", "time_predict_cMap"):
         assert isinstance(answer[field], float)
-    assert answer["patient_id"] == "ID0018"
+    # Issue 24: the patient id sent by a thesis client never comes back (nor reaches a log).
+    assert "patient_id" not in answer
+    assert "ID0018" not in thesis.text
 
 
 def test_small_capture_binary_result_matches_local(small_service, small_captures, expected_labels, tmp_path):

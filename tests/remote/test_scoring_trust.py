@@ -61,3 +61,20 @@ def test_unusable_capture_is_answered_with_its_reason(service, captures):
     result = ScoringClient(service).classify_capture(saturated)
     assert result.quality.status == "unusable"
     assert any(c.code == "saturated" and c.severity == "unusable" for c in result.quality.checks)
+
+
+def test_answer_carries_not_measured_pixels_like_local(service, model_path, captures):
+    """A saturated band: the service's map has label 0 there and reports the mask and share, as local does."""
+    good = captures[2]
+    raw = good.raw.copy()
+    pw, ph = good.profile.pattern_wh
+    (ox, oy) = good.profile.offset_xy
+    h, w, _ = good.profile.cube_shape
+    raw[np.ix_(oy + ph * np.arange(h), ox + pw * np.arange(4, 12) + 1)] = 1023  # band 1, cube columns 4..11
+    capture = Capture(raw, good.dark, good.white, good.metadata, capture_id="band")
+    remote = ScoringClient(service).classify_capture(capture)
+    local = classify(capture, load_model(model_path))
+    assert remote.masked_mask is not None and remote.masked_mask[:, 4:12].all()
+    np.testing.assert_array_equal(remote.masked_mask, local.masked_mask)
+    assert remote.masked_fraction == pytest.approx(local.masked_fraction, abs=1e-6) and remote.masked_fraction >= 8 / w
+    assert (remote.labels[:, 4:12] == 0).all()

@@ -2,6 +2,8 @@
 gives back what training reported; a running local job is read while it runs (partial metrics)."""
 from __future__ import annotations
 
+from core.training.config import TrainingConfig
+
 import json
 import subprocess
 import sys
@@ -106,7 +108,7 @@ def test_a_running_local_job_is_read_through_its_mlflow_run(storage_connection_s
     storage = BlobStorage(storage_connection_string, container=container_name)
     storage.upload_dataset(make_dataset("ward", patients=("ID18", "ID25", "ID29")))
     backend = LocalBackend(storage, tmp_path / "jobs")
-    job_id = backend.submit(JobSpec("ward", test_capture_ids=("ID0029C01",), epochs=400, cross_validation="none",
+    job_id = backend.submit(JobSpec("ward", test_capture_ids=("ID0029C01",), training=TrainingConfig(epochs=400),
                                     model_name="w"))
     state = read_state(tmp_path / "jobs" / job_id / STATE_FILE)
     assert state["tracking_uri"].startswith("file:") and state["tracking_uri"].endswith("/mlruns")
@@ -137,7 +139,7 @@ def test_a_completed_local_job_reports_training_history_and_lists_in_the_local_r
     storage = BlobStorage(storage_connection_string, container=container_name)
     storage.upload_dataset(make_dataset("ward", patients=("ID18", "ID25", "ID29")))
     backend = LocalBackend(storage, tmp_path / "jobs")
-    job_id = backend.submit(JobSpec("ward", test_capture_ids=("ID0029C01",), epochs=2, cross_validation="none",
+    job_id = backend.submit(JobSpec("ward", test_capture_ids=("ID0029C01",), training=TrainingConfig(epochs=2),
                                     model_name="w"))
     deadline = time.monotonic() + 120
     while backend.status(job_id) not in TERMINAL and time.monotonic() < deadline:
