@@ -136,6 +136,7 @@ def live_classifier(
                 current[:] = [loaded, local_classifier(loaded)]
             return current[1](prepared)
 
+        local.workers = current[1].workers  # both cores classify (core.model.live.LIVE_CLASSIFIERS)
         return local
 
     def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:

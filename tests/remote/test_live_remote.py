@@ -85,3 +85,16 @@ def test_live_remote_sends_only_the_raw_frame_after_the_first(folder, capture, m
     np.testing.assert_array_equal(results[1].result.labels, classify(capture, model).labels)
     (client,) = [c for idle in remote_or_local._pool.values() for c in idle]
     assert len(client._encoded_pairs) == 1  # one in-memory pair: encoded and hashed once, not per capture
+
+
+def test_live_classifier_runs_two_local_captures_at_once_and_remote_ones_one_at_a_time(model_path, monkeypatch):
+    """The watch command and the GUI get both cores for a local model; an endpoint client is not shared."""
+    import core.model.live as live_module
+    from remote.remote_or_local import RemotePolicy, live_classifier
+
+    monkeypatch.setattr(live_module, "usable_cores", lambda: 2)
+    local = live_classifier(lambda: load_model(model_path), endpoint=None, fallback_local=False, policy=RemotePolicy())
+    assert local.workers == 2
+    target = RemoteTarget("http://127.0.0.1:9/score", None)
+    remote = live_classifier(lambda: load_model(model_path), endpoint=target, fallback_local=True, policy=RemotePolicy())
+    assert getattr(remote, "workers", 1) == 1
