@@ -106,17 +106,14 @@ def predict_dense(
     if data.ndim != 3:
         raise ValueError(f"cube must be (H, W, B), got shape {data.shape}")
     if isinstance(net, SpectralNet):  # one pixel at a time: no padding, no neighbours
-        return _predict_spectral(net, data, valid, class_ids, threads)
+        from core.model.spectral_net import spectral_logits
+
+        ids = _checked_arguments(net.n_bands, net.n_classes, data, class_ids, threads, temperature)
+        _use_all_cores(threads)
+        logits_hwc = spectral_logits(net, np.asarray(data, dtype=np.float32)).numpy()
+        return _probabilities_and_labels(logits_hwc, ids, valid, temperature)
     dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
-    if data.shape[-1] != dense.n_bands:
-        raise ValueError(f"the model expects {dense.n_bands} bands, the cube has {data.shape[-1]}")
-    ids = np.arange(1, dense.n_classes + 1) if class_ids is None else np.asarray(class_ids)
-    if ids.shape != (dense.n_classes,) or ids.min() < 0 or ids.max() > 255:
-        raise ValueError(f"class_ids must be {dense.n_classes} ids in 0..255, got {class_ids!r}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    ids = _checked_arguments(dense.n_bands, dense.n_classes, data, class_ids, threads, temperature)
     device = inference_device(device)
     _use_all_cores(threads)
     half = dense.patch_size // 2
@@ -134,29 +131,29 @@ def predict_dense(
         logits = on_device(dense, device).eval().forward_padded(x.to(device))[0]  # (C, H, W)
         # (H, W, C): channels_last output, so this is a view; a copy only if not.
         logits_hwc = logits.permute(1, 2, 0).contiguous().cpu().numpy()
+    return _probabilities_and_labels(logits_hwc, ids, valid, temperature)
+
+
+def _checked_arguments(n_bands: int, n_classes: int, data: np.ndarray, class_ids, threads, temperature) -> np.ndarray:
+    """The class ids ``(C,)`` of :func:`predict_dense`, after checking bands, ids, threads and temperature."""
+    if data.shape[-1] != n_bands:
+        raise ValueError(f"the model expects {n_bands} bands, the cube has {data.shape[-1]}")
+    ids = np.arange(1, n_classes + 1) if class_ids is None else np.asarray(class_ids)
+    if ids.shape != (n_classes,) or ids.min() < 0 or ids.max() > 255:
+        raise ValueError(f"class_ids must be {n_classes} ids in 0..255, got {class_ids!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    return ids
+
+
+def _probabilities_and_labels(logits_hwc: np.ndarray, ids: np.ndarray, valid, temperature: float):
+    """Calibrated probabilities ``float32 (H, W, C)`` and labels ``uint8 (H, W)`` of logits ``(H, W, C)``;
+    label 0 and all-zero probabilities where ``valid`` (bool (H, W) or None) is False."""
     if temperature != 1.0:  # skipped at 1 so uncalibrated models keep their exact bits
         logits_hwc = np.divide(logits_hwc, np.float32(temperature), dtype=np.float32)
     probs = _softmax_last(logits_hwc)
-    labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
-    if valid is not None and not valid.all():
-        labels[~valid] = 0
-        probs[~valid] = 0.0
-    return probs, labels
-
-
-def _predict_spectral(net, data: np.ndarray, valid, class_ids, threads) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`predict_dense` for a :class:`core.model.spectral_net.SpectralNet` (per-pixel logits)."""
-    from core.model.spectral_net import spectral_logits
-
-    if data.shape[-1] != net.n_bands:
-        raise ValueError(f"the model expects {net.n_bands} bands, the cube has {data.shape[-1]}")
-    ids = np.arange(1, net.n_classes + 1) if class_ids is None else np.asarray(class_ids)
-    if ids.shape != (net.n_classes,) or ids.min() < 0 or ids.max() > 255:
-        raise ValueError(f"class_ids must be {net.n_classes} ids in 0..255, got {class_ids!r}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    _use_all_cores(threads)
-    probs = _softmax_last(spectral_logits(net, np.asarray(data, dtype=np.float32)).numpy())
     labels = ids.astype(np.uint8)[probs.argmax(axis=-1)]
     if valid is not None and not valid.all():
         labels[~valid] = 0

@@ -38,6 +38,13 @@ def test_spectral_model_file_round_trip_and_dense_inference(tmp_path):
     np.testing.assert_allclose(probs[valid], expected[valid], atol=1e-6)
     assert labels[0, 0] == 0 and probs[0, 0].sum() == 0
     np.testing.assert_array_equal(labels[valid], expected[valid].argmax(-1) + 1)
+    # the model file's temperature applies to a spectral model too (calibrated, labels unchanged)
+    hot, hot_labels = predict_dense(loaded.net, Cube(cube, valid, None, "x"), class_ids=(1, 2, 3, 4, 5),
+                                    temperature=2.0)
+    with torch.no_grad():
+        scaled = torch.softmax(net(torch.from_numpy(cube.reshape(-1, 25))) / 2.0, 1).numpy().reshape(6, 7, 5)
+    np.testing.assert_allclose(hot[valid], scaled[valid], atol=1e-6)
+    np.testing.assert_array_equal(hot_labels, labels)
 
 
 def test_model_kind_must_match_architecture_and_inputs_are_checked(tmp_path):
