@@ -218,8 +218,33 @@ def call_with_deadline(function: Callable[[], T], timeout_s: float) -> T:
     return outcome["value"]
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (``__cause__``, ``__context__``, urllib3's ``reason``)."""
+    seen, todo = [], [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or any(current is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+    return seen
+
+
 def reason_of(exc: Exception) -> str:
-    """The innermost cause of a requests error, briefly (``Connection refused`` rather than a pool repr)."""
+    """The innermost cause of a requests error, briefly (``connection refused`` rather than a pool repr).
+
+    Known causes are recognised by their exception type, not their text: the operating system
+    words them in the user's language (``Verbindungsaufbau abgelehnt``).
+    """
+    import socket
+
+    chain = _chain(exc)
+    for kinds, reason in (((ConnectionRefusedError,), "connection refused"),
+                          ((ConnectionResetError,), "connection reset"),
+                          ((socket.gaierror,), "name or service not known"),
+                          ((TimeoutError, socket.timeout), "timed out")):
+        if any(isinstance(e, kinds) for e in chain):
+            return reason
     inner = exc
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__

@@ -13,6 +13,12 @@ def _affinity() -> int:
     return len(os.sched_getaffinity(0))
 
 
+@pytest.fixture(autouse=True)
+def _no_thread_override(monkeypatch):
+    """These tests are about the quota: the matrix's NEUROHSI_TORCH_THREADS override must not mask it."""
+    monkeypatch.delenv("NEUROHSI_TORCH_THREADS", raising=False)
+
+
 def _v2(tmp_path: Path, cpu_max: str | None, *, path: str = "/kubepods/pod1/c1", parent_max: str | None = None):
     root = tmp_path / "cgroup"
     leaf = root / path.lstrip("/")
