@@ -213,35 +213,9 @@ def cmd_train_select(args: argparse.Namespace) -> int:
 
 
 def _select_from(folders: list[Path], args: argparse.Namespace) -> int:
-    from core.training.double_cv import FoldRecord, outer_winners, select_double_cv
-    from core.errors import DatasetError
-    from core.model.files import load_model, save_model
+    from core.training.run import select_model_file
 
-    records, where = [], {}
-    for folder in folders:
-        if not folder.is_dir():
-            raise DatasetError(folder, "folder of fold results not found")
-        for path in sorted(folder.glob("fold-*.json")):
-            try:
-                record = FoldRecord.from_file(path)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
-            records.append(record)
-            where[record.model] = folder
-    chosen, metrics = select_double_cv(records, args.folds)
-    fold_model = load_model(where[chosen] / f"fold-{chosen}.safetensors")
-    info = fold_model.info
-    training = {**info.training, "selected_from": len(records)}
-    training.pop("fold_model", None)
-    # every outer winner is kept as the ensemble, with the temperature its trial fitted (core.model.ensemble)
-    winners = [load_model(where[i] / f"fold-{i}.safetensors") for i in outer_winners(metrics)]
-    metrics["calibration"] = {"temperatures": [w.info.temperature for w in winners],
-                              "fitted_on": "each outer winner's validation fold"}
-    saved = save_model(args.output, fold_model.net, name=info.name, version=info.version, class_ids=info.class_ids,
-                       class_names=info.class_names, profile_id=info.profile_id, training=training, metrics=metrics,
-                       temperature=info.temperature, ensemble=[(w.net, w.info.temperature) for w in winners])
-    print(json.dumps({"model": str(args.output), "sha256": saved.sha256, "chosen": metrics["chosen"],
-                      "test_oacc_mean": metrics["test_oacc_mean"]}))
+    print(json.dumps(select_model_file(folders, args.output, args.folds)))
     return 0
 
 

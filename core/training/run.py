@@ -178,6 +178,44 @@ def _train_fold(captures, folder: Path, config: TrainingConfig, fold: int, name:
             "test_oacc": record.test["oacc"], "seconds": round(time.perf_counter() - start, 3), "test": record.test}
 
 
+def select_model_file(folders: Sequence[Path], output: Path, folds: int) -> dict:
+    """The double-cv model from fold models trained one by one (cluster trials), written to ``output``.
+
+    ``folders`` hold the trials' ``fold-M.safetensors`` and ``fold-M.json`` records. The winner
+    is chosen by :func:`core.training.double_cv.select_double_cv`; every outer winner is kept as
+    the ensemble, with the temperature its trial fitted (:mod:`core.model.ensemble`). Returns
+    ``{"model", "sha256", "chosen", "test_oacc_mean"}``; DatasetError naming a missing folder or a
+    bad record.
+    """
+    from core.model.files import load_model, save_model
+    from core.training.double_cv import FoldRecord, outer_winners, select_double_cv
+
+    records, where = [], {}
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise DatasetError(folder, "folder of fold results not found")
+        for path in sorted(folder.glob("fold-*.json")):
+            try:
+                record = FoldRecord.from_file(path)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DatasetError(path, f"not a fold record ({exc.__class__.__name__})") from None
+            records.append(record)
+            where[record.model] = folder
+    chosen, metrics = select_double_cv(records, folds)
+    fold_model = load_model(where[chosen] / f"fold-{chosen}.safetensors")
+    info = fold_model.info
+    training = {**info.training, "selected_from": len(records)}
+    training.pop("fold_model", None)
+    winners = [load_model(where[i] / f"fold-{i}.safetensors") for i in outer_winners(metrics)]
+    metrics["calibration"] = {"temperatures": [w.info.temperature for w in winners],
+                              "fitted_on": "each outer winner's validation fold"}
+    saved = save_model(output, fold_model.net, name=info.name, version=info.version, class_ids=info.class_ids,
+                       class_names=info.class_names, profile_id=info.profile_id, training=training, metrics=metrics,
+                       temperature=info.temperature, ensemble=[(w.net, w.info.temperature) for w in winners])
+    return {"model": str(output), "sha256": saved.sha256, "chosen": metrics["chosen"],
+            "test_oacc_mean": metrics["test_oacc_mean"]}
+
+
 class ProgressLog:
     """The progress JSON-lines file (module docstring): append-only, flushed per line, thread-safe
     enough for double-cv workers (one ``write`` per line under the GIL)."""

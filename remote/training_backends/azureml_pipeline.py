@@ -36,7 +36,7 @@ FOLD_COMMAND = (
     " --version ${{inputs.model_version}} --cv-run ${{inputs.cv_run}}"
 )
 SELECT_COMMAND = (
-    "python -m app.cli.main train-select --from-mlflow ${{inputs.cv_run}}"
+    "python -m remote.training_select --from-mlflow ${{inputs.cv_run}}"
     " -o ${{outputs.model}}/model.safetensors --folds ${{inputs.k}}"
 )
 

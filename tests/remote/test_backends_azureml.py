@@ -127,7 +127,7 @@ def test_double_cv_pipeline_yaml_validates_and_runs_one_trial_per_fold_model(loa
     assert 1 <= sweep.limits.max_concurrent_trials <= folds * folds
     # the selection waits for the sweep and reads every trial's own files from MLflow (no shared folder)
     assert select.inputs["after_trials"]._data == "${{parent.jobs.fold_models.outputs.folds}}"
-    assert "train-select --from-mlflow ${{inputs.cv_run}}" in select.command
+    assert "python -m remote.training_select --from-mlflow ${{inputs.cv_run}}" in select.command
     line = sweep.trial.command
     for name, value in (("dataset", "/mnt/ds"), ("fold", "7"), ("epochs", "3"), ("batch_size", "16"),
                         ("patch_size", "7"), ("folds", "5"), ("lr", "0.001"), ("seed", "0"),

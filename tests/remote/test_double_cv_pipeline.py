@@ -154,12 +154,13 @@ def test_selection_over_the_trials_own_outputs_picks_the_right_model(trials, tmp
                                      "test": {"oacc": 1.0}, "plan_id": "another-run"}))
         client.log_artifact(other.info.run_id, str(stray), "fold")
         client.set_terminated(other.info.run_id)
-        select = ["--from-mlflow", "cv-run-a"]
+        # the pipeline's own selection step (SELECT_COMMAND): remote code, no app
+        select = ["-m", "remote.training_select", "--from-mlflow", "cv-run-a"]
     else:
-        select = [str(p) for p in trials.outputs]
+        select = ["-m", "app.cli.main", "train-select", *(str(p) for p in trials.outputs)]
     out = tmp_path / "model.safetensors"
-    done = subprocess.run([sys.executable, "-m", "app.cli.main", "train-select", *select, "-o", str(out),
-                           "--folds", str(K)], capture_output=True, text=True, timeout=120, env=trials.env)
+    done = subprocess.run([sys.executable, *select, "-o", str(out), "--folds", str(K)],
+                          capture_output=True, text=True, timeout=120, env=trials.env)
     assert done.returncode == 0, done.stderr[-2000:]
     chosen = _expected_choice(trials.outputs)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
