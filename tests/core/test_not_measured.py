@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,8 @@ from core.output.legend import flag_layers, flag_rgba, legend_rows, make_layer
 from core.spectral.chain import clipped_pixels
 from core.spectral.tissue import TEXTURE_STD, not_tissue_pixels, texture
 
-NEMESIS = sorted(glob.glob("/work/shared/data/nemesis-public/*_dataset.mat"))
+# The real patients of ../shared/data (beside the checkout, as on the build and CI machines; never shipped).
+NEMESIS = sorted(glob.glob(str(Path(__file__).resolve().parents[3] / "shared" / "data" / "nemesis-public" / "*_dataset.mat")))
 
 
 @pytest.fixture(scope="module")
