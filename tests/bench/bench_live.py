@@ -39,6 +39,7 @@ from core.model.live import LivePipeline, local_classifier  # noqa: E402
 from core.model.files import load_model  # noqa: E402
 from core.capture.synthetic.captures import generate_capture  # noqa: E402
 from tests.support.scoring import save_random_model  # noqa: E402
+from tests.support.stage_timing import print_stage_table  # noqa: E402
 
 LOAD_BEFORE = "?"
 KEEP_FILES = 12  # raw frames kept in the folder; older ones are deleted by the writer
@@ -150,16 +151,7 @@ def stages(tmp: Path, synthetic, model, repeats: int = 8) -> None:
         ("OOD / trust", lambda: trust_of(prepared.quality, model.info, prepared.cube)),
         ("local_classifier (live) incl. setup", classify_live),
     ]
-    print(f"{'stage':<45} {'CPU ms':>7} {'wall ms':>8}")
-    for label, fn in rows:
-        fn()
-        cpu, wall = [], []
-        for _ in range(repeats):
-            c, w = time.process_time(), time.perf_counter()
-            fn()
-            cpu.append(time.process_time() - c)
-            wall.append(time.perf_counter() - w)
-        print(f"{label:<45} {1000 * float(np.median(cpu)):>7.1f} {1000 * float(np.median(wall)):>8.1f}")
+    print_stage_table(rows, repeats)
     result = local_result
     live = LiveResult(prepared, result, None, 0.0, 0.1, 0)
     c = time.process_time()

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from core.capture.camera_profiles import THESIS_PROFILE_ID, load_profile  # noqa: E402
 from core.capture.files import frame_to_bytes  # noqa: E402
 from core.capture.synthetic.captures import generate_capture  # noqa: E402
+from tests.support.stage_timing import print_stage_table  # noqa: E402
 
 KEEP_FILES = 12  # raw frames kept in DIR; older ones are deleted, as a station rotating its files would
 STAGES = ("read", "preprocess", "rgb", "quality", "infer", "ood", "total", "file_to_map")
@@ -152,16 +153,7 @@ def stages(synthetic, repeats: int = 10) -> None:
         ("warm raw -> map, 1 thread (live)", lambda: live(prepare(capture, references=cache))),
         ("warm raw -> map, every core", lambda: classify_prepared(prepare(capture, references=cache), model)),
     ]
-    print(f"{'stage (demo model, ' + str(repeats) + ' runs, median)':<42} {'CPU ms':>7} {'wall ms':>8}")
-    for label, fn in rows:
-        fn()
-        cpu, wall = [], []
-        for _ in range(repeats):
-            c, w = time.process_time(), time.perf_counter()
-            fn()
-            cpu.append(time.process_time() - c)
-            wall.append(time.perf_counter() - w)
-        print(f"{label:<42} {1000 * float(np.median(cpu)):>7.1f} {1000 * float(np.median(wall)):>8.1f}")
+    print_stage_table(rows, repeats, title=f"stage (demo model, {repeats} runs, median)", width=42)
 
 
 def main() -> None:
