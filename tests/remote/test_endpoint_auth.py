@@ -8,8 +8,7 @@ recording the Authorization headers it receives.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +17,7 @@ from core.model.files import load_model
 from remote.endpoint_auth import SCORING_SCOPE, EntraTokenAuth
 from remote.remote_or_local import RemoteTarget, classify_remote_or_local, drop_clients
 from remote.scoring_client import RemoteError, ScoringClient
+from tests.support.loopback_http import LoopbackHTTP
 from tests.support.scoring import profile_id_of, save_random_model, small_capture
 
 INFO = {"service": "neurohsi-scoring", "model": {"name": "m"}}
@@ -45,7 +45,7 @@ class FakeCredential:
         return SimpleNamespace(token=f"entra-token-{self.calls:04d}", expires_on=int(self.clock() + 3600))
 
 
-class Endpoint:
+class Endpoint(LoopbackHTTP):
     """Loopback server: GET answers the service info (401 when told to), POST 503; records Authorization."""
 
     def __init__(self) -> None:
@@ -70,17 +70,7 @@ class Endpoint:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/score"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture

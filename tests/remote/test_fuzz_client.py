@@ -1,17 +1,17 @@
 """Second fuzz pass on the scoring client against a misbehaving endpoint: redirects, huge answers (issue 26)."""
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from remote.scoring_client import RemoteError, ScoringClient
 from tests.remote.test_scoring_client import ScriptedServer
+from tests.support.loopback_http import LoopbackHTTP
 from tests.support.scoring import small_capture
 
 
-class StreamingServer:
+class StreamingServer(LoopbackHTTP):
     """Answers every request with 200 and ``size`` bytes, with or without ``Content-Length``; counts bytes sent."""
 
     def __init__(self, size: int, *, declare: bool) -> None:
@@ -39,18 +39,7 @@ class StreamingServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/score"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.serve(Handler)
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])

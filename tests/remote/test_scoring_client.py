@@ -8,19 +8,20 @@ import socket
 import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
 from remote.scoring_client import RemoteError, ScoringClient, normalise_url
 from remote.scoring_server import ScoringServerError, local_scoring_server
+from tests.support.loopback_http import LoopbackHTTP
 from tests.support.scoring import listening_addresses, profile_id_of, save_random_model, small_capture
 
 INFO = {"service": "neurohsi-scoring", "model": {"name": "m"}}
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackHTTP):
     """HTTP server on 127.0.0.1 answering with a scripted list of (status, JSON body[, headers]); counts requests."""
 
     def __init__(self, script, *, tls_context: ssl.SSLContext | None = None):
@@ -48,22 +49,7 @@ class ScriptedServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        scheme = "http"
-        if tls_context is not None:
-            self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
-            scheme = "https"
-        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}/score"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.serve(Handler, tls_context=tls_context)
 
 
 class SilentServer:
