@@ -351,20 +351,33 @@ class ScoringClient:
                 raise RemoteError(None, f"{self.url}: {exc}", url=self.url) from None
         if self.deployment is not None:
             headers[DEPLOYMENT_HEADER] = self.deployment
+        retry = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
         if deadline is None:
-            return self._exchange(method, body, headers, None)
+            return self._exchange(method, body, headers, None, retry)
+        started = time.monotonic()
         try:
             return call_with_deadline(
-                lambda: self._exchange(method, body, headers, deadline), deadline - time.monotonic()
+                lambda: self._exchange(method, body, headers, deadline, retry), deadline - started
             )
         except DeadlineExceeded:
-            raise RemoteError(
-                None, f"no result from {self.url} within the {self.deadline_s:g} s deadline", url=self.url, deadline=True
-            ) from None
+            raise self._past_deadline(retry, started) from None
 
-    def _exchange(self, method: str, body: bytes | None, headers: dict, deadline: float | None) -> requests.Response:
-        """The HTTP exchange with retries; an answer cut short after its headers is sent again too."""
-        retry = DeadlineRetry.for_call(self.retries, self.backoff_s, deadline)
+    def _past_deadline(self, retry: DeadlineRetry, started: float) -> RemoteError:
+        """The error when the deadline passed mid-call: it names the last busy answer, if one was retried."""
+        if retry.log.busy is None:
+            return RemoteError(
+                None, f"no result from {self.url} within the {self.deadline_s:g} s deadline", url=self.url, deadline=True
+            )
+        status, detail = retry.log.busy
+        message = self._describe(status, detail)
+        message += (f"; gave up after {time.monotonic() - started:.1f} s: no answer to the last retry, "
+                    f"past the {self.deadline_s:g} s deadline")
+        return RemoteError(status, message, url=self.url, deadline=True)
+
+    def _exchange(
+        self, method: str, body: bytes | None, headers: dict, deadline: float | None, retry: DeadlineRetry
+    ) -> requests.Response:
+        """The HTTP exchange with retries (``retry``); an answer cut short after its headers is sent again too."""
         self._adapter.max_retries = retry
         timeout = self.timeout
         attempt = 0
@@ -430,13 +443,16 @@ class ScoringClient:
         detail = _service_message(response)
         if not detail and response.status_code == MODEL_ERROR_STATUS:
             detail = " ".join(response.headers.get(MODEL_REASON_HEADER, "").split())[:200]
+        message = self._describe(status, detail) + getattr(response, "neurohsi_gave_up", "")
+        return RemoteError(status, message, response.content, url=self.url)
+
+    def _describe(self, status: int, detail: str) -> str:
+        """``"<url>: <what the code means> (HTTP <code>): <the service's message>"``."""
         auth = "entra" if self._token_auth is not None else ("key" if self._key is not None else None)
-        friendly = friendly_reason(status, auth=auth)
-        message = f"{self.url}: {friendly} (HTTP {status})"
+        message = f"{self.url}: {friendly_reason(status, auth=auth)} (HTTP {status})"
         if detail and status not in (401, 403):
             message += f": {detail}"
-        message += getattr(response, "neurohsi_gave_up", "")
-        return RemoteError(status, message, response.content, url=self.url)
+        return message
 
 
 def _read(path: Path) -> bytes:

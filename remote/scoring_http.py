@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import json
 import math
 import re
 import threading
@@ -82,6 +83,27 @@ class RetryStopped:
         return self.why
 
 
+@dataclass
+class RetryLog:
+    """What a call's retries saw, shared by every copy urllib3 makes of its :class:`DeadlineRetry`.
+
+    ``stopped``: why retrying stopped before the deadline; ``busy``: the last busy answer
+    (code, the service's message) when it was retried, so that a deadline that then passes
+    still names it; ``sent_at``: when the current attempt started (monotonic s);
+    ``attempt_s``: how long the last answered attempt took (s), so that a retry that could
+    not be answered before the deadline is not started.
+    """
+
+    stopped: list[RetryStopped]
+    busy: tuple[int, str] | None = None
+    sent_at: float = 0.0
+    attempt_s: float = 0.0
+
+
+# The most of a busy answer's body read for its message (the rest is drained unread).
+BUSY_BODY_BYTES = 4096
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date); None when absent or
     unusable (garbage, negative, not finite): such a header is ignored and the backoff applies."""
@@ -113,13 +135,18 @@ class DeadlineRetry(Retry):
     # Every code we retry may carry Retry-After (Azure ML's 429, our 503); honour it on all.
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
 
-    def __init__(self, *args, deadline: float | None = None, stopped: list | None = None,
+    def __init__(self, *args, deadline: float | None = None, log: RetryLog | None = None,
                  next_wait: float = 0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
         # Shared by every copy urllib3 makes (new()): the caller reads why retrying stopped.
-        self.stopped: list[RetryStopped] = [] if stopped is None else stopped
+        self.log = RetryLog([], sent_at=time.monotonic()) if log is None else log
         self.next_wait = next_wait
+
+    @property
+    def stopped(self) -> list[RetryStopped]:
+        """Why retrying stopped before the deadline (empty when it did not)."""
+        return self.log.stopped
 
     @classmethod
     def for_call(cls, retries: int, backoff_s: float, deadline: float | None) -> "DeadlineRetry":
@@ -147,7 +174,7 @@ class DeadlineRetry(Retry):
     def new(self, **kw) -> "DeadlineRetry":
         retry = super().new(**kw)
         retry.deadline = self.deadline
-        retry.stopped = self.stopped
+        retry.log = self.log
         return retry
 
     def parse_retry_after(self, retry_after: str) -> float | None:  # type: ignore[override]
@@ -168,14 +195,20 @@ class DeadlineRetry(Retry):
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         asked = None if response is None else retry.get_retry_after(response)
         wait = asked if asked is not None else retry.get_backoff_time()
-        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+        now = time.monotonic()
+        self.log.attempt_s = max(0.0, now - self.log.sent_at)
+        # A retry is worth starting only if its answer can come before the deadline: the wait
+        # plus as long as the last attempt took (under load a service answers slowly too).
+        if self.deadline is not None and now + wait + self.log.attempt_s >= self.deadline:
             status = None if response is None else effective_status(response.status, response.headers)
             why = (f"the service asked to retry after {wait:g} s (Retry-After)" if asked is not None
                    else f"the next retry (in {wait:.1f} s)")
-            self.stopped.append(RetryStopped(why, status, wait, asked is not None))
+            self.log.stopped.append(RetryStopped(why, status, wait, asked is not None))
             # MaxRetryError hands a busy answer back to the caller (raise_on_status=False) and
             # turns a connection failure into requests' ConnectionError: both say what happened.
             raise MaxRetryError(_pool, url, error)
+        if response is not None:
+            self.log.busy = (effective_status(response.status, response.headers), _busy_message(response))
         retry.next_wait = wait
         return retry
 
@@ -190,6 +223,16 @@ class DeadlineRetry(Retry):
         # The wait was chosen (and checked against the deadline) in increment().
         if self.next_wait > 0:
             time.sleep(self.next_wait)
+        self.log.sent_at = time.monotonic()
+
+
+def _busy_message(response) -> str:
+    """The service's message in a busy answer that is about to be retried (its first 4 KiB; '' if unreadable)."""
+    try:
+        body = response.read(BUSY_BODY_BYTES, decode_content=True) or b""
+    except Exception:  # a broken busy answer: its code says enough
+        return ""
+    return message_from_body(body, response.headers.get("Content-Type", ""))
 
 
 def call_with_deadline(function: Callable[[], T], timeout_s: float) -> T:
@@ -292,11 +335,16 @@ def missing_references(response) -> list[str]:
 
 def service_message(response) -> str:
     """The service's error message: ``{"error": ...}`` (NeuroHSI) or ``{"message": ...}`` (Azure ML front ends)."""
+    return message_from_body(response.content or b"", response.headers.get("Content-Type", ""))
+
+
+def message_from_body(content: bytes, content_type: str) -> str:
+    """:func:`service_message` of an answer's ``content`` (bytes) and ``Content-Type``."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        text = response.text if response.content else ""
-        if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip().startswith("<"):
+        text = content.decode("utf-8", "replace")
+        if "html" in content_type.lower() or text.lstrip().startswith("<"):
             title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
             text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
         return " ".join(text.split())[:200]
