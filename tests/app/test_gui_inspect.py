@@ -53,7 +53,7 @@ def test_clicks_pin_spectra_in_own_colours(qtbot, make_window, small_files):
     for n, (row, col) in enumerate(((5, 7), (30, 50)), start=1):
         point = view.mapFromScene(view.scene_pos_of(row, col))
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(point.x(), point.y()))
-        qtbot.waitUntil(lambda n=n: len(window.spectrum.pinned_curves) == n, timeout=3000)
+        qtbot.waitUntil(lambda n=n: len(window.spectrum.pinned_curves) == n, timeout=30_000)
     curves = window.spectrum.pinned_curves
     order = np.argsort(opened.cube.wavelengths_nm, kind="stable")
     assert np.allclose(curves[1].getData()[1], opened.cube.data[30, 50][order])

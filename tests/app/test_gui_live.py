@@ -80,7 +80,7 @@ def test_stale_warning_and_pause_resume(qtbot, make_window, small_files, live_fo
     window.live = live
     assert live.start(folder)
     _write_and_wait(qtbot, live, folder, capture, 2)
-    qtbot.waitUntil(lambda: live.indicator.stale, timeout=5_000)
+    qtbot.waitUntil(lambda: live.indicator.stale, timeout=30_000)
     assert "map may be out of date" in live.indicator.label.text()
 
     live.indicator.pause_button.click()
@@ -185,15 +185,15 @@ def test_stale_live_map_raises_a_banner_with_its_age_in_theatre_too(qtbot, make_
     assert live.start(folder)
     _write_and_wait(qtbot, live, folder, capture, 2)
     window.actions["theatre"].setChecked(True)
-    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=30_000)
     assert window.warnings.isVisible() and "s old" in window.warnings.text()
     window.warnings.ack_button.click()
     qtbot.wait(600)
     assert window.warnings.isHidden()  # acknowledged: not again until the next map
     _write_and_wait(qtbot, live, folder, capture, 3)
-    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=30_000)
     _write_and_wait(qtbot, live, folder, capture, 4)  # a new map clears the banner...
     assert "Stale map" not in window.warnings.text()
-    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=5_000)  # ...until it is stale again
+    qtbot.waitUntil(lambda: "Stale map" in window.warnings.text(), timeout=30_000)  # ...until it is stale again
     window.actions["theatre"].setChecked(False)
     live.stop()

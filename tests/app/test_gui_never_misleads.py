@@ -106,9 +106,9 @@ def test_leaving_theatre_restores_the_window(qtbot, make_window, captures):
     qtbot.wait(50)
     before = window.geometry()
     window.actions["theatre"].setChecked(True)
-    qtbot.waitUntil(window.isFullScreen, timeout=3000)
+    qtbot.waitUntil(window.isFullScreen, timeout=30_000)
     window.actions["theatre"].setChecked(False)
-    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=3000)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=30_000)
     qtbot.wait(600)  # past the late re-checks: it must not go back to full screen or grow
     assert not window.isFullScreen()
     assert window.geometry().size() == before.size() and window.statusBar().isVisible()
@@ -119,7 +119,7 @@ def test_preferences_in_the_edit_menu_and_view_mode_in_sight_at_1280(qtbot, make
     edit = window.menus["&Edit"]
     assert window.actions["settings"] in edit.actions() and "Preferences" in window.actions["settings"].text()
     window.resize(1280, 800)
-    qtbot.waitUntil(lambda: window.width() == 1280, timeout=3000)
+    qtbot.waitUntil(lambda: window.width() == 1280, timeout=30_000)
     qtbot.wait(50)
     combo = window.view_controls.mode_combo
     assert combo.isVisible() and window.toolbar.rect().contains(combo.geometry())

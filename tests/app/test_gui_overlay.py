@@ -22,7 +22,7 @@ def test_open_shows_rgb_then_classify_shows_overlay(qtbot, make_window, small_fi
     assert window.metadata.values["capture"] == opened.capture.capture_id
     assert "Research use only" in window.banner.text()
     qtbot.waitUntil(lambda: re.fullmatch(r"Opened in \d+ ms", window.status.timings_label.text()) is not None,
-                    timeout=3000)  # wall time from the click to the image painted
+                    timeout=30_000)  # wall time from the click to the image painted
 
     result = classify_and_wait(qtbot, window)
     expected = classify(load_capture(raw), load_model(model))
@@ -35,7 +35,7 @@ def test_open_shows_rgb_then_classify_shows_overlay(qtbot, make_window, small_fi
     assert "Local" in window.status.source_label.text()
     assert "map of " in window.status.source_label.text()  # when the map on screen was made
     # The time shown is the wall time from the click to the painted map, never less than inference alone.
-    qtbot.waitUntil(lambda: window.status.timings_label.text().startswith("Map in"), timeout=3000)
+    qtbot.waitUntil(lambda: window.status.timings_label.text().startswith("Map in"), timeout=30_000)
     waited_ms = float(window.status.timings_label.text().removeprefix("Map in ").removesuffix(" ms"))
     assert waited_ms >= 1000 * result.timings_s["infer"] - 1
     assert "infer" in window.status.timings_label.toolTip()

@@ -17,7 +17,7 @@ def _theatre_window(qtbot, make_window, small_files, size=(1280, 800)):
     qtbot.wait(50)  # let the full-screen state settle before sizing like a 1280 x 800 screen
     assert window.isFullScreen()
     window.resize(*size)  # the offscreen screen is 800 x 800; the layout must hold at 1280 x 800
-    qtbot.waitUntil(lambda: window.width() == size[0] and window.height() == size[1], timeout=3000)
+    qtbot.waitUntil(lambda: window.width() == size[0] and window.height() == size[1], timeout=30_000)
     qtbot.wait(20)
     return window, result
 
@@ -134,7 +134,7 @@ def test_theatre_shows_the_running_job(qtbot, make_window, small_files):
     window, _result = _theatre_window(qtbot, make_window, small_files)
     overlay = window.map_area.theatre
     assert overlay.busy_line is None
-    with qtbot.waitSignal(window.busy_changed, timeout=5000, check_params_cb=lambda busy: busy):
+    with qtbot.waitSignal(window.busy_changed, timeout=30_000, check_params_cb=lambda busy: busy):
         window.classify()
     assert overlay.busy_line  # the status bar is hidden in theatre: progress is shown on the map
     qtbot.waitUntil(lambda: overlay.busy_line is None, timeout=30_000)

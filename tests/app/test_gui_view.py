@@ -21,7 +21,7 @@ def classified(qtbot, make_window, small_files):
     open_and_wait(qtbot, window, raw)
     result = classify_and_wait(qtbot, window)
     window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+    qtbot.waitUntil(window.isActiveWindow, timeout=30_000)
     return window, result
 
 
@@ -150,7 +150,7 @@ def test_a_fitted_view_stays_fitted_when_resized_until_the_user_zooms(qtbot, cla
     view = window.image_view
     h, w = result.labels.shape
     window.resize(800, 700)
-    qtbot.waitUntil(lambda: shown_rect(view).contains(0, 0) and shown_rect(view).contains(w, h), timeout=3000)
+    qtbot.waitUntil(lambda: shown_rect(view).contains(0, 0) and shown_rect(view).contains(w, h), timeout=30_000)
     small = shown_rect(view).width()
     window.resize(1400, 900)
     qtbot.wait(50)

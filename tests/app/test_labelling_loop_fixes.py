@@ -131,5 +131,5 @@ def test_recoverable_labels_are_named_at_launch(qtbot, make_window, tmp_path):
     folder.mkdir()
     store.write_recovery(folder, np.ones((8, 12), np.uint8))  # the app was killed with unsaved labels
     controller = install_labelling(window)  # as at launch: before anything is opened
-    qtbot.waitUntil(lambda: window.sink.last is not None and "ID0077C03" in window.sink.last.text, timeout=5_000)
+    qtbot.waitUntil(lambda: window.sink.last is not None and "ID0077C03" in window.sink.last.text, timeout=30_000)
     assert "recovered" in window.sink.last.text and controller.mention_recoverable() == ["ID0077C03"]

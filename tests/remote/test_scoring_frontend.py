@@ -129,7 +129,7 @@ def test_deadline_bounds_a_trickling_answer(frontend, captures):
     start = time.monotonic()
     with pytest.raises(RemoteError, match=r"within the 2 s deadline") as info:
         client.classify_capture(captures[0])
-    assert time.monotonic() - start < 3.0
+    assert time.monotonic() - start < 30  # not the 60 s read timeout, let alone the whole trickle
     assert info.value.deadline is True
 
 
@@ -137,10 +137,11 @@ def test_retry_after_past_the_deadline_gives_up_at_once(frontend, captures):
     frontend.retry_after_s = 30
     frontend.inject("429")
     client = ScoringClient(frontend.url, key=KEY, deadline_s=3.0)
-    start = time.monotonic()
+    before = len(frontend.statuses())
     with pytest.raises(RemoteError, match=r"HTTP 429.*asked to retry after 30 s \(Retry-After\), past the 3 s deadline"):
         client.classify_capture(captures[0])
-    assert time.monotonic() - start < 2.0
+    # At once, not at the deadline: the message names the Retry-After, which only the early stop says.
+    assert frontend.statuses()[before:] == [429]
 
 
 def test_deployment_header_is_sent(frontend):

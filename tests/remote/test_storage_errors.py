@@ -51,7 +51,7 @@ def test_unreachable_storage_fails_fast_with_one_line(caplog):
     t0 = time.monotonic()
     with pytest.raises(StorageError, match="unreachable") as err:
         storage.check()
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 30  # retries=0: not the SDK's default minutes of retrying
     assert f"http://127.0.0.1:{port}/{DEV_ACCOUNT}" in str(err.value)
     assert_clean(str(err.value), caplog, WRONG_KEY)
 
