@@ -39,6 +39,7 @@ BUNDLED_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("numpy", "BSD-3-Clause"),
     ("scipy", "BSD-3-Clause"),
     ("torch", "BSD-3-Clause"),
+    ("onnxruntime", "MIT"),
     ("safetensors", "Apache-2.0"),
     ("tifffile", "BSD-3-Clause"),
     ("imagecodecs", "BSD-3-Clause"),
@@ -77,6 +78,7 @@ def model_identity_text(window) -> str:
 
 def diagnostics_text(window) -> str:
     """Plain text for a support call (no secrets)."""
+    from core.model.ort_runtime import describe_runtime
     from core.redaction import redact
     from resources import RESOURCES_DIR
 
@@ -93,6 +95,7 @@ def diagnostics_text(window) -> str:
         f"settings file: {settings.qsettings.fileName()}",
         f"model: {model_identity_text(window)}",
         f"model file: {window.model_path()}",
+        f"inference: {describe_runtime()}",
         f"keyring available: {settings.keyring_available()}",
         "settings: " + ", ".join(f"{name}={settings.get(name)!r}" for name in _DIAGNOSTIC_VALUES),
         "settings keys: " + ", ".join(s.key for s in _settings_table()),

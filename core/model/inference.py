@@ -89,8 +89,9 @@ def predict_dense(
     Labels are ``class_ids[argmax]``; ``class_ids`` defaults to ``1..C``.
     Border pixels are classified through ``padding`` (mode name as in the model file).
     ``net`` is the patch network (converted here) or its dense twin, whose own padding wins.
-    ``threads``: torch intra-op threads to use (default: every usable core). The
-    result does not depend on it. ``temperature`` (> 0) divides the logits before the
+    ``threads``: intra-op threads to use (default: every usable core). The result does
+    not depend on it. On the CPU the network runs in ONNX Runtime where installed
+    (:mod:`core.model.ort_runtime`), else in torch. ``temperature`` (> 0) divides the logits before the
     softmax (the model file's calibration); it never changes the labels.
     ``device``: torch device name (default :func:`core.model.device.inference_device`: CUDA
     when present, else the CPU); the maps agree within float32 rounding.
@@ -99,6 +100,8 @@ def predict_dense(
 
     from core.model.device import inference_device, on_device
     from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet
+    from core.model.ort_runtime import cpu_runtime
+    from core.model.ort_runtime import dense_logits as ort_dense_logits
 
     from core.model.spectral_net import SpectralNet
 
@@ -115,17 +118,22 @@ def predict_dense(
     dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
     ids = _checked_arguments(dense.n_bands, dense.n_classes, data, class_ids, threads, temperature)
     device = inference_device(device)
-    _use_all_cores(threads)
     half = dense.patch_size // 2
     if dense.padding == "reflect" and min(data.shape[:2]) <= half:
         raise ValueError(
             f"cube {data.shape[0]}x{data.shape[1]} is too small for reflect padding of {half} (patch size {dense.patch_size})"
         )
+    mode = NUMPY_PADDING_MODES[dense.padding]
+    if device == "cpu" and cpu_runtime() == "onnxruntime":
+        # Padded straight into (B, H, W), the layout ONNX Runtime takes: one copy, as below.
+        bhw = np.moveaxis(np.asarray(data, dtype=np.float32), -1, 0)
+        padded = np.pad(bhw, ((0, 0), (half, half), (half, half)), mode=mode)
+        planes = ort_dense_logits(net, dense, padded, usable_cores() if threads is None else threads)  # (C, H, W)
+        return _probabilities_and_labels(np.moveaxis(planes, 0, -1), ids, valid, temperature)
+    _use_all_cores(threads)
     # Pad the (H, W, B) array in numpy: the padded copy is born channels_last, and
     # numpy's reflect is several times faster than torch's on NCHW.
-    padded = np.pad(
-        np.asarray(data, dtype=np.float32), ((half, half), (half, half), (0, 0)), mode=NUMPY_PADDING_MODES[dense.padding]
-    )
+    padded = np.pad(np.asarray(data, dtype=np.float32), ((half, half), (half, half), (0, 0)), mode=mode)
     with torch.inference_mode():
         x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0)  # (1, B, H+p-1, W+p-1), channels_last view
         logits = on_device(dense, device).eval().forward_padded(x.to(device))[0]  # (C, H, W)

@@ -1,8 +1,9 @@
 """Self-check inside the bundle: ``neurohsi -m bundle_check`` prints what the smoke test verifies, as JSON.
 
 The build identity, whether it runs frozen, the version of every component Help > About lists
-(their metadata must be in the bundle), the Qt platform plugins shipped, and a TIFF round trip
-through each compression the spec ships a codec for.
+(their metadata must be in the bundle), the Qt platform plugins shipped, a TIFF round trip
+through each compression the spec ships a codec for, and the CPU inference runtime with one
+small map made in it and in torch.
 """
 from __future__ import annotations
 
@@ -34,6 +35,34 @@ def tiff_round_trips() -> dict[str, str]:
     return results
 
 
+def inference_runtime() -> dict:
+    """The CPU runtime the bundle classifies with, and the largest probability difference of one
+    small random map between it and torch (the parity rule allows 0.01)."""
+    import numpy as np
+    import torch
+
+    from core.model.inference import predict_dense
+    from core.model.network import Conv2DNet
+    from core.model.ort_runtime import RUNTIME_ENV, cpu_runtime
+
+    runtime = cpu_runtime()
+    torch.manual_seed(0)
+    net = Conv2DNet(25, 5, 7).eval()
+    cube = np.random.default_rng(0).random((16, 20, 25), dtype=np.float32)
+    before = os.environ.get(RUNTIME_ENV)
+    try:
+        os.environ[RUNTIME_ENV] = "torch"
+        reference = predict_dense(net, cube, threads=1)[0]
+        os.environ[RUNTIME_ENV] = runtime
+        probabilities = predict_dense(net, cube, threads=1)[0]
+    finally:
+        if before is None:
+            os.environ.pop(RUNTIME_ENV, None)
+        else:
+            os.environ[RUNTIME_ENV] = before
+    return {"runtime": runtime, "max_probability_difference": float(np.abs(probabilities - reference).max())}
+
+
 def report() -> dict:
     from PySide6.QtCore import QLibraryInfo
 
@@ -54,6 +83,7 @@ def report() -> dict:
         "qt_platform_plugins": sorted(os.listdir(plugins)) if os.path.isdir(plugins) else [],
         "imagecodecs": codecs,
         "tiff_round_trips": tiff_round_trips(),
+        "inference": inference_runtime(),
     }
 
 

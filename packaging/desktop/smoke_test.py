@@ -111,6 +111,9 @@ def run_checks(bundle: Path, tmp: Path) -> Runner:
     check(inside["imagecodecs"] is not None, "bundle_check: imagecodecs (compressed TIFF) missing")
     failed = {name: why for name, why in inside["tiff_round_trips"].items() if why != "ok"}
     check(not failed, f"bundle_check: TIFF compressions that do not round-trip: {failed}")
+    inference = inside["inference"]
+    check(inference["runtime"] == "onnxruntime" and inference["max_probability_difference"] < 0.01,
+          f"bundle_check: CPU inference not in ONNX Runtime at parity with torch: {inference}")
 
     # demo-capture with the bundle's own generator (scipy, tifffile), then info.
     run("demo-capture", "demo-capture", "cap", "--seed", "1")

@@ -85,10 +85,11 @@ def test_build_info_reads_the_bundle_file(tmp_path, monkeypatch):
 def test_about_shows_version_model_licences_and_copies_diagnostics_without_secrets(qtbot, make_window, small_files):
     raw, model = small_files
     window = make_window(model)
-    window.settings.set("endpoint_url", "https://neuro.example.org/score")
-    window.settings.set_endpoint_key(KEY, session_only=True)
     open_and_wait(qtbot, window, raw)
     result = classify_and_wait(qtbot, window)
+    # Set after classifying: the diagnostics name the endpoint; nothing is sent to it.
+    window.settings.set("endpoint_url", "https://neuro.example.org/score")
+    window.settings.set_endpoint_key(KEY, session_only=True)
     window.actions["about"].trigger()
     dialog = window.findChild(QDialog, "about_dialog")
     assert dialog is not None and dialog.isVisible()
@@ -105,6 +106,7 @@ def test_about_shows_version_model_licences_and_copies_diagnostics_without_secre
     assert copied.startswith(f"NeuroHSI {build_info()['version']}")
     assert result.model.sha256 in copied and "scoring/endpoint_url" in copied and "neuro.example.org" in copied
     assert str(window.model_path()) in copied and "torch " in copied
+    assert "inference: CPU, ONNX Runtime " in copied
     assert KEY not in copied
 
 

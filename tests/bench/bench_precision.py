@@ -3,8 +3,8 @@
 The parity rule for any faster numeric path (issue 27): at most 0.1 % of labels changed
 against float32 and every probability within 0.01, on the demo capture and on real tissue.
 Compared here, with the demo model on one torch thread: bfloat16 (oneDNN autocast) for the
-whole network and for each layer alone, and, when the ``onnxruntime`` package is importable
-(it is not a dependency), ONNX Runtime in float32. CPU ms is ``time.process_time`` (median).
+whole network and for each layer alone, and ONNX Runtime in float32 (the shipped CPU runtime,
+core.model.ort_runtime; torch is its fallback). CPU ms is ``time.process_time`` (median).
 
 Real-data captures: the labelled pixels of each NEMESIS ground-truth map
 (``../shared/data/nemesis-public``) hold their real spectra (MATLAB column order); every other
@@ -32,30 +32,10 @@ from core.capture.synthetic.captures import generate_capture  # noqa: E402
 from core.model.choice import resolve_model  # noqa: E402
 from core.model.inference import _softmax_last, prepare  # noqa: E402
 from core.model.live import dense_net  # noqa: E402
+from tests.support.real_cubes import NEMESIS_FOLDER, real_cubes  # noqa: E402
 
 LABELS_CHANGED_MAX = 0.001
 PROBABILITY_ATOL = 0.01
-
-
-def real_cubes(folder: Path) -> dict[str, np.ndarray]:
-    from scipy.io import loadmat
-    from scipy.ndimage import distance_transform_edt
-
-    cubes = {}
-    for path in sorted(folder.glob("SNAPgt*_cropped_Pre-processed.mat")):
-        capture_id = path.name[len("SNAPgt"):].split("_")[0]
-        truth = loadmat(path)["groundTruthMap"]
-        data = loadmat(folder / f"{capture_id}_dataset.mat")["data"].astype(np.float32)
-        labelled = truth.T != 0  # MATLAB order: column by column
-        if labelled.sum() != data.shape[0]:
-            print(f"{capture_id}: {labelled.sum()} labelled pixels but {data.shape[0]} spectra; skipped")
-            continue
-        cube_t = np.zeros((*truth.T.shape, data.shape[1]), np.float32)
-        cube_t[labelled] = data
-        cube = np.ascontiguousarray(cube_t.transpose(1, 0, 2))
-        _, (rows, cols) = distance_transform_edt(truth == 0, return_indices=True)
-        cubes[capture_id] = np.ascontiguousarray(cube[rows, cols])
-    return cubes
 
 
 def timed(fn, repeats: int = 5):
@@ -84,7 +64,7 @@ def variants(dense) -> dict:
         return run
 
     out = {
-        "float32 (torch, oneDNN, channels_last)": dense.forward_padded,
+        "float32 (torch, oneDNN, channels_last, fallback)": dense.forward_padded,
         "bfloat16, whole network": layered(True, True, True),
         "bfloat16, first convolution only": layered(True, False, False),
         "bfloat16, fc1 only": layered(False, True, False),
@@ -94,34 +74,18 @@ def variants(dense) -> dict:
         import onnxruntime as ort
     except ImportError:
         return out
-    import tempfile
+    from core.model.ort_runtime import session_for
 
-    class Padded(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.dense = dense
-
-        def forward(self, x):
-            return self.dense.forward_padded(x)
-
-    path = Path(tempfile.mkdtemp()) / "net.onnx"
-    example = torch.zeros(1, dense.n_bands, 32, 32)
-    torch.onnx.export(Padded().eval(), (example,), path, dynamo=False, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}}, opset_version=17)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    out[f"float32 (ONNX Runtime {ort.__version__})"] = lambda x: torch.from_numpy(
-        session.run(None, {"x": np.ascontiguousarray(x.numpy())})[0])
+    session = session_for(dense, dense, 1)  # the product's own graph and session (core.model.ort_runtime)
+    out[f"float32 (ONNX Runtime {ort.__version__}, shipped)"] = lambda x: torch.from_numpy(
+        session.run(None, {"padded_cube": np.ascontiguousarray(x.numpy())})[0])
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared/data/nemesis-public")
+    parser.add_argument("--data", type=Path, default=NEMESIS_FOLDER)
     args = parser.parse_args()
-    if not args.data.is_dir():
-        args.data = Path("/work/shared/data/nemesis-public")
     torch.set_num_threads(1)
     model = resolve_model(None)
     dense = dense_net(model)
