@@ -67,8 +67,10 @@ class Comparison:
 
     @property
     def tumour_worse(self) -> bool:
-        """True when the new model must not be recommended on tumour grounds (see :func:`tumour_worse`)."""
-        return tumour_worse(self.rows)
+        """True when the new model must not be recommended on tumour grounds: worse on tumour
+        sensitivity (:func:`tumour_worse`) or calling most other tissue tumour
+        (:func:`calls_too_much_tumour`). Installing it then takes a typed reason."""
+        return tumour_worse(self.rows) or calls_too_much_tumour(self.rows)
 
     @property
     def recommended(self) -> bool:
@@ -100,6 +102,10 @@ def evaluate_on_patch_set(model, data) -> dict:
 
 
 TUMOUR_KEY = f"sensitivity:{TUMOUR_ID}"
+TUMOUR_SPECIFICITY_KEY = f"specificity:{TUMOUR_ID}"
+# A model that calls more than half of the other tissue tumour is never recommended, whatever
+# its tumour sensitivity (one that calls every pixel tumour scores 100 % there).
+MIN_TUMOUR_SPECIFICITY = 0.5
 
 
 def macro_f1(metrics: dict | None) -> float | None:
@@ -169,16 +175,26 @@ def tumour_worse(rows: tuple[MetricRow, ...]) -> bool:
     return row.installed is not None and row.new < row.installed
 
 
+def calls_too_much_tumour(rows: tuple[MetricRow, ...]) -> bool:
+    """The new model calls more than half of the held-out non-tumour pixels tumour
+    (tumour specificity below :data:`MIN_TUMOUR_SPECIFICITY`)."""
+    row = _row(rows, TUMOUR_SPECIFICITY_KEY)
+    return row is not None and row.new is not None and row.new < MIN_TUMOUR_SPECIFICITY
+
+
 def recommended(rows: tuple[MetricRow, ...], *, margin_points: float = MARGIN_POINTS) -> bool:
-    """Recommend only a model not worse on tumour, and (tumour the same) not worse on macro F1."""
-    if tumour_worse(rows):
+    """Recommend only a model not worse on tumour and not calling most other tissue tumour; then
+    one that gains on tumour sensitivity (losing less macro F1 than it gains), or (tumour the
+    same) is not worse on macro F1."""
+    if tumour_worse(rows) or calls_too_much_tumour(rows):
         return False
     f1 = _row(rows, "macro_f1")
+    f1_change = f1.delta_points if f1 is not None else None
     tumour = _row(rows, TUMOUR_KEY)
     tumour_gain = tumour.delta_points if tumour is not None else None
     if tumour_gain is not None and tumour_gain >= margin_points:
-        return True
-    return not (f1 is not None and f1.delta_points is not None and f1.delta_points <= -margin_points)
+        return f1_change is None or f1_change > -tumour_gain
+    return not (f1_change is not None and f1_change <= -margin_points)
 
 
 def _tumour_line(rows: tuple[MetricRow, ...]) -> str:
@@ -189,6 +205,11 @@ def _tumour_line(rows: tuple[MetricRow, ...]) -> str:
         return f"Tumour sensitivity {100 * row.new:.1f} %"
     return (f"Tumour sensitivity {100 * row.installed:.1f} % → {100 * row.new:.1f} % "
             f"({row.delta_points:+.1f} points)")
+
+
+def _too_much_tumour(rows: tuple[MetricRow, ...]) -> str:
+    row = _row(rows, TUMOUR_SPECIFICITY_KEY)
+    return f"it calls most other tissue tumour (tumour specificity {100 * row.new:.1f} %)"
 
 
 def verdict(rows: tuple[MetricRow, ...], *, margin_points: float = MARGIN_POINTS) -> str:
@@ -205,15 +226,21 @@ def verdict(rows: tuple[MetricRow, ...], *, margin_points: float = MARGIN_POINTS
         oacc = _row(rows, "oacc")
         no_base = "No installed model to compare with on these captures"
         detail = f"{head}; overall accuracy {100 * oacc.new:.1f} %" if oacc and oacc.new is not None else head
-        decision = ("Not recommended: it finds no tumour" if tumour_worse(rows) else "Recommended with care")
+        decision = ("Not recommended: it finds no tumour" if tumour_worse(rows)
+                    else f"Not recommended: {_too_much_tumour(rows)}" if calls_too_much_tumour(rows)
+                    else "Recommended with care")
         return f"{decision}. {no_base}; {detail}."
     if tumour_worse(rows):
         why = ("it finds no tumour" if tumour is not None and tumour.new is not None and tumour.new <= 0
                else "tumour sensitivity unknown" if tumour is None or tumour.new is None
                else "worse on tumour sensitivity")
         decision = f"Not recommended: {why}"
+    elif calls_too_much_tumour(rows):
+        decision = f"Not recommended: {_too_much_tumour(rows)}"
     elif recommended(rows, margin_points=margin_points):
         decision = "Recommended"
+    elif tumour is not None and tumour.delta_points is not None and tumour.delta_points >= margin_points:
+        decision = "Not recommended: it loses more on macro F1 than it gains on tumour"
     else:
         decision = "Not recommended: same on tumour, worse on macro F1"
     others = [r for r in rows if r.key != TUMOUR_KEY and r.delta_points is not None

@@ -90,6 +90,40 @@ def test_verdict_opens_with_tumour_sensitivity_and_never_recommends_worse_on_tum
                      "Tumour sensitivity 60.0 %; overall accuracy 90.0 %.")
 
 
+def test_a_model_calling_everything_tumour_is_never_recommended():
+    # 100 % tumour sensitivity by calling every pixel tumour: specificity and macro F1 collapse.
+    everything = (
+        MetricRow("sensitivity:2", "Tumour tissue: sensitivity", 0.70, 1.00),
+        MetricRow("macro_f1", "Macro F1 (mean over classes)", 0.80, 0.12),
+        MetricRow("oacc", "Overall accuracy (OACC)", 0.90, 0.21),
+        MetricRow("specificity:2", "Tumour tissue: specificity", 0.95, 0.02),
+    )
+    assert compare_flags(everything) == (False, False)
+    # Installing it anyway takes a typed reason, as for a model worse on tumour (the dialog asks).
+    from core.training.comparison import Comparison
+
+    assert Comparison(None, None, ("ID1",), 10, everything, verdict(everything)).tumour_worse
+    assert not Comparison(None, None, ("ID1",), 10, everything[:3], verdict(everything[:3])).tumour_worse
+    assert verdict(everything).startswith(
+        "Not recommended: it calls most other tissue tumour (tumour specificity 2.0 %). "
+        "Tumour sensitivity 70.0 % → 100.0 % (+30.0 points)")
+    # The first model of a hospital, no installed one to compare with: the same guard.
+    first = tuple(MetricRow(r.key, r.title, None, r.new) for r in everything)
+    assert not compare_flags(first)[1]
+    assert verdict(first).startswith("Not recommended: it calls most other tissue tumour")
+    # A tumour gain does not buy a larger loss of macro F1, even with specificity above the floor.
+    trade = (
+        MetricRow("sensitivity:2", "Tumour tissue: sensitivity", 0.70, 0.75),
+        MetricRow("macro_f1", "Macro F1 (mean over classes)", 0.80, 0.70),
+        MetricRow("specificity:2", "Tumour tissue: specificity", 0.95, 0.80),
+    )
+    assert compare_flags(trade) == (False, False)
+    assert verdict(trade).startswith("Not recommended: it loses more on macro F1 than it gains on tumour")
+    # ...while a gain larger than the F1 loss still wins, as tumour comes first.
+    fair = (trade[0], MetricRow("macro_f1", "Macro F1 (mean over classes)", 0.80, 0.78), trade[2])
+    assert compare_flags(fair) == (False, True)
+
+
 def compare_flags(rows):
     from core.training.comparison import recommended, tumour_worse
 
