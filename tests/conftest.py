@@ -1,7 +1,9 @@
 """Shared test settings: offscreen Qt, an in-memory keyring, small seeded captures."""
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from core.cpu import passive_openmp
@@ -31,6 +33,44 @@ def random_triplet(rng: np.random.Generator, shape: tuple[int, int], *, bits: in
 # (core.cpu.usable_cores) for inference and training; torch starts with it too.
 if os.environ.get(THREADS_ENV):
     torch.set_num_threads(usable_cores())
+
+
+# -- no traffic beyond this machine -------------------------------------------------------
+# Every name a test process looks up must be loopback. Any other name fails to resolve here,
+# before a packet leaves (not even a DNS query), and fails the test that asked, unless it is
+# marked ``unresolvable_host`` (it checks what the product says when a name does not resolve).
+_real_getaddrinfo = socket.getaddrinfo
+_lookups_elsewhere: list[str] = []
+
+
+def _is_loopback(host) -> bool:
+    if host in (None, "", b"", "localhost", b"localhost"):
+        return True
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(name.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return name.lower().endswith(".localhost")
+
+
+def _loopback_only_getaddrinfo(host, *args, **kwargs):
+    if not _is_loopback(host):
+        _lookups_elsewhere.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: tests reach only this machine (tests/conftest.py)")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _loopback_only_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _only_loopback_traffic(request):
+    _lookups_elsewhere.clear()
+    yield
+    if _lookups_elsewhere and request.node.get_closest_marker("unresolvable_host") is None:
+        hosts = sorted(set(_lookups_elsewhere))
+        pytest.fail(f"the test tried to reach {hosts} (not this machine): use 127.0.0.1, or mark it "
+                    f"unresolvable_host if it checks a name that does not resolve", pytrace=False)
 
 
 def pytest_report_header(config):
