@@ -35,6 +35,9 @@ def font_with_cap_height(base: QFont, cap_px: int, *, bold: bool = True) -> QFon
     return font
 
 
+OOD_UNAVAILABLE_KEY = "ood_unavailable"  # legend row: the map's model cannot check for out-of-distribution pixels
+
+
 class TheatreOverlay(QWidget):
     """Model line and large legend painted over the image view (transparent to the mouse)."""
 
@@ -50,6 +53,7 @@ class TheatreOverlay(QWidget):
         self.title_font = font_with_cap_height(self.font(), TITLE_CAP_HEIGHT_PX)
         self.swatch_rects: dict[object, QRect] = {}  # class id (or "outline", a flag key) -> where its swatch was painted
         self.rows: list | None = None  # core.output.legend.LegendRow list of the map on screen (None: no map)
+        self.ood_unavailable = False  # the map's model cannot check for out-of-distribution pixels
         self.exit_button = QPushButton("Exit theatre (F11)", parent)
         self.exit_button.setObjectName("theatre_exit")
         self.exit_button.setStyleSheet("QPushButton { font-size: 20px; padding: 8px 14px; }")
@@ -71,6 +75,12 @@ class TheatreOverlay(QWidget):
     def set_rows(self, rows) -> None:
         """The legend model of the map on screen (shares, flag layers, hidden classes); None without a map."""
         self.rows = None if rows is None else list(rows)
+        self.update()
+
+    def set_ood_unavailable(self, unavailable: bool) -> None:
+        """Whether the map on screen comes from a model that cannot check for out-of-distribution
+        pixels: the large legend then says so, as the legend dock does."""
+        self.ood_unavailable = unavailable
         self.update()
 
     def set_busy(self, text: str | None) -> None:
@@ -103,6 +113,8 @@ class TheatreOverlay(QWidget):
         table = class_table()
         rows = self.rows
         flags = [(r.key, r.text(), QColor(*r.colour)) for r in rows or () if r.is_flag]
+        if self.ood_unavailable and rows is not None:  # silence would read as "all in distribution"
+            flags.append((OOD_UNAVAILABLE_KEY, "Out-of-distribution check unavailable", QColor("#888888")))
         if state.view_mode != "classes":
             return flags
         if state.outline:

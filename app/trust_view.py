@@ -111,6 +111,7 @@ class TrustView:
         self.watermark.hide()
         self.show_anyway.hide()
         self.legend_entry.hide()
+        self.window.map_area.theatre.set_ood_unavailable(False)
 
     def show_result(self, result) -> None:
         self.reset()
@@ -171,6 +172,7 @@ class TrustView:
             self.legend_entry.setText(UNAVAILABLE)
             self.legend_entry.setStyleSheet("QLabel { color: #888888; }")
             self.legend_entry.show()
+            self.window.map_area.theatre.set_ood_unavailable(True)
         fraction = getattr(result, "ood_fraction", None)
         if fraction is not None and fraction > OOD_WARNING_FRACTION:
             self.window.show_warning(

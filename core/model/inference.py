@@ -342,7 +342,7 @@ def classify_prepared(
     if masked.any():
         labels[masked] = 0
         probs[masked] = 0.0
-    quality, ood = trust_of(prepared.quality, model.info, prepared.cube)
+    quality, ood = trust_of(prepared.quality, model.info, prepared.cube, not_measured=masked)
     end = time.perf_counter()
     timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
     timings["total"] = prepared.timings_s.get("total", 0.0) + (end - start)

@@ -16,9 +16,10 @@ from core.spectral.ood import OodResult, ood_for_model
 from core.capture.quality import QualityReport, make_report, ood_check
 
 
-def trust_of(quality: QualityReport | None, info, cube) -> tuple[QualityReport, OodResult]:
-    """The capture's quality report with the out-of-distribution check added, and the OOD outcome."""
-    ood = ood_for_model(info, cube)
+def trust_of(quality: QualityReport | None, info, cube, *, not_measured=None) -> tuple[QualityReport, OodResult]:
+    """The capture's quality report with the out-of-distribution check added, and the OOD outcome
+    (of the classified pixels: ``not_measured``, bool (H, W), are left out)."""
+    ood = ood_for_model(info, cube, not_measured=not_measured)
     report = quality if quality is not None else make_report(())
     return report.with_check(ood_check(ood)), ood
 

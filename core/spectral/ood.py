@@ -191,8 +191,12 @@ class OodResult:
 _DESCRIPTIONS: dict[str, OodDescription] = {}
 
 
-def ood_for_model(info, cube) -> OodResult:
-    """:func:`ood_mask` of ``cube`` with the description in a :class:`core.model.files.ModelInfo` (parsed once per file)."""
+def ood_for_model(info, cube, *, not_measured: np.ndarray | None = None) -> OodResult:
+    """:func:`ood_mask` of ``cube`` with the description in a :class:`core.model.files.ModelInfo` (parsed once per file).
+
+    ``not_measured`` (bool (H, W)): pixels that were not classified (clipped, saturated); they
+    are neither flagged nor counted, so the fraction is of the pixels the map classifies.
+    """
     if info.ood is None:
         return OodResult(None, None, False)
     desc = _DESCRIPTIONS.get(info.sha256)
@@ -200,5 +204,8 @@ def ood_for_model(info, cube) -> OodResult:
         desc = _DESCRIPTIONS[info.sha256] = OodDescription.from_dict(info.ood, n_bands=info.n_bands)
     mask = ood_mask(desc, cube)
     valid = getattr(cube, "valid", None)
-    n_valid = int(valid.sum()) if valid is not None else mask.size
-    return OodResult(mask, float(mask.sum()) / max(n_valid, 1), True)
+    counted = np.ones(mask.shape, bool) if valid is None else valid.astype(bool, copy=True)
+    if not_measured is not None and not_measured.any():
+        mask = mask & ~not_measured
+        counted &= ~not_measured
+    return OodResult(mask, float(mask.sum()) / max(int(counted.sum()), 1), True)

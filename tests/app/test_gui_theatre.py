@@ -64,6 +64,26 @@ def test_theatre_legend_is_painted_large_on_the_image(qtbot, make_window, small_
     assert tuple(centre) != table.colour(2, "thesis")  # an empty frame, not a filled swatch
 
 
+def test_the_large_legend_says_when_the_model_cannot_check_for_out_of_distribution(qtbot, make_window, small_files):
+    import dataclasses
+
+    from app.theatre import OOD_UNAVAILABLE_KEY
+
+    window, result = _theatre_window(qtbot, make_window, small_files)
+    overlay = window.map_area.theatre
+    checked = dataclasses.replace(result, ood_mask=np.zeros(result.labels.shape, bool), ood_fraction=0.0)
+    window.trust.show_result(checked)
+    assert OOD_UNAVAILABLE_KEY not in {key for key, _t, _c in overlay.legend_rows()}
+    window.trust.show_result(dataclasses.replace(result, ood_mask=None, ood_fraction=None))
+    window.image_view.viewport().repaint()
+    texts = {key: text for key, text, _c in overlay.legend_rows()}
+    assert texts[OOD_UNAVAILABLE_KEY] == "Out-of-distribution check unavailable"
+    assert OOD_UNAVAILABLE_KEY in overlay.swatch_rects  # painted, inside the view at 1280 x 800
+    assert window.image_view.viewport().rect().contains(overlay.swatch_rects[OOD_UNAVAILABLE_KEY])
+    window.trust.show_result(checked)  # the next map, from a model that checks: the note goes
+    assert OOD_UNAVAILABLE_KEY not in {key for key, _t, _c in overlay.legend_rows()}
+
+
 def test_warnings_stay_until_acknowledged_and_read_large_in_theatre(qtbot, make_window, small_files):
     window, _result = _theatre_window(qtbot, make_window, small_files)
     banner = window.warnings

@@ -123,3 +123,31 @@ def test_ood_for_model_uses_the_file_description(trained):
     assert result.fraction == pytest.approx(result.mask.sum() / cube.valid.sum())
     missing = ood_for_model(Info(None, "b" * 64), cube)
     assert not missing.available and missing.mask is None and "unavailable" in missing.message
+
+
+def test_pixels_not_measured_are_neither_flagged_nor_counted(trained):
+    from dataclasses import dataclass
+
+    from core.spectral.ood import ood_for_model
+
+    desc, _ = trained
+
+    @dataclass
+    class Info:
+        ood: dict | None
+        sha256: str
+        n_bands: int = 25
+
+    class Cube:
+        pass
+
+    cube = Cube()
+    cube.data = np.random.default_rng(2).normal(size=(4, 5, 25)).astype(np.float32)  # nothing like brain
+    cube.valid = np.ones((4, 5), bool)
+    everything = ood_for_model(Info(desc.to_dict(), "c" * 64), cube)
+    assert everything.mask.all() and everything.fraction == 1.0
+    clipped = np.zeros((4, 5), bool)
+    clipped[:, :4] = True  # 16 of 20 pixels clipped: not classified, so not judged either
+    result = ood_for_model(Info(desc.to_dict(), "c" * 64), cube, not_measured=clipped)
+    assert not result.mask[clipped].any() and result.mask[~clipped].all()
+    assert result.fraction == 1.0  # 4 of the 4 classified pixels, not 4 of 20
