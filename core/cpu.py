@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -117,3 +118,49 @@ def _ratio(quota: str, period: str) -> float | None:
     except ValueError:
         return None
     return q / p if q > 0 and p > 0 else None  # -1 (v1) = no limit
+
+
+# -- a few numpy steps at once ----------------------------------------------------------
+# numpy releases the GIL in its loops, matmul and einsum, so independent steps of one
+# capture (two halves of the cube, the RGB beside the quality checks) run on two cores
+# from plain threads. The pool is made once; its threads sleep when idle.
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def run_parallel(calls, threads: int | None = None) -> list:
+    """``[call() for call in calls]``, run at once: the first on the caller's thread, the others on
+    a pool of up to 3 threads. Results in the calls' order; the first exception (in call order)
+    is raised here, after every call has ended. Callers give as many calls as they want cores busy.
+
+    ``threads`` (default: every usable core) 1, or one call, runs them one after another on the
+    caller's thread: what each live classifier asks for, the other core being the other
+    classifier's. Not for calls that call it again.
+    """
+    global _pool
+    calls = list(calls)
+    threads = usable_cores() if threads is None else threads
+    if threads <= 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="neurohsi-parallel")
+        pool = _pool
+    futures = [pool.submit(call) for call in calls[1:]]
+    outcomes: list = []
+    for call in calls[:1]:
+        try:
+            outcomes.append((call(), None))
+        except Exception as exc:  # noqa: BLE001 - raised below, after the others ended
+            outcomes.append((None, exc))
+    for future in futures:
+        try:
+            outcomes.append((future.result(), None))
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append((None, exc))
+    for _value, error in outcomes:
+        if error is not None:
+            raise error
+    return [value for value, _error in outcomes]

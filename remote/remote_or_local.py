@@ -110,7 +110,7 @@ def classify_remote_or_local(
     model = model_resolver if isinstance(model_resolver, LoadedModel) else model_resolver()
     prepared = prepared_or_capture
     if not isinstance(prepared, Prepared):
-        prepared = prepare(prepared, profile_name=profile_name)
+        prepared = prepare(prepared, profile_name=profile_name, threads=None)
     return _outcome(classify_prepared(prepared, model), prepared_or_capture, reason, start)
 
 

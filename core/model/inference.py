@@ -21,7 +21,7 @@ import numpy as np
 
 from core.capture.files import Capture, load_capture
 from core.clock import utc_now_iso
-from core.cpu import usable_cores
+from core.cpu import run_parallel, usable_cores
 from core.errors import ModelFileError
 from core.model.compatibility import check_compatible
 from core.model.files import LoadedModel, ModelInfo
@@ -99,7 +99,7 @@ def predict_dense(
     import torch
 
     from core.model.device import inference_device, on_device
-    from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet
+    from core.model.network import NUMPY_PADDING_MODES, DenseConv2DNet, check_padding
     from core.model.ort_runtime import cpu_runtime
     from core.model.ort_runtime import dense_logits as ort_dense_logits
 
@@ -115,21 +115,29 @@ def predict_dense(
         _use_all_cores(threads)
         logits_hwc = spectral_logits(net, np.asarray(data, dtype=np.float32)).numpy()
         return _probabilities_and_labels(logits_hwc, ids, valid, temperature)
-    dense = net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
-    ids = _checked_arguments(dense.n_bands, dense.n_classes, data, class_ids, threads, temperature)
+    # The dense twin's own padding wins; a patch network's twin is made only where needed
+    # (torch; a new ONNX Runtime session): no torch work per map on the ONNX Runtime path.
+    padding = net.padding if isinstance(net, DenseConv2DNet) else check_padding(padding)
+
+    def make_dense() -> DenseConv2DNet:
+        return net if isinstance(net, DenseConv2DNet) else DenseConv2DNet.from_patch_model(net, padding=padding)
+
+    ids = _checked_arguments(net.n_bands, net.n_classes, data, class_ids, threads, temperature)
     device = inference_device(device)
-    half = dense.patch_size // 2
-    if dense.padding == "reflect" and min(data.shape[:2]) <= half:
+    half = net.patch_size // 2
+    if padding == "reflect" and min(data.shape[:2]) <= half:
         raise ValueError(
-            f"cube {data.shape[0]}x{data.shape[1]} is too small for reflect padding of {half} (patch size {dense.patch_size})"
+            f"cube {data.shape[0]}x{data.shape[1]} is too small for reflect padding of {half} (patch size {net.patch_size})"
         )
-    mode = NUMPY_PADDING_MODES[dense.padding]
+    mode = NUMPY_PADDING_MODES[padding]
     if device == "cpu" and cpu_runtime() == "onnxruntime":
         # Padded straight into (B, H, W), the layout ONNX Runtime takes: one copy, as below.
         bhw = np.moveaxis(np.asarray(data, dtype=np.float32), -1, 0)
         padded = np.pad(bhw, ((0, 0), (half, half), (half, half)), mode=mode)
-        planes = ort_dense_logits(net, dense, padded, usable_cores() if threads is None else threads)  # (C, H, W)
+        cores = usable_cores() if threads is None else threads
+        planes = ort_dense_logits(net, padding, make_dense, padded, cores)  # (C, H, W)
         return _probabilities_and_labels(np.moveaxis(planes, 0, -1), ids, valid, temperature)
+    dense = make_dense()
     _use_all_cores(threads)
     # Pad the (H, W, B) array in numpy: the padded copy is born channels_last, and
     # numpy's reflect is several times faster than torch's on NCHW.
@@ -208,6 +216,7 @@ def prepare(
     *,
     profile_name: str | None = None,
     references: CalibrationCache | CalibrationReferences | None = None,
+    threads: int | None = 1,
 ) -> Prepared:
     """Preprocess ``capture`` (calibration to normalised cube) and build its synthetic RGB.
 
@@ -215,16 +224,27 @@ def prepare(
     (:func:`core.spectral.chain.calibration_references`) or a
     :class:`core.spectral.chain.CalibrationCache` to take it from, for many captures
     against one dark/white pair; the result is bit-identical to preparing without.
+    ``threads`` (None: every usable core): the cube is made in bands and the RGB beside the
+    quality checks, on that many threads; the same result. Live classifiers keep 1 each.
+    Timings (s): "preprocess", "rgb", "quality" (each its own wall clock; the last two may
+    overlap) and "total".
     """
     start = time.perf_counter()
-    cube = preprocess_capture(capture, profile_name=profile_name, references=references)
+    cube = preprocess_capture(capture, profile_name=profile_name, references=references, threads=threads)
     t_pre = time.perf_counter()
-    rgb = synthetic_rgb(cube)
-    t_rgb = time.perf_counter()
-    quality = assess_quality(capture)  # ~1 ms: every 4th row and column
-    quality, masked = not_measured_pixels(cube, quality)
+
+    def rgb_of() -> tuple[np.ndarray, float]:
+        began = time.perf_counter()
+        return synthetic_rgb(cube), time.perf_counter() - began
+
+    def quality_of() -> tuple[tuple[QualityReport, np.ndarray], float]:
+        began = time.perf_counter()
+        quality = assess_quality(capture)  # ~1 ms: every 4th row and column
+        return not_measured_pixels(cube, quality), time.perf_counter() - began
+
+    (rgb, rgb_s), ((quality, masked), quality_s) = run_parallel([rgb_of, quality_of], threads=threads)
     end = time.perf_counter()
-    timings = {"preprocess": t_pre - start, "rgb": t_rgb - t_pre, "quality": end - t_rgb, "total": end - start}
+    timings = {"preprocess": t_pre - start, "rgb": rgb_s, "quality": quality_s, "total": end - start}
     return Prepared(capture, cube, rgb, timings, quality, masked)
 
 
@@ -261,7 +281,7 @@ def prepare_files(
     start = time.perf_counter()
     capture = load_capture(raw, dark, white)
     t_read = time.perf_counter()
-    prepared = prepare(capture, profile_name=profile_name)
+    prepared = prepare(capture, profile_name=profile_name, threads=None)
     timings = {"read": t_read - start, **prepared.timings_s, "total": time.perf_counter() - start}
     return replace(prepared, timings_s=timings)
 
@@ -342,23 +362,26 @@ def classify_prepared(
     if masked.any():
         labels[masked] = 0
         probs[masked] = 0.0
-    quality, ood = trust_of(prepared.quality, model.info, prepared.cube, not_measured=masked)
-    end = time.perf_counter()
-    timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}
-    timings["total"] = prepared.timings_s.get("total", 0.0) + (end - start)
+    threshold = default_threshold() if uncertainty_threshold is _DEFAULT else uncertainty_threshold
     result = ClassificationResult(
-        labels, probs, prepared.rgb, info, timings, prepared.cube, "local",
-        quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction,
+        labels, probs, prepared.rgb, info, {}, prepared.cube, "local",
         masked_mask=masked, masked_fraction=float(np.mean(masked)) if masked.size else 0.0,
     )
-    threshold = default_threshold() if uncertainty_threshold is _DEFAULT else uncertainty_threshold
-    return with_uncertainty(result, threshold)
+    # The out-of-distribution check and the uncertain pixels read the same map: at once.
+    (quality, ood), result = run_parallel([
+        lambda: trust_of(prepared.quality, model.info, prepared.cube, not_measured=masked),
+        lambda: with_uncertainty(result, threshold),
+    ], threads=threads)
+    end = time.perf_counter()
+    timings = {**prepared.timings_s, "infer": t_infer - start, "ood": end - t_infer}  # "ood": with uncertainty
+    timings["total"] = prepared.timings_s.get("total", 0.0) + (end - start)
+    return replace(result, timings_s=timings, quality=quality, ood_mask=ood.mask, ood_fraction=ood.fraction)
 
 
 def classify(capture: Capture, model: LoadedModel, *, profile_name: str | None = None) -> ClassificationResult:
     """:func:`prepare` then :func:`classify_prepared`; "total" is measured around both."""
     start = time.perf_counter()
-    result = classify_prepared(prepare(capture, profile_name=profile_name), model)
+    result = classify_prepared(prepare(capture, profile_name=profile_name, threads=None), model)
     return _with_total(result, start)
 
 

@@ -53,16 +53,16 @@ def cpu_runtime(environ=None) -> str:
     return "onnxruntime" if available else "torch"
 
 
-def session_for(key: object, dense, threads: int):
-    """The ONNX Runtime session of ``dense`` on ``threads`` intra-op threads, built once per
-    (``key``, ``dense``'s padding, ``threads``) while ``key`` (the caller's network object) lives,
-    and again when ``key``'s weights were changed in place."""
+def session_for(key, padding: str, make_dense, threads: int):
+    """The ONNX Runtime session of ``key``'s dense network (``make_dense()``, called only to build
+    one) with ``padding`` on ``threads`` intra-op threads. Built once per (``key``, padding,
+    threads) while ``key`` (the caller's network object) lives, and again when ``key``'s weights
+    were changed in place (a training step, a load: their tensors' versions move)."""
     import onnxruntime as ort
 
     from core.model.onnx_graph import dense_onnx_model
 
-    cache_key = (dense.padding, dense.patch_size, threads)
-    # Weights changed in place (a training step, a load) bump their tensors' versions: a new session.
+    cache_key = (padding, threads)
     stamp = tuple(t._version for t in key.parameters()) if hasattr(key, "parameters") else ()
     with _sessions_lock:
         per_net = _sessions.setdefault(key, {})
@@ -73,16 +73,17 @@ def session_for(key: object, dense, threads: int):
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3  # errors only: no warnings on the user's console
-            session = ort.InferenceSession(dense_onnx_model(dense), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(dense_onnx_model(make_dense()), options, providers=["CPUExecutionProvider"])
             per_net[cache_key] = (stamp, session)
         return session
 
 
-def dense_logits(key: object, dense, padded: np.ndarray, threads: int) -> np.ndarray:
-    """Logits float32 ``(C, H, W)`` of one padded cube ``(B, H + p - 1, W + p - 1)`` through ONNX Runtime."""
+def dense_logits(key, padding: str, make_dense, padded: np.ndarray, threads: int) -> np.ndarray:
+    """Logits float32 ``(C, H, W)`` of one padded cube ``(B, H + p - 1, W + p - 1)`` through ONNX Runtime
+    (:func:`session_for` gives the session)."""
     from core.model.onnx_graph import INPUT
 
-    session = session_for(key, dense, threads)
+    session = session_for(key, padding, make_dense, threads)
     return session.run(None, {INPUT: np.ascontiguousarray(padded, dtype=np.float32)[None]})[0][0]
 
 

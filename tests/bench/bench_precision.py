@@ -76,7 +76,7 @@ def variants(dense) -> dict:
         return out
     from core.model.ort_runtime import session_for
 
-    session = session_for(dense, dense, 1)  # the product's own graph and session (core.model.ort_runtime)
+    session = session_for(dense, dense.padding, lambda: dense, 1)  # the product's own graph and session (core.model.ort_runtime)
     out[f"float32 (ONNX Runtime {ort.__version__}, shipped)"] = lambda x: torch.from_numpy(
         session.run(None, {"padded_cube": np.ascontiguousarray(x.numpy())})[0])
     return out

@@ -15,7 +15,7 @@ its RSS (``/proc/PID/status`` VmRSS) every tenth of ``--captures`` captures at 1
 
 ``--stages`` first prints CPU and wall ms of each stage of one warm raw -> map in this
 process (demo model, its quality and out-of-distribution checks, cached references), on
-one torch thread (live) and on every core (single capture).
+one thread (each live classifier) and on every core (a single capture: the GUI, classify).
 """
 from __future__ import annotations
 
@@ -145,13 +145,16 @@ def stages(synthetic, repeats: int = 10) -> None:
     kw = {"padding": model.info.padding, "class_ids": model.info.class_ids}
     rows = [
         ("quality checks", lambda: assess_quality(capture)),
-        ("preprocess, cached references", lambda: preprocess_capture(capture, references=cache)),
+        ("preprocess, cached references, 1 thread", lambda: preprocess_capture(capture, references=cache)),
+        ("preprocess, cached references, every core",
+         lambda: preprocess_capture(capture, references=cache, threads=None)),
         ("synthetic RGB", lambda: synthetic_rgb(prepared.cube)),
         ("network + softmax, 1 thread (live)", lambda: predict_dense(dense, prepared.cube, threads=1, **kw)),
         ("network + softmax, every core", lambda: predict_dense(dense, prepared.cube, **kw)),
         ("out-of-distribution + trust", lambda: trust_of(prepared.quality, model.info, prepared.cube)),
         ("warm raw -> map, 1 thread (live)", lambda: live(prepare(capture, references=cache))),
-        ("warm raw -> map, every core", lambda: classify_prepared(prepare(capture, references=cache), model)),
+        ("warm raw -> map, every core",
+         lambda: classify_prepared(prepare(capture, references=cache, threads=None), model)),
     ]
     print_stage_table(rows, repeats, title=f"stage (demo model, {repeats} runs, median)", width=42)
 

@@ -42,7 +42,7 @@ def _frames(rng, shape, dtype, broken: float):
 
 
 def _assert_same_cube(a, b) -> None:
-    for field in ("data", "valid", "brightness"):
+    for field in ("data", "valid", "brightness", "clipped"):
         x, y = getattr(a, field), getattr(b, field)
         assert x.dtype == y.dtype and x.shape == y.shape
         assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), field  # bit for bit (0.0 vs -0.0 too)
@@ -71,6 +71,29 @@ def test_precomputed_references_give_the_same_bits_as_preprocessing_without(seed
     raw2 = _frames(rng, shape, dtype, 0.0)[0]  # a second capture against the same pair
     _assert_same_cube(preprocess(raw2, dark, white, profile, frame_offset_xy=offset, references=refs),
                       preprocess(raw2, dark, white, profile, frame_offset_xy=offset))
+    # In bands of rows on several threads (a single capture on every core): the same bits.
+    for threads in (2, 3, 5):
+        _assert_same_cube(preprocess(raw, dark, white, profile, frame_offset_xy=offset, threads=threads), plain)
+        _assert_same_cube(preprocess(raw2, dark, white, profile, frame_offset_xy=offset, references=refs,
+                                     threads=threads),
+                          preprocess(raw2, dark, white, profile, frame_offset_xy=offset))
+
+
+def test_a_capture_prepared_and_classified_on_every_core_gives_the_one_thread_map(capture_and_model):
+    capture, model = capture_and_model
+    one = prepare(capture, threads=1)
+    every = prepare(capture, threads=2)
+    _assert_same_cube(every.cube, one.cube)
+    assert np.array_equal(every.rgb, one.rgb) and np.array_equal(every.not_measured, one.not_measured)
+    assert every.quality == one.quality
+    a, b = classify_prepared(one, model, threads=1), classify_prepared(every, model, threads=2)
+    assert_maps_agree(a.probabilities, a.labels, b.probabilities, b.labels)
+    for name in ("ood_mask", "masked_mask"):  # from the cube alone: the same bits
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    # From the probabilities (within 1e-6 across thread counts): the same but at the threshold's near-ties.
+    assert (a.uncertain_mask != b.uncertain_mask).mean() < 1e-3
+    assert a.quality.status == b.quality.status
+    assert {"preprocess", "rgb", "quality", "infer", "ood", "total"} <= set(b.timings_s)
 
 
 def test_references_of_other_frames_profile_or_offset_are_refused():

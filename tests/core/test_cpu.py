@@ -41,3 +41,35 @@ def test_the_entry_point_sets_the_policy_before_torch_loads():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["PASSIVE", "False"]
+
+
+def test_run_parallel_keeps_order_runs_at_once_and_raises_the_first_error():
+    import threading
+
+    from core.cpu import run_parallel
+
+    caller = threading.get_ident()
+    seen: dict[int, int] = {}
+
+    def call(i):
+        seen[i] = threading.get_ident()
+        return i * i
+
+    assert run_parallel([lambda i=i: call(i) for i in range(3)], threads=2) == [0, 1, 4]
+    assert seen[0] == caller and seen[1] != caller and seen[2] != caller  # the others on the pool
+    seen.clear()
+    assert run_parallel([lambda i=i: call(i) for i in range(3)], threads=1) == [0, 1, 4]
+    assert set(seen.values()) == {caller}  # one thread: one after another, here (a live classifier)
+
+    ended = []
+
+    def fails(message):
+        raise ValueError(message)
+
+    def slow():
+        threading.Event().wait(0.05)
+        ended.append(True)
+
+    with pytest.raises(ValueError, match="first"):
+        run_parallel([lambda: fails("first"), slow, lambda: fails("second")], threads=2)
+    assert ended == [True]  # every call ended before the error came back

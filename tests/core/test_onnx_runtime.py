@@ -101,11 +101,24 @@ def test_weights_changed_in_place_are_used_at_once(monkeypatch):
     assert_maps_agree(p_t, l_t, p_o, l_o, atol=ATOL)
 
 
-def test_one_session_per_network_and_thread_count():
-    dense = dense_net(resolve_model(None))
-    first = session_for(dense, dense, 1)
-    assert session_for(dense, dense, 1) is first
-    assert session_for(dense, dense, 2) is not first
+def test_one_session_per_network_and_thread_count_and_no_twin_per_map(monkeypatch):
+    from core.model.network import DenseConv2DNet
+
+    model = resolve_model(None)
+    dense = dense_net(model)
+    first = session_for(dense, dense.padding, lambda: dense, 1)
+    assert session_for(dense, dense.padding, lambda: dense, 1) is first
+    assert session_for(dense, dense.padding, lambda: dense, 2) is not first
+    # A patch network's dense twin is made for its first session only, not for every map.
+    made = []
+    real = DenseConv2DNet.from_patch_model.__func__
+    monkeypatch.setattr(DenseConv2DNet, "from_patch_model",
+                        classmethod(lambda cls, *a, **k: made.append(1) or real(cls, *a, **k)))
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
+    cube = np.full((12, 14, 25), 0.2, np.float32)
+    for _ in range(3):
+        predict_dense(model.net, cube, padding=model.info.padding, threads=1)
+    assert len(made) == 1
 
 
 def test_the_graph_holds_the_networks_weights_bit_for_bit():

@@ -20,3 +20,11 @@ def print_stage_table(rows: Sequence[tuple[str, Callable[[], object]]], repeats:
             cpu.append(time.process_time() - c)
             wall.append(time.perf_counter() - w)
         print(f"{label:<{width}} {1000 * float(np.median(cpu)):>7.1f} {1000 * float(np.median(wall)):>8.1f}")
+
+
+def sequential_s(timings: dict[str, float]) -> float:
+    """Seconds of the named stages of a result's ``timings_s`` one after another: "rgb" and "quality"
+    run at once on every core (core.model.inference.prepare), so the longer of the two counts."""
+    overlapping = [timings[k] for k in ("rgb", "quality") if k in timings]
+    rest = sum(v for k, v in timings.items() if k not in ("total", "rgb", "quality"))
+    return rest + (max(overlapping) if overlapping else 0.0)
