@@ -137,6 +137,7 @@ def live_classifier(
             return current[1](prepared)
 
         local.workers = current[1].workers  # both cores classify (core.model.live.LIVE_CLASSIFIERS)
+        local.warm_up = current[1].warm_up
         return local
 
     def classify(prepared: Prepared) -> tuple[ClassificationResult, str | None]:

@@ -404,7 +404,7 @@ def _with_total(result: ClassificationResult, start: float) -> ClassificationRes
     return replace(result, timings_s={**result.timings_s, "total": time.perf_counter() - start})
 
 
-def warm_up(model: LoadedModel) -> float | None:
+def warm_up(model: LoadedModel, *, threads: int | None = None) -> float | None:
     """Classify one synthetic frame of the model's camera profile and throw the map away; seconds taken.
 
     A process's first classification pays once for what later ones reuse (the profile and
@@ -412,7 +412,8 @@ def warm_up(model: LoadedModel) -> float | None:
     the scoring service, the first request's preprocessing took 650 ms and the second 27 ms
     (docs/benchmarks/remote.md). Calling this where the process starts (the service's
     ``init()``) moves that cost out of the first user's wait. None when the model's profile is
-    not a built-in one (nothing to warm with).
+    not a built-in one (nothing to warm with). ``threads``: as the real maps will ask (the
+    ONNX Runtime session is per thread count).
     """
     from core.capture.camera_profiles import load_profile
     from core.errors import ProfileError
@@ -432,5 +433,5 @@ def warm_up(model: LoadedModel) -> float | None:
     # With camera metadata, as real captures come: resolving a profile from it imports
     # scipy.optimize (band order, 0.6-1.2 s), the largest part of the first request's wait.
     capture = Capture(raw, dark, white, metadata_for(profile))
-    classify_prepared(prepare(capture), model)
+    classify_prepared(prepare(capture, threads=threads), model, threads=threads)
     return time.perf_counter() - start

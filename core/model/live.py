@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from core.capture.source import CaptureSource, NewCapture, ReferencesChanged, Skipped, SourceEvent, SourceProblem
 from core.cpu import usable_cores
 from core.errors import one_line
-from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare
+from core.model.inference import ClassificationResult, Prepared, classify_prepared, prepare, warm_up
 from core.model.files import LoadedModel
 from core.spectral.chain import CalibrationCache
 
@@ -231,6 +231,13 @@ class LivePipeline:
         return replace(prepared, timings_s={"read": event.read_s, **prepared.timings_s, "total": total})
 
     def _classify_loop(self) -> None:
+        # Pay a process's first-map costs (runtime sessions, buffers) before the first capture, not on it.
+        warm = getattr(self._classify, "warm_up", None)
+        if warm is not None:
+            try:
+                warm()
+            except Exception:  # noqa: BLE001 - a failed warm-up shows again, reported, on the first capture
+                pass
         while True:
             with self._cond:
                 while self._slot is None and not self._stopping.is_set():
@@ -277,6 +284,8 @@ def local_classifier(
         return classify_prepared(prepared, dense, threads=threads), None
 
     classify.workers = max(1, min(LIVE_CLASSIFIERS, usable_cores())) if workers is None else workers
+    # One synthetic map on each classifier thread as the pipeline starts (LivePipeline calls it).
+    classify.warm_up = lambda: warm_up(dense, threads=threads)
     return classify
 
 

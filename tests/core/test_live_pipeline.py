@@ -195,3 +195,52 @@ def test_with_several_classifiers_each_prepares_its_own_capture(folder, syntheti
     assert not sink.errors and len(sink.results) == 1
     assert len(threads) == 1 and threads[0].startswith(preparer)
     np.testing.assert_array_equal(sink.results[0].result.rgb, classify(synthetic.to_capture(), model).rgb)
+
+
+def test_each_classifier_thread_warms_up_before_its_first_capture_and_a_failed_warm_up_is_harmless(
+        folder, synthetic, model):
+    events = []
+    lock = threading.Lock()
+
+    def classify(prepared):
+        with lock:
+            events.append(("map", threading.current_thread().name))
+        return classify_prepared(prepared, model), None
+
+    def warm_up():
+        with lock:
+            events.append(("warm", threading.current_thread().name))
+        raise RuntimeError("no built-in profile to warm with")  # must not stop the pipeline
+
+    classify.workers = 2
+    classify.warm_up = warm_up
+    sink = Collector()
+    with _pipeline(folder, classify, sink):
+        write_whole(folder / "ID0009C02.tif", frame_to_bytes(synthetic.raw, synthetic.metadata))
+        sink.wait_for(1)
+    assert not sink.errors and len(sink.results) == 1
+    warmed = [name for kind, name in events if kind == "warm"]
+    assert len(warmed) == 2 and len(set(warmed)) == 2  # once on each classifier thread
+    first_map = next(i for i, (kind, _name) in enumerate(events) if kind == "map")
+    mapper = events[first_map][1]
+    assert ("warm", mapper) in events[:first_map]  # that thread warmed before it mapped
+
+
+def test_the_local_classifier_warms_the_session_its_maps_use(model, synthetic, monkeypatch):
+    from core.model import ort_runtime
+    from core.model.inference import prepare
+
+    used = []
+    real = ort_runtime.session_for
+
+    def recording(key, padding, make_dense, threads):
+        used.append((id(key), padding, threads))
+        return real(key, padding, make_dense, threads)
+
+    monkeypatch.setattr(ort_runtime, "session_for", recording)
+    monkeypatch.setenv(ort_runtime.RUNTIME_ENV, "onnxruntime")
+    live = local_classifier(model, threads=1)
+    live.warm_up()  # a synthetic frame of the model's profile (small here)
+    assert len(used) == 1
+    live(prepare(synthetic.to_capture()))
+    assert used[1] == used[0]  # the first real map ran in the session the warm-up built
