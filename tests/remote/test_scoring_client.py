@@ -187,28 +187,28 @@ def test_busy_answers_are_retried_until_the_deadline_then_it_says_so():
     assert info.value.deadline or "the next retry" in str(info.value)
 
 
-def test_a_deadline_passing_during_a_retry_still_names_the_busy_answer():
-    # The first answer is busy; the retry is taken but answered too late.
-    with ScriptedServer([(503, {"error": "busy"}), (200, INFO)], stall={2: 5.0}) as server:
-        client = ScoringClient(server.url, retries=1, backoff_s=0.01, deadline_s=1.0)
+def _busy_then_ok(stall: dict[int, float], deadline_s: float) -> tuple[RemoteError, int]:
+    """ping() against a service answering 503 "busy" then 200, request N held ``stall[N]`` s: (error, requests)."""
+    with ScriptedServer([(503, {"error": "busy"}), (200, INFO)], stall=stall) as server:
+        client = ScoringClient(server.url, retries=1, backoff_s=0.01, deadline_s=deadline_s)
         with pytest.raises(RemoteError) as info:
             client.ping()
-        assert len(server.requests) == 2
-    message = str(info.value)
-    assert info.value.status == 503 and info.value.deadline
-    assert "service unavailable (HTTP 503): busy; gave up after" in message
-    assert "no answer to the last retry, past the 1 s deadline" in message
+        return info.value, len(server.requests)
+
+
+def test_a_deadline_passing_during_a_retry_still_names_the_busy_answer():
+    # The first answer is busy; the retry is taken but answered too late.
+    error, requests = _busy_then_ok({2: 5.0}, deadline_s=1.0)
+    assert requests == 2 and error.status == 503 and error.deadline
+    assert "service unavailable (HTTP 503): busy; gave up after" in str(error)
+    assert "no answer to the last retry, past the 1 s deadline" in str(error)
 
 
 def test_a_retry_that_could_not_be_answered_before_the_deadline_is_not_started():
     # The busy answer took 2 s; another 2 s attempt cannot end before the 3 s deadline.
-    with ScriptedServer([(503, {"error": "busy"}), (200, INFO)], stall={1: 2.0}) as server:
-        client = ScoringClient(server.url, retries=1, backoff_s=0.01, deadline_s=3.0)
-        with pytest.raises(RemoteError) as info:
-            client.ping()
-        assert len(server.requests) == 1
-    assert info.value.status == 503 and not info.value.deadline
-    assert "busy; gave up after" in str(info.value) and "the next retry" in str(info.value)
+    error, requests = _busy_then_ok({1: 2.0}, deadline_s=3.0)
+    assert requests == 1 and error.status == 503 and not error.deadline
+    assert "busy; gave up after" in str(error) and "the next retry" in str(error)
 
 
 @pytest.mark.parametrize("retry_after", ["soon", "-5", "nan", "", "Mon, 99 Foo 2026"])
