@@ -117,7 +117,7 @@ def export_job(result, state: DicomExportState, *, capture_id: str, node=None, p
             outbox.add(path, capture=capture_id, kind=kind)
         report = outbox.flush(node, force=True)
         outcome.update(sent=len(report.sent), waiting=report.waiting,
-                       problem=next(iter(report.failed.values()), None))
+                       problem=report.line(node.label) if report.busy else next(iter(report.failed.values()), None))
     return outcome
 
 

@@ -8,14 +8,18 @@ between the two) is picked up as a new item, a ``.json`` without its ``.dcm`` is
 
 :func:`flush` sends the items that are due through :func:`remote.pacs.node.store`; a
 failure moves an item's next try out by ``backoff_s(attempts)`` (30 s doubling to 1 h).
-Each object sent is recorded in the audit log (``sent``).
+Each object sent is recorded in the audit log (``sent``). One flush at a time per outbox,
+across processes and threads (an exclusive lock on ``.flush.lock`` in the folder): a second
+flush started meanwhile (the GUI's retry timer beside ``neurohsi dicom-send``) sends nothing
+and says so, so no object reaches the PACS twice.
 """
 from __future__ import annotations
 
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from remote.pacs.node import PacsError, PacsNode, store
 
 BACKOFF_FIRST_S = 30.0
 BACKOFF_MAX_S = 3600.0
+FLUSH_LOCK = ".flush.lock"
 
 
 def default_outbox_dir() -> Path:
@@ -60,8 +65,11 @@ class FlushReport:
     sent: list[Path] = field(default_factory=list)
     failed: dict[Path, str] = field(default_factory=dict)
     waiting: int = 0  # items still in the outbox afterwards
+    busy: bool = False  # another flush was sending the outbox: this one sent nothing
 
     def line(self, node_label: str) -> str:
+        if self.busy:
+            return f"the outbox is being sent by another NeuroHSI window or command; {self.waiting} waiting in it"
         parts = [f"{len(self.sent)} sent to {node_label}"]
         if self.failed:
             parts.append(f"{len(self.failed)} failed ({next(iter(self.failed.values()))})")
@@ -111,8 +119,17 @@ class Outbox:
         force: bool = False,
         sender: Callable[[PacsNode, Sequence[Path]], dict[Path, str | None]] = store,
     ) -> FlushReport:
-        """Send the due items (all with ``force``) over one association; failures wait ``backoff_s``."""
-        now = time.time() if now is None else now
+        """Send the due items (all with ``force``) over one association; failures wait ``backoff_s``.
+
+        While another flush of this outbox runs (any process), nothing is sent: ``report.busy``.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _exclusive(self.folder / FLUSH_LOCK) as held:
+            if not held:
+                return FlushReport(waiting=len(self.items()), busy=True)
+            return self._flush(node, time.time() if now is None else now, force, sender)
+
+    def _flush(self, node: PacsNode, now: float, force: bool, sender) -> FlushReport:
         items = [i for i in self.items() if force or i.due(now)]
         report = FlushReport()
         if items:
@@ -161,6 +178,28 @@ class Outbox:
                               str(state.get("capture", "")), str(state.get("kind", "")))
         except (OSError, ValueError, TypeError, AttributeError):
             return OutboxItem(path)  # state lost: the object itself is what matters, send it now
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs: yields True, or
+    False at once when another process or thread holds it. Where the OS has no ``flock`` (not
+    POSIX), yields True: one NeuroHSI at a time is then the user's to ensure."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield True
+        return
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _copy(source: Path, fh) -> None:

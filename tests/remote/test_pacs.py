@@ -119,6 +119,53 @@ def test_failures_back_off_and_a_crash_between_files_loses_nothing(tmp_path, exp
     assert [backoff_s(n) for n in (0, 1, 2, 3)] == [0.0, 30.0, 60.0, 120.0] and backoff_s(50) == 3600.0
 
 
+def test_two_flushes_at_once_send_each_object_once(tmp_path, scp, exported):
+    """The GUI's retry timer and `neurohsi pacs-outbox --send` flushing together: one sends, one says so."""
+    import threading
+
+    _, sc_path, seg_path = exported
+    node = _node(scp)
+    folder = tmp_path / "outbox"
+    Outbox(folder).add(sc_path, kind="SC")
+    Outbox(folder).add(seg_path, kind="SEG")
+    sending, release = threading.Event(), threading.Event()
+
+    def slow_store(n, paths):  # the real C-STORE, held until the second flush has tried
+        sending.set()
+        release.wait(30)
+        return store(n, paths)
+
+    first: list = []
+    worker = threading.Thread(target=lambda: first.append(Outbox(folder).flush(node, force=True, sender=slow_store)))
+    worker.start()
+    assert sending.wait(30)
+    second = Outbox(folder).flush(node, force=True)  # another Outbox object, as another process has
+    release.set()
+    worker.join(30)
+    assert second.busy and second.sent == [] and second.waiting == 2
+    assert "being sent by another NeuroHSI" in second.line(node.label)
+    assert len(first[0].sent) == 2 and first[0].waiting == 0
+    assert len(scp.received) == 2  # each object reached the PACS once
+
+    # Across processes too: a lock held by another process makes a flush send nothing.
+    import subprocess
+    import sys
+
+    Outbox(folder).add(sc_path, kind="SC")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)", str(folder / ".flush.lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert Outbox(folder).flush(node, force=True).busy
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert Outbox(folder).flush(node, force=True).sent  # the lock went with the process
+    assert len(scp.received) == 3
+
+
 def test_store_over_tls_verifies_the_certificate(tmp_path, exported):
     _, sc_path, _ = exported
     context, ca = self_signed_tls(tmp_path)
