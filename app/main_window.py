@@ -314,6 +314,8 @@ class MainWindow(QMainWindow):
         self.legend.set_result(result)  # class shares and flag layers, as every export lists them
         self.spectrum.set_result(result.labels, result.probabilities, result.model.class_ids)
         self.status.show_model(result.model, result.source, classified_at=result.classified_at)
+        if "model" in self.warnings.warnings:  # a new map: "made by another model" no longer holds
+            self.warnings.acknowledge(("model",))
         self.map_area.colour_bar.set_has_map(True)
         say = classified.fallback is None and not quiet
         self.image_view.after_next_paint(lambda: self._map_painted(result, started, opened.capture.capture_id, say))
@@ -389,6 +391,21 @@ class MainWindow(QMainWindow):
         self.map_area.empty.set_model_text(text, problem=state in ("missing", "failed"))
         if state in ("missing", "failed"):
             self.sink.note(text, level="warning")
+        if state == "ready":
+            self._warn_if_map_from_another_model()
+
+    def _warn_if_map_from_another_model(self) -> None:
+        """After an install or revert (here, in the dialog or by the CLI): the map on screen keeps naming
+        the model that made it, and a banner says the model is now another, until the next map."""
+        model = self.model_loader.model
+        if self.result is None or model is None or self.result.source != "local":
+            return
+        made_by = self.result.model
+        if made_by.sha256 == model.info.sha256:
+            return
+        self.show_warning(
+            "model", f"The map on screen was made by {made_by.name} v{made_by.version}; the model is now "
+                     f"{model.info.name} v{model.info.version}. Classify again to map with it.")
 
     def _update_actions(self) -> None:
         has_capture, busy = self.opened is not None, self.jobs.busy

@@ -38,3 +38,29 @@ def test_gui_start_up_warns_in_the_model_choice_words(qtbot, make_window, small_
     before = len(window.sink.history)
     _warn_without_model(window, model, window.settings)  # a model that exists: nothing to say
     assert len(window.sink.history) == before
+
+
+def test_a_model_installed_elsewhere_flags_the_map_on_screen_until_the_next_map(qtbot, make_window, small_files,
+                                                                                 tmp_path):
+    from tests.support.gui import write_model
+
+    raw, model = small_files
+    window = make_window()
+    ModelStore().install(model, name="first")
+    window.model_watch.check()
+    qtbot.waitUntil(lambda: window.model_loader.state == "ready", timeout=30_000)
+    open_and_wait(qtbot, window, raw)
+    before = classify_and_wait(qtbot, window)
+    assert "model" not in window.warnings.warnings
+
+    other = write_model(tmp_path / "other.safetensors", raw, seed=5)  # other weights: another sha256
+    ModelStore().install(other, name="second")  # as `neurohsi model install` in a terminal does
+    assert window.model_watch.check()
+    qtbot.waitUntil(lambda: "model" in window.warnings.warnings, timeout=30_000)
+    text = window.warnings.warnings["model"]
+    assert f"made by {before.model.name} v{before.model.version}" in text and "Classify again" in text
+    assert window.result is before  # the map on screen still names the model that made it
+
+    after = classify_and_wait(qtbot, window)
+    assert after.model.sha256 != before.model.sha256
+    assert "model" not in window.warnings.warnings  # the new map is the new model's
