@@ -37,7 +37,7 @@ from pathlib import Path
 from core import defaults
 from core.clock import utc_now_stamp
 from core.errors import TrainingCancelled
-from core.training.config import TrainingConfig
+from core.training.config import BALANCE_MODES, MODEL_KINDS, TrainingConfig
 from core.training.run import read_progress
 from remote.training_backends.base import JobSpec, JobStatus
 from remote.training_backends.job_state import read_state, update_state
@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE)
     p.add_argument("--cross-validation", choices=("none", "double"), default="double")
     p.add_argument("--seed", type=int, default=defaults.SEED)
+    p.add_argument("--model-kind", choices=MODEL_KINDS, default="conv2dnet",
+                   help="conv2dnet (the thesis's 7x7 patches) or spectral (per pixel)")
+    p.add_argument("--balance", choices=BALANCE_MODES, default="none",
+                   help="class balance: none (thesis), sampling (balanced batches), loss (weighted; spectral only)")
     p.add_argument("--model-name", default=defaults.MODEL_NAME)
     p.add_argument("--version", default="1", help="version stored in the model file (ModelInfo.version)")
     p.add_argument("--train-capture", action="append", default=[], help="train only on these captures")
@@ -98,7 +102,8 @@ def spec_from_args(args: argparse.Namespace, dataset_name: str) -> JobSpec:
     if getattr(args, "spec", None) is not None:
         return JobSpec.read(args.spec)
     training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, patch_size=args.patch_size,
-                              folds=args.folds, lr=args.lr, cross_validation=args.cross_validation, seed=args.seed)
+                              folds=args.folds, lr=args.lr, cross_validation=args.cross_validation, seed=args.seed,
+                              model_kind=args.model_kind, balance=args.balance)
     return JobSpec(dataset=dataset_name, train_capture_ids=tuple(args.train_capture),
                    test_capture_ids=tuple(args.test_capture), training=training, model_name=args.model_name,
                    model_version=args.version)

@@ -61,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=defaults.FOLDS)
     p.add_argument("--lr", type=float, default=defaults.LEARNING_RATE)
     p.add_argument("--seed", type=int, default=defaults.SEED)
+    p.add_argument("--model-kind", choices=("conv2dnet", "spectral"), default="conv2dnet",
+                   help="conv2dnet (the thesis's patches) or spectral (per pixel; with --balance loss, the "
+                        "recommended model for real tissue)")
+    p.add_argument("--balance", choices=("none", "sampling", "loss"), default="none",
+                   help="class balance: none (thesis), sampling (balanced batches), loss (weighted; spectral only)")
     p.add_argument("--no-cv", action="store_true", help="one model, no double cross-validation")
     p.add_argument("--model-name", default=defaults.MODEL_NAME)
     p.add_argument("--model-version", dest="version", default="1", help="version stored in the model file")

@@ -34,6 +34,8 @@ _HYPER_INPUTS = (
     ("lr", "--lr"),
     ("cross_validation", "--cross-validation"),
     ("seed", "--seed"),
+    ("model_kind", "--model-kind"),
+    ("balance", "--balance"),
     ("model_name", "--model-name"),
     ("model_version", "--version"),
 )

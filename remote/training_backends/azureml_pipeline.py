@@ -32,7 +32,8 @@ FOLD_COMMAND = (
     "python -m remote.training_job --dataset-dir ${{inputs.dataset}} --output-dir ${{outputs.folds}}"
     " --fold ${{inputs.fold}} --cross-validation double --epochs ${{inputs.epochs}}"
     " --batch-size ${{inputs.batch_size}} --patch-size ${{inputs.patch_size}} --folds ${{inputs.folds}}"
-    " --lr ${{inputs.lr}} --seed ${{inputs.seed}} --model-name ${{inputs.model_name}}"
+    " --lr ${{inputs.lr}} --seed ${{inputs.seed}} --model-kind ${{inputs.model_kind}}"
+    " --balance ${{inputs.balance}} --model-name ${{inputs.model_name}}"
     " --version ${{inputs.model_version}} --cv-run ${{inputs.cv_run}}"
 )
 SELECT_COMMAND = (
@@ -65,6 +66,8 @@ def fold_component(environment, spec: JobSpec | None = None):
             "folds": Input(type="integer"),
             "lr": Input(type="number"),
             "seed": Input(type="integer"),
+            "model_kind": Input(type="string"),
+            "balance": Input(type="string"),
             "model_name": Input(type="string"),
             "model_version": Input(type="string"),
             "cv_run": Input(type="string"),
@@ -129,10 +132,12 @@ def build_double_cv_pipeline(
         experiment_name=experiment_name,
         default_compute=compute,
     )
-    def double_cv(dataset, epochs, batch_size, patch_size, folds, lr, seed, model_name, model_version, run_id):
+    def double_cv(dataset, epochs, batch_size, patch_size, folds, lr, seed, model_kind, balance, model_name,
+                  model_version, run_id):
         trials = trial(
             dataset=dataset, fold=Choice(values=list(range(n_models))), epochs=epochs, batch_size=batch_size,
-            patch_size=patch_size, folds=folds, lr=lr, seed=seed, model_name=model_name,
+            patch_size=patch_size, folds=folds, lr=lr, seed=seed, model_kind=model_kind, balance=balance,
+            model_name=model_name,
             model_version=model_version, cv_run=run_id,
         )
         fold_models = trials.sweep(primary_metric=OBJECTIVE, goal="maximize", sampling_algorithm="grid")
@@ -145,7 +150,8 @@ def build_double_cv_pipeline(
     job = double_cv(
         dataset=Input(type="uri_folder", path=dataset_path, mode="ro_mount"),
         epochs=cfg.epochs, batch_size=cfg.batch_size, patch_size=cfg.patch_size, folds=cfg.folds,
-        lr=float(cfg.lr), seed=cfg.seed, model_name=spec.model_name, model_version=spec.model_version,
+        lr=float(cfg.lr), seed=cfg.seed, model_kind=cfg.model_kind, balance=cfg.balance,
+        model_name=spec.model_name, model_version=spec.model_version,
         run_id=cv_run,
     )
     job.tags = {"neurohsi.dataset": spec.dataset, "neurohsi.model": spec.model_name, "neurohsi.cv_run": cv_run}

@@ -59,7 +59,8 @@ def test_upload_train_fetch_classify(cli, tmp_path):
     held_out = listed["capture_ids"][-1]
     submitted = json.loads(
         cli("cloud", "train", "--backend", "local", "--dataset", "demo", "--test-capture", held_out,
-            "--epochs", "2", "--no-cv", "--model-name", "demo-net").stdout
+            "--epochs", "2", "--no-cv", "--model-name", "demo-net", "--model-kind", "spectral",
+            "--balance", "loss").stdout
     )
     job = submitted["job_id"]
     assert submitted["status"] in {"Queued", "Preparing", "Running"}
@@ -94,7 +95,11 @@ def test_upload_train_fetch_classify(cli, tmp_path):
 
     files = [{"path": f"{p.parent.name}/{p.name}", "size": p.stat().st_size,
               "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in data.glob("*/*") if p.is_file()]
-    assert load_model(model).info.training["dataset_sha256"] == manifest_sha256({"files": files})
+    info = load_model(model).info
+    assert info.training["dataset_sha256"] == manifest_sha256({"files": files})
+    # the job trained what was asked: the recommended model for real tissue, not the default Conv2DNet
+    assert (info.model_kind, info.architecture) == ("spectral", "SpectralNet")
+    assert info.training["hyper_parameters"]["balance"] == "loss"
 
     raw = data / held_out / "raw.tif"
     out = cli("classify", raw, "--dark", data / held_out / "dark.tif", "--white", data / held_out / "white.tif",

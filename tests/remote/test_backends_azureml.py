@@ -77,17 +77,26 @@ def test_bad_yaml_is_rejected_by_the_same_loader(tmp_path, load_job):
 
 def test_command_is_what_the_job_script_parses():
     """Substituting the inputs gives a command line remote.training_job accepts with the spec's values."""
-    s = spec(train_capture_ids=("ID0020C01", "ID0025C01"), cross_validation="none", seed=3)
+    import re
+
+    from remote.training_job import spec_from_args
+
+    training = TrainingConfig(epochs=40, lr=5e-4, cross_validation="none", seed=3, model_kind="spectral",
+                              balance="loss")
+    s = spec(train_capture_ids=("ID0020C01", "ID0025C01"), training=training)
     line = job_command(s).replace("${{inputs.dataset}}", "/mnt/ds").replace("${{outputs.model}}", "/mnt/out")
-    for name in ("epochs", "batch_size", "patch_size", "folds", "lr", "cross_validation", "seed", "model_name",
-                 "model_version"):
-        line = line.replace(f"${{{{inputs.{name}}}}}", str(getattr(s.training if hasattr(s.training, name) else s, name)))
+    job = build_command_job(s, compute="c", environment="azureml:e:1")
+    # Every input the command names is one the job carries, substituted as Azure ML does.
+    line = re.sub(r"\$\{\{inputs\.(\w+)\}\}", lambda m: str(job.inputs[m.group(1)]), line)
+    assert "${{" not in line
     argv = line.split()
     assert argv[:3] == ["python", "-m", "remote.training_job"]
     args = build_parser().parse_args(argv[3:])
     assert args.dataset_dir == Path("/mnt/ds") and args.output_dir == Path("/mnt/out")
     assert (args.epochs, args.lr, args.cross_validation, args.seed) == (40, 5e-4, "none", 3)
     assert args.train_capture == ["ID0020C01", "ID0025C01"] and args.test_capture == ["ID0018C01"]
+    # The cluster trains what the technician chose: the whole TrainingConfig, model kind and balance included.
+    assert spec_from_args(args, "ward7").training == training
 
 
 def test_packaged_job_yaml_validates(load_job):
@@ -131,12 +140,16 @@ def test_double_cv_pipeline_yaml_validates_and_runs_one_trial_per_fold_model(loa
     line = sweep.trial.command
     for name, value in (("dataset", "/mnt/ds"), ("fold", "7"), ("epochs", "3"), ("batch_size", "16"),
                         ("patch_size", "7"), ("folds", "5"), ("lr", "0.001"), ("seed", "0"),
+                        ("model_kind", "spectral"), ("balance", "loss"),
                         ("model_name", "conv2dnet"), ("model_version", "4"), ("cv_run", "cv-1")):
         line = line.replace(f"${{{{inputs.{name}}}}}", value)
     line = line.replace("${{outputs.folds}}", "/mnt/out")
+    assert "${{" not in line  # every input the trial names is one the test gives
     argv = line.split()
     args = build_parser().parse_args(argv[3:])
     assert (args.fold, args.cross_validation, args.version, args.cv_run) == (7, "double", "4", "cv-1")
+    assert (args.model_kind, args.balance) == ("spectral", "loss")  # the chosen model reaches every trial
+    assert {"model_kind", "balance"} <= set(job.inputs)  # and the packaged pipeline carries them
     assert args.dataset_dir == Path("/mnt/ds") and not args.skip_manifest_check
 
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AZUREML = ROOT / "packaging" / "azureml"
 K = 2  # folds: 4 fold models, enough to have a choice
 COMMON = {"epochs": "2", "batch_size": "16", "patch_size": "7", "folds": str(K), "lr": "0.001", "seed": "1",
-          "model_name": "cv", "model_version": "3"}
+          "model_kind": "conv2dnet", "balance": "none", "model_name": "cv", "model_version": "3"}
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::FutureWarning", "ignore::DeprecationWarning", "ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"
