@@ -127,31 +127,3 @@ def test_override_reason_dialog_fits_and_needs_a_real_reason(qtbot):
     dialog.reason_edit.setText("tumour labels of this ward are thin")
     assert dialog.ok_button.isEnabled() and dialog.reason == "tumour labels of this ward are thin"
 
-
-def test_the_form_offers_the_recommended_model_and_only_valid_balances(qtbot, settings, tmp_path):
-    from remote.training_backends.azureml import build_command_job
-
-    dialog = make(qtbot, settings, tmp_path)
-    form = dialog.form
-    assert (form.kind_combo.currentData(), form.balance_combo.currentData()) == ("conv2dnet", "none")  # the thesis
-    loss = form.balance_combo.model().item(form.balance_combo.findData("loss"))
-    assert not loss.isEnabled() and form.patch_spin.isEnabled()  # weighted loss is the spectral model's
-    form.kind_combo.setCurrentIndex(form.kind_combo.findData("spectral"))
-    form.balance_combo.setCurrentIndex(form.balance_combo.findData("loss"))
-    assert loss.isEnabled() and not form.patch_spin.isEnabled()  # a spectral model has no patch
-    assert (dialog.state.params.model_kind, dialog.state.params.balance) == ("spectral", "loss")
-    # What the technician chose is what the job trains, locally and on Azure ML alike.
-    spec = dialog.state.job_spec("ward7")
-    assert (spec.training.model_kind, spec.training.balance) == ("spectral", "loss")
-    job = build_command_job(spec, compute="c", environment="azureml:e:1")
-    assert (job.inputs["model_kind"], job.inputs["balance"]) == ("spectral", "loss")
-    # Back to Conv2DNet: weighted loss is not offered, balanced batches take its place.
-    form.kind_combo.setCurrentIndex(form.kind_combo.findData("conv2dnet"))
-    assert (dialog.state.params.model_kind, dialog.state.params.balance) == ("conv2dnet", "sampling")
-    form.kind_combo.setCurrentIndex(form.kind_combo.findData("spectral"))
-    form.balance_combo.setCurrentIndex(form.balance_combo.findData("loss"))
-    dialog.close()
-    remember_settings = json.loads(settings.get("retraining_memory"))
-    assert (remember_settings["model_kind"], remember_settings["balance"]) == ("spectral", "loss")
-    again = make(qtbot, settings, tmp_path)  # next opening: the choice is kept
-    assert (again.state.params.model_kind, again.state.params.balance) == ("spectral", "loss")
