@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from core.cpu import passive_openmp
+from core.cpu import passive_openmp, reuse_freed_memory
 
 passive_openmp()  # torch loads later, on the model-loading worker
+reuse_freed_memory()  # each map (a click, live mode) reuses the last one's buffers
 
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette

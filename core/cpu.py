@@ -41,6 +41,50 @@ def passive_openmp(environ=os.environ) -> None:
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+# glibc's malloc settings for a process that makes one full map after another
+# (docs/benchmarks/live.md): blocks up to 32 MiB come from the heap, not from a fresh
+# mmap each time, and up to 256 MiB of freed heap is kept rather than given back.
+MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
+TRIM_THRESHOLD_BYTES = 256 * 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD_BYTES, "MALLOC_TRIM_THRESHOLD_": TRIM_THRESHOLD_BYTES}
+
+
+def reuse_freed_memory(environ=None) -> bool:
+    """Keep freed buffers for the next map instead of returning them to the kernel (glibc only).
+
+    A full map allocates ~20 buffers of 0.4-4.4 MB (frame, cube, probabilities). glibc
+    serves blocks over its mmap threshold (128 KiB, raised only as such blocks are freed)
+    with a fresh ``mmap`` and unmaps them on free, so each map first-touched its memory again:
+    ~1,700 page faults and 10 ms of kernel time a map at 20 maps/s, and the spikes that made
+    ``watch`` skip captures. With the thresholds raised (:data:`MMAP_THRESHOLD_BYTES`,
+    :data:`TRIM_THRESHOLD_BYTES`) the same buffers are reused: memory stays flat, a little
+    higher. A setting the user made (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``)
+    wins. ``environ``: set the variables there instead, for a child process (glibc reads them
+    as it starts). True when applied to this process (glibc found), else False.
+    """
+    if environ is not None:
+        for name, value in _MALLOC_ENV.items():
+            environ.setdefault(name, str(value))
+        return False
+    if any(name in os.environ for name in _MALLOC_ENV):
+        return False
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # mallopt returns 1 on success.
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
 def usable_cores(*, cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> int:
     """``$NEUROHSI_TORCH_THREADS`` when set; else the cores this process may keep busy: its
     affinity mask (the machine's count where affinity is unknown), at most the cgroup CPU quota

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import requests
 
-from core.cpu import passive_openmp
+from core.cpu import passive_openmp, reuse_freed_memory
 
 LOOPBACK = "127.0.0.1"
 ENTRY_SCRIPT = Path(__file__).resolve().with_name("scoring_entry.py")
@@ -121,6 +121,7 @@ def configure_environment(args: argparse.Namespace, environ: dict | None = None)
     for name in _BIND_OVERRIDES:
         environ.pop(name, None)
     passive_openmp(environ)
+    reuse_freed_memory(environ)
     gunicorn_args = f"--config {GUNICORN_CONFIG}"
     if _gunicorn_has_setting("control_socket_disable"):
         # gunicorn >= 25 opens a control socket at one fixed path per user; two local

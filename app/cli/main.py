@@ -10,9 +10,10 @@ import argparse
 import importlib
 import sys
 
-from core.cpu import passive_openmp
+from core.cpu import passive_openmp, reuse_freed_memory
 
 passive_openmp()  # before any command loads torch
+reuse_freed_memory()  # before the first large buffer: maps reuse their memory (watch, serve, classify)
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (

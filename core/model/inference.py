@@ -129,19 +129,17 @@ def predict_dense(
         raise ValueError(
             f"cube {data.shape[0]}x{data.shape[1]} is too small for reflect padding of {half} (patch size {net.patch_size})"
         )
-    mode = NUMPY_PADDING_MODES[padding]
     if device == "cpu" and cpu_runtime() == "onnxruntime":
-        # Padded straight into (B, H, W), the layout ONNX Runtime takes: one copy, as below.
-        bhw = np.moveaxis(np.asarray(data, dtype=np.float32), -1, 0)
-        padded = np.pad(bhw, ((0, 0), (half, half), (half, half)), mode=mode)
+        # The graph pads and transposes the (H, W, B) cube itself: no copy here.
         cores = usable_cores() if threads is None else threads
-        planes = ort_dense_logits(net, padding, make_dense, padded, cores)  # (C, H, W)
+        planes = ort_dense_logits(net, padding, make_dense, data, cores)  # (C, H, W)
         return _probabilities_and_labels(np.moveaxis(planes, 0, -1), ids, valid, temperature)
     dense = make_dense()
     _use_all_cores(threads)
     # Pad the (H, W, B) array in numpy: the padded copy is born channels_last, and
     # numpy's reflect is several times faster than torch's on NCHW.
-    padded = np.pad(np.asarray(data, dtype=np.float32), ((half, half), (half, half), (0, 0)), mode=mode)
+    padded = np.pad(np.asarray(data, dtype=np.float32), ((half, half), (half, half), (0, 0)),
+                    mode=NUMPY_PADDING_MODES[padding])
     with torch.inference_mode():
         x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0)  # (1, B, H+p-1, W+p-1), channels_last view
         logits = on_device(dense, device).eval().forward_padded(x.to(device))[0]  # (C, H, W)

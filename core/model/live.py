@@ -11,14 +11,23 @@ Threads (no Qt; the consumer gets plain callbacks, on these threads):
   one map takes ~50 ms of one core, so at 20 captures/s one classifier cannot keep up
   while two, each on one torch thread, can (docs/benchmarks/live.md). With several,
   each classifier prepares the capture it takes: under overload the reader then wastes
-  no preparation on captures replaced in the slot.
+  no preparation on captures dropped from the mailbox.
 
-Between them is a one-slot mailbox: a prepared capture that no classifier took
-before a newer one arrived is dropped and counted as skipped, so the map shown is
-always of the newest capture and memory is bounded (one frame being read, one
-waiting, one being classified per classifier; the references are shared). Maps
-are handed on in capture order: a map finished after a newer one was handed on
-is dropped and counted as skipped (never an older map after a newer one).
+Between them is a mailbox with one place per classifier: when it is full, the
+oldest waiting capture is dropped and counted as skipped, so the map shown is
+never more than a capture or two behind the newest and memory is bounded (one
+frame being read, one waiting and one being classified per classifier; the
+references are shared). With two classifiers the second place absorbs two
+captures arriving while both are busy (the polling interval bunches arrivals):
+at 20 captures/s on two cores a single place dropped 1-2 % of them
+(docs/benchmarks/live.md).
+
+Maps are handed on in capture order, never an older map after a newer one. A map
+finished while an older capture is still being classified waits for it, up to
+``hold_s`` (:data:`HOLD_FOR_OLDER_S`): two maps of similar cost started 50 ms apart
+rarely finish out of order, and then by a few ms, so the older map is shown
+rather than wasted. An older map finished after a newer one was handed on (it took
+longer than the hold) is dropped and counted as skipped.
 """
 from __future__ import annotations
 
@@ -43,6 +52,11 @@ LIVE_INFERENCE_THREADS = 1
 # Classifier threads a local classifier asks for (capped by the usable cores): two keep
 # both cores of the target station busy; more would only contend for them.
 LIVE_CLASSIFIERS = 2
+
+# How long a finished map waits for an older capture still being classified before it is handed
+# on anyway (s). Local maps of similar cost finish out of order by a few ms; a remote call stuck
+# until its deadline must not hold the newer maps behind it for long.
+HOLD_FOR_OLDER_S = 0.25
 
 # What ``classify`` returns: the map and, when it was made locally after the endpoint failed, why.
 # A ``classify`` may carry an int attribute ``workers``: how many captures it may classify at
@@ -106,6 +120,7 @@ class LivePipeline:
         poll_s: float = 0.02,
         profile_name: str | None = None,
         workers: int | None = None,
+        hold_s: float = HOLD_FOR_OLDER_S,
     ) -> None:
         if poll_s <= 0:
             raise ValueError(f"poll_s must be positive, got {poll_s}")
@@ -119,13 +134,16 @@ class LivePipeline:
         self._on_event = on_event or (lambda _event: None)
         self._on_error = on_error or (lambda _cid, _exc: None)
         self.poll_s = poll_s
+        self.hold_s = hold_s
         self.profile_name = profile_name
         self.stats = LiveStats()
-        # (sequence, prepared, complete_at); with several classifiers the capture is still to prepare
-        self._slot: tuple[int, Prepared | NewCapture, float] | None = None
-        self._sequence = 0  # captures put in the slot so far (reader thread only)
+        # Waiting captures, oldest first: (sequence, prepared, complete_at); with several
+        # classifiers each capture is still to prepare. One place per classifier.
+        self._waiting: deque[tuple[int, Prepared | NewCapture, float]] = deque()
+        self._sequence = 0  # captures put in the mailbox so far (reader thread only)
         self._delivered = -1  # sequence of the newest map handed on (under self._deliver)
-        self._deliver = threading.Lock()  # maps are handed on one at a time, in capture order
+        self._in_flight: set[int] = set()  # sequences taken by a classifier and not yet ended (under self._deliver)
+        self._deliver = threading.Condition()  # maps are handed on one at a time, in capture order
         # The reference half of calibration, once per dark/white pair, per preparing thread.
         self._calibration = threading.local()
         self._cond = threading.Condition()
@@ -154,6 +172,8 @@ class LivePipeline:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
+        with self._deliver:
+            self._deliver.notify_all()
         for thread in self._threads:
             thread.join(timeout)
         self.source.close()
@@ -195,14 +215,15 @@ class LivePipeline:
         if isinstance(event, NewCapture):
             self.stats.captures += 1
             # One classifier: prepare here, overlapping the map being made. Several: each
-            # prepares its own capture, so one replaced in the slot costs only its reading.
+            # prepares its own capture, so one dropped from the mailbox costs only its reading.
             prepared = self._prepare(event) if self.workers == 1 else event
             if prepared is None:
                 return
             with self._cond:
-                if self._slot is not None:
-                    self.stats.skipped += 1  # the classifier was busy; this newer one replaces it
-                self._slot = (self._sequence, prepared, event.complete_at)
+                if len(self._waiting) >= self.workers:
+                    self._waiting.popleft()  # every classifier busy and every place taken: drop the oldest
+                    self.stats.skipped += 1
+                self._waiting.append((self._sequence, prepared, event.complete_at))
                 self._sequence += 1
                 self._cond.notify()
             return
@@ -240,31 +261,45 @@ class LivePipeline:
                 pass
         while True:
             with self._cond:
-                while self._slot is None and not self._stopping.is_set():
+                while not self._waiting and not self._stopping.is_set():
                     self._cond.wait()
                 if self._stopping.is_set():
                     return
-                (sequence, prepared, complete_at), self._slot = self._slot, None
-            if isinstance(prepared, NewCapture):
-                prepared = self._prepare(prepared)
-                if prepared is None:
-                    continue
+                sequence, prepared, complete_at = self._waiting.popleft()
+                with self._deliver:
+                    self._in_flight.add(sequence)
             try:
-                result, reason = self._classify(prepared)
-            except Exception as exc:  # noqa: BLE001 - one failed capture must not end the session
-                self.stats.problems += 1
-                self._on_error(prepared.capture.capture_id, exc)
-                continue
-            with self._deliver:
-                if sequence < self._delivered:  # another classifier already handed on a newer map
-                    with self._cond:
-                        self.stats.skipped += 1
-                    continue
-                self._delivered = sequence
-                done = time.perf_counter()
-                self.stats.classified += 1
-                self.stats.recent.append(done)
-                self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
+                self._classify_one(sequence, prepared, complete_at)
+            finally:
+                with self._deliver:
+                    self._in_flight.discard(sequence)
+                    self._deliver.notify_all()  # a newer map may be waiting for this one
+
+    def _classify_one(self, sequence: int, prepared: Prepared | NewCapture, complete_at: float) -> None:
+        if isinstance(prepared, NewCapture):
+            prepared = self._prepare(prepared)
+            if prepared is None:
+                return
+        try:
+            result, reason = self._classify(prepared)
+        except Exception as exc:  # noqa: BLE001 - one failed capture must not end the session
+            self.stats.problems += 1
+            self._on_error(prepared.capture.capture_id, exc)
+            return
+        with self._deliver:
+            # An older capture still being classified: wait for its map (in order), up to hold_s.
+            self._deliver.wait_for(
+                lambda: self._stopping.is_set() or not any(s < sequence for s in self._in_flight), self.hold_s
+            )
+            if sequence < self._delivered:  # a newer map was already handed on: this one is late
+                with self._cond:
+                    self.stats.skipped += 1
+                return
+            self._delivered = sequence
+            done = time.perf_counter()
+            self.stats.classified += 1
+            self.stats.recent.append(done)
+            self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
 
 
 def local_classifier(

@@ -73,18 +73,19 @@ def session_for(key, padding: str, make_dense, threads: int):
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3  # errors only: no warnings on the user's console
-            session = ort.InferenceSession(dense_onnx_model(make_dense()), options, providers=["CPUExecutionProvider"])
+            model = dense_onnx_model(make_dense(), padding)
+            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
             per_net[cache_key] = (stamp, session)
         return session
 
 
-def dense_logits(key, padding: str, make_dense, padded: np.ndarray, threads: int) -> np.ndarray:
-    """Logits float32 ``(C, H, W)`` of one padded cube ``(B, H + p - 1, W + p - 1)`` through ONNX Runtime
-    (:func:`session_for` gives the session)."""
+def dense_logits(key, padding: str, make_dense, cube: np.ndarray, threads: int) -> np.ndarray:
+    """Logits float32 ``(C, H, W)`` of one cube ``(H, W, B)``, padded with ``padding`` in the graph,
+    through ONNX Runtime (:func:`session_for` gives the session)."""
     from core.model.onnx_graph import INPUT
 
     session = session_for(key, padding, make_dense, threads)
-    return session.run(None, {INPUT: np.ascontiguousarray(padded, dtype=np.float32)[None]})[0][0]
+    return session.run(None, {INPUT: np.ascontiguousarray(cube, dtype=np.float32)[None]})[0][0]
 
 
 def describe_runtime() -> str:

@@ -40,18 +40,29 @@ def predictive_entropy(probs: np.ndarray) -> np.ndarray:
 
     Rows that are all zero (invalid pixels of a map) get 0. ``C == 1`` gives 0 everywhere.
     """
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = np.asarray(probs)
     if probs.ndim < 1 or probs.shape[-1] < 1:
         raise ValueError(f"probabilities must have a class axis, got shape {probs.shape}")
-    if not np.isfinite(probs).all() or (probs < 0).any():
-        raise ValueError("probabilities must be finite and non-negative")
     n_classes = probs.shape[-1]
+    # Class plane by class plane in float32 (a map's probabilities are float32): whole-plane
+    # operations vectorise, where reductions over a last axis of 5 do not (4.4 -> ~1 ms a map).
+    entropy = np.zeros(probs.shape[:-1], dtype=np.float32)
+    p = np.empty_like(entropy)
+    p_log_p = np.empty_like(entropy)
+    for c in range(n_classes):
+        np.copyto(p, probs[..., c], casting="unsafe")
+        if p.size and not (p.min() >= 0):  # also False for NaN
+            raise ValueError("probabilities must be finite and non-negative")
+        p_log_p.fill(0.0)
+        np.log(p, out=p_log_p, where=p > 0)
+        np.multiply(p_log_p, p, out=p_log_p)
+        entropy -= p_log_p
+    if not np.isfinite(entropy).all():  # an infinite probability
+        raise ValueError("probabilities must be finite and non-negative")
     if n_classes == 1:
         return np.zeros(probs.shape[:-1], dtype=np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(probs > 0, probs * np.log(probs), 0.0)
-    entropy = -terms.sum(axis=-1) / math.log(n_classes)
-    return np.clip(entropy, 0.0, 1.0).astype(np.float32)
+    entropy *= np.float32(1.0 / math.log(n_classes))
+    return np.clip(entropy, 0.0, 1.0, out=entropy)
 
 
 def disagreement(member_probs: np.ndarray) -> np.ndarray:

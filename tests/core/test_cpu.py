@@ -73,3 +73,76 @@ def test_run_parallel_keeps_order_runs_at_once_and_raises_the_first_error():
     with pytest.raises(ValueError, match="first"):
         run_parallel([lambda: fails("first"), slow, lambda: fails("second")], threads=2)
     assert ended == [True]  # every call ended before the error came back
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from core.cpu import reuse_freed_memory
+applied = reuse_freed_memory() if sys.argv[1] == "on" else None
+np.ones(1 << 20)  # numpy's own first-use costs
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for k in range(40):  # ever larger buffers, each filled then freed: a fresh mmap each time by default
+    a = np.ones((2 << 20) + k * (64 << 10), np.uint8)
+    del a
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _faults(mode: str, **env) -> tuple[str, int]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    code = env.pop("_CODE", _FAULTS)
+    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True,
+                         env={**clean, **env, "QT_QPA_PLATFORM": "offscreen"},
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    return out[0], int(out[1])
+
+
+def test_freed_buffers_are_reused_not_faulted_in_again_on_glibc():
+    """The allocator keeps freed map buffers (glibc): the next map's buffers cost no page faults."""
+    import platform
+
+    applied, with_reuse = _faults("on")
+    _, without = _faults("off")
+    if platform.libc_ver()[0] != "glibc":
+        assert applied == "False"  # nothing to tune: said, not pretended
+        return
+    assert applied == "True"
+    assert without > 10 * max(with_reuse, 1), (without, with_reuse)
+
+
+def test_a_users_malloc_setting_wins_and_a_child_gets_the_variables():
+    from core.cpu import MMAP_THRESHOLD_BYTES, reuse_freed_memory
+
+    applied, _ = _faults("on", MALLOC_MMAP_THRESHOLD_="131072")
+    assert applied == "False"
+    env: dict[str, str] = {"MALLOC_TRIM_THRESHOLD_": "0"}
+    assert reuse_freed_memory(env) is False  # set for the child, not applied here
+    assert env == {"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES)}
+
+
+@pytest.mark.parametrize("entry", ["app.cli.main", "app.application"])
+def test_the_entry_points_tune_the_allocator_before_the_first_map(entry):
+    """``neurohsi`` (watch, classify, serve) and the GUI: importing the entry point is enough."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        assert _faults("on")[0] == "False"
+        return
+    code = _FAULTS.replace("from core.cpu import reuse_freed_memory", f"import {entry}")
+    _, without = _faults("off")
+    _, with_entry = _faults("off", _CODE=code)
+    assert without > 10 * max(with_entry, 1), (entry, without, with_entry)
+
+
+def test_the_scoring_servers_workers_get_the_allocator_settings():
+    from core.cpu import MMAP_THRESHOLD_BYTES
+    from remote.scoring_server import build_parser, configure_environment
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    configure_environment(build_parser().parse_args([]), environ)
+    assert environ["MALLOC_MMAP_THRESHOLD_"] == str(MMAP_THRESHOLD_BYTES)

@@ -120,10 +120,8 @@ def test_pause_then_resume_takes_the_newest(folder, synthetic, model):
     assert live.stats.skipped == 2
 
 
-def test_two_classifiers_work_at_once_and_an_older_map_finished_late_is_dropped(folder, synthetic, model):
-    """Both cores busy: two captures are classified at the same time; maps still go out newest-last."""
-    sink = Collector()
-    inside, most = [], [0]
+def _two_at_once(model, older_done: threading.Event, newer_done: threading.Event, inside: list, most: list):
+    """A two-worker classify where C02 (older) finishes only after ``older_done`` is set, C03 at once."""
     lock = threading.Lock()
     both_in = threading.Barrier(2, timeout=10)
 
@@ -135,15 +133,21 @@ def test_two_classifiers_work_at_once_and_an_older_map_finished_late_is_dropped(
         if cid in ("ID0009C02", "ID0009C03"):
             both_in.wait()  # only passes when the second classifier took C03 while C02 is in the first
             if cid == "ID0009C02":
-                time.sleep(0.3)  # the older capture finishes after the newer one
+                assert older_done.wait(10)  # the older capture finishes after the newer one
         result = classify_prepared(prepared, model), None
         with lock:
             inside.remove(cid)
+        if cid == "ID0009C03":
+            newer_done.set()
         return result
 
     classify.workers = 2
+    return classify
+
+
+def _run_two(folder, synthetic, classify, sink, **kw):
     raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
-    with _pipeline(folder, classify, sink) as live:
+    with _pipeline(folder, classify, sink, **kw) as live:
         assert live.workers == 2
         write_whole(folder / "ID0009C02.tif", raw)
         time.sleep(0.25)
@@ -152,11 +156,81 @@ def test_two_classifiers_work_at_once_and_an_older_map_finished_late_is_dropped(
         while live.stats.classified + live.stats.skipped < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.2)
-        stats = live.stats
+        return live.stats
+
+
+def test_two_classifiers_work_at_once_and_a_map_finished_first_waits_for_the_older_one(folder, synthetic, model):
+    """Both cores busy; the newer capture's map is ready first but is handed on after the older one's."""
+    sink = Collector()
+    inside, most = [], [0]
+    newer_done = threading.Event()
+    # The older map is released once the newer one has finished and is waiting to be handed on.
+    classify = _two_at_once(model, newer_done, newer_done, inside, most)
+    stats = _run_two(folder, synthetic, classify, sink, hold_s=10.0)
     assert not sink.errors
     assert most[0] == 2  # the two captures were in the classifier at the same time
+    assert [r.prepared.capture.capture_id for r in sink.results] == ["ID0009C02", "ID0009C03"]
+    assert stats.classified == 2 and stats.skipped == 0  # nothing wasted
+    assert sink.results[0].done_at <= sink.results[1].done_at
+
+
+def test_an_older_map_later_than_the_hold_is_dropped_never_shown_after_a_newer_one(folder, synthetic, model):
+    sink = Collector()
+    inside, most = [], [0]
+    newer_shown, newer_done = threading.Event(), threading.Event()
+    original = sink.result
+
+    def result(live):
+        original(live)
+        if live.prepared.capture.capture_id == "ID0009C03":
+            newer_shown.set()
+
+    sink.result = result
+    # The older map is released only once the newer map has been handed on (after the 50 ms hold).
+    classify = _two_at_once(model, newer_shown, newer_done, inside, most)
+    stats = _run_two(folder, synthetic, classify, sink, hold_s=0.05)
+    assert not sink.errors
+    assert most[0] == 2
     assert [r.prepared.capture.capture_id for r in sink.results] == ["ID0009C03"]
     assert stats.classified == 1 and stats.skipped == 1  # C02's late map counted as skipped, not shown
+
+
+def test_with_two_classifiers_two_captures_can_wait_and_a_third_drops_the_oldest(folder, synthetic, model):
+    """Arrivals bunch up at the poll: two waiting captures are both classified; only a third replaces one."""
+    sink = Collector()
+    release = threading.Event()
+    busy = threading.Barrier(3, timeout=10)
+
+    def classify(prepared):
+        if prepared.capture.capture_id in ("ID0009C02", "ID0009C03"):
+            busy.wait()  # both classifiers hold a capture
+            assert release.wait(10)
+        return classify_prepared(prepared, model), None
+
+    classify.workers = 2
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    with _pipeline(folder, classify, sink) as live:
+        write_whole(folder / "ID0009C02.tif", raw)
+        time.sleep(0.15)
+        write_whole(folder / "ID0009C03.tif", raw)
+        busy.wait()
+        for n in (4, 5):  # two arrive while both classifiers are busy: both wait
+            write_whole(folder / f"ID0009C{n:02d}.tif", raw)
+            time.sleep(0.15)
+        deadline = time.monotonic() + 20
+        while live.stats.captures < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert live.stats.skipped == 0
+        write_whole(folder / "ID0009C06.tif", raw)  # a third: the oldest waiting one (C04) is dropped
+        while live.stats.captures < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        release.set()
+        while live.stats.classified + live.stats.skipped < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stats = live.stats
+    names = [r.prepared.capture.capture_id for r in sink.results]
+    assert names == ["ID0009C02", "ID0009C03", "ID0009C05", "ID0009C06"]
+    assert stats.skipped == 1 and stats.classified == 4
 
 
 def test_one_classifier_unless_the_classifier_says_it_can_run_several(folder, synthetic, model, monkeypatch):

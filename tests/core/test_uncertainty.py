@@ -78,6 +78,27 @@ def test_entropy_is_zero_for_certain_one_for_uniform_and_bounded_between():
     assert predictive_entropy(np.zeros((2, 5))).tolist() == [0.0, 0.0]  # invalid pixels
 
 
+def test_entropy_matches_the_textbook_formula_on_a_float32_map():
+    """Worked class plane by class plane in float32: the same values as -sum p log p / log C in float64."""
+    random = np.random.default_rng(6).dirichlet(np.full(5, 0.3), size=(40, 50)).astype(np.float32)
+    random[0, :3] = 0.0  # invalid pixels
+    random[1, 0] = [1, 0, 0, 0, 0]
+    p = random.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1) / np.log(5)
+    np.testing.assert_allclose(predictive_entropy(random), expected, atol=1e-6)
+    members = np.stack([random, random[::-1]])
+    np.testing.assert_allclose(predictive_entropy(members)[1], expected[::-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-0.1, np.nan, np.inf])
+def test_entropy_refuses_probabilities_that_are_not_finite_and_non_negative(bad):
+    probs = np.full((3, 4, 5), 0.2, np.float32)
+    probs[2, 3, 4] = bad
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        predictive_entropy(probs)
+
+
 def test_disagreement_is_zero_when_members_agree_and_one_when_each_is_sure_of_another_class():
     same = np.repeat(np.random.default_rng(6).dirichlet(np.ones(3), size=(1, 7)), 4, axis=0)
     assert np.abs(disagreement(same)).max() < 1e-6
