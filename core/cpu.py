@@ -69,15 +69,16 @@ def reuse_freed_memory(environ=None) -> bool:
         return False
     if any(name in os.environ for name in _MALLOC_ENV):
         return False
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    try:  # "glibc 2.35" on glibc; no such name elsewhere (musl, macOS, Windows)
+        libc_version = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):
+        libc_version = ""
+    if not libc_version.startswith("glibc"):
         return False
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
