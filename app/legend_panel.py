@@ -62,6 +62,11 @@ class LegendPanel(QWidget):
             percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             for column, widget in enumerate((swatch, text, percent)):
                 layout.addWidget(widget, row, column)
+                # Hidden rows keep their space: the panel does not grow under the surgeon's eyes
+                # when a map with flags arrives (nor re-lay the window out: the first map's paint).
+                policy = widget.sizePolicy()
+                policy.setRetainSizeWhenHidden(True)
+                widget.setSizePolicy(policy)
                 widget.hide()
             self.flag_rows[key] = (swatch, text, percent)
         self.rows: list = []  # the core.output.legend.LegendRow list on screen

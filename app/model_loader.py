@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
@@ -33,15 +34,43 @@ def model_hint(exc: BaseException) -> str | None:
 
 
 def preload_job(resolver: Callable[[], object]):
-    """Worker job: ``resolver()`` (loads the model, cached), then one tiny forward pass; returns the model."""
+    """Worker job: ``resolver()`` (loads the model, cached), one tiny forward pass (a model that
+    cannot run fails here), then one full-sensor map thrown away and one more pass of the
+    network at that size, on every core as a click classifies; returns the model.
+
+    The first click's classification took 53-75 ms after the tiny pass alone: the runtime
+    makes its buffers on its first run at a size and plans its memory on the second, and the
+    out-of-distribution check and uncertainty flag had never run. After this warm-up it takes
+    what a later click does (GUI first click to map painted 70 ms, docs/benchmarks/live.md),
+    for ~0.5 s more before the model is "ready" (the window is up long before).
+    """
     yield "loading"  # a cancel point before the heavy imports
     model = resolver()
-    from core.model.inference import predict_dense
+    from core.model.inference import predict_dense, warm_up
 
     info = model.info
     predict_dense(model.net, np.zeros((*WARMUP_SHAPE, info.n_bands), np.float32), padding=info.padding,
                   class_ids=info.class_ids)
+    yield "warming"  # a cancel point
+    try:
+        warm_up(model, threads=None, full_sensor=True)
+        yield "warming"
+        cube_shape = _full_cube_shape(info)
+        if cube_shape is not None:  # the runtime's second run at the size real captures have
+            predict_dense(model.net, np.zeros(cube_shape, np.float32), padding=info.padding, class_ids=info.class_ids)
+    except Exception:  # noqa: BLE001 - only a head start: a real problem shows, reported, on the first click
+        pass
     return model
+
+
+def _full_cube_shape(info) -> tuple[int, int, int] | None:
+    """``(H, W, B)`` of a full-sensor cube of the model's camera profile; None when it is not a built-in one."""
+    from core.capture.camera_profiles import load_profile
+
+    try:
+        return load_profile(info.profile_id).cube_shape
+    except Exception:  # noqa: BLE001 - an unknown profile: no size to warm at
+        return None
 
 
 class ModelLoader(QObject):
@@ -74,7 +103,9 @@ class ModelLoader(QObject):
         holder: list = []
 
         def mine() -> bool:
-            return bool(holder) and holder[0] is self._worker
+            # Not after the loader itself was deleted (its window destroyed without being closed,
+            # while the full-size warm-up was still running): there is no one left to tell.
+            return bool(holder) and holder[0] is self._worker and shiboken6.isValid(self)
 
         def done(model) -> None:
             if mine():

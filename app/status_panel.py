@@ -94,6 +94,9 @@ class StatusPanel(QWidget):
         for widget, stretch in ((self.model_label, 3), (self.source_label, 2), (self.timings_label, 0),
                                 (self.progress, 0), (self.cancel_button, 0)):
             layout.addWidget(widget, stretch)
+        # As tall with the progress bar and Cancel as without: showing them for a job must not
+        # shrink the image above by a few pixels (a jump, and a full repaint of the view, per click).
+        self.setMinimumHeight(max(w.sizeHint().height() for w in (self.progress, self.cancel_button, self.model_label)))
 
     def show_model(self, info, source: str, *, classified_at: str | None = None) -> None:
         """The map on screen came from ``info`` (a :class:`core.model.files.ModelInfo`), run at ``source``

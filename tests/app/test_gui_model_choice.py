@@ -64,3 +64,40 @@ def test_a_model_installed_elsewhere_flags_the_map_on_screen_until_the_next_map(
     after = classify_and_wait(qtbot, window)
     assert after.model.sha256 != before.model.sha256
     assert "model" not in window.warnings.warnings  # the new map is the new model's
+
+
+def test_a_window_destroyed_while_its_model_warms_up_raises_nothing_later(qtbot, small_files, tmp_path, monkeypatch):
+    """The full-size warm-up can outlive a window that was destroyed without being closed."""
+    import threading
+
+    import shiboken6
+    from PySide6.QtCore import QThreadPool
+
+    import core.model.inference as inference
+    from app.application import create_application
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+
+    create_application()
+    warming, release = threading.Event(), threading.Event()
+    real_warm_up = inference.warm_up
+
+    def held_warm_up(*args, **kwargs):
+        warming.set()
+        assert release.wait(30)
+        return real_warm_up(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "warm_up", held_warm_up)
+    _raw, model = small_files
+    window = MainWindow(AppSettings.from_file(tmp_path / "settings.ini"), model_path=model)
+    window.sink.show_dialogs = False
+    window.show()
+    qtbot.waitUntil(warming.is_set, timeout=30_000)
+    loader = window.model_loader
+    with qtbot.captureExceptions() as exceptions:
+        shiboken6.delete(window)  # gone, its loader with it, no closeEvent (no shutdown)
+        assert not shiboken6.isValid(loader)
+        release.set()
+        assert QThreadPool.globalInstance().waitForDone(30_000)
+        qtbot.wait(200)  # the job's "returned" is delivered on this thread
+    assert exceptions == []
