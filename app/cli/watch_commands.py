@@ -153,6 +153,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         on_error=lambda cid, exc: inbox.put(("error", describe_error(cid, exc))),
         poll_s=args.poll_ms / 1000.0,
         profile_name=args.profile,
+        rgb=False,  # no image is written or shown: the map PNG holds class ids, the NPZ no RGB
     )
     print(f"neurohsi: watching {args.folder} (Ctrl+C to stop)", file=sys.stderr, flush=True)
     pipeline.start()

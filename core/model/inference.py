@@ -203,7 +203,7 @@ class Prepared:
 
     capture: Capture
     cube: Cube  # float32 (H, W, B) normalised, with validity mask (H, W) and wavelengths (B,)
-    rgb: np.ndarray  # uint8 (H, W, 3) synthetic RGB
+    rgb: np.ndarray | None  # uint8 (H, W, 3) synthetic RGB; None when not asked for (prepare(rgb=False))
     timings_s: dict[str, float]
     quality: QualityReport | None = None  # assess_quality of the capture + the "featureless" check
     not_measured: np.ndarray | None = None  # bool (H, W): never classified (see :func:`not_measured_pixels`)
@@ -215,6 +215,7 @@ def prepare(
     profile_name: str | None = None,
     references: CalibrationCache | CalibrationReferences | None = None,
     threads: int | None = 1,
+    rgb: bool = True,
 ) -> Prepared:
     """Preprocess ``capture`` (calibration to normalised cube) and build its synthetic RGB.
 
@@ -224,6 +225,8 @@ def prepare(
     against one dark/white pair; the result is bit-identical to preparing without.
     ``threads`` (None: every usable core): the cube is made in bands and the RGB beside the
     quality checks, on that many threads; the same result. Live classifiers keep 1 each.
+    ``rgb=False``: no synthetic RGB (``Prepared.rgb`` None, no "rgb" timing), for a consumer
+    that shows no image (``neurohsi watch``: 4-7 ms of CPU a map saved).
     Timings (s): "preprocess", "rgb", "quality" (each its own wall clock; the last two may
     overlap) and "total".
     """
@@ -240,10 +243,14 @@ def prepare(
         quality = assess_quality(capture)  # ~1 ms: every 4th row and column
         return not_measured_pixels(cube, quality), time.perf_counter() - began
 
-    (rgb, rgb_s), ((quality, masked), quality_s) = run_parallel([rgb_of, quality_of], threads=threads)
+    if rgb:
+        (image, rgb_s), ((quality, masked), quality_s) = run_parallel([rgb_of, quality_of], threads=threads)
+    else:
+        image, ((quality, masked), quality_s) = None, quality_of()
     end = time.perf_counter()
-    timings = {"preprocess": t_pre - start, "rgb": rgb_s, "quality": quality_s, "total": end - start}
-    return Prepared(capture, cube, rgb, timings, quality, masked)
+    timings = {"preprocess": t_pre - start, **({"rgb": rgb_s} if rgb else {}), "quality": quality_s,
+               "total": end - start}
+    return Prepared(capture, cube, image, timings, quality, masked)
 
 
 def not_measured_pixels(cube: Cube, quality: QualityReport) -> tuple[QualityReport, np.ndarray]:
@@ -412,9 +419,8 @@ def warm_up(model: LoadedModel, *, threads: int | None = None, full_sensor: bool
     ``init()``) moves that cost out of the first user's wait. None when the model's profile is
     not a built-in one (nothing to warm with). ``threads``: as the real maps will ask (the
     ONNX Runtime session is per thread count). ``full_sensor``: a frame of the whole sensor
-    rather than the smallest one, so the runtime's buffers are made at the size real captures
-    have (the GUI's first click: 53-75 ms of classification after a small warm-up, 38 after
-    a full one; ~0.15 s more while the model loads).
+    rather than the smallest one the profile accepts (for the thesis profile both give the
+    217 x 409 cube), so the runtime's buffers are made at the size real captures have.
     """
     from core.capture.camera_profiles import load_profile
     from core.errors import ProfileError

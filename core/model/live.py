@@ -121,6 +121,7 @@ class LivePipeline:
         profile_name: str | None = None,
         workers: int | None = None,
         hold_s: float = HOLD_FOR_OLDER_S,
+        rgb: bool = True,
     ) -> None:
         if poll_s <= 0:
             raise ValueError(f"poll_s must be positive, got {poll_s}")
@@ -135,6 +136,7 @@ class LivePipeline:
         self._on_error = on_error or (lambda _cid, _exc: None)
         self.poll_s = poll_s
         self.hold_s = hold_s
+        self.rgb = rgb  # False: no synthetic RGB (a consumer that shows no image, e.g. watch)
         self.profile_name = profile_name
         self.stats = LiveStats()
         # Waiting captures, oldest first: (sequence, prepared, complete_at); with several
@@ -242,7 +244,7 @@ class LivePipeline:
         if cache is None:
             cache = self._calibration.cache = CalibrationCache(size=2)
         try:
-            prepared = prepare(event.capture, profile_name=self.profile_name, references=cache)
+            prepared = prepare(event.capture, profile_name=self.profile_name, references=cache, rgb=self.rgb)
         except Exception as exc:  # noqa: BLE001 - one bad capture must not end the session
             self.stats.problems += 1
             self._on_error(event.capture.capture_id, exc)
@@ -319,8 +321,15 @@ def local_classifier(
         return classify_prepared(prepared, dense, threads=threads), None
 
     classify.workers = max(1, min(LIVE_CLASSIFIERS, usable_cores())) if workers is None else workers
-    # One synthetic map on each classifier thread as the pipeline starts (LivePipeline calls it).
-    classify.warm_up = lambda: warm_up(dense, threads=threads)
+    def warm() -> None:
+        """Two full-sensor synthetic maps on this classifier thread as the pipeline starts (LivePipeline
+        calls it on each): the runtime makes its buffers on the first run at a size and plans its memory
+        on the second, and the two threads' first concurrent maps happen here, not on the camera's first
+        captures (which they made late: 2 of the first 10 at 20/s skipped, docs/benchmarks/live.md)."""
+        for _ in range(2):
+            warm_up(dense, threads=threads, full_sensor=True)
+
+    classify.warm_up = warm
     return classify
 
 

@@ -80,6 +80,7 @@ def test_watch_prints_one_json_line_per_capture_until_sigint(tmp_path):
         assert line["model"]["name"] == "gui-test" and line["source"] == "local" and line["fallback_reason"] is None
         assert abs(sum(line["classes_percent"].values()) - 100.0) < 0.1
         assert {"read", "preprocess", "infer", "total", "file_to_map"} <= set(line["timings_ms"])
+        assert "rgb" not in line["timings_ms"]  # watch shows no image: no synthetic RGB made
         assert line["quality"]["status"] in ("ok", "warning") and line["skipped_total"] == 0
         assert Path(line["outputs"]["map"]).is_file() and Path(line["outputs"]["npz"]).is_file()
     rest = []

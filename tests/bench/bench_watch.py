@@ -107,7 +107,8 @@ def phase(folder, raw, lines: Lines, pid: int, *, rate: float, count: int, start
     got = {n: lines.arrived[n] for n in written if n in lines.arrived}
     latency = np.array([got[n][0] - written[n] for n in got]) * 1000
     records = [got[n][1] for n in sorted(got)]
-    timings = {s: float(np.median([r["timings_ms"].get(s, np.nan) for r in records])) for s in STAGES} if records else {}
+    timings = {s: float(np.median([r["timings_ms"][s] for r in records if s in r["timings_ms"]]))
+               for s in STAGES if any(s in r["timings_ms"] for r in records)}
     internal = [r["timings_ms"]["file_to_map"] for r in records]
 
     def pct(values, q):

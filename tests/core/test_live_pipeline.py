@@ -10,7 +10,7 @@ import torch
 
 from core.capture.files import frame_to_bytes
 from core.capture.source import ReferencesChanged, WatchedFolder
-from core.model.inference import classify, classify_prepared
+from core.model.inference import classify, classify_prepared, prepare
 from core.model.live import LivePipeline, local_classifier
 from core.model.network import Conv2DNet
 from core.model.files import load_model, save_model
@@ -314,7 +314,24 @@ def test_the_local_classifier_warms_the_session_its_maps_use(model, synthetic, m
     monkeypatch.setattr(ort_runtime, "session_for", recording)
     monkeypatch.setenv(ort_runtime.RUNTIME_ENV, "onnxruntime")
     live = local_classifier(model, threads=1)
-    live.warm_up()  # a synthetic frame of the model's profile (small here)
-    assert len(used) == 1
+    live.warm_up()  # two synthetic full-sensor frames of the model's profile (small here)
+    assert len(used) == 2 and used[1] == used[0]  # the second run plans the runtime's memory
     live(prepare(synthetic.to_capture()))
-    assert used[1] == used[0]  # the first real map ran in the session the warm-up built
+    assert used[2] == used[0]  # the first real map ran in the session the warm-up built
+
+
+def test_without_rgb_the_pipeline_makes_the_same_map_and_no_image(folder, synthetic, model):
+    """For a consumer that shows no image (watch): the same cube, quality, mask and map, no RGB."""
+    full, bare = prepare(synthetic.to_capture()), prepare(synthetic.to_capture(), rgb=False)
+    assert bare.rgb is None and "rgb" not in bare.timings_s and full.rgb is not None
+    np.testing.assert_array_equal(bare.cube.data, full.cube.data)
+    np.testing.assert_array_equal(bare.not_measured, full.not_measured)
+    assert bare.quality == full.quality
+    sink = Collector()
+    with _pipeline(folder, local_classifier(model), sink, rgb=False):
+        write_whole(folder / "ID0009C02.tif", frame_to_bytes(synthetic.raw, synthetic.metadata))
+        sink.wait_for(1)
+    assert not sink.errors and len(sink.results) == 1
+    live = sink.results[0]
+    assert live.prepared.rgb is None and live.result.rgb is None
+    np.testing.assert_array_equal(live.result.labels, classify(synthetic.to_capture(), model).labels)
