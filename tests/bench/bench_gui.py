@@ -9,9 +9,10 @@ demo model when present, else a random-weight model of the same shape.
 Each launch is a fresh process (``SESSION_SNIPPET``): it builds the window as
 ``neurohsi gui`` does, reports when the window is shown and when the model is
 ready (both from process start, as the user sees them), opens the capture, then
-times the first Classify click and five more, each from the click to the
-overlay painted. Targets (2 cores): window <= 1.5 s, first click <= 300 ms once
-the model is ready, warm click <= 150 ms, opacity <= 16 ms, hover <= 16 ms.
+times the first Classify click (0.3 s after the image appears; once more in other
+launches at the very moment the capture opened) and five more, each from the click to
+the overlay painted. Targets (2 cores): window <= 1.5 s, first click < 100 ms once
+the model is ready (issue 27), warm click <= 150 ms, opacity <= 16 ms, hover <= 16 ms.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+USER_PAUSE_MS = 300  # from the capture on screen to the first click: quicker than any user
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -36,7 +38,7 @@ from app.labelling.integration import install_labelling
 from app.main_window import MainWindow
 from app.settings import AppSettings
 from PySide6.QtCore import QEventLoop, QTimer
-settings_path, raw, model, warm = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+settings_path, raw, model, warm, idle_ms = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 app = create_application()
 window = MainWindow(AppSettings.from_file(settings_path), model_path=model)
 install_labelling(window)
@@ -65,6 +67,10 @@ while window.model_loader.state != "ready":
         raise SystemExit(text)
 say(event="ready")
 wait(window.capture_opened, lambda: window.open_capture(raw))
+if idle_ms:  # the user looks at the image before clicking: the open's last paints are done
+    pause = QEventLoop()
+    QTimer.singleShot(idle_ms, pause.quit)
+    pause.exec()
 for i in range(1 + warm):
     t0 = time.perf_counter()
     (shown_s,) = wait(window.map_shown, window.actions["classify"].trigger)  # emitted once the map is painted
@@ -73,13 +79,17 @@ window.close()
 """
 
 
-def bench_sessions(tmp: Path, raw: Path, model: Path, runs: int = 3, warm: int = 5) -> dict[str, list[float]]:
-    """Launch ``runs`` fresh app processes; seconds from launch to each event, and click times."""
+def bench_sessions(tmp: Path, raw: Path, model: Path, runs: int = 3, warm: int = 5,
+                   idle_ms: int = USER_PAUSE_MS) -> dict[str, list[float]]:
+    """Launch ``runs`` fresh app processes; seconds from launch to each event, and click times.
+
+    The first click comes ``idle_ms`` after the capture is on screen (0: at once, inside the
+    open's last paints of the spectrum panel)."""
     out: dict[str, list[float]] = {"shown": [], "ready": [], "first": [], "warm": []}
     for run in range(runs):
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", SESSION_SNIPPET, str(tmp / f"session{run}.ini"), str(raw),
-                                 str(model), str(warm)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                                 str(model), str(warm), str(idle_ms)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         for line in proc.stdout:
             event = json.loads(line)
             if event["event"] in ("shown", "ready"):
@@ -137,9 +147,12 @@ def main() -> int:
         tmp = Path(tmp_name)
         raw, model, model_kind = demo_files(tmp)
         sessions = bench_sessions(tmp, raw, model)
+        at_once = bench_sessions(tmp, raw, model, warm=0, idle_ms=0)
         rows.append(("launch to window shown (fresh process)", sessions["shown"], 1500))
         rows.append(("launch to model ready (torch + model on a worker)", sessions["ready"], "-"))
-        rows.append(("first Classify click to overlay painted (model ready)", sessions["first"], 300))
+        rows.append((f"first Classify click to overlay painted (model ready, {USER_PAUSE_MS} ms after the image)",
+                     sessions["first"], 100))
+        rows.append(("same, clicked the moment the capture opened", at_once["first"], "-"))
         rows.append(("warm Classify click to overlay painted", sessions["warm"], 150))
 
         app = create_application()
@@ -189,7 +202,8 @@ def main() -> int:
         "window) to the window's first event-loop tick and to the model loaded and warmed on its worker. "
         "Classify is timed from the action's trigger to the overlay painted in the view (the cube was "
         "preprocessed when the capture was opened); the first click is the first of that process, after the "
-        "model is ready. Opacity and hover include a synchronous repaint of the affected widget.\n\n"
+        f"model is ready, {USER_PAUSE_MS} ms after the capture is on screen (and, in three more launches, at "
+        "the moment it opened, when the spectrum panel's last paints of the open share the cores). Opacity and hover include a synchronous repaint of the affected widget.\n\n"
         + table + "\n"
     )
     return 0
