@@ -67,6 +67,7 @@ class LegendPanel(QWidget):
                 policy = widget.sizePolicy()
                 policy.setRetainSizeWhenHidden(True)
                 widget.setSizePolicy(policy)
+                widget.ensurePolished()  # its style sheet counted in the space kept, before it is first shown
                 widget.hide()
             self.flag_rows[key] = (swatch, text, percent)
         self.rows: list = []  # the core.output.legend.LegendRow list on screen

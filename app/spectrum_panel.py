@@ -69,6 +69,8 @@ class SpectrumPanel(QWidget):
             self.plot.setLabel("bottom", "Band")
         self.hover_curve.setData([], [])
         self.roi_curve.setData([], [])
+        if self.x.size > 1:  # the capture's bands before any spectrum is drawn, not a 0..1 "nm" axis
+            self.plot.setXRange(float(self.x[0]), float(self.x[-1]), padding=0.02)
         self.roi_readout.setText("")
         # The readout described a pixel of the previous capture: never leave it under a new one.
         self.readout.setText("Open a capture, then hover over the image" if cube is None

@@ -68,6 +68,9 @@ class ElidedLabel(QLabel):
         QLabel.setText(self, shown)
 
 
+PROGRESS_MIN_WIDTH, PROGRESS_MAX_WIDTH = 160, 360  # px: the progress bar, sized to its text between these
+
+
 class StatusPanel(QWidget):
     """Model identity, where the map came from, per-stage timings, progress and cancel."""
 
@@ -82,7 +85,7 @@ class StatusPanel(QWidget):
         self.timings_label.setObjectName("status_timings")
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
-        self.progress.setMaximumWidth(160)
+        self.progress.setFixedWidth(PROGRESS_MIN_WIDTH)
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
@@ -139,3 +142,7 @@ class StatusPanel(QWidget):
         if busy:
             self.progress.setValue(int(100 * fraction))
             self.progress.setFormat(f"{text} %p%")
+            # Wide enough for the whole text on one line ("Classifying locally 100%" wrapped and was
+            # cut in the 160 px bar); the model and source labels give way, elided.
+            needed = self.progress.fontMetrics().horizontalAdvance(f"{text} 100%") + 24
+            self.progress.setFixedWidth(min(max(needed, PROGRESS_MIN_WIDTH), PROGRESS_MAX_WIDTH))

@@ -45,6 +45,20 @@ def test_spectrum_is_drawn_in_wavelength_order(qtbot, make_window, small_files):
     assert np.allclose(y, opened.cube.data[4, 6][np.argsort(shuffled)])
 
 
+def test_the_empty_spectrum_plot_spans_the_captures_wavelengths(qtbot, make_window, small_files):
+    """Before any hover the axis already reads 660-960 nm (it said 0.1-0.9 "nm")."""
+    raw, model = small_files
+    window = make_window(model)
+    opened = open_and_wait(qtbot, window, raw)
+    wavelengths = np.asarray(opened.cube.wavelengths_nm)
+    (x_min, x_max), _ = window.spectrum.plot.viewRange()
+    span = wavelengths.max() - wavelengths.min()
+    assert abs(x_min - wavelengths.min()) < 0.05 * span and abs(x_max - wavelengths.max()) < 0.05 * span
+    window.spectrum.show_pixel(4, 6)  # a spectrum drawn keeps the same axis
+    (x_min2, x_max2), _ = window.spectrum.plot.viewRange()
+    assert abs(x_min2 - x_min) < 0.05 * span and abs(x_max2 - x_max) < 0.05 * span
+
+
 def test_clicks_pin_spectra_in_own_colours(qtbot, make_window, small_files):
     raw, model = small_files
     window = make_window(model)
