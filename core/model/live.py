@@ -288,20 +288,26 @@ class LivePipeline:
             self.stats.problems += 1
             self._on_error(prepared.capture.capture_id, exc)
             return
+        # Lock order: _cond before _deliver (the loop takes both); never _cond while holding _deliver.
         with self._deliver:
             # An older capture still being classified: wait for its map (in order), up to hold_s.
             self._deliver.wait_for(
                 lambda: self._stopping.is_set() or not any(s < sequence for s in self._in_flight), self.hold_s
             )
-            if sequence < self._delivered:  # a newer map was already handed on: this one is late
-                with self._cond:
-                    self.stats.skipped += 1
-                return
-            self._delivered = sequence
-            done = time.perf_counter()
-            self.stats.classified += 1
-            self.stats.recent.append(done)
-            self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
+            late = sequence < self._delivered  # a newer map was already handed on
+            if not late:
+                self._hand_on(sequence, prepared, result, reason, complete_at)
+        if late:
+            with self._cond:
+                self.stats.skipped += 1
+
+    def _hand_on(self, sequence: int, prepared: Prepared, result, reason: str | None, complete_at: float) -> None:
+        """Give the consumer the map of capture ``sequence`` (under ``self._deliver``)."""
+        self._delivered = sequence
+        done = time.perf_counter()
+        self.stats.classified += 1
+        self.stats.recent.append(done)
+        self._on_result(LiveResult(prepared, result, reason, complete_at, done, self.stats.skipped))
 
 
 def local_classifier(

@@ -335,3 +335,84 @@ def test_without_rgb_the_pipeline_makes_the_same_map_and_no_image(folder, synthe
     live = sink.results[0]
     assert live.prepared.rgb is None and live.result.rgb is None
     np.testing.assert_array_equal(live.result.labels, classify(synthetic.to_capture(), model).labels)
+
+
+def test_two_classifiers_finishing_out_of_order_under_load_never_lock_up(folder, synthetic, model):
+    """Late maps (no hold at all) while captures keep arriving: every capture ends classified or
+    skipped, in order, and the pipeline stops (a lock taken in two orders would hang here)."""
+    import random
+
+    sink = Collector()
+    rng = random.Random(4)
+
+    def jittery(prepared):
+        time.sleep(rng.uniform(0.0, 0.03))
+        return classify_prepared(prepared, model), None
+
+    jittery.workers = 2
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    live = _pipeline(folder, jittery, sink, hold_s=0.0, poll_s=0.005)
+    live.start()
+    for n in range(2, 42):
+        write_whole(folder / f"ID0009C{n:02d}.tif", raw)
+        time.sleep(0.012)
+    deadline = time.monotonic() + 60
+    while live.stats.classified + live.stats.skipped < live.stats.captures or live.stats.captures < 40:
+        assert time.monotonic() < deadline, (live.stats.captures, live.stats.classified, live.stats.skipped)
+        time.sleep(0.02)
+    live.stop(timeout=30)
+    assert not any(t.is_alive() for t in live._threads)
+    names = [r.prepared.capture.capture_id for r in sink.results]
+    assert names == sorted(names) and len(names) == live.stats.classified and not sink.errors
+
+
+class _OrderedCondition(threading.Condition):
+    """A Condition that notes when ``cond`` is taken by a thread already holding ``deliver``."""
+
+    held = threading.local()
+
+    def __init__(self, name: str, violations: list) -> None:
+        super().__init__()
+        self.name, self.violations = name, violations
+
+    def __enter__(self):
+        stack = self.held.__dict__.setdefault("stack", [])
+        if self.name == "cond" and "deliver" in stack:
+            self.violations.append(threading.current_thread().name)
+        entered = super().__enter__()
+        stack.append(self.name)
+        return entered
+
+    def __exit__(self, *exc):
+        self.held.stack.remove(self.name)
+        return super().__exit__(*exc)
+
+
+def test_the_pipeline_takes_its_two_locks_in_one_order_only(folder, synthetic, model):
+    """The classifier loop takes the mailbox lock, then the hand-on lock; a late map (the path that
+    counts a skip) must not take them the other way round, or two classifiers can deadlock."""
+    violations: list = []
+    sink = Collector()
+    inside, most = [], [0]
+    newer_shown, newer_done = threading.Event(), threading.Event()
+    original = sink.result
+
+    def result(live):
+        original(live)
+        if live.prepared.capture.capture_id == "ID0009C03":
+            newer_shown.set()
+
+    sink.result = result
+    classify = _two_at_once(model, newer_shown, newer_done, inside, most)
+    live = _pipeline(folder, classify, sink, hold_s=0.05)
+    live._cond, live._deliver = _OrderedCondition("cond", violations), _OrderedCondition("deliver", violations)
+    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
+    with live:
+        write_whole(folder / "ID0009C02.tif", raw)
+        time.sleep(0.25)
+        write_whole(folder / "ID0009C03.tif", raw)
+        deadline = time.monotonic() + 20
+        while live.stats.classified + live.stats.skipped < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert live.stats.skipped == 1  # the late path ran
+    assert violations == []
