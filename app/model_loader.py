@@ -53,24 +53,16 @@ def preload_job(resolver: Callable[[], object]):
                   class_ids=info.class_ids)
     yield "warming"  # a cancel point
     try:
-        warm_up(model, threads=None, full_sensor=True)
-        yield "warming"
-        cube_shape = _full_cube_shape(info)
-        if cube_shape is not None:  # the runtime's second run at the size real captures have
+        if warm_up(model, threads=None, full_sensor=True) is not None:  # None: not a built-in profile
+            yield "warming"
+            from core.capture.camera_profiles import load_profile
+
+            # The runtime's second run at the size real captures have.
+            cube_shape = load_profile(info.profile_id).cube_shape
             predict_dense(model.net, np.zeros(cube_shape, np.float32), padding=info.padding, class_ids=info.class_ids)
     except Exception:  # noqa: BLE001 - only a head start: a real problem shows, reported, on the first click
         pass
     return model
-
-
-def _full_cube_shape(info) -> tuple[int, int, int] | None:
-    """``(H, W, B)`` of a full-sensor cube of the model's camera profile; None when it is not a built-in one."""
-    from core.capture.camera_profiles import load_profile
-
-    try:
-        return load_profile(info.profile_id).cube_shape
-    except Exception:  # noqa: BLE001 - an unknown profile: no size to warm at
-        return None
 
 
 class ModelLoader(QObject):

@@ -2,7 +2,7 @@
 
 Written here, in the protocol-buffer wire format of ``onnx.proto`` (IR version 8, opset 17),
 rather than with ``torch.onnx.export``, which needs the ``onnx`` package (31 MB) for a
-graph of six nodes:
+graph of eight nodes:
 
     cube (1, H, W, B) -> Pad p//2 (the model file's mode) -> Transpose to (1, B, H+p-1, W+p-1)
         -> Conv k=2 -> MaxPool 2x2 stride 1 -> Relu
@@ -10,7 +10,8 @@ graph of six nodes:
 
 The cube goes in as the pipeline holds it, ``(H, W, B)``: padding and the change of layout in
 the graph save numpy's transposing pad (~3 ms of the ~27 ms a full map, one thread; ONNX
-Runtime folds the transpose into its own blocked-layout reorder). ``H`` and ``W`` are symbolic: one model serves every capture size. Weights are stored
+Runtime folds the transpose into its own blocked-layout reorder). ``H`` and ``W`` are
+symbolic: one model serves every capture size. Weights are stored
 float32 little-endian (``raw_data``), bit for bit those of the network. The parity of
 the two runtimes (torch and ONNX Runtime) is tested, not assumed
 (tests/core/test_onnx_runtime.py).

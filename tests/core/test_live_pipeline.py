@@ -145,9 +145,13 @@ def _two_at_once(model, older_done: threading.Event, newer_done: threading.Event
     return classify
 
 
-def _run_two(folder, synthetic, classify, sink, **kw):
+def _run_two(folder, synthetic, classify, sink, *, before_start=lambda live: None, **kw):
+    """C02, then C03 0.25 s later, through a two-classifier pipeline; its stats once both ended.
+    ``before_start(pipeline)`` may change the pipeline before its threads start."""
     raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
-    with _pipeline(folder, classify, sink, **kw) as live:
+    pipeline = _pipeline(folder, classify, sink, **kw)
+    before_start(pipeline)
+    with pipeline as live:
         assert live.workers == 2
         write_whole(folder / "ID0009C02.tif", raw)
         time.sleep(0.25)
@@ -174,7 +178,9 @@ def test_two_classifiers_work_at_once_and_a_map_finished_first_waits_for_the_old
     assert sink.results[0].done_at <= sink.results[1].done_at
 
 
-def test_an_older_map_later_than_the_hold_is_dropped_never_shown_after_a_newer_one(folder, synthetic, model):
+def _late_older_map(folder, synthetic, model, **kw):
+    """C02's map is released only once C03's has been handed on (after a 50 ms hold): C02 is late.
+    Returns (sink, most captures in the classifier at once, stats)."""
     sink = Collector()
     inside, most = [], [0]
     newer_shown, newer_done = threading.Event(), threading.Event()
@@ -186,11 +192,15 @@ def test_an_older_map_later_than_the_hold_is_dropped_never_shown_after_a_newer_o
             newer_shown.set()
 
     sink.result = result
-    # The older map is released only once the newer map has been handed on (after the 50 ms hold).
     classify = _two_at_once(model, newer_shown, newer_done, inside, most)
-    stats = _run_two(folder, synthetic, classify, sink, hold_s=0.05)
+    stats = _run_two(folder, synthetic, classify, sink, hold_s=0.05, **kw)
+    return sink, most[0], stats
+
+
+def test_an_older_map_later_than_the_hold_is_dropped_never_shown_after_a_newer_one(folder, synthetic, model):
+    sink, most, stats = _late_older_map(folder, synthetic, model)
     assert not sink.errors
-    assert most[0] == 2
+    assert most == 2
     assert [r.prepared.capture.capture_id for r in sink.results] == ["ID0009C03"]
     assert stats.classified == 1 and stats.skipped == 1  # C02's late map counted as skipped, not shown
 
@@ -392,27 +402,10 @@ def test_the_pipeline_takes_its_two_locks_in_one_order_only(folder, synthetic, m
     """The classifier loop takes the mailbox lock, then the hand-on lock; a late map (the path that
     counts a skip) must not take them the other way round, or two classifiers can deadlock."""
     violations: list = []
-    sink = Collector()
-    inside, most = [], [0]
-    newer_shown, newer_done = threading.Event(), threading.Event()
-    original = sink.result
 
-    def result(live):
-        original(live)
-        if live.prepared.capture.capture_id == "ID0009C03":
-            newer_shown.set()
+    def tracked(live):
+        live._cond, live._deliver = _OrderedCondition("cond", violations), _OrderedCondition("deliver", violations)
 
-    sink.result = result
-    classify = _two_at_once(model, newer_shown, newer_done, inside, most)
-    live = _pipeline(folder, classify, sink, hold_s=0.05)
-    live._cond, live._deliver = _OrderedCondition("cond", violations), _OrderedCondition("deliver", violations)
-    raw = frame_to_bytes(synthetic.raw, synthetic.metadata)
-    with live:
-        write_whole(folder / "ID0009C02.tif", raw)
-        time.sleep(0.25)
-        write_whole(folder / "ID0009C03.tif", raw)
-        deadline = time.monotonic() + 20
-        while live.stats.classified + live.stats.skipped < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    assert live.stats.skipped == 1  # the late path ran
+    _sink, _most, stats = _late_older_map(folder, synthetic, model, before_start=tracked)
+    assert stats.skipped == 1  # the late path ran
     assert violations == []
